@@ -1,0 +1,51 @@
+# cloud-boot: the two commands a newcomer needs are `make iso` and `make test`.
+# Everything else (deps, firmware, run, bench, lint) is reachable too. Each target installs what it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+ARCH   ?= all
+PY     := $(VENV)/bin/python
+CB     := $(VENV)/bin/cloud-boot
+STAMP  := $(VENV)/.installed
+
+.PHONY: all deps firmware iso test unit bench run lint clean
+all: iso
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
+	  echo "+ apt-get install -y python3 python3-venv (python3 -m venv is missing)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --progress-bar on -q -e '.[test]'
+	@touch $@
+
+deps: $(STAMP)
+	$(CB) deps
+
+firmware: $(STAMP)
+	$(CB) firmware --arch $(ARCH)
+
+iso: firmware
+	$(CB) iso-default
+
+run: $(STAMP)
+	$(CB) qemu --arch $(if $(filter all,$(ARCH)),x86_64,$(ARCH)) --built
+
+test: $(STAMP)
+	$(CB) deps
+	$(CB) firmware --arch all
+	$(PY) -m ruff check host harness firmware/modules tests bench
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(CB) deps
+	$(CB) firmware --arch all
+	$(PY) -m bench $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check host harness firmware/modules tests bench
+
+clean:
+	rm -rf build

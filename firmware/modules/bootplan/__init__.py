@@ -1,0 +1,1 @@
+"""bootplan: portable core package (runs on MicroPython and CPython)."""

@@ -1,0 +1,1 @@
+"""compat: portable core package (runs on MicroPython and CPython)."""

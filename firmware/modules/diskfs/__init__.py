@@ -1,0 +1,1 @@
+"""diskfs: portable core package (runs on MicroPython and CPython)."""

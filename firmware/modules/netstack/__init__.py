@@ -1,0 +1,1 @@
+"""netstack: portable core package (runs on MicroPython and CPython)."""

@@ -1,0 +1,1 @@
+"""oci: portable core package (runs on MicroPython and CPython)."""

@@ -1,0 +1,101 @@
+"""Find EDK2 firmware the way libvirt does: through QEMU's firmware descriptors.
+
+Descriptors (`*.json`, QEMU docs/interop/firmware.json) are read from `/etc/qemu/firmware`, the cache's
+unpacked firmware packages and `/usr/share/qemu/firmware`; a descriptor found under an unpacked root has
+its file names re-rooted there. `CLOUDBOOT_FIRMWARE_<ARCH>_CODE` / `_VARS` override everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloudboot.errors import CloudBootError
+
+#: Features that would change what the firmware does to our unsigned app or to the machine model.
+_AVOID = {"secure-boot", "enrolled-keys", "requires-smm", "amd-sev", "amd-sev-es", "amd-sev-snp", "intel-tdx"}
+#: Debian package that ships EDK2 for each arch (named in error messages).
+PACKAGE = {"x86_64": "ovmf", "aarch64": "qemu-efi-aarch64", "riscv64": "qemu-efi-riscv64",
+           "loongarch64": "qemu-efi-loongarch64"}
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """One usable EDK2 build: read-only CODE image and the VARS template to copy per VM."""
+
+    arch: str
+    code: Path
+    vars: Path
+    descriptor: Path | None = None
+
+
+def _roots() -> list[Path]:
+    from cloudboot.toolchain.qemu import firmware_root
+
+    return [Path("/"), firmware_root()]
+
+
+def _descriptor_dirs() -> list[tuple[Path, Path]]:
+    """(root, dir) pairs in priority order: host config, cache-unpacked packages, system packages."""
+    from cloudboot.toolchain.qemu import firmware_root
+
+    return [(Path("/"), Path("/etc/qemu/firmware")),
+            (firmware_root(), firmware_root() / "usr/share/qemu/firmware"),
+            (Path("/"), Path("/usr/share/qemu/firmware"))]
+
+
+def _candidates(arch: str):
+    seen: set[str] = set()
+    for root, d in _descriptor_dirs():
+        if not d.is_dir():
+            continue
+        for f in sorted(d.glob("*.json")):
+            if f.name in seen and root == Path("/"):
+                continue
+            seen.add(f.name)
+            try:
+                desc = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if "uefi" not in desc.get("interface-types", []):
+                continue
+            if not any(t.get("architecture") == arch for t in desc.get("targets", [])):
+                continue
+            if _AVOID & set(desc.get("features", [])):
+                continue
+            mapping = desc.get("mapping", {})
+            if mapping.get("device") != "flash" or mapping.get("mode", "split") != "split":
+                continue
+            try:
+                code = mapping["executable"]["filename"]
+                nvram = mapping["nvram-template"]["filename"]
+            except KeyError:
+                continue
+            yield Firmware(arch, _reroot(root, code), _reroot(root, nvram), f)
+
+
+def _reroot(root: Path, filename: str) -> Path:
+    return root / filename.lstrip("/") if root != Path("/") else Path(filename)
+
+
+def find_firmware(arch: str) -> Firmware:
+    """The EDK2 CODE/VARS pair for arch, or a CloudBootError naming the package (or variable) to set."""
+    key = f"CLOUDBOOT_FIRMWARE_{arch.upper()}"
+    code, nvram = os.environ.get(f"{key}_CODE"), os.environ.get(f"{key}_VARS")
+    if code or nvram:
+        if not (code and nvram):
+            raise CloudBootError(f"set both {key}_CODE and {key}_VARS")
+        for p in (code, nvram):
+            if not Path(p).is_file():
+                raise CloudBootError(f"{key}_*: firmware file {p} does not exist")
+        return Firmware(arch, Path(code), Path(nvram))
+    if arch not in PACKAGE:
+        raise CloudBootError(f"unsupported arch {arch!r}; supported: {', '.join(PACKAGE)}")
+    for fw in _candidates(arch):
+        if fw.code.is_file() and fw.vars.is_file():
+            return fw
+    raise CloudBootError(f"no EDK2 firmware for {arch}: no usable descriptor in /usr/share/qemu/firmware "
+                         f"(install the Debian package '{PACKAGE[arch]}', run 'make deps', or set "
+                         f"{key}_CODE and {key}_VARS)")

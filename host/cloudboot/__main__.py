@@ -1,0 +1,3 @@
+from cloudboot.cli import main
+
+raise SystemExit(main())

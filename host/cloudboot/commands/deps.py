@@ -1,0 +1,36 @@
+"""`cloud-boot deps`: install or check every external part (idempotent, safe to re-run)."""
+
+from __future__ import annotations
+
+import argparse
+
+from cloudboot.run import which
+from cloudboot.toolchain import apt, micropython, qemu, zig
+
+#: Host tools the build and the tests call, with the Debian package of each.
+HOST_PACKAGES = ["make", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk", "e2fsprogs", "xfsprogs",
+                 "btrfs-progs", "gdisk", "xz-utils", "zstd", "cpio"]
+
+
+def ensure_all(*, firmware_tests: bool = True) -> None:
+    """Everything `make firmware` and `make test` need, installed once and then only checked."""
+    apt.system_install(HOST_PACKAGES)
+    print(f"zig: {zig.zig_exe()}")
+    print(f"MicroPython {micropython.VERSION}: {micropython.source_dir()}")
+    print(f"mpy-cross: {micropython.mpy_cross()}")
+    print(f"unix port: {micropython.unix_port()}")
+    if firmware_tests:
+        qemu.ensure_qemu()
+        qemu.ensure_firmware()
+        from cloudboot.harness.firmware import find_firmware
+
+        for arch in qemu.ARCHES:
+            fw = find_firmware(arch)
+            print(f"{arch}: {which(f'qemu-system-{arch}')} QEMU {qemu.qemu_version(f'qemu-system-{arch}')}, "
+                  f"firmware {fw.code}")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("deps", help="install/check the toolchain: MicroPython source, zig, QEMU, EDK2")
+    p.add_argument("--no-qemu", action="store_true", help="skip QEMU and EDK2 (build-only machines)")
+    p.set_defaults(func=lambda a: ensure_all(firmware_tests=not a.no_qemu))

@@ -1,0 +1,1 @@
+"""Firmware build: cross-compile the MicroPython UEFI port with zig, freeze modules, convert ELF -> PE32+."""

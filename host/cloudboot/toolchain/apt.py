@@ -1,0 +1,161 @@
+"""Debian's archive through a private apt configuration (APT_CONFIG), never touching the system's sources.
+
+The archive's address is read from the machine's own apt sources, so nothing here names a host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from cloudboot.errors import CloudBootError
+from cloudboot.paths import cache_dir
+from cloudboot.run import run, which
+
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+def _source_uris() -> list[str]:
+    """Every `deb` URI named by the machine's apt sources (deb822 and one-line formats)."""
+    uris: list[str] = []
+    files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for f in files:
+        if not f.is_file():
+            continue
+        text = f.read_text(errors="replace")
+        if f.suffix == ".sources":
+            uris += re.findall(r"^URIs:\s*(\S+)", text, re.M)
+        else:
+            uris += re.findall(r"^\s*deb(?:-src)?\s+(?:\[[^\]]*\]\s+)?(\S+)", text, re.M)
+    return uris
+
+
+def archive_uri() -> str:
+    """The Debian archive (`.../debian`) this machine's apt already uses; CLOUDBOOT_DEBIAN_MIRROR overrides."""
+    if os.environ.get("CLOUDBOOT_DEBIAN_MIRROR"):
+        return os.environ["CLOUDBOOT_DEBIAN_MIRROR"].rstrip("/")
+    for uri in _source_uris():
+        if uri.rstrip("/").endswith("/debian"):
+            return uri.rstrip("/")
+    raise CloudBootError("no Debian archive URI (ending in /debian) found in /etc/apt/sources.list[.d]; "
+                         "set CLOUDBOOT_DEBIAN_MIRROR")
+
+
+def host_codename() -> str:
+    """The running Debian release's codename (bookworm, trixie, ...)."""
+    text = Path("/etc/os-release").read_text()
+    m = re.search(r"^VERSION_CODENAME=(\S+)", text, re.M)
+    return m.group(1) if m else "unknown"
+
+
+def host_arch() -> str:
+    """dpkg's name for the host architecture."""
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+
+
+class PrivateApt:
+    """An apt universe of its own under the cache: its own sources, lists and package cache.
+
+    `system_status=True` shares dpkg's status so that `install` resolves against what is installed
+    (used to install QEMU from backports); otherwise it only downloads.
+    """
+
+    def __init__(self, name: str, suites: list[str], archs: list[str] | None = None, *,
+                 deb_src: bool = False, system_status: bool = False, components: str = "main") -> None:
+        self.root = cache_dir() / "apt" / name
+        self.archs = archs or [host_arch()]
+        self.suites, self.deb_src, self.system_status, self.components = suites, deb_src, system_status, components
+        self.config = self.root / "apt.conf"
+
+    def _write_config(self) -> None:
+        uri = archive_uri()
+        for d in ("lists/partial", "cache/archives/partial", "preferences.d"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        arch = ",".join(self.archs)
+        lines = []
+        for suite in self.suites:
+            lines.append(f"deb [arch={arch} signed-by={KEYRING}] {uri} {suite} {self.components}")
+            if self.deb_src:
+                lines.append(f"deb-src [signed-by={KEYRING}] {uri} {suite} {self.components}")
+        (self.root / "sources.list").write_text("\n".join(lines) + "\n")
+        status = "/var/lib/dpkg/status" if self.system_status else "/dev/null"
+        archs = " ".join(f'"{a}";' for a in self.archs)
+        self.config.write_text(
+            f'Dir::Etc::SourceList "{self.root}/sources.list";\n'
+            'Dir::Etc::SourceParts "/dev/null";\n'
+            'Dir::Etc::Preferences "/dev/null";\n'
+            f'Dir::Etc::PreferencesParts "{self.root}/preferences.d";\n'
+            f'Dir::State::Lists "{self.root}/lists";\n'
+            f'Dir::State::status "{status}";\n'
+            f'Dir::Cache "{self.root}/cache";\n'
+            f'APT::Architecture "{self.archs[0]}";\n'
+            f"APT::Architectures {{ {archs} }};\n"
+            'Acquire::Languages "none";\n'
+            'Acquire::Retries "3";\n'
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment for apt commands run against this configuration."""
+        return {**os.environ, "APT_CONFIG": str(self.config), "DEBIAN_FRONTEND": "noninteractive"}
+
+    def update(self, max_age_s: float = 6 * 3600) -> None:
+        """`apt-get update` unless the lists are younger than max_age_s."""
+        which("apt-get")
+        self._write_config()
+        stamp = self.root / "updated"
+        import time
+
+        if stamp.exists() and time.time() - stamp.stat().st_mtime < max_age_s:
+            return
+        run(["apt-get", "update"], env=self.env())
+        stamp.touch()
+
+    def download(self, packages: list[str], dest: Path) -> list[Path]:
+        """Download .deb files (apt checks them against the signed indexes) into dest; return their paths."""
+        self.update()
+        dest.mkdir(parents=True, exist_ok=True)
+        before = set(dest.glob("*.deb"))
+        run(["apt-get", "download", *packages], cwd=dest, env=self.env())
+        return sorted(set(dest.glob("*.deb")) - before) or sorted(dest.glob("*.deb"))
+
+    def source(self, package: str, dest: Path) -> None:
+        """`apt-get source --download-only` into dest (orig tarball, debian tarball, .dsc)."""
+        self.update()
+        dest.mkdir(parents=True, exist_ok=True)
+        run(["apt-get", "source", "--download-only", package], cwd=dest, env=self.env())
+
+    def install(self, packages: list[str], target_release: str | None = None) -> None:
+        """Install into the system, resolving against this configuration's suites (needs root)."""
+        self.update()
+        cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends"]
+        if target_release:
+            cmd += ["-t", target_release]
+        run([*cmd, *packages], env=self.env())
+
+
+def system_install(packages: list[str]) -> None:
+    """Install packages from the system's own sources (root; `apt-get update` once per run if needed)."""
+    missing = [p for p in packages if not _installed(p)]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise CloudBootError(f"missing Debian packages {' '.join(missing)}: run "
+                             f"'sudo apt-get install {' '.join(missing)}'")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
+    except CloudBootError:
+        run(["apt-get", "update", "-q"], env=env)
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
+
+
+def _installed(package: str) -> bool:
+    proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+    return proc.returncode == 0 and "install ok installed" in proc.stdout
+
+
+def extract_deb(deb: Path, root: Path) -> None:
+    """Unpack a .deb's files under root (no maintainer scripts, no dpkg database)."""
+    run(["dpkg-deb", "-x", deb, root], quiet=True)
