@@ -15,7 +15,7 @@ from pathlib import Path
 from cloudboot.errors import CloudBootError
 
 #: Features that would change what the firmware does to our unsigned app or to the machine model.
-_AVOID = {"secure-boot", "enrolled-keys", "requires-smm", "amd-sev", "amd-sev-es", "amd-sev-snp", "intel-tdx"}
+_AVOID = {"secure-boot", "enrolled-keys", "requires-smm"}
 #: Debian package that ships EDK2 for each arch (named in error messages).
 PACKAGE = {"x86_64": "ovmf", "aarch64": "qemu-efi-aarch64", "riscv64": "qemu-efi-riscv64",
            "loongarch64": "qemu-efi-loongarch64"}
