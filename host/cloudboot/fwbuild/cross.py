@@ -19,12 +19,12 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {
-    "x86_64": Target("x86_64", "x86_64-freestanding", ("-mno-red-zone",), 0x8664, "BOOTX64.EFI"),
-    "aarch64": Target("aarch64", "aarch64-freestanding", ("-mstrict-align",), 0xAA64, "BOOTAA64.EFI"),
-    "riscv64": Target("riscv64", "riscv64-freestanding", ("-march=rv64gc", "-mabi=lp64d"), 0x5064,
+    "x86_64": Target("x86_64", "x86_64-linux-none", ("-mno-red-zone",), 0x8664, "BOOTX64.EFI"),
+    "aarch64": Target("aarch64", "aarch64-linux-none", ("-mstrict-align",), 0xAA64, "BOOTAA64.EFI"),
+    "riscv64": Target("riscv64", "riscv64-linux-none", (), 0x5064,
                       "BOOTRISCV64.EFI"),
     # LSX/LASX trap (#SXD) in UEFI context: the firmware does not enable the vector units.
-    "loongarch64": Target("loongarch64", "loongarch64-freestanding", ("-mno-lsx", "-mno-lasx"), 0x6264,
+    "loongarch64": Target("loongarch64", "loongarch64-linux-none", ("-mno-lsx", "-mno-lasx"), 0x6264,
                           "BOOTLOONGARCH64.EFI"),
 }
 

@@ -1,0 +1,27 @@
+"""Frozen boot module: runs after the banner. Decides between the REPL and the loader."""
+
+import uefi
+
+WINDOW_MS = 1500
+
+
+def _wants_repl():
+    words = (uefi.load_options() + " " + uefi.cmdline_variable()).split()
+    if "cloudboot.repl" in words:
+        return True
+    print("cloud-boot: press any key for the REPL")
+    return uefi.console.key_within(WINDOW_MS)
+
+
+def main():
+    if _wants_repl():
+        return
+    try:
+        import loader  # the boot cascade (disk, UKI stub, network) when it is frozen in
+    except ImportError:
+        print("cloud-boot: no loader in this build; entering the REPL")
+        return
+    loader.run()
+
+
+main()

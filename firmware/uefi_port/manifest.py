@@ -1,0 +1,3 @@
+# Frozen into every BOOT<ARCH>.EFI. $(CB_MODULES) is firmware/modules.
+module("_boot.py", base_path="$(CB_MODULES)")
+package("uefi", base_path="$(CB_MODULES)")

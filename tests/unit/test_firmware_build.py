@@ -1,0 +1,41 @@
+"""The built firmware files (`make firmware`, which `make test` runs first): PE32+ facts and size budget."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pefile
+import pytest
+
+from cloudboot.fwbuild.cross import TARGETS
+from cloudboot.fwbuild.firmware import firmware_dir
+
+MAX_SIZE = 1 << 20  # issue 2: each BOOT<ARCH>.EFI <= 1 MiB
+
+
+@pytest.mark.parametrize("arch", list(TARGETS))
+def test_firmware_is_pe32plus_of_its_arch(arch: str) -> None:
+    target = TARGETS[arch]
+    path = firmware_dir() / target.efi_name
+    assert path.is_file(), f"{path} missing: run `make firmware`"
+    size = path.stat().st_size
+    assert size <= MAX_SIZE, f"{path.name} is {size} bytes, over the 1 MiB budget"
+    pe = pefile.PE(str(path), fast_load=False)
+    assert pe.OPTIONAL_HEADER.Magic == 0x20B
+    assert pe.FILE_HEADER.Machine == target.pe_machine
+    assert pe.OPTIONAL_HEADER.Subsystem == 10
+    assert pe.OPTIONAL_HEADER.CheckSum == pe.generate_checksum()
+    relocs = pe.OPTIONAL_HEADER.DATA_DIRECTORY[5]
+    assert relocs.Size > 0, "no base relocations: the image could only load at its link address"
+    assert not pe.get_warnings(), pe.get_warnings()
+
+
+def test_unknown_arch_is_refused_naming_the_supported_ones() -> None:
+    proc = subprocess.run([sys.executable, "-m", "cloudboot", "firmware", "--arch", "sparc"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "unsupported arch 'sparc'" in proc.stderr
+    for arch in TARGETS:
+        assert arch in proc.stderr
+    assert "Traceback" not in proc.stderr
