@@ -1,6 +1,7 @@
 /* _uefi: the firmware as seen from Python. System table, image handle, and a call of any firmware
  * function pointer under the UEFI calling convention. Memory access goes through uctypes. */
 #include "py/runtime.h"
+#include <string.h>
 #include "py/objstr.h"
 #include "efi.h"
 
@@ -58,6 +59,44 @@ static mp_obj_t uefi_addressof(mp_obj_t o) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(uefi_addressof_obj, uefi_addressof);
 
+/* The one firmware callback that must be C: EFI_LOAD_FILE2_PROTOCOL serving the initrd to the Linux EFI
+ * stub (installed from Python, uefi/handoff.py, on a handle with the LINUX_EFI_INITRD_MEDIA_GUID path). */
+typedef struct {
+    EFI_STATUS (EFIAPI *LoadFile)(void *This, void *FilePath, uint8_t BootPolicy, uint64_t *BufferSize, void *Buffer);
+} LOAD_FILE2_PROTOCOL;
+
+static struct { uint64_t addr, size; } initrd;
+
+static EFI_STATUS EFIAPI initrd_load_file(void *This, void *FilePath, uint8_t BootPolicy, uint64_t *BufferSize,
+    void *Buffer) {
+    if (BootPolicy) {
+        return EFI_ERROR_BIT | 3; /* EFI_UNSUPPORTED: only LoadFile2 semantics */
+    }
+    if (!BufferSize) {
+        return EFI_ERROR_BIT | 2; /* EFI_INVALID_PARAMETER */
+    }
+    if (!initrd.size) {
+        return EFI_ERROR_BIT | 14; /* EFI_NOT_FOUND */
+    }
+    if (!Buffer || *BufferSize < initrd.size) {
+        *BufferSize = initrd.size;
+        return EFI_ERROR_BIT | 5; /* EFI_BUFFER_TOO_SMALL: the size query */
+    }
+    memcpy(Buffer, (void *)(uintptr_t)initrd.addr, initrd.size);
+    *BufferSize = initrd.size;
+    return EFI_SUCCESS;
+}
+
+static LOAD_FILE2_PROTOCOL initrd_protocol = { initrd_load_file };
+
+/* initrd_protocol(addr, size) -> int: serve `size` bytes at `addr`; returns the interface address. */
+static mp_obj_t uefi_initrd_protocol(mp_obj_t addr, mp_obj_t size) {
+    initrd.addr = mp_obj_int_get_uint_checked(addr);
+    initrd.size = mp_obj_int_get_uint_checked(size);
+    return mp_obj_new_int_from_ull((uintptr_t)&initrd_protocol);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(uefi_initrd_protocol_obj, uefi_initrd_protocol);
+
 #if defined(__x86_64__)
 #define ARCH_QSTR MP_QSTR_x86_64
 #elif defined(__aarch64__)
@@ -74,6 +113,7 @@ static const mp_rom_map_elem_t uefi_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_system_table), MP_ROM_PTR(&uefi_system_table_obj) },
     { MP_ROM_QSTR(MP_QSTR_image_handle), MP_ROM_PTR(&uefi_image_handle_obj) },
     { MP_ROM_QSTR(MP_QSTR_addressof), MP_ROM_PTR(&uefi_addressof_obj) },
+    { MP_ROM_QSTR(MP_QSTR_initrd_protocol), MP_ROM_PTR(&uefi_initrd_protocol_obj) },
     { MP_ROM_QSTR(MP_QSTR_ARCH), MP_ROM_QSTR(ARCH_QSTR) },
 };
 static MP_DEFINE_CONST_DICT(uefi_globals, uefi_globals_table);

@@ -14,7 +14,7 @@ _ST_VENDOR, _ST_CONIN, _ST_CONOUT, _ST_RT, _ST_BS = 24, 48, 64, 88, 96
 _BS = {
     "AllocatePages": 2, "FreePages": 3, "GetMemoryMap": 4, "AllocatePool": 5, "FreePool": 6,
     "CreateEvent": 7, "WaitForEvent": 9, "CheckEvent": 12, "InstallProtocolInterface": 13,
-    "UninstallProtocolInterface": 15, "HandleProtocol": 16, "LocateHandle": 19, "LoadImage": 22,
+    "UninstallProtocolInterface": 15, "HandleProtocol": 16, "LocateHandle": 19, "LocateDevicePath": 20, "LoadImage": 22,
     "StartImage": 23, "Exit": 24, "UnloadImage": 25, "Stall": 28, "SetWatchdogTimer": 29,
     "ConnectController": 30, "OpenProtocol": 32, "CloseProtocol": 33, "LocateHandleBuffer": 36,
     "LocateProtocol": 37, "InstallMultipleProtocolInterfaces": 38, "UninstallMultipleProtocolInterfaces": 39,
@@ -63,10 +63,14 @@ def check(what, status):
     return status
 
 
+def bs_fn(name):
+    """Address of a boot service (for calls whose status the caller interprets itself)."""
+    return _table_fn(mem.u64(_uefi.system_table() + _ST_BS), _BS[name])
+
+
 def bs_call(name, *args):
     """Call a boot service by name; raises EfiError on an error status."""
-    bs = mem.u64(_uefi.system_table() + _ST_BS)
-    return check(name, _uefi.call(_table_fn(bs, _BS[name]), *args))
+    return check(name, _uefi.call(bs_fn(name), *args))
 
 
 def rt_call(name, *args):
@@ -117,8 +121,7 @@ def locate_handles(guid=None):
     """All handles that carry protocol `guid` (every handle when guid is None; empty list if none)."""
     count, buf = _out_ptr(), _out_ptr()
     search = 0 if guid is None else 2  # AllHandles / ByProtocol
-    status = _uefi.call(mem.u64(mem.u64(_uefi.system_table() + _ST_BS) + 24 + 8 * _BS["LocateHandleBuffer"]),
-                        search, guid, 0, count, buf)
+    status = _uefi.call(bs_fn("LocateHandleBuffer"), search, guid, 0, count, buf)
     if status & ERROR_BIT:
         if status & ~ERROR_BIT == 14:  # EFI_NOT_FOUND
             return []
@@ -139,7 +142,7 @@ def connect_all():
     if _connected:
         return
     for h in locate_handles():
-        _uefi.call(_table_fn(mem.u64(_uefi.system_table() + _ST_BS), _BS["ConnectController"]), h, 0, 0, 1)
+        _uefi.call(bs_fn("ConnectController"), h, 0, 0, 1)
     _connected = True
 
 
