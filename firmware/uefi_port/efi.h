@@ -52,7 +52,16 @@ typedef struct {
     void *LoadImage, *StartImage, *Exit, *UnloadImage, *ExitBootServices, *GetNextMonotonicCount;
     EFI_STATUS (EFIAPI *Stall)(uint64_t Microseconds);
     EFI_STATUS (EFIAPI *SetWatchdogTimer)(uint64_t Timeout, uint64_t Code, uint64_t Size, CHAR16 *Data);
+    void *ConnectController, *DisconnectController, *OpenProtocol, *CloseProtocol, *OpenProtocolInformation;
+    void *ProtocolsPerHandle, *LocateHandleBuffer;
+    EFI_STATUS (EFIAPI *LocateProtocol)(const void *Protocol, void *Registration, void **Interface);
 } EFI_BOOT_SERVICES;
+
+typedef struct EFI_SERIAL_IO_PROTOCOL {
+    uint32_t Revision;
+    void *Reset, *SetAttributes, *SetControl, *GetControl;
+    EFI_STATUS (EFIAPI *Write)(struct EFI_SERIAL_IO_PROTOCOL *, uint64_t *BufferSize, const void *Buffer);
+} EFI_SERIAL_IO_PROTOCOL;
 
 typedef struct {
     EFI_TABLE_HEADER Hdr;

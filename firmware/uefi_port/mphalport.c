@@ -4,14 +4,47 @@
 #include "py/mpconfig.h"
 #include "py/runtime.h"
 #include "py/stream.h"
+#include "shared/runtime/pyexec.h"
 #include "efi.h"
 
 /* ---- console output: UTF-8 -> UCS-2 in chunks to ConOut (the serial console on QEMU) ----
  * ConOut only carries printable characters plus BS, TAB, LF and CR (EDK2's terminal turns the rest into
- * '?' on VT100/UTF-8 terminals), so other control characters go out in caret notation: the raw REPL's
- * EOT (0x04) arrives as "^D" on every arch. ESC passes unchanged for the terminals that understand it. */
+ * '?' on VT100/UTF-8 terminals), so other control characters go out in caret notation. ESC passes
+ * unchanged for the terminals that understand it. */
+
+/* The raw REPL is a machine protocol over the serial line: it goes straight to EFI_SERIAL_IO, byte for
+ * byte (no '?' for EOT, no line wrapping at the terminal's column count). */
+static EFI_SERIAL_IO_PROTOCOL *serial_io(void) {
+    static const uint8_t guid[16] = { 0x6f, 0xcf, 0x25, 0xbb, 0xd4, 0xf1, 0xd2, 0x11,
+                                      0x9a, 0x0c, 0x00, 0x90, 0x27, 0x3f, 0xc1, 0xfd };
+    static EFI_SERIAL_IO_PROTOCOL *serial;
+    static bool probed;
+    if (!probed) {
+        probed = true;
+        if (cb_st->BootServices->LocateProtocol(guid, NULL, (void **)&serial) != EFI_SUCCESS) {
+            serial = NULL;
+        }
+    }
+    return serial;
+}
+
+static bool serial_write(const char *str, size_t len) {
+    EFI_SERIAL_IO_PROTOCOL *serial = serial_io();
+    while (serial && len) {
+        uint64_t n = len;
+        if (serial->Write(serial, &n, str) != EFI_SUCCESS && n == 0) {
+            return false;
+        }
+        str += n;
+        len -= n;
+    }
+    return serial != NULL;
+}
 
 mp_uint_t mp_hal_stdout_tx_strn(const char *str, size_t len) {
+    if (pyexec_mode_kind == PYEXEC_MODE_RAW_REPL && serial_write(str, len)) {
+        return len;
+    }
     CHAR16 buf[129];
     size_t n = 0;
     const uint8_t *s = (const uint8_t *)str, *end = s + len;

@@ -273,6 +273,7 @@ def convert(elf_path: str | Path, efi_path: str | Path, *, subsystem: int = 10) 
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(image)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, efi_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

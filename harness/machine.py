@@ -1,0 +1,230 @@
+"""One QEMU virtual machine with EDK2: start, serial console, expect, QMP, shutdown, always cleaned up."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+
+from cloudboot.errors import CloudBootError
+from cloudboot.harness import console, esp
+from cloudboot.harness.firmware import find_firmware
+from cloudboot.harness.profiles import profile
+from cloudboot.run import which
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for m in list(_LIVE):
+        m.kill()
+
+
+class HarnessTimeout(CloudBootError):
+    """Something expected on the console did not come in time; the message carries the transcript."""
+
+
+class Machine:
+    """A QEMU guest booting EDK2 and then an EFI app (`efi`, via QEMU's kernel loader so LoadOptions can be
+    set, or from a generated ESP with `esp=True`), a disk image or an ISO.
+
+    Use as a context manager: QEMU is killed on exit whatever happened.
+    """
+
+    def __init__(self, arch: str, *, efi: Path | None = None, append: str | None = None, esp: bool = False,
+                 disks: list[Path] = (), iso: Path | None = None, nics: int = 0, memory_mb: int | None = None,
+                 extra: list[str] = (), echo: bool = False) -> None:
+        self.profile = profile(arch)
+        self.arch = self.profile.arch
+        self.efi, self.append, self.use_esp = efi, append, esp
+        self.disks, self.iso, self.nics = [Path(d) for d in disks], iso, nics
+        self.memory_mb = memory_mb or self.profile.memory_mb
+        self.extra, self.echo = list(extra), echo
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"cloudboot-vm-{self.arch}-"))
+        self.proc: subprocess.Popen | None = None
+        self.raw = bytearray()
+        self._cond = threading.Condition()
+        self._pos = 0  # expect() consumes the transcript up to here
+        self.t0 = 0.0
+        self.marks: dict[str, float] = {}
+
+    # ---- lifecycle ----
+    def command(self) -> list[str]:
+        """The QEMU command line (also what `cloud-boot qemu` echoes)."""
+        p = self.profile
+        fw = find_firmware(self.arch)
+        vars_copy = self.workdir / "vars.fd"
+        if not vars_copy.exists():
+            shutil.copyfile(fw.vars, vars_copy)
+        cmd = [which(p.qemu, f"running {self.arch} guests"), "-M", p.machine, *p.cpu, "-m", str(self.memory_mb),
+               # not -nographic: it multiplexes the monitor on stdio, and its Ctrl-A escape eats the raw REPL's.
+               "-display", "none", "-serial", "stdio", "-monitor", "none",
+               "-boot", "menu=on,splash-time=0", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+               "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={fw.code}",
+               "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"]
+        index = 1
+        if self.efi and self.use_esp:
+            image = esp.make_esp(self.workdir / "esp.img", {f"EFI/BOOT/{p.efi_name}": Path(self.efi)})
+            cmd += _disk(image, "esp", index)
+            index += 1
+        elif self.efi:
+            cmd += ["-kernel", str(self.efi)]
+            if self.append is not None:
+                cmd += ["-append", self.append]
+        if self.iso:
+            cmd += ["-drive", f"if=none,id=cd,format=raw,media=cdrom,readonly=on,file={self.iso}",
+                    "-device", "virtio-scsi-pci,id=scsi", "-device", f"scsi-cd,drive=cd,bootindex={index}"]
+            index += 1
+        for n, disk in enumerate(self.disks):
+            cmd += _disk(disk, f"d{n}", index)
+            index += 1
+        for n in range(self.nics):
+            cmd += ["-netdev", f"user,id=n{n}", "-device", f"virtio-net-pci,netdev=n{n},romfile="]
+        if not self.nics:
+            cmd += ["-net", "none"]
+        return cmd + self.extra
+
+    @property
+    def qmp_path(self) -> Path:
+        return self.workdir / "qmp.sock"
+
+    def start(self) -> Machine:
+        """Start QEMU and the serial reader."""
+        cmd = self.command()
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        _LIVE.add(self)
+        threading.Thread(target=self._reader, daemon=True).start()
+        return self
+
+    def __enter__(self) -> Machine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+    def _reader(self) -> None:
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            with self._cond:
+                if chunk:
+                    self.raw += chunk
+                self._cond.notify_all()
+            if not chunk:
+                return
+            if self.echo:
+                sys.stdout.write(console.clean(chunk).decode("utf-8", "replace"))
+                sys.stdout.flush()
+
+    def kill(self) -> None:
+        """Stop QEMU now (no-op if it has exited) and remove the VM's files."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def wait(self, timeout: float) -> int:
+        """QEMU's exit status, waiting up to `timeout` seconds (then killed, HarnessTimeout)."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise HarnessTimeout(f"{self.arch}: QEMU still running after {timeout:.0f} s\n{self.tail()}") from None
+
+    def quit(self) -> int:
+        """Clean shutdown through QMP `quit`; returns QEMU's exit status."""
+        if self.proc.poll() is None:
+            asyncio.run(_qmp(self.qmp_path, "quit"))
+        return self.wait(30)
+
+    def qmp(self, command: str, **args: object) -> object:
+        """Run one QMP command and return its result."""
+        return asyncio.run(_qmp(self.qmp_path, command, args))
+
+    # ---- console ----
+    @property
+    def text(self) -> str:
+        """The whole console transcript so far, cleaned of escapes and firmware noise."""
+        with self._cond:
+            raw = bytes(self.raw)
+        return console.clean(raw).decode("utf-8", "replace")
+
+    def tail(self, n: int = 60) -> str:
+        """The last n lines of the transcript, for error messages."""
+        return "--- console (last lines) ---\n" + "\n".join(self.text.splitlines()[-n:])
+
+    def expect(self, pattern: str | bytes | re.Pattern, timeout: float = 60, mark: str | None = None) -> re.Match:
+        """Wait until `pattern` (regex or plain text) appears after the previous match; returns the match.
+
+        `mark` records the seconds since QEMU started under that name (see `marks`)."""
+        if isinstance(pattern, str):
+            pattern = re.compile(re.escape(pattern.encode()))
+        elif isinstance(pattern, bytes):
+            pattern = re.compile(re.escape(pattern))
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                text = console.clean(bytes(self.raw))
+                m = pattern.search(text, self._pos)
+                if m:
+                    self._pos = m.end()
+                    if mark:
+                        self.marks[mark] = time.monotonic() - self.t0
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    break
+                self._cond.wait(min(left, 0.5))
+        why = "QEMU exited" if self.proc.poll() is not None else f"timed out after {timeout:.0f} s"
+        self.kill()
+        raise HarnessTimeout(f"{self.arch}: waiting for {pattern.pattern!r}: {why}\n{self.tail()}")
+
+    def send(self, data: bytes | str) -> None:
+        """Type bytes on the serial console."""
+        if isinstance(data, str):
+            data = data.encode()
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise HarnessTimeout(f"{self.arch}: QEMU has exited; cannot send input\n{self.tail()}") from None
+
+
+def _disk(path: Path, node: str, bootindex: int) -> list[str]:
+    # Once any device has a bootindex, OVMF connects only devices that have one: give every disk one.
+    with open(path, "rb") as f:
+        fmt = "qcow2" if f.read(4) == b"QFI\xfb" else "raw"
+    return ["-drive", f"if=none,id={node},format={fmt},file={path}",
+            "-device", f"virtio-blk-pci,drive={node},bootindex={bootindex}"]
+
+
+async def _qmp(sock: Path, command: str, args: dict | None = None) -> object:
+    from qemu.qmp import QMPClient
+
+    client = QMPClient("cloud-boot")
+    for _ in range(100):
+        if sock.exists():
+            break
+        await asyncio.sleep(0.05)
+    await client.connect(str(sock))
+    try:
+        return await client.execute(command, args or None)
+    finally:
+        try:
+            await client.disconnect()
+        except (EOFError, ConnectionError):
+            pass  # after `quit` QEMU closes the socket first
