@@ -55,6 +55,7 @@ class Machine:
         self.raw = bytearray()
         self._cond = threading.Condition()
         self._pos = 0  # expect() consumes the transcript up to here
+        self._echoed = 0
         self.t0 = 0.0
         self.marks: dict[str, float] = {}
 
@@ -127,8 +128,18 @@ class Machine:
             if not chunk:
                 return
             if self.echo:
-                sys.stdout.write(console.clean(chunk).decode("utf-8", "replace"))
-                sys.stdout.flush()
+                self._echo()
+
+    def _echo(self) -> None:
+        # Clean the whole transcript, not the chunk: escape sequences and noise lines span chunk boundaries.
+        with self._cond:
+            text = console.clean(bytes(self.raw))
+        hold = text.rfind(b"\x1b", max(0, len(text) - 16))
+        upto = hold if hold >= self._echoed else len(text)
+        if upto > self._echoed:
+            sys.stdout.write(text[self._echoed:upto].decode("utf-8", "replace"))
+            sys.stdout.flush()
+            self._echoed = upto
 
     def kill(self) -> None:
         """Stop QEMU now (no-op if it has exited) and remove the VM's files."""

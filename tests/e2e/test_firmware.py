@@ -92,3 +92,16 @@ def test_key_press_in_boot_window_enters_repl_from_esp(machine) -> None:
     repl.enter()  # sees the prompt for a key, presses one, then enters raw mode
     assert "cloud-boot: press any key for the REPL" in m.text
     assert repl.exec("import uefi; print(repr(uefi.load_options()), 6*7)") in ("'' 42\n",)
+
+
+def test_hanging_exec_is_killed_at_timeout_with_transcript(machine) -> None:
+    from cloudboot.harness.machine import HarnessTimeout
+
+    m = machine("aarch64", efi=firmware_file("aarch64"), append="cloudboot.repl")
+    repl = Repl(m)
+    repl.wait_banner(120)
+    with pytest.raises(HarnessTimeout) as info:
+        repl.exec("while True:\n    pass", timeout=5)
+    assert "did not finish within 5 s" in str(info.value)
+    assert "cloud-boot firmware" in str(info.value)  # the console transcript comes with it
+    assert m.proc.poll() is not None  # QEMU was killed

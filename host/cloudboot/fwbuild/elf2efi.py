@@ -18,11 +18,15 @@ from cloudboot.errors import CloudBootError
 
 PAGE = 0x1000
 FILE_ALIGN = 0x200
+MAX_IMAGE = 256 << 20  # an EFI application's loaded size; anything bigger is a corrupt header
 #: ELF e_machine -> (PE Machine, the arch's R_*_RELATIVE type).
 MACHINES = {62: (0x8664, 8), 183: (0xAA64, 1027), 243: (0x5064, 3), 258: (0x6264, 3)}
 MACHINE_NAMES = {62: "x86_64", 183: "aarch64", 243: "riscv64", 258: "loongarch64"}
 
 PT_LOAD, PT_DYNAMIC = 1, 2
+SHF_ALLOC = 2
+#: Section types only the dynamic linker reads (notes, symbols, hashes, relocations): not loaded into the PE.
+LINKER_ONLY = {3, 4, 5, 6, 7, 9, 11, 19, 0x6FFFFFF6, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF}
 PF_X, PF_W = 1, 2
 DT_NULL, DT_RELA, DT_RELASZ, DT_RELAENT, DT_REL, DT_RELR, DT_TEXTREL = 0, 7, 8, 9, 17, 36, 22
 
@@ -60,8 +64,8 @@ class _Elf:
         if data[4] != 2 or data[5] != 1:
             raise Elf2EfiError(f"{name}: only 64-bit little-endian ELF is supported (class {data[4]}, "
                                f"data {data[5]})")
-        (self.type, self.machine, _, self.entry, self.phoff, _, _, _, self.phentsize,
-         self.phnum) = struct.unpack_from("<HHIQQQIHHH", data, 16)
+        (self.type, self.machine, _, self.entry, self.phoff, self.shoff, _, _, self.phentsize,
+         self.phnum, self.shentsize, self.shnum) = struct.unpack_from("<HHIQQQIHHHHH", data, 16)
         if self.type != 3:
             raise Elf2EfiError(f"{name}: e_type {self.type} is not ET_DYN: link with -static-pie so the image "
                                "can be relocated")
@@ -75,6 +79,19 @@ class _Elf:
             if p_type in (PT_LOAD, PT_DYNAMIC) and (off + filesz > len(data) or filesz > memsz):
                 raise Elf2EfiError(f"{name}: segment at vaddr {vaddr:#x} (file offset {off:#x}, {filesz} bytes) "
                                    "is truncated or malformed")
+
+    def runtime_start(self) -> int:
+        """Lowest address the program itself uses: the first allocated section that is not linker-only
+        metadata (the ELF header, .dynsym, .rela.dyn... at the start of the image are left out)."""
+        first = min(p[3] for p in self.phdrs if p[0] == PT_LOAD)
+        if self.shentsize != 64 or not self.shnum or self.shoff + 64 * self.shnum > len(self.data):
+            return first
+        starts = []
+        for i in range(self.shnum):
+            _, sh_type, flags, addr, _, size = struct.unpack_from("<IIQQQQ", self.data, self.shoff + 64 * i)
+            if flags & SHF_ALLOC and sh_type not in LINKER_ONLY and size:
+                starts.append(addr)
+        return max(first, min(starts)) if starts else first
 
     def loads(self) -> list[tuple[int, int, int, int, int]]:
         """PT_LOAD segments as (flags, offset, vaddr, filesz, memsz), sorted by address."""
@@ -124,53 +141,53 @@ class _Elf:
         return out
 
 
-def _sections(elf: _Elf) -> list[Section]:
-    """Page-aligned sections from the PT_LOAD segments, with the relocation addends applied."""
+def _sections(elf: _Elf) -> tuple[list[Section], list[tuple[int, int]], int]:
+    """Page-aligned sections from the PT_LOAD segments with the relocation addends applied; also the
+    relocations and entry point in PE terms.
+
+    RVA = ELF address + shift: when the program's first bytes sit in the first page, which the PE headers
+    occupy, the whole image moves up one page (it is position-independent; the addends move with it)."""
     loads = elf.loads()
     if not loads:
         raise Elf2EfiError(f"{elf.name}: no PT_LOAD segments")
-    relocs = elf.relative_relocs()
-    # One byte image of everything loaded, to apply addends before cutting it into sections.
-    end = max(v + ms for _, _, v, _, ms in loads)
+    start = elf.runtime_start() & ~(PAGE - 1)
+    shift = PAGE if start < PAGE else 0
+    relocs = [(o + shift, a + shift) for o, a in elf.relative_relocs()]
+    end = max(v + ms for _, _, v, _, ms in loads) + shift
+    if end > MAX_IMAGE:
+        raise Elf2EfiError(f"{elf.name}: segments span {end:#x} bytes, more than an EFI image can be "
+                           f"({MAX_IMAGE >> 20} MiB)")
     image = bytearray(_align(end, PAGE))
     for _, off, v, fs, _ in loads:
-        image[v:v + fs] = elf.data[off:off + fs]
+        image[v + shift:v + shift + fs] = elf.data[off:off + fs]
     for r_offset, addend in relocs:
-        if r_offset + 8 > len(image):
-            raise Elf2EfiError(f"{elf.name}: relocation at {r_offset:#x} is outside the image")
+        if r_offset + 8 > len(image) or r_offset < start + shift:
+            raise Elf2EfiError(f"{elf.name}: relocation at {r_offset - shift:#x} is outside the loaded image")
         struct.pack_into("<q", image, r_offset, addend)
 
-    # Merge neighbouring segments with the same permissions; the first page holds the PE headers.
+    # Merge neighbouring segments with the same permissions.
     groups: list[list] = []
     for flags, _, v, fs, ms in loads:
-        start = v & ~(PAGE - 1)
-        if groups and groups[-1][0] == flags & (PF_X | PF_W):
-            groups[-1][2], groups[-1][3] = v + ms, v + fs
-        else:
-            if groups and start < groups[-1][2]:
-                raise Elf2EfiError(f"{elf.name}: segment at {v:#x} shares a page with the previous one; "
-                                   "link with -z max-page-size=4096 and separate segments")
-            groups.append([flags & (PF_X | PF_W), start, v + ms, v + fs])
-    if groups[0][1] == 0:
-        groups[0][1] = PAGE  # the ELF header and dynamic tables below are not needed at run time
-    for r_offset, _ in relocs:
-        if r_offset < PAGE:
-            raise Elf2EfiError(f"{elf.name}: relocation at {r_offset:#x} lies in the first page, which the PE "
-                               "headers occupy")
-    if elf.entry < groups[0][1]:
-        raise Elf2EfiError(f"{elf.name}: entry point {elf.entry:#x} lies in the first page")
+        perm, lo = flags & (PF_X | PF_W), max(v & ~(PAGE - 1), start) + shift
+        if groups and groups[-1][0] == perm:
+            groups[-1][2], groups[-1][3] = v + ms + shift, v + fs + shift
+            continue
+        if groups and lo < groups[-1][2]:
+            raise Elf2EfiError(f"{elf.name}: segment at {v:#x} shares a page with the previous one; "
+                               "link with -z max-page-size=4096")
+        groups.append([perm, lo, v + ms + shift, v + fs + shift])
 
     sections = []
     names = {PF_X: b".text", PF_W: b".data", 0: b".rdata", PF_X | PF_W: b".text"}
-    for perm, start, mem_end, file_end in groups:
-        if start >= mem_end:
+    for perm, lo, mem_end, file_end in groups:
+        if lo >= mem_end:
             continue
         flags = SCN_READ | (SCN_CODE | SCN_EXEC if perm & PF_X else SCN_IDATA) | (SCN_WRITE if perm & PF_W else 0)
-        # Relocated words may sit past the file-backed end (never seen, but then they must be stored).
-        stored_end = max([file_end] + [o + 8 for o, _ in relocs if start <= o < mem_end])
-        data = bytes(image[start:max(start, stored_end)]).rstrip(b"\0")
-        sections.append(Section(names[perm], start, mem_end - start, data, flags))
-    return sections
+        # Relocated words past the file-backed end (in .bss) must be stored too.
+        stored_end = max([file_end] + [o + 8 for o, _ in relocs if lo <= o < mem_end])
+        data = bytes(image[lo:max(lo, stored_end)]).rstrip(b"\0")
+        sections.append(Section(names[perm], lo, mem_end - lo, data, flags))
+    return sections, relocs, elf.entry + shift
 
 
 def _reloc_section(relocs: list[tuple[int, int]], rva: int) -> Section:
@@ -204,8 +221,7 @@ def convert_bytes(data: bytes, name: str = "<elf>", *, subsystem: int = 10) -> b
     """The PE32+ image for an ELF static PIE given as bytes."""
     try:
         elf = _Elf(data, name)
-        sections = _sections(elf)
-        relocs = elf.relative_relocs()
+        sections, relocs, entry = _sections(elf)
     except struct.error as exc:
         raise Elf2EfiError(f"{name}: truncated ELF structure ({exc})") from None
     last = sections[-1]
@@ -222,7 +238,7 @@ def convert_bytes(data: bytes, name: str = "<elf>", *, subsystem: int = 10) -> b
     code = [s for s in sections if s.flags & SCN_CODE]
     if not code:
         raise Elf2EfiError(f"{name}: no executable segment")
-    if not any(s.rva <= elf.entry < s.rva + s.vsize for s in code):
+    if not any(s.rva <= entry < s.rva + s.vsize for s in code):
         raise Elf2EfiError(f"{name}: entry point {elf.entry:#x} is not inside an executable section")
 
     out = bytearray(offset)
@@ -235,7 +251,7 @@ def convert_bytes(data: bytes, name: str = "<elf>", *, subsystem: int = 10) -> b
     opt = pe_off + 24
     size_code = sum(_align(len(s.data), FILE_ALIGN) for s in code)
     size_idata = sum(_align(len(s.data), FILE_ALIGN) for s in sections if not s.flags & SCN_CODE)
-    struct.pack_into("<HBBIIIII", out, opt, 0x20B, 0, 0, size_code, size_idata, 0, elf.entry, code[0].rva)
+    struct.pack_into("<HBBIIIII", out, opt, 0x20B, 0, 0, size_code, size_idata, 0, entry, code[0].rva)
     struct.pack_into(
         "<QIIHHHHHHIIIIHHQQQQII", out, opt + 24,
         0,                      # ImageBase: the ELF was linked at 0

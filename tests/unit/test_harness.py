@@ -1,0 +1,107 @@
+"""Harness pieces that need no VM: PE checks, console cleaning, raw-REPL framing, firmware discovery."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cloudboot.errors import CloudBootError
+from cloudboot.harness import console
+from cloudboot.harness.firmware import find_firmware
+from cloudboot.harness.pe import check_efi
+from cloudboot.harness.profiles import PROFILES, profile
+from cloudboot.harness.repl import FirmwareError, parse_response
+
+
+def _pe(tmp_path: Path, machine: int, magic: int = 0x20B, subsystem: int = 10) -> Path:
+    data = bytearray(1024)
+    data[:2] = b"MZ"
+    struct.pack_into("<I", data, 0x3C, 0x80)
+    data[0x80:0x84] = b"PE\0\0"
+    struct.pack_into("<H", data, 0x84, machine)
+    struct.pack_into("<H", data, 0x98, magic)
+    struct.pack_into("<H", data, 0x98 + 68, subsystem)
+    path = tmp_path / "app.efi"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_check_efi_accepts_matching_machine(tmp_path: Path) -> None:
+    for arch, prof in PROFILES.items():
+        check_efi(_pe(tmp_path, prof.pe_machine), arch)
+
+
+@pytest.mark.parametrize(("kw", "reason"), [
+    ({"machine": 0xAA64}, "machine 0xaa64 (aarch64) does not match --arch x86_64"),
+    ({"machine": 0x8664, "magic": 0x10B}, "optional header magic 0x10b"),
+    ({"machine": 0x8664, "subsystem": 3}, "subsystem 3 is not an EFI application"),
+])
+def test_check_efi_refuses_with_reason(tmp_path: Path, kw: dict, reason: str) -> None:
+    with pytest.raises(CloudBootError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        check_efi(_pe(tmp_path, **kw), "x86_64")
+
+
+def test_check_efi_refuses_non_pe(tmp_path: Path) -> None:
+    path = tmp_path / "x.efi"
+    path.write_bytes(b"\x7fELF" + bytes(100))
+    with pytest.raises(CloudBootError, match="no MZ header"):
+        check_efi(path, "x86_64")
+
+
+def test_cli_refuses_non_pe_image_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "notpe.efi"
+    path.write_bytes(b"hello")
+    proc = subprocess.run([sys.executable, "-m", "cloudboot", "qemu", "--arch", "riscv64", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"{path}: not a PE32+ image: no MZ header" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_console_clean_removes_escapes_and_firmware_noise() -> None:
+    raw = (b"\x1b[2J\x1b[01;01H\x1b[=3hcloud-boot firmware 0.1.0 (MicroPython 1.25.0) loongarch64\r\n"
+           b"OKPROGRESS CODE: V02010000 I0\r\n1 512\r\n")
+    assert console.clean(raw) == b"cloud-boot firmware 0.1.0 (MicroPython 1.25.0) loongarch64\r\nOK1 512\r\n"
+
+
+def test_parse_response_framing() -> None:
+    assert parse_response(b"OK2\r\n\x04\x04") == ("2\n", "")
+    assert parse_response(b"OKa^DTraceback (most recent call last):\r\nValueError: x\r\n^D") == (
+        "a", "Traceback (most recent call last):\nValueError: x\n")
+    with pytest.raises(CloudBootError, match="not framed"):
+        parse_response(b"OK2\r\n")
+    with pytest.raises(CloudBootError, match="did not acknowledge"):
+        parse_response(b"raw REPL; CTRL-B")
+
+
+def test_firmware_error_carries_type_and_traceback() -> None:
+    err = FirmwareError("x86_64", "Traceback (most recent call last):\n  File \"<stdin>\"\nKeyError: 'k'\n")
+    assert err.exc_type == "KeyError" and "KeyError: 'k'" in str(err)
+
+
+def test_profiles_accept_debian_arch_names() -> None:
+    assert profile("amd64").arch == "x86_64" and profile("loong64").arch == "loongarch64"
+    with pytest.raises(CloudBootError, match="unsupported arch 'sparc'"):
+        profile("sparc")
+
+
+def test_firmware_override_and_missing_file_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, nvram = tmp_path / "CODE.fd", tmp_path / "VARS.fd"
+    code.write_bytes(b"c")
+    nvram.write_bytes(b"v")
+    monkeypatch.setenv("CLOUDBOOT_FIRMWARE_RISCV64_CODE", str(code))
+    monkeypatch.setenv("CLOUDBOOT_FIRMWARE_RISCV64_VARS", str(nvram))
+    assert find_firmware("riscv64").code == code
+    monkeypatch.setenv("CLOUDBOOT_FIRMWARE_RISCV64_VARS", str(tmp_path / "gone.fd"))
+    with pytest.raises(CloudBootError, match="gone.fd does not exist"):
+        find_firmware("riscv64")
+
+
+def test_descriptor_discovery_finds_edk2_for_every_arch() -> None:
+    for arch in PROFILES:  # `make test` installs them first
+        fw = find_firmware(arch)
+        assert fw.code.is_file() and fw.vars.is_file() and fw.descriptor is not None
