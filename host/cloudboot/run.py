@@ -51,16 +51,21 @@ def run(
     env: Mapping[str, str] | None = None,
     quiet: bool = False,
     capture: bool = False,
+    input_text: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run `cmd`, echoing it; raise CloudBootError with the tail of its output if it fails."""
+    """Run `cmd`, echoing it; raise CloudBootError with the tail of its output if it fails.
+
+    `capture` keeps stdout as bytes (in `.stdout`); `input_text` is fed to stdin."""
     cmd = [str(c) for c in cmd]
     echo(cmd)
-    which(cmd[0]) if "/" not in cmd[0] else None
+    if "/" not in cmd[0]:
+        which(cmd[0])
     out = subprocess.PIPE if (quiet or capture) else None
     proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT if quiet else None,
-                          text=True)
+                          text=not capture, input=input_text.encode() if (capture and input_text) else input_text)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout or "").splitlines()[-30:])
+        output = proc.stdout.decode(errors="replace") if isinstance(proc.stdout, bytes) else (proc.stdout or "")
+        tail = "\n".join(output.splitlines()[-30:])
         raise CloudBootError(f"command failed with status {proc.returncode}: {shlex.join(cmd)}"
                              + (f"\n{tail}" if tail else ""))
     return proc

@@ -1,0 +1,89 @@
+"""Linux guests for boot tests: Debian's kernel for the arch and a tiny busybox initrd whose /init prints a
+marker and /proc/cmdline, then powers off. Downloaded once through the private apt config and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloudboot.errors import CloudBootError
+from cloudboot.paths import cache_dir
+from cloudboot.run import run, which
+from cloudboot.toolchain import apt
+
+#: arch -> (Debian arch, suite, kernel metapackage, path prefix of the image inside the package)
+KERNELS = {
+    "x86_64": ("amd64", "trixie", "linux-image-amd64", "boot/vmlinuz-"),
+    "aarch64": ("arm64", "trixie", "linux-image-arm64", "boot/vmlinuz-"),
+}
+MARKER = "CLOUDBOOT-TEST-INITRD-OK"
+INIT = f"""#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+echo "{MARKER}"
+echo "cmdline: $(/bin/busybox cat /proc/cmdline)"
+/bin/busybox poweroff -f
+"""
+
+
+@dataclass(frozen=True)
+class Guest:
+    """A kernel (EFI stub image) and a test initrd for one arch."""
+
+    arch: str
+    kernel: Path
+    initrd: Path
+    version: str
+
+
+def _apt(arch: str) -> apt.PrivateApt:
+    debarch, suite, _, _ = KERNELS[arch]
+    return apt.PrivateApt(f"{suite}-{debarch}", [suite], archs=[debarch])
+
+
+def _resolve(pa: apt.PrivateApt, package: str) -> str:
+    """The versioned package a metapackage depends on (linux-image-amd64 -> linux-image-6.12...-amd64)."""
+    pa.update()
+    out = subprocess.run(["apt-cache", "depends", package], env=pa.env(), capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("Depends: linux-image-"):
+            return line.split(": ", 1)[1]
+    raise CloudBootError(f"cannot resolve {package} to a versioned kernel package (apt-cache depends: {out!r})")
+
+
+def guest(arch: str) -> Guest:
+    """Kernel + test initrd for arch, from the cache or downloaded now."""
+    if arch not in KERNELS:
+        raise CloudBootError(f"no test kernel for {arch}; have {', '.join(KERNELS)}")
+    debarch, _, meta, prefix = KERNELS[arch]
+    pa = _apt(arch)
+    root = cache_dir() / "guests" / arch
+    stamp = root / "ready"
+    if not stamp.exists():
+        which("dpkg-deb")
+        which("cpio", "building the test initrd")
+        shutil.rmtree(root, ignore_errors=True)
+        debs = pa.download([_resolve(pa, meta), "busybox-static"], root / "debs")
+        for deb in debs:
+            apt.extract_deb(deb, root / "tree")
+        kernels = sorted((root / "tree").glob(prefix + "*"))
+        if not kernels:
+            raise CloudBootError(f"no {prefix}* in the {meta} package for {debarch}")
+        shutil.copyfile(kernels[-1], root / "vmlinuz")
+        (root / "version").write_text(kernels[-1].name.removeprefix(prefix.split("/")[-1]))
+        initrd_tree = root / "initrd"
+        (initrd_tree / "bin").mkdir(parents=True)
+        (initrd_tree / "proc").mkdir()
+        shutil.copyfile(root / "tree/usr/bin/busybox", initrd_tree / "bin/busybox")
+        (initrd_tree / "bin/busybox").chmod(0o755)
+        (initrd_tree / "init").write_text(INIT)
+        (initrd_tree / "init").chmod(0o755)
+        files = sorted(str(p.relative_to(initrd_tree)) for p in initrd_tree.rglob("*"))
+        cpio = run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=initrd_tree, capture=True,
+                   input_text="\n".join(files) + "\n")
+        (root / "initrd.cpio").write_bytes(cpio.stdout)
+        stamp.write_text(hashlib.sha256((root / "vmlinuz").read_bytes()).hexdigest())
+    return Guest(arch, root / "vmlinuz", root / "initrd.cpio", (root / "version").read_text())
