@@ -25,7 +25,7 @@ firmware: $(STAMP)
 	$(CB) firmware --arch $(ARCH)
 
 iso: firmware
-	$(CB) iso-default
+	$(CB) iso --from-build -o build/boot.iso
 
 run: $(STAMP)
 	$(CB) qemu --arch $(if $(filter all,$(ARCH)),x86_64,$(ARCH)) --built

@@ -1,0 +1,33 @@
+"""SOURCE_DATE_EPOCH: every timestamp the image libraries write comes from it, so builds are reproducible."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from unittest import mock
+
+
+def source_date_epoch() -> int | None:
+    """SOURCE_DATE_EPOCH as an int, or None when unset."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    return int(value) if value else None
+
+
+@contextlib.contextmanager
+def frozen_clock() -> Iterator[None]:
+    """Within the block, time.time/localtime and pyfatfs's DOS clock report SOURCE_DATE_EPOCH (if set).
+
+    pycdlib and pyfatfs read the clock in many places and take no timestamp argument."""
+    epoch = source_date_epoch()
+    if epoch is None:
+        yield
+        return
+    from pyfatfs.DosDateTime import DosDateTime
+
+    fixed = DosDateTime(*time.gmtime(epoch)[:6])
+    with mock.patch("time.time", lambda: float(epoch)), \
+            mock.patch("time.localtime", lambda t=None: time.gmtime(epoch if t is None else t)), \
+            mock.patch.object(DosDateTime, "now", lambda *a, **k: fixed):
+        yield
