@@ -1,0 +1,67 @@
+"""`cloud-boot uki` and `inspect`: sections after the stub's, aligned, checksummed; oracles pefile and objdump."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pefile
+import pytest
+
+from cloudboot.fwbuild.hello import build_hello
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cloudboot", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def stub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_hello("x86_64", tmp_path_factory.mktemp("stub"))
+
+
+def test_uki_sections_and_inspect(tmp_path: Path, stub: Path) -> None:
+    kernel, initrd = tmp_path / "vmlinuz", tmp_path / "initrd"
+    kernel.write_bytes(bytes(range(256)) * 1000)
+    initrd.write_bytes(b"070701" + bytes(5000))
+    out = tmp_path / "uki.efi"
+    proc = _cli("uki", "--stub", str(stub), "--linux", str(kernel), "--initrd", str(initrd), "--cmdline",
+                "console=ttyS0 quiet", "--uname", "6.12.0", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    pe = pefile.PE(str(out))
+    names = [s.Name.rstrip(b"\0").decode() for s in pe.sections]
+    assert names[-5:] == [".osrel", ".cmdline", ".uname", ".linux", ".initrd"]
+    assert pe.OPTIONAL_HEADER.CheckSum == pe.generate_checksum()
+    prev_end = 0
+    for s in pe.sections:
+        assert s.VirtualAddress % pe.OPTIONAL_HEADER.SectionAlignment == 0 and s.VirtualAddress >= prev_end
+        assert s.PointerToRawData % pe.OPTIONAL_HEADER.FileAlignment == 0
+        prev_end = s.VirtualAddress + s.Misc_VirtualSize
+    assert pe.OPTIONAL_HEADER.SizeOfImage == (prev_end + 0xFFF) & ~0xFFF
+    linux = pe.sections[names.index(".linux")]
+    assert linux.get_data()[:linux.Misc_VirtualSize] == kernel.read_bytes()
+    if shutil.which("objdump"):
+        heads = subprocess.run(["objdump", "-h", str(out)], capture_output=True, text=True).stdout
+        for name in names[-5:]:
+            assert name in heads
+    info = json.loads(_cli("inspect", str(out), "--json").stdout)
+    texts = {s["name"]: s.get("text") for s in info["sections"]}
+    assert texts[".cmdline"] == "console=ttyS0 quiet\n" and texts[".uname"] == "6.12.0\n"
+    assert info["machine"] == "x86_64" and info["signed"] is False
+
+
+def test_uki_refuses_signed_stub_and_machine_mismatch(tmp_path: Path, stub: Path) -> None:
+    signed = bytearray(stub.read_bytes())
+    opt = struct.unpack_from("<I", signed, 0x3C)[0] + 24
+    struct.pack_into("<II", signed, opt + 112 + 4 * 8, len(signed), 8)  # a certificate table entry
+    (tmp_path / "signed.efi").write_bytes(bytes(signed))
+    proc = _cli("uki", "--stub", str(tmp_path / "signed.efi"), "--linux", str(stub), "-o", str(tmp_path / "o.efi"))
+    assert proc.returncode == 1 and "already signed" in proc.stderr
+    arm = build_hello("aarch64", tmp_path)
+    proc = _cli("uki", "--stub", str(stub), "--linux", str(arm), "-o", str(tmp_path / "o.efi"))
+    assert proc.returncode == 1 and "does not match the stub" in proc.stderr
+    assert not (tmp_path / "o.efi").exists()
