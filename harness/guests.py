@@ -14,11 +14,16 @@ from cloudboot.paths import cache_dir
 from cloudboot.run import run, which
 from cloudboot.toolchain import apt
 
-#: arch -> (Debian arch, suite, kernel metapackage, path prefix of the image inside the package)
+#: arch -> (Debian arch, suite, kernel metapackage). riscv64's trixie index is broken on this archive
+#: (TOOLCHAIN-NOTES §6) and loong64 is only in sid; sid splits the image into linux-binary-<version>.
 KERNELS = {
-    "x86_64": ("amd64", "trixie", "linux-image-amd64", "boot/vmlinuz-"),
-    "aarch64": ("arm64", "trixie", "linux-image-arm64", "boot/vmlinuz-"),
+    "x86_64": ("amd64", "trixie", "linux-image-amd64"),
+    "aarch64": ("arm64", "trixie", "linux-image-arm64"),
+    "riscv64": ("riscv64", "sid", "linux-image-riscv64"),
+    "loongarch64": ("loong64", "sid", "linux-image-loong64"),
 }
+#: Where packages put the kernel image (EFI stub PE, or EFI zboot on loong64).
+IMAGE_GLOBS = ("boot/vmlinuz-*", "boot/vmlinux-*", "usr/lib/modules/*/vmlinuz", "usr/lib/modules/*/vmlinux")
 MARKER = "CLOUDBOOT-TEST-INITRD-OK"
 INIT = f"""#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
@@ -39,7 +44,7 @@ class Guest:
 
 
 def _apt(arch: str) -> apt.PrivateApt:
-    debarch, suite, _, _ = KERNELS[arch]
+    debarch, suite, _ = KERNELS[arch]
     return apt.PrivateApt(f"{suite}-{debarch}", [suite], archs=[debarch])
 
 
@@ -58,7 +63,7 @@ def guest(arch: str) -> Guest:
     """Kernel + test initrd for arch, from the cache or downloaded now."""
     if arch not in KERNELS:
         raise CloudBootError(f"no test kernel for {arch}; have {', '.join(KERNELS)}")
-    debarch, _, meta, prefix = KERNELS[arch]
+    debarch, _, meta = KERNELS[arch]
     pa = _apt(arch)
     root = cache_dir() / "guests" / arch
     stamp = root / "ready"
@@ -66,14 +71,17 @@ def guest(arch: str) -> Guest:
         which("dpkg-deb")
         which("cpio", "building the test initrd")
         shutil.rmtree(root, ignore_errors=True)
-        debs = pa.download([_resolve(pa, meta), "busybox-static"], root / "debs")
+        image = _resolve(pa, meta)
+        binary = image.replace("linux-image-", "linux-binary-", 1)
+        has_binary = subprocess.run(["apt-cache", "show", binary], env=pa.env(), capture_output=True).returncode == 0
+        debs = pa.download([binary if has_binary else image, "busybox-static"], root / "debs")
         for deb in debs:
             apt.extract_deb(deb, root / "tree")
-        kernels = sorted((root / "tree").glob(prefix + "*"))
+        kernels = sorted(k for g in IMAGE_GLOBS for k in (root / "tree").glob(g))
         if not kernels:
-            raise CloudBootError(f"no {prefix}* in the {meta} package for {debarch}")
+            raise CloudBootError(f"no kernel image ({', '.join(IMAGE_GLOBS)}) in {binary if has_binary else image}")
         shutil.copyfile(kernels[-1], root / "vmlinuz")
-        (root / "version").write_text(kernels[-1].name.removeprefix(prefix.split("/")[-1]))
+        (root / "version").write_text(image.removeprefix("linux-image-"))
         initrd_tree = root / "initrd"
         (initrd_tree / "bin").mkdir(parents=True)
         (initrd_tree / "proc").mkdir()

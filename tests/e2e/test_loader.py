@@ -10,11 +10,12 @@ import pytest
 
 from cloudboot.harness import esp
 from cloudboot.harness.guests import MARKER, guest
+from cloudboot.harness.profiles import profile
 from cloudboot.harness.repl import Repl
 from tests.e2e.conftest import firmware_file
 
 pytestmark = pytest.mark.e2e
-LINUX_ARCHES = ["x86_64", "aarch64"]
+LINUX_ARCHES = ["x86_64", "aarch64", "riscv64", "loongarch64"]
 
 
 def _esp(tmp_path, arch: str, cmdline: str | None):
@@ -28,7 +29,7 @@ def _esp(tmp_path, arch: str, cmdline: str | None):
 
 @pytest.mark.parametrize("arch", LINUX_ARCHES)
 def test_cascade_boots_esp_target_with_cmdline_file(tmp_path, machine, arch: str) -> None:
-    console = {"x86_64": "ttyS0", "aarch64": "ttyAMA0"}[arch]
+    console = profile(arch).linux_console
     cmdline = f"console={console} panic=-1 initrd=\\EFI\\Linux\\initrd.cpio cb.marker=esp-{arch}"
     m = machine(arch, efi=firmware_file(arch), append="", disks=[_esp(tmp_path, arch, cmdline)],
                 extra=["-no-reboot"])

@@ -16,7 +16,7 @@ from tests.e2e.conftest import firmware_file
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "riscv64", "loongarch64"])
 def test_uki_with_our_stub_boots_linux(tmp_path, machine, arch: str) -> None:
     g = guest(arch)
     uki = tmp_path / "uki.efi"

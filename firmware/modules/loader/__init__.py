@@ -37,8 +37,10 @@ def boot_uki():
     if not cmdline and ".cmdline" in sections:
         addr, size = sections[".cmdline"]
         cmdline, why = uki.text_at(addr, size), ".cmdline section"
-    print("cloud-boot: UKI stub mode: .linux %d bytes, .initrd %d bytes, command line from %s" % (
-        sections[".linux"][1], sections.get(".initrd", (0, 0))[1], why))
+    # Short lines: firmware terminals wrap at their column count (80 or 100).
+    print("cloud-boot: UKI stub mode: .linux %d bytes, .initrd %d bytes" % (
+        sections[".linux"][1], sections.get(".initrd", (0, 0))[1]))
+    print("cloud-boot: command line from %s: %s" % (why, cmdline))
     handoff.start_image(*sections[".linux"], cmdline, sections.get(".initrd"), uefi.loaded_image().device_handle)
     return True
 
@@ -52,8 +54,8 @@ def boot_esp_target():
             continue
         cmdline, why = _cmdline_for(vol)
         addr, size = vol.read_into_pages(path)
-        print("cloud-boot: booting %s (%d bytes) from volume %x, command line from %s: %s" % (
-            path, size, vol.handle, why, cmdline))
+        print("cloud-boot: booting %s (%d bytes) from volume %x" % (path, size, vol.handle))
+        print("cloud-boot: command line from %s: %s" % (why, cmdline))
         handoff.start_image(addr, size, cmdline, None, vol.handle)
         return True
     print("cloud-boot: no %s on any FAT volume (target %r)" % (path, name))
