@@ -205,15 +205,13 @@ def _reloc_section(relocs: list[tuple[int, int]], rva: int) -> Section:
 
 
 def pe_checksum(data: bytes | bytearray, checksum_offset: int) -> int:
-    """The PE image checksum: 16-bit one's-complement-style sum (carry folded), skipping the field itself."""
+    """The PE image checksum: the end-around-carry sum of all 16-bit words except the checksum field itself,
+    plus the file length. Summing first and folding after gives the same value (and runs in C)."""
     buf = bytes(data) + (b"\0" if len(data) % 2 else b"")
-    total = 0
-    for i, (word,) in enumerate(struct.iter_unpack("<H", buf)):
-        if i * 2 in (checksum_offset, checksum_offset + 2):
-            continue
-        total += word
+    words = memoryview(buf).cast("H")
+    total = sum(words) - words[checksum_offset // 2] - words[checksum_offset // 2 + 1]
+    while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
     return (total + len(data)) & 0xFFFFFFFF
 
 
