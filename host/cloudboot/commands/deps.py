@@ -8,7 +8,7 @@ from cloudboot.run import which
 from cloudboot.toolchain import apt, micropython, qemu, zig
 
 #: Host tools the build and the tests call, with the Debian package of each.
-HOST_PACKAGES = ["make", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk", "e2fsprogs", "xfsprogs",
+HOST_PACKAGES = ["make", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk", "e2fsprogs", "xfsprogs", "sbsigntool",
                  "btrfs-progs", "gdisk", "xz-utils", "zstd", "cpio"]
 
 

@@ -1,0 +1,132 @@
+"""Authenticode signing of PE32+ images (what sbsign does), written from the Authenticode and CMS specs.
+
+The signature is a PKCS#7 SignedData over an SpcIndirectDataContent that carries the image's SHA-256
+Authenticode hash; it is appended as a WIN_CERTIFICATE and referenced by data directory 4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+from cloudboot.errors import CloudBootError
+from cloudboot.fwbuild.elf2efi import pe_checksum
+from cloudboot.image.pe import PeImage
+
+OID_SHA256 = "2.16.840.1.101.3.4.2.1"
+OID_RSA = "1.2.840.113549.1.1.1"
+OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+OID_SPC_INDIRECT_DATA = "1.3.6.1.4.1.311.2.1.4"
+OID_SPC_PE_IMAGE_DATA = "1.3.6.1.4.1.311.2.1.15"
+
+
+# ---- a minimal DER encoder ----
+def _len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + _len(len(body)) + body
+
+
+def _seq(*parts: bytes) -> bytes:
+    return _tlv(0x30, b"".join(parts))
+
+
+def _set(*parts: bytes) -> bytes:
+    return _tlv(0x31, b"".join(sorted(parts)))  # DER: SET OF in sorted order
+
+
+def _oid(dotted: str) -> bytes:
+    nums = [int(x) for x in dotted.split(".")]
+    body = bytearray([40 * nums[0] + nums[1]])
+    for n in nums[2:]:
+        chunk = [n & 0x7F]
+        while n > 0x7F:
+            n >>= 7
+            chunk.append(0x80 | (n & 0x7F))
+        body += bytes(reversed(chunk))
+    return _tlv(0x06, bytes(body))
+
+
+def _int(n: int) -> bytes:
+    body = n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=False)
+    return _tlv(0x02, body)
+
+
+def _alg(oid: str) -> bytes:
+    return _seq(_oid(oid), b"\x05\x00")
+
+
+def authenticode_digest(pe: PeImage) -> bytes:
+    """SHA-256 over the image minus the checksum, the certificate-table entry and any certificate table."""
+    data = pe.data
+    cksum, certdir = pe.opt + 64, pe.opt + 112 + 4 * 8
+    h = hashlib.sha256()
+    h.update(data[:cksum])
+    h.update(data[cksum + 4:certdir])
+    h.update(data[certdir + 8:pe.size_of_headers])
+    end = pe.size_of_headers
+    for s in sorted((s for s in pe.sections() if s.raw_size), key=lambda s: s.raw_offset):
+        h.update(data[s.raw_offset:s.raw_offset + s.raw_size])
+        end = max(end, s.raw_offset + s.raw_size)
+    h.update(data[end:])  # trailing data (none for our images; the table itself is never present here)
+    return h.digest()
+
+
+def sign(image: bytes, name: str, key_pem: bytes, cert_pem: bytes) -> bytes:
+    """The image with an Authenticode signature by `key_pem` (RSA) certified by `cert_pem`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise CloudBootError(f"cannot load the signing key or certificate: {exc}") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CloudBootError("only RSA signing keys are supported for Authenticode (UEFI db keys are RSA-2048)")
+    padded = image + bytes(-len(image) % 8)  # the certificate table starts 8-byte aligned
+    pe = PeImage(padded, name)
+    if pe.signature_size():
+        raise CloudBootError(f"{name}: already signed")
+    digest = authenticode_digest(pe)
+
+    obsolete = "<<<Obsolete>>>".encode("utf-16-be")
+    pe_image_data = _seq(b"\x03\x01\x00", _tlv(0xA0, _tlv(0xA2, _tlv(0x80, obsolete))))
+    indirect = _seq(_seq(_oid(OID_SPC_PE_IMAGE_DATA), pe_image_data), _seq(_alg(OID_SHA256), _tlv(0x04, digest)))
+    # The message digest covers the content octets of SpcIndirectDataContent (without its tag and length).
+    content_octets = _strip_tl(indirect)
+    attrs = [
+        _seq(_oid(OID_CONTENT_TYPE), _set(_oid(OID_SPC_INDIRECT_DATA))),
+        _seq(_oid(OID_MESSAGE_DIGEST), _set(_tlv(0x04, hashlib.sha256(content_octets).digest()))),
+    ]
+    signed_attrs = _set(*attrs)
+    signature = key.sign(signed_attrs, padding.PKCS1v15(), hashes.SHA256())
+    issuer = cert.issuer.public_bytes()
+    signer = _seq(_int(1), _seq(issuer, _int(cert.serial_number)), _alg(OID_SHA256),
+                  b"\xa0" + signed_attrs[1:],  # the same SET, tagged [0] IMPLICIT
+                  _alg(OID_RSA), _tlv(0x04, signature))
+    signed_data = _seq(_int(1), _set(_alg(OID_SHA256)),
+                       _seq(_oid(OID_SPC_INDIRECT_DATA), _tlv(0xA0, indirect)),
+                       _tlv(0xA0, cert.public_bytes(serialization.Encoding.DER)),
+                       _set(signer))
+    pkcs7 = _seq(_oid(OID_SIGNED_DATA), _tlv(0xA0, signed_data))
+    cert_entry = struct.pack("<IHH", 8 + len(pkcs7), 0x0200, 0x0002) + pkcs7
+    cert_entry += bytes(-len(cert_entry) % 8)
+    out = bytearray(padded) + cert_entry
+    struct.pack_into("<II", out, pe.opt + 112 + 4 * 8, len(padded), len(cert_entry))
+    struct.pack_into("<I", out, pe.opt + 64, pe_checksum(out, pe.opt + 64))
+    return bytes(out)
+
+
+def _strip_tl(der: bytes) -> bytes:
+    """The content octets of one DER TLV."""
+    n = der[1]
+    return der[2:] if n < 0x80 else der[2 + (n & 0x7F):]
