@@ -46,7 +46,7 @@ def _descriptor_dirs() -> list[tuple[Path, Path]]:
             (Path("/"), Path("/usr/share/qemu/firmware"))]
 
 
-def _candidates(arch: str):
+def _candidates(arch: str, secure_boot: bool = False):
     seen: set[str] = set()
     for root, d in _descriptor_dirs():
         if not d.is_dir():
@@ -63,7 +63,12 @@ def _candidates(arch: str):
                 continue
             if not any(t.get("architecture") == arch for t in desc.get("targets", [])):
                 continue
-            if _AVOID & set(desc.get("features", [])):
+            features = set(desc.get("features", []))
+            if secure_boot:
+                # Secure Boot capable, keys not pre-enrolled (tests enroll their own), no SMM machine needed.
+                if "secure-boot" not in features or features & {"enrolled-keys", "requires-smm"}:
+                    continue
+            elif _AVOID & features:
                 continue
             mapping = desc.get("mapping", {})
             if mapping.get("device") != "flash" or mapping.get("mode", "split") != "split":
@@ -80,11 +85,13 @@ def _reroot(root: Path, filename: str) -> Path:
     return root / filename.lstrip("/") if root != Path("/") else Path(filename)
 
 
-def find_firmware(arch: str) -> Firmware:
-    """The EDK2 CODE/VARS pair for arch, or a CloudBootError naming the package (or variable) to set."""
+def find_firmware(arch: str, secure_boot: bool = False) -> Firmware:
+    """The EDK2 CODE/VARS pair for arch, or a CloudBootError naming the package (or variable) to set.
+
+    `secure_boot` asks for a build that enforces Secure Boot once keys are enrolled in its VARS."""
     key = f"CLOUDBOOT_FIRMWARE_{arch.upper()}"
     code, nvram = os.environ.get(f"{key}_CODE"), os.environ.get(f"{key}_VARS")
-    if code or nvram:
+    if (code or nvram) and not secure_boot:
         if not (code and nvram):
             raise CloudBootError(f"set both {key}_CODE and {key}_VARS")
         for p in (code, nvram):
@@ -93,9 +100,10 @@ def find_firmware(arch: str) -> Firmware:
         return Firmware(arch, Path(code), Path(nvram))
     if arch not in PACKAGE:
         raise CloudBootError(f"unsupported arch {arch!r}; supported: {', '.join(PACKAGE)}")
-    for fw in _candidates(arch):
+    for fw in _candidates(arch, secure_boot):
         if fw.code.is_file() and fw.vars.is_file():
             return fw
-    raise CloudBootError(f"no EDK2 firmware for {arch}: no usable descriptor in /usr/share/qemu/firmware "
+    kind = "Secure Boot capable " if secure_boot else ""
+    raise CloudBootError(f"no {kind}EDK2 firmware for {arch}: no usable descriptor in /usr/share/qemu/firmware "
                          f"(install the Debian package '{PACKAGE[arch]}', run 'make deps', or set "
                          f"{key}_CODE and {key}_VARS)")

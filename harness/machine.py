@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cloudboot.errors import CloudBootError
 from cloudboot.harness import console, esp
-from cloudboot.harness.firmware import find_firmware
+from cloudboot.harness.firmware import Firmware, find_firmware
 from cloudboot.harness.profiles import profile
 from cloudboot.run import which
 
@@ -43,13 +43,14 @@ class Machine:
 
     def __init__(self, arch: str, *, efi: Path | None = None, append: str | None = None, esp: bool = False,
                  disks: list[Path] = (), iso: Path | None = None, nics: int = 0, memory_mb: int | None = None,
-                 extra: list[str] = (), echo: bool = False) -> None:
+                 extra: list[str] = (), echo: bool = False, firmware: Firmware | None = None) -> None:
         self.profile = profile(arch)
         self.arch = self.profile.arch
         self.efi, self.append, self.use_esp = efi, append, esp
         self.disks, self.iso, self.nics = [Path(d) for d in disks], iso, nics
         self.memory_mb = memory_mb or self.profile.memory_mb
         self.extra, self.echo = list(extra), echo
+        self.firmware = firmware  # default: find_firmware(arch)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"cloudboot-vm-{self.arch}-"))
         self.proc: subprocess.Popen | None = None
         self.raw = bytearray()
@@ -63,7 +64,7 @@ class Machine:
     def command(self) -> list[str]:
         """The QEMU command line (also what `cloud-boot qemu` echoes)."""
         p = self.profile
-        fw = find_firmware(self.arch)
+        fw = self.firmware or find_firmware(self.arch)
         vars_copy = self.workdir / "vars.fd"
         if not vars_copy.exists():
             shutil.copyfile(fw.vars, vars_copy)

@@ -24,8 +24,8 @@ def boot_iso(tmp_path_factory: pytest.TempPathFactory):
     return out
 
 
-@pytest.mark.parametrize(("arch", "as_disk"), [("x86_64", False), ("aarch64", True), ("riscv64", False),
-                                               ("loongarch64", True)])
+@pytest.mark.parametrize("as_disk", [False, True], ids=["cdrom", "disk"])
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "riscv64", "loongarch64"])
 def test_iso_boots_firmware(boot_iso, machine, arch: str, as_disk: bool) -> None:
     m = machine(arch, iso=None if as_disk else boot_iso, disks=[boot_iso] if as_disk else [])
     repl = Repl(m)

@@ -77,11 +77,12 @@ def test_reproducible_with_source_date_epoch(tmp_path: Path, hellos: dict[str, P
     (["--efi", "linux/amd64"], "invalid --efi 'linux/amd64' (want linux/<arch>=<path>)"),
     (["--efi", "linux/loong64=a.efi", "--efi", "linux/loongarch64=b.efi"], "duplicate EFI input for loongarch64"),
     (["--efi", "linux/amd64=/nonexistent.efi"], "/nonexistent.efi: no such file"),
+    (["--from-build", "-o", "/nonexistent-dir/boot.iso"], "the directory /nonexistent-dir does not exist"),
     ([], "no EFI inputs supplied"),
 ])
 def test_bad_arguments_fail_clearly(tmp_path: Path, args: list[str], message: str) -> None:
     out = tmp_path / "x.iso"
-    proc = _cli("iso", *args, "-o", str(out))
+    proc = _cli("iso", *args, *([] if "-o" in args else ["-o", str(out)]))
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
 

@@ -54,6 +54,17 @@ def test_uki_sections_and_inspect(tmp_path: Path, stub: Path) -> None:
     assert info["machine"] == "x86_64" and info["signed"] is False
 
 
+def test_uki_is_reproducible(tmp_path: Path, stub: Path) -> None:
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"\0KERNEL" * 500)
+    outs = []
+    for name in ("a.efi", "b.efi"):
+        proc = _cli("uki", "--stub", str(stub), "--linux", str(kernel), "--cmdline", "x", "-o", str(tmp_path / name))
+        assert proc.returncode == 0, proc.stderr
+        outs.append(tmp_path / name)
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+
+
 def test_uki_refuses_signed_stub_and_machine_mismatch(tmp_path: Path, stub: Path) -> None:
     signed = bytearray(stub.read_bytes())
     opt = struct.unpack_from("<I", signed, 0x3C)[0] + 24
@@ -65,3 +76,30 @@ def test_uki_refuses_signed_stub_and_machine_mismatch(tmp_path: Path, stub: Path
     proc = _cli("uki", "--stub", str(stub), "--linux", str(arm), "-o", str(tmp_path / "o.efi"))
     assert proc.returncode == 1 and "does not match the stub" in proc.stderr
     assert not (tmp_path / "o.efi").exists()
+
+
+def test_fuzz_inspect_only_clean_errors(tmp_path: Path, stub: Path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from cloudboot.commands.inspect import describe
+    from cloudboot.errors import CloudBootError
+
+    original = stub.read_bytes()
+    target = tmp_path / "fuzz.efi"
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.tuples(st.integers(0, 1023), st.integers(0, 255)), min_size=1, max_size=8),
+           st.integers(64, len(original)))
+    def run(edits: list[tuple[int, int]], cut: int) -> None:
+        data = bytearray(original[:cut])
+        for pos, value in edits:
+            if pos < len(data):
+                data[pos] = value
+        target.write_bytes(bytes(data))
+        try:
+            describe(target)
+        except CloudBootError:
+            pass
+
+    run()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
+from cloudboot.commands.uki import write_atomic
 from cloudboot.errors import CloudBootError
 
 #: Platform names and aliases -> our arch names.
@@ -64,16 +63,7 @@ def _run(args: argparse.Namespace) -> int:
             raise CloudBootError(f"--extra {src}: {exc.strerror}") from None
     image, layout = build_iso(efi_files, extra)
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(image)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, image)
     print(f"{out}: {len(image)} bytes, arches {', '.join(sorted(inputs))}; ESP {layout['esp_size']} bytes at "
           f"offset {layout['esp_offset']} (El Torito image = GPT partition 2)")
     return 0

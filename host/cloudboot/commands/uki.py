@@ -21,7 +21,8 @@ def _read(path: Path, what: str) -> bytes:
 
 def write_atomic(out: Path, data: bytes) -> None:
     """Write `out` through a temporary file and a rename: never a half-written output."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.parent.is_dir():
+        raise CloudBootError(f"{out}: the directory {out.parent} does not exist")
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
