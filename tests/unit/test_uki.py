@@ -103,3 +103,22 @@ def test_fuzz_inspect_only_clean_errors(tmp_path: Path, stub: Path) -> None:
             pass
 
     run()
+
+
+def test_ukify_inspect_agrees_with_ours(tmp_path: Path, stub: Path) -> None:
+    from cloudboot.harness.oracles import ukify
+
+    kernel, initrd = tmp_path / "vmlinuz", tmp_path / "initrd"
+    kernel.write_bytes(bytes(range(256)) * 300)
+    initrd.write_bytes(b"070701" + bytes(999))
+    out = tmp_path / "uki.efi"
+    assert _cli("uki", "--stub", str(stub), "--linux", str(kernel), "--initrd", str(initrd), "--cmdline",
+                "root=LABEL=x", "--uname", "6.1", "-o", str(out)).returncode == 0
+    theirs = json.loads(subprocess.run([sys.executable, str(ukify()), "inspect", str(out), "--json=short"],
+                                       capture_output=True, text=True, check=True).stdout)
+    ours = {s["name"]: s for s in json.loads(_cli("inspect", str(out), "--json").stdout)["sections"]}
+    assert set(theirs) == {".osrel", ".cmdline", ".uname", ".linux", ".initrd"}
+    for name, t in theirs.items():
+        assert (ours[name]["size"], ours[name]["sha256"]) == (t["size"], t["sha256"]), name
+        if "text" in t:
+            assert ours[name]["text"] == t["text"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -22,9 +23,11 @@ def describe(path: Path) -> dict:
         raise CloudBootError(f"{path}: {exc.strerror}") from None
     sections = []
     for s in pe.sections():
-        entry = {"name": s.name, "size": s.vsize, "vaddr": s.vaddr, "characteristics": s.characteristics}
+        data = pe.section_data(s)
+        entry = {"name": s.name, "size": s.vsize, "vaddr": s.vaddr, "characteristics": s.characteristics,
+                 "sha256": hashlib.sha256(data).hexdigest()}
         if s.name in TEXT_SECTIONS:
-            entry["text"] = pe.section_data(s).decode("utf-8", "replace")
+            entry["text"] = data.decode("utf-8", "replace")
         sections.append(entry)
     return {"file": str(path), "machine": MACHINES.get(pe.machine, hex(pe.machine)), "subsystem": pe.subsystem,
             "signed": pe.signature_size() > 0, "sections": sections}
