@@ -2,3 +2,4 @@
 module("_boot.py", base_path="$(CB_MODULES)")
 package("uefi", base_path="$(CB_MODULES)")
 package("loader", base_path="$(CB_MODULES)")
+package("bootplan", base_path="$(CB_MODULES)")

@@ -62,3 +62,47 @@ def test_variable_cmdline_wins_and_loadfile2_initrd(tmp_path, machine) -> None:
     assert "cb.marker=from-var" in line and "from-file" not in line
     assert g.initrd.stat().st_size > 0
     assert m.wait(120) == 0
+
+
+def _bls_esp(tmp_path, arch: str):
+    g = guest(arch)
+    console = profile(arch).linux_console
+    entries = {
+        "debian-6.1.0-9.conf": "title Debian old\nversion 6.1.0-9\nlinux /vmlinuz\ninitrd /initrd.cpio\n"
+                               f"options console={console} panic=-1 cb.marker=bls-old\n",
+        "debian-6.12.117.conf": "title Debian new\nversion 6.12.117\nlinux /vmlinuz\ninitrd /initrd.cpio\n"
+                                f"options console={console} panic=-1\noptions cb.marker=bls-new\n",
+        "broken.conf": "title no kernel line\n",
+    }
+    files = {"vmlinuz": g.kernel, "initrd.cpio": g.initrd}
+    for name, text in entries.items():
+        (tmp_path / name).write_text(text)
+        files[f"loader/entries/{name}"] = tmp_path / name
+    return esp.make_esp(tmp_path / "bls.img", files, size_mb=96)
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_bls_menu_countdown_boots_newest(tmp_path, machine, arch: str) -> None:
+    m = machine(arch, efi=firmware_file(arch), append="cloudboot.menu=2", disks=[_bls_esp(tmp_path, arch)],
+                extra=["-no-reboot"])
+    m.expect("skipping BLS entry broken.conf", 120)
+    m.expect("2 BLS entries; the newest version is the default", 30)
+    m.expect("> 1. Debian new (6.12.117)", 10)
+    m.expect("booting BLS entry debian-6.12.117", 30)
+    m.expect(MARKER, 180)
+    assert "cb.marker=bls-new" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert m.wait(120) == 0
+
+
+def test_bls_menu_key_chooses_older_entry(tmp_path, machine) -> None:
+    m = machine("x86_64", efi=firmware_file("x86_64"), append="cloudboot.menu=30", disks=[_bls_esp(tmp_path, "x86_64")],
+                extra=["-no-reboot"])
+    m.expect("default in 30 s", 120)
+    m.send(b"2")
+    m.expect("countdown stopped", 30)
+    m.send(b"\r")
+    m.expect("booting BLS entry debian-6.1.0-9", 30)
+    m.expect(MARKER, 180)
+    line = m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert "cb.marker=bls-old" in line and "bls-new" not in line
+    assert m.wait(120) == 0

@@ -1,11 +1,13 @@
-"""The firmware's boot cascade (firmware-only): UKI stub -> \\EFI\\Linux\\<target>.efi on FAT -> disks.
+"""The firmware's boot cascade (firmware-only): UKI stub -> \\EFI\\Linux\\<target>.efi on FAT -> BLS Type #1
+entries on FAT volumes (menu when there are several) -> disks.
 
 Each step prints what it found and why it wins or is skipped; the first bootable candidate is started.
 """
 
 import uefi
-from loader import uki
-from uefi import fs, handoff
+from bootplan import bls
+from loader import menu, uki
+from uefi import core, fs, handoff, mem
 
 DEFAULT_TARGET = "cloud-boot"
 
@@ -62,9 +64,73 @@ def boot_esp_target():
     return False
 
 
+def _words():
+    return (uefi.load_options() + " " + uefi.cmdline_variable()).split()
+
+
+def bls_entries():
+    """BLS entries of every FAT volume, in boot-menu order (each gets a `.volume`)."""
+    found = []
+    for vol in fs.volumes():
+        if not vol.exists("\\loader\\entries"):
+            continue
+        for name in vol.listdir("\\loader\\entries"):
+            if not name.endswith(".conf"):
+                continue
+            try:
+                entry = bls.parse(name, vol.read("\\loader\\entries\\" + name).decode())
+            except (bls.BlsError, UnicodeError) as exc:
+                print("cloud-boot: skipping BLS entry %s: %s" % (name, exc))
+                continue
+            entry.volume = vol
+            found.append(entry)
+    return bls.order(found)
+
+
+def _read_all(vol, paths):
+    """Files concatenated into one page allocation (initrds): (address, size)."""
+    parts = [vol.read_into_pages(p) for p in paths]
+    total = sum(size for _, size in parts)
+    addr = core.allocate_pages(max(1, (total + 4095) // 4096))
+    pos = 0
+    for part_addr, size in parts:
+        mem.view(addr + pos, size)[:] = mem.view(part_addr, size)
+        core.free_pages(part_addr, max(1, (size + 4095) // 4096))
+        pos += size
+    return addr, total
+
+
+def boot_bls():
+    """Step (c): BLS Type #1 entries on FAT volumes (ESP/XBOOTLDR), newest version first."""
+    entries = bls_entries()
+    if not entries:
+        return False
+    words = _words()
+    timeout = 5
+    for w in words:
+        if w.startswith("cloudboot.menu="):
+            timeout = int(w.split("=", 1)[1]) if w.split("=", 1)[1].isdigit() else timeout
+    chosen = entries[0]
+    if len(entries) > 1 or any(w == "cloudboot.menu" or w.startswith("cloudboot.menu=") for w in words):
+        print("cloud-boot: %d BLS entries; the newest version is the default" % len(entries))
+        chosen = entries[menu.choose([e.label() + " (" + (e.version or e.name) + ")" for e in entries], 0,
+                                     timeout)]
+    if not chosen.linux:
+        print("cloud-boot: entry %s has no 'linux' line (efi entries are not supported yet)" % chosen.name)
+        return False
+    vol = chosen.volume
+    cmdline = uefi.cmdline_variable() or chosen.cmdline
+    print("cloud-boot: booting BLS entry %s: %s" % (chosen.name, chosen.linux))
+    print("cloud-boot: command line: %s" % cmdline)
+    linux = vol.read_into_pages(chosen.linux)
+    initrd = _read_all(vol, chosen.initrd) if chosen.initrd else None
+    handoff.start_image(linux[0], linux[1], cmdline, initrd, vol.handle)
+    return True
+
+
 def run():
     """Try each step in order; returns (to the REPL) only if nothing could be booted."""
-    for step in (boot_uki, boot_esp_target):
+    for step in (boot_uki, boot_esp_target, boot_bls):
         try:
             if step():
                 print("cloud-boot: %s: the image returned" % step.__name__)
