@@ -6,7 +6,7 @@ Each step prints what it found and why it wins or is skipped; the first bootable
 
 import uefi
 from bootplan import bls
-from loader import menu, uki
+from loader import kernel, menu, uki
 from uefi import core, fs, handoff, mem
 
 DEFAULT_TARGET = "cloud-boot"
@@ -122,7 +122,7 @@ def boot_bls():
     cmdline = uefi.cmdline_variable() or chosen.cmdline
     print("cloud-boot: booting BLS entry %s: %s" % (chosen.name, chosen.linux))
     print("cloud-boot: command line: %s" % cmdline)
-    linux = vol.read_into_pages(chosen.linux)
+    linux = kernel.unpack(*vol.read_into_pages(chosen.linux))
     initrd = _read_all(vol, chosen.initrd) if chosen.initrd else None
     handoff.start_image(linux[0], linux[1], cmdline, initrd, vol.handle)
     return True

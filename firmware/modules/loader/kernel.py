@@ -1,0 +1,47 @@
+"""Kernel images as distros ship them: EFI-stub PE (and EFI zboot, a PE that unpacks itself) start as they
+are; gzip-compressed images are unpacked into fresh pages first; zstd is refused clearly (no zstd here)."""
+
+import io
+import struct
+
+import deflate
+
+from uefi import core, mem
+
+GZIP, ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
+
+
+class KernelFormatError(OSError):
+    """The file is not a kernel this firmware can start; the message says what it is."""
+
+
+def unpack(addr, size):
+    """(address, size) of a startable image, given the file's bytes in pages at addr."""
+    head = mem.read(addr, 4)
+    if head[:2] == b"MZ":
+        return addr, size
+    if head[:2] == GZIP:
+        return _gunzip(addr, size)
+    if head == ZSTD:
+        raise KernelFormatError("zstd-compressed kernel: the firmware has no zstd; ship it as EFI zboot or gzip")
+    raise KernelFormatError("not an EFI-stub kernel (starts with %r, no MZ header)" % head)
+
+
+def _gunzip(addr, size):
+    out_size = struct.unpack("<I", mem.read(addr + size - 4, 4))[0]  # ISIZE: the unpacked size (< 4 GiB)
+    pages = max(1, (out_size + 4095) // 4096)
+    dest = core.allocate_pages(pages)
+    view = memoryview(mem.view(dest, out_size))
+    stream = deflate.DeflateIO(io.BytesIO(mem.view(addr, size)), deflate.GZIP)
+    done = 0
+    while done < out_size:
+        n = stream.readinto(view[done:min(out_size, done + (1 << 20))])
+        if not n:
+            break
+        done += n
+    if done != out_size or mem.read(dest, 2) != b"MZ":
+        core.free_pages(dest, pages)
+        raise KernelFormatError("gzip kernel unpacked to %d of %d bytes, or not an EFI-stub image" % (done, out_size))
+    print("cloud-boot: gunzipped kernel: %d -> %d bytes" % (size, out_size))
+    core.free_pages(addr, max(1, (size + 4095) // 4096))
+    return dest, out_size
