@@ -1,1 +1,15 @@
-"""diskfs: portable core package (runs on MicroPython and CPython)."""
+"""diskfs: portable, read-only disk and filesystem core (MicroPython and CPython).
+
+`open_filesystem(device)` probes a partition; `partitions(disk)` reads GPT/MBR."""
+
+from diskfs.errors import Corrupt, DiskfsError, NotFound, Unsupported  # noqa: F401
+from diskfs.gpt import partitions  # noqa: F401
+
+
+def open_filesystem(dev):
+    """The filesystem on `dev` (ext2/3/4 so far), or None when no known magic is found."""
+    from diskfs import ext4
+
+    if dev.size >= 2048 and dev.read(1080, 2) == b"\x53\xef":
+        return ext4.Ext4(dev)
+    return None
