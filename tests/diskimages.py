@@ -5,7 +5,6 @@ Portable tests find them through $CLOUDBOOT_TESTDATA (set by tests/conftest.py),
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path

@@ -6,7 +6,6 @@ from diskfs import Corrupt, NotFound, Unsupported, open_filesystem, partitions
 from diskfs.blockdev import FileDevice, MemoryDevice
 
 
-
 def _data():
     return os.getenv("CLOUDBOOT_TESTDATA")  # set by tests/conftest.py before any test runs
 

@@ -35,7 +35,7 @@ def test_module_under_micropython(module: str, tmp_path: Path) -> None:
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
     env = {**os.environ, "MICROPYPATH": f"{MODULES_DIR}:{PORTABLE}"}
-    proc = subprocess.run([str(unix_port()), "-X", "heapsize=512M", str(runner), module], capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = subprocess.run([str(unix_port()), "-X", "heapsize=512M", str(runner), module], capture_output=True,
+                          text=True, env=env, timeout=300)
     assert proc.returncode == 0, f"{module} under MicroPython:\n{proc.stdout}\n{proc.stderr}"
     assert "PASS" in proc.stdout

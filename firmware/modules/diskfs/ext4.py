@@ -37,7 +37,7 @@ def _text(raw, what):
     try:
         return bytes(raw).decode()
     except UnicodeError:
-        raise Corrupt("%s is not valid UTF-8: %r" % (what, bytes(raw[:32])))
+        raise Corrupt("%s is not valid UTF-8: %r" % (what, bytes(raw[:32]))) from None
 
 
 class Inode:
