@@ -113,3 +113,49 @@ def test_bls_menu_key_chooses_older_entry(tmp_path, machine) -> None:
     line = m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
     assert "cb.marker=bls-old" in line and "bls-new" not in line
     assert m.wait(120) == 0
+
+
+def _ext4_disk(tmp_path, arch: str):
+    """A GPT disk whose partition 2 is ext4 with a Debian-style /boot (made by mkfs.ext4 -d and sgdisk)."""
+    import shutil
+    import subprocess
+
+    g = guest(arch)
+    tree = tmp_path / "root"
+    (tree / "boot").mkdir(parents=True)
+    shutil.copyfile(g.kernel, tree / "boot/vmlinuz-6.12.117-cloud")
+    shutil.copyfile(g.initrd, tree / "boot/initrd.img-6.12.117-cloud")
+    (tree / "boot/vmlinuz-6.1.0-9-cloud").write_bytes(b"an older kernel that must not be chosen")
+    fs = tmp_path / "root.ext4"
+    size = (g.kernel.stat().st_size + g.initrd.stat().st_size) * 2 + (16 << 20)
+    with open(fs, "wb") as f:
+        f.truncate(size)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "debroot", "-U", "6b1c3c2e-6f1d-4c53-9a2a-2f0c1a6f7e01",
+                    "-d", str(tree), str(fs)], check=True)
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(size + (4 << 20))
+    subprocess.run(["sgdisk", "-n", "1:2048:+1M", "-t", "1:ef02", "-n", "2:0:0", "-t", "2:8300", str(disk)],
+                   check=True, capture_output=True)
+    start = int(re.search(r"First sector: (\d+)", subprocess.run(["sgdisk", "-i", "2", str(disk)],
+                                                                   capture_output=True, text=True).stdout).group(1))
+    with open(disk, "r+b") as f, open(fs, "rb") as src:
+        f.seek(start * 512)
+        shutil.copyfileobj(src, f)
+    return disk
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_cascade_boots_newest_kernel_from_ext4_disk(tmp_path, machine, arch: str) -> None:
+    m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl", disks=[_ext4_disk(tmp_path, arch)],
+                extra=["-no-reboot"])
+    repl = Repl(m)
+    repl.wait_banner(120)
+    cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker=ext4-{arch}"
+    repl.exec(f"import uefi\nuefi.set_variable('CloudBootCmdline', b'{cmdline}')")
+    m.send(b"import loader\nloader.run()\x04")
+    m.expect("found /boot/vmlinuz-6.12.117-cloud", 120)
+    m.expect("choosing 6.12.117-cloud", 60)
+    m.expect(MARKER, 240)
+    assert f"cb.marker=ext4-{arch}" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert m.wait(120) == 0

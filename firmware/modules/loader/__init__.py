@@ -128,9 +128,81 @@ def boot_bls():
     return True
 
 
+def _load_file(fsys, path):
+    """A file of a diskfs filesystem read into fresh pages: (address, size)."""
+    node = fsys.lookup(path)
+    addr = core.allocate_pages(max(1, (node.size + 4095) // 4096))
+    fsys.readinto_file(node, 0, mem.view(addr, node.size))
+    return addr, node.size
+
+
+def _load_files(fsys, paths):
+    parts = [_load_file(fsys, p) for p in paths]
+    total = sum(size for _, size in parts)
+    addr = core.allocate_pages(max(1, (total + 4095) // 4096))
+    pos = 0
+    for part_addr, size in parts:
+        mem.view(addr + pos, size)[:] = mem.view(part_addr, size)
+        core.free_pages(part_addr, max(1, (size + 4095) // 4096))
+        pos += size
+    return addr, total
+
+
+def disk_candidates():
+    """(candidate, filesystem, label) for every kernel on every partition of every disk, best first per fs."""
+    import diskfs
+    from bootplan import discover
+    from uefi.blockio import BlockIoDevice, block_devices
+
+    out = []
+    for bio in block_devices(partitions=False):
+        disk = BlockIoDevice(bio)
+        try:
+            parts = diskfs.partitions(disk)
+        except diskfs.DiskfsError as exc:
+            print("cloud-boot: %s: %s" % (disk.name, exc))
+            continue
+        for part in parts:
+            try:
+                fsys = diskfs.open_filesystem(part.device(disk))
+            except diskfs.DiskfsError as exc:
+                print("cloud-boot: %s partition %d: %s" % (disk.name, part.number, exc))
+                continue
+            if fsys is None:
+                continue
+            label = "%s partition %d (ext4 %r)" % (disk.name, part.number, fsys.label)
+            for cand in discover.find(fsys):
+                out.append((cand, fsys, label))
+    return out
+
+
+def _uuid_text(raw):
+    h = "".join("%02x" % b for b in raw)
+    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def boot_disks():
+    """Step (d): kernels on ext4 filesystems of any disk (BLS entries, then distro names), newest first."""
+    found = disk_candidates()
+    if not found:
+        print("cloud-boot: no kernel on any disk")
+        return False
+    for cand, _, where in found:
+        print("cloud-boot: found %s (%s) on %s" % (cand.linux, cand.source, where))
+    cand, fsys, where = found[0]
+    print("cloud-boot: choosing %s: %s, the newest version on the first disk that has one" % (cand.version,
+                                                                                             cand.source))
+    cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % _uuid_text(fsys.uuid)
+    print("cloud-boot: command line: %s" % cmdline)
+    linux = kernel.unpack(*_load_file(fsys, cand.linux))
+    initrd = _load_files(fsys, cand.initrd) if cand.initrd else None
+    handoff.start_image(linux[0], linux[1], cmdline, initrd)
+    return True
+
+
 def run():
     """Try each step in order; returns (to the REPL) only if nothing could be booted."""
-    for step in (boot_uki, boot_esp_target, boot_bls):
+    for step in (boot_uki, boot_esp_target, boot_bls, boot_disks):
         try:
             if step():
                 print("cloud-boot: %s: the image returned" % step.__name__)

@@ -48,3 +48,53 @@ def block_devices(partitions=True):
             out.append(dev)
     return out
 
+
+
+class BlockIoDevice:
+    """A BlockIo as a diskfs block device: aligned requests go straight to ReadBlocks in one call; small
+    unaligned ones (superblocks, inodes, directory blocks) through a bounded 64 KiB-chunk cache."""
+
+    CHUNK = 64 * 1024
+    CACHE = 64
+
+    def __init__(self, bio, name=None):
+        self.bio = bio
+        self.size = bio.size
+        self.name = name or "blockio@%x" % bio.handle
+        self.cache = {}
+
+    def read(self, offset, length):
+        buf = bytearray(length)
+        self.readinto(offset, buf)
+        return bytes(buf)
+
+    def readinto(self, offset, buf):
+        from diskfs.errors import Corrupt
+
+        n = len(buf)
+        if offset < 0 or offset + n > self.size:
+            raise Corrupt("%s: read of %d bytes at %d is outside the device" % (self.name, n, offset))
+        bs = self.bio.block_size
+        mv = memoryview(buf)
+        pos = 0
+        if offset % bs == 0 and n >= self.CHUNK:  # a large run: whole blocks straight into the caller's buffer
+            pos = n - n % bs
+            self.bio.readinto(offset // bs, mv[:pos])
+        while pos < n:
+            chunk_no, within = divmod(offset + pos, self.CHUNK)
+            chunk = self._chunk(chunk_no)
+            take = min(n - pos, len(chunk) - within)
+            mv[pos:pos + take] = chunk[within:within + take]
+            pos += take
+
+    def _chunk(self, number):
+        data = self.cache.get(number)
+        if data is None:
+            start = number * self.CHUNK
+            length = min(self.CHUNK, self.size - start)
+            data = bytearray(length)
+            self.bio.readinto(start // self.bio.block_size, data)
+            if len(self.cache) >= self.CACHE:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[number] = data
+        return data

@@ -1,0 +1,73 @@
+"""Finding a distro's kernel on a filesystem (portable). Works on any object with listdir/exists/read.
+
+Order: BLS Type #1 entries (/boot/loader/entries, /loader/entries: Fedora, RHEL, openSUSE), then the
+distro naming rules (Debian/Ubuntu vmlinuz-<v> + initrd.img-<v>; Fedora/RHEL/Arch/Alpine initramfs-<v>.img,
+initramfs-<flavour>.img), newest version first; a rescue image never wins over a real version.
+"""
+
+from bootplan import bls
+from bootplan.version import newest_first
+
+
+class Candidate:
+    """A bootable kernel: where it is, its initrds, its command line (if the source gives one) and why."""
+
+    def __init__(self, version, linux, initrd, options, source):
+        self.version, self.linux, self.initrd, self.options, self.source = version, linux, initrd, options, source
+
+    def __repr__(self):
+        return "Candidate(%r, %r, %r)" % (self.version, self.linux, self.initrd)
+
+
+def _listdir(fs, path):
+    try:
+        return fs.listdir(path)
+    except Exception:  # noqa: BLE001 - a missing or unreadable directory just has no candidates
+        return []
+
+
+def from_bls(fs):
+    out = []
+    for d in ("/boot/loader/entries", "/loader/entries"):
+        for name in _listdir(fs, d):
+            if not name.endswith(".conf"):
+                continue
+            try:
+                e = bls.parse(name, fs.read(d + "/" + name).decode())
+            except (bls.BlsError, UnicodeError):
+                continue
+            if not e.linux:
+                continue
+            base = "/boot" if d.startswith("/boot") and not fs.exists(e.linux) else ""
+            out.append((e, Candidate(e.version or e.name, base + e.linux, [base + i for i in e.initrd], e.cmdline,
+                                     "BLS entry %s/%s" % (d, name))))
+    return [c for _, c in sorted_entries(out)]
+
+
+def sorted_entries(pairs):
+    order = bls.order([e for e, _ in pairs])
+    return [(e, c) for e in order for e2, c in pairs if e2 is e]
+
+
+INITRD_PATTERNS = ("initrd.img-%s", "initramfs-%s.img", "initrd-%s", "initramfs-%s")
+
+
+def from_names(fs):
+    """vmlinuz-<version> in /boot (and /), each with the initrd that carries the same version."""
+    out = []
+    for d in ("/boot", ""):
+        names = _listdir(fs, d or "/")
+        for name in names:
+            if not name.startswith("vmlinuz-") or name.endswith((".old", ".bak")):
+                continue
+            version = name[len("vmlinuz-"):]
+            initrd = [d + "/" + p % version for p in INITRD_PATTERNS if (p % version) in names]
+            out.append(Candidate(version, d + "/" + name, initrd[:1], "", "%s/%s" % (d, name)))
+    real = [c for c in out if "rescue" not in c.version]
+    rescue = [c for c in out if "rescue" in c.version]
+    return newest_first(real, key=lambda c: c.version) + rescue
+
+
+def find(fs):
+    """Every candidate, best first: BLS entries, then names."""
+    return from_bls(fs) + from_names(fs)
