@@ -43,7 +43,8 @@ class Machine:
 
     def __init__(self, arch: str, *, efi: Path | None = None, append: str | None = None, esp: bool = False,
                  disks: list[Path] = (), iso: Path | None = None, nics: int = 0, memory_mb: int | None = None,
-                 extra: list[str] = (), echo: bool = False, firmware: Firmware | None = None) -> None:
+                 extra: list[str] = (), echo: bool = False, firmware: Firmware | None = None,
+                 extra_kernel: tuple[Path, Path, str] | None = None) -> None:
         self.profile = profile(arch)
         self.arch = self.profile.arch
         self.efi, self.append, self.use_esp = efi, append, esp
@@ -51,6 +52,7 @@ class Machine:
         self.memory_mb = memory_mb or self.profile.memory_mb
         self.extra, self.echo = list(extra), echo
         self.firmware = firmware  # default: find_firmware(arch)
+        self.extra_kernel = extra_kernel  # (kernel, initrd, cmdline) for EDK2 to load itself (a reference)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"cloudboot-vm-{self.arch}-"))
         self.proc: subprocess.Popen | None = None
         self.raw = bytearray()
@@ -79,6 +81,9 @@ class Machine:
             image = esp.make_esp(self.workdir / "esp.img", {f"EFI/BOOT/{p.efi_name}": Path(self.efi)})
             cmd += _disk(image, "esp", index)
             index += 1
+        elif self.extra_kernel:
+            kernel, initrd, cmdline = self.extra_kernel
+            cmd += ["-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline]
         elif self.efi:
             cmd += ["-kernel", str(self.efi)]
             if self.append is not None:

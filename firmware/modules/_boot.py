@@ -9,8 +9,14 @@ def _wants_repl():
     words = (uefi.load_options() + " " + uefi.cmdline_variable()).split()
     if "cloudboot.repl" in words:
         return True
+    window = WINDOW_MS
+    for w in words:  # cloudboot.wait=<ms>: the key window (0 skips it)
+        if w.startswith("cloudboot.wait=") and w[15:].isdigit():
+            window = int(w[15:])
+    if not window:
+        return False
     print("cloud-boot: press any key for the REPL")
-    return uefi.console.key_within(WINDOW_MS)
+    return uefi.console.key_within(window)
 
 
 def main():
