@@ -87,9 +87,8 @@ def bls_entries():
     return bls.order(found)
 
 
-def _read_all(vol, paths):
-    """Files concatenated into one page allocation (initrds): (address, size)."""
-    parts = [vol.read_into_pages(p) for p in paths]
+def _concat(parts):
+    """Page allocations [(address, size)] joined into one (initrds are concatenated), the parts freed."""
     total = sum(size for _, size in parts)
     addr = core.allocate_pages(max(1, (total + 4095) // 4096))
     pos = 0
@@ -123,7 +122,7 @@ def boot_bls():
     print("cloud-boot: booting BLS entry %s: %s" % (chosen.name, chosen.linux))
     print("cloud-boot: command line: %s" % cmdline)
     linux = kernel.unpack(*vol.read_into_pages(chosen.linux))
-    initrd = _read_all(vol, chosen.initrd) if chosen.initrd else None
+    initrd = _concat([vol.read_into_pages(p) for p in chosen.initrd]) if chosen.initrd else None
     handoff.start_image(linux[0], linux[1], cmdline, initrd, vol.handle)
     return True
 
@@ -134,18 +133,6 @@ def _load_file(fsys, path):
     addr = core.allocate_pages(max(1, (node.size + 4095) // 4096))
     fsys.readinto_file(node, 0, mem.view(addr, node.size))
     return addr, node.size
-
-
-def _load_files(fsys, paths):
-    parts = [_load_file(fsys, p) for p in paths]
-    total = sum(size for _, size in parts)
-    addr = core.allocate_pages(max(1, (total + 4095) // 4096))
-    pos = 0
-    for part_addr, size in parts:
-        mem.view(addr + pos, size)[:] = mem.view(part_addr, size)
-        core.free_pages(part_addr, max(1, (size + 4095) // 4096))
-        pos += size
-    return addr, total
 
 
 def disk_candidates():
@@ -195,7 +182,7 @@ def boot_disks():
     cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % _uuid_text(fsys.uuid)
     print("cloud-boot: command line: %s" % cmdline)
     linux = kernel.unpack(*_load_file(fsys, cand.linux))
-    initrd = _load_files(fsys, cand.initrd) if cand.initrd else None
+    initrd = _concat([_load_file(fsys, p) for p in cand.initrd]) if cand.initrd else None
     handoff.start_image(linux[0], linux[1], cmdline, initrd)
     return True
 
