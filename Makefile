@@ -28,7 +28,7 @@ iso: firmware
 	$(CB) iso --from-build -o build/boot.iso
 
 run: $(STAMP)
-	$(CB) qemu --arch $(if $(filter all,$(ARCH)),x86_64,$(ARCH)) --built
+	$(CB) qemu --arch $(if $(filter all,$(ARCH)),x86_64,$(ARCH)) --built --interactive
 
 test: $(STAMP)
 	$(CB) deps

@@ -35,6 +35,13 @@ def _run(args: argparse.Namespace) -> int:
                  iso=image if kind == "iso" else None, disks=([image] if kind == "disk" else []) + args.disk,
                  nics=args.nic, memory_mb=args.memory, echo=args.exec is None)
     echo(vm.command())
+    if args.interactive:  # the terminal is the serial console (Ctrl-A is not intercepted: use poweroff)
+        import subprocess
+
+        try:
+            return subprocess.call(vm.command())
+        finally:
+            vm.kill()
     status = 0
     with vm:
         repl = Repl(vm)
@@ -68,4 +75,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exec", help="run this Python in the firmware's REPL, print its output, power off")
     p.add_argument("--timeout", type=float, default=120, help="seconds for each wait (default 120)")
     p.add_argument("--memory", type=int, help="guest memory in MiB")
+    p.add_argument("--interactive", action="store_true", help="attach this terminal to the serial console")
     p.set_defaults(func=_run)
