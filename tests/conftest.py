@@ -14,3 +14,15 @@ def testdata() -> str:
     path = str(build())
     os.environ["CLOUDBOOT_TESTDATA"] = path
     return path
+
+
+# Under CI the fuzz tests replay a fixed set of examples (a red CI must mean a regression, not bad luck);
+# run them locally without CI set to explore new inputs.
+try:
+    from hypothesis import settings as _settings
+
+    _settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        _settings.load_profile("ci")
+except ImportError:  # pragma: no cover
+    pass

@@ -5,13 +5,14 @@ Portable tests find them through $CLOUDBOOT_TESTDATA (set by tests/conftest.py),
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from cloudboot.paths import build_dir
 
-VERSION = "4"  # bump when a recipe changes
+VERSION = "5"  # bump when a recipe changes
 
 
 def _sh(*cmd: str, cwd: Path | None = None) -> None:
@@ -34,6 +35,28 @@ def _tree(root: Path) -> None:
         f.write(b"end")
 
 
+def _protofile(tree: Path, out: Path) -> Path:
+    """mkfs.xfs -p input describing `tree` (mkfs.xfs on Debian 12 cannot populate from a directory)."""
+    lines = ["/dev/null", "0 0", "d--755 0 0"]
+
+    def walk(d: Path, depth: int) -> None:
+        for p in sorted(d.iterdir()):
+            ind = " " * depth
+            if p.is_symlink():
+                lines.append(f"{ind}{p.name} l--777 0 0 {os.readlink(p)}")
+            elif p.is_dir():
+                lines.append(f"{ind}{p.name} d--755 0 0")
+                walk(p, depth + 1)
+                lines.append(f"{ind}$")
+            else:
+                lines.append(f"{ind}{p.name} ---644 0 0 {p}")
+
+    walk(tree, 1)
+    lines.append("$")
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
 def build() -> Path:
     """The directory holding every test image (built now if the cache is stale)."""
     out = build_dir() / "test-images"
@@ -52,6 +75,12 @@ def build() -> Path:
             f.truncate(32 << 20)
         _sh(*mkfs, "-q", "-F", "-L", name.split(".")[0].upper(), "-U", "01234567-89ab-cdef-0123-456789abcdef",
             "-d", str(tree), str(img))
+    proto = _protofile(tree, out / "xfs.proto")
+    for name, opts in {"xfs-v5.img": [], "xfs-v4.img": ["-m", "crc=0"]}.items():
+        img = out / name
+        with open(img, "wb") as f:
+            f.truncate(300 << 20)  # XFS's minimum size
+        _sh("mkfs.xfs", "-q", "-f", *opts, "-L", name.split(".")[0].upper(), "-p", str(proto), str(img))
     # A fragmented file: fill with small files, delete every other one, then write a big file into the holes.
     # The filesystem is only just big enough, so the big file can only go into the 4 KiB holes: its extent
     # tree gets an index level.

@@ -117,7 +117,7 @@ def test_refuses_symbolic_relocations(tmp_path: Path) -> None:
     _refused(tmp_path, elf.read_bytes(), "is not R_*_RELATIVE")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_mutated_elf_only_clean_errors(hellos: dict[str, Path], data: st.DataObject) -> None:
     raw = bytearray(hellos["aarch64"].with_suffix(".elf").read_bytes())

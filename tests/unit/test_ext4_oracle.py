@@ -28,7 +28,7 @@ def test_listing_and_contents_match_debugfs() -> None:
             assert fs.read(path) == _debugfs(image, f"cat {path}")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.data())
 def test_fuzzed_metadata_only_raises_diskfs_errors(data: st.DataObject) -> None:
     image = os.path.join(os.environ["CLOUDBOOT_TESTDATA"], "ext4-1k.img")

@@ -88,7 +88,7 @@ def test_fuzz_inspect_only_clean_errors(tmp_path: Path, stub: Path) -> None:
     original = stub.read_bytes()
     target = tmp_path / "fuzz.efi"
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(st.tuples(st.integers(0, 1023), st.integers(0, 255)), min_size=1, max_size=8),
            st.integers(64, len(original)))
     def run(edits: list[tuple[int, int]], cut: int) -> None:

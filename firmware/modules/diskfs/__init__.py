@@ -7,9 +7,13 @@ from diskfs.gpt import partitions  # noqa: F401
 
 
 def open_filesystem(dev):
-    """The filesystem on `dev` (ext2/3/4 so far), or None when no known magic is found."""
-    from diskfs import ext4
-
+    """The filesystem on `dev` (ext2/3/4 or XFS), or None when no known magic is found."""
     if dev.size >= 2048 and dev.read(1080, 2) == b"\x53\xef":
+        from diskfs import ext4
+
         return ext4.Ext4(dev)
+    if dev.size >= 512 and dev.read(0, 4) == b"XFSB":
+        from diskfs import xfs
+
+        return xfs.Xfs(dev)
     return None

@@ -60,6 +60,8 @@ class Inode:
 class Ext4:
     """An ext2/3/4 filesystem on a block device."""
 
+    TYPE = "ext4"
+
     def __init__(self, dev):
         self.dev = dev
         sb = dev.read(1024, 1024)

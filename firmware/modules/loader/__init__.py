@@ -157,7 +157,7 @@ def disk_candidates():
                 continue
             if fsys is None:
                 continue
-            label = "%s partition %d (ext4 %r)" % (disk.name, part.number, fsys.label)
+            label = "%s partition %d (%s %r)" % (disk.name, part.number, fsys.TYPE, fsys.label)
             for cand in discover.find(fsys):
                 out.append((cand, fsys, label))
     return out
@@ -169,7 +169,7 @@ def _uuid_text(raw):
 
 
 def boot_disks():
-    """Step (d): kernels on ext4 filesystems of any disk (BLS entries, then distro names), newest first."""
+    """Step (d): kernels on ext4/XFS filesystems of any disk (BLS entries, then distro names), newest first."""
     found = disk_candidates()
     if not found:
         print("cloud-boot: no kernel on any disk")

@@ -36,6 +36,9 @@ class PeImage:
         self.machine, self.nsections = struct.unpack_from("<HH", data, self.pe + 4)
         self.opt_size = struct.unpack_from("<H", data, self.pe + 20)[0]
         self.opt = self.pe + 24
+        # Up to the certificate-table directory entry (opt + 152) must be present to read or sign the image.
+        if self.opt_size < 160 or self.opt + self.opt_size > len(data):
+            raise CloudBootError(f"{name}: truncated PE optional header ({self.opt_size} bytes at {self.opt:#x})")
         if struct.unpack_from("<H", data, self.opt)[0] != 0x20B:
             raise CloudBootError(f"{name}: not PE32+ (optional header magic is not 0x20b)")
         self.table = self.opt + self.opt_size

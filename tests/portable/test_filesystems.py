@@ -1,4 +1,4 @@
-"""ext2/3/4 and GPT on images made by mkfs (tests/diskimages.py); runs on CPython and MicroPython."""
+"""ext2/3/4, XFS and GPT on images made by mkfs (tests/diskimages.py); runs on CPython and MicroPython."""
 
 import os
 
@@ -29,6 +29,14 @@ def _check_tree(fs):
     assert fs.read("/etc/file-0123") == b"123\n"
     sparse = fs.read("/etc/sparse")
     assert len(sparse) == 5000003 and sparse[-3:] == b"end" and sparse[:4096] == bytes(4096)
+
+
+def test_xfs_v5_and_v4():
+    for name, version in (("xfs-v5.img", 5), ("xfs-v4.img", 4)):
+        fs = _fs(name)
+        assert fs.version == version and fs.label == name.split(".")[0].upper()
+        _check_tree(fs)  # shortform /boot, leaf/node /etc, local and remote symlinks, sparse file
+        assert fs.listdir("/boot") == ["initrd.img-6.12.117-amd64", "vmlinuz-6.1.0-9-amd64", "vmlinuz-6.12.117-amd64"]
 
 
 def test_ext4_4k_64bit():
