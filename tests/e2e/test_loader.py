@@ -159,3 +159,36 @@ def test_cascade_boots_newest_kernel_from_ext4_disk(tmp_path, machine, arch: str
     m.expect(MARKER, 240)
     assert f"cb.marker=ext4-{arch}" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
     assert m.wait(120) == 0
+
+
+def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine) -> None:
+    """AlmaLinux/RHEL layout: a separate XFS /boot whose BLS entries name the kernel, options included."""
+    import subprocess
+
+    from tests.diskimages import _protofile
+
+    arch = "x86_64"
+    g = guest(arch)
+    boot = tmp_path / "boot"
+    (boot / "loader/entries").mkdir(parents=True)
+    (boot / "vmlinuz-5.14.0-503.el9.x86_64").symlink_to(g.kernel)
+    (boot / "initramfs-5.14.0-503.el9.x86_64.img").symlink_to(g.initrd)
+    (boot / "loader/entries/abc-5.14.0-503.el9.x86_64.conf").write_text(
+        "title AlmaLinux (5.14.0-503.el9.x86_64) 9.5\nversion 5.14.0-503.el9.x86_64\n"
+        "linux /vmlinuz-5.14.0-503.el9.x86_64\ninitrd /initramfs-5.14.0-503.el9.x86_64.img\n"
+        "options console=ttyS0 panic=-1 cb.marker=alma-xfs\n")
+    proto = _protofile(boot, tmp_path / "proto")
+    text = proto.read_text()
+    for link in (boot / "vmlinuz-5.14.0-503.el9.x86_64", boot / "initramfs-5.14.0-503.el9.x86_64.img"):
+        text = text.replace(f"{link.name} l--777 0 0 {link.readlink()}", f"{link.name} ---644 0 0 {link.resolve()}")
+    proto.write_text(text)
+    disk = tmp_path / "xfs.img"
+    with open(disk, "wb") as f:
+        f.truncate(320 << 20)
+    subprocess.run(["mkfs.xfs", "-q", "-f", "-L", "boot", "-p", str(proto), str(disk)], check=True)
+    m = machine(arch, efi=firmware_file(arch), append="cloudboot.wait=0", disks=[disk], extra=["-no-reboot"])
+    m.expect("found /vmlinuz-5.14.0-503.el9.x86_64 (BLS entry /loader/entries/abc-5.14.0-503.el9.x86_64.conf)", 120)
+    m.expect("(xfs 'boot')", 10)
+    m.expect(MARKER, 240)
+    assert "cb.marker=alma-xfs" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert m.wait(120) == 0
