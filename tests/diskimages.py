@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cloudboot.paths import build_dir
 
-VERSION = "5"  # bump when a recipe changes
+VERSION = "6"  # bump when a recipe changes
 
 
 def _sh(*cmd: str, cwd: Path | None = None) -> None:
@@ -81,6 +81,10 @@ def build() -> Path:
         with open(img, "wb") as f:
             f.truncate(300 << 20)  # XFS's minimum size
         _sh("mkfs.xfs", "-q", "-f", *opts, "-L", name.split(".")[0].upper(), "-p", str(proto), str(img))
+    btrfs = out / "btrfs.img"
+    with open(btrfs, "wb") as f:
+        f.truncate(200 << 20)
+    _sh("mkfs.btrfs", "-q", "-f", "-L", "BTRFS", "--rootdir", str(tree), str(btrfs))
     # A fragmented file: fill with small files, delete every other one, then write a big file into the holes.
     # The filesystem is only just big enough, so the big file can only go into the 4 KiB holes: its extent
     # tree gets an index level.

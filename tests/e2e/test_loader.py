@@ -115,8 +115,8 @@ def test_bls_menu_key_chooses_older_entry(tmp_path, machine) -> None:
     assert m.wait(120) == 0
 
 
-def _ext4_disk(tmp_path, arch: str):
-    """A GPT disk whose partition 2 is ext4 with a Debian-style /boot (made by mkfs.ext4 -d and sgdisk)."""
+def _ext4_disk(tmp_path, arch: str, fstype: str = "ext4"):
+    """A GPT disk whose partition 2 holds a Debian-style /boot (made by mkfs.ext4 -d / mkfs.btrfs --rootdir)."""
     import shutil
     import subprocess
 
@@ -127,11 +127,14 @@ def _ext4_disk(tmp_path, arch: str):
     shutil.copyfile(g.initrd, tree / "boot/initrd.img-6.12.117-cloud")
     (tree / "boot/vmlinuz-6.1.0-9-cloud").write_bytes(b"an older kernel that must not be chosen")
     fs = tmp_path / "root.ext4"
-    size = (g.kernel.stat().st_size + g.initrd.stat().st_size) * 2 + (16 << 20)
+    size = max((g.kernel.stat().st_size + g.initrd.stat().st_size) * 2 + (16 << 20), 160 << 20)
     with open(fs, "wb") as f:
         f.truncate(size)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "debroot", "-U", "6b1c3c2e-6f1d-4c53-9a2a-2f0c1a6f7e01",
-                    "-d", str(tree), str(fs)], check=True)
+    if fstype == "btrfs":
+        subprocess.run(["mkfs.btrfs", "-q", "-f", "-L", "debroot", "--rootdir", str(tree), str(fs)], check=True)
+    else:
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "debroot", "-U", "6b1c3c2e-6f1d-4c53-9a2a-2f0c1a6f7e01",
+                        "-d", str(tree), str(fs)], check=True)
     disk = tmp_path / "disk.img"
     with open(disk, "wb") as f:
         f.truncate(size + (4 << 20))
@@ -145,16 +148,17 @@ def _ext4_disk(tmp_path, arch: str):
     return disk
 
 
-@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
-def test_cascade_boots_newest_kernel_from_ext4_disk(tmp_path, machine, arch: str) -> None:
-    m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl", disks=[_ext4_disk(tmp_path, arch)],
-                extra=["-no-reboot"])
+@pytest.mark.parametrize(("arch", "fstype"), [("x86_64", "ext4"), ("aarch64", "ext4"), ("x86_64", "btrfs")])
+def test_cascade_boots_newest_kernel_from_disk(tmp_path, machine, arch: str, fstype: str) -> None:
+    m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl",
+                disks=[_ext4_disk(tmp_path, arch, fstype)], extra=["-no-reboot"])
     repl = Repl(m)
     repl.wait_banner(120)
     cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker=ext4-{arch}"
     repl.exec(f"import uefi\nuefi.set_variable('CloudBootCmdline', b'{cmdline}')")
     m.send(b"import loader\nloader.run()\x04")
     m.expect("found /boot/vmlinuz-6.12.117-cloud", 120)
+    m.expect(f"({fstype} 'debroot')", 10)
     m.expect("choosing 6.12.117-cloud", 60)
     m.expect(MARKER, 240)
     assert f"cb.marker=ext4-{arch}" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()

@@ -1,4 +1,4 @@
-"""ext2/3/4, XFS and GPT on images made by mkfs (tests/diskimages.py); runs on CPython and MicroPython."""
+"""ext2/3/4, XFS, btrfs and GPT on images made by mkfs (tests/diskimages.py); runs on CPython and MicroPython."""
 
 import os
 
@@ -37,6 +37,12 @@ def test_xfs_v5_and_v4():
         assert fs.version == version and fs.label == name.split(".")[0].upper()
         _check_tree(fs)  # shortform /boot, leaf/node /etc, local and remote symlinks, sparse file
         assert fs.listdir("/boot") == ["initrd.img-6.12.117-amd64", "vmlinuz-6.1.0-9-amd64", "vmlinuz-6.12.117-amd64"]
+
+
+def test_btrfs_single_device():
+    fs = _fs("btrfs.img")
+    assert (fs.label, fs.default_subvol) == ("BTRFS", 5)
+    _check_tree(fs)  # inline and regular extents, holes, symlinks
 
 
 def test_ext4_4k_64bit():

@@ -7,7 +7,7 @@ from diskfs.gpt import partitions  # noqa: F401
 
 
 def open_filesystem(dev):
-    """The filesystem on `dev` (ext2/3/4 or XFS), or None when no known magic is found."""
+    """The filesystem on `dev` (ext2/3/4, XFS or btrfs), or None when no known magic is found."""
     if dev.size >= 2048 and dev.read(1080, 2) == b"\x53\xef":
         from diskfs import ext4
 
@@ -16,4 +16,8 @@ def open_filesystem(dev):
         from diskfs import xfs
 
         return xfs.Xfs(dev)
+    if dev.size >= 0x10000 + 4096 and dev.read(0x10040, 8) == b"_BHRfS_M":
+        from diskfs import btrfs
+
+        return btrfs.Btrfs(dev)
     return None
