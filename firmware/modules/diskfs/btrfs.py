@@ -7,6 +7,7 @@ Multi-device profiles, lzo and zstd are refused by name (on the list for the nex
 import struct
 
 from diskfs.errors import Corrupt, NotFound, Unsupported
+from diskfs.fsbase import FsBase
 
 MAGIC = b"_BHRfS_M"
 SUPER = 0x10000
@@ -14,7 +15,7 @@ INODE_ITEM, ROOT_ITEM, DIR_ITEM, DIR_INDEX, EXTENT_DATA, CHUNK_ITEM = 1, 132, 84
 FS_TREE, ROOT_TREE_DIR = 5, 6
 S_IFMT, S_IFDIR, S_IFLNK = 0o170000, 0o040000, 0o120000
 BG_RAID = 0x8 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400  # RAID0/1/10/5/6/1C3/1C4
-MAX_SYMLINKS, MAX_LEVEL = 40, 8
+MAX_LEVEL = 8
 KEY_SIZE = 17
 
 
@@ -41,7 +42,7 @@ class Inode:
         return self.mode & S_IFMT == S_IFLNK
 
 
-class Btrfs:
+class Btrfs(FsBase):
     """A single-device btrfs filesystem."""
 
     TYPE = "btrfs"
@@ -220,50 +221,8 @@ class Btrfs:
     def readlink_inode(self, inode):
         return _text(self.read_inode_data(inode), "%s: symlink inode %d" % (self.dev.name, inode.number))
 
-    def lookup(self, path, follow=True):
-        root = (self.fs_root[:2], self.fs_root[2])
-        parts = [p for p in path.split("/") if p]
-        stack = [self.inode(*root)]
-        hops = 0
-        while parts:
-            name = parts.pop(0)
-            if name == ".":
-                continue
-            if name == "..":
-                if len(stack) > 1:
-                    stack.pop()
-                continue
-            match = [loc for n, loc in self.entries(stack[-1]) if n == name]
-            if not match:
-                raise NotFound("%s: %s: no such file or directory" % (self.dev.name, path))
-            node = self.inode(*match[0])
-            if node.is_symlink() and (parts or follow):
-                hops += 1
-                if hops > MAX_SYMLINKS:
-                    raise Corrupt("%s: %s: too many levels of symbolic links" % (self.dev.name, path))
-                target = self.readlink_inode(node)
-                if target.startswith("/"):
-                    stack = [self.inode(*root)]
-                parts = [p for p in target.split("/") if p] + parts
-                continue
-            stack.append(node)
-        return stack[-1]
+    def root(self):
+        return self.inode(self.fs_root[:2], self.fs_root[2])
 
-    def listdir(self, path):
-        return sorted(n for n, _ in self.entries(self.lookup(path)))
-
-    def read(self, path):
-        return self.read_inode_data(self.lookup(path))
-
-    def exists(self, path):
-        try:
-            self.lookup(path)
-            return True
-        except NotFound:
-            return False
-
-    def readlink(self, path):
-        node = self.lookup(path, follow=False)
-        if not node.is_symlink():
-            raise NotFound("%s: %s is not a symbolic link" % (self.dev.name, path))
-        return self.readlink_inode(node)
+    def node(self, ref):
+        return self.inode(*ref)

@@ -7,6 +7,7 @@ Incompat features are an explicit allow-list, so an image using something else f
 import struct
 
 from diskfs.errors import Corrupt, NotFound, Unsupported
+from diskfs.fsbase import FsBase
 
 MAGIC = 0xEF53
 # incompat flag -> (name, supported?, why)
@@ -30,7 +31,6 @@ INCOMPAT = {
 }
 S_IFMT, S_IFDIR, S_IFREG, S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
 EXTENTS_FL, INLINE_DATA_FL = 0x80000, 0x10000000
-MAX_SYMLINKS = 40
 
 
 def _text(raw, what):
@@ -57,7 +57,7 @@ class Inode:
         return self.mode & S_IFMT == S_IFLNK
 
 
-class Ext4:
+class Ext4(FsBase):
     """An ext2/3/4 filesystem on a block device."""
 
     TYPE = "ext4"
@@ -204,21 +204,21 @@ class Ext4:
 
     # ---- names ----
     def entries(self, inode):
-        """[(name, inode number, file type)] of a directory (htree directories read linearly)."""
+        """[(name, inode number)] of a directory (htree directories read linearly)."""
         if not inode.is_dir():
             raise NotFound("%s: inode %d is not a directory" % (self.dev.name, inode.number))
         data = self.read_inode_data(inode)
         out = []
         pos = 0
         while pos + 8 <= len(data):
-            ino, rec_len, name_len, ftype = struct.unpack_from("<IHBB", data, pos)
+            ino, rec_len, name_len = struct.unpack_from("<IHB", data, pos)
             if rec_len < 8 or pos + rec_len > len(data) or name_len > rec_len - 8:
                 raise Corrupt("%s: directory inode %d: bad entry at offset %d" % (self.dev.name, inode.number, pos))
             if ino:
                 name = _text(data[pos + 8:pos + 8 + name_len], "%s: a name in directory inode %d"
                              % (self.dev.name, inode.number))
                 if name not in (".", ".."):
-                    out.append((name, ino, ftype))
+                    out.append((name, ino))
             pos += rec_len
         return out
 
@@ -230,51 +230,8 @@ class Ext4:
             raise Corrupt("%s is %d bytes long" % (what, inode.size))
         return _text(self.read_inode_data(inode), what)
 
-    def lookup(self, path, follow=True):
-        """The inode at `path` (symlinks followed, also in the last component when `follow`)."""
-        parts = [p for p in path.split("/") if p]
-        stack = [self.inode(2)]
-        hops = 0
-        while parts:
-            name = parts.pop(0)
-            if name == ".":
-                continue
-            if name == "..":
-                if len(stack) > 1:
-                    stack.pop()
-                continue
-            match = [ino for n, ino, _ in self.entries(stack[-1]) if n == name]
-            if not match:
-                raise NotFound("%s: %s: no such file or directory" % (self.dev.name, path))
-            node = self.inode(match[0])
-            if node.is_symlink() and (parts or follow):
-                hops += 1
-                if hops > MAX_SYMLINKS:
-                    raise Corrupt("%s: %s: too many levels of symbolic links" % (self.dev.name, path))
-                target = self.readlink_inode(node)
-                if target.startswith("/"):
-                    stack = [self.inode(2)]
-                parts = [p for p in target.split("/") if p] + parts
-                continue
-            stack.append(node)
-        return stack[-1]
+    def root(self):
+        return self.inode(2)
 
-    # ---- the small API shared by all filesystems ----
-    def listdir(self, path):
-        return sorted(n for n, _, _ in self.entries(self.lookup(path)))
-
-    def read(self, path):
-        return self.read_inode_data(self.lookup(path))
-
-    def exists(self, path):
-        try:
-            self.lookup(path)
-            return True
-        except NotFound:
-            return False
-
-    def readlink(self, path):
-        node = self.lookup(path, follow=False)
-        if not node.is_symlink():
-            raise NotFound("%s: %s is not a symbolic link" % (self.dev.name, path))
-        return self.readlink_inode(node)
+    def node(self, ref):
+        return self.inode(ref)

@@ -6,6 +6,7 @@ Incompat features are an explicit allow-list, so an image using something else f
 import struct
 
 from diskfs.errors import Corrupt, NotFound, Unsupported
+from diskfs.fsbase import FsBase
 
 MAGIC = b"XFSB"
 INCOMPAT = {
@@ -19,7 +20,6 @@ INCOMPAT = {
 S_IFMT, S_IFDIR, S_IFLNK = 0o170000, 0o040000, 0o120000
 FMT_LOCAL, FMT_EXTENTS, FMT_BTREE = 1, 2, 3
 LEAF_OFFSET = 32 << 30  # directory data blocks live below 32 GiB of the directory's address space
-MAX_SYMLINKS = 40
 
 
 def _text(raw, what):
@@ -52,7 +52,7 @@ class Inode:
         return self.mode & S_IFMT == S_IFLNK
 
 
-class Xfs:
+class Xfs(FsBase):
     """An XFS filesystem on a block device."""
 
     TYPE = "xfs"
@@ -240,49 +240,8 @@ class Xfs:
             data += blk[56:] if self.version == 5 and blk[:4] == b"XSLM" else blk
         return _text(data[:inode.size], what)
 
-    def lookup(self, path, follow=True):
-        parts = [p for p in path.split("/") if p]
-        stack = [self.inode(self.root_ino)]
-        hops = 0
-        while parts:
-            name = parts.pop(0)
-            if name == ".":
-                continue
-            if name == "..":
-                if len(stack) > 1:
-                    stack.pop()
-                continue
-            match = [i for n, i in self.entries(stack[-1]) if n == name]
-            if not match:
-                raise NotFound("%s: %s: no such file or directory" % (self.dev.name, path))
-            node = self.inode(match[0])
-            if node.is_symlink() and (parts or follow):
-                hops += 1
-                if hops > MAX_SYMLINKS:
-                    raise Corrupt("%s: %s: too many levels of symbolic links" % (self.dev.name, path))
-                target = self.readlink_inode(node)
-                if target.startswith("/"):
-                    stack = [self.inode(self.root_ino)]
-                parts = [p for p in target.split("/") if p] + parts
-                continue
-            stack.append(node)
-        return stack[-1]
+    def root(self):
+        return self.inode(self.root_ino)
 
-    def listdir(self, path):
-        return sorted(n for n, _ in self.entries(self.lookup(path)))
-
-    def read(self, path):
-        return self.read_inode_data(self.lookup(path))
-
-    def exists(self, path):
-        try:
-            self.lookup(path)
-            return True
-        except NotFound:
-            return False
-
-    def readlink(self, path):
-        node = self.lookup(path, follow=False)
-        if not node.is_symlink():
-            raise NotFound("%s: %s is not a symbolic link" % (self.dev.name, path))
-        return self.readlink_inode(node)
+    def node(self, ref):
+        return self.inode(ref)
