@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cloudboot.paths import build_dir
 
-VERSION = "6"  # bump when a recipe changes
+VERSION = "7"  # bump when a recipe changes
 
 
 def _sh(*cmd: str, cwd: Path | None = None) -> None:
@@ -85,6 +85,14 @@ def build() -> Path:
     with open(btrfs, "wb") as f:
         f.truncate(200 << 20)
     _sh("mkfs.btrfs", "-q", "-f", "-L", "BTRFS", "--rootdir", str(tree), str(btrfs))
+    vfat = out / "vfat.img"
+    _sh("mkfs.vfat", "-C", "-n", "CBESP", "-i", "1234ABCD", str(vfat), "8192")
+    luks = out / "luks2.img"
+    with open(luks, "wb") as f:
+        f.truncate(32 << 20)
+    subprocess.run(["cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--label", "cbcrypt",
+                    "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", str(luks), "-"], input=b"secret",
+                   check=True, capture_output=True)
     # A fragmented file: fill with small files, delete every other one, then write a big file into the holes.
     # The filesystem is only just big enough, so the big file can only go into the 4 KiB holes: its extent
     # tree gets an index level.
