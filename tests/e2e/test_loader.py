@@ -101,11 +101,12 @@ def test_bls_menu_countdown_boots_newest(tmp_path, machine, arch: str, gzip_kern
     assert m.wait(120) == 0
 
 
-def test_bls_menu_key_chooses_older_entry(tmp_path, machine) -> None:
+@pytest.mark.parametrize("key", [b"2", b"\x1b[B"], ids=["digit", "arrow-down"])
+def test_bls_menu_key_chooses_older_entry(tmp_path, machine, key: bytes) -> None:
     m = machine("x86_64", efi=firmware_file("x86_64"), append="cloudboot.menu=30", disks=[_bls_esp(tmp_path, "x86_64")],
                 extra=["-no-reboot"])
     m.expect("default in 30 s", 120)
-    m.send(b"2")
+    m.send(key)
     m.expect("countdown stopped", 30)
     m.send(b"\r")
     m.expect("booting BLS entry debian-6.1.0-9", 30)

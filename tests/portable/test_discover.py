@@ -14,3 +14,48 @@ def test_debian_layout_newest_first():
     assert found[0].linux == "/boot/vmlinuz-6.12.117-amd64"
     assert found[0].initrd == ["/boot/initrd.img-6.12.117-amd64"]
     assert found[1].initrd == []  # no initrd of that version: none guessed
+
+
+class _Tree:
+    """A directory tree in memory with the three calls discovery uses."""
+
+    def __init__(self, files):
+        self.files = files
+
+    def listdir(self, path):
+        prefix = path.rstrip("/") + "/"
+        names = set()
+        for f in self.files:
+            if f.startswith(prefix):
+                names.add(f[len(prefix):].split("/")[0])
+        if not names:
+            raise OSError(path)
+        return sorted(names)
+
+    def exists(self, path):
+        return path in self.files
+
+    def read(self, path):
+        return self.files[path]
+
+
+def test_arch_and_alpine_naming():
+    arch = discover.find(_Tree({"/boot/vmlinuz-linux": b"", "/boot/initramfs-linux.img": b"",
+                                "/boot/initramfs-linux-fallback.img": b""}))
+    assert [(c.linux, c.initrd) for c in arch] == [("/boot/vmlinuz-linux", ["/boot/initramfs-linux.img"])]
+    alpine = discover.find(_Tree({"/boot/vmlinuz-lts": b"", "/boot/initramfs-lts": b""}))
+    assert [(c.linux, c.initrd) for c in alpine] == [("/boot/vmlinuz-lts", ["/boot/initramfs-lts"])]
+
+
+def test_bls_entries_win_and_rescue_loses():
+    tree = _Tree({
+        "/boot/loader/entries/a-6.8.conf": b"title F\nversion 6.8.9\nlinux /vmlinuz-6.8.9\ninitrd /initramfs-6.8.9.img\n"
+                                           b"options root=UUID=1 ro\n",
+        "/boot/vmlinuz-6.8.9": b"", "/boot/initramfs-6.8.9.img": b"",
+        "/boot/vmlinuz-0-rescue-abc": b"", "/boot/vmlinuz-6.2.0": b"",
+    })
+    found = discover.find(tree)
+    assert found[0].source.startswith("BLS entry") and found[0].linux == "/boot/vmlinuz-6.8.9"
+    assert found[0].initrd == ["/boot/initramfs-6.8.9.img"] and found[0].options == "root=UUID=1 ro"
+    names = [c.version for c in found[1:]]
+    assert names == ["6.8.9", "6.2.0", "0-rescue-abc"]
