@@ -49,8 +49,8 @@ def test_arch_and_alpine_naming():
 
 def test_bls_entries_win_and_rescue_loses():
     tree = _Tree({
-        "/boot/loader/entries/a-6.8.conf": b"title F\nversion 6.8.9\nlinux /vmlinuz-6.8.9\ninitrd /initramfs-6.8.9.img\n"
-                                           b"options root=UUID=1 ro\n",
+        "/boot/loader/entries/a-6.8.conf": b"title F\nversion 6.8.9\nlinux /vmlinuz-6.8.9\n"
+                                           b"initrd /initramfs-6.8.9.img\noptions root=UUID=1 ro\n",
         "/boot/vmlinuz-6.8.9": b"", "/boot/initramfs-6.8.9.img": b"",
         "/boot/vmlinuz-0-rescue-abc": b"", "/boot/vmlinuz-6.2.0": b"",
     })
