@@ -109,3 +109,29 @@ def test_corrupt_superblock_is_a_clean_error():
         assert "implausible superblock" in str(exc)
     else:
         raise AssertionError("no Corrupt")
+
+
+def test_file_objects_stat_walk_on_every_filesystem():
+    import diskfs
+
+    for name in ("ext4-4k.img", "xfs-v5.img", "btrfs.img"):
+        fs = diskfs.open(FileDevice(_data() + "/" + name))
+        want = _host("boot/vmlinuz-6.1.0-9-amd64")
+        with fs.open("/boot/vmlinuz-6.1.0-9-amd64") as f:
+            assert f.read(10) == want[:10]
+            f.seek(1000000)
+            buf = bytearray(4096)
+            assert f.readinto(buf) == 4096 and bytes(buf) == want[1000000:1004096]
+            f.seek(-3, 2)
+            assert f.read() == want[-3:] and f.read() == b"" and f.tell() == len(want)
+        mode, size = fs.stat("/vmlinuz")
+        assert mode & 0o170000 == 0o120000  # the symlink itself
+        tops = {d: (dirs, len(files)) for d, dirs, files in fs.walk("/")}
+        assert [d for d in tops["/"][0] if d != "lost+found"] == ["boot", "etc"]  # ext4 has lost+found
+        assert tops["/etc"] == ([], 403) and tops["/boot"] == ([], 3)
+    try:
+        diskfs.open(MemoryDevice(bytes(70000), "blank"))
+    except NotFound as exc:
+        assert "blank" in str(exc)
+    else:
+        raise AssertionError("no NotFound")

@@ -6,6 +6,14 @@ from diskfs.errors import Corrupt, DiskfsError, NotFound, Unsupported  # noqa: F
 from diskfs.gpt import partitions  # noqa: F401
 
 
+def open(dev):  # noqa: A001 - the package's one entry point, as the issue names it
+    """The filesystem on a device or partition; NotFound when nothing known is there."""
+    fs = open_filesystem(dev)
+    if fs is None:
+        raise NotFound("%s: no ext2/3/4, XFS or btrfs filesystem found" % dev.name)
+    return fs
+
+
 def open_filesystem(dev):
     """The filesystem on `dev` (ext2/3/4, XFS or btrfs), or None when no known magic is found."""
     if dev.size >= 2048 and dev.read(1080, 2) == b"\x53\xef":
