@@ -24,7 +24,11 @@ def frozen_clock() -> Iterator[None]:
     if epoch is None:
         yield
         return
-    from pyfatfs.DosDateTime import DosDateTime
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pyfatfs.DosDateTime import DosDateTime
 
     fixed = DosDateTime(*time.gmtime(epoch)[:6])
     with mock.patch("time.time", lambda: float(epoch)), \

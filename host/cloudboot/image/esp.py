@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import warnings
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
@@ -23,8 +24,10 @@ def esp_size(payload_bytes: int) -> int:
 
 def build_esp(files: dict[str, bytes], size: int | None = None, label: str = "ESP") -> bytes:
     """A FAT image holding `files` (destination path -> bytes), e.g. {'EFI/BOOT/BOOTX64.EFI': b'MZ...'}."""
-    from pyfatfs.PyFat import PyFat
-    from pyfatfs.PyFatFS import PyFatFS
+    with warnings.catch_warnings():  # pyfatfs's `fs` dependency imports the deprecated pkg_resources
+        warnings.simplefilter("ignore")
+        from pyfatfs.PyFat import PyFat
+        from pyfatfs.PyFatFS import PyFatFS
 
     payload = sum(len(d) for d in files.values())
     size = size or esp_size(payload)
