@@ -22,6 +22,7 @@ deps: $(STAMP)
 	$(CB) deps
 
 firmware: $(STAMP)
+	$(CB) deps --no-qemu
 	$(CB) firmware --arch $(ARCH)
 
 iso: firmware

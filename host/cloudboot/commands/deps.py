@@ -19,8 +19,8 @@ def ensure_all(*, firmware_tests: bool = True) -> None:
     print(f"zig: {zig.zig_exe()}")
     print(f"MicroPython {micropython.VERSION}: {micropython.source_dir()}")
     print(f"mpy-cross: {micropython.mpy_cross()}")
-    print(f"unix port: {micropython.unix_port()}")
     if firmware_tests:
+        print(f"unix port: {micropython.unix_port()}")
         qemu.ensure_qemu()
         qemu.ensure_firmware()
         from cloudboot.harness.firmware import find_firmware
@@ -33,5 +33,6 @@ def ensure_all(*, firmware_tests: bool = True) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deps", help="install/check the toolchain: MicroPython source, zig, QEMU, EDK2")
-    p.add_argument("--no-qemu", action="store_true", help="skip QEMU and EDK2 (build-only machines)")
+    p.add_argument("--no-qemu", action="store_true",
+                   help="only what building needs: skip QEMU, EDK2 and the MicroPython unix port (tests)")
     p.set_defaults(func=lambda a: ensure_all(firmware_tests=not a.no_qemu))
