@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,11 @@ from cloudboot.harness.profiles import profile
 from cloudboot.run import which
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _escape(m: re.Match) -> str:
+    return f"\\x{ord(m.group(0)):02x}"
 
 
 @atexit.register
@@ -44,7 +50,7 @@ class Machine:
     def __init__(self, arch: str, *, efi: Path | None = None, append: str | None = None, esp: bool = False,
                  disks: list[Path] = (), iso: Path | None = None, nics: int = 0, memory_mb: int | None = None,
                  extra: list[str] = (), echo: bool = False, firmware: Firmware | None = None,
-                 extra_kernel: tuple[Path, Path, str] | None = None) -> None:
+                 extra_kernel: tuple[Path, Path, str] | None = None, linux: bool = True) -> None:
         self.profile = profile(arch)
         self.arch = self.profile.arch
         self.efi, self.append, self.use_esp = efi, append, esp
@@ -53,6 +59,7 @@ class Machine:
         self.extra, self.echo = list(extra), echo
         self.firmware = firmware  # default: find_firmware(arch)
         self.extra_kernel = extra_kernel  # (kernel, initrd, cmdline) for EDK2 to load itself (a reference)
+        self.linux = linux  # machine options for Linux guests (riscv64: acpi=off); False: the plain machine
         self.workdir = Path(tempfile.mkdtemp(prefix=f"cloudboot-vm-{self.arch}-"))
         self.proc: subprocess.Popen | None = None
         self.raw = bytearray()
@@ -70,7 +77,8 @@ class Machine:
         vars_copy = self.workdir / "vars.fd"
         if not vars_copy.exists():
             shutil.copyfile(fw.vars, vars_copy)
-        cmd = [which(p.qemu, f"running {self.arch} guests"), "-M", p.machine, *p.cpu, "-m", str(self.memory_mb),
+        cmd = [which(p.qemu, f"running {self.arch} guests"), "-M", p.machine_arg(self.linux), *p.cpu,
+               "-m", str(self.memory_mb),
                # not -nographic: it multiplexes the monitor on stdio, and its Ctrl-A escape eats the raw REPL's.
                "-display", "none", "-serial", "stdio", "-monitor", "none",
                "-boot", "menu=on,splash-time=0", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
@@ -108,8 +116,12 @@ class Machine:
     def start(self) -> Machine:
         """Start QEMU and the serial reader."""
         cmd = self.command()
+        # Started from the main thread, QEMU also dies with us when we are killed without running atexit
+        # (PR_SET_PDEATHSIG fires when the forking *thread* ends, so only the main thread may ask for it).
+        main = threading.current_thread() is threading.main_thread() and sys.platform == "linux"
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent if main else None)
         _LIVE.add(self)
         threading.Thread(target=self._reader, daemon=True).start()
         return self
@@ -181,8 +193,10 @@ class Machine:
         return console.clean(raw).decode("utf-8", "replace")
 
     def tail(self, n: int = 60) -> str:
-        """The last n lines of the transcript, for error messages."""
-        return "--- console (last lines) ---\n" + "\n".join(self.text.splitlines()[-n:])
+        """The last n lines of the transcript, for error messages (control characters such as the raw REPL's
+        EOT shown as `\\xNN`)."""
+        lines = self.text.replace("\r\n", "\n").split("\n")[-n:]
+        return "--- console (last lines) ---\n" + "\n".join(_CONTROL.sub(_escape, line) for line in lines)
 
     def expect(self, pattern: str | bytes | re.Pattern, timeout: float = 60, mark: str | None = None) -> re.Match:
         """Wait until `pattern` (regex or plain text) appears after the previous match; returns the match.
@@ -210,15 +224,42 @@ class Machine:
         self.kill()
         raise HarnessTimeout(f"{self.arch}: waiting for {pattern.pattern!r}: {why}\n{self.tail()}")
 
-    def send(self, data: bytes | str) -> None:
-        """Type bytes on the serial console."""
+    def send(self, data: bytes | str, timeout: float = 60) -> None:
+        """Type bytes on the serial console (in pieces of at most 256 bytes, never blocking for longer than
+        `timeout` seconds in all if QEMU stops reading its input: then it is killed, HarnessTimeout)."""
         if isinstance(data, str):
             data = data.encode()
-        try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            raise HarnessTimeout(f"{self.arch}: QEMU has exited; cannot send input\n{self.tail()}") from None
+        fd = self.proc.stdin.fileno()
+        deadline = time.monotonic() + timeout
+        view = memoryview(data)
+        while view:
+            if self.proc.poll() is not None:
+                raise HarnessTimeout(f"{self.arch}: QEMU has exited; cannot send input\n{self.tail()}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise HarnessTimeout(f"{self.arch}: QEMU took no serial input for {timeout:.0f} s "
+                                     f"({len(view)} of {len(data)} bytes unsent)\n{self.tail()}")
+            _, writable, _ = select.select([], [fd], [], min(left, 0.5))
+            if writable:
+                try:
+                    n = os.write(fd, view[:256])
+                except BrokenPipeError:
+                    raise HarnessTimeout(f"{self.arch}: QEMU has exited; cannot send input\n{self.tail()}") from None
+                view = view[n:]
+
+    @property
+    def pos(self) -> int:
+        """Offset in the cleaned transcript (bytes) up to which `expect` has consumed it."""
+        return self._pos
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent goes away (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
 
 
 def _disk(path: Path, node: str, bootindex: int) -> list[str]:

@@ -19,6 +19,12 @@ class Profile:
     efi_name: str
     pe_machine: int
     linux_console: str
+    #: Machine options a Linux kernel booted in this VM needs (appended to `machine` when `linux` is asked).
+    linux_options: str = ""
+
+    def machine_arg(self, linux: bool = True) -> str:
+        """The `-M` value; `linux` adds the options Linux kernels need (riscv64: `acpi=off`)."""
+        return f"{self.machine},{self.linux_options}" if linux and self.linux_options else self.machine
 
 
 PROFILES = {
@@ -26,8 +32,8 @@ PROFILES = {
     "aarch64": Profile("aarch64", "qemu-system-aarch64", "virt", ("-cpu", "cortex-a57"), 1024, "BOOTAA64.EFI",
                        0xAA64, "ttyAMA0"),
     # riscv64 Linux needs ACPI off (its EFI stub otherwise generates an empty DTB and resets).
-    "riscv64": Profile("riscv64", "qemu-system-riscv64", "virt,acpi=off", (), 1024, "BOOTRISCV64.EFI", 0x5064,
-                       "ttyS0"),
+    "riscv64": Profile("riscv64", "qemu-system-riscv64", "virt", (), 1024, "BOOTRISCV64.EFI", 0x5064,
+                       "ttyS0", "acpi=off"),
     "loongarch64": Profile("loongarch64", "qemu-system-loongarch64", "virt", ("-cpu", "la464"), 1024,
                            "BOOTLOONGARCH64.EFI", 0x6264, "ttyS0"),
 }

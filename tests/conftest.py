@@ -7,13 +7,17 @@ import os
 import pytest
 
 
+# ---- diskfs fixtures (owned by the disk-core work; tests/portable/images.py) --------------------------------
 @pytest.fixture(scope="session", autouse=True)
 def testdata() -> str:
-    from tests.diskimages import build
+    """Filesystem images made by the real mkfs tools, built once and cached under build/test-images (per
+    image, keyed by its recipe and the tool versions); portable tests find them through $CLOUDBOOT_TESTDATA."""
+    from tests.portable.images import build
 
     path = str(build())
     os.environ["CLOUDBOOT_TESTDATA"] = path
     return path
+# ---- end of diskfs fixtures --------------------------------------------------------------------------------
 
 
 # Under CI the fuzz tests replay a fixed set of examples (a red CI must mean a regression, not bad luck);

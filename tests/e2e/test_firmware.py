@@ -25,6 +25,14 @@ def test_exception_in_firmware_raises_in_test(firmware_repl) -> None:
     assert repl.exec("print('still alive')") == "still alive\n"  # the REPL survives
 
 
+def test_exec_of_many_windows_and_non_ascii_text(firmware_repl) -> None:
+    """1 KB of code: eight raw-paste windows (the serial input path is slowest on x86_64, ~200 B/s)."""
+    _, repl, _ = firmware_repl
+    code = "t = 0\n" + "".join(f"t += {i}  # line {i:04d} of a longer program\n" for i in range(25))
+    assert repl.exec(code + "print(t)", timeout=120) == f"{sum(range(25))}\n"
+    assert repl.exec("print('grüße', len('grüße'))") == "grüße 5\n"
+
+
 def test_reads_own_load_options(firmware_repl) -> None:
     arch, repl, _ = firmware_repl
     assert repl.exec("import uefi; print(uefi.load_options())").split() == ["cloudboot.repl", f"cb.test={arch}"]
@@ -82,6 +90,21 @@ def test_poweroff_ends_qemu_with_status_zero(arch, machine) -> None:
     repl.enter()
     m.send(b"import uefi\nuefi.poweroff()\x04")
     assert m.wait(60) == 0
+
+
+def test_nic_appears_and_qmp_quit_ends_qemu(arch, machine) -> None:
+    """A virtio-net NIC on user networking (no option ROM) gets a SimpleNetwork handle once connected; QMP
+    answers while the firmware runs, and `quit` ends QEMU with status 0."""
+    m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl", nics=1)
+    repl = Repl(m)
+    repl.wait_banner(120)
+    out = repl.exec("import uefi\n"
+                    "snp = uefi.guid.guid_bytes('a19832b9-ac25-11d3-9a2d-0090273fc14d')\n"
+                    "uefi.connect_all()\n"
+                    "print(len(uefi.locate_handles(snp)))\n")
+    assert out == "1\n"
+    assert m.qmp("query-status")["status"] == "running"
+    assert m.quit() == 0
 
 
 def test_key_press_in_boot_window_enters_repl_from_esp(machine) -> None:

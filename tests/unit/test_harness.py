@@ -105,3 +105,48 @@ def test_descriptor_discovery_finds_edk2_for_every_arch() -> None:
     for arch in PROFILES:  # `make test` installs them first
         fw = find_firmware(arch)
         assert fw.code.is_file() and fw.vars.is_file() and fw.descriptor is not None
+
+
+def test_command_line_devices_and_vars_copy(tmp_path: Path) -> None:
+    from cloudboot.harness.machine import Machine
+
+    disk, qcow = tmp_path / "a.img", tmp_path / "b.qcow2"
+    disk.write_bytes(bytes(4096))
+    qcow.write_bytes(b"QFI\xfb" + bytes(4092))
+    m = Machine("riscv64", efi=tmp_path / "app.efi", append="x y", disks=[disk, qcow], nics=1)
+    try:
+        cmd = m.command()
+        line = " ".join(cmd)
+        assert cmd[cmd.index("-M") + 1] == "virt,acpi=off"
+        assert "-kernel" in cmd and cmd[cmd.index("-append") + 1] == "x y"
+        assert f"format=raw,file={disk}" in line and f"format=qcow2,file={qcow}" in line
+        # every disk has a boot index (OVMF connects only those once any device has one)
+        assert "virtio-blk-pci,drive=d0,bootindex=1" in line and "virtio-blk-pci,drive=d1,bootindex=2" in line
+        assert "virtio-net-pci,netdev=n0,romfile=" in line and "-net none" not in line
+        assert "readonly=on" in line.split("unit=0")[1].split(" ")[0]
+        vars_copy = m.workdir / "vars.fd"
+        assert vars_copy.read_bytes() == find_firmware("riscv64").vars.read_bytes()
+        assert f"unit=1,file={vars_copy}" in line
+        assert "menu=on,splash-time=0" in cmd and f"unix:{m.qmp_path},server=on,wait=off" in cmd
+    finally:
+        m.kill()
+    assert not m.workdir.exists()
+    plain = Machine("riscv64", linux=False)
+    try:
+        cmd = plain.command()
+        assert cmd[cmd.index("-M") + 1] == "virt" and "-net" in cmd and cmd[cmd.index("-net") + 1] == "none"
+    finally:
+        plain.kill()
+
+
+def test_missing_qemu_names_the_debian_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from cloudboot.harness.machine import Machine
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    m = Machine("loongarch64")
+    try:
+        with pytest.raises(CloudBootError, match="'qemu-system-loongarch64' not found: install the Debian package "
+                                                 "'qemu-system-misc'"):
+            m.command()
+    finally:
+        m.kill()

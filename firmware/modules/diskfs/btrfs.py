@@ -47,8 +47,9 @@ class Btrfs(FsBase):
 
     TYPE = "btrfs"
 
-    def __init__(self, dev):
-        self.dev = dev
+    def __init__(self, dev, devices=None, verify=True):
+        """`devices`: other devices that may hold the rest of a multi-device filesystem (not read yet)."""
+        self.dev, self.verify = dev, verify
         sb = dev.read(SUPER, 4096)
         if sb[0x40:0x48] != MAGIC:
             raise Corrupt("%s: no btrfs superblock at 64 KiB" % dev.name)

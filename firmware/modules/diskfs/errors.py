@@ -1,17 +1,48 @@
-"""The one error family of the portable disk core: every failure names the device, offset or inode."""
+"""The one error family of the portable disk core.
+
+Every failure names the device and, where there is one, the on-disk structure and its byte offset (Corrupt),
+the feature (Unsupported) or the path (NotFound). Corrupt input never raises anything else: parsers check
+bounds before they index and bound every loop over on-disk links.
+"""
 
 
-class DiskfsError(Exception):
+class FsError(Exception):
     """Base of all diskfs errors."""
 
 
-class Corrupt(DiskfsError):
-    """On-disk structures are inconsistent (bad magic, out-of-range pointer, checksum mismatch)."""
+DiskfsError = FsError  # the name the loader and older callers use
 
 
-class Unsupported(DiskfsError):
-    """A valid filesystem using a feature this reader does not implement (named in the message)."""
+class Corrupt(FsError):
+    """On-disk structures are inconsistent: bad magic, pointer out of range, checksum mismatch, a loop.
+
+    `structure` names what was being read (e.g. "ext4 extent node"), `offset` is its byte offset on the device
+    (None when unknown)."""
+
+    def __init__(self, message, structure=None, offset=None):
+        super().__init__(message)
+        self.structure = structure
+        self.offset = offset
 
 
-class NotFound(DiskfsError):
-    """A path does not exist."""
+class Unsupported(FsError):
+    """A valid filesystem using something this reader does not implement; `feature` names it."""
+
+    def __init__(self, message, feature=None):
+        super().__init__(message)
+        self.feature = feature
+
+
+class NotFound(FsError):
+    """A path (or a whole filesystem) that is not there; also 'not a directory' on the way."""
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+def corrupt(device, structure, offset, detail):
+    """A Corrupt error with the standard message: `device: structure at byte N: detail`."""
+    if offset is None:
+        return Corrupt("%s: %s: %s" % (device, structure, detail), structure, None)
+    return Corrupt("%s: %s at byte %d (0x%x): %s" % (device, structure, offset, offset, detail), structure, offset)

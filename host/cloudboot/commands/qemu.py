@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
             print(repl.wait_banner(args.timeout), file=sys.stderr)
             sys.stdout.write(repl.exec(args.exec, args.timeout))
             vm.marks["exec done"] = time.monotonic() - vm.t0
-            vm.send(b"import uefi\nuefi.poweroff()\x04")  # no reply: the machine is gone
+            repl.launch("import uefi\nuefi.poweroff()", args.timeout)  # no reply: the machine is gone
             status = vm.wait(args.timeout)
         else:
             try:

@@ -3,72 +3,60 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
+from cloudboot.image.output import read_input, write_atomic
 
-DEFAULT_OSREL = "ID=cloud-boot\nNAME=cloud-boot\nVERSION_ID=1\n"
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CloudBootError(f"{what} {path}: {exc.strerror}") from None
+__all__ = ["register", "write_atomic"]  # write_atomic: also used by the sign and genkey verbs
 
 
-def write_atomic(out: Path, data: bytes) -> None:
-    """Write `out` through a temporary file and a rename: never a half-written output."""
-    if not out.parent.is_dir():
-        raise CloudBootError(f"{out}: the directory {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _text_or_file(value: str, what: str) -> bytes:
+    """ukify's convention: `@PATH` is a file's contents, anything else the text itself (both verbatim)."""
+    if value.startswith("@"):
+        return read_input(Path(value[1:]), what)
+    return value.encode()
+
+
+def _section(spec: str) -> tuple[str, bytes]:
+    name, sep, value = spec.partition(":")
+    if not sep:
+        raise CloudBootError(f"invalid --section {spec!r} (want NAME:TEXT or NAME:@PATH)")
+    return name, _text_or_file(value, f"--section {name}")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cloudboot.image.pe import PeImage
+    from cloudboot.image.uki import UkiParts, build_uki
 
-    stub = PeImage(_read(args.stub, "--stub"), str(args.stub))
-    kernel = _read(args.linux, "--linux")
-    if kernel[:2] == b"MZ":
-        k = PeImage(kernel, str(args.linux))
-        if k.machine != stub.machine:
-            raise CloudBootError(f"{args.linux}: kernel machine {k.machine:#06x} does not match the stub's "
-                                 f"{stub.machine:#06x}")
-    osrel = _read(args.osrel, "--osrel") if args.osrel else DEFAULT_OSREL.encode()
-    sections = [(".osrel", osrel)]
-    if args.cmdline is not None:
-        sections.append((".cmdline", args.cmdline.encode() + b"\n"))
-    if args.uname:
-        sections.append((".uname", args.uname.encode() + b"\n"))
-    if args.sbat:
-        sections.append((".sbat", _read(args.sbat, "--sbat")))
-    sections.append((".linux", kernel))
-    if args.initrd:
-        sections.append((".initrd", b"".join(_read(p, "--initrd") for p in args.initrd)))
-    image = stub.append_sections(sections)
+    parts = UkiParts(
+        linux=read_input(args.linux, "--linux"), linux_name=str(args.linux),
+        initrds=[read_input(p, "--initrd") for p in args.initrd],
+        cmdline=_text_or_file(args.cmdline, "--cmdline") if args.cmdline is not None else None,
+        osrel=read_input(args.osrel, "--osrel") if args.osrel else None,
+        uname=args.uname.encode() if args.uname else None,
+        devicetree=read_input(args.devicetree, "--devicetree") if args.devicetree else None,
+        sbat=read_input(args.sbat, "--sbat") if args.sbat else None, sbat_name=str(args.sbat),
+        extra=[_section(s) for s in args.section])
+    image, names = build_uki(read_input(args.stub, "--stub"), str(args.stub), parts)
     write_atomic(args.output, image)
-    print(f"{args.output}: {len(image)} bytes ({', '.join(n for n, _ in sections)})")
+    print(f"{args.output}: {len(image)} bytes ({', '.join(names)})")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("uki", help="build a Unified Kernel Image from a stub, a kernel and initrds")
+    """The `uki` verb."""
+    p = sub.add_parser("uki", help="build a Unified Kernel Image from a stub, a kernel and initrds",
+                       description="Sections are laid out as systemd's ukify does; text is stored verbatim.")
     p.add_argument("--stub", type=Path, required=True, help="the EFI stub (e.g. build/firmware/BOOTX64.EFI)")
-    p.add_argument("--linux", type=Path, required=True, help="the kernel image")
-    p.add_argument("--initrd", type=Path, action="append", default=[], help="initrd (repeatable, concatenated)")
-    p.add_argument("--cmdline", help="kernel command line (.cmdline)")
+    p.add_argument("--linux", type=Path, required=True, help="the kernel image (.linux)")
+    p.add_argument("--initrd", type=Path, action="append", default=[],
+                   help="initrd (repeatable, concatenated)")
+    p.add_argument("--cmdline", metavar="TEXT|@PATH", help="kernel command line (.cmdline)")
     p.add_argument("--osrel", type=Path, help="os-release file (.osrel; default names cloud-boot)")
     p.add_argument("--uname", help="kernel version (.uname)")
-    p.add_argument("--sbat", type=Path, help="SBAT data (.sbat)")
+    p.add_argument("--devicetree", type=Path, help="device tree blob (.dtb)")
+    p.add_argument("--sbat", type=Path, help="SBAT data, merged with the stub's and kernel's (.sbat)")
+    p.add_argument("--section", action="append", default=[], metavar="NAME:TEXT|@PATH",
+                   help="another section (repeatable; name of at most 8 characters)")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.set_defaults(func=_run)

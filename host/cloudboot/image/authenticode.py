@@ -10,8 +10,7 @@ import hashlib
 import struct
 
 from cloudboot.errors import CloudBootError
-from cloudboot.fwbuild.elf2efi import pe_checksum
-from cloudboot.image.pe import PeImage
+from cloudboot.image.pe import PeImage, pe_checksum
 
 OID_SHA256 = "2.16.840.1.101.3.4.2.1"
 OID_RSA = "1.2.840.113549.1.1.1"
@@ -91,7 +90,8 @@ def sign(image: bytes, name: str, key_pem: bytes, cert_pem: bytes) -> bytes:
     except ValueError as exc:
         raise CloudBootError(f"cannot load the signing key or certificate: {exc}") from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise CloudBootError("only RSA signing keys are supported for Authenticode (UEFI db keys are RSA-2048)")
+        raise CloudBootError("only RSA signing keys are supported for Authenticode "
+                             "(UEFI db keys are RSA-2048)")
     padded = image + bytes(-len(image) % 8)  # the certificate table starts 8-byte aligned
     pe = PeImage(padded, name)
     if pe.signature_size():
@@ -100,7 +100,8 @@ def sign(image: bytes, name: str, key_pem: bytes, cert_pem: bytes) -> bytes:
 
     obsolete = "<<<Obsolete>>>".encode("utf-16-be")
     pe_image_data = _seq(b"\x03\x01\x00", _tlv(0xA0, _tlv(0xA2, _tlv(0x80, obsolete))))
-    indirect = _seq(_seq(_oid(OID_SPC_PE_IMAGE_DATA), pe_image_data), _seq(_alg(OID_SHA256), _tlv(0x04, digest)))
+    indirect = _seq(_seq(_oid(OID_SPC_PE_IMAGE_DATA), pe_image_data),
+                    _seq(_alg(OID_SHA256), _tlv(0x04, digest)))
     # The message digest covers the content octets of SpcIndirectDataContent (without its tag and length).
     content_octets = _strip_tl(indirect)
     attrs = [
@@ -126,7 +127,52 @@ def sign(image: bytes, name: str, key_pem: bytes, cert_pem: bytes) -> bytes:
     return bytes(out)
 
 
+def _der_prefix(blob: bytes) -> bytes:
+    """The one DER TLV at the start of `blob` (a certificate entry is padded to 8 bytes after it)."""
+    if len(blob) < 2:
+        raise ValueError("truncated DER")
+    n = blob[1]
+    if n < 0x80:
+        return blob[:2 + n]
+    k = n & 0x7F
+    if not 0 < k <= 4 or len(blob) < 2 + k:
+        raise ValueError("bad DER length")
+    return blob[:2 + k + int.from_bytes(blob[2:2 + k], "big")]
+
+
 def _strip_tl(der: bytes) -> bytes:
     """The content octets of one DER TLV."""
     n = der[1]
     return der[2:] if n < 0x80 else der[2 + (n & 0x7F):]
+
+
+def signatures(pe: PeImage) -> list[dict]:
+    """The Authenticode certificate table's entries: type and the certificates each PKCS#7 blob carries
+    (subject, issuer, serial), as `sbverify --list` shows them. Malformed tables are a CloudBootError."""
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    offset, size = pe.directory(4)  # for this directory the address is a file offset
+    if not size:
+        return []
+    if offset + size > len(pe.data) or size < 8:
+        raise CloudBootError(f"{pe.name}: certificate table [{offset:#x}, +{size:#x}) runs past the end "
+                             f"of the file")
+    out, pos, end = [], offset, offset + size
+    while pos + 8 <= end:
+        length, revision, kind = struct.unpack_from("<IHH", pe.data, pos)
+        if length < 8 or pos + length > end:
+            raise CloudBootError(f"{pe.name}: certificate entry at {pos:#x} has a bad length {length}")
+        entry = {"revision": revision, "type": kind, "certificates": []}
+        if kind == 0x0002:  # WIN_CERT_TYPE_PKCS_SIGNED_DATA
+            try:
+                certs = pkcs7.load_der_pkcs7_certificates(_der_prefix(bytes(pe.data[pos + 8:pos + length])))
+            except ValueError as exc:
+                raise CloudBootError(f"{pe.name}: certificate entry at {pos:#x} is not PKCS#7: {exc}") \
+                    from None
+            entry["certificates"] = [{"subject": c.subject.rfc4514_string(),
+                                      "issuer": c.issuer.rfc4514_string(),
+                                      "serial": f"{c.serial_number:x}"} for c in certs]
+        out.append(entry)
+        pos += (length + 7) // 8 * 8
+    return out
+

@@ -6,7 +6,6 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
-from unittest import mock
 
 
 def source_date_epoch() -> int | None:
@@ -31,7 +30,13 @@ def frozen_clock() -> Iterator[None]:
         from pyfatfs.DosDateTime import DosDateTime
 
     fixed = DosDateTime(*time.gmtime(epoch)[:6])
-    with mock.patch("time.time", lambda: float(epoch)), \
-            mock.patch("time.localtime", lambda t=None: time.gmtime(epoch if t is None else t)), \
-            mock.patch.object(DosDateTime, "now", lambda *a, **k: fixed):
+    # (Plain attribute swaps rather than unittest.mock, whose import pulls in asyncio: 40 ms per CLI run.)
+    saved = time.time, time.localtime, DosDateTime.__dict__["now"]
+    time.time = lambda: float(epoch)
+    time.localtime = lambda t=None: time.gmtime(epoch if t is None else t)
+    DosDateTime.now = lambda *a, **k: fixed
+    try:
         yield
+    finally:
+        time.time, time.localtime = saved[0], saved[1]
+        DosDateTime.now = saved[2]

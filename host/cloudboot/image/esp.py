@@ -1,63 +1,204 @@
-"""FAT EFI System Partition images built with pyfatfs (no root, no loop devices, no mtools)."""
+"""FAT EFI System Partition images built with pyfatfs (no root, no loop devices, no mtools).
+
+The FAT type follows the size, because firmware decides the type by the cluster count alone (Microsoft's FAT
+specification; OVMF/EDK2 refuses a "FAT32" with fewer than 65,525 clusters): FAT16 below 512 MiB, FAT32 from
+there. Every image is checked after it is written: the cluster count must give the type we meant.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
+import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
 from cloudboot.image.clock import frozen_clock
 
 MIB = 1 << 20
-#: OVMF rejects a FAT32 with fewer than 65,525 clusters, so small ESPs are FAT16 (REFERENCE §6.2).
+#: FAT16 with pyfatfs's cluster sizes needs at least 8,400 sectors; we start at 8 MiB.
+MIN_SIZE = 8 * MIB
+#: From here on FAT32 (at 512 MiB FAT16 would need 16 KiB clusters to stay below 65,525 of them).
 FAT32_FROM = 512 * MIB
+#: pyfatfs's cluster-size table ends at 32 GiB (16 KiB clusters).
+MAX_SIZE = 32 * 1024 * MIB
+#: Characters a FAT long file name may not contain (besides control characters).
+_BAD_CHARS = re.compile(r'[\x00-\x1f"*:<>?|\\]')
+
+
+@dataclass(frozen=True)
+class FatInfo:
+    """A FAT boot sector's geometry and the type it implies (the specification's cluster-count rule)."""
+
+    fat_type: int
+    clusters: int
+    cluster_size: int
+    total_sectors: int
+    sector_size: int
+    label: str
+
+
+def fat_info(image: bytes, name: str = "ESP") -> FatInfo:
+    """Parse the BPB of a FAT image and compute its type from the cluster count, as firmware does."""
+    if len(image) < 512 or image[510:512] != b"\x55\xaa":
+        raise CloudBootError(f"{name}: no FAT boot sector (no 0x55AA signature)")
+    bps, spc, rsvd, nfats, root_ents, tot16, _media, fatsz16 = struct.unpack_from("<HBHBHHBH", image, 11)
+    tot32, fatsz32 = struct.unpack_from("<I", image, 32)[0], struct.unpack_from("<I", image, 36)[0]
+    if bps not in (512, 1024, 2048, 4096) or spc == 0 or spc & (spc - 1) or nfats == 0:
+        raise CloudBootError(f"{name}: invalid FAT BPB (bytes/sector {bps}, sectors/cluster {spc}, "
+                             f"FATs {nfats})")
+    total = tot16 or tot32
+    fatsz = fatsz16 or fatsz32
+    root_secs = (root_ents * 32 + bps - 1) // bps
+    data = total - (rsvd + nfats * fatsz + root_secs)
+    if data <= 0:
+        raise CloudBootError(f"{name}: invalid FAT BPB (no data sectors)")
+    clusters = data // spc
+    kind = 12 if clusters < 4085 else 16 if clusters < 65525 else 32
+    label_at = 71 if kind == 32 else 43
+    label = image[label_at:label_at + 11].decode("ascii", "replace").rstrip()
+    return FatInfo(kind, clusters, spc * bps, total, bps, label)
 
 
 def esp_size(payload_bytes: int) -> int:
-    """The original's multi-arch rule: payload x 3/2 + 8 MiB, rounded up to 16 MiB."""
+    """The original's multi-arch rule (REFERENCE §6.2): payload x 3/2 + 8 MiB, rounded up to 16 MiB."""
     size = payload_bytes * 3 // 2 + 8 * MIB
     return (size + 16 * MIB - 1) // (16 * MIB) * (16 * MIB)
 
 
+def fat_type_for(size: int) -> int:
+    """16 or 32: the FAT type an ESP of `size` bytes gets."""
+    return 32 if size >= FAT32_FROM else 16
+
+
+def normalize_path(dest: str) -> str:
+    r"""An ESP destination as 'EFI/BOOT/BOOTX64.EFI': '\' or '/' separated, leading separator optional;
+    refuses empty, '.' or '..' components and characters FAT cannot store."""
+    parts = dest.replace("\\", "/").strip("/").split("/")
+    for part in parts:
+        if (part in ("", ".", "..") or len(part) > 255 or not part.isascii() or _BAD_CHARS.search(part)
+                or part != part.rstrip(" .")):
+            raise CloudBootError(f"ESP path {dest!r}: component {part!r} is not a valid FAT file name")
+    return "/".join(parts)
+
+
+def check_paths(files: dict[str, bytes]) -> dict[str, bytes]:
+    """Normalized paths; FAT names are case-insensitive, so two names differing only in case collide, and
+    no file may sit where another path needs a directory."""
+    out: dict[str, bytes] = {}
+    seen: dict[str, str] = {}
+    for dest, data in files.items():
+        norm = normalize_path(dest)
+        key = norm.upper()
+        if key in seen:
+            raise CloudBootError(f"ESP path {dest!r} collides with {seen[key]!r} (FAT names ignore case)")
+        seen[key] = dest
+        out[norm] = data
+    for key, dest in seen.items():
+        parts = key.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in seen:
+                raise CloudBootError(f"ESP path {dest!r} needs {parent!r} to be a directory, "
+                                     f"but it is a file")
+    return out
+
+
 def build_esp(files: dict[str, bytes], size: int | None = None, label: str = "ESP") -> bytes:
-    """A FAT image holding `files` (destination path -> bytes), e.g. {'EFI/BOOT/BOOTX64.EFI': b'MZ...'}."""
+    """A FAT image holding `files` (destination path -> bytes), e.g. {'EFI/BOOT/BOOTX64.EFI': b'MZ...'}.
+
+    `size` defaults to `esp_size` of the payload. Too small a size is a CloudBootError saying how much is
+    needed; so are paths FAT cannot hold."""
     with warnings.catch_warnings():  # pyfatfs's `fs` dependency imports the deprecated pkg_resources
         warnings.simplefilter("ignore")
+        from pyfatfs._exceptions import PyFATException
         from pyfatfs.PyFat import PyFat
         from pyfatfs.PyFatFS import PyFatFS
 
+    files = check_paths(files)
     payload = sum(len(d) for d in files.values())
-    size = size or esp_size(payload)
-    if payload + MIB > size:
-        raise CloudBootError(f"ESP of {size} bytes cannot hold {payload} bytes of files")
-    fat_type = PyFat.FAT_TYPE_FAT32 if size >= FAT32_FROM else PyFat.FAT_TYPE_FAT16
+    size = esp_size(payload) if size is None else size
+    if size % 512 or not MIN_SIZE <= size <= MAX_SIZE:
+        raise CloudBootError(f"ESP size {size} bytes: must be a multiple of 512 between "
+                             f"{MIN_SIZE // MIB} MiB and {MAX_SIZE // MIB} MiB")
+    fat_type = fat_type_for(size)
+    label = label.upper()[:11]
     # A volume id derived from the content keeps the image reproducible.
-    digest = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(files.items()))).digest()
+    digest = hashlib.sha256(b"".join(k.encode() + b"\0" + v for k, v in sorted(files.items()))).digest()
     volume_id = struct.unpack("<I", digest[:4])[0] or 1
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"cloudboot-esp-{os.getpid()}-{digest[:4].hex()}.img"
+    fd, tmp_name = tempfile.mkstemp(prefix="cloudboot-esp-", suffix=".img")
+    tmp = Path(tmp_name)
     try:
-        with open(tmp, "wb") as f:
-            f.truncate(size)
+        os.ftruncate(fd, size)
+        os.close(fd)
         with frozen_clock():
             pf = PyFat()
-            pf.mkfs(str(tmp), fat_type, size=size, label=label, volume_id=volume_id)
+            pf.mkfs(str(tmp), PyFat.FAT_TYPE_FAT32 if fat_type == 32 else PyFat.FAT_TYPE_FAT16, size=size,
+                    label=label, volume_id=volume_id)
             pf.close()
+            with open(tmp, "rb") as f:
+                info = fat_info(f.read(512))
+            dirs = {"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)}
+            need = sum(-(-len(d) // info.cluster_size) * info.cluster_size for d in files.values())
+            need += (len(dirs) + 1) * info.cluster_size  # a cluster per directory (and FAT32's root)
+            capacity = info.clusters * info.cluster_size
+            if need > capacity:
+                raise CloudBootError(f"ESP of {size // MIB} MiB (FAT{fat_type}, {info.cluster_size}-byte "
+                                     f"clusters) cannot hold the files: {need} bytes needed, "
+                                     f"{capacity} available")
             fs = PyFatFS(str(tmp), encoding="ascii")
             try:
                 for dest in sorted(files):
-                    parent = "/" + "/".join(dest.strip("/").split("/")[:-1])
+                    parent = "/" + "/".join(dest.split("/")[:-1])
                     if parent != "/":
                         fs.makedirs(parent, recreate=True)
-                    with fs.openbin("/" + dest.strip("/"), "wb") as out:
+                    with fs.openbin("/" + dest, "wb") as out:
                         out.write(files[dest])
+            except PyFATException as exc:
+                raise CloudBootError(f"ESP of {size // MIB} MiB (FAT{fat_type}): cannot write the files: "
+                                     f"{exc}") from None
             finally:
                 fs.close()
-        image = bytearray(tmp.read_bytes())
+        _fix_up(tmp, info)
+        image = tmp.read_bytes()
     finally:
         tmp.unlink(missing_ok=True)
-    # pyfatfs leaves the BPB's CHS geometry zero, which mtools (and some firmware) refuse.
-    struct.pack_into("<HH", image, 0x18, 63, 255)
-    return bytes(image)
+    got = fat_info(image)
+    if got.fat_type != fat_type:
+        raise CloudBootError(f"internal error: FAT{fat_type} image of {size} bytes has {got.clusters} "
+                             f"clusters, which firmware reads as FAT{got.fat_type}")
+    return image
+
+
+def _fix_up(path: Path, info: FatInfo) -> None:
+    """What pyfatfs leaves out: CHS geometry in the BPB (mtools and some firmware refuse zeros), in the backup
+    boot sector too, and on FAT32 a correct FSInfo free-cluster count (fsck.vfat checks it)."""
+    with open(path, "r+b") as f:
+        boot = bytearray(f.read(512))
+        struct.pack_into("<HH", boot, 0x18, 63, 255)
+        f.seek(0)
+        f.write(boot)
+        if info.fat_type != 32:
+            return
+        rsvd = struct.unpack_from("<H", boot, 14)[0]
+        fsinfo_sec, backup_sec = struct.unpack_from("<HH", boot, 48)
+        if 0 < backup_sec < rsvd:
+            f.seek(backup_sec * info.sector_size)
+            f.write(boot)
+        f.seek(rsvd * info.sector_size)
+        fat = f.read(4 * (info.clusters + 2))
+        entries = memoryview(fat).cast("I")[2:]
+        free = sum(1 for e in entries if not e & 0x0FFFFFFF)
+        next_free = next((i + 2 for i, e in enumerate(entries) if not e & 0x0FFFFFFF), 0xFFFFFFFF)
+        for sec in (fsinfo_sec, backup_sec + fsinfo_sec if backup_sec else 0):
+            if 0 < sec < rsvd:
+                f.seek(sec * info.sector_size)
+                fsinfo = bytearray(f.read(512))
+                if fsinfo[:4] == b"RRaA" and fsinfo[484:488] == b"rrAa":
+                    struct.pack_into("<II", fsinfo, 488, free, next_free)
+                    f.seek(sec * info.sector_size)
+                    f.write(fsinfo)

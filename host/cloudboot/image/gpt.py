@@ -39,8 +39,9 @@ def _header(my_lba: int, alt_lba: int, entries_lba: int, last_lba: int, disk_gui
 
 
 def write_gpt(image: bytearray, partitions: list[Partition], seed: bytes) -> None:
-    """Write protective MBR, primary GPT (LBA 1-33) and backup GPT (last 33 LBAs) into `image`, whose size must
-    be a multiple of 512 and whose LBAs 1-33 and last 33 are free. GUIDs come from `seed` (reproducible)."""
+    """Write protective MBR, primary GPT (LBA 1-33) and backup GPT (last 33 LBAs) into `image`, whose size
+    must be a multiple of 512 and whose LBAs 1-33 and last 33 are free. GUIDs come from `seed`
+    (reproducible)."""
     if len(image) % SECTOR:
         raise ValueError("image size is not a multiple of 512")
     last = len(image) // SECTOR - 1

@@ -1,0 +1,542 @@
+"""Test data for the portable disk core: filesystem images made by the real tools (mkfs.ext4 -d, mkfs.xfs -p,
+mkfs.btrfs --rootdir, btrfs-convert, sgdisk/sfdisk, debugfs, xfs_db, cryptsetup, mkswap), no root, no mounts.
+
+Each image has a recipe (a function and its arguments); it is rebuilt only when its recipe, its source tree
+or the tool versions change (a key stored next to it), and images build in parallel. Every source tree also
+gets a manifest (`<tree>.manifest`: kind, path, size, sha256 or link target, link group) so portable tests
+compare listings and bytes on MicroPython, which cannot walk the host tree itself.
+
+CPython only (host side); run by tests/conftest.py once per session:
+`python -m tests.portable.images` builds everything and prints the directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from cloudboot.paths import build_dir, cache_dir
+
+UUID = "01234567-89ab-cdef-0123-456789abcdef"
+MiB = 1 << 20
+BIG_SIZE = 256 * MiB  # the issue's ">= 256 MiB" file
+HUGE_END = 5_000_000_000  # a sparse file ending past 4 GiB
+
+
+def _sh(*cmd, cwd=None, env=None, input=None) -> str:
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, input=input, capture_output=True)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
+                           f"{proc.stdout.decode(errors='replace')}\n{proc.stderr.decode(errors='replace')}")
+    return proc.stdout.decode(errors="replace")
+
+
+def _blank(path: Path, size: int) -> Path:
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+# ---------------------------------------------------------------- trees ----
+def tree_basic(root: Path) -> None:
+    """A small Debian-like root: kernels, initrd, fast and slow symlinks, 400 files, sparse, hard links,
+    empty and tiny files, non-ASCII names, a deep path."""
+    (root / "boot").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "boot/vmlinuz-6.1.0-9-amd64").write_bytes(bytes(i * 7 % 256 for i in range(3_000_000)))
+    (root / "boot/vmlinuz-6.12.117-amd64").write_bytes(bytes(i * 11 % 256 for i in range(1_500_000)))
+    (root / "boot/initrd.img-6.12.117-amd64").write_bytes(b"070701" + bytes(100_000))
+    (root / "vmlinuz").symlink_to("boot/vmlinuz-6.12.117-amd64")
+    (root / "etc/long-link").symlink_to("/boot/" + "x" * 80)  # a slow symlink (target > 60 bytes), dangling
+    (root / "etc/hostname").write_text("cloud-boot\n")
+    for i in range(400):  # enough entries for an htree directory
+        (root / "etc" / f"file-{i:04d}").write_text(f"{i}\n")
+    with open(root / "etc/sparse", "wb") as f:
+        f.seek(5_000_000)
+        f.write(b"end")
+    with open(root / "etc/holes", "wb") as f:  # data, hole, data, hole, data
+        for i in range(3):
+            f.seek(i * 300_000)
+            f.write(bytes([65 + i]) * 5000)
+    (root / "etc/empty").write_bytes(b"")
+    (root / "etc/tiny").write_bytes(b"x")
+    os.link(root / "etc/hostname", root / "etc/hostname.hardlink")
+    (root / "gr\u00fc\u00dfe").mkdir()
+    (root / "gr\u00fc\u00dfe/\u65e5\u672c\u8a9e.txt").write_text("\u3053\u3093\u306b\u3061\u306f\n")
+    (root / "gr\u00fc\u00dfe/\U0001f600").write_text("emoji\n")
+    deep = root / "deep"
+    for i in range(24):
+        deep = deep / f"d{i:02d}"
+    deep.mkdir(parents=True)
+    (deep / "leaf").write_text("bottom\n")
+    (root / "etc/to-deep").symlink_to("../deep/" + "/".join(f"d{i:02d}" for i in range(24)) + "/leaf")
+    (root / "etc/loop-a").symlink_to("loop-b")
+    (root / "etc/loop-b").symlink_to("loop-a")
+
+
+def tree_many(root: Path) -> None:
+    """A directory of 10,000 entries (htree / XFS node / many btrfs leaves) next to a small file."""
+    (root / "many").mkdir(parents=True)
+    for i in range(10_000):
+        (root / "many" / f"entry-{i:05d}").write_text(f"{i}\n")
+    (root / "hello").write_text("hello\n")
+
+
+def big_block(i: int) -> bytes:
+    """Block i (4 KiB) of the big file: its index then a pattern, so a misplaced block is caught."""
+    return struct.pack("<Q", i) + bytes(((i * 31 + j * 7) & 0xFF) for j in range(8)) * 511
+
+
+def tree_big(root: Path) -> None:
+    """A 256 MiB file and a 5 GB sparse one."""
+    root.mkdir(parents=True)
+    pool = [big_block(i) for i in range(64)]
+    with open(root / "big", "wb") as f:
+        for i in range(BIG_SIZE // 4096):
+            f.write(struct.pack("<Q", i) + pool[i % 64][8:])
+    with open(root / "huge", "wb") as f:
+        f.seek(HUGE_END)
+        f.write(b"end")
+    (root / "note").write_text("big and huge\n")
+
+
+TREES = {"tree": tree_basic, "many": tree_many, "big": tree_big}
+
+
+def write_manifest(root: Path, out: Path) -> None:
+    """kind \\t path \\t size \\t sha256|target \\t link group, one line per entry under root (sorted)."""
+    lines = []
+    inodes: dict[int, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = "/" + os.path.relpath(dirpath, root) if dirpath != str(root) else "/"
+        rel = rel.replace("/.", "/") if rel == "/." else rel
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            path = (rel.rstrip("/") + "/" + name)
+            st = p.lstat()
+            if p.is_symlink():
+                lines.append(f"l\t{path}\t{st.st_size}\t{os.readlink(p)}\t")
+            elif p.is_dir():
+                lines.append(f"d\t{path}\t0\t\t")
+            else:
+                h = hashlib.sha256()
+                with open(p, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+                group = inodes.setdefault(st.st_ino, path) if st.st_nlink > 1 else ""
+                lines.append(f"f\t{path}\t{st.st_size}\t{h.hexdigest()}\t{group}")
+    out.write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------- tools ----
+def _tool_versions() -> str:
+    out = []
+    for cmd in (["mke2fs", "-V"], ["mkfs.xfs", "-V"], [*btrfs_tool("mkfs.btrfs"), "--version"]):
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, env=btrfs_env())
+            out.append((p.stdout + p.stderr).strip().splitlines()[0] if (p.stdout + p.stderr).strip() else "")
+        except OSError:
+            out.append("missing")
+    return "|".join(out)
+
+
+_BTRFS_DIR: Path | None = None
+
+
+def _btrfs_progs() -> Path | None:
+    """A btrfs-progs with mkfs --compress/--subvol (>= 6.13): the system's, else bookworm-backports' 6.14
+    unpacked into the cache (Debian 12's 6.2 has neither). None means: use the system's tools."""
+    global _BTRFS_DIR
+    if _BTRFS_DIR is not None:
+        return _BTRFS_DIR if _BTRFS_DIR.name else None
+    help_text = subprocess.run(["mkfs.btrfs", "--help"], capture_output=True, text=True)
+    if "--compress" in help_text.stdout + help_text.stderr and shutil.which("btrfs-convert"):
+        _BTRFS_DIR = Path("")
+        return None
+    root = cache_dir() / "test-tools" / "btrfs-progs-6.14"
+    if not (root / "sbin/mkfs.btrfs").exists():
+        from cloudboot.toolchain import apt
+
+        bpo = apt.PrivateApt("bookworm-backports", ["bookworm", "bookworm-updates", "bookworm-backports"])
+        debs = cache_dir() / "test-tools" / "debs"
+        shutil.rmtree(debs, ignore_errors=True)
+        for deb in bpo.download(["btrfs-progs/bookworm-backports", "libreiserfscore0"], debs):
+            apt.extract_deb(deb, root)
+    _BTRFS_DIR = root
+    return root
+
+
+def btrfs_tool(name: str) -> list[str]:
+    root = _btrfs_progs()
+    if root is None:
+        return [shutil.which(name) or name]
+    for sub in ("sbin", "bin", "usr/sbin", "usr/bin"):
+        if (root / sub / name).exists():
+            return [str(root / sub / name)]
+    return [name]
+
+
+def btrfs_env() -> dict[str, str]:
+    root = _btrfs_progs()
+    env = dict(os.environ)
+    if root is not None:
+        env["LD_LIBRARY_PATH"] = str(root / "usr/lib/x86_64-linux-gnu") + ":" + str(root / "usr/lib")
+    return env
+
+
+def protofile(tree: Path, out: Path, replace: dict[str, Path] | None = None) -> Path:
+    """mkfs.xfs -p input describing `tree` (mkfs.xfs 6.1 cannot populate from a directory; hard links become
+    copies). `replace` maps a path to another source file (for sparse files xfs_db finishes)."""
+    lines = ["/dev/null", "0 0", "d--755 0 0"]
+    replace = replace or {}
+
+    def walk(d: Path, depth: int, rel: str) -> None:
+        for p in sorted(d.iterdir()):
+            ind = " " * depth
+            path = rel + "/" + p.name
+            if p.is_symlink():
+                lines.append(f"{ind}{p.name} l--777 0 0 {os.readlink(p)}")
+            elif p.is_dir():
+                lines.append(f"{ind}{p.name} d--755 0 0")
+                walk(p, depth + 1, path)
+                lines.append(f"{ind}$")
+            else:
+                lines.append(f"{ind}{p.name} ---644 0 0 {replace.get(path, p)}")
+
+    walk(tree, 1, "")
+    lines.append("$")
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+# ---------------------------------------------------------------- recipes ----
+def ext4(out: Path, trees: dict[str, Path], tree: str, size: int, *opts: str, htree: bool = False) -> None:
+    """mke2fs -d; with `htree`, e2fsck -D then rebuilds every directory as an htree (mke2fs writes them linear)."""
+    _blank(out, size)
+    _sh("mkfs.ext4", "-q", "-F", "-L", out.stem.upper()[:16], "-U", UUID, *opts, "-d", trees[tree], out)
+    if htree:
+        proc = subprocess.run(["e2fsck", "-fyD", str(out)], capture_output=True)
+        if proc.returncode not in (0, 1):  # 1: "file system was modified" (the directories)
+            raise RuntimeError(f"e2fsck -fyD {out}: {proc.returncode}\n{proc.stdout.decode()}")
+
+
+def ext_plain(out: Path, trees: dict[str, Path], tool: str, tree: str, size: int, *opts: str) -> None:
+    _blank(out, size)
+    _sh(tool, "-q", "-F", "-L", out.stem.upper()[:16], "-U", UUID, *opts, "-d", trees[tree], out)
+
+
+def ext4_frag(out: Path, trees: dict[str, Path]) -> None:
+    """A fragmented file: fill with small files, delete every other one, then write a big file into the
+    holes. The filesystem is only just big enough, so the file's extent tree gets an index level."""
+    work = out.parent / (out.stem + ".work")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "small").mkdir(parents=True)
+    for i in range(600):
+        (work / "small" / f"s{i:03d}").write_bytes(bytes([i % 256]) * 4096)
+    _blank(out, 3900 << 10)
+    _sh("mkfs.ext4", "-q", "-F", "-b", "1024", "-N", "700", "-O", "^has_journal", "-d", work / "small", out)
+    (work / "rm.cmds").write_text("".join(f"rm /s{i:03d}\n" for i in range(0, 600, 2)))
+    _sh("debugfs", "-w", "-f", work / "rm.cmds", out)
+    big = out.parent / "big.bin"
+    big.write_bytes(bytes(i * 13 % 251 for i in range(1_000_000)))
+    _sh("debugfs", "-w", "-R", f"write {big} big.bin", out)
+    shutil.rmtree(work)
+
+
+def ext4_dirty(out: Path, trees: dict[str, Path], checksums: bool) -> None:
+    """needs_recovery with committed, unapplied transactions: the blocks a real change (debugfs -w on a copy)
+    touched are written into the journal by debugfs' journal_write (csum v3 when `checksums`), the last one
+    revoked again in a second transaction. `<name>-recovered.img` is the same image after e2fsck replayed it:
+    the oracle."""
+    _blank(out, 32 * MiB)
+    _sh("mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "DIRTY", "-U", UUID, "-d", trees["tree"], out)
+    changed = out.parent / (out.stem + ".changed")
+    shutil.copyfile(out, changed)
+    new = out.parent / (out.stem + ".new")
+    new.write_bytes(b"written through the journal\n" * 3000)
+    _sh("debugfs", "-w", "-f", "-", changed,
+        input=f"write {new} /etc/journaled\nmkdir /boot/newdir\nrm /etc/file-0007\n"
+              f"write {new} /boot/newdir/inner\n".encode())
+    blocks = []
+    with open(out, "rb") as a, open(changed, "rb") as b:
+        n = 0
+        while True:
+            x, y = a.read(4096), b.read(4096)
+            if not x:
+                break
+            if x != y:
+                blocks.append((n, y))
+            n += 1
+    data = out.parent / (out.stem + ".blocks")
+    data.write_bytes(b"".join(y for _, y in blocks))
+    revoke = blocks[-1][0]
+    cmds = [f"jo{' -c' if checksums else ''}", f"jw -b {','.join(str(n) for n, _ in blocks)} {data}",
+            f"jw -r {revoke} /dev/null", "jc"]
+    _sh("debugfs", "-w", "-f", "-", out, input=("\n".join(cmds) + "\n").encode())
+    recovered = out.parent / (out.stem + "-recovered.img")
+    shutil.copyfile(out, recovered)
+    _sh("e2fsck", "-E", "journal_only", "-y", recovered)  # replay only, no other repairs
+    for p in (changed, new, data):
+        p.unlink()
+
+
+def xfs(out: Path, trees: dict[str, Path], tree: str, size: int, *opts: str) -> None:
+    _blank(out, size)
+    proto = protofile(trees[tree], out.parent / (out.stem + ".proto"))
+    _sh("mkfs.xfs", "-q", "-f", "-L", out.stem.upper()[:12], "-m", f"uuid={UUID}", *opts, "-p", proto, out)
+    proto.unlink()
+
+
+def xfs_big(out: Path, trees: dict[str, Path]) -> None:
+    """The big tree; the 5 GB sparse file is written as its last block and moved into place with xfs_db
+    (mkfs.xfs 6.1's protofile reads files whole, and its allocator ignores small AGs' boundaries, so a
+    B+tree data fork comes from the 10,000-entry directory in xfs-many instead; a file larger than an AG
+    comes out truncated and overwrites the next AG's headers, hence AGs bigger than the file)."""
+    last = out.parent / (out.stem + ".last")
+    start = HUGE_END // 4096 * 4096
+    last.write_bytes(bytes(HUGE_END - start) + b"end")
+    _blank(out, 600 * MiB)
+    proto = protofile(trees["big"], out.parent / (out.stem + ".proto"), {"/huge": last})
+    _sh("mkfs.xfs", "-q", "-f", "-L", "XFS-BIG", "-d", "agcount=2", "-p", proto, out)  # 300 MiB AGs
+    _sh("xfs_db", "-x", "-c", "path /huge", "-c", f"write core.size {HUGE_END + 3}",
+        "-c", f"write u3.bmx[0].startoff {start // 4096}", out)
+    proto.unlink()
+    last.unlink()
+
+
+def btrfs(out: Path, trees: dict[str, Path], tree: str, size: int, *opts: str) -> None:
+    _blank(out, size)
+    _sh(*btrfs_tool("mkfs.btrfs"), "-q", "-f", "-L", out.stem.upper(), "-U", UUID, *opts, "--rootdir", trees[tree],
+        out, env=btrfs_env())
+
+
+def btrfs_subvol(out: Path, trees: dict[str, Path]) -> None:
+    """openSUSE's layout: @ and @/.snapshots/1/snapshot (the default subvolume, holding the root tree),
+    @/home as a plain subvolume."""
+    work = out.parent / (out.stem + ".work")
+    shutil.rmtree(work, ignore_errors=True)
+    snap = work / "@/.snapshots/1/snapshot"
+    shutil.copytree(trees["tree"], snap, symlinks=True)
+    (work / "@/home/user").mkdir(parents=True)
+    (work / "@/home/user/notes").write_text("in the home subvolume\n")
+    (work / "@/.snapshots/1/info.xml").write_text("<snapshot><num>1</num></snapshot>\n")
+    (work / "top-level-file").write_text("in subvolume 5\n")
+    _blank(out, 200 * MiB)
+    _sh(*btrfs_tool("mkfs.btrfs"), "-q", "-f", "-L", "SUSE", "-U", UUID, "--rootdir", work,
+        "--subvol", "@", "--subvol", "@/home", "--subvol", "@/.snapshots", "--subvol",
+        "default:@/.snapshots/1/snapshot", out, env=btrfs_env())
+    shutil.rmtree(work)
+
+
+def btrfs_convert(out: Path, trees: dict[str, Path]) -> None:
+    """btrfs-convert of an ext4 image holding the big tree: the 5 GB sparse file keeps its hole, and the
+    ext2_saved subvolume's image file references extents by offset."""
+    _blank(out, 400 * MiB)
+    _sh("mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "^metadata_csum", "-L", "CONVERTED", "-d", trees["big"], out)
+    _sh(*btrfs_tool("btrfs-convert"), out, env=btrfs_env())
+
+
+def btrfs_multi(out: Path, trees: dict[str, Path], profile_d: str, profile_m: str, devices: int) -> None:
+    """mkfs.btrfs over several image files (--rootdir takes one device only, so the tree is the empty root)."""
+    paths = [out] + [out.parent / f"{out.stem}.dev{i}" for i in range(1, devices)]
+    for p in paths:
+        _blank(p, 160 * MiB)
+    _sh(*btrfs_tool("mkfs.btrfs"), "-q", "-f", "-L", out.stem.upper(), "-d", profile_d, "-m", profile_m, *paths,
+        env=btrfs_env())
+
+
+def gpt_disk(out: Path, trees: dict[str, Path]) -> None:
+    """GPT: an ESP (vfat), an ext4 root (partition 2, name 'root') and an XFS partition named 'data'."""
+    _blank(out, 64 * MiB)
+    _sh("sgdisk", "-U", "11111111-2222-3333-4444-555555555555", "-n", "1:2048:+4M", "-t", "1:ef00", "-c", "1:EFI",
+        "-n", "2:0:+40M", "-t", "2:8300", "-c", "2:root", "-u", "2:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        "-n", "3:0:0", "-t", "3:8300", "-c", "3:d\u00e4ta \U0001f600", out)
+    part = out.parent / (out.stem + ".p2")
+    _blank(part, 40 * MiB)
+    _sh("mkfs.ext4", "-q", "-F", "-b", "1024", "-L", "EXT4-1K", "-U", UUID, "-d", trees["tree"], part)
+    with open(out, "r+b") as f, open(part, "rb") as src:
+        f.seek((2048 + 8192) * 512)
+        shutil.copyfileobj(src, f)
+    part.unlink()
+    (out.parent / (out.stem + ".json")).write_text(_sh("sfdisk", "-J", out))  # the oracle for GUIDs and names
+
+
+def gpt_backup_only(out: Path, trees: dict[str, Path]) -> None:
+    """The GPT disk with its primary header smashed: the backup must be used."""
+    shutil.copyfile(out.parent / "gpt-disk.img", out)
+    with open(out, "r+b") as f:
+        f.seek(512 + 16)
+        f.write(b"\xde\xad\xbe\xef")
+
+
+def mbr_disk(out: Path, trees: dict[str, Path]) -> None:
+    """MBR: a primary, an extended partition with three logical ones; ext4 in logical partition 6."""
+    _blank(out, 64 * MiB)
+    script = ("label: dos\nlabel-id: 0x1234abcd\n"
+              "start=2048, size=8192, type=83\n"
+              "start=10240, type=5\n"
+              "size=8192, type=83\n"
+              "size=40960, type=83\n"
+              "size=4096, type=82\n")
+    _sh("sfdisk", "-q", out, input=script.encode())
+    table = _sh("sfdisk", "-J", out)
+    import json
+
+    parts = json.loads(table)["partitiontable"]["partitions"]
+    six = [p for p in parts if p["node"].endswith("6")][0]
+    part = out.parent / (out.stem + ".p6")
+    _blank(part, six["size"] * 512)
+    _sh("mkfs.ext4", "-q", "-F", "-L", "LOGICAL6", "-d", trees["tree"], part)
+    with open(out, "r+b") as f, open(part, "rb") as src:
+        f.seek(six["start"] * 512)
+        shutil.copyfileobj(src, f)
+    part.unlink()
+    (out.parent / (out.stem + ".json")).write_text(table)
+
+
+def vfat(out: Path, trees: dict[str, Path]) -> None:
+    if out.exists():
+        out.unlink()
+    _sh("mkfs.vfat", "-C", "-n", "CBESP", "-i", "1234ABCD", out, "8192")
+
+
+def luks(out: Path, trees: dict[str, Path], kind: str) -> None:
+    _blank(out, 32 * MiB)
+    label = ["--label", "cbcrypt"] if kind == "luks2" else []
+    _sh("cryptsetup", "luksFormat", "--batch-mode", "--type", kind, *label, "--uuid", UUID, "--pbkdf", "pbkdf2",
+        "--pbkdf-force-iterations", "1000", out, "-", input=b"secret")
+
+
+def swap(out: Path, trees: dict[str, Path]) -> None:
+    _blank(out, 8 * MiB)
+    _sh("mkswap", "-L", "cbswap", "-U", UUID, out)
+
+
+#: name -> (recipe, args[, kwargs]). Order matters only where one image copies another (gpt-backup from gpt-disk).
+IMAGES = {
+    "ext4-4k.img": (ext4, ("tree", 32 * MiB, "-O", "64bit", "-b", "4096")),
+    "ext4-1k.img": (ext4, ("tree", 32 * MiB, "-b", "1024"), {"htree": True}),
+    "ext4-2k-128.img": (ext4, ("tree", 32 * MiB, "-b", "2048", "-I", "128", "-O", "sparse_super2,^metadata_csum")),
+    "ext4-64k.img": (ext4, ("tree", 64 * MiB, "-b", "65536")),
+    "ext4-bigalloc.img": (ext4, ("tree", 64 * MiB, "-b", "4096", "-O", "bigalloc", "-C", "65536")),
+    "ext4-metabg.img": (ext4, ("tree", 48 * MiB, "-b", "1024", "-g", "1024", "-O", "meta_bg,64bit,^resize_inode",
+                               "-E", "num_backup_sb=0")),
+    "ext4-inline.img": (ext4, ("tree", 32 * MiB, "-O", "inline_data", "-I", "512")),
+    "ext4-gdtcsum.img": (ext4, ("tree", 32 * MiB, "-O", "^metadata_csum,uninit_bg,^64bit")),
+    "ext4-casefold.img": (ext4, ("tree", 32 * MiB, "-O", "casefold,^has_journal", "-E", "encoding=utf8")),
+    "ext4-many.img": (ext4, ("many", 64 * MiB, "-b", "1024", "-N", "12000"), {"htree": True}),
+    "ext4-big.img": (ext4, ("big", 320 * MiB, "-b", "4096")),
+    "ext3.img": (ext_plain, ("mkfs.ext3", "tree", 32 * MiB)),
+    "ext2.img": (ext_plain, ("mkfs.ext2", "tree", 32 * MiB)),
+    "ext2-nofiletype.img": (ext_plain, ("mkfs.ext2", "tree", 32 * MiB, "-O", "^filetype,^dir_index", "-b", "4096")),
+    "ext2-big.img": (ext_plain, ("mkfs.ext2", "big", 320 * MiB, "-b", "1024")),
+    "ext4-frag.img": (ext4_frag, ()),
+    "ext4-dirty.img": (ext4_dirty, (True,)),
+    "ext4-dirty-nocsum.img": (ext4_dirty, (False,)),
+    "xfs-v5.img": (xfs, ("tree", 300 * MiB)),
+    "xfs-v4.img": (xfs, ("tree", 300 * MiB, "-m", "crc=0")),
+    "xfs-v4-512.img": (xfs, ("tree", 300 * MiB, "-m", "crc=0", "-b", "size=512")),
+    "xfs-1k.img": (xfs, ("tree", 300 * MiB, "-b", "size=1024")),
+    "xfs-64k.img": (xfs, ("tree", 300 * MiB, "-b", "size=65536")),
+    "xfs-dir16k.img": (xfs, ("tree", 300 * MiB, "-n", "size=16384", "-i", "size=2048")),
+    "xfs-nrext64.img": (xfs, ("tree", 300 * MiB, "-i", "nrext64=1")),
+    "xfs-many.img": (xfs, ("many", 300 * MiB)),
+    "xfs-many-v4.img": (xfs, ("many", 300 * MiB, "-m", "crc=0", "-i", "size=256")),
+    "xfs-big.img": (xfs_big, ()),
+    "btrfs.img": (btrfs, ("tree", 200 * MiB)),
+    "btrfs-zlib.img": (btrfs, ("tree", 200 * MiB, "--compress", "zlib")),
+    "btrfs-lzo.img": (btrfs, ("tree", 200 * MiB, "--compress", "lzo")),
+    "btrfs-zstd.img": (btrfs, ("tree", 200 * MiB, "--compress", "zstd:9")),
+    "btrfs-xxhash-64k.img": (btrfs, ("tree", 200 * MiB, "--csum", "xxhash", "-n", "65536")),
+    "btrfs-sha256.img": (btrfs, ("tree", 200 * MiB, "--csum", "sha256", "-m", "dup")),
+    "btrfs-blake2.img": (btrfs, ("tree", 200 * MiB, "--csum", "blake2", "-M")),
+    "btrfs-many.img": (btrfs, ("many", 200 * MiB)),
+    "btrfs-big.img": (btrfs_convert, ()),
+    "btrfs-subvol.img": (btrfs_subvol, ()),
+    "btrfs-raid1.img": (btrfs_multi, ("raid1", "raid1", 2)),
+    "btrfs-raid10.img": (btrfs_multi, ("raid10", "raid10", 4)),
+    "btrfs-raid5.img": (btrfs_multi, ("raid5", "raid5", 3)),
+    "btrfs-raid6.img": (btrfs_multi, ("raid6", "raid6", 4)),
+    "btrfs-raid0.img": (btrfs_multi, ("raid0", "raid1c3", 3)),
+    "gpt-disk.img": (gpt_disk, ()),
+    "gpt-backup.img": (gpt_backup_only, ()),
+    "mbr-disk.img": (mbr_disk, ()),
+    "vfat.img": (vfat, ()),
+    "luks1.img": (luks, ("luks1",)),
+    "luks2.img": (luks, ("luks2",)),
+    "swap.img": (swap, ()),
+}
+DEPENDS = {"gpt-backup.img": "gpt-disk.img"}
+
+
+def _recipe(name: str):
+    entry = IMAGES[name]
+    return entry[0], entry[1], (entry[2] if len(entry) > 2 else {})
+
+
+def _key(name: str, versions: str) -> str:
+    fn, args, kwargs = _recipe(name)
+    parts = [inspect.getsource(fn), repr(args), repr(sorted(kwargs.items())), versions,
+             inspect.getsource(protofile), inspect.getsource(_blank)]
+    parts += [inspect.getsource(f) for f in TREES.values()]
+    if name in DEPENDS:
+        parts.append(_key(DEPENDS[name], versions))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _trees(out: Path) -> dict[str, Path]:
+    paths = {}
+    for name, fn in TREES.items():
+        root = out / name
+        stamp = out / f"{name}.key"
+        key = hashlib.sha256(inspect.getsource(fn).encode() + inspect.getsource(write_manifest).encode()).hexdigest()
+        if not (stamp.exists() and stamp.read_text() == key and root.is_dir()):
+            shutil.rmtree(root, ignore_errors=True)
+            fn(root)
+            write_manifest(root, out / f"{name}.manifest")
+            stamp.write_text(key)
+        paths[name] = root
+    return paths
+
+
+def build(names: list[str] | None = None, out: Path | None = None, jobs: int | None = None) -> Path:
+    """Build (or reuse) the images and return their directory (what $CLOUDBOOT_TESTDATA points at)."""
+    out = out or build_dir() / "test-images"
+    out.mkdir(parents=True, exist_ok=True)
+    trees = _trees(out)
+    versions = _tool_versions()
+    wanted = names or list(IMAGES)
+    for name in list(wanted):
+        if name in DEPENDS and DEPENDS[name] not in wanted:
+            wanted.insert(0, DEPENDS[name])
+
+    def one(name: str) -> None:
+        key = _key(name, versions)
+        stamp = out / f"{name}.key"
+        if stamp.exists() and stamp.read_text() == key and (out / name).exists():
+            return
+        stamp.unlink(missing_ok=True)
+        fn, args, kwargs = _recipe(name)
+        fn(out / name, trees, *args, **kwargs)
+        stamp.write_text(key)
+
+    first = [n for n in wanted if n in DEPENDS.values()]
+    rest = [n for n in wanted if n not in first and n not in DEPENDS]
+    with ThreadPoolExecutor(max_workers=jobs or max(2, os.cpu_count() or 2)) as pool:
+        for f in [pool.submit(one, n) for n in first + rest]:
+            f.result()
+        for f in [pool.submit(one, n) for n in wanted if n in DEPENDS]:
+            f.result()
+    return out
+
+
+if __name__ == "__main__":
+    print(build(sys.argv[1:] or None))
