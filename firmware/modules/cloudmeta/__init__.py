@@ -32,7 +32,7 @@ class MetadataError(Exception):
     """A metadata or Keystone request failed (the caller falls back to the command line)."""
 
     def __init__(self, msg, status=0):
-        Exception.__init__(self, msg)
+        super().__init__(msg)
         self.status = status
 
 

@@ -17,7 +17,7 @@ class RegistryError(OciError):
     """The registry answered with a status we do not expect; `status` carries it."""
 
     def __init__(self, msg, status=0, code=""):
-        OciError.__init__(self, msg)
+        super().__init__(msg)
         self.status = status
         self.code = code
 
