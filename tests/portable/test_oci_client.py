@@ -29,7 +29,7 @@ def _raises(exc_type, fn, *args):
         fn(*args)
     except exc_type as exc:
         return str(exc)
-    raise AssertionError("%s not raised" % exc_type.__name__)
+    raise AssertionError(exc_type.__name__ + " not raised")
 
 
 # ---- references -------------------------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ class FakeRegistry:
             return http.BytesResponse(what, {}, b"")
         if url.startswith("https://token.example/"):
             self.tokens_issued += 1
-            return http.BytesResponse(200, {}, json.dumps({"token": "tok%d" % self.tokens_issued}).encode())
+            return http.BytesResponse(200, {}, json.dumps({"token": "tok" + str(self.tokens_issued)}).encode())
         if url.startswith("https://blobs.example/"):
             assert headers.get("Authorization") is None
             return http.BytesResponse(200, {}, self.blobs[url.rsplit("/", 1)[1]])

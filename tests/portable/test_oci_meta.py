@@ -4,6 +4,8 @@ CPython (pytest) and the MicroPython unix port."""
 import binascii
 import json
 
+from test_oci_client import FakeRegistry, _artifact, _raises
+
 import cloudmeta
 import oci
 from oci import http
@@ -11,7 +13,6 @@ from oci.client import Client, sha256_digest
 from oci.cosign import apply_policy, check_payload, signature_tag, simple_signing_payload
 from oci.errors import SignatureError, TransportError
 from oci.ref import parse
-from test_oci_client import FakeRegistry, _artifact, _raises
 
 # ---- cosign ---------------------------------------------------------------------------------------------------------
 
