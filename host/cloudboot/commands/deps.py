@@ -10,7 +10,8 @@ from cloudboot.toolchain import apt, micropython, qemu, zig
 #: Host tools the build and the tests call, with the Debian package of each.
 HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk",
                  "e2fsprogs", "xfsprogs", "btrfs-progs", "cryptsetup-bin", "sbsigntool", "gdisk", "xz-utils", "zstd",
-                 "cpio"]
+                 "cpio",
+                 "docker-registry", "apache2-utils"]  # the OCI tests' registry and its htpasswd (bcrypt)
 
 
 def ensure_all(*, firmware_tests: bool = True) -> None:
