@@ -11,7 +11,7 @@ from cloudboot.toolchain import apt, micropython, qemu, zig
 HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk",
                  "e2fsprogs", "xfsprogs", "btrfs-progs", "cryptsetup-bin", "sbsigntool", "gdisk", "xz-utils", "zstd",
                  "cpio",
-                 "docker-registry", "apache2-utils"]  # the OCI tests' registry and its htpasswd (bcrypt)
+                 "docker-registry", "apache2-utils", "curl"]  # OCI tests: registry, htpasswd (bcrypt); bench: curl
 
 
 def ensure_all(*, firmware_tests: bool = True) -> None:
