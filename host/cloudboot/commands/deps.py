@@ -10,7 +10,8 @@ from cloudboot.toolchain import apt, micropython, qemu, zig
 #: Host tools the build and the tests call, with the Debian package of each.
 HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk",
                  "e2fsprogs", "xfsprogs", "btrfs-progs", "cryptsetup-bin", "sbsigntool", "gdisk", "xz-utils", "zstd",
-                 "cpio", "systemd-boot-efi", "genisoimage"]  # (image tests: Debian's systemd stub, isoinfo)
+                 "cpio", "systemd-boot-efi", "genisoimage",  # image tests: Debian's systemd stub, isoinfo
+                 "docker-registry", "apache2-utils", "curl"]  # OCI tests: registry, htpasswd (bcrypt); bench: curl
 
 
 def ensure_all(*, firmware_tests: bool = True) -> None:

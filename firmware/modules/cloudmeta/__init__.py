@@ -1,0 +1,255 @@
+"""cloudmeta: `cloudboot.metadata.url` overrides and the Keystone v3 token that may guard them (portable).
+
+Runs over the `oci.http` transport interface, like the OCI client. Behaviour (REFERENCE §1.1, metadata and
+Keystone notes), fixed where the original was weak:
+
+* GET the URL with `Accept: application/json` (and `Authorization: Bearer <token>` when there is one), body
+  capped at 1 MiB. 404 means "no metadata" (not an error). 5xx/408/429 and transport errors are retried
+  with bounded exponential backoff; after that, and for any other failure, we fall back to the command line
+  (an empty override set and one logged line), never failing the boot.
+* The `cloudboot` object may be flat (`{"plan": "..."}`, keys may contain dots) or nested as the original's
+  docs promised (`{"disk": {"luks_passphrase": "..."}}` -> `cloudboot.disk.luks-passphrase`): snake_case
+  becomes kebab-case, true/false become 1/0, numbers become text, lists are joined with commas, null drops
+  the key. OpenStack's `meta` map is read too: its `cloudboot.*` keys (flat strings) apply.
+* Keystone v3 application credentials: POST `<auth-url>/auth/tokens`, 201 + `X-Subject-Token`. The token is
+  reused for every later request and fetched again once if the metadata server answers 401.
+"""
+
+import json
+import time
+
+from oci import http
+from oci.errors import TransportError
+
+BODY_MAX = 1 << 20
+ERROR_BODY_MAX = 4096
+_RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+_REDIRECTS = (301, 302, 303, 307, 308)
+MAX_DEPTH = 8
+
+
+class MetadataError(Exception):
+    """A metadata or Keystone request failed (the caller falls back to the command line)."""
+
+    def __init__(self, msg, status=0):
+        super().__init__(msg)
+        self.status = status
+
+
+def _kebab(key):
+    return key.replace("_", "-")
+
+
+def _text(value):
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def flatten(block, prefix="cloudboot", depth=0, out=None):
+    """`{"disk": {"luks_passphrase": "x"}, "plan": "p"}` -> {"cloudboot.disk.luks-passphrase": "x", ...}."""
+    if out is None:
+        out = {}
+    if not isinstance(block, dict) or depth > MAX_DEPTH:
+        return out
+    for key in block:
+        if not isinstance(key, str) or not key:
+            continue
+        value = block[key]
+        name = prefix + "." + _kebab(key)
+        if isinstance(value, dict):
+            flatten(value, name, depth + 1, out)
+        elif isinstance(value, list):
+            parts = [_text(v) for v in value]
+            if all(p is not None for p in parts):
+                out[name] = ",".join(parts)
+        elif value is not None:
+            t = _text(value)
+            if t is not None:
+                out[name] = t
+    return out
+
+
+def overrides_from_document(doc):
+    """Overrides from a decoded metadata document (see the module doc); unknown shapes give {}."""
+    out = {}
+    if not isinstance(doc, dict):
+        return out
+    meta = doc.get("meta")
+    if isinstance(meta, dict):  # OpenStack meta_data.json: user metadata, flat strings
+        for key in meta:
+            if isinstance(key, str) and key.startswith("cloudboot.") and isinstance(meta[key], str):
+                out[key] = meta[key]
+    flatten(doc.get("cloudboot"), "cloudboot", 0, out)
+    return out
+
+
+def merge(cmdline, overrides, log=None):
+    """cmdline < metadata: a new dict with the overrides applied, each change logged."""
+    merged = dict(cmdline)
+    for key in sorted(overrides):
+        old = merged.get(key)
+        if log and old != overrides[key]:
+            shown = "***" if "passphrase" in key or "secret" in key or "token" in key else overrides[key]
+            log("metadata: %s=%s %s" % (key, shown, "(was unset)" if old is None else "(overrides cmdline)"))
+        merged[key] = overrides[key]
+    return merged
+
+
+class Fetcher:
+    """Requests with bounded redirects and retries (exponential backoff, capped) over a transport."""
+
+    def __init__(self, transport, retries=3, backoff=0.5, backoff_max=8.0, sleep=None, log=None, max_redirects=5):
+        self.transport = transport
+        self.retries = retries
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.sleep = sleep or time.sleep
+        self.log = log
+        self.max_redirects = max_redirects
+
+    def _pause(self, attempt, why):
+        delay = min(self.backoff * (1 << attempt), self.backoff_max)
+        if self.log:
+            self.log("retrying in %.1fs: %s" % (delay, why))
+        self.sleep(delay)
+
+    def _once(self, method, url, headers, body):
+        first = http.origin(url)
+        for _ in range(self.max_redirects + 1):
+            resp = self.transport.request(method, url, headers, body)
+            if resp.status not in _REDIRECTS:
+                return resp
+            location = resp.headers.get("location")
+            http.drain(resp)
+            if not location:
+                raise MetadataError("%s: redirect without Location" % url, resp.status)
+            url = http.resolve(url, location)
+            if http.origin(url) != first and "Authorization" in headers:
+                headers = dict(headers)
+                del headers["Authorization"]
+            if resp.status == 303:
+                method, body = "GET", None
+        raise MetadataError("%s: too many redirects" % url, 310)
+
+    def request(self, method, url, headers, body=None, cap=BODY_MAX):
+        """(status, headers, body bytes) after retries; TransportError/5xx that persist raise MetadataError."""
+        attempt = 0
+        while True:
+            try:
+                resp = self._once(method, url, headers, body)
+                data, truncated = http.read_capped(resp, cap)
+                resp.close()
+            except TransportError as exc:
+                if attempt >= self.retries:
+                    raise MetadataError("%s %s: %s (after %d attempts)" % (method, url, exc, attempt + 1)) from None
+                self._pause(attempt, "%s %s: %s" % (method, url, exc))
+                attempt += 1
+                continue
+            if resp.status in _RETRY_STATUSES:
+                if attempt >= self.retries:
+                    raise MetadataError("%s %s: HTTP %d (after %d attempts)" % (method, url, resp.status,
+                                                                                attempt + 1), resp.status)
+                self._pause(attempt, "%s %s: HTTP %d" % (method, url, resp.status))
+                attempt += 1
+                continue
+            if truncated:
+                raise MetadataError("%s %s: body larger than %d bytes" % (method, url, cap), resp.status)
+            return resp.status, resp.headers, data
+
+
+def keystone_token(fetcher, auth_url, cred_id, cred_secret):
+    """Exchange a Keystone v3 application credential for a token (`X-Subject-Token` of a 201)."""
+    if not cred_id or not cred_secret:
+        raise MetadataError("keystone: application credential id and secret are both required")
+    body = json.dumps({"auth": {"identity": {"methods": ["application_credential"],
+                                             "application_credential": {"id": cred_id, "secret": cred_secret}}}})
+    url = auth_url.rstrip("/") + "/auth/tokens"
+    status, headers, data = fetcher.request("POST", url, {"Content-Type": "application/json",
+                                                          "Accept": "application/json"}, body.encode(),
+                                            cap=ERROR_BODY_MAX * 64)
+    if status != 201:
+        raise MetadataError("keystone: POST %s answered %d: %s" % (url, status,
+                                                                   data[:ERROR_BODY_MAX].decode("utf-8", "replace")),
+                            status)
+    token = headers.get("x-subject-token")
+    if not token:
+        raise MetadataError("keystone: 201 from %s without X-Subject-Token" % url, status)
+    return token
+
+
+class MetadataSource:
+    """One metadata URL, optionally guarded by a static bearer token or a Keystone application credential.
+
+    `keystone` is None or (auth_url, app_cred_id, app_cred_secret). fetch() returns the overrides dict;
+    fetch_or_fallback() never raises."""
+
+    def __init__(self, transport, url, token=None, keystone=None, retries=3, backoff=0.5, backoff_max=8.0,
+                 sleep=None, log=None):
+        self.url = url
+        self.static_token = token
+        self.keystone = keystone
+        self.log = log
+        self.fetcher = Fetcher(transport, retries, backoff, backoff_max, sleep, log)
+        self._token = None
+        self.keystone_exchanges = 0
+
+    def token(self, renew=False):
+        """The bearer token: static, or Keystone's (exchanged once, reused until a 401)."""
+        if self.static_token and not self.keystone:
+            return self.static_token
+        if not self.keystone:
+            return None
+        if self._token is None or renew:
+            self.keystone_exchanges += 1
+            self._token = keystone_token(self.fetcher, self.keystone[0], self.keystone[1], self.keystone[2])
+        return self._token
+
+    def fetch(self):
+        """Overrides from the URL: {} when it answers 404; MetadataError for failures that persisted."""
+        for renew in (False, True):
+            headers = {"Accept": "application/json"}
+            token = self.token(renew)
+            if token:
+                headers["Authorization"] = "Bearer " + token
+            status, _, data = self.fetcher.request("GET", self.url, headers)
+            if status == 401 and self.keystone and not renew:
+                continue
+            break
+        if status == 404:
+            return {}
+        if not 200 <= status < 300:
+            raise MetadataError("metadata %s: HTTP %d" % (self.url, status), status)
+        try:
+            doc = json.loads(data)
+        except Exception:
+            raise MetadataError("metadata %s: not JSON" % self.url, status) from None
+        return overrides_from_document(doc)
+
+    def fetch_or_fallback(self):
+        """fetch(), or {} with one logged line (boot continues with the command line)."""
+        try:
+            return self.fetch()
+        except MetadataError as exc:
+            if self.log:
+                self.log("metadata: %s; continuing with the command line" % exc)
+            return {}
+
+
+def from_cmdline(transport, cmd, **kwargs):
+    """A MetadataSource from `cloudboot.metadata.url`, `.metadata.token` and `cloudboot.openstack.*`; None
+    when no URL is set."""
+    url = cmd.get("cloudboot.metadata.url")
+    if not url:
+        return None
+    keystone = None
+    if cmd.get("cloudboot.openstack.auth-url"):
+        keystone = (cmd["cloudboot.openstack.auth-url"], cmd.get("cloudboot.openstack.app-cred-id", ""),
+                    cmd.get("cloudboot.openstack.app-cred-secret", ""))
+    return MetadataSource(transport, url, token=cmd.get("cloudboot.metadata.token"), keystone=keystone, **kwargs)

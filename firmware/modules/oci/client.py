@@ -1,0 +1,494 @@
+"""Registry client over the `oci.http` transport interface: auth challenges, redirects, retries, manifests,
+index -> platform manifest, verified streamed blob download and uploads.
+
+Nothing unverified is ever handed out: manifests fetched by digest and every blob are hashed before the
+bytes are returned (or, when streaming into a sink, before the call returns; a failing call means the sink's
+content must be discarded, which `fetch_blob_to_path` does by writing to `<path>.part` and renaming).
+"""
+
+import binascii
+import hashlib
+import json
+import time
+
+import oci
+from oci import http
+from oci.auth import basic_header, parse_challenges
+from oci.errors import (
+    AuthError,
+    DigestMismatch,
+    ManifestError,
+    NotFound,
+    OciError,
+    RegistryError,
+    ServerError,
+    TooLarge,
+    TransportError,
+)
+from oci.ref import ARCH_ALIASES, check_digest
+
+MANIFEST_MAX = 4 << 20
+TOKEN_MAX = 1 << 20
+ERROR_BODY_MAX = 4096
+CHUNK = 1 << 20
+_RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def sha256_digest(data):
+    """`sha256:<hex>` of bytes."""
+    return "sha256:" + binascii.hexlify(hashlib.sha256(data).digest()).decode()
+
+
+def _hexdigest(h):
+    return "sha256:" + binascii.hexlify(h.digest()).decode()
+
+
+def _error_code(body):
+    # registry error JSON: {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "..."}]}
+    try:
+        doc = json.loads(body)
+        err = doc["errors"][0]
+        return str(err.get("code", "")), str(err.get("message", ""))
+    except Exception:
+        return "", ""
+
+
+class _BytesSink:
+    def __init__(self):
+        self.buf = bytearray()
+
+    def write(self, data):
+        self.buf.extend(data)
+
+
+class Client:
+    """One registry client (any number of registries); keeps tokens and Basic credentials it learnt.
+
+    transport    object with request(method, url, headers, body) (see oci.http)
+    credentials  callable(registry) -> (username, password) or None
+    bearer       a static token sent on every request (e.g. from Keystone); overrides negotiation
+    retries      extra attempts on 5xx/408/429 and transport errors; backoff doubles from `backoff` to
+                 `backoff_max` seconds
+    """
+
+    def __init__(self, transport, credentials=None, bearer=None, retries=3, backoff=0.5, backoff_max=8.0,
+                 max_redirects=5, sleep=None, log=None):
+        self.transport = transport
+        self.credentials = credentials
+        self.bearer = bearer
+        self.retries = retries
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.max_redirects = max_redirects
+        self.sleep = sleep or time.sleep
+        self.log = log
+        self._auth = {}  # (registry, repository) -> Authorization header value
+        self._tokens = {}  # (realm, service, scope) -> token
+
+    # ---- plumbing -------------------------------------------------------------------------------------------
+
+    def _creds(self, registry):
+        if self.credentials is None:
+            return None
+        if callable(self.credentials):
+            return self.credentials(registry)
+        return self.credentials
+
+    def _fetch_token(self, ref, params):
+        realm = params.get("realm", "")
+        if not realm:
+            raise AuthError("%s: Bearer challenge without realm" % ref.registry, 401)
+        query = []
+        if params.get("service"):
+            query.append(("service", params["service"]))
+        for scope in (params.get("scope") or "").split(" "):
+            if scope:
+                query.append(("scope", scope))
+        key = (realm, params.get("service", ""), params.get("scope", ""))
+        if key in self._tokens:
+            return self._tokens[key]
+        url = realm + ("&" if "?" in realm else "?") + http.urlencode(query) if query else realm
+        headers = {"Accept": "application/json"}
+        creds = self._creds(ref.registry)
+        if creds:
+            headers["Authorization"] = basic_header(creds[0], creds[1])
+        resp = self._send("GET", url, headers, None, follow_auth=False)
+        body, truncated = http.read_capped(resp, TOKEN_MAX)
+        resp.close()
+        if resp.status in (401, 403):
+            raise AuthError("%s: token server %s refused the credentials (%d)" % (ref.registry, realm, resp.status),
+                            resp.status)
+        if resp.status != 200 or truncated:
+            raise AuthError("%s: token server %s answered %d" % (ref.registry, realm, resp.status), resp.status)
+        try:
+            doc = json.loads(body)
+            token = doc.get("token") or doc.get("access_token")
+        except Exception:
+            token = None
+        if not token or not isinstance(token, str):
+            raise AuthError("%s: token server %s returned no token" % (ref.registry, realm), resp.status)
+        self._tokens[key] = token
+        return token
+
+    def _answer_challenge(self, ref, resp):
+        header = resp.headers.get("www-authenticate", "")
+        for scheme, params in parse_challenges(header):
+            if scheme == "bearer":
+                return "Bearer " + self._fetch_token(ref, params)
+            if scheme == "basic":
+                creds = self._creds(ref.registry)
+                if not creds:
+                    raise AuthError("%s: 401 Unauthorized: the registry wants credentials (none given)"
+                                    % ref.registry, 401)
+                return basic_header(creds[0], creds[1])
+        raise AuthError("%s: 401 Unauthorized without a usable WWW-Authenticate challenge (%r)"
+                        % (ref.registry, header[:200]), 401)
+
+    def _send(self, method, url, headers, body, follow_auth=True):
+        """One request with bounded redirects and retries; returns the final response (body unread)."""
+        attempt = 0
+        while True:
+            try:
+                resp = self._send_redirects(method, url, headers, body)
+            except TransportError as exc:
+                if attempt >= self.retries:
+                    raise TransportError("%s %s: %s (after %d attempts)" % (method, url, exc, attempt + 1)) from None
+                self._pause(attempt, "%s %s: %s" % (method, url, exc))
+                attempt += 1
+                continue
+            if resp.status in _RETRY_STATUSES and attempt < self.retries:
+                http.drain(resp)
+                self._pause(attempt, "%s %s: HTTP %d" % (method, url, resp.status))
+                attempt += 1
+                continue
+            return resp
+
+    def _pause(self, attempt, why):
+        delay = min(self.backoff * (1 << attempt), self.backoff_max)
+        if self.log:
+            self.log("retrying in %.1fs: %s" % (delay, why))
+        self.sleep(delay)
+
+    def _rewind_body(self, body):
+        if body is not None and not isinstance(body, (bytes, bytearray, memoryview)):
+            body.seek(0)
+
+    def _send_redirects(self, method, url, headers, body):
+        first = http.origin(url)
+        for _ in range(self.max_redirects + 1):
+            self._rewind_body(body)
+            resp = self.transport.request(method, url, headers, body)
+            if resp.status not in _REDIRECTS:
+                return resp
+            location = resp.headers.get("location")
+            http.drain(resp)
+            if not location:
+                raise RegistryError("%s %s: redirect %d without Location" % (method, url, resp.status), resp.status)
+            url = http.resolve(url, location)
+            if http.origin(url) != first and "Authorization" in headers:
+                headers = dict(headers)
+                del headers["Authorization"]  # never hand registry credentials to a blob store
+            if resp.status == 303:
+                method, body = "GET", None
+        raise RegistryError("%s: more than %d redirects" % (url, self.max_redirects), 310)
+
+    def request(self, method, ref, path, headers=None, body=None, what=""):
+        """A registry API request under `ref.base_url()`; answers one auth challenge; maps error statuses."""
+        url = path if "://" in path[:12] else ref.base_url() + path
+        headers = dict(headers or {})
+        key = (ref.registry, ref.repository)
+        if self.bearer:
+            headers["Authorization"] = "Bearer " + self.bearer
+        elif key in self._auth:
+            headers["Authorization"] = self._auth[key]
+        resp = self._send(method, url, headers, body)
+        if resp.status == 401 and not self.bearer:
+            auth = self._answer_challenge(ref, resp)
+            http.drain(resp)
+            self._auth[key] = auth
+            headers["Authorization"] = auth
+            resp = self._send(method, url, headers, body)
+        if resp.status >= 400:
+            self._raise_status(resp, method, ref, what or path)
+        return resp
+
+    def _raise_status(self, resp, method, ref, what):
+        body, _ = http.read_capped(resp, ERROR_BODY_MAX)
+        resp.close()
+        code, message = _error_code(body)
+        detail = (" (%s%s)" % (code, ": " + message if message else "")) if code else ""
+        where = "%s %s" % (ref.name(), what)
+        if resp.status in (401, 403):
+            raise AuthError("%s: %d %s: credentials missing or rejected%s"
+                            % (where, resp.status, "Unauthorized" if resp.status == 401 else "Forbidden", detail),
+                            resp.status, code)
+        if resp.status == 404:
+            raise NotFound("%s: 404 not found%s" % (where, detail), 404, code)
+        if resp.status >= 500 or resp.status in _RETRY_STATUSES:
+            raise ServerError("%s: registry error %d after %d attempts%s" % (where, resp.status, self.retries + 1,
+                                                                             detail), resp.status, code)
+        raise RegistryError("%s: unexpected HTTP %d%s" % (where, resp.status, detail), resp.status, code)
+
+    # ---- manifests ------------------------------------------------------------------------------------------
+
+    def get_manifest(self, ref, accept=None, max_size=MANIFEST_MAX):
+        """(raw bytes, media type, digest) of ref's manifest or index; verified when ref has a digest."""
+        resp = self.request("GET", ref, "/manifests/" + ref.reference(), {"Accept": accept or oci.ACCEPT_ALL},
+                            what="manifest " + ref.reference())
+        length = resp.headers.get("content-length")
+        if length and length.isdigit() and int(length) > max_size:
+            http.drain(resp, 0)
+            raise TooLarge("%s: manifest of %s bytes exceeds the %d byte cap" % (ref, length, max_size))
+        raw, truncated = http.read_capped(resp, max_size)
+        resp.close()
+        if truncated:
+            raise TooLarge("%s: manifest exceeds the %d byte cap" % (ref, max_size))
+        digest = sha256_digest(raw)
+        if ref.digest and ref.digest != digest:
+            raise DigestMismatch("%s: manifest digest mismatch: got %s want %s" % (ref, digest, ref.digest))
+        media_type = (resp.headers.get("content-type") or "").split(";")[0].strip()
+        return raw, media_type, digest
+
+    def head_manifest(self, ref):
+        """Digest of ref's manifest (from Docker-Content-Digest) or None if absent."""
+        try:
+            resp = self.request("HEAD", ref, "/manifests/" + ref.reference(), {"Accept": oci.ACCEPT_ALL})
+        except NotFound:
+            return None
+        http.drain(resp, 0)
+        return resp.headers.get("docker-content-digest")
+
+    def resolve(self, ref, os="linux", arch="amd64", variant=None, fetched=None):
+        """Fetch ref; if it is an index, pick the platform's manifest and fetch that (verified by digest).
+
+        `fetched` is an already fetched (raw, media type, digest) of ref. Returns (manifest dict, raw bytes,
+        media type, ref pinned to the manifest's digest)."""
+        raw, media_type, digest = fetched or self.get_manifest(ref)
+        doc = parse_json_object(raw, str(ref))
+        if is_index(doc, media_type):
+            desc = select_platform(doc, os, arch, variant, str(ref))
+            ref = ref.with_digest(desc["digest"])
+            raw, media_type, digest = self.get_manifest(ref, max_size=max(desc["size"], 1))
+            if len(raw) != desc["size"]:
+                raise DigestMismatch("%s: manifest is %d bytes, index says %d" % (ref, len(raw), desc["size"]))
+            doc = parse_json_object(raw, str(ref))
+            if is_index(doc, media_type):
+                raise ManifestError("%s: the index entry for %s/%s is itself an index" % (ref, os, arch))
+        check_manifest(doc, str(ref))
+        return doc, raw, media_type or doc.get("mediaType", ""), ref.with_digest(digest)
+
+    # ---- blobs ----------------------------------------------------------------------------------------------
+
+    def fetch_blob(self, ref, digest, sink, size=None, max_size=None):
+        """Stream blob `digest` into `sink.write`, verifying size and sha256; returns the byte count.
+
+        If this raises, what the sink received must be discarded (the blob was not verified)."""
+        check_digest(digest)
+        if not digest.startswith("sha256:"):
+            raise DigestMismatch("%s: blob %s: only sha256 digests can be verified" % (ref.name(), digest))
+        if size is not None and max_size is not None and size > max_size:
+            raise TooLarge("%s: blob %s is %d bytes, over the %d byte cap" % (ref.name(), digest, size, max_size))
+        cap = max_size if size is None else size
+        resp = self.request("GET", ref, "/blobs/" + digest, {}, what="blob " + digest)
+        try:
+            length = resp.headers.get("content-length")
+            if length and length.isdigit() and cap is not None and int(length) > cap:
+                raise TooLarge("%s: blob %s is %s bytes, over the %s byte %s" % (
+                    ref.name(), digest, length, cap, "cap" if size is None else "size its descriptor gives"))
+            h = hashlib.sha256()
+            buf = bytearray(CHUNK)
+            mv = memoryview(buf)
+            total = 0
+            while True:
+                n = resp.readinto(buf)
+                if not n:
+                    break
+                total += n
+                if cap is not None and total > cap:
+                    raise TooLarge("%s: blob %s exceeds %d bytes" % (ref.name(), digest, cap))
+                chunk = mv[:n]
+                h.update(chunk)
+                sink.write(chunk)
+        finally:
+            resp.close()
+        got = _hexdigest(h)
+        if got != digest:
+            raise DigestMismatch("%s: blob digest mismatch: got %s want %s" % (ref.name(), got, digest))
+        if size is not None and total != size:
+            raise DigestMismatch("%s: blob %s is %d bytes, descriptor says %d" % (ref.name(), digest, total, size))
+        return total
+
+    def _fetch_retrying(self, ref, digest, make_sink, size, max_size):
+        # a transport error in the middle of a body restarts the whole download with a fresh sink
+        attempt = 0
+        while True:
+            sink = make_sink()
+            try:
+                self.fetch_blob(ref, digest, sink, size, max_size)
+                return sink
+            except TransportError as exc:
+                if attempt >= self.retries:
+                    raise
+                self._pause(attempt, str(exc))
+                attempt += 1
+
+    def fetch_blob_bytes(self, ref, digest, size=None, max_size=64 << 20):
+        """The verified bytes of a (small) blob."""
+        return bytes(self._fetch_retrying(ref, digest, _BytesSink, size, max_size).buf)
+
+    def fetch_blob_to_path(self, ref, digest, path, size=None, max_size=None):
+        """Download into `<path>.part`, verify, then rename to `path` (a failure leaves no `path`)."""
+        import os
+
+        part = path + ".part"
+
+        def make_sink():
+            return open(part, "wb")
+
+        try:
+            f = self._fetch_retrying(ref, digest, make_sink, size, max_size)
+            f.close()
+        except BaseException:
+            try:
+                os.remove(part)
+            except OSError:
+                pass
+            raise
+        os.rename(part, path)
+        return path
+
+    def blob_exists(self, ref, digest):
+        """HEAD the blob: True if the registry has it."""
+        try:
+            resp = self.request("HEAD", ref, "/blobs/" + digest, {})
+        except NotFound:
+            return False
+        http.drain(resp, 0)
+        return True
+
+    # ---- uploads (push) -------------------------------------------------------------------------------------
+
+    def push_blob(self, ref, body, digest, size):
+        """Monolithic upload (HEAD, POST, PUT ?digest=); `body` is bytes or a seekable file. Returns True if sent."""
+        if self.blob_exists(ref, digest):
+            return False
+        resp = self.request("POST", ref, "/blobs/uploads/", {"Content-Length": "0"}, b"", what="upload start")
+        location = resp.headers.get("location")
+        http.drain(resp)
+        if resp.status != 202 or not location:
+            raise RegistryError("%s: upload start answered %d without Location" % (ref.name(), resp.status),
+                                resp.status)
+        url = http.resolve(ref.base_url() + "/blobs/uploads/", location)
+        url += ("&" if "?" in url else "?") + "digest=" + http.quote(digest)
+        resp = self.request("PUT", ref, url, {"Content-Type": "application/octet-stream",
+                                              "Content-Length": str(size)}, body, what="blob upload " + digest)
+        http.drain(resp)
+        if resp.status != 201:
+            raise RegistryError("%s: blob upload answered %d, want 201" % (ref.name(), resp.status), resp.status)
+        return True
+
+    def push_manifest(self, ref, raw, media_type, reference=None):
+        """PUT raw manifest bytes at `reference` (default ref.reference()); returns the digest."""
+        digest = sha256_digest(raw)
+        target = reference or ref.tag or digest
+        resp = self.request("PUT", ref, "/manifests/" + target, {"Content-Type": media_type,
+                                                                  "Content-Length": str(len(raw))}, raw,
+                            what="manifest " + target)
+        http.drain(resp)
+        if resp.status != 201:
+            raise RegistryError("%s: manifest PUT answered %d, want 201" % (ref.name(), resp.status), resp.status)
+        said = resp.headers.get("docker-content-digest")
+        if said and said != digest:
+            raise DigestMismatch("%s: registry stored manifest as %s, we computed %s" % (ref.name(), said, digest))
+        return digest
+
+
+# ---- untrusted JSON --------------------------------------------------------------------------------------------
+
+def parse_json_object(raw, where):
+    """Decode untrusted bytes as a JSON object or raise ManifestError."""
+    try:
+        doc = json.loads(raw)
+    except Exception:
+        raise ManifestError("%s: manifest is not valid JSON" % where) from None
+    if not isinstance(doc, dict):
+        raise ManifestError("%s: manifest is not a JSON object" % where)
+    return doc
+
+
+def is_index(doc, media_type=""):
+    """Index / manifest list by Content-Type, by mediaType, or by a non-empty `manifests` array."""
+    if media_type in oci.INDEX_TYPES or doc.get("mediaType") in oci.INDEX_TYPES:
+        return True
+    m = doc.get("manifests")
+    return isinstance(m, list) and len(m) > 0
+
+
+def check_descriptor(desc, where):
+    """A descriptor must have a string mediaType, a valid digest and a non-negative int size."""
+    if not isinstance(desc, dict):
+        raise ManifestError("%s: descriptor is not an object" % where)
+    digest = desc.get("digest")
+    size = desc.get("size")
+    if not isinstance(digest, str):
+        raise ManifestError("%s: descriptor without digest" % where)
+    try:
+        check_digest(digest)
+    except OciError as exc:
+        raise ManifestError("%s: %s" % (where, exc)) from None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ManifestError("%s: descriptor %s has no valid size" % (where, digest))
+    mt = desc.get("mediaType", "")
+    if not isinstance(mt, str):
+        raise ManifestError("%s: descriptor %s has a non-string mediaType" % (where, digest))
+    ann = desc.get("annotations", {})
+    if ann is None:
+        ann = {}
+    if not isinstance(ann, dict):
+        raise ManifestError("%s: descriptor %s has bad annotations" % (where, digest))
+    return desc
+
+
+def check_manifest(doc, where):
+    """An image manifest: schemaVersion 2, a config descriptor and a list of layer descriptors."""
+    if doc.get("schemaVersion") != 2:
+        raise ManifestError("%s: schemaVersion %r, want 2" % (where, doc.get("schemaVersion")))
+    layers = doc.get("layers")
+    if not isinstance(layers, list):
+        raise ManifestError("%s: manifest has no layers list" % where)
+    if "config" in doc:
+        check_descriptor(doc["config"], where + " config")
+    for i, layer in enumerate(layers):
+        check_descriptor(layer, "%s layer %d" % (where, i))
+    return doc
+
+
+def select_platform(index, os, arch, variant=None, where="index"):
+    """The FIRST descriptor of an index whose platform is os/arch (and variant when given)."""
+    arch = ARCH_ALIASES.get(arch, arch)
+    manifests = index.get("manifests")
+    if not isinstance(manifests, list):
+        raise ManifestError("%s: index has no manifests list" % where)
+    for desc in manifests:
+        if not isinstance(desc, dict):
+            continue
+        plat = desc.get("platform")
+        if not isinstance(plat, dict):
+            continue
+        if plat.get("os") != os or ARCH_ALIASES.get(plat.get("architecture"), plat.get("architecture")) != arch:
+            continue
+        if variant and plat.get("variant") not in (None, variant):
+            continue
+        return check_descriptor(desc, where)
+    seen = []
+    for d in manifests:
+        p = d.get("platform") if isinstance(d, dict) else None
+        if isinstance(p, dict):
+            seen.append("%s/%s" % (p.get("os"), p.get("architecture")))
+    raise ManifestError("%s: no manifest in index for %s/%s (has: %s)" % (where, os, arch, ", ".join(seen) or "none"))
+
+
+def layers_of(manifest, media_type):
+    """Layers with exactly this mediaType, in order."""
+    return [layer for layer in manifest.get("layers", []) if layer.get("mediaType") == media_type]
