@@ -487,10 +487,11 @@ class Plan:
         if others:
             raise PlanError("no target %s for arch %s (it is for %s)" % (quote(name), arch, ", ".join(others)),
                             file=self.file, line=line)
-        raise PlanError("no target %s (targets: %s)" % (quote(name), ", ".join(self._names()) or "none"),
+        raise PlanError("no target %s (targets: %s)" % (quote(name), ", ".join(self.names()) or "none"),
                         file=self.file, line=line)
 
-    def _names(self):
+    def names(self):
+        """Target names, first occurrence order."""
         out = []
         for t in self.targets:
             if t.name not in out:
@@ -581,9 +582,9 @@ class Plan:
             names.append(t.name)
             self.resolve(t, arch, scope=sc)
         default = settings["default_target"]
-        if default and default not in self._names():
+        if default and default not in self.names():
             raise PlanError("default_target %s names no target (targets: %s)" % (quote(default),
-                            ", ".join(self._names()) or "none"), file=self.file, line=self.default_target.line)
+                            ", ".join(self.names()) or "none"), file=self.file, line=self.default_target.line)
         if names:
             out[arch] = names
 
