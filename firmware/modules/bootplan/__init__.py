@@ -27,7 +27,7 @@ class PlanError(ValueError):
     """
 
     def __init__(self, msg, file=None, line=None, target=None):
-        ValueError.__init__(self, msg)
+        super().__init__(msg)
         self.msg = msg
         self.file = file
         self.line = line

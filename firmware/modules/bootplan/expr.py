@@ -12,8 +12,8 @@ so errors can name the line. Every failure, at parse or evaluation time, is a bo
 
 from bootplan import PlanError, quote
 
-MAX_NEST = 40  # brackets, parentheses, interpolations, unary operators inside one another
-MAX_DEPTH = 100  # height of the expression tree (bounds the evaluator's recursion)
+MAX_NEST = 16  # brackets, parentheses, interpolations, unary operators inside one another
+MAX_DEPTH = 64  # height of the expression tree (bounds the evaluator's recursion)
 
 
 def _err(msg, pos):
