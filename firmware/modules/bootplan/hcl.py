@@ -65,7 +65,7 @@ def _is_tree(node, name):
     return getattr(node, "data", None) == name
 
 
-def _body(body, text, filename, out):
+def _body(body, text, filename, out, target=None):
     for child in body.children:
         if _is_tree(child, "attribute"):
             name = _identifier(child.children[0])
@@ -74,7 +74,7 @@ def _body(body, text, filename, out):
             if name in out["attrs"]:
                 first = out["attrs"][name]["line"]
                 raise PlanError("attribute %s is set twice (first on line %d)" % (quote(name), first),
-                                file=filename, line=line)
+                                file=filename, line=line, target=target)
             src = text[expr.meta.start_pos:expr.meta.end_pos].strip()
             out["attrs"][name] = {"line": expr.meta.line, "expr": src}
         elif _is_tree(child, "block"):
@@ -91,7 +91,8 @@ def _body(body, text, filename, out):
             block = {"type": _identifier(parts[0]), "labels": labels, "line": child.meta.line,
                      "attrs": {}, "blocks": []}
             if inner is not None:
-                _body(inner, text, filename, block)
+                is_target = block["type"] == "target" and len(labels) == 1
+                _body(inner, text, filename, block, labels[0] if is_target else target)
             out["blocks"].append(block)
 
 

@@ -344,8 +344,13 @@ class Plan:
         self.targets = []
         for b in _blocks(parsed, "the plan", f):
             kind, labels, line = b["type"], b.get("labels", []), b.get("line")
-            attrs = _attrs(b, kind, f)
-            inner = _blocks(b, kind, f)
+            try:
+                attrs = _attrs(b, kind, f)
+                inner = _blocks(b, kind, f)
+            except PlanError as e:
+                if kind == "target" and len(labels) == 1:
+                    e.locate(target=labels[0])
+                raise
             if kind == "target":
                 if len(labels) != 1 or not isinstance(labels[0], str) or not labels[0]:
                     raise PlanError('a target block needs one name: target "name" { ... }', file=f, line=line)
