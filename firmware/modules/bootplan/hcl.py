@@ -13,8 +13,7 @@ parses and evaluates it on any runtime. This module imports python-hcl2 only whe
 """
 
 from bootplan import PlanError, quote
-
-FORMAT = "cloud-boot.plan.v1"
+from bootplan.plan import FORMAT
 
 
 def _syntax_error(exc, filename, text):

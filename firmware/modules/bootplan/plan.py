@@ -16,6 +16,8 @@ from bootplan import PlanError, quote
 from bootplan.expr import Expr, Scope, format_number, get_attr, type_name
 
 FORMAT = "cloud-boot.plan.v1"
+HCL_MEDIA_TYPE = "application/vnd.cloud-boot.plan.v1+hcl"  # the original's plan layer (REFERENCE §2.1)
+PARSED_MEDIA_TYPE = "application/vnd.cloud-boot.plan.v1+json"  # ours: the parsed form, for the firmware
 ARCHES = ("amd64", "arm64", "riscv64", "loong64")  # Go's names, as plans and OCI platforms spell them
 ARCH_ALIASES = {"x86_64": "amd64", "x64": "amd64", "aarch64": "arm64", "loongarch64": "loong64"}
 LLDP_KEYS = ("chassis_id", "port_id", "system_name", "system_desc", "port_desc", "mgmt_addr")
