@@ -323,3 +323,22 @@ def test_parsed_form_survives_json_round_trip():
     for name in PLANS:
         again = json.loads(json.dumps(PLANS[name]))
         assert render(again, "amd64", target="", lldp=None) == render(PLANS[name], "amd64")
+
+
+def test_follow_subplans():
+    outer = make(top={"default_target": '"live"'}, targets=[("live", {"subplan": '"reg/inner:v1"'}),
+                                                            ("other", {"index": '"o"'})])
+    inner = make(top={"default_target": '"deb"'}, targets=[("deb", {"index": '"reg/debian:13"'})])
+    plans = {"reg/inner:v1": inner}
+    t = bplan.follow(outer, "amd64", plans.__getitem__)
+    assert t["name"] == "deb" and t["index"] == "reg/debian:13" and t["via"] == ["reg/inner:v1"]
+    # cloudboot.target names an outer target only; the inner plan uses its own default.
+    assert bplan.follow(outer, "amd64", plans.__getitem__, target="other")["via"] == []
+    loop = make(targets=[("again", {"subplan": '"reg/loop"'})])
+    exc = error(bplan.follow, loop, "amd64", lambda ref: loop)
+    assert "subplan loop: reg/loop -> reg/loop" in str(exc), str(exc)
+    chain = {}
+    for n in range(12):
+        chain["reg/p" + str(n)] = make(targets=[("t", {"subplan": '"reg/p' + str(n + 1) + '"'})])
+    exc = error(bplan.follow, chain["reg/p0"], "amd64", chain.__getitem__)
+    assert "subplans nested deeper than 8" in str(exc), str(exc)

@@ -683,3 +683,28 @@ def render(parsed, arch, target="", lldp=None, menu=None, ask=None):
     plan = parsed if isinstance(parsed, Plan) else Plan(parsed)
     t = plan.select(arch, target=target, menu=menu, lldp=lldp, ask=ask)
     return plan.resolve(t, arch, lldp)
+
+
+def follow(parsed, arch, fetch, target="", lldp=None, menu=None, ask=None):
+    """render(), then through subplans: while the chosen target is a `subplan`, `fetch(ref)` gives the inner
+    plan's parsed form (or a Plan), which is selected afresh (cloudboot.target does not carry over, the menu
+    settings do), at most MAX_SUBPLAN_DEPTH plans deep, never the same ref twice. Returns the final target
+    dict with `via`: the subplan refs followed, outermost first."""
+    via = []
+    t = render(parsed, arch, target=target, lldp=lldp, menu=menu, ask=ask)
+    while t["source"] == "subplan":
+        ref = t["subplan"]
+        if ref in via:
+            raise PlanError("subplan loop: %s" % " -> ".join(via + [ref]), target=t["name"])
+        via.append(ref)
+        if len(via) > MAX_SUBPLAN_DEPTH:
+            raise PlanError("subplans nested deeper than %d: %s" % (MAX_SUBPLAN_DEPTH, " -> ".join(via)))
+        inner = fetch(ref)
+        try:
+            t = render(inner, arch, lldp=lldp, menu=menu, ask=ask)
+        except PlanError as e:
+            if e.file is None or e.file == "plan.hcl":
+                e.file = ref
+            raise
+    t["via"] = via
+    return t
