@@ -315,6 +315,9 @@ def test_select_with_menu():
                                                                       ("b", {"index": '"b"'})]))
     assert plain.select("amd64", ask=ask).name == "b"
     assert plain.select("amd64", menu="1", ask=ask).name == "a"
+    # A default that the menu does not offer (another arch's target): the first option is the default.
+    plan = bplan.Plan(_menu_plan(default_target='"c"'))
+    assert plan.select("amd64", ask=lambda entries, default, settings: "").name == "a"
 
 
 def test_parsed_form_survives_json_round_trip():

@@ -526,11 +526,14 @@ class Plan:
         if settings["menu"] is None:
             settings["menu"] = {"timeout": 0, "prompt": DEFAULT_PROMPT}
         entries = [(t.name, self._in_target(t, t.label, sc) or t.name) for t in options]
+        default = settings["default_target"]
+        if default not in [name for name, _ in entries]:
+            default = entries[0][0]  # as the original's menu: a default not offered -> the first option
         try:
-            choice = ask(entries, settings["default_target"], settings)
+            choice = ask(entries, default, settings)
         except Exception:  # a broken console must not stop the boot: take the default
             choice = ""
-        return self.pick(choice or "", arch, scope=sc)
+        return self.pick(choice or default, arch, scope=sc)
 
     def resolve(self, target, arch, lldp=None, scope=None):
         """The target fully evaluated for `arch` (dict; see Target.resolve), errors located."""
