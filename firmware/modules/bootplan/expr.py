@@ -1,0 +1,899 @@
+"""HCL native-syntax expressions, as plans use them: parser and evaluator (portable: MicroPython and CPython).
+
+Supported: literals (numbers, strings, true/false/null), string templates with `${...}` interpolation (and
+the `$${` / `%%{` escapes, `~` strip markers), heredocs (`<<EOT`, `<<-EOT`), lists `[...]`, objects
+`{k = v}`, references (`arch`, `lldp.port_id`, `local.x`, `self.version`, `x[0]`, `x["k"]`), unary `!` `-`,
+`* / %`, `+ -`, `< <= > >=`, `== !=`, `&&`, `||`, conditionals `c ? a : b`, and a few functions (FUNCTIONS).
+Not supported (a clear error each): `for` expressions, splats, template directives `%{...}`.
+
+A parsed expression is a tree of tuples `(kind, pos, depth, ...)`; `pos` is the offset in the source text,
+so errors can name the line. Every failure, at parse or evaluation time, is a bootplan.PlanError.
+"""
+
+from bootplan import PlanError, quote
+
+MAX_NEST = 16  # brackets, parentheses, interpolations, unary operators inside one another
+MAX_DEPTH = 64  # height of the expression tree (bounds the evaluator's recursion)
+
+
+def _err(msg, pos):
+    e = PlanError(msg)
+    e.pos = pos
+    return e
+
+
+def _d(*nodes):
+    d = 1
+    for n in nodes:
+        if n[2] >= d:
+            d = n[2] + 1
+    if d > MAX_DEPTH:
+        raise _err("expression too complex (deeper than %d)" % MAX_DEPTH, nodes[0][1])
+    return d
+
+
+def _is_digit(c):
+    return "0" <= c <= "9"
+
+
+def _is_idstart(c):
+    return ("a" <= c <= "z") or ("A" <= c <= "Z") or c == "_"
+
+
+def _is_idchar(c):
+    return _is_idstart(c) or _is_digit(c) or c == "-"
+
+
+def _desc(c):
+    if c == "":
+        return "end of expression"
+    if c == "\n":
+        return "newline"
+    return quote(c)
+
+
+_OPS = (("||", 1), ("&&", 2), ("==", 3), ("!=", 3), ("<=", 4), (">=", 4), ("<", 4), (">", 4),
+        ("+", 5), ("-", 5), ("*", 6), ("/", 6), ("%", 6))
+_HEX = "0123456789abcdefABCDEF"
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+
+
+class _Parser:
+    def __init__(self, src):
+        self.s = src
+        self.n = len(src)
+        self.i = 0
+        self.nest = 0
+
+    def err(self, msg, pos=None):
+        raise _err(msg, self.i if pos is None else pos)
+
+    def at(self, text):
+        return self.s[self.i:self.i + len(text)] == text
+
+    def char(self):
+        return self.s[self.i:self.i + 1]
+
+    def ws(self):
+        s, n, i = self.s, self.n, self.i
+        while i < n:
+            c = s[i]
+            if c == " " or c == "\t" or c == "\r" or c == "\n":
+                i += 1
+            elif c == "#" or (c == "/" and s[i + 1:i + 2] == "/"):
+                while i < n and s[i] != "\n":
+                    i += 1
+            elif c == "/" and s[i + 1:i + 2] == "*":
+                j = s.find("*/", i + 2)
+                if j < 0:
+                    self.err("unterminated /* comment", i)
+                i = j + 2
+            else:
+                break
+        self.i = i
+
+    def expect(self, text, what):
+        self.ws()
+        if not self.at(text):
+            self.err("expected %s %s, got %s" % (quote(text), what, _desc(self.char())))
+        self.i += len(text)
+
+    def enter(self):
+        self.nest += 1
+        if self.nest > MAX_NEST:
+            self.err("expression nested too deeply (more than %d levels)" % MAX_NEST)
+
+    def parse_all(self):
+        self.ws()
+        if self.i >= self.n:
+            self.err("empty expression")
+        node = self.expr()
+        self.ws()
+        if self.i < self.n:
+            self.err("unexpected %s after the expression" % _desc(self.char()))
+        return node
+
+    def expr(self):
+        self.enter()
+        node = self.binary(1)
+        self.ws()
+        if self.at("?"):
+            pos = self.i
+            self.i += 1
+            a = self.expr()
+            self.expect(":", "in a conditional (cond ? a : b)")
+            b = self.expr()
+            node = ("cond", pos, _d(node, a, b), node, a, b)
+        self.nest -= 1
+        return node
+
+    def binop(self):
+        self.ws()
+        for op, prec in _OPS:
+            if self.at(op):
+                return op, prec
+        return None, 0
+
+    def binary(self, minprec):
+        left = self.unary()
+        while True:
+            op, prec = self.binop()
+            if op is None or prec < minprec:
+                return left
+            pos = self.i
+            self.i += len(op)
+            right = self.binary(prec + 1)
+            left = ("bin", pos, _d(left, right), op, left, right)
+
+    def unary(self):
+        self.ws()
+        c = self.char()
+        if c == "!" or c == "-":
+            pos = self.i
+            self.i += 1
+            self.enter()
+            x = self.unary()
+            self.nest -= 1
+            if c == "-" and x[0] == "lit" and _type(x[3]) == "number":
+                return ("lit", pos, 1, -x[3])
+            return ("un", pos, _d(x), c, x)
+        return self.postfix()
+
+    def postfix(self):
+        node = self.primary()
+        while True:
+            save = self.i
+            self.ws()
+            pos = self.i
+            if self.at(".") and not self.at(".."):
+                self.i += 1
+                c = self.char()
+                if c == "*":
+                    self.err("splat expressions (.*) are not supported")
+                if _is_digit(c):
+                    start = self.i
+                    while _is_digit(self.char()):
+                        self.i += 1
+                    key = ("lit", start, 1, int(self.s[start:self.i]))
+                    node = ("index", pos, _d(node), node, key)
+                elif _is_idstart(c):
+                    node = ("attr", pos, _d(node), node, self.ident())
+                else:
+                    self.err("expected an attribute name after '.', got %s" % _desc(c))
+            elif self.at("["):
+                self.i += 1
+                self.enter()
+                self.ws()
+                if self.at("*"):
+                    self.err("splat expressions ([*]) are not supported")
+                key = self.expr()
+                self.expect("]", "to close the index")
+                self.nest -= 1
+                node = ("index", pos, _d(node, key), node, key)
+            else:
+                self.i = save
+                return node
+
+    def ident(self):
+        start = self.i
+        while self.i < self.n and _is_idchar(self.s[self.i]):
+            self.i += 1
+        return self.s[start:self.i]
+
+    def primary(self):
+        self.ws()
+        pos = self.i
+        c = self.char()
+        if c == "":
+            self.err("expected an expression, got the end")
+        if c == '"':
+            self.i += 1
+            return self.template(pos, True, self.n, 0)
+        if c == "<" and self.at("<<"):
+            return self.heredoc()
+        if _is_digit(c):
+            return self.number()
+        if c == "(":
+            self.i += 1
+            node = self.expr()
+            self.expect(")", "to close the parenthesis")
+            return node
+        if c == "[":
+            return self.tuple()
+        if c == "{":
+            return self.object()
+        if _is_idstart(c):
+            name = self.ident()
+            if name == "true" or name == "false":
+                return ("lit", pos, 1, name == "true")
+            if name == "null":
+                return ("lit", pos, 1, None)
+            save = self.i
+            self.ws()
+            if self.at("("):
+                return self.call(pos, name)
+            if name == "for" and _is_idstart(self.char()):
+                self.err("for expressions are not supported", pos)
+            self.i = save
+            return ("var", pos, 1, name)
+        self.err("unexpected %s" % _desc(c))
+
+    def number(self):
+        start = self.i
+        s = self.s
+        while _is_digit(self.char()):
+            self.i += 1
+        is_float = False
+        if self.char() == "." and _is_digit(s[self.i + 1:self.i + 2]):
+            is_float = True
+            self.i += 1
+            while _is_digit(self.char()):
+                self.i += 1
+        if self.char() in ("e", "E"):
+            is_float = True
+            self.i += 1
+            if self.char() in ("+", "-"):
+                self.i += 1
+            if not _is_digit(self.char()):
+                self.err("malformed number %s" % quote(s[start:self.i + 1]), start)
+            while _is_digit(self.char()):
+                self.i += 1
+        text = s[start:self.i]
+        value = float(text) if is_float else int(text)
+        if is_float and (value != value or value in (float("inf"), float("-inf"))):
+            self.err("number %s out of range" % text, start)
+        return ("lit", start, 1, value)
+
+    def tuple(self):
+        pos = self.i
+        self.i += 1
+        self.enter()
+        items = []
+        while True:
+            self.ws()
+            if self.at("]"):
+                self.i += 1
+                break
+            items.append(self.expr())
+            self.ws()
+            if self.at(","):
+                self.i += 1
+            elif self.at("]"):
+                self.i += 1
+                break
+            else:
+                self.err("expected ',' or ']' in a list, got %s" % _desc(self.char()))
+        self.nest -= 1
+        return ("list", pos, _d(("lit", pos, 0), *items), items)
+
+    def object(self):
+        pos = self.i
+        self.i += 1
+        self.enter()
+        items = []
+        while True:
+            self.ws()
+            if self.at("}"):
+                self.i += 1
+                break
+            kpos = self.i
+            if _is_idstart(self.char()):
+                key = ("lit", kpos, 1, self.ident())
+            else:
+                key = self.unary()
+            self.ws()
+            if self.at("=") and not self.at("=="):
+                self.i += 1
+            elif self.at(":"):
+                self.i += 1
+            else:
+                self.err("expected '=' or ':' after an object key, got %s" % _desc(self.char()))
+            value = self.expr()
+            items.append((key, value))
+            self.ws()
+            if self.at(","):
+                self.i += 1
+        self.nest -= 1
+        flat = [("lit", pos, 0)]
+        for k, v in items:
+            flat.append(k)
+            flat.append(v)
+        return ("obj", pos, _d(*flat), items)
+
+    def call(self, pos, name):
+        self.i += 1  # (
+        self.enter()
+        args = []
+        while True:
+            self.ws()
+            if self.at(")"):
+                self.i += 1
+                break
+            args.append(self.expr())
+            self.ws()
+            if self.at("..."):
+                self.err("argument expansion (...) is not supported")
+            if self.at(","):
+                self.i += 1
+            elif self.at(")"):
+                self.i += 1
+                break
+            else:
+                self.err("expected ',' or ')' in the arguments of %s(), got %s" % (name, _desc(self.char())))
+        self.nest -= 1
+        return ("call", pos, _d(("lit", pos, 0), *args), name, args)
+
+    def heredoc(self):
+        pos = self.i
+        self.i += 2
+        flush = self.at("-")
+        if flush:
+            self.i += 1
+        marker = self.ident()
+        if not marker:
+            self.err("expected a heredoc marker after <<")
+        s = self.s
+        nl = s.find("\n", self.i)
+        if nl < 0 or s[self.i:nl].strip():
+            self.err("expected a newline after the heredoc marker %s" % marker)
+        start = nl + 1
+        # The body ends at the first line whose only content is the marker.
+        line_start = start
+        end = -1
+        while line_start <= self.n:
+            line_end = s.find("\n", line_start)
+            if line_end < 0:
+                line_end = self.n
+            if s[line_start:line_end].strip() == marker:
+                end = line_start
+                break
+            if line_end >= self.n:
+                break
+            line_start = line_end + 1
+        if end < 0:
+            self.err("heredoc %s is not terminated" % marker, pos)
+        indent = 0
+        if flush:
+            indent = -1
+            for line in s[start:end].split("\n"):
+                if line.strip():
+                    k = len(line) - len(line.lstrip())
+                    if indent < 0 or k < indent:
+                        indent = k
+            indent = max(indent, 0)
+        self.i = start
+        node = self.template(pos, False, end, indent)
+        self.i = line_end
+        return node
+
+    def template(self, pos, quoted, stop, dedent):
+        s = self.s
+        parts = []
+        buf = []
+        strip = False
+        while True:
+            i = self.i
+            if i >= stop:
+                if quoted:
+                    self.err("unterminated string", pos)
+                break
+            c = s[i]
+            if dedent and (i == 0 or s[i - 1] == "\n"):
+                k = 0
+                while k < dedent and i + k < stop and s[i + k] in " \t":
+                    k += 1
+                if k:
+                    self.i = i + k
+                    continue
+            if strip:
+                if c in " \t\r\n":
+                    self.i += 1
+                    continue
+                strip = False
+            if quoted and c == '"':
+                self.i += 1
+                break
+            if quoted and c == "\n":
+                self.err("unterminated string (newline inside quotes)", pos)
+            if quoted and c == "\\":
+                buf.append(self.escape())
+                continue
+            two = s[i:i + 2]
+            if (c == "$" or c == "%") and s[i + 1:i + 3] == c + "{":
+                buf.append(c + "{")
+                self.i += 3
+                continue
+            if two == "%{":
+                self.err("template directives (%{ ... }) are not supported: use a conditional expression")
+            if two == "${":
+                self.i += 2
+                if self.at("~"):
+                    self.i += 1
+                    text = "".join(buf).rstrip()
+                    buf = [text] if text else []
+                if buf:
+                    parts.append("".join(buf))
+                    buf = []
+                self.enter()
+                parts.append(self.expr())
+                self.nest -= 1
+                self.ws()
+                if self.at("~}"):
+                    self.i += 2
+                    strip = True
+                else:
+                    self.expect("}", "to close the interpolation")
+                continue
+            buf.append(c)
+            self.i += 1
+        if buf:
+            parts.append("".join(buf))
+        if not parts:
+            return ("lit", pos, 1, "")
+        if len(parts) == 1 and isinstance(parts[0], str):
+            return ("lit", pos, 1, parts[0])
+        return ("tmpl", pos, _d(("lit", pos, 0), *[p for p in parts if not isinstance(p, str)]), parts)
+
+    def escape(self):
+        s = self.s
+        pos = self.i
+        c = s[pos + 1:pos + 2]
+        if c in _ESCAPES:
+            self.i += 2
+            return _ESCAPES[c]
+        if c == "u" or c == "U":
+            k = 4 if c == "u" else 8
+            digits = s[pos + 2:pos + 2 + k]
+            if len(digits) != k or [h for h in digits if h not in _HEX]:
+                self.err("\\%s needs %d hex digits" % (c, k), pos)
+            code = int(digits, 16)
+            if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+                self.err("\\%s%s is not a Unicode character" % (c, digits), pos)
+            self.i += 2 + k
+            return chr(code)
+        self.err("unknown escape \\%s in a string" % (c or "(end)"), pos)
+
+
+def parse(src):
+    """Expression text -> tree; PlanError (with `.pos`) when it is not valid."""
+    if not isinstance(src, str):
+        raise _err("an expression must be text, got %s" % _type(src), 0)
+    return _Parser(src).parse_all()
+
+
+# ---- values and types ----------------------------------------------------------------------------------
+
+def _type(v):
+    if v is None:
+        return "null"
+    if v is True or v is False:
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, (list, tuple)):
+        return "list"
+    if isinstance(v, dict):
+        return "object"
+    return "unknown"
+
+
+type_name = _type
+
+
+def _equal(a, b):
+    ta = _type(a)
+    if ta != _type(b):
+        return False
+    if ta == "list":
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b):
+            if not _equal(x, y):
+                return False
+        return True
+    if ta == "object":
+        if len(a) != len(b):
+            return False
+        for k in a:
+            if k not in b or not _equal(a[k], b[k]):
+                return False
+        return True
+    return a == b
+
+
+def format_number(v):
+    """A number as HCL prints it in a template: integers without a decimal point."""
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise PlanError("number out of range")
+        if v == int(v) and abs(v) < 1e15:
+            return "%d" % int(v)
+        return repr(v)
+    return "%d" % v
+
+
+def to_text(v, pos=0):
+    """A value as it appears inside a string template."""
+    t = _type(v)
+    if t == "string":
+        return v
+    if t == "number":
+        return format_number(v)
+    if t == "bool":
+        return "true" if v else "false"
+    if t == "null":
+        raise _err("a null value cannot be put into a string (use a conditional to choose a default)", pos)
+    raise _err("a %s cannot be put into a string" % t, pos)
+
+
+def _number(v, what, pos):
+    if _type(v) != "number":
+        raise _err("%s needs numbers, got %s" % (what, _type(v)), pos)
+    return v
+
+
+def _finite(v, pos):
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        raise _err("number out of range", pos)
+    return v
+
+
+def _arith(op, a, b, pos):
+    what = "operator " + op
+    a = _number(a, what, pos)
+    b = _number(b, what, pos)
+    if op == "+":
+        return _finite(a + b, pos)
+    if op == "-":
+        return _finite(a - b, pos)
+    if op == "*":
+        return _finite(a * b, pos)
+    if b == 0:
+        raise _err("division by zero", pos)
+    if op == "%":
+        return _finite(a % b, pos)
+    if isinstance(a, int) and isinstance(b, int) and a % b == 0:
+        return a // b
+    return _finite(a / b, pos)
+
+
+# ---- functions ---------------------------------------------------------------------------------------------
+
+def _want(v, t, fname, n):
+    if _type(v) != t:
+        raise PlanError("%s(): argument %d must be a %s, got %s" % (fname, n, t, _type(v)))
+    return v
+
+
+def _fn_join(sep, items):
+    _want(sep, "string", "join", 1)
+    _want(items, "list", "join", 2)
+    return sep.join([to_text(x) for x in items])
+
+
+def _fn_lookup(obj, key, *default):
+    _want(obj, "object", "lookup", 1)
+    if key in obj:
+        return obj[key]
+    if default:
+        return default[0]
+    raise PlanError("lookup(): no key %s and no default" % quote(key))
+
+
+def _fn_contains(items, value):
+    _want(items, "list", "contains", 1)
+    for x in items:
+        if _equal(x, value):
+            return True
+    return False
+
+
+def _fn_length(v):
+    if _type(v) not in ("list", "object", "string"):
+        raise PlanError("length(): needs a list, object or string, got %s" % _type(v))
+    return len(v)
+
+
+def _fn_coalesce(*args):
+    for a in args:
+        if a is not None and a != "":
+            return a
+    raise PlanError("coalesce(): every argument is null or empty")
+
+
+def _fn_concat(*lists):
+    out = []
+    for n, x in enumerate(lists):
+        out.extend(_want(x, "list", "concat", n + 1))
+    return out
+
+
+def _str_fn(name, f, nargs):
+    def fn(*args):
+        for n, a in enumerate(args[:nargs]):
+            _want(a, "string", name, n + 1)
+        return f(*args)
+    return fn
+
+
+# name -> (min args, max args or -1, function). Deliberately few: what boot plans need.
+FUNCTIONS = {
+    "join": (2, 2, _fn_join),
+    "lower": (1, 1, _str_fn("lower", lambda s: s.lower(), 1)),
+    "upper": (1, 1, _str_fn("upper", lambda s: s.upper(), 1)),
+    "trimspace": (1, 1, _str_fn("trimspace", lambda s: s.strip(), 1)),
+    "replace": (3, 3, _str_fn("replace", lambda s, a, b: s.replace(a, b) if a else s, 3)),
+    "split": (2, 2, _str_fn("split", lambda sep, s: s.split(sep) if sep else [c for c in s], 2)),
+    "startswith": (2, 2, _str_fn("startswith", lambda s, p: s[:len(p)] == p, 2)),
+    "endswith": (2, 2, _str_fn("endswith", lambda s, p: len(p) <= len(s) and s[len(s) - len(p):] == p, 2)),
+    "lookup": (2, 3, _fn_lookup),
+    "contains": (2, 2, _fn_contains),
+    "length": (1, 1, _fn_length),
+    "coalesce": (1, -1, _fn_coalesce),
+    "concat": (1, -1, _fn_concat),
+}
+
+
+# ---- evaluation -----------------------------------------------------------------------------------------------
+
+class Scope:
+    """Variables an expression can reference. `get(root, attr)` returns `root` (attr None) or `root.attr`;
+    subclasses resolve lazily (plan locals). Errors are PlanError without a position."""
+
+    def __init__(self, variables):
+        self.variables = variables
+
+    def get(self, root, attr):
+        if root not in self.variables:
+            raise PlanError("unknown variable %s (known: %s)" % (quote(root), ", ".join(sorted(self.variables))))
+        value = self.variables[root]
+        if attr is None:
+            return value
+        return get_attr(value, attr, root)
+
+
+def get_attr(value, attr, what):
+    """`value.attr` for an object, with an error naming `what` and the attributes it has."""
+    if _type(value) != "object":
+        raise PlanError("%s is a %s, it has no attribute %s" % (what, _type(value), quote(attr)))
+    if attr not in value:
+        raise PlanError("%s has no attribute %s (it has: %s)" % (what, quote(attr), ", ".join(sorted(value)) or "none"))
+    return value[attr]
+
+
+def _locate(exc, pos):
+    if exc.pos is None and exc.line is None:
+        exc.pos = pos
+    return exc
+
+
+def _root_ref(node):
+    """(root, attr) when node is `root.attr` or `root["attr"]` with a literal key, else None."""
+    if node[0] == "attr" and node[3][0] == "var":
+        return node[3][3], node[4]
+    if node[0] == "index" and node[3][0] == "var" and node[4][0] == "lit" and _type(node[4][3]) == "string":
+        return node[3][3], node[4][3]
+    return None
+
+
+def evaluate(node, scope):
+    """The value of a parsed expression; references go through `scope.get`."""
+    k = node[0]
+    pos = node[1]
+    if k == "lit":
+        return node[3]
+    ref = _root_ref(node) if k in ("attr", "index") else None
+    if k == "var" or ref is not None:
+        root, attr = (node[3], None) if ref is None else ref
+        try:
+            return scope.get(root, attr)
+        except PlanError as e:
+            raise _locate(e, pos) from None
+    if k == "tmpl":
+        parts = node[3]
+        if len(parts) == 1:
+            return evaluate(parts[0], scope)  # a lone interpolation keeps its type, as in HCL
+        out = []
+        for p in parts:
+            out.append(p if isinstance(p, str) else to_text(evaluate(p, scope), p[1]))
+        return "".join(out)
+    if k == "cond":
+        c = evaluate(node[3], scope)
+        if _type(c) != "bool":
+            raise _err("the condition before ? must be a bool, got %s" % _type(c), node[3][1])
+        return evaluate(node[4] if c else node[5], scope)
+    if k == "bin":
+        op = node[3]
+        a = evaluate(node[4], scope)
+        if op == "&&" or op == "||":
+            if _type(a) != "bool":
+                raise _err("operator %s needs bools, got %s" % (op, _type(a)), pos)
+            if (op == "&&" and not a) or (op == "||" and a):
+                return a
+            b = evaluate(node[5], scope)
+            if _type(b) != "bool":
+                raise _err("operator %s needs bools, got %s" % (op, _type(b)), pos)
+            return b
+        b = evaluate(node[5], scope)
+        if op == "==":
+            return _equal(a, b)
+        if op == "!=":
+            return not _equal(a, b)
+        if op in ("<", "<=", ">", ">="):
+            a = _number(a, "operator " + op, pos)
+            b = _number(b, "operator " + op, pos)
+            if op == "<":
+                return a < b
+            if op == "<=":
+                return a <= b
+            if op == ">":
+                return a > b
+            return a >= b
+        return _arith(op, a, b, pos)
+    if k == "un":
+        x = evaluate(node[4], scope)
+        if node[3] == "!":
+            if _type(x) != "bool":
+                raise _err("operator ! needs a bool, got %s" % _type(x), pos)
+            return not x
+        return -_number(x, "unary -", pos)
+    if k == "list":
+        return [evaluate(x, scope) for x in node[3]]
+    if k == "obj":
+        out = {}
+        for kn, vn in node[3]:
+            key = evaluate(kn, scope)
+            if _type(key) not in ("string", "number", "bool"):
+                raise _err("an object key must be a string, got %s" % _type(key), kn[1])
+            out[to_text(key, kn[1])] = evaluate(vn, scope)
+        return out
+    if k == "attr":
+        return _attr_of(evaluate(node[3], scope), node[4], pos)
+    if k == "index":
+        return _index(evaluate(node[3], scope), evaluate(node[4], scope), pos)
+    if k == "call":
+        return _call(node, scope)
+    raise _err("unknown expression node %s" % quote(k), pos)
+
+
+def _attr_of(value, name, pos):
+    try:
+        return get_attr(value, name, "the value")
+    except PlanError as e:
+        raise _locate(e, pos) from None
+
+
+def _index(value, key, pos):
+    t = _type(value)
+    if t == "list":
+        if _type(key) != "number" or key != int(key):
+            raise _err("a list index must be a whole number, got %s" % _type(key), pos)
+        n = int(key)
+        if n < 0 or n >= len(value):
+            raise _err("index %d out of range (the list has %d elements)" % (n, len(value)), pos)
+        return value[n]
+    if t == "object":
+        if _type(key) != "string":
+            raise _err("an object key must be a string, got %s" % _type(key), pos)
+        return _attr_of(value, key, pos)
+    raise _err("cannot index a %s" % t, pos)
+
+
+def _call(node, scope):
+    name, args, pos = node[3], node[4], node[1]
+    if name not in FUNCTIONS:
+        raise _err("unknown function %s() (available: %s)" % (name, ", ".join(sorted(FUNCTIONS))), pos)
+    lo, hi, fn = FUNCTIONS[name]
+    if len(args) < lo or (hi >= 0 and len(args) > hi):
+        want = "%d" % lo if lo == hi else ("%d or more" % lo if hi < 0 else "%d to %d" % (lo, hi))
+        raise _err("%s() takes %s arguments, got %d" % (name, want, len(args)), pos)
+    values = [evaluate(a, scope) for a in args]
+    try:
+        return fn(*values)
+    except PlanError as e:
+        raise _locate(e, pos) from None
+
+
+def references(node, out=None):
+    """Every reference in a parsed expression: a list of (root, attr or None, pos); and function calls as
+    ("()", name, pos). For static checks (unknown names, cycles between locals) without evaluating."""
+    if out is None:
+        out = []
+    k = node[0]
+    if k == "lit":
+        return out
+    if k == "var":
+        out.append((node[3], None, node[1]))
+        return out
+    ref = _root_ref(node) if k in ("attr", "index") else None
+    if ref is not None:
+        out.append((ref[0], ref[1], node[1]))
+        return out
+    if k == "tmpl":
+        for p in node[3]:
+            if not isinstance(p, str):
+                references(p, out)
+    elif k in ("cond", "bin"):
+        for child in node[3:]:
+            if isinstance(child, tuple):
+                references(child, out)
+    elif k == "un":
+        references(node[4], out)
+    elif k == "list":
+        for x in node[3]:
+            references(x, out)
+    elif k == "obj":
+        for kn, vn in node[3]:
+            references(kn, out)
+            references(vn, out)
+    elif k == "attr":
+        references(node[3], out)
+    elif k == "index":
+        references(node[3], out)
+        references(node[4], out)
+    elif k == "call":
+        out.append(("()", node[3], node[1]))
+        for a in node[4]:
+            references(a, out)
+    return out
+
+
+class Expr:
+    """One attribute's expression: its text, the line it starts on (for messages) and its parsed tree."""
+
+    def __init__(self, src, line=None):
+        self.src = src
+        self.line = line
+        try:
+            self.node = parse(src)
+        except PlanError as e:
+            raise self.place(e) from None
+
+    def line_at(self, pos):
+        if self.line is None:
+            return None
+        return self.line + self.src[:pos].count("\n")
+
+    def place(self, exc):
+        """Turn an error's offset in this expression into a line number (once)."""
+        if exc.line is None and exc.pos is not None:
+            exc.line = self.line_at(exc.pos)
+        return exc
+
+    def evaluate(self, scope):
+        try:
+            return evaluate(self.node, scope)
+        except PlanError as e:
+            raise self.place(e) from None
+
+    def references(self):
+        """references() of the tree, each with a line number instead of an offset."""
+        return [(r, a, self.line_at(p)) for r, a, p in references(self.node)]
+
+    def literal(self):
+        """(True, value) when the expression is a constant (no references), else (False, None)."""
+        if self.node[0] == "lit":
+            return True, self.node[3]
+        return False, None
