@@ -22,7 +22,7 @@ from tests.ociregistry import PASSWORD, USER
 
 PLAN = """
 default_target = "prod"
-targets "prod" {
+target "prod" {
   arch   = "amd64"
   kernel = "127.0.0.1:5000/boot/kernel:6.12"
   cmdline = ["console=ttyS0", "quiet"]
@@ -93,7 +93,7 @@ def test_artifact_round_trip(registry, payloads, tmp_path, capsys) -> None:
 
 
 def test_plan_push_has_hcl_and_parsed_layers(registry, tmp_path, capsys) -> None:
-    import hcl2
+    from bootplan import plan as bootplan
 
     plan = tmp_path / "prod.hcl"
     plan.write_text(PLAN)
@@ -107,12 +107,12 @@ def test_plan_push_has_hcl_and_parsed_layers(registry, tmp_path, capsys) -> None
     assert hcl_layer["annotations"] == {oci.ANN_TITLE: "prod.hcl"}
     assert c.fetch_blob_bytes(pinned, hcl_layer["digest"]) == PLAN.encode()
     parsed = json.loads(c.fetch_blob_bytes(pinned, first_layer(manifest, oci.MT_PLAN_JSON)["digest"]))
-    assert parsed == json.loads(json.dumps(hcl2.loads(PLAN)))
+    assert parsed == json.loads(json.dumps(bootplan.load(PLAN, "prod.hcl")))  # what the firmware evaluates
 
     bad = tmp_path / "bad.hcl"
-    bad.write_text('targets "x" {\n  kernel = \n')
+    bad.write_text('target "x" {\n  kernel = \n')
     code, _, err = cli(capsys, "push", "plan", ref, "--file", bad)
-    assert code == 1 and err.startswith("cloud-boot: error: bad.hcl: not a valid plan") and "\n" not in err
+    assert code == 1 and err.startswith("cloud-boot: error: not pushing an invalid plan: bad.hcl:") and "\n" not in err
 
 
 def test_multi_arch_index(registry, tmp_path, capsys) -> None:

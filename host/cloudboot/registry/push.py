@@ -120,16 +120,15 @@ def push_artifact(client: Client, ref: Reference, platform: str, files: dict[str
 
 
 def parse_plan_text(text: str, filename: str) -> dict:
-    """The parsed form of a plan (what the firmware evaluates): python-hcl2's dict.
-
-    One function so that the plan language's own loader (`bootplan.plan.load`) can replace it."""
-    import hcl2
+    """The parsed form of a plan (what the firmware and the init evaluate), checked in full before pushing."""
+    from bootplan import PlanError, plan
 
     try:
-        return hcl2.loads(text)
-    except Exception as exc:  # lark raises many types; all mean "not HCL"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CloudBootError(f"{filename}: not a valid plan: {first}") from None
+        parsed = plan.load(text, filename)
+        plan.check(parsed, filename)
+    except PlanError as exc:
+        raise CloudBootError(f"not pushing an invalid plan: {exc}") from None
+    return parsed
 
 
 def push_plan(client: Client, ref: Reference, path: Path) -> str:
