@@ -1,0 +1,38 @@
+"""`cloud-boot initramfs`: the Linux init path's initramfs (Debian CPython + cloudboot.init + kernel modules)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cloudboot.initramfs import compress, debian
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cloudboot.initramfs.build import build, report
+
+    res = build(args.arch, args.output, kernel_package=args.kernel_package, python=args.python,
+                extra_modules=args.module, compression=args.compression, level=args.level,
+                budget_mib=args.max_mib)
+    print(report(res))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("initramfs", help="build the init initramfs (CPython PID 1, kernel modules) for an arch",
+                       description="Assemble Debian's CPython, cloud-boot's init and the portable core, and the "
+                                   "kernel modules init needs (from the same Debian kernel package) into a newc "
+                                   "cpio, compressed; prints a size breakdown. SOURCE_DATE_EPOCH makes it "
+                                   "reproducible.")
+    p.add_argument("--arch", required=True, choices=sorted(debian.ARCHES), help="target (Debian) architecture")
+    p.add_argument("--kernel-package", metavar="VER",
+                   help="kernel release (e.g. 6.12.117+deb13-amd64) or linux-image-* package; default: the "
+                        "suite's current kernel")
+    p.add_argument("--python", metavar="3.X", help="Python version (default: the suite's python3)")
+    p.add_argument("--module", action="append", default=[], metavar="NAME",
+                   help="another kernel module to include (with its dependencies); repeatable")
+    p.add_argument("--compression", choices=compress.METHODS, help="default: from the output name")
+    p.add_argument("--level", type=int, help=f"compression level (zstd default {compress.ZSTD_LEVEL}, gzip 9)")
+    p.add_argument("--max-mib", type=float, default=20, help="fail when the result is larger (default 20 MiB)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file (.cpio.zst, .cpio.gz, .cpio)")
+    p.set_defaults(func=_run)

@@ -1,0 +1,169 @@
+"""Disk mode (`cloudboot.disk=`): find the device, read the distro's kernel and initrd through the portable
+core (diskfs: GPT/MBR, ext4/XFS/btrfs, read in userland, never mounted), ready for kexec.
+
+Device specs as the original (REFERENCE.md §4.1): `/dev/...` verbatim, or LABEL=/UUID=/PARTLABEL=/PARTUUID=
+over every partition of every whole disk (whole-disk filesystems count too); when nothing matches, the
+error lists every device seen. Kernel discovery is bootplan.discover: BLS Type #1 entries first, then
+distro names with a version-aware order (rescue images last), unless cloudboot.disk.kernel= pins a path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from cloudboot.init.errors import InitError
+from cloudboot.init.log import log
+
+#: Block devices that are never a boot disk.
+SKIP_PREFIXES = ("loop", "ram", "zram", "fd", "nbd", "dm-", "md")
+
+
+class DiskTarget:
+    """What disk mode found: files written under /run/cloud-boot and the command line to pass.
+
+    (A plain class: dataclasses would pull inspect, ast and more into the initramfs and into boot time.)"""
+
+    def __init__(self, kernel: str, initrd: str | None, cmdline: str, description: str) -> None:
+        self.kernel, self.initrd, self.cmdline, self.description = kernel, initrd, cmdline, description
+
+
+def whole_disks(sysfs: str = "/sys/block") -> list[str]:
+    """/dev paths of the whole disks the kernel knows (sorted)."""
+    try:
+        names = sorted(os.listdir(sysfs))
+    except OSError:
+        return []
+    return ["/dev/" + n for n in names if not n.startswith(SKIP_PREFIXES)]
+
+
+def _open(path: str):
+    from diskfs.blockdev import FileDevice
+
+    return FileDevice(path)
+
+
+def seen(disks: list) -> list[str]:
+    """One line per disk and partition: what is on it (the 'no match' listing)."""
+    import diskfs
+    from diskfs.probe import probe
+
+    out = []
+    for disk in disks:
+        try:
+            parts = diskfs.partitions(disk)
+        except diskfs.DiskfsError as exc:
+            out.append(f"{disk.name}: <partition table error: {exc}>")
+            continue
+        for part in parts:
+            where = disk.name if part.number == 0 else f"{disk.name} partition {part.number}"
+            try:
+                fstype, label, uuid = probe(part.device(disk))
+            except diskfs.DiskfsError as exc:
+                out.append(f"{where}: <read error: {exc}>")
+                continue
+            extra = f" partlabel={part.name!r} partuuid={part.part_guid}" if part.part_guid else ""
+            out.append(f"{where}: {fstype or '<unknown-fs>'}{{label={label!r} uuid={uuid}}}{extra}")
+    return out
+
+
+def find_device(spec: str, wait: float, disks_fn=whole_disks):
+    """(device, description) for a spec, waiting up to `wait` seconds for it to appear."""
+    from diskfs.probe import resolve
+
+    deadline = time.monotonic() + wait
+    while True:
+        if spec.startswith("/"):
+            if os.path.exists(spec):
+                return _open(spec), spec
+            disks = []
+        else:
+            disks = []
+            for path in disks_fn():
+                try:
+                    disks.append(_open(path))
+                except OSError as exc:
+                    log(f"disk: cannot open {path}: {exc.strerror}")
+            dev, desc = resolve(disks, spec)
+            if dev is not None:
+                return dev, desc
+        if time.monotonic() >= deadline:
+            listing = seen(disks) if disks else [f"(no disks: {', '.join(disks_fn()) or 'none in /sys/block'})"]
+            raise InitError(f"no device matches cloudboot.disk={spec} after {wait:g}s; seen: "
+                            + "; ".join(listing))
+        time.sleep(0.1)
+
+
+def _copy_out(fs, path: str, dest: str) -> int:
+    """Copy a file of a diskfs filesystem to `dest` (one read straight into a buffer of the file's size)."""
+    with fs.open(path) as f:
+        buf = bytearray(f.size)
+        n = f.readinto(memoryview(buf))
+    if n != len(buf):
+        raise InitError(f"{path}: read {n} of {len(buf)} bytes")
+    with open(dest, "wb") as out:
+        out.write(buf)
+    return n
+
+
+def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whole_disks) -> DiskTarget:
+    """Resolve cloudboot.disk=, open its filesystem, choose the kernel and initrd and copy them to workdir."""
+    import diskfs
+    from bootplan import discover
+    from diskfs.probe import probe
+
+    spec = cmd["cloudboot.disk"]
+    fstype_wanted = cmd.get("cloudboot.disk.fs", "")
+    if fstype_wanted == "zfs":
+        raise InitError("cloudboot.disk.fs=zfs: ZFS is not readable by this init yet (ext4, xfs, btrfs are)")
+    from cloudboot.init.cmdline import duration
+
+    wait = duration(cmd.get("cloudboot.disk.wait", "10s"))
+    dev, where = find_device(spec, wait, disks_fn)
+    fstype, label, uuid = probe(dev)
+    if fstype in ("luks1", "luks2"):
+        raise InitError(f"{where} is {fstype.upper()}-encrypted; unlocking LUKS is not in this init yet")
+    if fstype_wanted and fstype and fstype != fstype_wanted:
+        raise InitError(f"cloudboot.disk.fs={fstype_wanted} but {where} holds {fstype}")
+    try:
+        fs = diskfs.open(dev)
+    except diskfs.DiskfsError as exc:
+        raise InitError(f"{where}: {exc}") from None
+    log(f"disk: {where}: {fstype} label={label!r} uuid={uuid}")
+    pinned_kernel = cmd.get("cloudboot.disk.kernel", "")
+    pinned_initrd = cmd.get("cloudboot.disk.initrd", "")
+    options, source = "", "cloudboot.disk.kernel"
+    try:
+        if pinned_kernel:
+            kernel, initrds = pinned_kernel, [pinned_initrd] if pinned_initrd else []
+        else:
+            found = discover.find(fs)
+            if not found:
+                raise InitError(f"{where}: no kernel found (no BLS entry in /boot/loader/entries or "
+                                "/loader/entries, no vmlinuz-* in /boot or /); set cloudboot.disk.kernel=")
+            for c in found:
+                log(f"disk: candidate {c.linux} ({c.source})")
+            best = found[0]
+            kernel, options, source = best.linux, best.options or "", best.source
+            initrds = [pinned_initrd] if pinned_initrd else list(best.initrd)
+        os.makedirs(workdir, exist_ok=True)
+        kpath = os.path.join(workdir, "disk-kernel")
+        size = _copy_out(fs, kernel, kpath)
+        log(f"disk: kernel {kernel} ({size} bytes, {source})")
+        ipath = None
+        if initrds:
+            ipath = os.path.join(workdir, "disk-initrd")
+            total = 0
+            with open(ipath, "wb") as out:
+                for n, p in enumerate(initrds):
+                    part = ipath + f".{n}"
+                    total += _copy_out(fs, p, part)
+                    with open(part, "rb") as f:
+                        out.write(f.read())
+                    os.unlink(part)
+            log(f"disk: initrd {' + '.join(initrds)} ({total} bytes)")
+    except diskfs.DiskfsError as exc:
+        raise InitError(f"{where}: {exc}") from None
+    # BLS options first, so the operator's cloudboot.cmdline (later tokens) wins (REFERENCE.md §4.2).
+    cmdline = " ".join(s for s in (options, cmd.get("cloudboot.cmdline", "")) if s)
+    return DiskTarget(kpath, ipath, cmdline, f"{kernel} on {where}")

@@ -1,0 +1,112 @@
+"""Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load, reboot(KEXEC).
+
+EFI zboot (REFERENCE.md §5.1): `MZ`, `zimg` at 4, payload offset u32 at 8, size u32 at 12, compression
+name NUL-padded at 24; gzip is unpacked with zlib, zstd with Python's compression.zstd (3.14+)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import zlib
+
+from cloudboot.init import linux
+from cloudboot.init.errors import InitError
+from cloudboot.init.log import log
+
+WORKDIR = "/run/cloud-boot"
+
+
+def describe(head: bytes) -> str:
+    """What a file that should be a kernel looks like, for error messages."""
+    if head[:2] == b"\x1f\x8b":
+        return "a gzip stream"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "a zstd stream"
+    if head[:6] == b"070701":
+        return "a cpio archive (an initrd?)"
+    if head[:4] == b"\x7fELF":
+        return "an ELF file (vmlinux, not a bootable image)"
+    if not head:
+        return "an empty file"
+    return f"unknown data starting with {head[:8].hex()}"
+
+
+def check_kernel(head: bytes, machine: str) -> None:
+    """InitError unless `head` (the image's first 1 KiB) is a kernel kexec can load on `machine`."""
+    if machine == "x86_64":
+        if len(head) >= 0x206 and head[0x202:0x206] == b"HdrS":
+            return
+        raise InitError(f"not an x86 bzImage (no 'HdrS' at 0x202): {describe(head)}")
+    if head[:2] == b"MZ":
+        return
+    raise InitError(f"not an EFI-stub kernel image for {machine} (no MZ header): {describe(head)}")
+
+
+def unwrap_zboot(path: str, out_path: str) -> str:
+    """`path` itself, or the kernel an EFI zboot image at `path` carries, written to out_path."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if len(head) < 56 or head[:2] != b"MZ" or head[4:8] != b"zimg":
+            return path
+        offset, size = struct.unpack_from("<II", head, 8)
+        kind = head[24:56].split(b"\0")[0].decode(errors="replace")
+        f.seek(offset)
+        payload = f.read(size)
+    if len(payload) != size:
+        raise InitError(f"{path}: EFI zboot payload truncated ({len(payload)} of {size} bytes)")
+    if kind == "gzip":
+        try:
+            data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(payload)
+        except zlib.error as exc:
+            raise InitError(f"{path}: EFI zboot gzip payload is corrupt: {exc}") from None
+    elif kind == "zstd":
+        try:
+            from compression import zstd  # Python 3.14+
+        except ImportError:
+            raise InitError(f"{path}: EFI zboot with zstd needs Python 3.14's compression.zstd; this init runs "
+                            "an older Python") from None
+        try:
+            data = zstd.decompress(payload)
+        except zstd.ZstdError as exc:
+            raise InitError(f"{path}: EFI zboot zstd payload is corrupt: {exc}") from None
+    else:
+        raise InitError(f"{path}: zboot: unsupported compression {kind!r} (need gzip or zstd)")
+    with open(out_path, "wb") as f:
+        f.write(data)
+    log(f"zboot: unpacked {kind} kernel {size} -> {len(data)} bytes")
+    return out_path
+
+
+def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = None) -> None:
+    """kexec_file_load the kernel (and initrd) with `cmdline`; InitError with the reason when refused."""
+    machine = machine or os.uname().machine
+    kernel = unwrap_zboot(kernel, os.path.join(WORKDIR, "kernel-zboot.img"))
+    with open(kernel, "rb") as f:
+        check_kernel(f.read(1024), machine)
+    kfd = os.open(kernel, os.O_RDONLY | os.O_CLOEXEC)
+    ifd = os.open(initrd, os.O_RDONLY | os.O_CLOEXEC) if initrd else None
+    try:
+        linux.kexec_file_load(kfd, ifd, cmdline)
+    except OSError as exc:
+        hint = {errno.ENOEXEC: "the kernel refused the image format",
+                errno.EKEYREJECTED: "signature check failed (lockdown/Secure Boot)",
+                errno.EPERM: "not permitted (lockdown or kexec disabled)",
+                errno.ENOSYS: "this kernel has no kexec_file_load",
+                errno.ENOMEM: "not enough memory for the new kernel and initrd"}.get(exc.errno or 0, "")
+        raise InitError(f"kexec_file_load({kernel}, {initrd}) failed: {exc.strerror}"
+                        + (f" ({hint})" if hint else "")) from None
+    finally:
+        os.close(kfd)
+        if ifd is not None:
+            os.close(ifd)
+
+
+def boot() -> None:
+    """Sync and reboot into the loaded kernel; returns only by raising InitError."""
+    os.sync()
+    try:
+        linux.reboot(linux.LINUX_REBOOT_CMD_KEXEC)
+    except OSError as exc:
+        raise InitError(f"reboot(LINUX_REBOOT_CMD_KEXEC) failed: {exc.strerror}") from None
+    raise InitError("reboot(LINUX_REBOOT_CMD_KEXEC) returned")

@@ -1,0 +1,90 @@
+"""The few Linux system calls init needs that Python's os module lacks, through ctypes and libc's syscall().
+
+Syscall numbers are per arch: x86_64 has its own table; aarch64, riscv64 and loongarch64 share the
+generic one (include/uapi/asm-generic/unistd.h)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+#: uname -m -> {call: number}
+SYSCALLS = {
+    "x86_64": {"finit_module": 313, "kexec_file_load": 320, "reboot": 169},
+    "aarch64": {"finit_module": 273, "kexec_file_load": 294, "reboot": 142},
+    "riscv64": {"finit_module": 273, "kexec_file_load": 294, "reboot": 142},
+    "loongarch64": {"finit_module": 273, "kexec_file_load": 294, "reboot": 142},
+}
+
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
+KEXEC_FILE_NO_INITRAMFS = 0x4
+LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2 = 0xFEE1DEAD, 672274793
+LINUX_REBOOT_CMD_KEXEC = 0x45584543
+LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
+
+_libc: ctypes.CDLL | None = None
+
+
+def libc() -> ctypes.CDLL:
+    """The C library the interpreter runs on (loaded once, errno kept)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def syscall_number(name: str, machine: str | None = None) -> int:
+    """The number of syscall `name` on `machine` (default: this one); OSError for an arch we do not know."""
+    machine = machine or os.uname().machine
+    table = SYSCALLS.get(machine)
+    if table is None:
+        raise OSError(f"no syscall table for machine {machine!r} (have {', '.join(SYSCALLS)})")
+    return table[name]
+
+
+def _check(ret: int, what: str) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return ret
+
+
+def syscall(name: str, *args: int | bytes | None) -> int:
+    """Call syscall `name`; ints go as C longs, bytes as pointers; OSError(errno) on failure."""
+    conv = []
+    for a in args:
+        if isinstance(a, bytes):
+            conv.append(ctypes.c_char_p(a))
+        elif a is None:
+            conv.append(ctypes.c_void_p(None))
+        else:
+            conv.append(ctypes.c_long(a))
+    fn = libc().syscall
+    fn.restype = ctypes.c_long
+    return _check(fn(ctypes.c_long(syscall_number(name)), *conv), name)
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str | None = None) -> None:
+    """mount(2); OSError with errno on failure."""
+    fn = libc().mount
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    fn.restype = ctypes.c_int
+    _check(fn(source.encode(), target.encode(), fstype.encode(), flags, data.encode() if data else None),
+           f"mount {fstype} on {target}")
+
+
+def finit_module(fd: int, params: str = "", flags: int = 0) -> None:
+    """Load the kernel module open on `fd` (OSError EEXIST when it is already loaded)."""
+    syscall("finit_module", fd, params.encode(), flags)
+
+
+def kexec_file_load(kernel_fd: int, initrd_fd: int | None, cmdline: str) -> None:
+    """Stage a kernel for reboot(LINUX_REBOOT_CMD_KEXEC). The command line length counts its NUL."""
+    raw = cmdline.encode() + b"\0"
+    flags = 0 if initrd_fd is not None else KEXEC_FILE_NO_INITRAMFS
+    syscall("kexec_file_load", kernel_fd, -1 if initrd_fd is None else initrd_fd, len(raw), raw, flags)
+
+
+def reboot(cmd: int) -> None:
+    """reboot(2) with the magic numbers; returns only on failure (as OSError)."""
+    syscall("reboot", LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, cmd, None)

@@ -1,0 +1,144 @@
+"""PID 1: mounts, console, command line, kernel modules, the target, the exit sink (Path A: kexec).
+
+The boot, in order (each step logs; timed phases feed the benchmark):
+  1. mount proc, sysfs, devtmpfs, /run (tmpfs); reattach the console if the kernel could not open it;
+  2. read /proc/cmdline and check every cloudboot.* value (a bad one is FATAL at once);
+  3. load the initramfs's kernel modules in dependency order; mount efivarfs when the firmware is EFI;
+  4. the target: disk mode (cloudboot.disk=) through the portable disk core;
+  5. the exit: cloudboot.exit=kexec (default) -> kexec_file_load + reboot(LINUX_REBOOT_CMD_KEXEC).
+Any failure: `FATAL: <reason>` and a Python rescue prompt on the console; PID 1 never exits.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+from cloudboot.init import cmdline, kexec, linux, modules
+from cloudboot.init.errors import InitError
+from cloudboot.init.log import log, now, phase
+from cloudboot.init.rescue import fatal
+
+WORKDIR = "/run/cloud-boot"
+#: (source, target, type, flags, data)
+PSEUDO = [
+    ("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, None),
+    ("sysfs", "/sys", "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, None),
+    ("devtmpfs", "/dev", "devtmpfs", linux.MS_NOSUID, "mode=0755"),
+    ("tmpfs", "/run", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=0755"),
+]
+EFIVARS = "/sys/firmware/efi/efivars"
+#: Keys of the network/plan path (issue 6, later part), refused with a clear message until it lands.
+PLAN_KEYS = ("cloudboot.plan", "cloudboot.image", "cloudboot.metadata.url")
+
+
+def mount_pseudo() -> None:
+    """proc, sysfs, devtmpfs and /run; one that is already mounted (EBUSY) is fine."""
+    for source, target, fstype, flags, data in PSEUDO:
+        os.makedirs(target, exist_ok=True)
+        try:
+            linux.mount(source, target, fstype, flags, data)
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise InitError(f"mount {fstype} on {target}: {exc.strerror}") from None
+
+
+def ensure_console() -> None:
+    """If the kernel started us without a console (no /dev/console in the rootfs), open it now."""
+    try:
+        os.fstat(1)
+        return
+    except OSError:
+        pass
+    fd = os.open("/dev/console", os.O_RDWR | os.O_NOCTTY)
+    for n in (0, 1, 2):
+        os.dup2(fd, n)
+    if fd > 2:
+        os.close(fd)
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
+def mount_efivarfs() -> bool:
+    """efivarfs on its mount point when the kernel booted through EFI (the directory exists)."""
+    if not os.path.isdir(EFIVARS):
+        log("efivarfs: not an EFI boot (no /sys/firmware/efi)")
+        return False
+    try:
+        linux.mount("efivarfs", EFIVARS, "efivarfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise InitError(f"mount efivarfs on {EFIVARS}: {exc.strerror}") from None
+    log(f"efivarfs: mounted on {EFIVARS}")
+    return True
+
+
+def check_exit(cmd: dict[str, str]) -> str:
+    """The exit sink to use; InitError for one this init does not have (checked before any work)."""
+    sink = cmd.get("cloudboot.exit", "kexec")
+    if sink == "reboot":
+        raise InitError("cloudboot.exit=reboot: the reboot sink (Path C) is not in this init yet; "
+                        "use cloudboot.exit=kexec")
+    return sink
+
+
+def choose_target(cmd: dict[str, str]):
+    """The boot target the command line asks for (disk mode), its files ready in WORKDIR."""
+    from cloudboot.init import disk
+
+    spec = cmd.get("cloudboot.disk", "")
+    if spec:
+        log(f"arch={os.uname().machine} booting from local disk {spec}")
+        with phase("disk"):
+            return disk.prepare(cmd, WORKDIR)
+    asked = [k for k in PLAN_KEYS if cmd.get(k)]
+    if asked:
+        raise InitError(f"{', '.join(asked)}: network/plan boot is not in this init yet; "
+                        "boot a disk with cloudboot.disk=<LABEL=|UUID=|PARTLABEL=|PARTUUID=|/dev/...>")
+    raise InitError("nothing to boot: set cloudboot.disk=<LABEL=...|UUID=...|PARTLABEL=...|PARTUUID=...|/dev/...>")
+
+
+def run(cmd: dict[str, str]) -> None:
+    """The boot; returns only if the kexec did not happen (the caller treats that as fatal)."""
+    started = now()
+    with phase("mounts"):
+        mount_pseudo()
+    ensure_console()
+    uname = os.uname()
+    log(f"init: Python {sys.version.split()[0]} on {uname.machine}, kernel {uname.release}, "
+        f"PID {os.getpid()}, started {started:.6f}s after the kernel")
+    cmd.update(cmdline.read())
+    for warning in cmdline.check(cmd):
+        log(f"cmdline: {warning}")
+    sink = check_exit(cmd)
+    with phase("modules"):
+        loaded = modules.load_all(f"/lib/modules/{uname.release}")
+    log(f"modules: loaded {' '.join(loaded) or 'none'}")
+    mount_efivarfs()
+    os.makedirs(WORKDIR, exist_ok=True)
+    target = choose_target(cmd)
+    if sink == "kexec":
+        log(f'kexec load (kernel={target.kernel} initrd={target.initrd} cmdline="{target.cmdline}") '
+            f"from {target.description}")
+        with phase("kexec-load"):
+            kexec.load(target.kernel, target.initrd, target.cmdline)
+        log("kexec boot")
+        kexec.boot()
+
+
+def main() -> None:
+    """Entry point of /init: never returns, never raises."""
+    cmd: dict[str, str] = {}
+    try:
+        run(cmd)
+        reason = "init finished without handing over to a kernel"
+    except InitError as exc:
+        reason = str(exc)
+    except BaseException as exc:  # noqa: BLE001 - PID 1: everything ends at the rescue prompt
+        import traceback
+
+        traceback.print_exc()
+        reason = f"{type(exc).__name__}: {exc}"
+    fatal(reason, {"cmd": cmd})

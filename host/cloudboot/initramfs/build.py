@@ -1,0 +1,256 @@
+"""Assembling the init initramfs for one target arch (Path A's PID 1 on CPython).
+
+Layout of the image (merged /usr, like the Debian it comes from):
+  /init                                  Python script run by the kernel (shebang: the interpreter below)
+  /usr/bin/python3.X                     Debian's interpreter; stdlib under /usr/lib/python3.X (pruned)
+  /usr/lib/<triplet>/*.so*               shared libraries the interpreter and kept extensions need
+  /usr/lib/cloudboot/                    cloudboot.init + the portable core (diskfs, bootplan, oci, compat)
+  /usr/lib/modules/<release>/            kernel modules (uncompressed) + modules.dep for exactly those
+  /etc/cloud-boot/initramfs.json         what went in: suite, package versions, modules, Python modules
+  /bin /sbin /lib /lib64 -> usr/...      merged-/usr symlinks (the ELF interpreter path goes through them)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloudboot.errors import CloudBootError
+from cloudboot.initramfs import compress, cpio, debian, kmods
+from cloudboot.initramfs import python as pysel
+from cloudboot.initramfs.pycompile import compile_modules, upstream
+from cloudboot.paths import MODULES_DIR, ROOT
+
+#: The portable core packages shipped next to init (those present in firmware/modules/).
+PORTABLE = ["diskfs", "bootplan", "oci", "compat"]
+IMAGE_LIBDIR = "usr/lib/cloudboot"
+BUDGET_MIB = 20
+
+INIT_SCRIPT = '''#!/usr/bin/python{version} -IBSu
+"""cloud-boot init (PID 1): Debian's CPython running cloudboot.init (see /etc/cloud-boot/initramfs.json)."""
+import sys
+
+sys.path.insert(0, "/{libdir}")
+try:
+    from cloudboot.init.main import main
+except BaseException as exc:  # PID 1 must never exit, even if its own package is broken
+    import code
+    import time
+
+    print("cloud-boot: FATAL: cannot import cloudboot.init: %r" % (exc,), flush=True)
+    while True:
+        try:
+            code.interact(banner="cloud-boot rescue (init did not import)", local={{"exc": exc}})
+        except BaseException:
+            pass
+        time.sleep(5)
+main()
+'''
+
+
+@dataclass
+class Result:
+    """What was built: output path, sizes and the manifest written into the image."""
+
+    output: Path
+    compressed: int
+    uncompressed: int
+    breakdown: dict[str, tuple[int, int]] = field(default_factory=dict)  # category -> (files, bytes)
+    manifest: dict = field(default_factory=dict)
+    kernel: debian.Kernel | None = None
+
+
+def python_version(archive: debian.Archive, wanted: str | None) -> str:
+    """3.X: the one asked for, else the one the suite's python3-minimal depends on."""
+    if wanted:
+        return wanted
+    for dep in archive.depends("python3-minimal"):
+        if dep.startswith("python3.") and dep.endswith("-minimal"):
+            return dep.removeprefix("python").removesuffix("-minimal")
+    raise CloudBootError(f"cannot tell the Python version of {archive.suite}: python3-minimal depends on "
+                         f"{archive.depends('python3-minimal')}")
+
+
+def _portable_roots() -> list[str]:
+    names = []
+    for pkg in PORTABLE:
+        d = MODULES_DIR / pkg
+        if not (d / "__init__.py").is_file():
+            continue
+        for py in sorted(d.rglob("*.py")):
+            rel = py.relative_to(MODULES_DIR).with_suffix("").as_posix().replace("/", ".")
+            names.append(rel.removesuffix(".__init__"))
+    return names
+
+
+def _init_roots() -> list[str]:
+    d = ROOT / "host/cloudboot/init"
+    return ["cloudboot"] + [f"cloudboot.init.{p.stem}".removesuffix(".__init__") for p in sorted(d.glob("*.py"))]
+
+
+class Builder:
+    """Collects every file of the image into a cpio.Archive, remembering each one's category."""
+
+    def __init__(self) -> None:
+        self.archive = cpio.Archive()
+        self.category: dict[str, str] = {}
+
+    def file(self, path: str, data: bytes | Path, mode: int, category: str) -> None:
+        self.archive.file(path, data, mode)
+        self.category[cpio.normalize(path)] = category
+
+    def breakdown(self) -> dict[str, tuple[int, int, int]]:
+        """category -> (files, bytes, zlib-compressed bytes as a relative weight)."""
+        out: dict[str, list[int]] = {}
+        for e in self.archive.members():
+            if e.data is None:
+                continue
+            cat = self.category.get(e.path, "layout (dirs, links)")
+            row = out.setdefault(cat, [0, 0, 0])
+            data = e.data.read_bytes() if isinstance(e.data, Path) else e.data
+            row[0] += 1
+            row[1] += len(data)
+            row[2] += len(zlib.compress(data, 1))
+        return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+
+
+def build(arch: str, output: Path, *, kernel_package: str | None = None, python: str | None = None,
+          extra_modules: list[str] | None = None, compression: str | None = None, level: int | None = None,
+          budget_mib: float = BUDGET_MIB) -> Result:
+    """Build the initramfs for `arch` into `output`; returns sizes and the manifest."""
+    arch = debian.check_arch(arch)
+    method = compression or compress.method_for(output)
+    if not output.parent.is_dir():
+        raise CloudBootError(f"{output}: the directory {output.parent} does not exist")
+    archive = debian.Archive(arch)
+    kernel = debian.fetch_kernel(archive, kernel_package)
+    ver = python_version(archive, python)
+    roots = [f"python{ver}-minimal", f"libpython{ver}-minimal", f"libpython{ver}-stdlib"]
+    debs = archive.fetch(archive.closure(roots))
+    trees = [archive.unpack(d) for d in debs]
+    fs = pysel.Rootfs(trees)
+
+    b = Builder()
+    # --- the interpreter, its stdlib and libraries
+    interp_path, interp_host = fs.resolve(f"usr/bin/python{ver}")
+    b.file(interp_path, interp_host, 0o755, "python interpreter")
+    stdlib = f"usr/lib/python{ver}"
+    search = [(IMAGE_LIBDIR, ROOT / "host"), (IMAGE_LIBDIR, MODULES_DIR)]
+    search += [(stdlib, t / stdlib) for t in trees if (t / stdlib).is_dir()]
+    dynload = {}
+    for t in trees:
+        for so in sorted((t / stdlib / "lib-dynload").glob("*.so")):
+            dynload[so.name.split(".")[0]] = so
+    py_files, extensions, names = pysel.module_closure(pysel.STARTUP + _init_roots() + _portable_roots(), search,
+                                                       dynload)
+    for path, host in sorted(py_files.items()):
+        ours = path.startswith(IMAGE_LIBDIR)
+        b.file(path, host, 0o644, "cloud-boot (init + portable core)" if ours else "python stdlib")
+    pyver = upstream(next(d.version for d in debs if d.name == roots[0]))
+    pycs, bytecode_note = compile_modules(archive.suite, ver, pyver, py_files)
+    for path, data in sorted(pycs.items()):
+        ours = path.startswith(IMAGE_LIBDIR)
+        b.file(path, data, 0o644, "cloud-boot (init + portable core)" if ours else "python stdlib")
+    for host in sorted(extensions.values()):
+        b.file(f"{stdlib}/lib-dynload/{host.name}", host, 0o644, "python extension modules")
+    libc = fs.glob("usr/lib/*/libc.so.6")
+    if not libc:
+        raise CloudBootError(f"libc6 for {arch} has no usr/lib/<triplet>/libc.so.6")
+    libdir = libc[0].rpartition("/")[0]
+    libs, pt_interp = pysel.library_closure(fs, [interp_host, *extensions.values()], [libdir, "usr/lib"])
+    if not pt_interp:
+        raise CloudBootError(f"{interp_path} has no ELF interpreter (PT_INTERP)")
+    loader_canon, loader_host = fs.resolve(pt_interp)
+    for path, host in sorted(libs.items()):
+        if path != loader_canon:
+            b.file(path, host, 0o644, "shared libraries")
+    b.file(loader_canon, loader_host, 0o755, "shared libraries")
+    loader_link = "usr/" + pt_interp.lstrip("/")
+    if loader_link != loader_canon:
+        b.archive.symlink(loader_link, os.path.relpath("/" + loader_canon, "/" + loader_link.rpartition("/")[0]))
+
+    # --- kernel modules
+    ktree = archive.unpack(kernel.modules_deb)
+    wanted = list(dict.fromkeys(kmods.DEFAULT_MODULES + (extra_modules or [])))
+    mods = kmods.select(ktree, kernel.release, wanted)
+    mod_root = f"usr/lib/modules/{kernel.release}"
+    for rel, data in mods.files.items():
+        b.file(f"{mod_root}/{rel}", data, 0o644, "kernel modules")
+    b.file(f"{mod_root}/modules.dep", mods.dep_text.encode(), 0o644, "kernel modules")
+
+    # --- init, layout, manifest
+    b.file("init", INIT_SCRIPT.format(version=ver, libdir=IMAGE_LIBDIR).encode(), 0o755,
+           "cloud-boot (init + portable core)")
+    for d, mode in (("dev", 0o755), ("proc", 0o555), ("sys", 0o555), ("run", 0o755), ("tmp", 0o1777),
+                    ("root", 0o700), ("etc", 0o755), ("usr/sbin", 0o755)):
+        b.archive.dir(d, mode)
+    # What exists in /dev before init mounts devtmpfs over it: the console, and a *file* /dev/urandom. CPython
+    # seeds its str hash at start-up; before the kernel's CRNG is ready getrandom() says EAGAIN and CPython
+    # reads /dev/urandom, which then runs the kernel's jitter-entropy loop (1-3 s under emulation). A fixed
+    # seed for PID 1 (what PYTHONHASHSEED, ignored under -I, would give) avoids that stall; everything else
+    # (os.urandom, ssl) uses the real device once devtmpfs is mounted.
+    b.archive.device("dev/console", "c", 5, 1, 0o600)
+    b.archive.device("dev/null", "c", 1, 3, 0o666)
+    seed = hashlib.sha256(b"cloud-boot init hash seed").digest() * 8
+    b.file("dev/urandom", seed, 0o444, "layout (dirs, links)")
+    for link in ("bin", "sbin", "lib", "lib64"):
+        if link == "lib64" and not any(p.startswith("usr/lib64/") for p in b.archive.entries):
+            continue
+        b.archive.symlink(link, f"usr/{link}")
+    versions = {d.name: d.version for d in debs}
+    manifest = {
+        "arch": arch, "suite": archive.suite,
+        "kernel": {"release": kernel.release, "package": kernel.modules_deb.name,
+                   "version": kernel.modules_deb.version},
+        "python": {"version": ver, "upstream": pyver, "packages": versions, "modules": names,
+                   "extensions": sorted(extensions), "bytecode": bytecode_note},
+        "modules": {"load_order": mods.order, "builtin": mods.builtin, "requested": wanted},
+        "cryptography": None,  # not shipped yet: LUKS/cosign need it (issue 6, later part)
+        "source_date_epoch": b.archive.mtime,
+    }
+    b.file("etc/cloud-boot/initramfs.json", (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(),
+           0o644, "layout (dirs, links)")
+
+    # --- write, compress, account
+    fd, tmp_raw = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".cpio")
+    tmp_out = tmp_raw + ".out"
+    try:
+        with os.fdopen(fd, "wb") as f:
+            raw_size = b.archive.write(f)
+        compress.compress_file(Path(tmp_raw), Path(tmp_out), method, level)
+        size = os.path.getsize(tmp_out)
+        if method != "none" and size > budget_mib * (1 << 20):  # the budget is for what a bootloader loads
+            raise CloudBootError(f"{output}: {size / (1 << 20):.1f} MiB compressed is over the {budget_mib:g} MiB "
+                                 "budget")
+        os.chmod(tmp_out, 0o644)
+        os.replace(tmp_out, output)
+    finally:
+        for p in (tmp_raw, tmp_out):
+            Path(p).unlink(missing_ok=True)
+    weights = b.breakdown()
+    total_w = sum(w for _, _, w in weights.values()) or 1
+    breakdown = {k: (n, raw, round(size * w / total_w)) for k, (n, raw, w) in weights.items()}
+    return Result(output, size, raw_size, breakdown, manifest, kernel)
+
+
+def report(res: Result) -> str:
+    """The size breakdown and versions as printed by `cloud-boot initramfs`."""
+    m = res.manifest
+    lines = [f"{res.output}: {res.compressed} bytes ({res.compressed / (1 << 20):.2f} MiB compressed, "
+             f"{res.uncompressed / (1 << 20):.2f} MiB as cpio) for {m['arch']} ({m['suite']})",
+             f"  kernel {m['kernel']['release']} ({m['kernel']['package']} {m['kernel']['version']}), "
+             f"Python {m['python']['version']} "
+             f"({m['python']['packages'].get('python' + m['python']['version'] + '-minimal', '?')})",
+             f"  {'part':<36} {'files':>6} {'bytes':>11} {'~compressed':>12}"]
+    for cat, (n, raw, est) in sorted(res.breakdown.items(), key=lambda kv: -kv[1][1]):
+        lines.append(f"  {cat:<36} {n:>6} {raw:>11} {est:>12}")
+    lines.append(f"  modules: {' '.join(kmods.module_name(p) for p in m['modules']['load_order'])}"
+                 f" (built in: {' '.join(m['modules']['builtin']) or 'none'})")
+    lines.append(f"  python modules: {len(m['python']['modules'])}, {m['python']['bytecode']}")
+    lines.append("  cryptography: not included yet (LUKS and cosign need it)")
+    return "\n".join(lines)

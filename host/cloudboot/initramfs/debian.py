@@ -1,0 +1,226 @@
+"""Debian packages of the initramfs's target arch, through our private apt configuration, cached.
+
+Kernels per arch follow TOOLCHAIN-NOTES §4: amd64 and arm64 from trixie; riscv64 from sid (trixie's
+riscv64 index is broken on the archive we use, §6). CPython comes from the same suite as the kernel.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloudboot.errors import CloudBootError
+from cloudboot.paths import cache_dir
+from cloudboot.toolchain import apt
+
+#: Debian arch -> (suite, kernel metapackage, QEMU arch name, `uname -m` in the guest)
+ARCHES = {
+    "amd64": ("trixie", "linux-image-amd64", "x86_64"),
+    "arm64": ("trixie", "linux-image-arm64", "aarch64"),
+    "riscv64": ("sid", "linux-image-riscv64", "riscv64"),
+}
+#: Dependencies we never follow: configuration, data and tooling packages a PID 1 does not use.
+STOP = {"debconf", "cdebconf", "debconf-2.0", "media-types", "mime-support", "netbase", "tzdata",
+        "readline-common", "dpkg", "perl-base", "libc-bin", "libdebian-installer4", "libnewt0.52", "libslang2",
+        "libtextwrap1", "libselinux1", "libpcre2-8-0"}
+
+
+@dataclass(frozen=True)
+class Deb:
+    """A downloaded package: name, version and the .deb file."""
+
+    name: str
+    version: str
+    path: Path
+
+
+def check_arch(arch: str) -> str:
+    """The Debian arch name, or a CloudBootError listing the ones we build for."""
+    if arch not in ARCHES:
+        aliases = {v[2]: k for k, v in ARCHES.items()}
+        if arch in aliases:
+            return aliases[arch]
+        raise CloudBootError(f"unknown arch {arch!r}: use one of {', '.join(ARCHES)}")
+    return arch
+
+
+class Archive:
+    """One suite of the Debian archive for one arch: package metadata, downloads and unpacked trees."""
+
+    def __init__(self, arch: str, suite: str | None = None) -> None:
+        self.arch = check_arch(arch)
+        self.suite = suite or ARCHES[self.arch][0]
+        self.apt = apt.PrivateApt(f"{self.suite}-{self.arch}", [self.suite], archs=[self.arch])
+        self.root = cache_dir() / "initramfs" / f"{self.suite}-{self.arch}"
+        self._updated = False
+        self._fields: dict[str, dict[str, str]] = {}
+
+    def _env(self) -> dict[str, str]:
+        if not self._updated:
+            self.apt.update()
+            self._updated = True
+        return self.apt.env()
+
+    def show_many(self, packages: list[str]) -> dict[str, dict[str, str]]:
+        """Control fields of each package's candidate version (one apt-cache call for the uncached ones);
+        packages the suite does not have are absent from the result."""
+        want = [p for p in packages if p not in self._fields]
+        if want:
+            proc = subprocess.run(["apt-cache", "show", "--no-all-versions", *want], env=self._env(),
+                                  capture_output=True, text=True)
+            for para in proc.stdout.split("\n\n"):
+                fields = _parse_paragraph(para)
+                if "Package" in fields:
+                    self._fields.setdefault(fields["Package"], fields)
+            for p in want:
+                self._fields.setdefault(p, {})
+        return {p: self._fields[p] for p in packages if self._fields.get(p)}
+
+    def show(self, package: str) -> dict[str, str]:
+        """The candidate version's control fields, or CloudBootError when the suite has no such package."""
+        fields = self.show_many([package]).get(package)
+        if not fields:
+            raise CloudBootError(f"Debian {self.suite} has no package {package!r} for {self.arch}")
+        return fields
+
+    def depends(self, package: str) -> list[str]:
+        """Direct Depends/Pre-Depends of the candidate (first alternative of each; versions dropped)."""
+        return _depends(self.show(package))
+
+    def closure(self, roots: list[str]) -> list[str]:
+        """The roots and every package they depend on, transitively, minus STOP (sorted).
+
+        Virtual packages (no candidate of their own) are skipped: another dependency provides them."""
+        for r in roots:
+            self.show(r)
+        seen: set[str] = set()
+        level = list(roots)
+        while level:
+            level = [p for p in dict.fromkeys(level) if p not in seen and p not in STOP]
+            found = self.show_many(level)
+            seen.update(found)
+            level = [d for fields in found.values() for d in _depends(fields)]
+        return sorted(seen)
+
+    def fetch(self, packages: list[str]) -> list[Deb]:
+        """Download the candidates of `packages` (once; later runs use the cached .deb files)."""
+        debs, missing = [], []
+        dest = self.root / "debs"
+        dest.mkdir(parents=True, exist_ok=True)
+        self.show_many(packages)
+        for name in packages:
+            fields = self.show(name)
+            path = dest / deb_filename(fields)
+            debs.append(Deb(name, fields["Version"], path))
+            if not path.exists():
+                missing.append(f"{name}={fields['Version']}")
+        if missing:
+            self.apt.download(missing, dest)
+        for d in debs:
+            if not d.path.exists():
+                raise CloudBootError(f"apt-get download did not produce {d.path.name}")
+        return debs
+
+    def unpack(self, deb: Deb) -> Path:
+        """The package's files, unpacked once under the cache."""
+        where = self.root / "unpacked" / deb.path.stem
+        if not (where / ".done").exists():
+            shutil.rmtree(where, ignore_errors=True)
+            where.mkdir(parents=True)
+            apt.extract_deb(deb.path, where)
+            (where / ".done").touch()
+        return where
+
+
+def _parse_paragraph(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    key = ""
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t") and key:
+            fields[key] += "\n" + line.strip()
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return fields
+
+
+def _depends(fields: dict[str, str]) -> list[str]:
+    out = []
+    for field in ("Pre-Depends", "Depends"):
+        for item in fields.get(field, "").split(","):
+            name = item.split("|")[0].strip().split(" ")[0].split(":")[0]
+            if name:
+                out.append(name)
+    return out
+
+
+def deb_filename(fields: dict[str, str]) -> str:
+    """The name `apt-get download` gives a package's file (the epoch's ':' quoted as %3a)."""
+    version = fields["Version"].replace(":", "%3a")
+    return f"{fields['Package']}_{version}_{fields['Architecture']}.deb"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A Debian kernel: its release (`uname -r`), the package holding the modules and the one holding the
+    image (the same package on trixie; sid splits linux-image into linux-binary + linux-modules)."""
+
+    release: str
+    image_package: str
+    modules_deb: Deb
+    binary_deb: Deb
+
+
+def resolve_kernel(archive: Archive, kernel_package: str | None) -> tuple[str, str]:
+    """(release, linux-image package) for `--kernel-package` (a release such as 6.12.117+deb13-amd64, or
+    a package name), or the suite's current kernel when None."""
+    if kernel_package is None:
+        meta = ARCHES[archive.arch][1]
+        image = next((d for d in archive.depends(meta) if re.match(r"linux-image-\d", d)), None)
+        if image is None:
+            raise CloudBootError(f"{meta} in {archive.suite} depends on no versioned linux-image package")
+    else:
+        image = kernel_package if kernel_package.startswith("linux-") else f"linux-image-{kernel_package}"
+        try:
+            archive.show(image)
+        except CloudBootError:
+            raise CloudBootError(f"no kernel package {image} in Debian {archive.suite} for {archive.arch}; "
+                                 f"--kernel-package takes a release such as "
+                                 f"{_example_release(archive)} (see `apt-cache search linux-image`)") from None
+    release = re.sub(r"^linux-(image|binary|modules)-", "", image)
+    return release, f"linux-image-{release}"
+
+
+def _example_release(archive: Archive) -> str:
+    try:
+        return resolve_kernel(archive, None)[0]
+    except CloudBootError:
+        return "<version>-<flavour>"
+
+
+def fetch_kernel(archive: Archive, kernel_package: str | None) -> Kernel:
+    """Download the kernel's modules package (and its image package, if different)."""
+    release, image = resolve_kernel(archive, kernel_package)
+    deps = archive.depends(image)
+    modules_pkg = f"linux-modules-{release}" if f"linux-modules-{release}" in deps else image
+    binary_pkg = f"linux-binary-{release}" if f"linux-binary-{release}" in deps else image
+    debs = {d.name: d for d in archive.fetch(sorted({modules_pkg, binary_pkg}))}
+    return Kernel(release, image, debs[modules_pkg], debs[binary_pkg])
+
+
+#: Where kernel packages put the image (EFI-stub PE; riscv64 names it vmlinux-*).
+IMAGE_GLOBS = ("boot/vmlinuz-*", "boot/vmlinux-*", "usr/lib/modules/*/vmlinuz", "usr/lib/modules/*/vmlinux")
+
+
+def kernel_image(arch: str, kernel_package: str | None = None) -> tuple[Path, str]:
+    """(path of the kernel image, release) of the Debian kernel the initramfs is built for (tests use it)."""
+    archive = Archive(arch)
+    k = fetch_kernel(archive, kernel_package)
+    tree = archive.unpack(k.binary_deb)
+    found = sorted(p for g in IMAGE_GLOBS for p in tree.glob(g) if k.release in str(p))
+    if not found:
+        raise CloudBootError(f"no kernel image ({', '.join(IMAGE_GLOBS)}) in {k.binary_deb.path.name}")
+    return found[0], k.release

@@ -1,0 +1,211 @@
+"""Trying the init initramfs in QEMU: Debian's kernel + our initramfs (`-kernel/-initrd/-append`), and a
+target disk holding the same kernel with a tiny busybox test initrd whose /init prints a marker and its
+/proc/cmdline, then powers off. Used by the e2e tests and bench/bench_init.py; everything is cached under
+the build directory by a hash of its inputs, so a session builds each image once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloudboot.errors import CloudBootError
+from cloudboot.initramfs import cpio, debian
+from cloudboot.paths import MODULES_DIR, ROOT, build_dir
+from cloudboot.run import which
+
+MARKER = "CLOUDBOOT-KEXEC-TARGET-OK"
+TARGET_INIT = f"""#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+echo "{MARKER}"
+echo "target cmdline: $(/bin/busybox cat /proc/cmdline)"
+/bin/busybox poweroff -f
+"""
+#: Debian arch -> (qemu binary, machine args, console device)
+MACHINES = {
+    "amd64": ("qemu-system-x86_64", ["-M", "q35"], "ttyS0"),
+    "arm64": ("qemu-system-aarch64", ["-M", "virt", "-cpu", "cortex-a57"], "ttyAMA0"),
+    "riscv64": ("qemu-system-riscv64", ["-M", "virt,acpi=off"], "ttyS0"),
+}
+
+
+def _sources_key(*extra: str) -> str:
+    h = hashlib.sha256()
+    dirs = [ROOT / "host/cloudboot/init", ROOT / "host/cloudboot/initramfs"]
+    dirs += [MODULES_DIR / p for p in ("diskfs", "bootplan", "oci", "compat")]
+    for d in dirs:
+        for p in sorted(d.rglob("*.py")) if d.is_dir() else []:
+            h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes())
+    for e in extra:
+        h.update(e.encode())
+    return h.hexdigest()[:16]
+
+
+def _workdir(arch: str) -> Path:
+    d = build_dir() / "init-trial" / arch
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def initramfs(arch: str) -> Path:
+    """Our initramfs for `arch` (built now unless the sources are unchanged since the last build)."""
+    from cloudboot.initramfs.build import build
+
+    out = _workdir(arch) / "init.cpio.zst"
+    stamp = out.with_suffix(".key")
+    key = _sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""))
+    if not (out.exists() and stamp.exists() and stamp.read_text() == key):
+        build(arch, out)
+        stamp.write_text(key)
+    return out
+
+
+def target_initrd(arch: str) -> Path:
+    """busybox-static of the target arch + the marker /init, as a newc cpio (our writer)."""
+    out = _workdir(arch) / "target-initrd.cpio"
+    archive = debian.Archive(arch)
+    deb = archive.fetch(["busybox-static"])[0]
+    key = deb.path.name + TARGET_INIT
+    stamp = out.with_suffix(".key")
+    if out.exists() and stamp.exists() and stamp.read_text() == key:
+        return out
+    busybox = archive.unpack(deb) / "usr/bin/busybox"
+    a = cpio.Archive()
+    a.file("bin/busybox", busybox, 0o755)
+    a.file("init", TARGET_INIT.encode(), 0o755)
+    a.dir("proc")
+    a.dir("dev")
+    out.write_bytes(a.to_bytes())
+    stamp.write_text(key)
+    return out
+
+
+def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
+    """A GPT disk whose partition 1 (PARTLABEL cbtarget, LABEL CBTARGET) holds /boot/vmlinuz-<release> and
+    /boot/initrd.img-<release> (the test initrd), Debian style; returns (image, kernel release)."""
+    if fstype != "ext4":
+        raise CloudBootError(f"target_disk: {fstype} images are not made here yet")
+    kernel, release = debian.kernel_image(arch)
+    initrd = target_initrd(arch)
+    img = _workdir(arch) / f"target-{fstype}.img"
+    key = f"{kernel.name} {kernel.stat().st_size} {initrd.stat().st_size} {initrd.stat().st_mtime_ns} v1"
+    stamp = img.with_suffix(".key")
+    if img.exists() and stamp.exists() and stamp.read_text() == key:
+        return img, release
+    tree = _workdir(arch) / "target-tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    (tree / "boot").mkdir(parents=True)
+    shutil.copyfile(kernel, tree / "boot" / f"vmlinuz-{release}")
+    shutil.copyfile(initrd, tree / "boot" / f"initrd.img-{release}")
+    size_mib = (kernel.stat().st_size + initrd.stat().st_size) // (1 << 20) + 24
+    fs = img.with_suffix(".fs")
+    with open(fs, "wb") as f:
+        f.truncate(size_mib << 20)
+    subprocess.run([which("mkfs.ext4"), "-q", "-F", "-L", "CBTARGET", "-d", str(tree), str(fs)], check=True,
+                   capture_output=True)
+    with open(img, "wb") as f:
+        f.truncate((size_mib + 2) << 20)
+    subprocess.run([which("sfdisk"), "-q", str(img)], check=True, capture_output=True,
+                   input=f"label: gpt\nstart=2048, size={size_mib * 2048}, name=cbtarget\n".encode())
+    with open(img, "r+b") as out, open(fs, "rb") as src:
+        out.seek(2048 * 512)
+        shutil.copyfileobj(src, out, 1 << 20)
+    fs.unlink()
+    shutil.rmtree(tree)
+    stamp.write_text(key)
+    return img, release
+
+
+@dataclass
+class Match:
+    """A line that matched, and when (seconds after QEMU started)."""
+
+    text: str
+    at: float
+
+
+class Qemu:
+    """One QEMU run with the serial console on stdout, read by a thread into a transcript."""
+
+    def __init__(self, arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,
+                 memory_mib: int = 1024) -> None:
+        binary, machine, console = MACHINES[debian.check_arch(arch)]
+        # TCG everywhere, as the harness does (nested KVM is not reliable on CI machines).
+        self.cmd = [which(binary), *machine, "-m", str(memory_mib), "-smp", "2", "-display", "none",
+                    "-serial", "stdio", "-monitor", "none", "-no-reboot", "-nic", "none",
+                    "-kernel", str(kernel), "-initrd", str(initrd), "-append", f"console={console} {append}"]
+        for n, d in enumerate(disks or []):
+            self.cmd += ["-drive", f"file={d},if=none,id=d{n},format=raw,readonly=on",
+                         "-device", f"virtio-blk-pci,drive=d{n}"]
+        self.lines: list[tuple[float, str]] = []
+        self.proc: subprocess.Popen | None = None
+        self._cond = threading.Condition()
+
+    def start(self) -> Qemu:
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        threading.Thread(target=self._reader, daemon=True).start()
+        return self
+
+    def _reader(self) -> None:
+        assert self.proc and self.proc.stdout
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            line = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line)
+            with self._cond:
+                self.lines.append((time.monotonic() - self.t0, line))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def expect(self, pattern: str, timeout: float) -> Match:
+        """The first line matching `pattern` (regex); CloudBootError with the transcript's tail on timeout."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for at, line in self.lines[seen:]:
+                    if rx.search(line):
+                        return Match(line, at)
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc and self.proc.poll() is not None and seen == len(self.lines)):
+                    break
+                self._cond.wait(min(left, 0.5))
+        state = "exited" if self.proc and self.proc.poll() is not None else f"no match in {timeout:g}s"
+        raise CloudBootError(f"QEMU: {pattern!r}: {state}; last lines:\n" + self.tail())
+
+    def send(self, text: str) -> None:
+        """Type on the serial console."""
+        assert self.proc and self.proc.stdin
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc
+        return self.proc.wait(timeout)
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(line for _, line in self.lines[-n:])
+
+    def transcript(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def boot_kernel(arch: str) -> Path:
+    """The Debian kernel image the initramfs's modules belong to."""
+    return debian.kernel_image(arch)[0]

@@ -1,0 +1,274 @@
+"""cloudboot.init pieces that run on any host: modules.dep ordering and loading, kernel checks and EFI zboot,
+disk mode over mkfs-made images (through the portable core), the rescue loop and the boot flow's failures."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cloudboot.init import disk, kexec, linux, main, modules, rescue
+from cloudboot.init.errors import InitError
+
+DEP = """\
+kernel/drivers/block/virtio_blk.ko:
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko
+kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko
+kernel/fs/fat/fat.ko:
+kernel/net/core/failover.ko:
+"""
+
+
+def test_module_names() -> None:
+    assert modules.module_name("kernel/fs/nls/nls_iso8859-1.ko.xz") == "nls_iso8859_1"
+    assert modules.module_name("virtio_blk.ko") == "virtio_blk"
+    assert modules.module_name("x/y.ko.zst") == "y"
+
+
+def test_load_order_puts_dependencies_first() -> None:
+    deps = modules.parse_dep(DEP)
+    order = modules.load_order(deps)
+    assert sorted(order) == sorted(deps) and len(order) == len(set(order))
+    for path, needs in deps.items():
+        for n in needs:
+            assert order.index(n) < order.index(path), (n, path)
+    assert modules.load_order(deps, ["kernel/drivers/net/virtio_net.ko"]) == [
+        "kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/virtio_net.ko"]
+
+
+def test_bad_modules_dep() -> None:
+    with pytest.raises(InitError, match="cycle: a.ko -> b.ko -> a.ko"):
+        modules.load_order(modules.parse_dep("a.ko: b.ko\nb.ko: a.ko\n"))
+    with pytest.raises(InitError, match="a.ko needs b.ko"):
+        modules.load_order(modules.parse_dep("a.ko: b.ko\n"))
+    with pytest.raises(InitError, match="line 2"):
+        modules.parse_dep("a.ko:\nno colon here\n")
+
+
+def test_load_all_calls_finit_in_order(tmp_path: Path) -> None:
+    (tmp_path / "modules.dep").write_text(DEP)
+    for path in modules.parse_dep(DEP):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(path.encode())
+    calls = []
+
+    def finit(fd: int) -> None:
+        data = os.read(fd, 200).decode()
+        calls.append(data)
+        if data.endswith("fat.ko") and "vfat" not in data:
+            raise OSError(errno.EEXIST, "exists")  # already loaded: fine, not reported as loaded now
+        if data.endswith("virtio_blk.ko"):
+            raise OSError(errno.ENODEV, "No such device")  # logged, the rest still load
+
+    loaded = modules.load_all(str(tmp_path), finit)
+    assert calls == modules.load_order(modules.parse_dep(DEP))
+    assert loaded == ["failover", "net_failover", "virtio_net", "vfat"]
+    assert modules.load_all(str(tmp_path / "none"), finit) == []
+
+
+def test_syscall_numbers() -> None:
+    assert linux.syscall_number("kexec_file_load", "x86_64") == 320
+    assert linux.syscall_number("kexec_file_load", "aarch64") == 294
+    assert linux.syscall_number("finit_module", "riscv64") == 273
+    assert linux.syscall_number("reboot", "loongarch64") == 142
+    with pytest.raises(OSError, match="no syscall table for machine 'sparc64'"):
+        linux.syscall_number("reboot", "sparc64")
+
+
+def test_syscall_reaches_the_kernel() -> None:
+    # finit_module on a non-module fd fails inside the kernel (EPERM without CAP_SYS_MODULE, else ENOEXEC /
+    # EINVAL / EBADF): proof that the number and the arguments reach the right syscall. A host kernel built
+    # without module support (no /proc/modules) answers ENOSYS, and that is all it can show.
+    if os.uname().machine not in linux.SYSCALLS:
+        pytest.skip("unknown machine")
+    fd = os.open("/proc/self/stat", os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as info:
+            linux.finit_module(fd)
+    finally:
+        os.close(fd)
+    if not os.path.exists("/proc/modules"):
+        assert info.value.errno == errno.ENOSYS, info.value
+    else:
+        assert info.value.errno in (errno.EPERM, errno.ENOEXEC, errno.EINVAL, errno.EBADF, errno.EFBIG), info.value
+
+
+def test_check_kernel() -> None:
+    bz = bytearray(1024)
+    bz[0x202:0x206] = b"HdrS"
+    kexec.check_kernel(bytes(bz), "x86_64")
+    kexec.check_kernel(b"MZ" + bytes(100), "aarch64")
+    with pytest.raises(InitError, match="not an x86 bzImage.*cpio archive"):
+        kexec.check_kernel(b"070701" + bytes(1000), "x86_64")
+    with pytest.raises(InitError, match="no MZ header.*gzip stream"):
+        kexec.check_kernel(b"\x1f\x8b" + bytes(100), "riscv64")
+    with pytest.raises(InitError, match="empty file"):
+        kexec.check_kernel(b"", "aarch64")
+
+
+def _zboot(payload: bytes, kind: bytes) -> bytes:
+    head = bytearray(64)
+    head[:2], head[4:8] = b"MZ", b"zimg"
+    struct.pack_into("<II", head, 8, 64, len(payload))
+    head[24:24 + len(kind)] = kind
+    return bytes(head) + payload
+
+
+def test_zboot_unwrap(tmp_path: Path) -> None:
+    kernel = b"MZ" + bytes(range(256)) * 100
+    src = tmp_path / "vmlinuz"
+    src.write_bytes(_zboot(gzip.compress(kernel), b"gzip"))
+    out = tmp_path / "out"
+    assert kexec.unwrap_zboot(str(src), str(out)) == str(out)
+    assert out.read_bytes() == kernel
+    plain = tmp_path / "plain"
+    plain.write_bytes(kernel)
+    assert kexec.unwrap_zboot(str(plain), str(out)) == str(plain)  # not zboot: used as it is
+    src.write_bytes(_zboot(b"xxxx", b"lz4"))
+    with pytest.raises(InitError, match="unsupported compression 'lz4' \\(need gzip or zstd\\)"):
+        kexec.unwrap_zboot(str(src), str(out))
+    src.write_bytes(_zboot(b"not gzip at all", b"gzip"))
+    with pytest.raises(InitError, match="gzip payload is corrupt"):
+        kexec.unwrap_zboot(str(src), str(out))
+    src.write_bytes(_zboot(gzip.compress(kernel), b"gzip")[:200])
+    with pytest.raises(InitError, match="truncated"):
+        kexec.unwrap_zboot(str(src), str(out))
+
+
+def _ext4(tmp: Path, name: str, label: str, files: dict[str, bytes], partitioned: bool) -> Path:
+    tree = tmp / f"{name}-tree"
+    for rel, data in files.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(data)
+    fsimg = tmp / f"{name}.fs"
+    with open(fsimg, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", label, "-U", "11111111-2222-3333-4444-555555555555", "-d",
+                    str(tree), str(fsimg)], check=True, capture_output=True)
+    if not partitioned:
+        return fsimg
+    img = tmp / f"{name}.img"
+    with open(img, "wb") as f:
+        f.truncate(18 << 20)
+    subprocess.run(["sfdisk", "-q", str(img)], input=b"label: gpt\nstart=2048, size=32768, name=cbroot\n",
+                   check=True, capture_output=True)
+    with open(img, "r+b") as f, open(fsimg, "rb") as src:
+        f.seek(2048 * 512)
+        f.write(src.read())
+    return img
+
+
+KERNEL = b"MZ" + bytes(range(256)) * 40
+FILES = {
+    "boot/vmlinuz-6.1.0-9-amd64": b"MZ old",
+    "boot/initrd.img-6.1.0-9-amd64": b"old initrd",
+    "boot/vmlinuz-6.12.10-amd64": KERNEL,
+    "boot/initrd.img-6.12.10-amd64": b"070701 new initrd",
+    "boot/vmlinuz-0-rescue-abc": b"MZ rescue",
+    "boot/initramfs-0-rescue-abc.img": b"rescue initrd",
+}
+
+
+def test_disk_mode_distro_names(tmp_path: Path) -> None:
+    other = _ext4(tmp_path, "other", "DATA", {"etc/x": b"1"}, partitioned=False)
+    img = _ext4(tmp_path, "boot", "CBBOOT", FILES, partitioned=True)
+    work = tmp_path / "run"
+    t = disk.prepare({"cloudboot.disk": "LABEL=CBBOOT", "cloudboot.cmdline": "console=ttyS0 x=1"}, str(work),
+                     disks_fn=lambda: [str(other), str(img)])
+    assert Path(t.kernel).read_bytes() == KERNEL  # the newest version, never the rescue image
+    assert Path(t.initrd).read_bytes() == b"070701 new initrd"
+    assert t.cmdline == "console=ttyS0 x=1"
+    assert "/boot/vmlinuz-6.12.10-amd64" in t.description and "partition 1" in t.description
+    t = disk.prepare({"cloudboot.disk": "PARTLABEL=cbroot", "cloudboot.disk.kernel": "/boot/vmlinuz-6.1.0-9-amd64",
+                      "cloudboot.disk.fs": "ext4"}, str(work), disks_fn=lambda: [str(img)])
+    assert Path(t.kernel).read_bytes() == b"MZ old" and t.initrd is None and t.cmdline == ""
+    t = disk.prepare({"cloudboot.disk": str(other), "cloudboot.disk.kernel": "/etc/x"}, str(work),
+                     disks_fn=lambda: [])
+    assert Path(t.kernel).read_bytes() == b"1"
+
+
+def test_disk_mode_bls_entry_first(tmp_path: Path) -> None:
+    files = dict(FILES)
+    files["boot/loader/entries/fedora.conf"] = (b"title Fedora\nversion 6.1.0-9-amd64\nlinux /vmlinuz-6.1.0-9-amd64\n"
+                                               b"initrd /initrd.img-6.1.0-9-amd64\noptions root=LABEL=f ro quiet\n")
+    img = _ext4(tmp_path, "bls", "BLS", files, partitioned=False)
+    t = disk.prepare({"cloudboot.disk": "UUID=11111111-2222-3333-4444-555555555555",
+                      "cloudboot.cmdline": "quiet=0"}, str(tmp_path / "run"), disks_fn=lambda: [str(img)])
+    assert Path(t.kernel).read_bytes() == b"MZ old"
+    assert t.cmdline == "root=LABEL=f ro quiet quiet=0"  # BLS options first: the operator's tokens win
+
+
+def test_disk_mode_failures_say_what_was_seen(tmp_path: Path) -> None:
+    img = _ext4(tmp_path, "boot", "CBBOOT", FILES, partitioned=True)
+    empty = _ext4(tmp_path, "empty", "EMPTY", {"etc/hostname": b"x"}, partitioned=False)
+    with pytest.raises(InitError) as info:
+        disk.prepare({"cloudboot.disk": "LABEL=NOPE", "cloudboot.disk.wait": "0.2"}, str(tmp_path / "run"),
+                     disks_fn=lambda: [str(img), str(empty)])
+    msg = str(info.value)
+    assert "no device matches cloudboot.disk=LABEL=NOPE after 0.2s" in msg
+    assert "label='CBBOOT'" in msg and "label='EMPTY'" in msg and "partlabel='cbroot'" in msg
+    with pytest.raises(InitError, match="no kernel found"):
+        disk.prepare({"cloudboot.disk": "LABEL=EMPTY"}, str(tmp_path / "run"), disks_fn=lambda: [str(empty)])
+    with pytest.raises(InitError, match="cloudboot.disk.fs=xfs but .* holds ext4"):
+        disk.prepare({"cloudboot.disk": "LABEL=EMPTY", "cloudboot.disk.fs": "xfs"}, str(tmp_path / "run"),
+                     disks_fn=lambda: [str(empty)])
+    with pytest.raises(InitError, match="/boot/missing"):
+        disk.prepare({"cloudboot.disk": "LABEL=EMPTY", "cloudboot.disk.kernel": "/boot/missing"},
+                     str(tmp_path / "run"), disks_fn=lambda: [str(empty)])
+    with pytest.raises(InitError, match="no device matches cloudboot.disk=/dev/nonexistent"):
+        disk.prepare({"cloudboot.disk": "/dev/nonexistent", "cloudboot.disk.wait": "0"}, str(tmp_path / "run"),
+                     disks_fn=lambda: [])
+
+
+def test_rescue_prompt_never_returns_on_its_own(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rescue.time, "sleep", lambda s: None)
+    sessions = []
+
+    def interact(banner: str, env: dict) -> None:
+        sessions.append(env["reason"])
+        if len(sessions) == 1:
+            raise SystemExit(0)  # exit() at the prompt
+        if len(sessions) == 2:
+            return  # EOF
+        raise StopIteration  # the test's way out
+
+    rescue.fatal("disk not found", {"cmd": {}}, interact)
+    out = capsys.readouterr().out
+    assert sessions == ["disk not found"] * 3
+    assert "FATAL: disk not found\n" in out
+    assert out.count("new rescue prompt") == 2
+
+
+def test_main_turns_every_failure_into_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    reasons = []
+    monkeypatch.setattr(main, "fatal", lambda reason, ns: reasons.append(reason))
+
+    def boom(cmd: dict) -> None:
+        raise InitError("no device matches")
+
+    monkeypatch.setattr(main, "run", boom)
+    main.main()
+    monkeypatch.setattr(main, "run", lambda cmd: 1 / 0)
+    main.main()
+    monkeypatch.setattr(main, "run", lambda cmd: None)
+    main.main()
+    assert reasons == ["no device matches", "ZeroDivisionError: division by zero",
+                       "init finished without handing over to a kernel"]
+
+
+def test_exit_sinks_and_targets() -> None:
+    assert main.check_exit({}) == "kexec"
+    assert main.check_exit({"cloudboot.exit": "kexec"}) == "kexec"
+    with pytest.raises(InitError, match="reboot sink"):
+        main.check_exit({"cloudboot.exit": "reboot"})
+    with pytest.raises(InitError, match="nothing to boot: set cloudboot.disk="):
+        main.choose_target({})
+    with pytest.raises(InitError, match="cloudboot.plan: network/plan boot is not in this init yet"):
+        main.choose_target({"cloudboot.plan": "registry/x:1"})
