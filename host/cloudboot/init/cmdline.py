@@ -80,6 +80,10 @@ def _duration(value: str) -> None:
         raise ValueError("a duration cannot be negative")
 
 
+def _lldp_wait(value: str) -> None:
+    duration(value[1:] if value.startswith("-") else value)  # <= 0 turns listening off
+
+
 def _device(value: str) -> None:
     if not value:
         raise ValueError("empty device")
@@ -126,7 +130,7 @@ KEYS = {
     "cloudboot.dns": _anything,
     "cloudboot.lldp": _choice("0", "1"),
     "cloudboot.lldp.tx": _choice("0", "1"),
-    "cloudboot.lldp.wait": _anything,
+    "cloudboot.lldp.wait": _lldp_wait,
     "cloudboot.lldp.name": _nonempty,
     "cloudboot.metadata.url": _nonempty,
     "cloudboot.metadata.token": _anything,

@@ -29,7 +29,7 @@ PSEUDO = [
     ("tmpfs", "/run", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=0755"),
 ]
 EFIVARS = "/sys/firmware/efi/efivars"
-#: Keys of the network/plan path (issue 6, later part), refused with a clear message until it lands.
+#: Keys that ask for plan mode (network, registry).
 PLAN_KEYS = ("cloudboot.plan", "cloudboot.image", "cloudboot.metadata.url")
 
 
@@ -85,7 +85,8 @@ def check_exit(cmd: dict[str, str]) -> str:
 
 
 def choose_target(cmd: dict[str, str]):
-    """The boot target the command line asks for (disk mode), its files ready in WORKDIR."""
+    """The boot target the command line asks for, its files ready in WORKDIR: disk mode (cloudboot.disk=),
+    else plan mode over the network (cloudboot.plan=, cloudboot.image=, or a metadata URL that names one)."""
     from cloudboot.init import disk
 
     spec = cmd.get("cloudboot.disk", "")
@@ -93,11 +94,24 @@ def choose_target(cmd: dict[str, str]):
         log(f"arch={os.uname().machine} booting from local disk {spec}")
         with phase("disk"):
             return disk.prepare(cmd, WORKDIR)
-    asked = [k for k in PLAN_KEYS if cmd.get(k)]
-    if asked:
-        raise InitError(f"{', '.join(asked)}: network/plan boot is not in this init yet; "
-                        "boot a disk with cloudboot.disk=<LABEL=|UUID=|PARTLABEL=|PARTUUID=|/dev/...>")
-    raise InitError("nothing to boot: set cloudboot.disk=<LABEL=...|UUID=...|PARTLABEL=...|PARTUUID=...|/dev/...>")
+    if not any(cmd.get(k) for k in PLAN_KEYS):
+        raise InitError("nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or "
+                        "cloudboot.disk=<LABEL=...|UUID=...|PARTLABEL=...|PARTUUID=...|/dev/...>")
+    from cloudboot.init import lldp, net, planmode
+
+    log(f"arch={os.uname().machine} booting via cmdline keys plan={cmd.get('cloudboot.plan', '')} "
+        f"image={cmd.get('cloudboot.image', '')} target={cmd.get('cloudboot.target', '')}")
+    log("bringing up network")
+    with phase("network"):
+        leases = net.bring_up(cmd)
+    listener = None
+    if cmd.get("cloudboot.lldp", "1") != "0":
+        wait = cmd.get("cloudboot.lldp.wait", "10s") or "0"
+        wait = 0.0 if wait.startswith("-") else cmdline.duration(wait)
+        name = cmd.get("cloudboot.lldp.name") or f"cloud-boot-{os.uname().machine}"
+        listener = lldp.Listener(net.ethernet_links(), wait, cmd.get("cloudboot.lldp.tx", "1") != "0", name).start()
+    with phase("plan"):
+        return planmode.run(cmd, WORKDIR, listener, leases[0] if leases else None)
 
 
 def run(cmd: dict[str, str]) -> None:

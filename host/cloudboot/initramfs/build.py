@@ -27,7 +27,7 @@ from cloudboot.initramfs.pycompile import compile_modules, upstream
 from cloudboot.paths import MODULES_DIR, ROOT
 
 #: The portable core packages shipped next to init (those present in firmware/modules/).
-PORTABLE = ["diskfs", "bootplan", "oci", "compat"]
+PORTABLE = ["diskfs", "bootplan", "oci", "compat", "cloudmeta"]
 IMAGE_LIBDIR = "usr/lib/cloudboot"
 BUDGET_MIB = 20
 

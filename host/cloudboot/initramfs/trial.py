@@ -39,7 +39,7 @@ MACHINES = {
 def _sources_key(*extra: str) -> str:
     h = hashlib.sha256()
     dirs = [ROOT / "host/cloudboot/init", ROOT / "host/cloudboot/initramfs"]
-    dirs += [MODULES_DIR / p for p in ("diskfs", "bootplan", "oci", "compat")]
+    dirs += [MODULES_DIR / p for p in ("diskfs", "bootplan", "oci", "compat", "cloudmeta")]
     for d in dirs:
         for p in sorted(d.rglob("*.py")) if d.is_dir() else []:
             h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes())
@@ -135,11 +135,12 @@ class Qemu:
     """One QEMU run with the serial console on stdout, read by a thread into a transcript."""
 
     def __init__(self, arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,
-                 memory_mib: int = 1024) -> None:
+                 memory_mib: int = 1024, nic: bool = False) -> None:
         binary, machine, console = MACHINES[debian.check_arch(arch)]
         # TCG everywhere, as the harness does (nested KVM is not reliable on CI machines).
         self.cmd = [which(binary), *machine, "-m", str(memory_mib), "-smp", "2", "-display", "none",
-                    "-serial", "stdio", "-monitor", "none", "-no-reboot", "-nic", "none",
+                    "-serial", "stdio", "-monitor", "none", "-no-reboot",
+                    "-nic", "user,model=virtio-net-pci" if nic else "none",
                     "-kernel", str(kernel), "-initrd", str(initrd), "-append", f"console={console} {append}"]
         for n, d in enumerate(disks or []):
             self.cmd += ["-drive", f"file={d},if=none,id=d{n},format=raw,readonly=on",

@@ -1,0 +1,308 @@
+"""Plan mode (`cloudboot.plan=` / `cloudboot.image=`): metadata overrides, the plan from the registry, the
+target chosen and resolved (bootplan), then either its OCI artifacts pulled into /run/cloud-boot or its
+disk{} handed to disk mode (REFERENCE.md §2, §3.3, §5.1).
+
+Precedence of settings (docs of the original): command line < plan < metadata URL; `cloudboot.cmdline`
+always replaces the target's command line. Every blob is verified (sha256, size) before it is used;
+downloads print progress lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from cloudboot.init.errors import InitError
+from cloudboot.init.log import log, phase
+
+#: layer role by media type, then by title annotation (REFERENCE §2.5 resolveKind)
+ROLE_BY_TITLE = {"vmlinuz": "kernel", "kernel": "kernel", "initrd": "initrd", "initramfs": "initrd",
+                 "modules": "modules", "modloop": "modloop", "modloop-virt": "modloop", "apkovl": "apkovl",
+                 "squashfs": "squashfs", "filesystem.squashfs": "squashfs", "cmdline": "cmdline"}
+DOWNLOADED = ("kernel", "initrd", "modules", "apkovl", "cmdline")
+COSIGN_KEY = "/etc/cosign.pub"
+
+
+class PlanTarget:
+    """A target ready for the exit sink: kernel, initrd (or None), command line, and where it came from."""
+
+    def __init__(self, kernel: str, initrd: str | None, cmdline: str, description: str) -> None:
+        self.kernel, self.initrd, self.cmdline, self.description = kernel, initrd, cmdline, description
+
+
+def _role(layer: dict) -> str:
+    import oci
+
+    by_type = {oci.MT_KERNEL: "kernel", oci.MT_INITRD: "initrd", oci.MT_MODULES: "modules",
+               oci.MT_MODLOOP: "modloop", oci.MT_APKOVL: "apkovl", oci.MT_SQUASHFS: "squashfs",
+               oci.MT_CMDLINE: "cmdline"}
+    role = by_type.get(layer.get("mediaType", ""))
+    if role:
+        return role
+    title = (layer.get("annotations") or {}).get(oci.ANN_TITLE, "")
+    return ROLE_BY_TITLE.get(title, "")
+
+
+class Session:
+    """The registry side of one boot: transport, client, cosign policy, progress output."""
+
+    def __init__(self, cmd: dict[str, str], arch: str) -> None:
+        from oci.client import Client
+        from oci.transport_cpython import Transport
+
+        self.cmd, self.arch = cmd, arch
+        self.plain_http = cmd.get("cloudboot.insecure") == "1"
+        self.transport = Transport(timeout=60.0)
+        user, password = cmd.get("rd.cloudboot.user") or os.environ.get("REGISTRY_USERNAME"), \
+            cmd.get("rd.cloudboot.pass") or os.environ.get("REGISTRY_PASSWORD")
+        creds = (user, password or "") if user else None
+        self.client = Client(self.transport, credentials=creds, retries=3, backoff=0.5, backoff_max=4.0,
+                             log=lambda m: log(f"oci: {m}"))
+        self.policy, self.verifier = "off", None
+        if os.path.exists(COSIGN_KEY):
+            self.policy = cmd.get("cloudboot.cosign", "enforce")
+            try:
+                from cloudboot.registry.cosign import Verifier
+
+                with open(COSIGN_KEY, "rb") as f:
+                    self.verifier = Verifier(f.read())
+            except ImportError:
+                if self.policy == "enforce":
+                    raise InitError(f"cosign: {COSIGN_KEY} is present but this initramfs has no ECDSA "
+                                    "verifier (cryptography)") from None
+
+    def ref(self, text: str):
+        from oci.ref import parse
+
+        try:
+            return parse(text, plain_http=True if self.plain_http else None)
+        except ValueError as exc:
+            raise InitError(f"bad reference {text!r}: {exc}") from None
+
+    def manifest(self, text: str) -> tuple[dict, object]:
+        """The platform manifest `text` names (through an index), signature checked under the policy."""
+        from oci.pull import resolve_verified
+
+        ref = self.ref(text)
+        manifest, pinned, _, verified = resolve_verified(self.client, ref, "linux", self.arch, self.verifier,
+                                                         self.policy, log=lambda m: log(f"cosign: {m}"))
+        if verified:
+            log(f"cosign: {text}: signature verified")
+        return manifest, pinned
+
+    def pull(self, ref, layer: dict, path: str, label: str) -> str:
+        """Download a layer to `path` (verified, then renamed into place) with progress lines."""
+        size = layer.get("size")
+        log(f"  {label}: pulling {size if size is not None else '?'} bytes -> {path}")
+        start = time.monotonic()
+        sink_path = self.client.fetch_blob_to_path(ref, layer["digest"], path, size=size,
+                                                   max_size=None if size is not None else 4 << 30)
+        took = max(time.monotonic() - start, 1e-6)
+        got = os.path.getsize(sink_path)
+        log(f"  pulled {got} in {took:.2f}s ({got / took / 1e6:.1f} MB/s)")
+        return sink_path
+
+
+def _oci_errors():
+    from oci.errors import OciError
+
+    return OciError
+
+
+def fetch_plan(session: Session, text: str) -> dict:
+    """The parsed plan at `text`: our JSON layer when present, else the HCL layer (parsed here on CPython)."""
+    import oci
+    from bootplan import PlanError
+
+    manifest, pinned = session.manifest(text)
+    layers = manifest.get("layers", [])
+    by_type = {lz.get("mediaType"): lz for lz in reversed(layers)}
+    if oci.MT_PLAN_JSON in by_type:
+        raw = session.client.fetch_blob_bytes(pinned, by_type[oci.MT_PLAN_JSON]["digest"], max_size=4 << 20)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise InitError(f"plan {text}: the parsed-plan layer is not JSON") from None
+    if oci.MT_PLAN not in by_type:
+        raise InitError(f"plan {text}: no layer of type {oci.MT_PLAN} (layers: "
+                        f"{', '.join(lz.get('mediaType', '?') for lz in layers) or 'none'})")
+    raw = session.client.fetch_blob_bytes(pinned, by_type[oci.MT_PLAN]["digest"], max_size=4 << 20)
+    try:
+        from bootplan import hcl
+        return hcl.parse(raw.decode("utf-8"), "plan.hcl")
+    except ImportError:
+        raise InitError(f"plan {text}: only an HCL layer and no HCL parser in this initramfs; push plans with "
+                        "`cloud-boot push plan` (it adds the parsed form)") from None
+    except (UnicodeDecodeError, PlanError) as exc:
+        raise InitError(f"plan {text}: {exc}") from None
+
+
+def legacy_plan(ref: str) -> dict:
+    """`cloudboot.image=<ref>`: a plan (parsed form) with one target `legacy-image` whose index is the ref."""
+    return {"format": "cloud-boot.plan.v1", "file": "cloudboot.image",
+            "attrs": {"default_target": {"line": 1, "expr": '"legacy-image"'}},
+            "blocks": [{"type": "target", "labels": ["legacy-image"], "line": 1, "blocks": [],
+                        "attrs": {"index": {"line": 1, "expr": json.dumps(ref.replace("${", "$${"))}}}]}
+
+
+def render_cmdline(text: str, lease, primary_ref) -> str:
+    """The original's post-plan templating: `{{.IPSpec}}`, `{{.IP}}`, ... from the network and the primary
+    registry (missing keys render empty, as Go's missingkey=zero)."""
+    import re
+
+    if "{{" not in text:
+        return text
+    values = {}
+    if lease is not None:
+        dns = lease.dns
+        values.update(IP=lease.address, Netmask=lease.netmask, CIDR=f"{lease.address}/{lease.prefix}",
+                      Gateway=lease.gateway, Iface=lease.iface, DNS=dns[0] if dns else "", DNSAll=" ".join(dns),
+                      IPSpec=":".join([lease.address, "", lease.gateway, lease.netmask, "", lease.iface, "off"]
+                                      + dns[:2]))
+    if primary_ref is not None:
+        values.update(Registry=primary_ref.registry, RegistryScheme=primary_ref.scheme,
+                      RegistryBase=f"{primary_ref.scheme}://{primary_ref.registry}/v2")
+    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: values.get(m.group(1), ""), text)
+
+
+def ask_console(entries: list[tuple[str, str]], default: str, settings: dict) -> str:
+    """The original's line menu on the console: number, name or unique prefix; Enter or timeout = default."""
+    import select
+    import sys
+
+    menu = settings.get("menu") or {}
+    print(menu.get("prompt") or "Select a boot target:", flush=True)
+    for n, (name, label) in enumerate(entries, 1):
+        print(f" {'*' if name == default else ' '} {n}) {label} ({name})", flush=True)
+    timeout = float(menu.get("timeout") or 0)
+    end = time.monotonic() + timeout if timeout else None
+    while True:
+        if end is not None:
+            left = end - time.monotonic()
+            if left <= 0:
+                print(f"\ntimeout: booting {default!r}", flush=True)
+                return default
+            print(f"\rbooting {default!r} in {int(left + 0.999)}s - type a choice + Enter to override: ", end="",
+                  flush=True)
+            ready, _, _ = select.select([sys.stdin], [], [], min(1.0, left))
+            if not ready:
+                continue
+        else:
+            print(f"choice [{default}]: ", end="", flush=True)
+        line = sys.stdin.readline().strip()
+        if not line:
+            return default
+        if line.isdigit() and 1 <= int(line) <= len(entries):
+            return entries[int(line) - 1][0]
+        exact = [n for n, _ in entries if n.lower() == line.lower()]
+        prefix = [n for n, _ in entries if n.lower().startswith(line.lower())]
+        if exact or len(prefix) == 1:
+            return (exact or prefix)[0]
+        print(f"unknown choice {line!r}; try again or wait for default {default!r}", flush=True)
+        end = None  # as the original: a wrong answer stops the countdown
+
+
+def choose(cmd: dict[str, str], session: Session, lldp: dict[str, str]) -> dict:
+    """The resolved target dict (through subplans) the command line and the plan select."""
+    from bootplan import PlanError, plan
+
+    ref = cmd.get("cloudboot.plan", "")
+    parsed = fetch_plan(session, ref) if ref else legacy_plan(cmd["cloudboot.image"])
+    try:
+        t = plan.follow(parsed, session.arch, lambda inner: fetch_plan(session, inner),
+                        target=cmd.get("cloudboot.target", ""), lldp=lldp, menu=cmd.get("cloudboot.menu"),
+                        ask=ask_console)
+        settings = plan.Plan(parsed).settings(session.arch, lldp)
+    except PlanError as exc:
+        raise InitError(f"plan {ref or cmd.get('cloudboot.image')}: {exc}") from None
+    if settings["dns"] and not cmd.get("cloudboot.dns"):
+        from cloudboot.init.net import write_resolv_conf
+
+        log(f"plan: dns {' '.join(write_resolv_conf(settings['dns']))}")
+    return t
+
+
+def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarget:
+    """Pull the target's index, kernel, initrd and modules artifacts (each ref once); later roles override
+    earlier ones per slot; the initrd is the concatenation of initrd + modules (+ apkovl)."""
+    files: dict[str, str] = {}
+    modloop_url = ""
+    seen: set[str] = set()
+    for field in ("index", "kernel", "initrd", "modules"):
+        text = t.get(field) or ""
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        manifest, pinned = session.manifest(text)
+        for layer in manifest.get("layers", []):
+            role = _role(layer)
+            if role == "modloop":
+                modloop_url = f"{pinned.base_url()}/blobs/{layer['digest']}"
+            if role not in DOWNLOADED:
+                continue
+            files[role] = session.pull(pinned, layer, os.path.join(workdir, f"{field}-{role}"), role)
+    if "kernel" not in files:
+        raise InitError("no kernel layer found in any referenced artifact")
+    pieces = [files[r] for r in ("initrd", "modules") if r in files]
+    initrd = pieces[0] if len(pieces) == 1 else None
+    if len(pieces) > 1:
+        initrd = os.path.join(workdir, "initrd.joined")
+        with open(initrd, "wb") as out:
+            for p in pieces:
+                with open(p, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        out.write(chunk)
+    cmdline = t.get("cmdline") or ""
+    if not cmdline and "cmdline" in files:
+        with open(files["cmdline"], encoding="utf-8", errors="replace") as f:
+            cmdline = f.read().strip()
+    primary = next((t[f] for f in ("index", "kernel", "initrd", "modules") if t.get(f)), "")
+    cmdline = render_cmdline(cmdline, lease, session.ref(primary) if primary else None)
+    if modloop_url and "modloop=" not in cmdline:
+        cmdline = f"{cmdline} modloop={modloop_url}".strip()
+    if "cloudboot.cmdline" in session.cmd:
+        cmdline = session.cmd["cloudboot.cmdline"]
+    return PlanTarget(files["kernel"], initrd, cmdline, f"target {t['name']!r}")
+
+
+def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None) -> PlanTarget:
+    """Plan mode end to end (the network is up): overrides, plan, target, artifacts or disk."""
+    import cloudmeta
+    from bootplan.plan import canonical_arch
+
+    arch = canonical_arch(os.uname().machine)
+    OciError = _oci_errors()
+    session = Session(cmd, arch)
+    try:
+        source = cloudmeta.from_cmdline(session.transport, cmd, log=lambda m: log(f"metadata: {m}"))
+        if source is not None:
+            overrides = source.fetch_or_fallback()
+            if overrides:
+                log("metadata: " + " ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
+                cmd.update(overrides)
+                session = Session(cmd, arch)
+        if not (cmd.get("cloudboot.plan") or cmd.get("cloudboot.image")):
+            raise InitError("nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or cloudboot.disk=")
+        lldp = lldp_listener.snapshot() if lldp_listener else {}
+        t = choose(cmd, session, lldp)
+        log(f'target="{t["name"]}" index={t.get("index", "")} kernel={t.get("kernel", "")} '
+            f'initrd={t.get("initrd", "")} modules={t.get("modules", "")} cmdline="{t.get("cmdline", "")}"'
+            + (f" via {' -> '.join(t['via'])}" if t.get("via") else ""))
+        if t["source"] == "disk":
+            from cloudboot.init import disk
+
+            d = t["disk"]
+            sub = dict(cmd)
+            sub["cloudboot.disk"] = d["device"]
+            for key in ("fs", "kernel", "initrd"):
+                if d.get(key):
+                    sub[f"cloudboot.disk.{key}"] = d[key]
+            if t.get("cmdline") and "cloudboot.cmdline" not in cmd:
+                sub["cloudboot.cmdline"] = t["cmdline"]
+            return disk.prepare(sub, workdir)
+        with phase("download"):
+            return materialize(t, session, workdir, lease)
+    except OciError as exc:
+        raise InitError(f"registry: {exc}") from None
+    finally:
+        session.transport.close()

@@ -1,0 +1,138 @@
+"""Path A over the network, end to end in QEMU: init brings up virtio-net with its own DHCP client (QEMU user
+networking), reads metadata JSON from a 127.0.0.1 HTTP server, pulls the plan from a real registry
+(Debian's docker-registry on 127.0.0.1, seen by the guest as 10.0.2.2), pulls the target's kernel + initrd
+artifact, kexecs; the target prints a marker and its /proc/cmdline. And the failures: an unreachable registry
+and a plan without the asked target each end in FATAL and the rescue prompt."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from cloudboot.cli import main as cli
+from cloudboot.initramfs import trial
+from tests.ociregistry import Registry, ensure_registry_packages
+
+pytestmark = pytest.mark.e2e
+
+ARCH = "amd64"  # kexec_file_load: Debian builds it for amd64 (arm64 is the classic kexec_load path)
+GUEST_HOST = "10.0.2.2"  # QEMU user networking's address of the host's 127.0.0.1
+BOOT_TIMEOUT = 240
+PLAN = """
+locals {{
+  registry = "{reg}"
+}}
+default_target = "debian"
+target "debian" {{
+  version = "6.12"
+  label   = "Debian ${{self.version}}"
+  index   = "${{local.registry}}/boot/debian:${{self.version}}"
+  cmdline = ["console=ttyS0", "panic=-1", arch == "amd64" ? "cbtest={token}" : "wrong-arch", "ip={{{{.IPSpec}}}}"]
+}}
+target "other" {{
+  arch  = "arm64"
+  index = "${{local.registry}}/boot/debian:arm64-only"
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> Iterator[Registry]:
+    ensure_registry_packages()
+    reg = Registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
+
+
+class Metadata:
+    """A 127.0.0.1 HTTP server answering GET /meta.json with `document` (404 elsewhere)."""
+
+    def __init__(self) -> None:
+        self.document: dict = {}
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                body = json.dumps(outer.document).encode()
+                self.send_response(200 if self.path == "/meta.json" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def pushed(registry, tmp_path_factory):
+    """The Debian kernel + the marker initrd as an artifact, and the plan, in the registry; the token the
+    target's command line must show."""
+    work = tmp_path_factory.mktemp("push")
+    token = secrets.token_hex(4)
+    port = registry.host.split(":")[1]
+    plan = work / "plan.hcl"
+    plan.write_text(PLAN.format(reg=f"{GUEST_HOST}:{port}", token=token))
+    assert cli(["push", "artifact", f"{registry.host}/boot/debian:6.12", "--platform", f"linux/{ARCH}",
+                "--kernel", str(trial.boot_kernel(ARCH)), "--initrd", str(trial.target_initrd(ARCH))]) == 0
+    assert cli(["push", "plan", f"{registry.host}/plans/smoke:v1", "--file", str(plan)]) == 0
+    meta = Metadata()
+    yield f"{GUEST_HOST}:{port}", meta, token
+    meta.server.shutdown()
+
+
+def _boot(append: str) -> trial.Qemu:
+    return trial.Qemu(ARCH, trial.boot_kernel(ARCH), trial.initramfs(ARCH), f"panic=-1 {append}", nic=True).start()
+
+
+def test_metadata_plan_registry_kexec(pushed) -> None:
+    reg, meta, token = pushed
+    meta.document = {"cloudboot": {"plan": f"{reg}/plans/smoke:v1", "insecure": True}}
+    q = _boot(f"cloudboot.metadata.url=http://{GUEST_HOST}:{meta.server.server_address[1]}/meta.json")
+    try:
+        q.expect(r"net: eth\d+ 10\.0\.2\.15/24 gw 10\.0\.2\.2 .*\(dhcp\)", BOOT_TIMEOUT)
+        q.expect(rf"metadata: .*cloudboot.plan={reg}/plans/smoke:v1", 60)
+        q.expect(r'target="debian" index=10\.0\.2\.2:\d+/boot/debian:6\.12', 120)
+        q.expect(r"kernel: pulling \d+ bytes", 60)
+        q.expect(r"kexec boot$", 240)
+        q.expect(trial.MARKER, 120)
+        line = q.expect(r"target cmdline:", 30).text
+        assert f"cbtest={token}" in line and "ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off" in line, line
+        assert q.wait(60) == 0
+    finally:
+        q.kill()
+
+
+def _fatal_then_rescue(q: trial.Qemu, want: str) -> None:
+    m = q.expect(r"FATAL: ", BOOT_TIMEOUT)
+    assert want in m.text, m.text
+    q.expect(r"cloud-boot rescue: a Python prompt", 30)
+    q.send("print(6 * 7)\n")
+    q.expect(r"^(>>> )?42$", 30)
+    assert "Kernel panic" not in q.transcript()
+
+
+def test_unreachable_registry_is_fatal(pushed) -> None:
+    q = _boot(f"cloudboot.plan={GUEST_HOST}:1/plans/smoke:v1 cloudboot.insecure=1 cloudboot.lldp=0")
+    try:
+        _fatal_then_rescue(q, "registry: ")
+    finally:
+        q.kill()
+
+
+def test_missing_target_is_fatal(pushed) -> None:
+    reg, _, _ = pushed
+    q = _boot(f"cloudboot.plan={reg}/plans/smoke:v1 cloudboot.insecure=1 cloudboot.target=nope cloudboot.lldp=0")
+    try:
+        _fatal_then_rescue(q, 'no target "nope"')
+    finally:
+        q.kill()
