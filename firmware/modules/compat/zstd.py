@@ -569,7 +569,7 @@ def _block(data, p, bend, out, op, lim, fstart, st):
             if r1 >= mlb:
                 out[op:e] = out[src:src + mlb]
             else:
-                out[op:e] = (out[src:op] * (mlb // r1 + 1))[:mlb]
+                out[op:e] = (bytes(out[src:op]) * (mlb // r1 + 1))[:mlb]
             op = e
         st[4] = (r1, r2, r3)
         # The last sequence's state update read bits that are not part of the stream: give them back.
