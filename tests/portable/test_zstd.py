@@ -68,7 +68,7 @@ def test_max_output():
 def test_format_errors():
     good = _read("small.zst")
     _raises(b"", "empty")
-    _raises(b"\x00\x01\x02\x03\x04\x05", "bad frame magic", )
+    _raises(b"\x00\x01\x02\x03\x04\x05", "bad frame magic")
     _raises(good[:3], "truncated")
     _raises(good[:-1], "checksum")
     _raises(good + b"\x28\xb5", "truncated frame magic")
@@ -104,5 +104,5 @@ def test_corrupt_extent_only_raises_zstd_error():
         except ZstdError:
             pass
         else:
-            raise AssertionError("truncated at %d decoded" % cut)
+            raise AssertionError("truncated at %d decoded" % cut)  # noqa: UP031
     assert raw_len == 128 << 10

@@ -688,10 +688,10 @@ def _frame(data, p, out, op, hard_total):
                 nop = _block(data, p, p + bsize, out, op, lim, fstart, st)
             except ZstdError as exc:
                 if "block output too large" in str(exc) and lim == hard:
-                    raise _err(_too_big(fcs, hard, hard_total), bpos)
+                    raise _err(_too_big(fcs, hard, hard_total), bpos) from None
                 raise
             except IndexError:  # defensive: corrupt input caught by an unforeseen path
-                raise _err("corrupt compressed block", bpos)
+                raise _err("corrupt compressed block", bpos) from None
             op = nop
             p += bsize
         if last:
