@@ -75,6 +75,7 @@ def test_format_errors():
     bad = bytearray(good)
     bad[-1] ^= 0x55
     _raises(bytes(bad), "checksum mismatch")
+    assert decompress(bytes(bad), check=False) == _read("small.raw")
     # a frame naming dictionary 0x1234: Frame_Header_Descriptor with Dictionary_ID_flag 2, single segment
     frame = b"\x28\xb5\x2f\xfd" + bytes((0x22,)) + b"\x34\x12" + bytes((5,)) + b"\x01\x00\x00"
     assert "dictionary" in _raises(frame, "dictionar")

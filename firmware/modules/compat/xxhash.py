@@ -35,20 +35,27 @@ def xxh64(data, seed=0):
         v3 = seed & M
         v4 = (seed - _P1) & M
         stripes = n >> 5
+        # Lane round: v = rotl64(v + w * P2, 31) * P1. The product is left unreduced (only its low 64 bits
+        # matter to the next round's masked sum), and the rotation's overflow above bit 64 vanishes mod 2**64
+        # once multiplied: fewer big-int operations, which MicroPython allocates one by one.
         while stripes:
             k = stripes if stripes < _CHUNK // 4 else _CHUNK // 4
             w = struct.unpack_from("<%dQ" % (4 * k), data, p)
             for j in range(0, 4 * k, 4):
                 a = (v1 + w[j] * P2) & M
-                v1 = (((a << 31) & M) | (a >> 33)) * P1 & M
+                v1 = ((a << 31) | (a >> 33)) * P1
                 a = (v2 + w[j + 1] * P2) & M
-                v2 = (((a << 31) & M) | (a >> 33)) * P1 & M
+                v2 = ((a << 31) | (a >> 33)) * P1
                 a = (v3 + w[j + 2] * P2) & M
-                v3 = (((a << 31) & M) | (a >> 33)) * P1 & M
+                v3 = ((a << 31) | (a >> 33)) * P1
                 a = (v4 + w[j + 3] * P2) & M
-                v4 = (((a << 31) & M) | (a >> 33)) * P1 & M
+                v4 = ((a << 31) | (a >> 33)) * P1
             p += 32 * k
             stripes -= k
+        v1 &= M
+        v2 &= M
+        v3 &= M
+        v4 &= M
         h = (((v1 << 1) | (v1 >> 63)) + ((v2 << 7) | (v2 >> 57)) + ((v3 << 12) | (v3 >> 52))
              + ((v4 << 18) | (v4 >> 46))) & M
         h = _merge(_merge(_merge(_merge(h, v1), v2), v3), v4)
