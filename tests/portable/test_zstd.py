@@ -46,6 +46,17 @@ def test_bytearray_variant_and_memoryview_input():
     assert isinstance(decompress(bytearray(comp)), bytes)
 
 
+def test_single_frame_ignores_trailing_bytes():
+    comp = _read("extent.zst")
+    raw = _read("extent.raw")
+    # btrfs pads an extent to its sector size; the kernel build appends the size (4 bytes, little endian)
+    assert decompress(comp + bytes(4096 - len(comp) % 4096), single=True) == raw
+    assert decompress(comp + bytes((0, 0, 2, 0)), single=True) == raw
+    assert decompress(_read("skippable.zst"), single=True) == _read("skippable.raw")
+    assert decompress(_read("multi-frame.zst"), single=True) == _read("text-3.raw")
+    _raises(comp + bytes(16), "bad frame magic")
+
+
 def test_xxh64_vectors():
     assert xxh64(b"") == 0xEF46DB3751D8E999
     assert xxh64(b"a") == 0xD24EC4F1A98C6E5B

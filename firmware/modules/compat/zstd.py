@@ -1,7 +1,7 @@
 """Zstandard (RFC 8878) decompressor, portable: runs unchanged on MicroPython and CPython.
 
-    decompress(data, max_output=None) -> bytes
-    decompress_bytearray(data, max_output=None) -> bytearray   (no final copy; for tens of MB kernels)
+    decompress(data, max_output=None, check=True, single=False) -> bytes
+    decompress_bytearray(...same...) -> bytearray   (no final copy; for tens of MB kernels)
 
 All frames are decoded and concatenated, skippable frames skipped, the Content_Checksum (XXH64) verified
 when present. Dictionaries are not supported (a frame naming one is an error). Any malformed input raises
@@ -719,10 +719,13 @@ def _too_big(fcs, hard, hard_total):
     return "output exceeds frame content size %d" % fcs
 
 
-def decompress_bytearray(data, max_output=None, check=True):
-    """Decompress all frames in data into a new bytearray (see module docstring). check=False skips the
-    Content_Checksum (XXH64 is about a third of the time under MicroPython) when the caller verifies the
-    output otherwise."""
+def decompress_bytearray(data, max_output=None, check=True, single=False):
+    """Decompress all frames in data into a new bytearray (see module docstring).
+
+    check=False skips the Content_Checksum (XXH64 is about a third of the time under MicroPython) when the
+    caller verifies the output otherwise. single=True decodes only the first zstd frame (after any
+    skippable frames) and ignores what follows it: sector padding after a btrfs extent, or the 4-byte size
+    the Linux build appends to a compressed kernel."""
     if not isinstance(data, bytes):
         data = bytes(data)
     hard_total = (1 << 62) if max_output is None else max_output
@@ -738,6 +741,8 @@ def decompress_bytearray(data, max_output=None, check=True):
         magic = int.from_bytes(data[p:p + 4], "little")
         if magic == _MAGIC:
             p, op = _frame(data, p, out, op, hard_total, check)
+            if single:
+                break
         elif magic & 0xFFFFFFF0 == 0x184D2A50:
             if p + 8 > n:
                 raise _err("truncated skippable frame", p)
@@ -752,6 +757,6 @@ def decompress_bytearray(data, max_output=None, check=True):
     return out
 
 
-def decompress(data, max_output=None, check=True):
-    """Decompress all frames in data (bytes-like) and return bytes."""
-    return bytes(decompress_bytearray(data, max_output, check))
+def decompress(data, max_output=None, check=True, single=False):
+    """Decompress all frames in data (bytes-like) and return bytes (options: see decompress_bytearray)."""
+    return bytes(decompress_bytearray(data, max_output, check, single))
