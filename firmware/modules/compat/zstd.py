@@ -14,8 +14,11 @@ bits, so it stays a small int on 64-bit MicroPython); FSE and Huffman decoding a
 are bytearray slice copies into a preallocated output buffer."""
 
 import struct
+import sys
 
 from compat.xxhash import xxh64
+
+_MPY = sys.implementation.name == "micropython"
 
 
 class ZstdError(ValueError):
@@ -498,6 +501,10 @@ def _block(data, p, bend, out, op, lim, fstart, st):
         M = _M
         r1, r2, r3 = st[4]
         lln = mln = ofn = 0
+        # Copy sources: memoryview slices on MicroPython (no intermediate copy, ~10% faster there), plain
+        # slices on CPython (faster there). Only same-size slice stores: out is never resized meanwhile.
+        outv = memoryview(out) if _MPY else out
+        litv = memoryview(lits) if _MPY else lits
         for _ in range(nseq):
             ofc, ofb, ofn, ofm, ofl = OFT[sof]
             mlb, mlx, mlm, mln, mlnm, mll = MLT[sml]
@@ -563,18 +570,19 @@ def _block(data, p, bend, out, op, lim, fstart, st):
             if llb:
                 if lp + llb > nlit:
                     raise _err("sequence literals overrun", p)
-                out[op:op + llb] = lits[lp:lp + llb]
+                out[op:op + llb] = litv[lp:lp + llb]
                 op += llb
                 lp += llb
             src = op - r1
             if src < fstart:
                 raise _err("match offset beyond output start", p)
             if r1 >= mlb:
-                out[op:e] = out[src:src + mlb]
+                out[op:e] = outv[src:src + mlb]
             else:
                 out[op:e] = (bytes(out[src:op]) * (mlb // r1 + 1))[:mlb]
             op = e
         st[4] = (r1, r2, r3)
+        outv = litv = None
         # The last sequence's state update read bits that are not part of the stream: give them back.
         if nb + lln + mln + ofn + 32 * i != br.zb:
             raise _err("bad sequences bitstream (not fully consumed)", p)
