@@ -20,6 +20,15 @@ def testdata() -> str:
 # ---- end of diskfs fixtures --------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session", autouse=True)
+def zstddata() -> str:
+    from tests.zstdfixtures import build
+
+    path = str(build())
+    os.environ["CLOUDBOOT_ZSTDDATA"] = path
+    return path
+
+
 # Under CI the fuzz tests replay a fixed set of examples (a red CI must mean a regression, not bad luck);
 # run them locally without CI set to explore new inputs.
 try:

@@ -1,0 +1,69 @@
+"""compat.zstd on corrupted input (CPython, hypothesis): only ZstdError, bounded output, no hang."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compat.zstd import ZstdError, decompress
+
+LIMIT = 1 << 20
+
+
+def _corpus() -> list[bytes]:
+    rng = random.Random(7)
+    text = " ".join(rng.choice(["boot", "kernel", "initrd", "zstd", "frame", "block"]) for _ in range(6000)).encode()
+    blobs = [text, rng.randbytes(3000), bytes(5000) + b"abc" * 700, text[:200]]
+    out = []
+    for i, raw in enumerate(blobs):
+        opts = [["-1"], ["-19"], ["-3", "--no-check"], ["--ultra", "-22"]][i % 4]
+        out.append(subprocess.run(["zstd", "-q", "-c", *opts], input=raw, capture_output=True, check=True).stdout)
+    return out
+
+
+CORPUS = _corpus()
+# ZSTD_FUZZ_EXAMPLES=5000 explores harder locally; the default keeps the suite fast.
+FUZZ = settings(max_examples=int(os.environ.get("ZSTD_FUZZ_EXAMPLES", "300")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+def _check(data: bytes) -> None:
+    try:
+        out = decompress(data, max_output=LIMIT)
+    except ZstdError as exc:
+        assert " at byte " in str(exc)
+    else:
+        assert len(out) <= LIMIT
+
+
+@FUZZ
+@given(st.integers(0, len(CORPUS) - 1), st.lists(st.tuples(st.integers(0, 1 << 30), st.integers(1, 255)),
+                                                min_size=1, max_size=4))
+def test_flipped_bytes(which: int, flips: list[tuple[int, int]]) -> None:
+    data = bytearray(CORPUS[which])
+    for pos, mask in flips:
+        data[pos % len(data)] ^= mask
+    _check(bytes(data))
+
+
+@FUZZ
+@given(st.integers(0, len(CORPUS) - 1), st.integers(0, 1 << 30))
+def test_truncated(which: int, cut: int) -> None:
+    data = CORPUS[which]
+    cut %= len(data)
+    try:
+        decompress(data[:cut])
+    except ZstdError:
+        return
+    raise AssertionError("truncated input decoded")
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_garbage_after_magic(tail: bytes) -> None:
+    _check(b"\x28\xb5\x2f\xfd" + tail)
+    _check(b"\x28\xb5\x2f\xfd" + bytes((0x20, len(tail) & 0xFF)) + tail)
