@@ -116,15 +116,20 @@ def test_bls_menu_key_chooses_older_entry(tmp_path, machine, key: bytes) -> None
     assert m.wait(120) == 0
 
 
-def _ext4_disk(tmp_path, arch: str, fstype: str = "ext4"):
-    """A GPT disk whose partition 2 holds a Debian-style /boot (made by mkfs.ext4 -d / mkfs.btrfs --rootdir)."""
+def _ext4_disk(tmp_path, arch: str, fstype: str = "ext4", zstd: bool = False):
+    """A GPT disk whose partition 2 holds a Debian-style /boot (made by mkfs.ext4 -d / mkfs.btrfs --rootdir);
+    with `zstd` the kernel file is zstd-compressed (as distros that compress vmlinuz ship it)."""
     import shutil
     import subprocess
 
     g = guest(arch)
     tree = tmp_path / "root"
     (tree / "boot").mkdir(parents=True)
-    shutil.copyfile(g.kernel, tree / "boot/vmlinuz-6.12.117-cloud")
+    if zstd:
+        subprocess.run(["zstd", "-q", "-19", "-o", str(tree / "boot/vmlinuz-6.12.117-cloud"), str(g.kernel)],
+                       check=True)
+    else:
+        shutil.copyfile(g.kernel, tree / "boot/vmlinuz-6.12.117-cloud")
     shutil.copyfile(g.initrd, tree / "boot/initrd.img-6.12.117-cloud")
     (tree / "boot/vmlinuz-6.1.0-9-cloud").write_bytes(b"an older kernel that must not be chosen")
     fs = tmp_path / "root.ext4"
@@ -149,10 +154,13 @@ def _ext4_disk(tmp_path, arch: str, fstype: str = "ext4"):
     return disk
 
 
-@pytest.mark.parametrize(("arch", "fstype"), [("x86_64", "ext4"), ("aarch64", "ext4"), ("x86_64", "btrfs")])
+@pytest.mark.parametrize(("arch", "fstype"), [("x86_64", "ext4"), ("aarch64", "ext4"), ("riscv64", "ext4"),
+                                            ("loongarch64", "ext4"), ("x86_64", "btrfs")])
 def test_cascade_boots_newest_kernel_from_disk(tmp_path, machine, arch: str, fstype: str) -> None:
+    zstd = fstype.endswith("-zstd")
+    fstype = fstype.removesuffix("-zstd")
     m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl",
-                disks=[_ext4_disk(tmp_path, arch, fstype)], extra=["-no-reboot"])
+                disks=[_ext4_disk(tmp_path, arch, fstype, zstd)], extra=["-no-reboot"])
     repl = Repl(m)
     repl.wait_banner(120)
     cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker=ext4-{arch}"
@@ -161,6 +169,8 @@ def test_cascade_boots_newest_kernel_from_disk(tmp_path, machine, arch: str, fst
     m.expect("found /boot/vmlinuz-6.12.117-cloud", 120)
     m.expect(f"({fstype} 'debroot')", 10)
     m.expect("choosing 6.12.117-cloud", 60)
+    if zstd:
+        m.expect("unpacked zstd kernel", 240)
     m.expect(MARKER, 240)
     assert f"cb.marker=ext4-{arch}" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
     assert m.wait(120) == 0

@@ -1,7 +1,7 @@
 """Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load, reboot(KEXEC).
 
 EFI zboot (REFERENCE.md §5.1): `MZ`, `zimg` at 4, payload offset u32 at 8, size u32 at 12, compression
-name NUL-padded at 24; gzip is unpacked with zlib, zstd with Python's compression.zstd (3.14+)."""
+name NUL-padded at 24; gzip is unpacked with zlib, zstd with the portable compat.zstd."""
 
 from __future__ import annotations
 
@@ -61,13 +61,10 @@ def unwrap_zboot(path: str, out_path: str) -> str:
         except zlib.error as exc:
             raise InitError(f"{path}: EFI zboot gzip payload is corrupt: {exc}") from None
     elif kind == "zstd":
+        from compat import zstd
+
         try:
-            from compression import zstd  # Python 3.14+
-        except ImportError:
-            raise InitError(f"{path}: EFI zboot with zstd needs Python 3.14's compression.zstd; this init runs "
-                            "an older Python") from None
-        try:
-            data = zstd.decompress(payload)
+            data = zstd.decompress_bytearray(payload, max_output=1 << 30, single=True)
         except zstd.ZstdError as exc:
             raise InitError(f"{path}: EFI zboot zstd payload is corrupt: {exc}") from None
     else:
