@@ -459,6 +459,7 @@ IMAGES = {
     "btrfs-sha256.img": (btrfs, ("tree", 200 * MiB, "--csum", "sha256", "-m", "dup")),
     "btrfs-blake2.img": (btrfs, ("tree", 200 * MiB, "--csum", "blake2", "-M")),
     "btrfs-many.img": (btrfs, ("many", 200 * MiB)),
+    "btrfs-mixed-dup.img": (btrfs, ("tree", 200 * MiB, "-M", "-d", "dup", "-m", "dup")),  # two copies of data
     "btrfs-big.img": (btrfs_convert, ()),
     "btrfs-subvol.img": (btrfs_subvol, ()),
     "btrfs-raid1.img": (btrfs_multi, ("raid1", "raid1", 2)),
