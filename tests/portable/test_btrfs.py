@@ -2,7 +2,6 @@
 multi-device mkfs.btrfs sets (tests/portable/images.py), checked against the source tree; degraded RAID reads,
 mirrors used when a copy is corrupt, and the parity arithmetic. CPython (pytest) and the MicroPython unix port."""
 
-import itertools
 import os
 import struct
 
@@ -15,6 +14,14 @@ from diskfs.checksum import crc32c
 from diskfs.lzo import btrfs_lzo, lzo1x_decompress
 
 KERNEL = "/boot/vmlinuz-6.1.0-9-amd64"
+
+
+def combinations(items, k):
+    """itertools.combinations (MicroPython has no itertools)."""
+    items = list(items)
+    if k == 0:
+        return [()]
+    return [(items[i],) + rest for i in range(len(items)) for rest in combinations(items[i + 1:], k - 1)]
 
 
 def _zstd_decoder():
@@ -122,7 +129,7 @@ def test_multi_device_sets_and_degraded_reads():
         assert fs.listdir("/") == []
         items = _every_item(fs)
         for k in range(1, tolerance + 1):
-            for drop in itertools.combinations(range(count), k):
+            for drop in combinations(range(count), k):
                 fs = _raid(name, count, drop)
                 assert fs.missing_devices() == k
                 assert _every_item(fs) == items and fs.listdir("/") == [], (name, drop)
@@ -244,6 +251,6 @@ def test_raid6_arithmetic():
         others = dict((i, d) for i, d in enumerate(data) if i != x)
         assert raid.recover_one_p(others.values(), p) == data[x]
         assert raid.recover_one_q(x, others, q) == data[x]
-    for x, y in itertools.combinations(range(4), 2):
+    for x, y in combinations(range(4), 2):
         others = dict((i, d) for i, d in enumerate(data) if i not in (x, y))
         assert raid.recover_two(x, y, others, p, q) == (data[x], data[y])
