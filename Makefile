@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 CB     := $(VENV)/bin/cloud-boot
 STAMP  := $(VENV)/.installed
 
-.PHONY: all deps firmware iso test unit bench run lint clean
+.PHONY: all deps firmware iso test unit bench run lint clean fuzz
 all: iso
 
 $(STAMP): pyproject.toml
@@ -44,6 +44,11 @@ bench: $(STAMP)
 	$(CB) deps
 	$(CB) firmware --arch all
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The filesystem mutation fuzzer, long: FUZZ_SECONDS per filesystem (ext4, XFS, btrfs), default 600.
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check host harness firmware/modules tests bench

@@ -369,6 +369,37 @@ def gpt_disk(out: Path, trees: dict[str, Path]) -> None:
     (out.parent / (out.stem + ".json")).write_text(_sh("sfdisk", "-J", out))  # the oracle for GUIDs and names
 
 
+def _sparse_copy(src: Path, dst, offset: int) -> None:
+    """Copy src into dst at offset, seeking over all-zero MiBs (the images are mostly empty)."""
+    with open(src, "rb") as f:
+        pos = 0
+        while chunk := f.read(MiB):
+            if chunk.count(0) != len(chunk):
+                dst.seek(offset + pos)
+                dst.write(chunk)
+            pos += len(chunk)
+
+
+def gpt_multi(out: Path, trees: dict[str, Path]) -> None:
+    """GPT with an ext4 (partition 1, 'boot'), an XFS (2, 'root') and a btrfs (3, 'home') partition, each holding
+    the basic tree (for `cloud-boot fs`)."""
+    parts = [("ext4", 40, ext4, ("tree", 40 * MiB, "-b", "4096")), ("xfs", 300, xfs, ("tree", 300 * MiB)),
+             ("btrfs", 200, btrfs, ("tree", 200 * MiB))]
+    _blank(out, (1 + sum(size for _, size, _, _ in parts) + 1) * MiB)
+    cmd = ["sgdisk", "-U", "22222222-3333-4444-5555-666666666666"]
+    for i, (_, size, _, _) in enumerate(parts, 1):
+        cmd += ["-n", f"{i}:0:+{size}M", "-t", f"{i}:8300", "-c", f"{i}:{('boot', 'root', 'home')[i - 1]}"]
+    _sh(*cmd, out)
+    with open(out, "r+b") as f:
+        start = 2048 * 512
+        for name, size, fn, args in parts:
+            part = out.parent / f"{out.stem}-{name}.img"
+            fn(part, trees, *args)
+            _sparse_copy(part, f, start)
+            part.unlink()
+            start += size * MiB
+
+
 def gpt_backup_only(out: Path, trees: dict[str, Path]) -> None:
     """The GPT disk with its primary header smashed: the backup must be used."""
     shutil.copyfile(out.parent / "gpt-disk.img", out)
@@ -459,6 +490,7 @@ IMAGES = {
     "btrfs-sha256.img": (btrfs, ("tree", 200 * MiB, "--csum", "sha256", "-m", "dup")),
     "btrfs-blake2.img": (btrfs, ("tree", 200 * MiB, "--csum", "blake2", "-M")),
     "btrfs-many.img": (btrfs, ("many", 200 * MiB)),
+    "btrfs-mixed-dup.img": (btrfs, ("tree", 200 * MiB, "-M", "-d", "dup", "-m", "dup")),  # two copies of data
     "btrfs-big.img": (btrfs_convert, ()),
     "btrfs-subvol.img": (btrfs_subvol, ()),
     "btrfs-raid1.img": (btrfs_multi, ("raid1", "raid1", 2)),
@@ -468,6 +500,7 @@ IMAGES = {
     "btrfs-raid0.img": (btrfs_multi, ("raid0", "raid1c3", 3)),
     "gpt-disk.img": (gpt_disk, ()),
     "gpt-backup.img": (gpt_backup_only, ()),
+    "gpt-multi.img": (gpt_multi, ()),
     "mbr-disk.img": (mbr_disk, ()),
     "vfat.img": (vfat, ()),
     "luks1.img": (luks, ("luks1",)),

@@ -17,7 +17,7 @@ def test_xfs_v5_and_v4():
         fstree.check_tree(fs, "tree", hardlinks=False)
 
 
-def test_btrfs_single_device():
+def test_btrfs_single_device_basic():
     fs = fstree.fs("btrfs.img")
     assert fs.default_subvol == 5
     fstree.check_tree(fs, "tree")  # inline and regular extents, holes, symlinks, hard links

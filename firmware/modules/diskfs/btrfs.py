@@ -1,22 +1,66 @@
-"""btrfs, read-only, one device: superblock, sys_chunk_array and chunk tree (SINGLE/DUP profiles), root tree,
-subvolumes (entries that point into another subvolume are followed) and the default subvolume, inline,
-regular and prealloc extents with holes, zlib compression. Little-endian on disk.
+"""btrfs, read-only. Little-endian on disk.
 
-Multi-device profiles, lzo and zstd are refused by name (on the list for the next round)."""
+Superblock (checksum verified; the mirrors at 64 MiB and 256 GiB are used when the primary is bad),
+sys_chunk_array and chunk tree; every profile: SINGLE, DUP, RAID0/1/10/5/6, RAID1C3/C4, over the devices of
+one fsid (`devices=`: other devices to search). Reads survive missing devices where the profile has the
+redundancy (one on RAID1/10/5, two on RAID6/RAID1C3, three on RAID1C4): mirrors are tried in turn and RAID5/6
+stripes are rebuilt from P (XOR) or Q (GF(2^8), polynomial 0x11d). Tree blocks are checked (checksum, bytenr,
+fsid, level) and a bad copy is retried from the other copies; data checksums (crc32c, xxhash64, sha256, blake2b)
+are verified the same way when `verify_data` (default: on CPython; blake2b only where hashlib has it).
+
+Trees of any depth (binary search inside nodes, a small node cache), subvolumes (directory entries that lead
+into another subvolume are followed) and the default subvolume (openSUSE's @/.snapshots/N/snapshot), or a
+named one (`subvol=` path or id); inline, regular and prealloc extents and holes (NO_HOLES too); zlib, lzo and
+(where a decoder exists) zstd compression.
+"""
 
 import struct
+import sys
 
+from diskfs.checksum import crc32c, crc32c_raw, xxhash64
 from diskfs.errors import Corrupt, NotFound, Unsupported
-from diskfs.fsbase import FsBase
+from diskfs.fsbase import FsBase, InodeBase, zero_fill
 
 MAGIC = b"_BHRfS_M"
 SUPER = 0x10000
-INODE_ITEM, ROOT_ITEM, DIR_ITEM, DIR_INDEX, EXTENT_DATA, CHUNK_ITEM = 1, 132, 84, 96, 108, 228
-FS_TREE, ROOT_TREE_DIR = 5, 6
-S_IFMT, S_IFDIR, S_IFLNK = 0o170000, 0o040000, 0o120000
-BG_RAID = 0x8 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400  # RAID0/1/10/5/6/1C3/1C4
-MAX_LEVEL = 8
+SUPER_MIRRORS = (0x10000, 0x4000000, 0x4000000000)
+INODE_ITEM, ROOT_ITEM, DIR_ITEM, DIR_INDEX, EXTENT_DATA = 1, 132, 84, 96, 108
+ROOT_BACKREF, EXTENT_CSUM, CHUNK_ITEM = 144, 128, 228
+FS_TREE, CSUM_TREE, ROOT_TREE_DIR, FIRST_FREE = 5, 7, 6, 256
+CSUM_OBJECTID = (1 << 64) - 10
+HEADER = 101
 KEY_SIZE = 17
+MAX_LEVEL = 7  # BTRFS_MAX_LEVEL - 1
+MAX_KEY = ((1 << 64) - 1, 255, (1 << 64) - 1)
+CACHE_BYTES = 2 << 20  # per cache generation (two of them)
+
+# block group profiles
+BG_DATA, BG_SYSTEM, BG_METADATA = 0x1, 0x2, 0x4
+RAID0, RAID1, DUP, RAID10, RAID5, RAID6, RAID1C3, RAID1C4 = 0x8, 0x10, 0x20, 0x40, 0x80, 0x100, 0x200, 0x400
+PROFILES = RAID0 | RAID1 | DUP | RAID10 | RAID5 | RAID6 | RAID1C3 | RAID1C4
+
+CSUMS = {0: ("crc32c", 4), 1: ("xxhash64", 8), 2: ("sha256", 32), 3: ("blake2b", 32)}
+COMPRESSION = {1: "zlib", 2: "lzo", 3: "zstd"}
+INODE_NODATASUM = 0x1
+
+INCOMPAT = {  # bit: (name, readable, why)
+    0x1: ("mixed_backref", True, "back references live in the extent tree, which reading does not need"),
+    0x2: ("default_subvol", True, "the default subvolume is read from the root tree's 'default' entry"),
+    0x4: ("mixed_groups", True, "data and metadata sharing chunks map the same way"),
+    0x8: ("compress_lzo", True, "lzo extents are decoded here"),
+    0x10: ("compress_zstd", True, "zstd extents are decoded where a zstd decoder exists (else per file)"),
+    0x20: ("big_metadata", True, "tree blocks larger than a page are read whole"),
+    0x40: ("extended_iref", True, "inode back references are not read"),
+    0x80: ("raid56", True, "RAID5/6 chunks are mapped and rebuilt from parity"),
+    0x100: ("skinny_metadata", True, "extent tree item shapes, not read"),
+    0x200: ("no_holes", True, "missing extent items read as holes"),
+    0x400: ("metadata_uuid", True, "tree blocks carry the metadata UUID"),
+    0x800: ("raid1c34", True, "3- and 4-copy mirrors"),
+    0x1000: ("zoned", False, "superblocks live in log zones, which are not read"),
+    0x2000: ("extent_tree_v2", False, "a different tree layout"),
+    0x4000: ("raid_stripe_tree", False, "logical to physical mapping through the stripe tree"),
+    0x10000: ("simple_quota", True, "quota accounting, not read"),
+}
 
 
 def _key(buf, pos):
@@ -31,124 +75,581 @@ def _text(raw, what):
         raise Corrupt("%s is not valid UTF-8" % what) from None
 
 
-class Inode:
-    def __init__(self, tree, number, mode, size):
-        self.tree, self.number, self.mode, self.size = tree, number, mode, size
+def name_hash(name):
+    """btrfs's directory name hash (crc32c seeded with ~1, no final inversion)."""
+    return crc32c_raw(0xFFFFFFFE, name)
 
-    def is_dir(self):
-        return self.mode & S_IFMT == S_IFDIR
 
-    def is_symlink(self):
-        return self.mode & S_IFMT == S_IFLNK
+def _default_verify_data():
+    return sys.implementation.name != "micropython"
+
+
+class Inode(InodeBase):
+    """An inode of one subvolume (`tree`: (root block, level, subvolume id))."""
+
+    def __init__(self, tree, number, data):
+        self.tree, self.number = tree, number
+        self.size = struct.unpack_from("<Q", data, 16)[0]
+        self.nlink, self.uid, self.gid, self.mode = struct.unpack_from("<IIII", data, 40)
+        self.flags = struct.unpack_from("<Q", data, 64)[0]
+        self.mtime = struct.unpack_from("<q", data, 136)[0]
+
+
+class Chunk:
+    """One chunk: logical [start, start + length) mapped to stripes [(devid, physical)]."""
+
+    def __init__(self, start, length, stripe_len, ctype, stripes, sub_stripes):
+        self.start, self.length, self.stripe_len, self.type = start, length, stripe_len, ctype
+        self.stripes, self.sub_stripes = stripes, sub_stripes
+        n = len(stripes)
+        if ctype & RAID5:
+            self.copies, self.parity = 2, 1
+        elif ctype & RAID6:
+            self.copies, self.parity = 3, 2
+        elif ctype & (DUP | RAID1 | RAID1C3 | RAID1C4):
+            self.copies, self.parity = n, 0
+        elif ctype & RAID10:
+            self.copies, self.parity = sub_stripes, 0
+        else:
+            self.copies, self.parity = 1, 0
 
 
 class Btrfs(FsBase):
-    """A single-device btrfs filesystem."""
+    """A btrfs filesystem over one or more devices."""
 
     TYPE = "btrfs"
 
-    def __init__(self, dev, devices=None, verify=True):
-        """`devices`: other devices that may hold the rest of a multi-device filesystem (not read yet)."""
+    def __init__(self, dev, devices=None, verify=True, verify_data=None, subvol=None):
+        """`devices`: other devices that may hold the rest of a multi-device filesystem (found by fsid);
+        `subvol`: a subvolume id or path (from the top level) to use instead of the default subvolume."""
         self.dev, self.verify = dev, verify
-        sb = dev.read(SUPER, 4096)
-        if sb[0x40:0x48] != MAGIC:
-            raise Corrupt("%s: no btrfs superblock at 64 KiB" % dev.name)
+        self.verify_data = _default_verify_data() if verify_data is None else verify_data
+        self._extra = devices
+        sb = self._superblock(dev)
         self.fsid = sb[0x20:0x30]
         self.uuid = self.fsid
+        self.generation = struct.unpack_from("<Q", sb, 0x48)[0]
         root, chunk_root = struct.unpack_from("<QQ", sb, 0x50)
         self.num_devices = struct.unpack_from("<Q", sb, 0x88)[0]
         self.sectorsize, self.nodesize = struct.unpack_from("<II", sb, 0x90)
         sys_size = struct.unpack_from("<I", sb, 0xA0)[0]
+        self.incompat = struct.unpack_from("<Q", sb, 0xBC)[0]
+        self.csum_type = struct.unpack_from("<H", sb, 0xC4)[0]
         self.label = _text(sb[0x12B:0x12B + 256].split(b"\0")[0], "%s: btrfs label" % dev.name)
-        if self.num_devices != 1:
-            raise Unsupported("%s: btrfs with %d devices (multi-device is not read yet)" % (dev.name,
-                                                                                          self.num_devices))
-        if not 4096 <= self.nodesize <= 65536 or sys_size > 2048:
-            raise Corrupt("%s: implausible btrfs superblock" % dev.name)
-        self.chunks = []  # (logical, length, physical)
+        self.metadata_uuid = sb[0x23B:0x24B] if self.incompat & 0x400 else self.fsid
+        if not 4096 <= self.nodesize <= 65536 or self.nodesize & (self.nodesize - 1) or sys_size > 2048 \
+                or not 512 <= self.sectorsize <= 65536 or self.sectorsize & (self.sectorsize - 1) \
+                or not 1 <= self.num_devices <= 1024:
+            raise Corrupt("%s: implausible btrfs superblock (nodesize %d, sectorsize %d, %d devices)"
+                          % (dev.name, self.nodesize, self.sectorsize, self.num_devices), "btrfs superblock", SUPER)
+        for bit in range(64):
+            if self.incompat & (1 << bit):
+                name, ok, why = INCOMPAT.get(1 << bit, ("bit %d" % bit, False, "unknown"))
+                if not ok:
+                    raise Unsupported("%s: btrfs incompat feature %s (0x%x): %s" % (dev.name, name, 1 << bit, why),
+                                      name)
+        self.devs = {struct.unpack_from("<Q", sb, 0xC9)[0]: dev}
+        self._find_devices(devices or ())
+        self.chunks, self._starts = [], {}
+        self._last = None
+        self._cache, self._old = {}, {}
+        self._extent_cache = (None, None)
         arr = sb[0x32B:0x32B + sys_size]
         pos = 0
         while pos < len(arr):
-            pos = self._add_chunk(arr, pos + KEY_SIZE, _key(arr, pos)[2])
-        for key, data in self._items(chunk_root, sb[0xC7], (256, CHUNK_ITEM, 0), (256, CHUNK_ITEM, 1 << 64)):
-            self._add_chunk(data, 0, key[2])
-        self.root_tree = (root, sb[0xC6])
-        self.default_subvol = self._default_subvolume()
-        self.fs_root = self._subvol_root(self.default_subvol)
+            if pos + KEY_SIZE > len(arr):
+                raise Corrupt("%s: truncated sys_chunk_array" % dev.name, "btrfs sys_chunk_array", SUPER + 0x32B)
+            key = _key(arr, pos)
+            if key[1] != CHUNK_ITEM:
+                raise Corrupt("%s: sys_chunk_array item of type %d" % (dev.name, key[1]), "btrfs sys_chunk_array",
+                              SUPER + 0x32B + pos)
+            pos = self._add_chunk(arr, pos + KEY_SIZE, key[2], len(arr))
+        for key, data in self._range((chunk_root, sb[0xC7]), (256, CHUNK_ITEM, 0), (256, CHUNK_ITEM + 1, 0)):
+            self._add_chunk(data, 0, key[2], len(data))
+        self.chunks.sort(key=lambda c: c.start)
+        self.root_tree = (root, sb[0xC6], 1)
+        self._csum_root = None
+        if subvol is None:
+            self.default_subvol = self._default_subvolume()
+            self.subvol = self.default_subvol
+        else:
+            self.default_subvol = self._default_subvolume()
+            self.subvol = self._resolve_subvol(subvol)
+        self.fs_root = self._subvol_root(self.subvol)
 
-    def _add_chunk(self, buf, pos, logical):
-        if pos + 48 > len(buf):
-            raise Corrupt("%s: truncated chunk item" % self.dev.name)
-        length, _, _, ctype = struct.unpack_from("<QQQQ", buf, pos)
-        num_stripes = struct.unpack_from("<H", buf, pos + 44)[0]
-        if ctype & BG_RAID:
-            raise Unsupported("%s: btrfs chunk profile 0x%x (RAID) is not read yet" % (self.dev.name, ctype))
-        if not num_stripes or pos + 48 + 32 * num_stripes > len(buf):
-            raise Corrupt("%s: chunk at %d has %d stripes" % (self.dev.name, logical, num_stripes))
-        physical = struct.unpack_from("<Q", buf, pos + 48 + 8)[0]  # stripe 0 (DUP: both copies are equal)
-        self.chunks.append((logical, length, physical))
+    # ---- superblock and devices ----
+    def _superblock(self, dev, devid=None):
+        """The newest valid superblock copy on dev (Corrupt when none is)."""
+        best = None
+        errors = []
+        for off in SUPER_MIRRORS:
+            if off + 4096 > dev.size:
+                break
+            sb = dev.read(off, 4096)
+            if sb[0x40:0x48] != MAGIC:
+                errors.append("no magic at %d" % off)
+                continue
+            if struct.unpack_from("<Q", sb, 0x30)[0] != off:
+                errors.append("copy at %d names byte %d" % (off, struct.unpack_from("<Q", sb, 0x30)[0]))
+                continue
+            ctype = struct.unpack_from("<H", sb, 0xC4)[0]
+            if self.verify and ctype in CSUMS and not self._csum_ok(ctype, sb[0x20:], sb[:32]):
+                errors.append("bad checksum at %d" % off)
+                continue
+            if best is None or struct.unpack_from("<Q", sb, 0x48)[0] > struct.unpack_from("<Q", best, 0x48)[0]:
+                best = sb
+            if off == SUPER:
+                break  # the primary is good: the kernel uses it
+        if best is None:
+            raise Corrupt("%s: no valid btrfs superblock (%s)" % (dev.name, "; ".join(errors)), "btrfs superblock",
+                          SUPER)
+        ctype = struct.unpack_from("<H", best, 0xC4)[0]
+        if ctype not in CSUMS:
+            raise Unsupported("%s: btrfs checksum type %d" % (dev.name, ctype), "btrfs csum %d" % ctype)
+        return best
+
+    def _find_devices(self, devices):
+        for d in devices:
+            if isinstance(d, str):
+                from diskfs.blockdev import FileDevice
+
+                try:
+                    d = FileDevice(d)
+                except NotFound:
+                    continue
+            if d is self.dev or d.size < SUPER + 4096:
+                continue
+            try:
+                sb = self._superblock(d)
+            except (Corrupt, Unsupported):
+                continue
+            if sb[0x20:0x30] == self.fsid:
+                self.devs.setdefault(struct.unpack_from("<Q", sb, 0xC9)[0], d)
+
+    def missing_devices(self):
+        """How many of the filesystem's devices were not found."""
+        return max(0, self.num_devices - len(self.devs))
+
+    # ---- checksums ----
+    def _csum_ok(self, ctype, data, want):
+        got = self._csum(ctype, data)
+        return got is None or got == bytes(want[:len(got)])
+
+    def _hasher(self):
+        """A function data -> stored checksum for this filesystem's type (the hot path of data verification)."""
+        if self.csum_type == 0:
+            from diskfs.checksum import _accelerated
+
+            fast = _accelerated()
+            if fast:
+                pack = struct.pack
+                return lambda data: pack("<I", fast(data))
+        ctype = self.csum_type
+        return lambda data: self._csum(ctype, data)
+
+    def _csum(self, ctype, data):
+        """The checksum of data as stored (None when this runtime cannot compute it)."""
+        if ctype == 0:
+            return struct.pack("<I", crc32c(data))
+        if ctype == 1:
+            return struct.pack("<Q", xxhash64(data))
+        import hashlib
+
+        if ctype == 2:
+            return hashlib.sha256(data).digest()
+        try:
+            return hashlib.blake2b(data, digest_size=32).digest()
+        except (AttributeError, TypeError):  # MicroPython's hashlib has no blake2b: not verified
+            return None
+
+    # ---- chunks and logical addresses ----
+    def _add_chunk(self, buf, pos, logical, end):
+        if pos + 48 > end:
+            raise Corrupt("%s: truncated chunk item at logical %d" % (self.dev.name, logical), "btrfs chunk item")
+        length, _, stripe_len, ctype = struct.unpack_from("<QQQQ", buf, pos)
+        num_stripes, sub_stripes = struct.unpack_from("<HH", buf, pos + 44)
+        if not num_stripes or pos + 48 + 32 * num_stripes > end:
+            raise Corrupt("%s: chunk at logical %d has %d stripes" % (self.dev.name, logical, num_stripes),
+                          "btrfs chunk item")
+        stripes = [struct.unpack_from("<QQ", buf, pos + 48 + 32 * i) for i in range(num_stripes)]
+        prof = ctype & PROFILES
+        bad = not length or not stripe_len or stripe_len & (stripe_len - 1) or stripe_len > (1 << 30)
+        if prof & (prof - 1):
+            bad = True
+        elif prof == RAID10:
+            bad = bad or sub_stripes < 2 or num_stripes % sub_stripes or num_stripes < sub_stripes
+        elif prof == RAID5:
+            bad = bad or num_stripes < 2
+        elif prof == RAID6:
+            bad = bad or num_stripes < 3
+        elif prof == 0 and num_stripes != 1:
+            bad = True
+        if bad:
+            raise Corrupt("%s: chunk at logical %d: profile 0x%x, %d stripes, stripe length %d" % (
+                self.dev.name, logical, ctype, num_stripes, stripe_len), "btrfs chunk item")
+        if logical not in self._starts:  # system chunks are in both places
+            self._starts[logical] = True
+            self.chunks.append(Chunk(logical, length, stripe_len, ctype, stripes, sub_stripes))
+        self._last = None
         return pos + 48 + 32 * num_stripes
 
-    def physical(self, logical, length):
-        for start, size, phys in self.chunks:
-            if start <= logical and logical + length <= start + size:
-                return phys + logical - start
-        raise Corrupt("%s: logical address %d is not mapped by any chunk" % (self.dev.name, logical))
+    def _chunk(self, logical):
+        c = self._last
+        if c is not None and c.start <= logical < c.start + c.length:
+            return c
+        chunks = self.chunks
+        lo, hi = 0, len(chunks)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if chunks[mid].start <= logical:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo and logical < chunks[lo - 1].start + chunks[lo - 1].length:
+            self._last = chunks[lo - 1]
+            return self._last
+        raise Corrupt("%s: logical address %d is not mapped by any chunk" % (self.dev.name, logical),
+                      "btrfs chunk map")
 
-    def _node(self, logical):
-        return self.dev.read(self.physical(logical, self.nodesize), self.nodesize)
+    def _stripe_read(self, devid, phys, mv):
+        """Read from one device; False when that device is missing."""
+        d = self.devs.get(devid)
+        if d is None:
+            return False
+        d.readinto(phys, mv)
+        return True
 
-    def _items(self, logical, level, lo, hi, depth=0):
-        """(key, data) of every item with lo <= key < hi in the tree rooted at `logical`, in key order."""
-        if depth > MAX_LEVEL:
-            raise Corrupt("%s: btrfs tree deeper than %d levels" % (self.dev.name, MAX_LEVEL))
-        node = self._node(logical)
-        nritems, nlevel = struct.unpack_from("<IB", node, 96)
+    def _piece(self, chunk, off, mv, copy):
+        """Fill mv from chunk offset `off` (inside one stripe unit) using copy number `copy` (0 is the plain one;
+        on RAID5/6, 1 is rebuilt from P and 2 from Q). False when that copy cannot be read at all."""
+        stripes, slen = chunk.stripes, chunk.stripe_len
+        n = len(stripes)
+        prof = chunk.type & PROFILES
+        if chunk.parity:
+            ndata = n - chunk.parity
+            row, within = divmod(off, slen * ndata)
+            index, soff = divmod(within, slen)
+            rot = row % n
+            base = row * slen + soff
+
+            def loc(i):  # device slot of data stripe i (ndata is P, ndata + 1 is Q)
+                return stripes[(rot + i) % n]
+
+            if copy == 0:
+                dv, ph = loc(index)
+                if self._stripe_read(dv, ph + base, mv):
+                    return True
+            return self._rebuild(chunk, loc, index, base, mv, copy)
+        if prof == RAID0 or prof == RAID10:
+            sub = chunk.sub_stripes if prof == RAID10 else 1
+            nr, soff = divmod(off, slen)
+            groups = n // sub
+            row, group = divmod(nr, groups)
+            cands = [stripes[group * sub + k] for k in range(sub)]
+            base = row * slen + soff
+        else:  # SINGLE, DUP, RAID1, RAID1C3/C4: every stripe is a whole copy
+            cands = stripes
+            base = off
+        k = len(cands)
+        if copy >= k:
+            return False
+        for j in range(k):
+            dv, ph = cands[(copy + j) % k]
+            if self._stripe_read(dv, ph + base, mv):
+                return True
+        return False
+
+    def _rebuild(self, chunk, loc, index, base, mv, copy):
+        """Data stripe `index` of a RAID5/6 row from the others and parity."""
+        from diskfs import raid
+
+        n = len(chunk.stripes)
+        ndata = n - chunk.parity
+        length = len(mv)
+        rows = {}
+        for i in range(n):
+            if i == index:
+                continue
+            dv, ph = loc(i)
+            buf = bytearray(length)
+            if self._stripe_read(dv, ph + base, buf):
+                rows[i] = bytes(buf)
+        others = dict((i, d) for i, d in rows.items() if i < ndata)
+        missing = [i for i in range(ndata) if i != index and i not in others]
+        p, q = rows.get(ndata), rows.get(ndata + 1)
+        if copy == 2:
+            p = None  # the Q-only rebuild: another answer to check against the checksum
+        elif copy == 1 and chunk.parity == 2:
+            q = None if not missing else q
+        out = None
+        if not missing and p is not None:
+            out = raid.recover_one_p(others.values(), p)
+        elif not missing and q is not None:
+            out = raid.recover_one_q(index, others, q)
+        elif len(missing) == 1 and p is not None and q is not None:
+            x, y = sorted((index, missing[0]))
+            dx, dy = raid.recover_two(x, y, others, p, q)
+            out = dx if index == x else dy
+        if out is None:
+            return False
+        mv[:] = out
+        return True
+
+    def read_logical(self, logical, mv, copy=0):
+        """Fill mv with the bytes at a logical address (copy: which mirror or rebuild to use)."""
+        pos, total = 0, len(mv)
+        while pos < total:
+            chunk = self._chunk(logical + pos)
+            off = logical + pos - chunk.start
+            n = min(total - pos, chunk.length - off)
+            if chunk.type & PROFILES & ~DUP & ~RAID1 & ~RAID1C3 & ~RAID1C4:
+                n = min(n, chunk.stripe_len - off % chunk.stripe_len)
+            if not self._piece(chunk, off, mv[pos:pos + n], copy):
+                if copy:
+                    return False
+                raise NotFound("%s: btrfs logical %d (%d bytes) is on missing devices (%d of %d found)"
+                               % (self.dev.name, logical + pos, n, len(self.devs), self.num_devices))
+            pos += n
+        return True
+
+    def copies(self, logical):
+        return self._chunk(logical).copies
+
+    def _read_checked(self, logical, length, check, what):
+        """bytes at logical that pass check(buf) (every copy tried in turn), else Corrupt."""
+        buf = bytearray(length)
+        mv = memoryview(buf)
+        ncopies = self.copies(logical)
+        problem = None
+        for copy in range(ncopies):
+            try:
+                if not self.read_logical(logical, mv, copy):
+                    continue
+            except NotFound as exc:
+                problem = str(exc)
+                continue
+            problem = check(buf)
+            if problem is None:
+                return buf
+        raise Corrupt("%s: %s at logical %d: %s" % (self.dev.name, what, logical, problem), what, logical)
+
+    # ---- trees ----
+    def _node(self, logical, level):
+        node = self._cache.get(logical)
+        if node is None:
+            node = self._old.get(logical)
+            if node is not None:
+                self._keep(logical, node)
+        if node is None:
+            def check(buf):
+                if struct.unpack_from("<Q", buf, 0x30)[0] != logical:
+                    return "header names block %d" % struct.unpack_from("<Q", buf, 0x30)[0]
+                if bytes(buf[0x20:0x30]) != bytes(self.metadata_uuid):
+                    return "belongs to another filesystem"
+                if self.verify and not self._csum_ok(self.csum_type, memoryview(buf)[0x20:], buf[:32]):
+                    return "checksum mismatch"
+                return None
+
+            node = bytes(self._read_checked(logical, self.nodesize, check, "btrfs tree block"))
+            self._keep(logical, node)
+        nritems, nlevel = struct.unpack_from("<IB", node, 0x60)
         if nlevel != level:
-            raise Corrupt("%s: btrfs node %d has level %d, expected %d" % (self.dev.name, logical, nlevel, level))
+            raise Corrupt("%s: btrfs tree block %d has level %d, expected %d" % (self.dev.name, logical, nlevel,
+                                                                                  level), "btrfs tree block", logical)
+        if HEADER + (25 if level == 0 else 33) * nritems > len(node):
+            raise Corrupt("%s: btrfs tree block %d: %d items overflow it" % (self.dev.name, logical, nritems),
+                          "btrfs tree block", logical)
+        return node, nritems
+
+    def _keep(self, logical, node):
+        """Cache a tree block: two generations (the older one dropped when the newer fills), each at most
+        CACHE_BYTES, so recently used blocks (the top of every tree) stay."""
+        if len(self._cache) * self.nodesize >= CACHE_BYTES:
+            self._old = self._cache
+            self._cache = {}
+        self._cache[logical] = node
+
+    def _iter(self, tree, key, floor=False):
+        """(key, data) of every item with key >= `key` in the tree (with floor: from the last item <= key),
+        in key order; the caller stops when it has seen enough."""
+        root, level = tree[0], tree[1]
+        if level > MAX_LEVEL:
+            raise Corrupt("%s: btrfs tree of level %d" % (self.dev.name, level), "btrfs tree", root)
+        stack = []
+        logical = root
+        while True:
+            node, n = self._node(logical, level)
+            stride = 25 if level == 0 else 33
+            lo, hi = 0, n  # first index with key > search key
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if _key(node, HEADER + stride * mid) <= key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if level == 0:
+                if lo and (floor or _key(node, HEADER + 25 * (lo - 1)) == key):
+                    lo -= 1
+                break
+            i = max(lo - 1, 0)
+            stack.append((node, n, i, level))
+            if n == 0:
+                return
+            logical = struct.unpack_from("<Q", node, HEADER + 33 * i + KEY_SIZE)[0]
+            level -= 1
+        idx = lo
+        prev = None
+        while True:
+            while idx < n:
+                k = _key(node, HEADER + 25 * idx)
+                off, size = struct.unpack_from("<II", node, HEADER + 25 * idx + KEY_SIZE)
+                if HEADER + off + size > len(node) or off < 25 * n:
+                    raise Corrupt("%s: btrfs leaf item %d overflows" % (self.dev.name, idx), "btrfs leaf")
+                if prev is not None and k <= prev:
+                    raise Corrupt("%s: btrfs leaf keys out of order" % self.dev.name, "btrfs leaf")
+                prev = k
+                yield k, node[HEADER + off:HEADER + off + size]
+                idx += 1
+            # next leaf: climb until a node has a next pointer, then go down its leftmost path
+            while stack:
+                pnode, pn, pi, plevel = stack.pop()
+                if pi + 1 < pn:
+                    stack.append((pnode, pn, pi + 1, plevel))
+                    break
+            else:
+                return
+            pnode, pn, pi, plevel = stack[-1]
+            logical = struct.unpack_from("<Q", pnode, HEADER + 33 * pi + KEY_SIZE)[0]
+            level = plevel - 1
+            while True:
+                node, n = self._node(logical, level)
+                if level == 0:
+                    break
+                stack.append((node, n, 0, level))
+                if n == 0:
+                    return
+                logical = struct.unpack_from("<Q", node, HEADER + KEY_SIZE)[0]
+                level -= 1
+            idx = 0
+
+    def _range(self, tree, lo, hi):
+        """Items with lo <= key < hi, as a list."""
         out = []
-        if level == 0:
-            if 101 + 25 * nritems > len(node):
-                raise Corrupt("%s: btrfs leaf %d: %d items overflow" % (self.dev.name, logical, nritems))
-            for i in range(nritems):
-                key = _key(node, 101 + 25 * i)
-                off, size = struct.unpack_from("<II", node, 101 + 25 * i + 17)
-                if lo <= key < hi:
-                    if 101 + off + size > len(node):
-                        raise Corrupt("%s: btrfs leaf %d: item %d overflows" % (self.dev.name, logical, i))
-                    out.append((key, node[101 + off:101 + off + size]))
-            return out
-        if 101 + 33 * nritems > len(node):
-            raise Corrupt("%s: btrfs node %d: %d pointers overflow" % (self.dev.name, logical, nritems))
-        ptrs = [(_key(node, 101 + 33 * i), struct.unpack_from("<Q", node, 101 + 33 * i + 17)[0])
-                for i in range(nritems)]
-        for i, (key, child) in enumerate(ptrs):
-            upper = ptrs[i + 1][0] if i + 1 < len(ptrs) else None
-            if (upper is None or upper > lo) and key < hi:
-                out.extend(self._items(child, level - 1, lo, hi, depth + 1))
+        for k, data in self._iter(tree, lo):
+            if k >= hi:
+                break
+            out.append((k, data))
         return out
 
+    def _one(self, tree, key):
+        for k, data in self._iter(tree, key):
+            return data if k == key else None
+        return None
+
+    # ---- subvolumes ----
     def _subvol_root(self, subvol):
-        items = self._items(*self.root_tree, (subvol, ROOT_ITEM, 0), (subvol, ROOT_ITEM + 1, 0))
+        items = self._range(self.root_tree, (subvol, ROOT_ITEM, 0), (subvol, ROOT_ITEM + 1, 0))
         if not items:
-            raise Corrupt("%s: no root item for subvolume %d" % (self.dev.name, subvol))
+            raise NotFound("%s: btrfs subvolume %d has no root item" % (self.dev.name, subvol))
         data = items[-1][1]
-        return (struct.unpack_from("<Q", data, 176)[0], data[238], struct.unpack_from("<Q", data, 168)[0])
+        if len(data) < 239:
+            raise Corrupt("%s: root item of subvolume %d is %d bytes" % (self.dev.name, subvol, len(data)),
+                          "btrfs root item")
+        return (struct.unpack_from("<Q", data, 176)[0], data[238], subvol), struct.unpack_from("<Q", data, 168)[0]
 
     def _default_subvolume(self):
-        for _, data in self._items(*self.root_tree, (ROOT_TREE_DIR, DIR_ITEM, 0), (ROOT_TREE_DIR, DIR_ITEM + 1, 0)):
-            name_len = struct.unpack_from("<H", data, 27)[0]
-            if bytes(data[30:30 + name_len]) == b"default":
-                return _key(data, 0)[0]
+        for k, data in self._range(self.root_tree, (ROOT_TREE_DIR, DIR_ITEM, 0), (ROOT_TREE_DIR, DIR_ITEM + 1, 0)):
+            for loc, name in self._dir_items(data, k[0]):
+                if name == b"default":
+                    return loc[0]
         return FS_TREE
+
+    def _resolve_subvol(self, subvol):
+        if isinstance(subvol, int):
+            self._subvol_root(subvol)
+            return subvol
+        self.fs_root = self._subvol_root(FS_TREE)
+        node = self.lookup(subvol)
+        sid = node.tree[2]
+        if not node.is_dir() or node.number != self._subvol_root(sid)[1] or (sid == FS_TREE and subvol.strip("/")):
+            raise NotFound("%s: %s is not a btrfs subvolume" % (self.dev.name, subvol), subvol)
+        return sid
+
+    def subvolume(self, subvol):
+        """The same filesystem seen from another subvolume (an id, or a path from the top level)."""
+        return Btrfs(self.dev, devices=self._extra, verify=self.verify, verify_data=self.verify_data,
+                     subvol=subvol)
+
+    def subvolumes(self):
+        """[(id, path from the top level)] of every subvolume but the top level, sorted by id."""
+        parents = {}
+        for k, data in self._iter(self.root_tree, (FIRST_FREE, ROOT_BACKREF, 0)):
+            if len(parents) > 100000:
+                raise Corrupt("%s: too many subvolumes" % self.dev.name, "btrfs root tree")
+            if k[0] >= CSUM_OBJECTID:
+                break
+            if k[1] != ROOT_BACKREF or len(data) < 18:
+                continue
+            nlen = struct.unpack_from("<H", data, 16)[0]
+            parents[k[0]] = (k[2], _text(data[18:18 + nlen], "a subvolume name"), struct.unpack_from("<Q", data, 0)[0])
+        out = []
+        for sid in sorted(parents):
+            parts, cur, hops = [], sid, 0
+            while cur in parents and hops < 256:
+                parent, name, dirid = parents[cur]
+                prefix = self._dir_path(parent, dirid) if dirid != FIRST_FREE else ""
+                parts.append((prefix + "/" + name) if prefix else name)
+                cur, hops = parent, hops + 1
+            parts.reverse()
+            out.append((sid, "/".join(parts)))
+        return out
+
+    def _dir_path(self, subvol, dirid):
+        """The path of directory `dirid` inside a subvolume (through INODE_REF items)."""
+        tree = self._subvol_root(subvol)[0]
+        names = []
+        for _ in range(4096):
+            if dirid == FIRST_FREE:
+                break
+            items = self._range(tree, (dirid, 12, 0), (dirid, 13, 0))
+            if not items or len(items[0][1]) < 10:
+                break
+            nlen = struct.unpack_from("<H", items[0][1], 8)[0]
+            names.append(_text(items[0][1][10:10 + nlen], "an inode ref name"))
+            dirid = items[0][0][2]
+        names.reverse()
+        return "/".join(names)
 
     # ---- inodes ----
     def inode(self, tree, number):
-        items = self._items(tree[0], tree[1], (number, INODE_ITEM, 0), (number, INODE_ITEM + 1, 0))
-        if not items:
-            raise Corrupt("%s: inode %d missing" % (self.dev.name, number))
-        data = items[0][1]
-        return Inode(tree, number, struct.unpack_from("<I", data, 52)[0], struct.unpack_from("<Q", data, 16)[0])
+        data = self._one(tree, (number, INODE_ITEM, 0))
+        if data is None:
+            raise Corrupt("%s: inode %d of subvolume %d missing" % (self.dev.name, number, tree[2]), "btrfs inode")
+        if len(data) < 160:
+            raise Corrupt("%s: inode item %d is %d bytes" % (self.dev.name, number, len(data)), "btrfs inode")
+        return Inode(tree, number, data)
+
+    def _dir_items(self, data, where):
+        """[(location key, name bytes)] of the dir items packed in one item."""
+        out = []
+        pos = 0
+        while pos + 30 <= len(data):
+            loc = _key(data, pos)
+            data_len, name_len = struct.unpack_from("<HH", data, pos + 25)
+            if pos + 30 + name_len + data_len > len(data):
+                raise Corrupt("%s: dir item in inode %d overflows" % (self.dev.name, where), "btrfs dir item")
+            out.append((loc, bytes(data[pos + 30:pos + 30 + name_len])))
+            pos += 30 + name_len + data_len
+        return out
+
+    def _ref(self, tree, loc):
+        if loc[1] == ROOT_ITEM:
+            root, dirid = self._subvol_root(loc[0])
+            return root, dirid
+        if loc[1] != INODE_ITEM:
+            raise Corrupt("%s: directory entry points at a key of type %d" % (self.dev.name, loc[1]),
+                          "btrfs dir item")
+        return tree, loc[0]
 
     def entries(self, inode):
         """[(name, (tree, inode number))] of a directory; subvolume entries lead into their own tree."""
@@ -156,74 +657,249 @@ class Btrfs(FsBase):
             raise NotFound("%s: inode %d is not a directory" % (self.dev.name, inode.number))
         tree = inode.tree
         out = []
-        for _, data in self._items(tree[0], tree[1], (inode.number, DIR_INDEX, 0),
-                                   (inode.number, DIR_INDEX + 1, 0)):
-            loc = _key(data, 0)
-            name_len = struct.unpack_from("<H", data, 27)[0]
-            name = _text(data[30:30 + name_len], "a name in directory inode %d" % inode.number)
-            if loc[1] == ROOT_ITEM:
-                root = self._subvol_root(loc[0])
-                out.append((name, (root[:2], root[2])))
-            else:
-                out.append((name, (tree, loc[0])))
+        for k, data in self._iter(tree, (inode.number, DIR_INDEX, 0)):
+            if k[0] != inode.number or k[1] != DIR_INDEX:
+                break
+            for loc, name in self._dir_items(data, inode.number):
+                out.append((_text(name, "a name in directory inode %d" % inode.number), self._ref(tree, loc)))
         return out
 
-    def _extents(self, inode):
-        tree = inode.tree
-        return self._items(tree[0], tree[1], (inode.number, EXTENT_DATA, 0), (inode.number, EXTENT_DATA + 1, 0))
-
-    def read_inode_data(self, inode):
-        if inode.size > 1 << 40:
-            raise Corrupt("%s: inode %d claims %d bytes" % (self.dev.name, inode.number, inode.size))
-        buf = bytearray(inode.size)
-        self.readinto_file(inode, 0, buf)
-        return bytes(buf)
-
-    def readinto_file(self, inode, offset, buf):
-        """Fill buf from `offset` of the file: uncompressed extents straight from the device into buf, holes and
-        prealloc extents as zeros (buf must start zeroed there), compressed and inline ones decoded."""
-        end = min(offset + len(buf), inode.size)
-        mv = memoryview(buf)
-        for key, fe in self._extents(inode):
-            start = key[2]
-            comp, ftype = fe[16], fe[20]
-            if ftype == 0:  # inline
-                data = self._decompress(comp, fe[21:], struct.unpack_from("<Q", fe, 8)[0], inode)
-                length = len(data)
-            else:
-                disk_bytenr, disk_bytes, ext_off, length = struct.unpack_from("<QQQQ", fe, 21)
-                if ftype == 2 or not disk_bytenr:
-                    continue  # prealloc or a hole: zeros
-                data = None
-                if comp:
-                    raw = self.dev.read(self.physical(disk_bytenr, disk_bytes), disk_bytes)
-                    size = struct.unpack_from("<Q", fe, 8)[0]
-                    data = self._decompress(comp, raw, size, inode)[ext_off:ext_off + length]
-            lo, hi = max(offset, start), min(end, start + length)
-            if lo >= hi:
-                continue
-            if data is None:
-                self.dev.readinto(self.physical(disk_bytenr + ext_off + (lo - start), hi - lo),
-                                  mv[lo - offset:hi - offset])
-            else:
-                mv[lo - offset:hi - offset] = data[lo - start:hi - start]
-        return max(0, end - offset)
-
-    def _decompress(self, comp, data, size, inode):
-        if comp == 0:
-            return bytes(data)
-        if comp == 1:
-            from compat import zlib_decompress
-
-            return zlib_decompress(bytes(data))[:size]
-        name = {2: "lzo", 3: "zstd"}.get(comp, "type %d" % comp)
-        raise Unsupported("%s: inode %d uses %s compression, not read yet" % (self.dev.name, inode.number, name))
-
-    def readlink_inode(self, inode):
-        return _text(self.read_inode_data(inode), "%s: symlink inode %d" % (self.dev.name, inode.number))
+    def child(self, inode, name):
+        raw = name.encode()
+        data = self._one(inode.tree, (inode.number, DIR_ITEM, name_hash(raw)))
+        if data is None:
+            return None
+        for loc, n in self._dir_items(data, inode.number):
+            if n == raw:
+                return self._ref(inode.tree, loc)
+        return None
 
     def root(self):
-        return self.inode(self.fs_root[:2], self.fs_root[2])
+        return self.inode(*self.fs_root)
 
     def node(self, ref):
         return self.inode(*ref)
+
+    def _key(self, node):
+        return (node.tree[2], node.number)
+
+    # ---- file data ----
+    def readlink_inode(self, inode):
+        if inode.size > 4096:
+            raise Corrupt("%s: symlink inode %d of %d bytes" % (self.dev.name, inode.number, inode.size))
+        return _text(self.read_inode_data(inode), "%s: symlink inode %d" % (self.dev.name, inode.number))
+
+    def readinto_file(self, inode, offset, buf):
+        """Fill buf from `offset` of the file (holes and prealloc extents as zeros); the count, short at the end."""
+        end = min(offset + len(buf), inode.size)
+        if offset >= end:
+            return 0
+        mv = memoryview(buf)
+        pos = offset
+        number = inode.number
+        for key, fe in self._iter(inode.tree, (number, EXTENT_DATA, offset), floor=True):
+            if key[0] != number or key[1] != EXTENT_DATA:
+                if key < (number, EXTENT_DATA, 0):
+                    continue  # the floor item belongs to something before the extents
+                break
+            start = key[2]
+            if start >= end:
+                break
+            if len(fe) < 21:
+                raise Corrupt("%s: inode %d: extent item of %d bytes" % (self.dev.name, number, len(fe)),
+                              "btrfs file extent")
+            comp, ftype = fe[16], fe[20]
+            if ftype == 0:
+                length = struct.unpack_from("<Q", fe, 8)[0]  # ram_bytes
+            else:
+                if len(fe) < 53:
+                    raise Corrupt("%s: inode %d: extent item of %d bytes" % (self.dev.name, number, len(fe)),
+                                  "btrfs file extent")
+                disk_bytenr, disk_bytes, ext_off, length = struct.unpack_from("<QQQQ", fe, 21)
+            if start + length <= pos:
+                continue
+            if start > pos:
+                zero_fill(mv, pos - offset, min(start, end) - offset)
+                pos = min(start, end)
+                if pos >= end:
+                    break
+            hi = min(start + length, end)
+            a, b = pos - offset, hi - offset
+            if ftype == 0:
+                got = self._decode(comp, fe[21:], length, number)[pos - start:hi - start]
+                mv[a:a + len(got)] = got
+                if len(got) < b - a:
+                    zero_fill(mv, a + len(got), b)
+            elif ftype == 2 or disk_bytenr == 0:
+                zero_fill(mv, a, b)
+            elif comp:
+                data = self._compressed(fe, disk_bytenr, disk_bytes, comp, inode)
+                lo = ext_off + pos - start
+                got = data[lo:lo + b - a]
+                mv[a:a + len(got)] = got
+                if len(got) < b - a:
+                    zero_fill(mv, a + len(got), b)
+            else:
+                self._read_data(disk_bytenr + ext_off + pos - start, mv[a:b], inode)
+            pos = hi
+        if pos < end:
+            zero_fill(mv, pos - offset, end - offset)
+        return end - offset
+
+    def _compressed(self, fe, disk_bytenr, disk_bytes, comp, inode):
+        ram = struct.unpack_from("<Q", fe, 8)[0]
+        if self._extent_cache[0] == (disk_bytenr, disk_bytes, comp):
+            return self._extent_cache[1]
+        if disk_bytes > (1 << 27) or ram > (1 << 28):
+            raise Corrupt("%s: inode %d: compressed extent of %d bytes (%d decoded)" % (
+                self.dev.name, inode.number, disk_bytes, ram), "btrfs file extent")
+        raw = bytearray(disk_bytes)
+        self._read_data(disk_bytenr, memoryview(raw), inode)
+        data = self._decode(comp, raw, ram, inode.number)
+        self._extent_cache = ((disk_bytenr, disk_bytes, comp), data)
+        return data
+
+    def _decode(self, comp, data, size, number):
+        if comp == 0:
+            return bytes(data[:size])
+        try:
+            if comp == 1:
+                from compat import zlib_decompress
+
+                return zlib_decompress(bytes(data))[:size]
+            if comp == 2:
+                from diskfs.lzo import btrfs_lzo
+
+                return btrfs_lzo(data, size, self.sectorsize)
+            if comp == 3:
+                return _zstd(bytes(data), size)[:size]
+        except Unsupported as exc:
+            raise Unsupported("%s: inode %d: %s" % (self.dev.name, number, exc), exc.feature) from None
+        except Exception as exc:  # every decoder's own error type: the data is bad
+            raise Corrupt("%s: inode %d: %s data does not decode: %s" % (
+                self.dev.name, number, COMPRESSION.get(comp), exc), "btrfs compressed extent") from None
+        raise Unsupported("%s: inode %d uses compression type %d" % (self.dev.name, number, comp),
+                          "btrfs compression %d" % comp)
+
+    def _csums(self, logical, length):
+        """The stored data checksums of the sectors in [logical, logical + length): a list, None for a sector
+        that has none (nodatasum files, prealloc)."""
+        ss = self.sectorsize
+        size = CSUMS[self.csum_type][1]
+        count = length // ss
+        out = [None] * count
+        if self._csum_root is None:
+            root = self._range(self.root_tree, (CSUM_TREE, ROOT_ITEM, 0), (CSUM_TREE, ROOT_ITEM + 1, 0))
+            if not root or len(root[-1][1]) < 239:
+                self._csum_root = ()
+            else:
+                data = root[-1][1]
+                self._csum_root = (struct.unpack_from("<Q", data, 176)[0], data[238], CSUM_TREE)
+        if not self._csum_root:
+            return out
+        end = logical + length
+        for k, data in self._iter(self._csum_root, (CSUM_OBJECTID, EXTENT_CSUM, logical), floor=True):
+            if k[0] != CSUM_OBJECTID or k[1] != EXTENT_CSUM:
+                if k < (CSUM_OBJECTID, EXTENT_CSUM, 0):
+                    continue
+                break
+            if k[2] >= end:
+                break
+            n = len(data) // size
+            first = max(k[2], logical)
+            last = min(k[2] + n * ss, end)
+            s = first
+            while s < last:
+                i = (s - k[2]) // ss
+                out[(s - logical) // ss] = bytes(data[i * size:(i + 1) * size])
+                s += ss
+        return out
+
+    def _read_data(self, logical, mv, inode):
+        """Read file data at a logical address into mv, checking data checksums when asked to."""
+        length = len(mv)
+        if not self.verify_data or inode.flags & INODE_NODATASUM or (self.csum_type == 3 and not _has_blake2()):
+            if not self.read_logical(logical, mv):
+                raise NotFound("%s: no readable copy of logical %d" % (self.dev.name, logical))
+            return
+        ss = self.sectorsize
+        step = 1 << 20
+        pos = 0
+        while pos < length:
+            a = (logical + pos) // ss * ss
+            b = min(-(-(logical + length) // ss) * ss, a + step)
+            n = min(b - (logical + pos), length - pos)
+            sums = self._csums(a, b - a)
+            if a == logical + pos and b - a == n:
+                seg = mv[pos:pos + n]
+            else:
+                seg = memoryview(bytearray(b - a))
+            self.read_logical(a, seg)
+            hasher = self._hasher()
+            i = 0
+            for want in sums:
+                if want is not None:
+                    sector = seg[i:i + ss]
+                    if hasher(sector) != want:
+                        self._repair(a + i, sector, want, inode)
+                i += ss
+            if not (a == logical + pos and b - a == n):
+                mv[pos:pos + n] = seg[logical + pos - a:logical + pos - a + n]
+            pos += n
+
+    def _repair(self, logical, sector, want, inode):
+        """Another copy of a data sector whose checksum did not match (Corrupt when none matches)."""
+        for copy in range(1, self.copies(logical)):
+            buf = bytearray(len(sector))
+            try:
+                if not self.read_logical(logical, memoryview(buf), copy):
+                    continue
+            except NotFound:
+                continue
+            if self._csum(self.csum_type, buf) == want:
+                sector[:] = buf
+                return
+        raise Corrupt("%s: inode %d: data checksum mismatch at logical %d (every copy tried)"
+                      % (self.dev.name, inode.number, logical), "btrfs data", logical)
+
+    def info(self):
+        out = FsBase.info(self)
+        out.update({"devices": "%d of %d" % (len(self.devs), self.num_devices), "nodesize": self.nodesize,
+                    "sectorsize": self.sectorsize, "csum": CSUMS[self.csum_type][0],
+                    "default subvolume": self.default_subvol, "subvolume": self.subvol,
+                    "profiles": ", ".join(sorted(set(_profile_name(c.type) for c in self.chunks)))})
+        return out
+
+
+def _profile_name(ctype):
+    kind = "data" if ctype & BG_DATA else ("system" if ctype & BG_SYSTEM else "metadata")
+    names = {RAID0: "raid0", RAID1: "raid1", DUP: "dup", RAID10: "raid10", RAID5: "raid5", RAID6: "raid6",
+             RAID1C3: "raid1c3", RAID1C4: "raid1c4"}
+    return "%s:%s" % (kind, names.get(ctype & PROFILES, "single"))
+
+
+_BLAKE2 = None
+
+
+def _has_blake2():
+    global _BLAKE2
+    if _BLAKE2 is None:
+        import hashlib
+
+        _BLAKE2 = hasattr(hashlib, "blake2b")
+    return _BLAKE2
+
+
+def _zstd(data, size):
+    """zstd: compat.zstd where it exists, else CPython's zstandard module, else Unsupported."""
+    try:
+        from compat import zstd
+    except ImportError:
+        zstd = None
+    if zstd is not None:
+        return zstd.decompress(data, size)
+    try:
+        import zstandard
+    except ImportError:
+        raise Unsupported("btrfs zstd compression (no zstd decoder on this runtime)", "zstd") from None
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)

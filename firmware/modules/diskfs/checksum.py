@@ -1,13 +1,15 @@
 """Checksums the filesystems use, in plain Python (MicroPython has only CRC-32 and SHA-256 built in).
 
 `crc32c_raw(crc, data)` is the kernel's crc32c(): no inversion on the way in or out (ext4 and jbd2 use it
-so). The standard CRC-32C (btrfs, XFS) is `crc32c(data)`. Tables are built on first use (8 KiB), not at import.
+so). The standard CRC-32C (btrfs, XFS) is `crc32c(data)`. Tables are built on first use (8 KiB), not at import;
+on CPython the `crc32c` package (hardware CRC-32C) is used instead when it is installed.
 """
 
 import struct
 
 _T8 = None
 _T16 = None
+_FAST = None
 
 
 def _tables():
@@ -29,8 +31,28 @@ def _tables():
     return _T8
 
 
+def _accelerated():
+    """CPython's `crc32c` package (hardware CRC-32C) when installed, else False: the tables below."""
+    global _FAST
+    if _FAST is None:
+        try:
+            import crc32c as mod
+
+            _FAST = mod.crc32c if mod.crc32c(b"123456789") == 0xE3069283 else False
+        except (ImportError, AttributeError, TypeError):
+            _FAST = False
+    return _FAST
+
+
 def crc32c_raw(crc: int, data) -> int:
     """CRC-32C (Castagnoli) update without pre/post inversion, like the kernel's crc32c(crc, p, len)."""
+    fast = _FAST if _FAST is not None else _accelerated()
+    if fast:
+        return fast(data, crc ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return _crc32c_tables(crc, data)
+
+
+def _crc32c_tables(crc, data):
     t0, t1, t2, t3, t4, t5, t6, t7 = _tables()
     n = len(data)
     k = n & ~7
