@@ -1,4 +1,5 @@
-"""Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load, reboot(KEXEC).
+"""Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load (arm64 without it:
+kexec_load through kexec_arm64), reboot(KEXEC).
 
 EFI zboot (REFERENCE.md §5.1): `MZ`, `zimg` at 4, payload offset u32 at 8, size u32 at 12, compression
 name NUL-padded at 24; gzip is unpacked with zlib, zstd with Python's compression.zstd (3.14+)."""
@@ -38,6 +39,8 @@ def check_kernel(head: bytes, machine: str) -> None:
         if len(head) >= 0x206 and head[0x202:0x206] == b"HdrS":
             return
         raise InitError(f"not an x86 bzImage (no 'HdrS' at 0x202): {describe(head)}")
+    if machine == "aarch64" and head[56:60] == b"ARM\x64":  # an arm64 Image (an EFI stub one starts with MZ too)
+        return
     if head[:2] == b"MZ":
         return
     raise InitError(f"not an EFI-stub kernel image for {machine} (no MZ header): {describe(head)}")
@@ -78,28 +81,60 @@ def unwrap_zboot(path: str, out_path: str) -> str:
     return out_path
 
 
-def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = None) -> None:
-    """kexec_file_load the kernel (and initrd) with `cmdline`; InitError with the reason when refused."""
-    machine = machine or os.uname().machine
-    kernel = unwrap_zboot(kernel, os.path.join(WORKDIR, "kernel-zboot.img"))
-    with open(kernel, "rb") as f:
-        check_kernel(f.read(1024), machine)
+def _gunzip_arm64(path: str, out_path: str) -> str:
+    """`path`, or the raw Image a gzip'ed arm64 kernel (Debian's vmlinuz) at `path` holds, written to out_path."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return path
+    from cloudboot.init import kexec_arm64
+
+    data = kexec_arm64.read_image(path)
+    with open(out_path, "wb") as f:
+        f.write(data)
+    return out_path
+
+
+def _file_load(kernel: str, initrd: str | None, cmdline: str) -> None:
     kfd = os.open(kernel, os.O_RDONLY | os.O_CLOEXEC)
     ifd = os.open(initrd, os.O_RDONLY | os.O_CLOEXEC) if initrd else None
     try:
         linux.kexec_file_load(kfd, ifd, cmdline)
-    except OSError as exc:
-        hint = {errno.ENOEXEC: "the kernel refused the image format",
-                errno.EKEYREJECTED: "signature check failed (lockdown/Secure Boot)",
-                errno.EPERM: "not permitted (lockdown or kexec disabled)",
-                errno.ENOSYS: "this kernel has no kexec_file_load",
-                errno.ENOMEM: "not enough memory for the new kernel and initrd"}.get(exc.errno or 0, "")
-        raise InitError(f"kexec_file_load({kernel}, {initrd}) failed: {exc.strerror}"
-                        + (f" ({hint})" if hint else "")) from None
     finally:
         os.close(kfd)
         if ifd is not None:
             os.close(ifd)
+
+
+def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = None) -> None:
+    """Stage the kernel (and initrd) with `cmdline` for boot(); InitError with the reason when refused.
+
+    kexec_file_load everywhere; on aarch64 a kernel without it (ENOSYS: Debian's arm64 kernels have
+    CONFIG_KEXEC_FILE unset) falls back to kexec_load with our own layout, DTB and purgatory (kexec_arm64)."""
+    machine = machine or os.uname().machine
+    kernel = unwrap_zboot(kernel, os.path.join(WORKDIR, "kernel-zboot.img"))
+    if machine == "aarch64":
+        kernel = _gunzip_arm64(kernel, os.path.join(WORKDIR, "kernel-Image"))
+    with open(kernel, "rb") as f:
+        check_kernel(f.read(1024), machine)
+    try:
+        _file_load(kernel, initrd, cmdline)
+        log("kexec: loaded with kexec_file_load")
+        return
+    except OSError as exc:
+        if exc.errno == errno.ENOSYS and machine == "aarch64":
+            log("kexec: this kernel has no kexec_file_load (ENOSYS); using kexec_load with our arm64 loader")
+        else:
+            hint = {errno.ENOEXEC: "the kernel refused the image format",
+                    errno.EKEYREJECTED: "signature check failed (lockdown/Secure Boot)",
+                    errno.EPERM: "not permitted (lockdown or kexec disabled)",
+                    errno.ENOSYS: "this kernel has no kexec_file_load",
+                    errno.ENOMEM: "not enough memory for the new kernel and initrd"}.get(exc.errno or 0, "")
+            raise InitError(f"kexec_file_load({kernel}, {initrd}) failed: {exc.strerror}"
+                            + (f" ({hint})" if hint else "")) from None
+    from cloudboot.init import kexec_arm64
+
+    p = kexec_arm64.load(kernel, initrd, cmdline)
+    log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
 
 
 def boot() -> None:
