@@ -17,34 +17,78 @@ import pytest
 from cloudboot.init import fdt, kexec, kexec_arm64, linux
 from cloudboot.init.errors import InitError
 
-#: /proc/iomem of the e2e's arm64 guest (QEMU virt, 1 GiB, direct -kernel boot), PCI/MMIO lines trimmed.
+#: /proc/iomem of the e2e's arm64 guest (QEMU virt, 1 GiB, Debian 6.12), direct -kernel boot.
 IOMEM_DIRECT = """\
 09000000-09000fff : pl011@9000000
   09000000-09000fff : 9000000.pl011 pl011@9000000
 09010000-09010fff : pl031@9010000
   09010000-09010fff : rtc-pl031
+09030000-09030fff : pl061@9030000
+  09030000-09030fff : 9030000.pl061 pl061@9030000
+10000000-3efeffff : pcie@10000000
+  10000000-10000fff : 0000:00:01.0
 40000000-7fffffff : System RAM
-  40210000-41d0ffff : Kernel code
-  41d10000-4220ffff : reserved
-  42210000-427bffff : Kernel data
-  48000000-488affff : reserved
-  7c000000-7fffffff : reserved
+  40200000-41f2ffff : Kernel code
+  41f30000-4223ffff : reserved
+  42240000-426fffff : Kernel data
+  48000000-488aefff : reserved
+  48a00000-48afffff : reserved
+  7ab00000-7fbfffff : reserved
+  7fc10000-7fc12fff : reserved
+  7fc13000-7fd93fff : reserved
+  7fd94000-7fdd7fff : reserved
+  7fdda000-7fddbfff : reserved
+  7fddc000-7fddcfff : reserved
+  7fddd000-7fe01fff : reserved
+  7fe02000-7fe0bfff : reserved
+  7fe0c000-7fffffff : reserved
+4010000000-401fffffff : PCI ECAM
+8000000000-ffffffffff : pcie@10000000
+  8000000000-8000003fff : 0000:00:01.0
+    8000000000-8000003fff : virtio-pci-modern
+"""
+#: The same guest booted through EDK2 (virtio-mmio lines trimmed): RAM split around the firmware's runtime
+#: regions (nomap: not System RAM), the kernel high up, many reserved blocks nested in System RAM.
+IOMEM_EFI = """\
+09000000-09000fff : ARMH0011:00
+  09000000-09000fff : ARMH0011:00 ARMH0011:00
+09020000-09020017 : QEMU0002:00
+10000000-3efeffff : PCI Bus 0000:00
+  10000000-10000fff : 0000:00:01.0
+40000000-7f10ffff : System RAM
+  71400000-753fffff : reserved
+  75400000-7712ffff : Kernel code
+  77130000-7743ffff : reserved
+  77440000-778fffff : Kernel data
+  7b890000-7b890fff : reserved
+  7ba90000-7c33efff : reserved
+  7c349000-7c34afff : reserved
+  7c34c000-7c34cfff : reserved
+  7c34e000-7c34efff : reserved
+  7c353000-7c354fff : reserved
+  7e000000-7effffff : reserved
+  7f0be000-7f0befff : reserved
+7f110000-7f18ffff : reserved
+7f190000-7f1cffff : System RAM
+7f1d0000-7f38ffff : reserved
+7f390000-7f42ffff : System RAM
+7f430000-7f5bffff : reserved
+7f5c0000-7fe1ffff : System RAM
+  7f96b000-7fa6dfff : reserved
+  7fa6e000-7fbeefff : reserved
+  7fbef000-7fc32fff : reserved
+  7fc35000-7fc37fff : reserved
+  7fc38000-7fe1ffff : reserved
+7fe20000-7feaffff : reserved
+7feb0000-7febffff : System RAM
+  7feb0000-7febffff : reserved
+7fec0000-7ffdffff : reserved
+7ffe0000-7fffffff : System RAM
+  7ffe0000-7fffffff : reserved
 4010000000-401fffffff : PCI ECAM
 8000000000-ffffffffff : PCI Bus 0000:00
-"""
-#: The same guest booted through EDK2: RAM split around the firmware's runtime regions (nomap: not System RAM).
-IOMEM_EFI = """\
-40000000-7c34ffff : System RAM
-  40210000-41d0ffff : Kernel code
-  41d10000-4220ffff : reserved
-  42210000-427bffff : Kernel data
-  78200000-7c1fffff : reserved
-  7c34d000-7c34ffff : reserved
-7c350000-7c35ffff : reserved
-7c360000-7f0bffff : System RAM
-  7f0be000-7f0bffff : reserved
-7f0c0000-7f10ffff : reserved
-7f110000-7fffffff : System RAM
+  8000000000-8000003fff : 0000:00:01.0
+    8000000000-8000003fff : virtio-pci-modern
 """
 
 
@@ -274,10 +318,12 @@ def test_check_kernel_accepts_arm64_image_without_mz() -> None:
 
 def test_parse_iomem() -> None:
     assert kexec_arm64.parse_iomem(IOMEM_DIRECT) == [
-        (0x40000000, 0x40210000), (0x427C0000, 0x48000000), (0x488B0000, 0x7C000000)]
-    assert kexec_arm64.parse_iomem(IOMEM_EFI) == [
-        (0x40000000, 0x40210000), (0x427C0000, 0x78200000), (0x7C200000, 0x7C34D000),
-        (0x7C360000, 0x7F0BE000), (0x7F110000, 0x80000000)]
+        (0x40000000, 0x40200000), (0x42700000, 0x48000000), (0x488AF000, 0x48A00000), (0x48B00000, 0x7AB00000),
+        (0x7FC00000, 0x7FC10000), (0x7FDD8000, 0x7FDDA000)]
+    free = kexec_arm64.parse_iomem(IOMEM_EFI)
+    assert free[:2] == [(0x40000000, 0x71400000), (0x77900000, 0x7B890000)]
+    assert (0x7F0BF000, 0x7F110000) in free and (0x7F190000, 0x7F1D0000) in free  # top-level RAM between nomap
+    assert not [r for r in free if r[0] < 0x7FFE0000 < r[1] or r[0] >= 0x7FEB0000]  # all-reserved RAM: none
     with pytest.raises(InitError, match="no System RAM"):
         kexec_arm64.parse_iomem("00000000-00000000 : System RAM\n")
     with pytest.raises(InitError, match="no System RAM"):
@@ -296,7 +342,7 @@ def _check_plan(p: kexec_arm64.Plan, free: list[tuple[int, int]], page: int = 40
 def test_plan_layout() -> None:
     image, initrd = _image(text_offset=0x80000), b"I" * 5000
     rand = bytes(136)
-    for iomem in (IOMEM_DIRECT, IOMEM_EFI):
+    for iomem, kernel_entry in ((IOMEM_DIRECT, 0x42880000), (IOMEM_EFI, 0x40080000)):
         free = kexec_arm64.parse_iomem(iomem)
         p = kexec_arm64.plan(image, initrd, "console=ttyAMA0", fdt.serialize(_tree()), iomem, rand=rand)
         _check_plan(p, free)
@@ -304,7 +350,7 @@ def test_plan_layout() -> None:
         assert list(by) == ["kernel", "initrd", "dtb", "purgatory"]
         assert (p.kernel_entry - 0x80000) % (2 << 20) == 0  # 2 MiB aligned base + text_offset
         assert by["kernel"].mem == p.kernel_entry and by["kernel"].memsz == 0x300000 and by["kernel"].data is image
-        assert p.kernel_entry == 0x42880000  # the lowest 2 MiB block wholly free: 0x42800000
+        assert p.kernel_entry == kernel_entry  # the lowest 2 MiB aligned block with room + text_offset
         assert by["initrd"].mem >= p.kernel_entry + 0x300000 and by["initrd"].memsz == 0x2000
         chosen = fdt.parse(by["dtb"].data).node("/chosen")
         assert chosen.get_int("linux,initrd-start") == by["initrd"].mem
