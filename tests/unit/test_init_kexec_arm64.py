@@ -438,15 +438,15 @@ def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: py
         calls.append(("file", open(f"/proc/self/fd/{kfd}", "rb").read(60)[56:60]))
         raise OSError(errno.ENOSYS, "nope")
 
-    def arm64_load(kernel, initrd, cmdline):
-        calls.append(("load", kernel, initrd, cmdline))
+    def arm64_load(kernel, initrd, cmdline, image):
+        calls.append(("load", kernel, initrd, cmdline, image == _image()))
         return kexec_arm64.Plan(1, 2, 3, [])
 
     monkeypatch.setattr(linux, "kexec_file_load", file_load)
     monkeypatch.setattr(kexec_arm64, "load", arm64_load)
     kexec.load(str(vmlinuz), None, "c", "aarch64")
-    image = str(tmp_path / "kernel-Image")
-    assert calls == [("file", b"ARM\x64"), ("load", image, None, "c")]  # gunzipped for kexec_file_load too
+    assert calls == [("file", b"ARM\x64"), ("load", str(vmlinuz), None, "c", True)]  # gunzipped for both
+    assert not (tmp_path / "kernel-Image").exists()  # the temporary raw Image is gone once unused
     with pytest.raises(InitError, match="kexec_file_load.*no kexec_file_load"):
         _x86_enosys(tmp_path)
 
@@ -464,3 +464,13 @@ def _x86_enosys(tmp_path: Path) -> None:
     k = tmp_path / "bzImage"
     k.write_bytes(bytes(bz))
     kexec.load(str(k), None, "c", "x86_64")  # ENOSYS off arm64: no fallback
+
+
+def test_load_reports_missing_files_as_init_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kexec, "WORKDIR", str(tmp_path))
+    with pytest.raises(InitError, match="No such file"):
+        kexec.load(str(tmp_path / "missing"), None, "", "aarch64")
+    k = tmp_path / "Image"
+    k.write_bytes(_image())
+    with pytest.raises(InitError, match="cannot open the initrd .*missing-initrd"):
+        kexec.load(str(k), str(tmp_path / "missing-initrd"), "", "aarch64")

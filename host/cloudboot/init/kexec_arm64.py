@@ -282,9 +282,10 @@ def _read(path: str, what: str) -> bytes:
         raise InitError(f"kexec: cannot read {what} {path}: {exc.strerror}") from None
 
 
-def load(kernel: str, initrd: str | None, cmdline: str) -> Plan:
-    """Stage `kernel` (raw or gzip'ed arm64 Image) with kexec_load; InitError with the reason when refused."""
-    image = read_image(kernel)
+def load(kernel: str, initrd: str | None, cmdline: str, image: bytes | None = None) -> Plan:
+    """Stage `kernel` (raw or gzip'ed arm64 Image; `image`: its raw Image, already read) with kexec_load;
+    InitError with the reason when refused."""
+    image = image if image is not None else read_image(kernel)
     ramdisk = _read(initrd, "initrd") if initrd else None
     dtb = _read("/sys/firmware/fdt", "the running device tree (no /sys/firmware/fdt: an ACPI-only boot?)")
     iomem = _read("/proc/iomem", "the memory map").decode(errors="replace")
