@@ -1,4 +1,5 @@
-"""Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load, reboot(KEXEC).
+"""Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load (arm64 without it:
+kexec_load through kexec_arm64), reboot(KEXEC).
 
 EFI zboot (REFERENCE.md §5.1): `MZ`, `zimg` at 4, payload offset u32 at 8, size u32 at 12, compression
 name NUL-padded at 24; gzip is unpacked with zlib, zstd with the portable compat.zstd."""
@@ -38,6 +39,8 @@ def check_kernel(head: bytes, machine: str) -> None:
         if len(head) >= 0x206 and head[0x202:0x206] == b"HdrS":
             return
         raise InitError(f"not an x86 bzImage (no 'HdrS' at 0x202): {describe(head)}")
+    if machine == "aarch64" and head[56:60] == b"ARM\x64":  # an arm64 Image (an EFI stub one starts with MZ too)
+        return
     if head[:2] == b"MZ":
         return
     raise InitError(f"not an EFI-stub kernel image for {machine} (no MZ header): {describe(head)}")
@@ -75,28 +78,79 @@ def unwrap_zboot(path: str, out_path: str) -> str:
     return out_path
 
 
-def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = None) -> None:
-    """kexec_file_load the kernel (and initrd) with `cmdline`; InitError with the reason when refused."""
-    machine = machine or os.uname().machine
-    kernel = unwrap_zboot(kernel, os.path.join(WORKDIR, "kernel-zboot.img"))
-    with open(kernel, "rb") as f:
-        check_kernel(f.read(1024), machine)
-    kfd = os.open(kernel, os.O_RDONLY | os.O_CLOEXEC)
-    ifd = os.open(initrd, os.O_RDONLY | os.O_CLOEXEC) if initrd else None
+def _file_load(kernel: str, initrd: str | None, cmdline: str) -> None:
+    try:
+        kfd = os.open(kernel, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InitError(f"kexec: cannot open the kernel {kernel}: {exc.strerror}") from None
+    try:
+        ifd = os.open(initrd, os.O_RDONLY | os.O_CLOEXEC) if initrd else None
+    except OSError as exc:
+        os.close(kfd)
+        raise InitError(f"kexec: cannot open the initrd {initrd}: {exc.strerror}") from None
     try:
         linux.kexec_file_load(kfd, ifd, cmdline)
-    except OSError as exc:
-        hint = {errno.ENOEXEC: "the kernel refused the image format",
-                errno.EKEYREJECTED: "signature check failed (lockdown/Secure Boot)",
-                errno.EPERM: "not permitted (lockdown or kexec disabled)",
-                errno.ENOSYS: "this kernel has no kexec_file_load",
-                errno.ENOMEM: "not enough memory for the new kernel and initrd"}.get(exc.errno or 0, "")
-        raise InitError(f"kexec_file_load({kernel}, {initrd}) failed: {exc.strerror}"
-                        + (f" ({hint})" if hint else "")) from None
     finally:
         os.close(kfd)
         if ifd is not None:
             os.close(ifd)
+
+
+def _prepare(kernel: str, machine: str) -> tuple[str, bytes | None, bool]:
+    """(path of a kernel kexec_file_load takes, the arm64 Image in memory or None, whether the path is a
+    temporary file of ours): EFI zboot unwrapped, a gzip'ed arm64 Image gunzipped, the result checked."""
+    unwrapped = unwrap_zboot(kernel, os.path.join(WORKDIR, "kernel-zboot.img"))
+    temporary = unwrapped != kernel
+    image = None
+    if machine == "aarch64":
+        from cloudboot.init import kexec_arm64
+
+        image = kexec_arm64.read_image(unwrapped)  # gunzipped when it was gzip'ed; header checked
+        with open(unwrapped, "rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+        if gzipped:  # kexec_file_load takes a raw Image only
+            unwrapped = os.path.join(WORKDIR, "kernel-Image")
+            with open(unwrapped, "wb") as f:
+                f.write(image)
+            temporary = True
+    with open(unwrapped, "rb") as f:
+        check_kernel(f.read(1024), machine)
+    return unwrapped, image, temporary
+
+
+def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = None) -> None:
+    """Stage the kernel (and initrd) with `cmdline` for boot(); InitError with the reason when refused.
+
+    kexec_file_load everywhere; on aarch64 a kernel without it (ENOSYS: Debian's arm64 kernels have
+    CONFIG_KEXEC_FILE unset) falls back to kexec_load with our own layout, DTB and purgatory (kexec_arm64)."""
+    machine = machine or os.uname().machine
+    try:
+        path, image, temporary = _prepare(kernel, machine)
+    except OSError as exc:
+        raise InitError(f"kexec: preparing the kernel {kernel}: {exc.strerror or exc}") from None
+    try:
+        _file_load(path, initrd, cmdline)
+        log(f"kexec: loaded with kexec_file_load ({path})")
+        return
+    except OSError as exc:
+        if not (exc.errno == errno.ENOSYS and image is not None):
+            hint = {errno.ENOEXEC: "the kernel refused the image format",
+                    errno.EKEYREJECTED: "signature check failed (lockdown/Secure Boot)",
+                    errno.EPERM: "not permitted (lockdown or kexec disabled)",
+                    errno.ENOSYS: "this kernel has no kexec_file_load",
+                    errno.ENOMEM: "not enough memory for the new kernel and initrd"}.get(exc.errno or 0, "")
+            raise InitError(f"kexec_file_load({path}, {initrd}) failed: {exc.strerror}"
+                            + (f" ({hint})" if hint else "")) from None
+    log("kexec: this kernel has no kexec_file_load (ENOSYS); using kexec_load with our arm64 loader")
+    if temporary:  # the Image is in memory now; give its tmpfs copy back
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    from cloudboot.init import kexec_arm64
+
+    p = kexec_arm64.load(kernel, initrd, cmdline, image)
+    log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
 
 
 def boot() -> None:

@@ -10,14 +10,16 @@ import os
 
 #: uname -m -> {call: number}
 SYSCALLS = {
-    "x86_64": {"finit_module": 313, "kexec_file_load": 320, "reboot": 169},
-    "aarch64": {"finit_module": 273, "kexec_file_load": 294, "reboot": 142},
-    "riscv64": {"finit_module": 273, "kexec_file_load": 294, "reboot": 142},
-    "loongarch64": {"finit_module": 273, "kexec_file_load": 294, "reboot": 142},
+    "x86_64": {"finit_module": 313, "kexec_load": 246, "kexec_file_load": 320, "reboot": 169},
+    "aarch64": {"finit_module": 273, "kexec_load": 104, "kexec_file_load": 294, "reboot": 142},
+    "riscv64": {"finit_module": 273, "kexec_load": 104, "kexec_file_load": 294, "reboot": 142},
+    "loongarch64": {"finit_module": 273, "kexec_load": 104, "kexec_file_load": 294, "reboot": 142},
 }
 
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 KEXEC_FILE_NO_INITRAMFS = 0x4
+#: kexec_load flags: the image's arch in bits 16-31 (include/uapi/linux/kexec.h; the ELF machine number).
+KEXEC_ARCH_AARCH64 = 183 << 16
 LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2 = 0xFEE1DEAD, 672274793
 LINUX_REBOOT_CMD_KEXEC = 0x45584543
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
@@ -83,6 +85,31 @@ def kexec_file_load(kernel_fd: int, initrd_fd: int | None, cmdline: str) -> None
     raw = cmdline.encode() + b"\0"
     flags = 0 if initrd_fd is not None else KEXEC_FILE_NO_INITRAMFS
     syscall("kexec_file_load", kernel_fd, -1 if initrd_fd is None else initrd_fd, len(raw), raw, flags)
+
+
+class KexecSegment(ctypes.Structure):
+    """struct kexec_segment: user buffer and size, physical destination and its (page multiple) size."""
+
+    _fields_ = [("buf", ctypes.c_void_p), ("bufsz", ctypes.c_size_t),
+                ("mem", ctypes.c_void_p), ("memsz", ctypes.c_size_t)]
+
+
+def kexec_load(entry: int, segments: list[tuple[bytes, int, int]], flags: int) -> None:
+    """Stage an image of (data, physical address, memory size) segments entered at `entry` (physical).
+    The buffers are passed in place (no copy); the kernel copies them during the call."""
+    array = (KexecSegment * len(segments))()
+    keep = []
+    for i, (data, mem, memsz) in enumerate(segments):
+        if len(data) > memsz:
+            raise OSError(22, f"kexec_load: segment {i} has {len(data)} bytes for {memsz} bytes of memory")
+        buf = ctypes.c_char_p(data)  # points at the bytes object's own storage
+        keep.append(buf)
+        array[i] = KexecSegment(ctypes.cast(buf, ctypes.c_void_p).value, len(data), mem, memsz)
+    fn = libc().syscall
+    fn.restype = ctypes.c_long
+    _check(fn(ctypes.c_long(syscall_number("kexec_load")), ctypes.c_ulong(entry), ctypes.c_ulong(len(segments)),
+              ctypes.byref(array), ctypes.c_ulong(flags)), "kexec_load")
+    del keep
 
 
 def reboot(cmd: int) -> None:

@@ -5,7 +5,8 @@ The boot, in order (each step logs; timed phases feed the benchmark):
   2. read /proc/cmdline and check every cloudboot.* value (a bad one is FATAL at once);
   3. load the initramfs's kernel modules in dependency order; mount efivarfs when the firmware is EFI;
   4. the target: disk mode (cloudboot.disk=) through the portable disk core;
-  5. the exit: cloudboot.exit=kexec (default) -> kexec_file_load + reboot(LINUX_REBOOT_CMD_KEXEC).
+  5. the exit: cloudboot.exit=kexec (default) -> kexec_file_load (arm64 without it: kexec_load, kexec_arm64)
+     + reboot(LINUX_REBOOT_CMD_KEXEC).
 Any failure: `FATAL: <reason>` and a Python rescue prompt on the console; PID 1 never exits.
 """
 

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -135,13 +136,24 @@ class Qemu:
     """One QEMU run with the serial console on stdout, read by a thread into a transcript."""
 
     def __init__(self, arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,
-                 memory_mib: int = 1024, nic: bool = False) -> None:
+                 memory_mib: int = 1024, nic: bool = False,
+                 efi: bool = False) -> None:
+        """`efi`: boot through EDK2 in pflash (QEMU hands the kernel to it over fw_cfg; on arm64 that means
+        EFI stub + ACPI) instead of QEMU's direct kernel boot (on arm64: QEMU's DTB, no EFI)."""
         binary, machine, console = MACHINES[debian.check_arch(arch)]
         # TCG everywhere, as the harness does (nested KVM is not reliable on CI machines).
         self.cmd = [which(binary), *machine, "-m", str(memory_mib), "-smp", "2", "-display", "none",
                     "-serial", "stdio", "-monitor", "none", "-no-reboot",
                     "-nic", "user,model=virtio-net-pci" if nic else "none",
                     "-kernel", str(kernel), "-initrd", str(initrd), "-append", f"console={console} {append}"]
+        if efi:
+            from cloudboot.harness.firmware import find_firmware
+
+            fw = find_firmware(debian.ARCHES[debian.check_arch(arch)][2])
+            self._vars = tempfile.NamedTemporaryFile(prefix="cloudboot-trial-vars-", suffix=".fd")
+            shutil.copyfile(fw.vars, self._vars.name)
+            self.cmd += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={fw.code}",
+                         "-drive", f"if=pflash,format=raw,unit=1,file={self._vars.name}"]
         for n, d in enumerate(disks or []):
             self.cmd += ["-drive", f"file={d},if=none,id=d{n},format=raw,readonly=on",
                          "-device", f"virtio-blk-pci,drive=d{n}"]
