@@ -40,7 +40,7 @@ def _unzstd(addr, size):
         # the unpacked image in LoadImage.
         out = zstd.decompress_bytearray(mem.view(addr, size), max_output=MAX_KERNEL, single=True, check=False)
     except zstd.ZstdError as exc:
-        raise KernelFormatError("zstd kernel: %s" % exc)
+        raise KernelFormatError("zstd kernel: %s" % exc) from None
     if out[:2] != b"MZ":
         raise KernelFormatError("zstd kernel unpacked to %d bytes that are not an EFI-stub image" % len(out))
     pages = max(1, (len(out) + 4095) // 4096)
