@@ -14,14 +14,16 @@ from bench.report import report
 from cloudboot.cli import main as cli
 from cloudboot.initramfs import trial
 
-ARCH = "amd64"
+ARCHES = ("amd64", "arm64")
+CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0"}
 PHASE = re.compile(r"cloud-boot: \[\s*([\d.]+)\] phase (\S+) ([\d.]+)s")
 KEXEC = re.compile(r"cloud-boot: \[\s*([\d.]+)\] kexec boot$")
 
 
-def _run(append: str, disks: list[Path] | None = None, nic: bool = False) -> tuple[dict[str, float], float, float]:
+def _run(arch: str, append: str, disks: list[Path] | None = None,
+         nic: bool = False) -> tuple[dict[str, float], float, float]:
     """(phase -> seconds, kernel start -> kexec call, QEMU start -> target marker)."""
-    q = trial.Qemu(ARCH, trial.boot_kernel(ARCH), trial.initramfs(ARCH), f"panic=-1 {append}", disks, nic=nic).start()
+    q = trial.Qemu(arch, trial.boot_kernel(arch), trial.initramfs(arch), f"panic=-1 {append}", disks, nic=nic).start()
     try:
         m = q.expect(trial.MARKER, 600)
         phases = {}
@@ -36,9 +38,9 @@ def _run(append: str, disks: list[Path] | None = None, nic: bool = False) -> tup
         q.kill()
 
 
-def _direct() -> float:
+def _direct(arch: str) -> float:
     """QEMU start -> marker, QEMU booting the target kernel and initrd itself."""
-    q = trial.Qemu(ARCH, trial.boot_kernel(ARCH), trial.target_initrd(ARCH), "panic=-1").start()
+    q = trial.Qemu(arch, trial.boot_kernel(arch), trial.target_initrd(arch), "panic=-1").start()
     try:
         return q.expect(trial.MARKER, 600).at
     finally:
@@ -48,29 +50,32 @@ def _direct() -> float:
 def main() -> None:
     from tests.ociregistry import Registry, ensure_registry_packages
 
-    disk, _ = trial.target_disk(ARCH)
-    direct = _direct()
-    phases, kexec_at, marker = _run("cloudboot.disk=LABEL=CBTARGET cloudboot.cmdline=\"console=ttyS0 panic=-1\"",
-                                    [disk])
-    print(f"  disk mode: kernel start -> kexec call {kexec_at:.2f}s; phases: "
-          + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()), flush=True)
-    report(f"init disk mode QEMU->target ({ARCH})", marker, "direct -kernel", direct)
-
     ensure_registry_packages()
     reg = Registry(Path(tempfile.mkdtemp(prefix="cloudboot-bench-init-")))
     try:
-        port = reg.host.split(":")[1]
-        plan = Path(tempfile.mkdtemp()) / "plan.hcl"
-        plan.write_text(f'target "t" {{\n  index = "10.0.2.2:{port}/boot/k:{secrets.token_hex(3)}"\n'
-                        '  cmdline = "console=ttyS0 panic=-1"\n}\n')
-        ref = re.search(r'index = "10\.0\.2\.2:\d+/(.*)"', plan.read_text()).group(1)
-        cli(["push", "artifact", f"{reg.host}/{ref}", "--platform", f"linux/{ARCH}", "--kernel",
-             str(trial.boot_kernel(ARCH)), "--initrd", str(trial.target_initrd(ARCH))])
-        cli(["push", "plan", f"{reg.host}/plans/bench:v1", "--file", str(plan)])
-        phases, kexec_at, marker = _run(f"cloudboot.plan=10.0.2.2:{port}/plans/bench:v1 cloudboot.insecure=1 "
-                                        "cloudboot.lldp=0", nic=True)
-        print(f"  plan mode: kernel start -> kexec call {kexec_at:.2f}s; phases: "
-              + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()), flush=True)
-        report(f"init plan mode QEMU->target ({ARCH})", marker, "direct -kernel", direct)
+        for arch in ARCHES:
+            _bench(arch, reg)
     finally:
         reg.stop()
+
+
+def _bench(arch: str, reg) -> None:
+    cmdline = f"console={CONSOLE[arch]} panic=-1"
+    disk, _ = trial.target_disk(arch)
+    direct = _direct(arch)
+    phases, kexec_at, marker = _run(arch, f'cloudboot.disk=LABEL=CBTARGET cloudboot.cmdline="{cmdline}"', [disk])
+    print(f"  {arch} disk mode: kernel start -> kexec call {kexec_at:.2f}s; phases: "
+          + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()), flush=True)
+    report(f"init disk mode QEMU->target ({arch})", marker, "direct -kernel", direct)
+    port = reg.host.split(":")[1]
+    ref = f"boot/k:{arch}-{secrets.token_hex(3)}"
+    plan = Path(tempfile.mkdtemp()) / "plan.hcl"
+    plan.write_text(f'target "t" {{\n  index = "10.0.2.2:{port}/{ref}"\n  cmdline = "{cmdline}"\n}}\n')
+    cli(["push", "artifact", f"{reg.host}/{ref}", "--platform", f"linux/{arch}", "--kernel",
+         str(trial.boot_kernel(arch)), "--initrd", str(trial.target_initrd(arch))])
+    cli(["push", "plan", f"{reg.host}/plans/bench-{arch}:v1", "--file", str(plan)])
+    phases, kexec_at, marker = _run(arch, f"cloudboot.plan=10.0.2.2:{port}/plans/bench-{arch}:v1 "
+                                    "cloudboot.insecure=1 cloudboot.lldp=0", nic=True)
+    print(f"  {arch} plan mode: kernel start -> kexec call {kexec_at:.2f}s; phases: "
+          + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()), flush=True)
+    report(f"init plan mode QEMU->target ({arch})", marker, "direct -kernel", direct)

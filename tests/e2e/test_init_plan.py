@@ -20,7 +20,7 @@ from tests.ociregistry import Registry, ensure_registry_packages
 
 pytestmark = pytest.mark.e2e
 
-ARCH = "amd64"  # kexec_file_load: Debian builds it for amd64 (arm64 is the classic kexec_load path)
+ARCH = "amd64"  # the failure cases run on amd64 only; the full path runs on amd64 and arm64 (kexec_load)
 GUEST_HOST = "10.0.2.2"  # QEMU user networking's address of the host's 127.0.0.1
 BOOT_TIMEOUT = 240
 PLAN = """
@@ -32,11 +32,12 @@ target "debian" {{
   version = "6.12"
   label   = "Debian ${{self.version}}"
   index   = "${{local.registry}}/boot/debian:${{self.version}}"
-  cmdline = ["console=ttyS0", "panic=-1", arch == "amd64" ? "cbtest={token}" : "wrong-arch", "ip={{{{.IPSpec}}}}"]
+  cmdline = [arch == "arm64" ? "console=ttyAMA0" : "console=ttyS0", "panic=-1", "cbtest={token}",
+             "ip={{{{.IPSpec}}}}"]
 }}
 target "other" {{
-  arch  = "arm64"
-  index = "${{local.registry}}/boot/debian:arm64-only"
+  arch  = "riscv64"
+  index = "${{local.registry}}/boot/debian:riscv64-only"
 }}
 """
 
@@ -82,22 +83,28 @@ def pushed(registry, tmp_path_factory):
     port = registry.host.split(":")[1]
     plan = work / "plan.hcl"
     plan.write_text(PLAN.format(reg=f"{GUEST_HOST}:{port}", token=token))
-    assert cli(["push", "artifact", f"{registry.host}/boot/debian:6.12", "--platform", f"linux/{ARCH}",
-                "--kernel", str(trial.boot_kernel(ARCH)), "--initrd", str(trial.target_initrd(ARCH))]) == 0
+    refs = []
+    for arch in ("amd64", "arm64"):
+        ref = f"{registry.host}/boot/debian:6.12-{arch}"
+        assert cli(["push", "artifact", ref, "--platform", f"linux/{arch}", "--kernel",
+                    str(trial.boot_kernel(arch)), "--initrd", str(trial.target_initrd(arch))]) == 0
+        refs += ["-p", f"linux/{arch}={ref}"]
+    assert cli(["push", "index", f"{registry.host}/boot/debian:6.12", *refs]) == 0  # multi-arch: each picks its own
     assert cli(["push", "plan", f"{registry.host}/plans/smoke:v1", "--file", str(plan)]) == 0
     meta = Metadata()
     yield f"{GUEST_HOST}:{port}", meta, token
     meta.server.shutdown()
 
 
-def _boot(append: str) -> trial.Qemu:
-    return trial.Qemu(ARCH, trial.boot_kernel(ARCH), trial.initramfs(ARCH), f"panic=-1 {append}", nic=True).start()
+def _boot(append: str, arch: str = ARCH) -> trial.Qemu:
+    return trial.Qemu(arch, trial.boot_kernel(arch), trial.initramfs(arch), f"panic=-1 {append}", nic=True).start()
 
 
-def test_metadata_plan_registry_kexec(pushed) -> None:
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_metadata_plan_registry_kexec(pushed, arch: str) -> None:
     reg, meta, token = pushed
     meta.document = {"cloudboot": {"plan": f"{reg}/plans/smoke:v1", "insecure": True}}
-    q = _boot(f"cloudboot.metadata.url=http://{GUEST_HOST}:{meta.server.server_address[1]}/meta.json")
+    q = _boot(f"cloudboot.metadata.url=http://{GUEST_HOST}:{meta.server.server_address[1]}/meta.json", arch)
     try:
         q.expect(r"net: eth\d+ 10\.0\.2\.15/24 gw 10\.0\.2\.2 .*\(dhcp\)", BOOT_TIMEOUT)
         q.expect(rf"metadata: .*cloudboot.plan={reg}/plans/smoke:v1", 60)

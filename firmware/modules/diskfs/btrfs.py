@@ -891,15 +891,16 @@ def _has_blake2():
 
 
 def _zstd(data, size):
-    """zstd: compat.zstd where it exists, else CPython's zstandard module, else Unsupported."""
-    try:
-        from compat import zstd
-    except ImportError:
-        zstd = None
-    if zstd is not None:
-        return zstd.decompress(data, size)
+    """zstd: CPython's zstandard module where installed (C speed), else the portable compat.zstd (one frame:
+    btrfs pads an extent to the sector size), else Unsupported."""
     try:
         import zstandard
     except ImportError:
+        zstandard = None
+    if zstandard is not None:
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    try:
+        from compat import zstd
+    except ImportError:
         raise Unsupported("btrfs zstd compression (no zstd decoder on this runtime)", "zstd") from None
-    return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return zstd.decompress(data, size, single=True)

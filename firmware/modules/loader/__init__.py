@@ -58,10 +58,24 @@ def boot_esp_target():
         addr, size = vol.read_into_pages(path)
         print("cloud-boot: booting %s (%d bytes) from volume %x" % (path, size, vol.handle))
         print("cloud-boot: command line from %s: %s" % (why, cmdline))
-        handoff.start_image(addr, size, cmdline, None, vol.handle)
+        handoff.start_image(addr, size, cmdline, _initrd_args(vol, cmdline), vol.handle)
         return True
     print("cloud-boot: no %s on any FAT volume (target %r)" % (path, name))
     return False
+
+
+def _initrd_args(vol, cmdline):
+    """The `initrd=` files of the command line, read from the volume and joined, for the LoadFile2 hand-off:
+    kernels from 7.x on (riscv64 first) dropped the EFI stub's own `initrd=` file loader."""
+    paths = [w[7:] for w in cmdline.split() if w.startswith("initrd=") and len(w) > 7]
+    found = [p for p in paths if vol.exists(p)]
+    for p in paths:
+        if p not in found:
+            print("cloud-boot: initrd=%s: not on this volume (left to the kernel)" % p)
+    if not found:
+        return None
+    print("cloud-boot: initrd from initrd= via LoadFile2: %s" % " + ".join(found))
+    return _concat([vol.read_into_pages(p) for p in found])
 
 
 def _words():

@@ -177,7 +177,8 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     # --- kernel modules
     ktree = archive.unpack(kernel.modules_deb)
     wanted = list(dict.fromkeys(kmods.DEFAULT_MODULES + (extra_modules or [])))
-    mods = kmods.select(ktree, kernel.release, wanted)
+    mods = kmods.select(ktree, kernel.release, wanted,
+                        archive.unpack(kernel.base_deb) if kernel.base_deb else None)
     mod_root = f"usr/lib/modules/{kernel.release}"
     for rel, data in mods.files.items():
         b.file(f"{mod_root}/{rel}", data, 0o644, "kernel modules")

@@ -172,6 +172,8 @@ class Kernel:
     image_package: str
     modules_deb: Deb
     binary_deb: Deb
+    #: sid's linux-base-<release> (modules.builtin, config), when the image package depends on it
+    base_deb: Deb | None = None
 
 
 def resolve_kernel(archive: Archive, kernel_package: str | None) -> tuple[str, str]:
@@ -207,8 +209,9 @@ def fetch_kernel(archive: Archive, kernel_package: str | None) -> Kernel:
     deps = archive.depends(image)
     modules_pkg = f"linux-modules-{release}" if f"linux-modules-{release}" in deps else image
     binary_pkg = f"linux-binary-{release}" if f"linux-binary-{release}" in deps else image
-    debs = {d.name: d for d in archive.fetch(sorted({modules_pkg, binary_pkg}))}
-    return Kernel(release, image, debs[modules_pkg], debs[binary_pkg])
+    base_pkg = f"linux-base-{release}" if f"linux-base-{release}" in deps else None
+    debs = {d.name: d for d in archive.fetch(sorted({modules_pkg, binary_pkg} | ({base_pkg} if base_pkg else set())))}
+    return Kernel(release, image, debs[modules_pkg], debs[binary_pkg], debs.get(base_pkg) if base_pkg else None)
 
 
 #: Where kernel packages put the image (EFI-stub PE; riscv64 names it vmlinux-*).

@@ -82,11 +82,16 @@ def modinfo(elf: bytes, where: str = "module") -> dict[str, str]:
     return info
 
 
-def select(tree: Path, release: str, wanted: list[str]) -> ModuleSet:
-    """The wanted modules and everything they depend on, from the unpacked kernel package at `tree`."""
+def select(tree: Path, release: str, wanted: list[str], base: Path | None = None) -> ModuleSet:
+    """The wanted modules and everything they depend on, from the unpacked kernel package at `tree`
+    (`base`: the unpacked linux-base package holding modules.builtin, where the kernel is split that way)."""
     mdir = modules_dir(tree, release)
     index = {module_name(p.name): p for p in (mdir / "kernel").rglob("*.ko*")}
     builtin_file = mdir / "modules.builtin"
+    if not builtin_file.exists() and base is not None:
+        builtin_file = next((f for f in (base / d / release / "modules.builtin" for d in ("usr/lib/modules",
+                                                                                         "lib/modules"))
+                             if f.exists()), builtin_file)
     builtin = ({module_name(line.strip()) for line in builtin_file.read_text().splitlines() if line.strip()}
                if builtin_file.exists() else set())
     out = ModuleSet(release)

@@ -90,13 +90,14 @@ def target_initrd(arch: str) -> Path:
 
 def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
     """A GPT disk whose partition 1 (PARTLABEL cbtarget, LABEL CBTARGET) holds /boot/vmlinuz-<release> and
-    /boot/initrd.img-<release> (the test initrd), Debian style; returns (image, kernel release)."""
-    if fstype != "ext4":
-        raise CloudBootError(f"target_disk: {fstype} images are not made here yet")
+    /boot/initrd.img-<release> (the test initrd), Debian style, on ext4, xfs or btrfs (made by mkfs from the
+    tree); returns (image, kernel release)."""
+    if fstype not in ("ext4", "xfs", "btrfs"):
+        raise CloudBootError(f"target_disk: no {fstype} images (ext4, xfs, btrfs)")
     kernel, release = debian.kernel_image(arch)
     initrd = target_initrd(arch)
     img = _workdir(arch) / f"target-{fstype}.img"
-    key = f"{kernel.name} {kernel.stat().st_size} {initrd.stat().st_size} {initrd.stat().st_mtime_ns} v1"
+    key = f"{kernel.name} {kernel.stat().st_size} {initrd.stat().st_size} {initrd.stat().st_mtime_ns} v2"
     stamp = img.with_suffix(".key")
     if img.exists() and stamp.exists() and stamp.read_text() == key:
         return img, release
@@ -106,11 +107,22 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
     shutil.copyfile(kernel, tree / "boot" / f"vmlinuz-{release}")
     shutil.copyfile(initrd, tree / "boot" / f"initrd.img-{release}")
     size_mib = (kernel.stat().st_size + initrd.stat().st_size) // (1 << 20) + 24
+    if fstype == "xfs":
+        size_mib = max(size_mib, 320)  # mkfs.xfs's smallest filesystem is 300 MB
     fs = img.with_suffix(".fs")
     with open(fs, "wb") as f:
         f.truncate(size_mib << 20)
-    subprocess.run([which("mkfs.ext4"), "-q", "-F", "-L", "CBTARGET", "-d", str(tree), str(fs)], check=True,
-                   capture_output=True)
+    if fstype == "ext4":
+        mkfs = [which("mkfs.ext4"), "-q", "-F", "-L", "CBTARGET", "-d", str(tree), str(fs)]
+    elif fstype == "btrfs":
+        mkfs = [which("mkfs.btrfs"), "-q", "-f", "-L", "CBTARGET", "--rootdir", str(tree), str(fs)]
+    else:  # mkfs.xfs (6.1) populates only from a protofile
+        proto = img.with_suffix(".proto")
+        files = "".join(f"{p.name} ---644 0 0 {p}\n" for p in sorted((tree / "boot").iterdir()))
+        proto.write_text(f"/dev/null\n0 0\nd--755 0 0\nboot d--755 0 0\n{files}$\n$\n")
+        mkfs = [which("mkfs.xfs"), "-q", "-f", "-L", "CBTARGET", "-p", str(proto), str(fs)]
+    subprocess.run(mkfs, check=True, capture_output=True)
+    size_mib = -(-fs.stat().st_size // (1 << 20))  # mkfs.btrfs --rootdir grows the file when the tree needs it
     with open(img, "wb") as f:
         f.truncate((size_mib + 2) << 20)
     subprocess.run([which("sfdisk"), "-q", str(img)], check=True, capture_output=True,
