@@ -94,15 +94,16 @@ def test_missing_disk_lists_what_was_seen(images) -> None:
         q.kill()
 
 
+@pytest.mark.parametrize("arch", KEXEC_ARCHES)
 @pytest.mark.parametrize("fstype", ["xfs", "btrfs"])
-def test_xfs_and_btrfs_disk_targets(fstype: str) -> None:
+def test_xfs_and_btrfs_disk_targets(fstype: str, arch: str) -> None:
     """The same target on XFS (mkfs.xfs -p) and btrfs (mkfs.btrfs --rootdir), read in userland by diskfs."""
-    arch = "amd64"
     disk, release = trial.target_disk(arch, fstype)
+    console = trial.MACHINES[arch][2]
     token = secrets.token_hex(4)
     q = trial.Qemu(arch, trial.boot_kernel(arch), trial.initramfs(arch),
                    f'panic=-1 cloudboot.disk=PARTLABEL=cbtarget cloudboot.disk.fs={fstype} '
-                   f'cloudboot.cmdline="console=ttyS0 panic=-1 cbtest={token}"', [disk]).start()
+                   f'cloudboot.cmdline="console={console} panic=-1 cbtest={token}"', [disk]).start()
     try:
         q.expect(rf"disk: .* {fstype} label='CBTARGET'", BOOT_TIMEOUT)
         q.expect(rf"disk: kernel /boot/vmlinuz-{re.escape(release)} ", 120)

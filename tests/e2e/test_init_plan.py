@@ -143,3 +143,47 @@ def test_missing_target_is_fatal(pushed) -> None:
         _fatal_then_rescue(q, 'no target "nope"')
     finally:
         q.kill()
+
+
+@pytest.fixture(scope="module")
+def cosign_keys(tmp_path_factory):
+    """A P-256 key pair as cosign uses (PKCS#8 private, SubjectPublicKeyInfo public, PEM)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    d = tmp_path_factory.mktemp("cosign")
+    (d / "cosign.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+    (d / "cosign.pub").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return d
+
+
+def test_cosign_enforced_by_init(pushed, registry, cosign_keys, tmp_path) -> None:
+    """An initramfs with /etc/cosign.pub boots what was signed with the key, and refuses an unsigned plan."""
+    reg, _, token = pushed
+    for ref in ("plans/smoke:v1", "boot/debian:6.12"):
+        assert cli(["sign-artifact", f"{registry.host}/{ref}", "--key", str(cosign_keys / "cosign.key")]) == 0
+    unsigned = tmp_path / "unsigned.hcl"
+    unsigned.write_text(f'target "t" {{\n  index = "{reg}/boot/debian:6.12"\n}}\n')
+    assert cli(["push", "plan", f"{registry.host}/plans/unsigned:v1", "--file", str(unsigned)]) == 0
+    initrd = trial.initramfs(ARCH, cosign_key=cosign_keys / "cosign.pub")
+
+    def boot(plan: str) -> trial.Qemu:
+        return trial.Qemu(ARCH, trial.boot_kernel(ARCH), initrd, f"panic=-1 cloudboot.plan={reg}/{plan} "
+                          "cloudboot.insecure=1 cloudboot.lldp=0", nic=True).start()
+
+    q = boot("plans/smoke:v1")
+    try:
+        q.expect(r"cosign: .*plans/smoke:v1: signature verified", BOOT_TIMEOUT)
+        q.expect(r"cosign: .*boot/debian:6\.12: signature verified", 120)
+        q.expect(trial.MARKER, 240)
+        assert f"cbtest={token}" in q.expect(r"target cmdline:", 30).text
+    finally:
+        q.kill()
+    q = boot("plans/unsigned:v1")
+    try:
+        _fatal_then_rescue(q, "signature")
+    finally:
+        q.kill()

@@ -13,7 +13,7 @@ def _run(args: argparse.Namespace) -> int:
 
     res = build(args.arch, args.output, kernel_package=args.kernel_package, python=args.python,
                 extra_modules=args.module, compression=args.compression, level=args.level,
-                budget_mib=args.max_mib)
+                budget_mib=args.max_mib, cosign_key=args.cosign_key)
     print(report(res))
     return 0
 
@@ -34,5 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compression", choices=compress.METHODS, help="default: from the output name")
     p.add_argument("--level", type=int, help=f"compression level (zstd default {compress.ZSTD_LEVEL}, gzip 9)")
     p.add_argument("--max-mib", type=float, default=20, help="fail when the result is larger (default 20 MiB)")
+    p.add_argument("--cosign-key", type=Path, metavar="cosign.pub",
+                   help="public key installed as /etc/cosign.pub: init verifies plans and artifacts with it")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file (.cpio.zst, .cpio.gz, .cpio)")
     p.set_defaults(func=_run)

@@ -62,14 +62,16 @@ class Session:
         if os.path.exists(COSIGN_KEY):
             self.policy = cmd.get("cloudboot.cosign", "enforce")
             try:
-                from cloudboot.registry.cosign import Verifier
+                from cloudboot.init.signature import Verifier
 
                 with open(COSIGN_KEY, "rb") as f:
                     self.verifier = Verifier(f.read())
-            except ImportError:
+            except (ImportError, RuntimeError) as exc:  # RuntimeError: cryptography's OpenSSL set-up
                 if self.policy == "enforce":
-                    raise InitError(f"cosign: {COSIGN_KEY} is present but this initramfs has no ECDSA "
-                                    "verifier (cryptography)") from None
+                    raise InitError(f"cosign: {COSIGN_KEY} is present but this initramfs cannot check "
+                                    f"signatures ({exc})") from None
+            except ValueError as exc:
+                raise InitError(f"cosign: {COSIGN_KEY}: not a usable public key: {exc}") from None
 
     def ref(self, text: str):
         from oci.ref import parse

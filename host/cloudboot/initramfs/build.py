@@ -29,13 +29,21 @@ from cloudboot.paths import MODULES_DIR, ROOT
 #: The portable core packages shipped next to init (those present in firmware/modules/).
 PORTABLE = ["diskfs", "bootplan", "oci", "compat", "cloudmeta"]
 IMAGE_LIBDIR = "usr/lib/cloudboot"
+DIST = "usr/lib/python3/dist-packages"
+#: Debian Python packages init uses (ECDSA for cosign, through cloudboot.init.signature); only the modules
+#: reached from init's imports are shipped.
+PY_PACKAGES = ["python3-cryptography", "python3-cffi-backend"]  # (cffi: a virtual dependency, named here)
+#: Imported by compiled code, where the import scan cannot see it (cryptography's Rust bindings load cffi).
+HIDDEN_IMPORTS = ["_cffi_backend"]
 BUDGET_MIB = 20
 
 INIT_SCRIPT = '''#!/usr/bin/python{version} -IBSu
 """cloud-boot init (PID 1): Debian's CPython running cloudboot.init (see /etc/cloud-boot/initramfs.json)."""
+import os
 import sys
 
-sys.path.insert(0, "/{libdir}")
+sys.path[:0] = ["/{libdir}", "/{dist}"]
+os.environ["CRYPTOGRAPHY_OPENSSL_NO_LEGACY"] = "1"  # OpenSSL's legacy provider (MD4, DES...) is not shipped
 try:
     from cloudboot.init.main import main
 except BaseException as exc:  # PID 1 must never exit, even if its own package is broken
@@ -121,8 +129,9 @@ class Builder:
 
 def build(arch: str, output: Path, *, kernel_package: str | None = None, python: str | None = None,
           extra_modules: list[str] | None = None, compression: str | None = None, level: int | None = None,
-          budget_mib: float = BUDGET_MIB) -> Result:
-    """Build the initramfs for `arch` into `output`; returns sizes and the manifest."""
+          budget_mib: float = BUDGET_MIB, cosign_key: Path | None = None) -> Result:
+    """Build the initramfs for `arch` into `output`; returns sizes and the manifest. `cosign_key`: a PEM
+    public key installed as /etc/cosign.pub (init then checks signatures, cloudboot.cosign=enforce default)."""
     arch = debian.check_arch(arch)
     method = compression or compress.method_for(output)
     if not output.parent.is_dir():
@@ -130,7 +139,7 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     archive = debian.Archive(arch)
     kernel = debian.fetch_kernel(archive, kernel_package)
     ver = python_version(archive, python)
-    roots = [f"python{ver}-minimal", f"libpython{ver}-minimal", f"libpython{ver}-stdlib"]
+    roots = [f"python{ver}-minimal", f"libpython{ver}-minimal", f"libpython{ver}-stdlib", *PY_PACKAGES]
     debs = archive.fetch(archive.closure(roots))
     trees = [archive.unpack(d) for d in debs]
     fs = pysel.Rootfs(trees)
@@ -142,12 +151,13 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     stdlib = f"usr/lib/python{ver}"
     search = [(IMAGE_LIBDIR, ROOT / "host"), (IMAGE_LIBDIR, MODULES_DIR)]
     search += [(stdlib, t / stdlib) for t in trees if (t / stdlib).is_dir()]
+    search += [(DIST, t / DIST) for t in trees if (t / DIST).is_dir()]
     dynload = {}
     for t in trees:
         for so in sorted((t / stdlib / "lib-dynload").glob("*.so")):
             dynload[so.name.split(".")[0]] = so
-    py_files, extensions, names = pysel.module_closure(pysel.STARTUP + _init_roots() + _portable_roots(), search,
-                                                       dynload)
+    module_roots = pysel.STARTUP + HIDDEN_IMPORTS + _init_roots() + _portable_roots()
+    py_files, extensions, names = pysel.module_closure(module_roots, search, dynload)
     for path, host in sorted(py_files.items()):
         ours = path.startswith(IMAGE_LIBDIR)
         b.file(path, host, 0o644, "cloud-boot (init + portable core)" if ours else "python stdlib")
@@ -156,8 +166,9 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     for path, data in sorted(pycs.items()):
         ours = path.startswith(IMAGE_LIBDIR)
         b.file(path, data, 0o644, "cloud-boot (init + portable core)" if ours else "python stdlib")
-    for host in sorted(extensions.values()):
-        b.file(f"{stdlib}/lib-dynload/{host.name}", host, 0o644, "python extension modules")
+    for key, host in sorted(extensions.items()):
+        path = key if "/" in key else f"{stdlib}/lib-dynload/{host.name}"
+        b.file(path, host, 0o644, "python extension modules")
     libc = fs.glob("usr/lib/*/libc.so.6")
     if not libc:
         raise CloudBootError(f"libc6 for {arch} has no usr/lib/<triplet>/libc.so.6")
@@ -185,7 +196,7 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     b.file(f"{mod_root}/modules.dep", mods.dep_text.encode(), 0o644, "kernel modules")
 
     # --- init, layout, manifest
-    b.file("init", INIT_SCRIPT.format(version=ver, libdir=IMAGE_LIBDIR).encode(), 0o755,
+    b.file("init", INIT_SCRIPT.format(version=ver, libdir=IMAGE_LIBDIR, dist=DIST).encode(), 0o755,
            "cloud-boot (init + portable core)")
     for d, mode in (("dev", 0o755), ("proc", 0o555), ("sys", 0o555), ("run", 0o755), ("tmp", 0o1777),
                     ("root", 0o700), ("etc", 0o755), ("usr/sbin", 0o755)):
@@ -204,6 +215,15 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
             continue
         b.archive.symlink(link, f"usr/{link}")
     versions = {d.name: d.version for d in debs}
+    key_pem = None
+    if cosign_key:
+        try:
+            key_pem = Path(cosign_key).read_bytes()
+        except OSError as exc:
+            raise CloudBootError(f"{cosign_key}: {exc.strerror}") from None
+        if b"-----BEGIN PUBLIC KEY-----" not in key_pem:
+            raise CloudBootError(f"{cosign_key}: not a PEM public key (cosign.pub)")
+        b.file("etc/cosign.pub", key_pem, 0o644, "layout (dirs, links)")
     manifest = {
         "arch": arch, "suite": archive.suite,
         "kernel": {"release": kernel.release, "package": kernel.modules_deb.name,
@@ -211,7 +231,8 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
         "python": {"version": ver, "upstream": pyver, "packages": versions, "modules": names,
                    "extensions": sorted(extensions), "bytecode": bytecode_note},
         "modules": {"load_order": mods.order, "builtin": mods.builtin, "requested": wanted},
-        "cryptography": None,  # not shipped yet: LUKS/cosign need it (issue 6, later part)
+        "cryptography": versions.get("python3-cryptography"),
+        "cosign_key": hashlib.sha256(key_pem).hexdigest() if key_pem else None,
         "source_date_epoch": b.archive.mtime,
     }
     b.file("etc/cloud-boot/initramfs.json", (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(),
@@ -253,5 +274,6 @@ def report(res: Result) -> str:
     lines.append(f"  modules: {' '.join(kmods.module_name(p) for p in m['modules']['load_order'])}"
                  f" (built in: {' '.join(m['modules']['builtin']) or 'none'})")
     lines.append(f"  python modules: {len(m['python']['modules'])}, {m['python']['bytecode']}")
-    lines.append("  cryptography: not included yet (LUKS and cosign need it)")
+    lines.append(f"  cryptography {m['cryptography'] or 'absent'}; cosign key: "
+                 f"{'sha256 ' + m['cosign_key'][:16] if m.get('cosign_key') else 'none (signatures not checked)'}")
     return "\n".join(lines)

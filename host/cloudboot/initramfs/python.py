@@ -38,6 +38,8 @@ EXCLUDE = {"test", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3", "ens
            "_testclinic_limited", "_testexternalinspection", "_interpreters", "_interpchannels", "_interpqueues",
            "_lsprof", "_tkinter", "ossaudiodev", "nis", "crypt", "spwd", "_crypt"}
 
+#: Our own code's directory in the image: never holds extension modules.
+IMAGE_LIBDIR_HINT = "usr/lib/cloudboot"
 _IMPORT_LINE = re.compile(r"^[ \t]*import[ \t]+([\w \t,.]+)")
 _FROM_LINE = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(.*)")
 
@@ -181,6 +183,11 @@ def find_module(name: str, roots: list[tuple[str, Path]], dynload: dict[str, Pat
         mod = host_dir / f"{rel}.py"
         if mod.is_file():
             return f"{image_dir}/{rel}.py", mod, False
+        if image_dir != IMAGE_LIBDIR_HINT:  # an extension module in a package dir (cryptography's _rust.abi3.so)
+            parent, _, leaf = rel.rpartition("/")
+            where = host_dir / parent if parent else host_dir
+            for so in sorted(where.glob(f"{leaf}.*so")) if where.is_dir() else []:
+                return (f"{image_dir}/{parent}/{so.name}" if parent else f"{image_dir}/{so.name}"), so, False
     if "." not in name and name in dynload:
         return "", dynload[name], False
     return None
@@ -188,7 +195,8 @@ def find_module(name: str, roots: list[tuple[str, Path]], dynload: dict[str, Pat
 
 def module_closure(roots: list[str], search: list[tuple[str, Path]], dynload: dict[str, Path],
                    exclude: set[str] = EXCLUDE) -> tuple[dict[str, Path], dict[str, Path], list[str]]:
-    """Import closure from `roots`: ({image path: file} of .py files, {name: .so} of extensions, names)."""
+    """Import closure from `roots`: ({image path: file} of .py files, {name or image path: .so} of extensions
+    (top-level ones by name, for lib-dynload; those inside packages by their image path), names)."""
     py: dict[str, Path] = {}
     ext: dict[str, Path] = {}
     seen: set[str] = set()
@@ -205,8 +213,8 @@ def module_closure(roots: list[str], search: list[tuple[str, Path]], dynload: di
         if found is None:
             continue
         image_path, host, is_pkg = found
-        if not image_path:
-            ext[name] = host
+        if not image_path or image_path.endswith(".so"):
+            ext[image_path or name] = host
             continue
         py[image_path] = host
         todo.extend(imports_of(host.read_text(encoding="utf-8", errors="replace"), name, is_pkg))

@@ -55,15 +55,17 @@ def _workdir(arch: str) -> Path:
     return d
 
 
-def initramfs(arch: str) -> Path:
-    """Our initramfs for `arch` (built now unless the sources are unchanged since the last build)."""
+def initramfs(arch: str, cosign_key: Path | None = None) -> Path:
+    """Our initramfs for `arch`, with /etc/cosign.pub when `cosign_key` is given (built now unless the sources
+    and the key are unchanged since the last build)."""
     from cloudboot.initramfs.build import build
 
-    out = _workdir(arch) / "init.cpio.zst"
+    pem = cosign_key.read_text() if cosign_key else ""
+    out = _workdir(arch) / ("init-cosign.cpio.zst" if cosign_key else "init.cpio.zst")
     stamp = out.with_suffix(".key")
-    key = _sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""))
+    key = _sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""), pem)
     if not (out.exists() and stamp.exists() and stamp.read_text() == key):
-        build(arch, out)
+        build(arch, out, cosign_key=cosign_key)
         stamp.write_text(key)
     return out
 

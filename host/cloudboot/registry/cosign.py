@@ -15,13 +15,13 @@ import os
 import struct
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 import oci
 from cloudboot.errors import CloudBootError
+from cloudboot.init.signature import Verifier as _KeyVerifier
 from cloudboot.registry.push import canonical_json, manifest_json, push_bytes
 from oci.client import Client, check_manifest, parse_json_object
 from oci.cosign import signature_tag, simple_signing_payload
@@ -183,12 +183,12 @@ def write_encrypted_key(key, path: Path, password: str | bytes, n: int = 32768) 
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
-class Verifier:
-    """`verify(signature, payload)` with a PEM public key: ECDSA (sha256, DER), RSA PKCS#1 v1.5, Ed25519."""
+class Verifier(_KeyVerifier):
+    """The init's verifier (cloudboot.init.signature) with host-style errors and a file constructor."""
 
     def __init__(self, public_pem: bytes) -> None:
         try:
-            self.key = serialization.load_pem_public_key(public_pem)
+            super().__init__(public_pem)
         except ValueError as exc:
             raise CloudBootError(f"not a PEM public key: {exc}") from None
 
@@ -199,21 +199,6 @@ class Verifier:
             return cls(Path(path).read_bytes())
         except OSError as exc:
             raise CloudBootError(f"{path}: {exc.strerror or exc}") from None
-
-    def verify(self, signature: bytes, payload: bytes) -> bool:
-        """True if `signature` is the key's signature of `payload`."""
-        try:
-            if isinstance(self.key, ec.EllipticCurvePublicKey):
-                self.key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
-            elif isinstance(self.key, rsa.RSAPublicKey):
-                self.key.verify(signature, payload, padding.PKCS1v15(), hashes.SHA256())
-            elif isinstance(self.key, ed25519.Ed25519PublicKey):
-                self.key.verify(signature, payload)
-            else:
-                return False
-        except (InvalidSignature, ValueError):
-            return False
-        return True
 
 
 def sign_payload(key, payload: bytes) -> bytes:
