@@ -182,14 +182,26 @@ def _uuid_text(raw):
     return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
 
+def _link_target(fsys, path):
+    """The target when `path` is a symlink (openSUSE's /boot/vmlinuz-<v> -> ../usr/lib/modules/<v>/vmlinuz)."""
+    try:
+        return fsys.readlink(path)
+    except Exception:  # noqa: BLE001 - not a symlink (or unreadable): nothing to add
+        return None
+
+
 def boot_disks():
     """Step (d): kernels on ext4/XFS filesystems of any disk (BLS entries, then distro names), newest first."""
     found = disk_candidates()
     if not found:
         print("cloud-boot: no kernel on any disk")
         return False
-    for cand, _, where in found:
+    for cand, fsys, where in found:
         print("cloud-boot: found %s (%s) on %s" % (cand.linux, cand.source, where))
+        for path in [cand.linux] + cand.initrd:
+            target = _link_target(fsys, path)
+            if target is not None:  # its own (short) line: firmware terminals wrap at 80 or 100 columns
+                print("cloud-boot:   %s -> %s" % (path.rsplit("/", 1)[-1], target))
     cand, fsys, where = found[0]
     print("cloud-boot: choosing %s: %s, the newest version on the first disk that has one" % (cand.version,
                                                                                              cand.source))
