@@ -141,8 +141,19 @@ def boot_bls():
     return True
 
 
+def _setmem_zero(mv):
+    import _uefi
+    import uctypes
+
+    _uefi.call(core.bs_fn("SetMem"), uctypes.addressof(mv), len(mv), 0)
+
+
 def _load_file(fsys, path):
-    """A file of a diskfs filesystem read into fresh pages: (address, size)."""
+    """A file of a diskfs filesystem read into fresh pages: (address, size). Holes (sparse kernels, as mkfs -d
+    writes them) are zeroed by the firmware's SetMem."""
+    from diskfs import fsbase
+
+    fsbase.set_fill(_setmem_zero)
     node = fsys.lookup(path)
     addr = core.allocate_pages(max(1, (node.size + 4095) // 4096))
     fsys.readinto_file(node, 0, mem.view(addr, node.size))
