@@ -207,3 +207,160 @@ def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine) -> N
     m.expect(MARKER, 240)
     assert "cb.marker=alma-xfs" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
     assert m.wait(120) == 0
+
+
+def _gpt(tmp_path, name: str, parts: list[tuple[object, str, str]]):
+    """A GPT disk holding the given filesystem images [(image, sgdisk type code, partition name)] in order."""
+    import shutil
+    import subprocess
+
+    sizes = [((p.stat().st_size + (1 << 20) - 1) >> 20) for p, _, _ in parts]
+    disk = tmp_path / name
+    with open(disk, "wb") as f:
+        f.truncate((sum(sizes) + 3) << 20)
+    cmd = ["sgdisk"]
+    for i, ((_, code, pname), size) in enumerate(zip(parts, sizes, strict=True), 1):
+        cmd += ["-n", f"{i}:0:+{size}M", "-t", f"{i}:{code}", "-c", f"{i}:{pname}"]
+    subprocess.run([*cmd, str(disk)], check=True, capture_output=True)
+    with open(disk, "r+b") as f:
+        for i, (image, _, _) in enumerate(parts, 1):
+            info = subprocess.run(["sgdisk", "-i", str(i), str(disk)], capture_output=True, text=True).stdout
+            f.seek(int(re.search(r"First sector: (\d+)", info).group(1)) * 512)
+            with open(image, "rb") as src:
+                shutil.copyfileobj(src, f)
+    return disk
+
+
+SUSE_VERSION = "6.4.0-150600.23.25-default"
+
+
+def _suse_disk(tmp_path, arch: str):
+    """openSUSE's layout: btrfs with @, @/home, @/.snapshots and the default subvolume @/.snapshots/1/snapshot
+    (made by mkfs.btrfs --subvol, no mount), whose /boot/<kernel>-<v> (vmlinuz, or Image on arm64) is a relative
+    symlink into /usr/lib/modules/<v>/ and /boot/initrd-<v> an absolute one. Subvolume 5 holds a decoy /boot
+    with a newer (garbage) kernel that only a reader ignoring the default subvolume would pick."""
+    import shutil
+    import subprocess
+
+    from tests.portable.images import btrfs_env, btrfs_tool
+
+    g = guest(arch)
+    v, image = SUSE_VERSION, "Image" if arch == "aarch64" else "vmlinuz"
+    work = tmp_path / "suse"
+    snap = work / "@/.snapshots/1/snapshot"
+    mods = snap / "usr/lib/modules" / v
+    mods.mkdir(parents=True)
+    shutil.copyfile(g.kernel, mods / image)
+    shutil.copyfile(g.initrd, mods / "initrd")
+    (snap / "boot").mkdir()
+    (snap / f"boot/{image}-{v}").symlink_to(f"../usr/lib/modules/{v}/{image}")
+    (snap / f"boot/initrd-{v}").symlink_to(f"/usr/lib/modules/{v}/initrd")
+    (snap / f"boot/{image}").symlink_to(f"{image}-{v}")
+    (snap / "boot/initrd").symlink_to(f"initrd-{v}")
+    (snap / "etc").mkdir()
+    (snap / "etc/os-release").write_text('NAME="openSUSE Leap"\nVERSION="15.6"\n')
+    (work / "@/home/user").mkdir(parents=True)
+    (work / "@/.snapshots/1/info.xml").write_text("<snapshot><num>1</num></snapshot>\n")
+    (work / "boot").mkdir()
+    (work / "boot/vmlinuz-9.9.9-decoy").write_bytes(b"not a kernel: subvolume 5 is not the default")
+    fs = tmp_path / "suse.btrfs"
+    with open(fs, "wb") as f:
+        f.truncate(max((g.kernel.stat().st_size + g.initrd.stat().st_size) * 2 + (64 << 20), 256 << 20))
+    subprocess.run([*btrfs_tool("mkfs.btrfs"), "-q", "-f", "-L", "SUSE", "--rootdir", str(work), "--subvol", "@",
+                    "--subvol", "@/home", "--subvol", "@/.snapshots", "--subvol", "default:@/.snapshots/1/snapshot",
+                    str(fs)], check=True, env=btrfs_env())
+    return _gpt(tmp_path, "suse.img", [(fs, "8300", "p.lxroot")])
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_cascade_boots_opensuse_btrfs_snapshot_with_symlinked_kernel(tmp_path, machine, arch: str) -> None:
+    image = "Image" if arch == "aarch64" else "vmlinuz"
+    m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl", disks=[_suse_disk(tmp_path, arch)],
+                extra=["-no-reboot"])
+    repl = Repl(m)
+    repl.wait_banner(120)
+    cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker=suse-{arch}"
+    repl.exec(f"import uefi\nuefi.set_variable('CloudBootCmdline', b'{cmdline}')")
+    m.send(b"import loader\nloader.run()\x04")
+    m.expect(f"found /boot/{image}-{SUSE_VERSION}", 120)
+    m.expect("(btrfs 'SUSE')", 10)
+    m.expect(f"{image}-{SUSE_VERSION} -> ../usr/lib/modules/{SUSE_VERSION}/{image}", 10)
+    m.expect(f"initrd-{SUSE_VERSION} -> /usr/lib/modules/{SUSE_VERSION}/initrd", 10)
+    choosing = m.expect(re.compile(rb"choosing [^\r\n]*\r?\n"), 60).group(0).decode()
+    assert f"choosing {SUSE_VERSION}" in choosing
+    assert "9.9.9-decoy" not in m.text
+    m.expect(MARKER, 240)
+    assert f"cb.marker=suse-{arch}" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert m.wait(120) == 0
+
+
+FEDORA_MACHINE_ID = "3f1e0c9a7b2d4e5f8a6b9c0d1e2f3a4b"
+
+
+def _fedora_disk(tmp_path, arch: str):
+    """Fedora's layout: an ext4 /boot partition (label 'boot') with BLS entries <machine-id>-<version>.conf
+    (the newest, an older one whose kernel is garbage, a rescue entry) and a btrfs root partition (label
+    'fedora', subvolumes root and home, made by mkfs.btrfs --subvol)."""
+    import shutil
+    import subprocess
+
+    from tests.portable.images import btrfs_env, btrfs_tool
+
+    g = guest(arch)
+    farch = "aarch64" if arch == "aarch64" else "x86_64"
+    new, old = f"6.8.5-301.fc40.{farch}", f"6.7.9-200.fc39.{farch}"
+    console = profile(arch).linux_console
+    root_uuid = "5c0f3e1a-9d2b-4c7e-8f6a-1b2c3d4e5f60"
+    boot = tmp_path / "fboot"
+    (boot / "loader/entries").mkdir(parents=True)
+    shutil.copyfile(g.kernel, boot / f"vmlinuz-{new}")
+    shutil.copyfile(g.initrd, boot / f"initramfs-{new}.img")
+    (boot / f"vmlinuz-{old}").write_bytes(b"an older kernel that must not be chosen")
+    (boot / f"initramfs-{old}.img").write_bytes(b"07070")
+    (boot / f"vmlinuz-0-rescue-{FEDORA_MACHINE_ID}").write_bytes(b"a rescue kernel that must not be chosen")
+
+    def entry(title: str, version: str, options: str) -> str:
+        return (f"title {title}\nversion {version}\nlinux /vmlinuz-{version}\ninitrd /initramfs-{version}.img\n"
+                f"options root=UUID={root_uuid} ro rootflags=subvol=root {options}\ngrub_users $grub_users\n"
+                "grub_arg --unrestricted\ngrub_class fedora\n")
+
+    entries = {new: entry(f"Fedora Linux ({new}) 40 (Cloud Edition)", new,
+                          f"console={console} panic=-1 cb.marker=fedora-{arch}"),
+               old: entry(f"Fedora Linux ({old}) 39 (Cloud Edition)", old, "cb.marker=fedora-old"),
+               "0-rescue": entry("Fedora Linux (0-rescue) 40", f"0-rescue-{FEDORA_MACHINE_ID}", "cb.marker=rescue")}
+    for version, text in entries.items():
+        (boot / f"loader/entries/{FEDORA_MACHINE_ID}-{version}.conf").write_text(text)
+    bootfs = tmp_path / "fboot.ext4"
+    with open(bootfs, "wb") as f:
+        f.truncate((g.kernel.stat().st_size + g.initrd.stat().st_size) * 2 + (32 << 20))
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "boot", "-d", str(boot), str(bootfs)], check=True)
+    root = tmp_path / "froot"
+    for d in ("root/boot", "root/etc", "root/usr/lib/modules", "home/fedora"):
+        (root / d).mkdir(parents=True)
+    (root / "root/etc/fstab").write_text(f"UUID={root_uuid} / btrfs subvol=root 0 0\n"
+                                         f"UUID={root_uuid} /home btrfs subvol=home 0 0\n")
+    (root / "root/etc/machine-id").write_text(FEDORA_MACHINE_ID + "\n")
+    rootfs = tmp_path / "froot.btrfs"
+    with open(rootfs, "wb") as f:
+        f.truncate(128 << 20)
+    subprocess.run([*btrfs_tool("mkfs.btrfs"), "-q", "-f", "-L", "fedora", "-U", root_uuid, "--rootdir", str(root),
+                    "--subvol", "root", "--subvol", "home", str(rootfs)], check=True, env=btrfs_env())
+    return _gpt(tmp_path, "fedora.img", [(bootfs, "8300", "boot"), (rootfs, "8304", "root")])
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_cascade_boots_fedora_bls_entry_with_its_options(tmp_path, machine, arch: str) -> None:
+    """No CloudBootCmdline: the BLS entry's `options` are the kernel's command line."""
+    farch = "aarch64" if arch == "aarch64" else "x86_64"
+    new = f"6.8.5-301.fc40.{farch}"
+    m = machine(arch, efi=firmware_file(arch), append="cloudboot.wait=0", disks=[_fedora_disk(tmp_path, arch)],
+                extra=["-no-reboot"])
+    m.expect(f"found /vmlinuz-{new} (BLS entry /loader/entries/{FEDORA_MACHINE_ID}-{new}.conf)", 120)
+    m.expect("(ext4 'boot')", 10)
+    m.expect(f"choosing {new}", 60)
+    line = m.expect(re.compile(rb"command line: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert f"cb.marker=fedora-{arch}" in line and "rootflags=subvol=root" in line
+    m.expect(MARKER, 240)
+    line = m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert f"cb.marker=fedora-{arch}" in line and "rootflags=subvol=root" in line and "fedora-old" not in line
+    assert m.wait(120) == 0

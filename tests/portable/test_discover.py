@@ -59,3 +59,11 @@ def test_bls_entries_win_and_rescue_loses():
     assert found[0].initrd == ["/boot/initramfs-6.8.9.img"] and found[0].options == "root=UUID=1 ro"
     names = [c.version for c in found[1:]]
     assert names == ["6.8.9", "6.2.0", "0-rescue-abc"]
+
+
+def test_opensuse_arm64_image_naming():
+    suse = discover.find(_Tree({"/boot/Image-6.4.0-150600.23.25-default": b"", "/boot/Image": b"",
+                                "/boot/initrd-6.4.0-150600.23.25-default": b"", "/boot/initrd": b""}))
+    assert [(c.version, c.linux, c.initrd) for c in suse] == [
+        ("6.4.0-150600.23.25-default", "/boot/Image-6.4.0-150600.23.25-default",
+         ["/boot/initrd-6.4.0-150600.23.25-default"])]

@@ -2,7 +2,9 @@
 
 Order: BLS Type #1 entries (/boot/loader/entries, /loader/entries: Fedora, RHEL, openSUSE), then the
 distro naming rules (Debian/Ubuntu vmlinuz-<v> + initrd.img-<v>; Fedora/RHEL/Arch/Alpine initramfs-<v>.img,
-initramfs-<flavour>.img), newest version first; a rescue image never wins over a real version.
+initramfs-<flavour>.img; openSUSE vmlinuz-<v> or, on arm64, Image-<v> + initrd-<v>, usually symlinks into
+/usr/lib/modules/<v>/, which the filesystem follows), newest version first; a rescue image never wins over a
+real version.
 """
 
 from bootplan import bls
@@ -50,17 +52,19 @@ def sorted_entries(pairs):
 
 
 INITRD_PATTERNS = ("initrd.img-%s", "initramfs-%s.img", "initrd-%s", "initramfs-%s")
+KERNEL_PREFIXES = ("vmlinuz-", "Image-")  # Image-<v>: openSUSE's arm64 kernels
 
 
 def from_names(fs):
-    """vmlinuz-<version> in /boot (and /), each with the initrd that carries the same version."""
+    """vmlinuz-<version> (or Image-<version>) in /boot (and /), each with the initrd of the same version."""
     out = []
     for d in ("/boot", ""):
         names = _listdir(fs, d or "/")
         for name in names:
-            if not name.startswith("vmlinuz-") or name.endswith((".old", ".bak")):
+            prefix = [p for p in KERNEL_PREFIXES if name.startswith(p)]
+            if not prefix or name.endswith((".old", ".bak")):
                 continue
-            version = name[len("vmlinuz-"):]
+            version = name[len(prefix[0]):]
             initrd = [d + "/" + p % version for p in INITRD_PATTERNS if (p % version) in names]
             out.append(Candidate(version, d + "/" + name, initrd[:1], "", "%s/%s" % (d, name)))
     real = [c for c in out if "rescue" not in c.version]

@@ -97,6 +97,7 @@ class Ext4(FsBase):
         self.verify = verify
         self._cache = {}
         self._cache_order = []
+        self._extents_ok = {}  # (byte offset, inode) -> the cached block whose checksum was verified (once per block)
         self._groups = {}
         self.journal_replayed = 0
         self._parse_super(self._raw(1024, 1024))
@@ -364,11 +365,15 @@ class Ext4(FsBase):
                           "bad header (magic 0x%x, %d of %d entries, depth %d%s)"
                           % (magic, entries, emax, depth,
                              "" if expect_depth is None else ", expected %d" % expect_depth))
-        if where is not None and self.csum and self.verify and 16 + 12 * emax <= len(data):
+        if where is not None and self.csum and self.verify and 16 + 12 * emax <= len(data) \
+                and self._extents_ok.get((where, inode.number)) is not data:
             tail = 12 + 12 * emax
             if crc32c_raw(inode.csum_seed, data[:tail]) != struct.unpack_from("<I", data, tail)[0]:
                 raise corrupt(self.dev.name, "ext4 extent block of inode %d" % inode.number, where,
                               "checksum mismatch")
+            if len(self._extents_ok) >= CACHE_BLOCKS:
+                self._extents_ok = {}
+            self._extents_ok[(where, inode.number)] = data  # a fragmented file looks its leaf up once per run
         return depth, entries
 
     def _extent_lookup(self, inode, lblock):

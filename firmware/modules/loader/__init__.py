@@ -141,8 +141,19 @@ def boot_bls():
     return True
 
 
+def _setmem_zero(mv):
+    import _uefi
+    import uctypes
+
+    _uefi.call(core.bs_fn("SetMem"), uctypes.addressof(mv), len(mv), 0)
+
+
 def _load_file(fsys, path):
-    """A file of a diskfs filesystem read into fresh pages: (address, size)."""
+    """A file of a diskfs filesystem read into fresh pages: (address, size). Holes (sparse kernels, as mkfs -d
+    writes them) are zeroed by the firmware's SetMem."""
+    from diskfs import fsbase
+
+    fsbase.set_fill(_setmem_zero)
     node = fsys.lookup(path)
     addr = core.allocate_pages(max(1, (node.size + 4095) // 4096))
     fsys.readinto_file(node, 0, mem.view(addr, node.size))
@@ -182,14 +193,26 @@ def _uuid_text(raw):
     return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
 
+def _link_target(fsys, path):
+    """The target when `path` is a symlink (openSUSE's /boot/vmlinuz-<v> -> ../usr/lib/modules/<v>/vmlinuz)."""
+    try:
+        return fsys.readlink(path)
+    except Exception:  # noqa: BLE001 - not a symlink (or unreadable): nothing to add
+        return None
+
+
 def boot_disks():
     """Step (d): kernels on ext4/XFS filesystems of any disk (BLS entries, then distro names), newest first."""
     found = disk_candidates()
     if not found:
         print("cloud-boot: no kernel on any disk")
         return False
-    for cand, _, where in found:
+    for cand, fsys, where in found:
         print("cloud-boot: found %s (%s) on %s" % (cand.linux, cand.source, where))
+        for path in [cand.linux] + cand.initrd:
+            target = _link_target(fsys, path)
+            if target is not None:  # its own (short) line: firmware terminals wrap at 80 or 100 columns
+                print("cloud-boot:   %s -> %s" % (path.rsplit("/", 1)[-1], target))
     cand, fsys, where = found[0]
     print("cloud-boot: choosing %s: %s, the newest version on the first disk that has one" % (cand.version,
                                                                                              cand.source))

@@ -18,7 +18,7 @@ _BS = {
     "StartImage": 23, "Exit": 24, "UnloadImage": 25, "Stall": 28, "SetWatchdogTimer": 29,
     "ConnectController": 30, "OpenProtocol": 32, "CloseProtocol": 33, "LocateHandleBuffer": 36,
     "LocateProtocol": 37, "InstallMultipleProtocolInterfaces": 38, "UninstallMultipleProtocolInterfaces": 39,
-    "CalculateCrc32": 40,
+    "CalculateCrc32": 40, "CopyMem": 41, "SetMem": 42,
 }
 _RT = {"GetTime": 0, "GetVariable": 6, "GetNextVariableName": 7, "SetVariable": 8, "ResetSystem": 10}
 
