@@ -101,7 +101,10 @@ def test_manifest_and_bytecode(image) -> None:
     assert m["python"]["packages"]["libc6"]
     assert m["kernel"]["package"].startswith("linux-")
     assert {"ctypes", "code", "cloudboot.init.main", "diskfs", "bootplan.discover"} <= set(m["python"]["modules"])
-    assert m["cryptography"] is None
+    assert m["cryptography"] == m["python"]["packages"]["python3-cryptography"]  # shipped for cosign
+    assert m["cosign_key"] is None  # no key given: init does not check signatures
+    rust = [p for p in members if p.startswith("usr/lib/python3/dist-packages/cryptography/hazmat/bindings/_rust")]
+    assert rust and any(p.startswith("usr/lib/python3/dist-packages/_cffi_backend.") for p in members)
     if m["python"]["bytecode"].startswith("byte-compiled"):
         tag = f"cpython-{ver.replace('.', '')}"
         for src in ("usr/lib/cloudboot/cloudboot/init/main.py", f"usr/lib/python{ver}/os.py"):
