@@ -176,13 +176,14 @@ def test_cascade_boots_newest_kernel_from_disk(tmp_path, machine, arch: str, fst
     assert m.wait(120) == 0
 
 
-def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine) -> None:
-    """AlmaLinux/RHEL layout: a separate XFS /boot whose BLS entries name the kernel, options included."""
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine, arch: str) -> None:
+    """AlmaLinux/RHEL layout: a separate XFS /boot whose BLS entries name the kernel, options included; the
+    EFI stub takes the initrd from our LoadFile2 provider."""
     import subprocess
 
     from tests.diskimages import _protofile
 
-    arch = "x86_64"
     g = guest(arch)
     boot = tmp_path / "boot"
     (boot / "loader/entries").mkdir(parents=True)
@@ -191,7 +192,7 @@ def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine) -> N
     (boot / "loader/entries/abc-5.14.0-503.el9.x86_64.conf").write_text(
         "title AlmaLinux (5.14.0-503.el9.x86_64) 9.5\nversion 5.14.0-503.el9.x86_64\n"
         "linux /vmlinuz-5.14.0-503.el9.x86_64\ninitrd /initramfs-5.14.0-503.el9.x86_64.img\n"
-        "options console=ttyS0 panic=-1 cb.marker=alma-xfs\n")
+        f"options console={profile(arch).linux_console} panic=-1 cb.marker=alma-xfs\n")
     proto = _protofile(boot, tmp_path / "proto")
     text = proto.read_text()
     for link in (boot / "vmlinuz-5.14.0-503.el9.x86_64", boot / "initramfs-5.14.0-503.el9.x86_64.img"):
@@ -204,6 +205,7 @@ def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine) -> N
     m = machine(arch, efi=firmware_file(arch), append="cloudboot.wait=0", disks=[disk], extra=["-no-reboot"])
     m.expect("found /vmlinuz-5.14.0-503.el9.x86_64 (BLS entry /loader/entries/abc-5.14.0-503.el9.x86_64.conf)", 120)
     m.expect("(xfs 'boot')", 10)
+    m.expect("Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path", 240)  # the EFI stub, from our provider
     m.expect(MARKER, 240)
     assert "cb.marker=alma-xfs" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
     assert m.wait(120) == 0
