@@ -7,6 +7,8 @@ on CPython the `crc32c` package (hardware CRC-32C) is used instead when it is in
 
 import struct
 
+from compat.xxhash import xxh64 as xxhash64  # noqa: F401 - XXH64 for btrfs, shared with zstd
+
 _T8 = None
 _T16 = None
 _FAST = None
@@ -91,49 +93,3 @@ def crc16(crc: int, data) -> int:
         crc = (crc >> 8) ^ t[(crc ^ b) & 0xFF]
     return crc
 
-
-_M64 = 0xFFFFFFFFFFFFFFFF
-_P1, _P2, _P3 = 11400714785074694791, 14029467366897019727, 1609587929392839161
-_P4, _P5 = 9650029242287828579, 2870177450012600261
-
-
-def _rotl(x, r):
-    return ((x << r) | (x >> (64 - r))) & _M64
-
-
-def xxhash64(data, seed: int = 0) -> int:
-    """XXH64 (btrfs's xxhash checksum), in plain Python."""
-    n = len(data)
-    pos = 0
-    if n >= 32:
-        v1, v2, v3, v4 = (seed + _P1 + _P2) & _M64, (seed + _P2) & _M64, seed, (seed - _P1) & _M64
-        while pos + 32 <= n:
-            a, b, c, d = struct.unpack_from("<QQQQ", data, pos)
-            v1 = (_rotl((v1 + a * _P2) & _M64, 31) * _P1) & _M64
-            v2 = (_rotl((v2 + b * _P2) & _M64, 31) * _P1) & _M64
-            v3 = (_rotl((v3 + c * _P2) & _M64, 31) * _P1) & _M64
-            v4 = (_rotl((v4 + d * _P2) & _M64, 31) * _P1) & _M64
-            pos += 32
-        h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _M64
-        for v in (v1, v2, v3, v4):
-            h ^= (_rotl((v * _P2) & _M64, 31) * _P1) & _M64
-            h = (h * _P1 + _P4) & _M64
-    else:
-        h = (seed + _P5) & _M64
-    h = (h + n) & _M64
-    while pos + 8 <= n:
-        k = (_rotl((struct.unpack_from("<Q", data, pos)[0] * _P2) & _M64, 31) * _P1) & _M64
-        h = (_rotl(h ^ k, 27) * _P1 + _P4) & _M64
-        pos += 8
-    if pos + 4 <= n:
-        h = (_rotl(h ^ ((struct.unpack_from("<I", data, pos)[0] * _P1) & _M64), 23) * _P2 + _P3) & _M64
-        pos += 4
-    while pos < n:
-        h = (_rotl(h ^ ((data[pos] * _P5) & _M64), 11) * _P1) & _M64
-        pos += 1
-    h ^= h >> 33
-    h = (h * _P2) & _M64
-    h ^= h >> 29
-    h = (h * _P3) & _M64
-    h ^= h >> 32
-    return h

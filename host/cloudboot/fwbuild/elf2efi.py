@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
+from cloudboot.image.pe import pe_checksum
 
 PAGE = 0x1000
 FILE_ALIGN = 0x200
@@ -202,17 +203,6 @@ def _reloc_section(relocs: list[tuple[int, int]], rva: int) -> Section:
             entries.append(0)  # IMAGE_REL_BASED_ABSOLUTE pads the block to 4 bytes
         out += struct.pack("<II", page, 8 + 2 * len(entries)) + struct.pack(f"<{len(entries)}H", *entries)
     return Section(b".reloc", rva, len(out), bytes(out), SCN_IDATA | SCN_READ | SCN_DISCARDABLE)
-
-
-def pe_checksum(data: bytes | bytearray, checksum_offset: int) -> int:
-    """The PE image checksum: the end-around-carry sum of all 16-bit words except the checksum field itself,
-    plus the file length. Summing first and folding after gives the same value (and runs in C)."""
-    buf = bytes(data) + (b"\0" if len(data) % 2 else b"")
-    words = memoryview(buf).cast("H")
-    total = sum(words) - words[checksum_offset // 2] - words[checksum_offset // 2 + 1]
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return (total + len(data)) & 0xFFFFFFFF
 
 
 def convert_bytes(data: bytes, name: str = "<elf>", *, subsystem: int = 10) -> bytes:
