@@ -83,6 +83,37 @@ def test_gc_heap_grows_and_collects(firmware_repl) -> None:
     assert out.split() == [str(96 << 20), "500"]
 
 
+def test_zstd_frames_decode_through_libzstd(firmware_repl) -> None:
+    """compat.zstd hands frames to the firmware's _zstd (libzstd in C): output, checksum and limit errors."""
+    import hashlib
+    import subprocess
+
+    _, repl, _ = firmware_repl
+    raw = bytes((i * i * 7 + i // 3) % 251 for i in range(300000))  # several 128 KiB blocks, ~800 B as zstd
+    frame = subprocess.run(["zstd", "-q", "-19", "--check", "-c"], input=raw, capture_output=True,
+                           check=True).stdout
+    skippable = bytes.fromhex("5a2a4d18") + (3).to_bytes(4, "little") + b"pad"
+    out = repl.exec(
+        "import hashlib, binascii, _zstd\n"
+        "from compat import zstd\n"
+        f"f = binascii.unhexlify('{frame.hex()}')\n"
+        f"two = f + binascii.unhexlify('{skippable.hex()}') + f\n"
+        "print(binascii.hexlify(hashlib.sha256(zstd.decompress(two)).digest()).decode())\n"
+        "print(len(zstd.decompress(f + b'tail', single=True)))\n"
+        "bad = f[:-4] + bytes(4)\n"
+        "print(len(zstd.decompress(bad, check=False)))\n"
+        "for data, kw in ((bad, {}), (f, {'max_output': 1000}), (f[:-40], {}), (b'\\x28\\xb5\\x2f\\xfd', {})):\n"
+        "    try:\n"
+        "        zstd.decompress(data, **kw)\n"
+        "    except zstd.ZstdError as exc:\n"
+        "        print('error:', exc)\n", timeout=180)
+    lines = out.splitlines()
+    assert lines[:3] == [hashlib.sha256(raw + raw).hexdigest(), str(len(raw)), str(len(raw))]
+    errors = lines[3:]
+    assert len(errors) == 4 and all(e.startswith("error: zstd: ") for e in errors), out
+    assert "checksum" in errors[0] and "exceeds max_output" in errors[1] and errors[2].endswith("at byte 0")
+
+
 def test_poweroff_ends_qemu_with_status_zero(arch, machine) -> None:
     m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl")
     repl = Repl(m)

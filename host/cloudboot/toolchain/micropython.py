@@ -6,15 +6,13 @@ that make it buildable (fixed mpversion, no micropython-lib requirement). `MICRO
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
-from cloudboot.paths import build_dir, cache_dir
+from cloudboot.paths import build_dir
 from cloudboot.run import run, which
-from cloudboot.toolchain import apt
+from cloudboot.toolchain import debsource
 
 VERSION = "1.25.0"
 DEB_VERSION = "1.25.0+ds-1"
@@ -27,14 +25,6 @@ PINNED = {
 }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def source_dir() -> Path:
     """The MicroPython tree to build from: MICROPY_DIR, or the pinned Debian source unpacked in the cache."""
     if os.environ.get("MICROPY_DIR"):
@@ -42,22 +32,7 @@ def source_dir() -> Path:
         if not (tree / "py" / "mpconfig.h").is_file():
             raise CloudBootError(f"MICROPY_DIR={tree} is not a MicroPython source tree (no py/mpconfig.h)")
         return tree
-    tree = cache_dir() / "micropython" / DEB_VERSION / "src"
-    if (tree / ".unpacked").exists():
-        return tree
-    dl = cache_dir() / "micropython" / DEB_VERSION / "dl"
-    if not all((dl / n).is_file() and _sha256(dl / n) == h for n, h in PINNED.items()):
-        apt.PrivateApt("trixie-src", [SUITE], deb_src=True).source(f"micropython={DEB_VERSION}", dl)
-    for name, want in PINNED.items():
-        got = _sha256(dl / name)
-        if got != want:
-            raise CloudBootError(f"{dl / name}: sha256 {got} does not match the pinned {want}")
-    which("dpkg-source")
-    if tree.exists():
-        shutil.rmtree(tree)
-    run(["dpkg-source", "--no-check", "-x", dl / f"micropython_{DEB_VERSION}.dsc", tree], quiet=True)
-    (tree / ".unpacked").write_text(DEB_VERSION + "\n")
-    return tree
+    return debsource.unpacked("micropython", DEB_VERSION, SUITE, PINNED)
 
 
 def _jobs() -> str:
