@@ -51,10 +51,14 @@ def test_variable_round_trip(firmware_repl) -> None:
         f"uefi.set_variable('CloudBootCmdline', b'{value}\\r\\n')\n"
         "print(repr(uefi.get_variable('CloudBootCmdline')))\n"
         "print(uefi.cmdline_variable())\n"
+        "uefi.set_variable('CloudBootCmdline', b'console=ttyS0 \\xff\\x01junk')\n"
+        "print(repr(uefi.cmdline_variable()))\n"
         "uefi.set_variable('CloudBootCmdline', b'')\n"
         "print(uefi.get_variable('CloudBootCmdline'))\n"
     )
-    assert out.splitlines() == [repr(f"{value}\r\n".encode()), value, "None"]
+    assert out.splitlines() == [repr(f"{value}\r\n".encode()), value,
+                                "cloud-boot: CloudBootCmdline ignored: byte 0xff at offset 14 is not printable ASCII",
+                                "''", "None"]
 
 
 def test_blockio_reads_attached_disk(firmware_repl) -> None:

@@ -116,24 +116,35 @@ def test_bls_menu_key_chooses_older_entry(tmp_path, machine, key: bytes) -> None
     assert m.wait(120) == 0
 
 
-def _ext4_disk(tmp_path, arch: str, fstype: str = "ext4", zstd: bool = False):
-    """A GPT disk whose partition 2 holds a Debian-style /boot (made by mkfs.ext4 -d / mkfs.btrfs --rootdir);
-    with `zstd` the kernel file is zstd-compressed (as distros that compress vmlinuz ship it)."""
+def _boot_tree(tmp_path, arch: str, kernels: dict[str, bytes | None], zstd: bool = False):
+    """A Debian-style /boot: vmlinuz-<v> + initrd.img-<v> per version (the guest kernel when the value is None,
+    else those bytes as the kernel file); with `zstd` the guest kernel is zstd-compressed (as distros that
+    compress vmlinuz ship it)."""
     import shutil
     import subprocess
 
     g = guest(arch)
-    tree = tmp_path / "root"
+    tree = tmp_path / f"root-{len(list(tmp_path.glob('root-*')))}"
     (tree / "boot").mkdir(parents=True)
-    if zstd:
-        subprocess.run(["zstd", "-q", "-19", "-o", str(tree / "boot/vmlinuz-6.12.117-cloud"), str(g.kernel)],
-                       check=True)
-    else:
-        shutil.copyfile(g.kernel, tree / "boot/vmlinuz-6.12.117-cloud")
-    shutil.copyfile(g.initrd, tree / "boot/initrd.img-6.12.117-cloud")
-    (tree / "boot/vmlinuz-6.1.0-9-cloud").write_bytes(b"an older kernel that must not be chosen")
-    fs = tmp_path / "root.ext4"
-    size = max((g.kernel.stat().st_size + g.initrd.stat().st_size) * 2 + (16 << 20), 160 << 20)
+    for version, data in kernels.items():
+        path = tree / f"boot/vmlinuz-{version}"
+        if data is not None:
+            path.write_bytes(data)
+        elif zstd:
+            subprocess.run(["zstd", "-q", "-19", "-o", str(path), str(g.kernel)], check=True)
+        else:
+            shutil.copyfile(g.kernel, path)
+        shutil.copyfile(g.initrd, tree / f"boot/initrd.img-{version}")
+    return tree
+
+
+def _mkfs(tmp_path, arch: str, tree, fstype: str = "ext4"):
+    """An ext4 (label debroot, fixed UUID) or btrfs image of `tree`, made by the real mkfs."""
+    import subprocess
+
+    g = guest(arch)
+    fs = tree.with_suffix("." + fstype)
+    size = max((g.kernel.stat().st_size + g.initrd.stat().st_size) * 3 + (16 << 20), 160 << 20)
     with open(fs, "wb") as f:
         f.truncate(size)
     if fstype == "btrfs":
@@ -141,17 +152,65 @@ def _ext4_disk(tmp_path, arch: str, fstype: str = "ext4", zstd: bool = False):
     else:
         subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "debroot", "-U", "6b1c3c2e-6f1d-4c53-9a2a-2f0c1a6f7e01",
                         "-d", str(tree), str(fs)], check=True)
+    return fs
+
+
+def _gpt_disk(tmp_path, filesystems: list):
+    """A GPT disk: a 1 MiB BIOS-boot partition, then one partition per filesystem image, copied in."""
+    import shutil
+    import subprocess
+
     disk = tmp_path / "disk.img"
+    sizes = [fs.stat().st_size for fs in filesystems]
     with open(disk, "wb") as f:
-        f.truncate(size + (4 << 20))
-    subprocess.run(["sgdisk", "-n", "1:2048:+1M", "-t", "1:ef02", "-n", "2:0:0", "-t", "2:8300", str(disk)],
-                   check=True, capture_output=True)
-    start = int(re.search(r"First sector: (\d+)", subprocess.run(["sgdisk", "-i", "2", str(disk)],
-                                                                   capture_output=True, text=True).stdout).group(1))
-    with open(disk, "r+b") as f, open(fs, "rb") as src:
-        f.seek(start * 512)
-        shutil.copyfileobj(src, f)
+        f.truncate(sum(sizes) + (4 << 20))
+    cmd = ["sgdisk", "-n", "1:2048:+1M", "-t", "1:ef02"]
+    for n, size in enumerate(sizes, start=2):
+        cmd += ["-n", f"{n}:0:+{size // 1024}K", "-t", f"{n}:8300"]
+    subprocess.run([*cmd, str(disk)], check=True, capture_output=True)
+    with open(disk, "r+b") as f:
+        for n, fs in enumerate(filesystems, start=2):
+            info = subprocess.run(["sgdisk", "-i", str(n), str(disk)], capture_output=True, text=True).stdout
+            f.seek(int(re.search(r"First sector: (\d+)", info).group(1)) * 512)
+            with open(fs, "rb") as src:
+                shutil.copyfileobj(src, f)
     return disk
+
+
+def _ext4_disk(tmp_path, arch: str, fstype: str = "ext4", zstd: bool = False):
+    """A GPT disk whose partition 2 holds a Debian-style /boot, the newest kernel 6.12.117-cloud, an older file
+    that is no kernel at all (made by mkfs.ext4 -d / mkfs.btrfs --rootdir)."""
+    tree = _boot_tree(tmp_path, arch, {"6.12.117-cloud": None}, zstd)
+    (tree / "boot/vmlinuz-6.1.0-9-cloud").write_bytes(b"an older kernel that must not be chosen")
+    return _gpt_disk(tmp_path, [_mkfs(tmp_path, arch, tree, fstype)])
+
+
+def test_cascade_falls_through_corrupt_filesystem_and_truncated_kernel(tmp_path, machine) -> None:
+    """Partition 2's newest kernel (7.0.0) sits in a corrupt extent tree, partition 3's next one (6.13.0) is
+    truncated: the loader says why each failed and boots the next candidate (6.12.117-cloud)."""
+    import subprocess
+
+    arch = "x86_64"
+    bad_fs = _mkfs(tmp_path, arch, _boot_tree(tmp_path, arch, {"7.0.0": None}))
+    subprocess.run(["debugfs", "-w", "-R", "sif /boot/vmlinuz-7.0.0 block[0] 0xdeadbeef", str(bad_fs)],
+                   check=True, capture_output=True)
+    head = guest(arch).kernel.read_bytes()[:2 << 20]
+    good = _boot_tree(tmp_path, arch, {"6.13.0": head, "6.12.117-cloud": None})
+    disk = _gpt_disk(tmp_path, [bad_fs, _mkfs(tmp_path, arch, good)])
+    m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl", disks=[disk], extra=["-no-reboot"])
+    repl = Repl(m)
+    repl.wait_banner(120)
+    cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker=fallthrough"
+    repl.exec(f"import uefi\nuefi.set_variable('CloudBootCmdline', b'{cmdline}')")
+    m.send(b"import loader\nloader.run()\x04")
+    m.expect("choosing 7.0.0", 120)
+    m.expect(re.compile(rb"/boot/vmlinuz-7\.0\.0 failed: [^\r\n]*extent"), 60)
+    m.expect("trying the next candidate: 6.13.0", 30)
+    m.expect("/boot/vmlinuz-6.13.0 failed:", 60)
+    m.expect("trying the next candidate: 6.12.117-cloud", 30)
+    m.expect(MARKER, 240)
+    assert "cb.marker=fallthrough" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert m.wait(120) == 0
 
 
 @pytest.mark.parametrize(("arch", "fstype"), [("x86_64", "ext4"), ("aarch64", "ext4"), ("riscv64", "ext4"),

@@ -13,9 +13,14 @@ DEFAULT_TARGET = "cloud-boot"
 
 
 def target_name():
-    """CloudBootTarget (ASCII, at most 64 characters) or the default."""
+    """CloudBootTarget (at most 64 of [A-Za-z0-9._-]) or the default; anything else is reported and ignored."""
     raw = uefi.get_variable("CloudBootTarget")
-    name = "".join(chr(b) for b in raw[:64]).strip("\r\n \t\0") if raw else ""
+    name = "".join(chr(b) for b in raw[:65]).strip("\r\n \t\0") if raw else ""
+    for i, c in enumerate(name):
+        if i >= 64 or not ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c in "._-"):
+            print("cloud-boot: CloudBootTarget ignored: %r at offset %d (want at most 64 of A-Z a-z 0-9 . _ -)"
+                  % (c, i))
+            return DEFAULT_TARGET
     return name or DEFAULT_TARGET
 
 
@@ -183,7 +188,12 @@ def disk_candidates():
             if fsys is None:
                 continue
             label = "%s partition %d (%s %r)" % (disk.name, part.number, fsys.TYPE, fsys.label)
-            for cand in discover.find(fsys):
+            try:
+                found = discover.find(fsys)
+            except diskfs.DiskfsError as exc:
+                print("cloud-boot: %s: %s" % (label, exc))
+                continue
+            for cand in found:
                 out.append((cand, fsys, label))
     return out
 
@@ -202,7 +212,10 @@ def _link_target(fsys, path):
 
 
 def boot_disks():
-    """Step (d): kernels on ext4/XFS filesystems of any disk (BLS entries, then distro names), newest first."""
+    """Step (d): kernels on ext4/XFS/btrfs filesystems of any disk (BLS entries, then distro names), newest
+    first; a candidate that fails (truncated kernel, unreadable file) says why and the next one is tried."""
+    import diskfs
+
     found = disk_candidates()
     if not found:
         print("cloud-boot: no kernel on any disk")
@@ -213,15 +226,22 @@ def boot_disks():
             target = _link_target(fsys, path)
             if target is not None:  # its own (short) line: firmware terminals wrap at 80 or 100 columns
                 print("cloud-boot:   %s -> %s" % (path.rsplit("/", 1)[-1], target))
-    cand, fsys, where = found[0]
-    print("cloud-boot: choosing %s: %s, the newest version on the first disk that has one" % (cand.version,
-                                                                                             cand.source))
-    cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % _uuid_text(fsys.uuid)
-    print("cloud-boot: command line: %s" % cmdline)
-    linux = kernel.unpack(*_load_file(fsys, cand.linux))
-    initrd = _concat([_load_file(fsys, p) for p in cand.initrd]) if cand.initrd else None
-    handoff.start_image(linux[0], linux[1], cmdline, initrd)
-    return True
+    for n, (cand, fsys, where) in enumerate(found):
+        if n == 0:
+            print("cloud-boot: choosing %s: %s, the newest version on the first disk that has one" % (
+                cand.version, cand.source))
+        else:
+            print("cloud-boot: trying the next candidate: %s %s on %s" % (cand.version, cand.linux, where))
+        cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % _uuid_text(fsys.uuid)
+        print("cloud-boot: command line: %s" % cmdline)
+        try:
+            linux = kernel.unpack(*_load_file(fsys, cand.linux))
+            initrd = _concat([_load_file(fsys, p) for p in cand.initrd]) if cand.initrd else None
+            handoff.start_image(linux[0], linux[1], cmdline, initrd)
+            return True
+        except (OSError, diskfs.FsError) as exc:
+            print("cloud-boot: %s failed: %s" % (cand.linux, exc))
+    return False
 
 
 def run():
@@ -230,6 +250,6 @@ def run():
         try:
             if step():
                 print("cloud-boot: %s: the image returned" % step.__name__)
-        except OSError as exc:
-            print("cloud-boot: %s failed: %s" % (step.__name__, exc))
+        except Exception as exc:  # noqa: BLE001 - a bad disk or file must not stop the cascade
+            print("cloud-boot: %s failed: %s: %s" % (step.__name__, type(exc).__name__, exc))
     print("cloud-boot: nothing bootable found; entering the REPL")

@@ -33,10 +33,24 @@ def set_variable(name, data, vendor=guid.CLOUDBOOT_VENDOR, attrs=NV | BS | RT):
                                                       data if data else None))
 
 
+_REPORTED = []
+
+
 def cmdline_variable():
-    """CloudBootCmdline as text: ASCII, trailing CR/LF/space/tab/NUL trimmed, at most 4095 chars ('' if unset)."""
+    """CloudBootCmdline as text, trailing CR/LF/space/tab/NUL trimmed ('' if unset). A value that is not
+    printable ASCII (tabs allowed) or longer than 4095 characters is reported once and treated as unset."""
     raw = get_variable("CloudBootCmdline")
     if not raw:
         return ""
-    text = "".join(chr(b) for b in raw[:4095])
-    return text.rstrip("\r\n \t\0")
+    text = "".join(chr(b) for b in raw).rstrip("\r\n \t\0")
+    why = "longer than 4095 characters" if len(text) > 4095 else ""
+    for i, c in enumerate(text):
+        if not (" " <= c <= "~" or c == "\t"):
+            why = "byte 0x%02x at offset %d is not printable ASCII" % (ord(c), i)
+            break
+    if why:
+        if raw not in _REPORTED:
+            _REPORTED.append(raw)
+            print("cloud-boot: CloudBootCmdline ignored: %s" % why)
+        return ""
+    return text
