@@ -1,5 +1,6 @@
 """Test data for the portable disk core: filesystem images made by the real tools (mkfs.ext4 -d, mkfs.xfs -p,
-mkfs.btrfs --rootdir, btrfs-convert, sgdisk/sfdisk, debugfs, xfs_db, cryptsetup, mkswap), no root, no mounts.
+mkfs.btrfs --rootdir, btrfs-convert, sgdisk/sfdisk, debugfs, xfs_db, cryptsetup, mkswap), no root, no mounts;
+what mkfs cannot fill (multi-device btrfs, an XFS B+tree data fork) is filled by Linux in one VM (vmimages).
 
 Each image has a recipe (a function and its arguments); it is rebuilt only when its recipe, its source tree
 or the tool versions change (a key stored next to it), and images build in parallel. Every source tree also
@@ -107,7 +108,21 @@ def tree_big(root: Path) -> None:
     (root / "note").write_text("big and huge\n")
 
 
-TREES = {"tree": tree_basic, "many": tree_many, "big": tree_big}
+def tree_frag(root: Path, blocks: int = 2000) -> None:
+    """One file of 2,000 4 KiB blocks with a hole after each (and at the end): 2,000 extents, far more than an XFS
+    inode holds, so its data fork is a B+tree. The size is set first so that no speculative preallocation past
+    EOF fills the holes."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / "frag", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, blocks * 8192)
+        for i in range(blocks):
+            os.pwrite(fd, big_block(i), i * 8192)
+    finally:
+        os.close(fd)
+
+
+TREES = {"tree": tree_basic, "many": tree_many, "big": tree_big, "frag": tree_frag}
 
 
 def write_manifest(root: Path, out: Path) -> None:
@@ -344,13 +359,44 @@ def btrfs_convert(out: Path, trees: dict[str, Path]) -> None:
     _sh(*btrfs_tool("btrfs-convert"), out, env=btrfs_env())
 
 
-def btrfs_multi(out: Path, trees: dict[str, Path], profile_d: str, profile_m: str, devices: int) -> None:
-    """mkfs.btrfs over several image files (--rootdir takes one device only, so the tree is the empty root)."""
+def vm_fs(out: Path, trees: dict[str, Path], fstype: str, devices: int, *opts: str) -> list[Path]:
+    """The host half of an image Linux fills (build() then runs vmimages.fill on all of them at once): the empty
+    filesystem made by the real mkfs, over `devices` image files for btrfs (out, then out.dev1, out.dev2...).
+    Returns the device images."""
     paths = [out] + [out.parent / f"{out.stem}.dev{i}" for i in range(1, devices)]
     for p in paths:
-        _blank(p, 160 * MiB)
-    _sh(*btrfs_tool("mkfs.btrfs"), "-q", "-f", "-L", out.stem.upper(), "-d", profile_d, "-m", profile_m, *paths,
-        env=btrfs_env())
+        _blank(p, (300 if fstype == "xfs" else 160) * MiB)
+    if fstype == "btrfs":  # one fsid per set: the kernel knows a set's devices by it
+        fsid = hashlib.sha256(out.name.encode()).hexdigest()
+        fsid = "-".join((fsid[:8], fsid[8:12], fsid[12:16], fsid[16:20], fsid[20:32]))
+        _sh(*btrfs_tool("mkfs.btrfs"), "-q", "-f", "-L", out.stem.upper(), "-U", fsid, *opts, *paths,
+            env=btrfs_env())
+    else:
+        _sh("mkfs.xfs", "-q", "-f", "-L", out.stem.upper()[:12], "-m", f"uuid={UUID}", *opts, out)
+    return paths
+
+
+#: VM-filled image -> the trees written into it, each at /<tree>
+VM_TREES = {"xfs-btree.img": ["tree", "frag"]}
+
+
+def _vm_fill(out: Path, names: list[str], trees: dict[str, Path]) -> None:
+    """Make every named VM image's empty filesystem, then fill them all in one VM; xfs_db confirms the XFS
+    file's data fork is a B+tree and records the inode's core (the oracle the tests read)."""
+    from tests.portable import vmimages
+
+    jobs = []
+    for name in names:
+        fn, args, _ = _recipe(name)
+        fstype = args[0]
+        jobs.append((name, fstype, fn(out / name, trees, *args), VM_TREES.get(name, ["tree"])))
+    vmimages.fill(jobs, {t: TREES[t] for t in ("tree", "frag")}, [big_block], out)
+    for name in names:
+        if _recipe(name)[1][0] == "xfs":
+            core = _sh("xfs_db", "-r", "-c", "path /frag/frag", "-c", "print core.format core.nextents", out / name)
+            if "core.format = 3" not in core:
+                raise RuntimeError(f"{name}: /frag/frag is not in B+tree format:\n{core}")
+            (out / (name + ".frag-core")).write_text(core)
 
 
 def gpt_disk(out: Path, trees: dict[str, Path]) -> None:
@@ -493,11 +539,14 @@ IMAGES = {
     "btrfs-mixed-dup.img": (btrfs, ("tree", 200 * MiB, "-M", "-d", "dup", "-m", "dup")),  # two copies of data
     "btrfs-big.img": (btrfs_convert, ()),
     "btrfs-subvol.img": (btrfs_subvol, ()),
-    "btrfs-raid1.img": (btrfs_multi, ("raid1", "raid1", 2)),
-    "btrfs-raid10.img": (btrfs_multi, ("raid10", "raid10", 4)),
-    "btrfs-raid5.img": (btrfs_multi, ("raid5", "raid5", 3)),
-    "btrfs-raid6.img": (btrfs_multi, ("raid6", "raid6", 4)),
-    "btrfs-raid0.img": (btrfs_multi, ("raid0", "raid1c3", 3)),
+    # filled by Linux (vmimages): the basic tree at /tree on every multi-device set, plus /frag on XFS
+    "btrfs-raid1.img": (vm_fs, ("btrfs", 2, "-d", "raid1", "-m", "raid1")),
+    "btrfs-raid10.img": (vm_fs, ("btrfs", 4, "-d", "raid10", "-m", "raid10")),
+    "btrfs-raid5.img": (vm_fs, ("btrfs", 3, "-d", "raid5", "-m", "raid5")),
+    "btrfs-raid6.img": (vm_fs, ("btrfs", 4, "-d", "raid6", "-m", "raid6")),
+    "btrfs-raid0.img": (vm_fs, ("btrfs", 4, "-d", "raid0", "-m", "raid1c4")),
+    "btrfs-raid1c3.img": (vm_fs, ("btrfs", 3, "-d", "raid1c3", "-m", "raid1c3")),
+    "xfs-btree.img": (vm_fs, ("xfs", 1)),
     "gpt-disk.img": (gpt_disk, ()),
     "gpt-backup.img": (gpt_backup_only, ()),
     "gpt-multi.img": (gpt_multi, ()),
@@ -515,11 +564,20 @@ def _recipe(name: str):
     return entry[0], entry[1], (entry[2] if len(entry) > 2 else {})
 
 
+_KERNEL: list[str] = []
+
+
 def _key(name: str, versions: str) -> str:
     fn, args, kwargs = _recipe(name)
     parts = [inspect.getsource(fn), repr(args), repr(sorted(kwargs.items())), versions,
              inspect.getsource(protofile), inspect.getsource(_blank)]
     parts += [inspect.getsource(f) for f in TREES.values()]
+    if fn is vm_fs:  # what the kernel writes depends on the kernel
+        from tests.portable import vmimages
+
+        if not _KERNEL:
+            _KERNEL.append(vmimages.kernel_release())
+        parts += [_KERNEL[0], inspect.getsource(vmimages), inspect.getsource(_vm_fill), repr(VM_TREES)]
     if name in DEPENDS:
         parts.append(_key(DEPENDS[name], versions))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
@@ -551,20 +609,31 @@ def build(names: list[str] | None = None, out: Path | None = None, jobs: int | N
         if name in DEPENDS and DEPENDS[name] not in wanted:
             wanted.insert(0, DEPENDS[name])
 
-    def one(name: str) -> None:
-        key = _key(name, versions)
+    def fresh(name: str) -> bool:
         stamp = out / f"{name}.key"
-        if stamp.exists() and stamp.read_text() == key and (out / name).exists():
+        return stamp.exists() and stamp.read_text() == _key(name, versions) and (out / name).exists()
+
+    def one(name: str) -> None:
+        if fresh(name):
             return
-        stamp.unlink(missing_ok=True)
+        (out / f"{name}.key").unlink(missing_ok=True)
         fn, args, kwargs = _recipe(name)
         fn(out / name, trees, *args, **kwargs)
-        stamp.write_text(key)
+        (out / f"{name}.key").write_text(_key(name, versions))
 
+    def vm(names: list[str]) -> None:
+        for name in names:
+            (out / f"{name}.key").unlink(missing_ok=True)
+        _vm_fill(out, names, trees)
+        for name in names:
+            (out / f"{name}.key").write_text(_key(name, versions))
+
+    in_vm = [n for n in wanted if _recipe(n)[0] is vm_fs and not fresh(n)]
     first = [n for n in wanted if n in DEPENDS.values()]
-    rest = [n for n in wanted if n not in first and n not in DEPENDS]
+    rest = [n for n in wanted if n not in first and n not in DEPENDS and _recipe(n)[0] is not vm_fs]
     with ThreadPoolExecutor(max_workers=jobs or max(2, os.cpu_count() or 2)) as pool:
-        for f in [pool.submit(one, n) for n in first + rest]:
+        futures = [pool.submit(vm, in_vm)] if in_vm else []
+        for f in futures + [pool.submit(one, n) for n in first + rest]:
             f.result()
         for f in [pool.submit(one, n) for n in wanted if n in DEPENDS]:
             f.result()

@@ -1,6 +1,8 @@
 """Every XFS variant made by mkfs.xfs -p (tests/portable/images.py) against its source tree, and the features
 the variants claim: B+tree data forks, bigtime, nrext64, inobtcount, v4 and v5. CPython and MicroPython."""
 
+import struct
+
 import fstree
 
 from diskfs import xfs
@@ -53,3 +55,21 @@ def test_features_bigtime_nrext64_inobtcount():
     assert n64.read("/boot/vmlinuz-6.1.0-9-amd64") == v5.read("/boot/vmlinuz-6.1.0-9-amd64")
     v4 = fstree.fs("xfs-v4.img")
     assert v4.info()["features"] == "" and not v4.lookup("/etc/hostname").flags2
+
+
+def test_kernel_written_file_with_a_btree_data_fork():
+    """Linux wrote /frag/frag (tests/portable/vmimages.py): 2,000 one-block extents with holes between them,
+    so its data fork is a B+tree, as xfs_db said when the image was made; and the basic tree at /tree."""
+    fs = fstree.fs("xfs-btree.img")
+    with open(fstree.data("xfs-btree.img.frag-core")) as f:
+        oracle = dict(line.split(" = ") for line in f.read().strip().split("\n"))
+    assert oracle["core.format"] == "3 (btree)" and oracle["core.nextents"] == "2000", oracle
+    node = fs.lookup("/frag/frag")
+    assert node.format == xfs.FMT_BTREE and node.nextents == 2000
+    extents = fs._extent_list(node)
+    assert len(extents) == 2000 and [e[0] for e in extents] == list(range(0, 4000, 2))  # one block, then a hole
+    assert fstree.check_tree(fs, "frag", top="/frag") == 1
+    with fs.open("/frag/frag") as f:
+        f.seek(1999 * 8192 - 10)
+        assert f.read(18) == bytes(10) + struct.pack("<Q", 1999)  # a hole, then block 1999 (its index first)
+    assert fstree.check_tree(fs, "tree", top="/tree") > 400  # hard links are links here (Linux made them)

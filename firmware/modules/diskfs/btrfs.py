@@ -407,8 +407,10 @@ class Btrfs(FsBase):
             if not self._piece(chunk, off, mv[pos:pos + n], copy):
                 if copy:
                     return False
-                raise NotFound("%s: btrfs logical %d (%d bytes) is on missing devices (%d of %d found)"
-                               % (self.dev.name, logical + pos, n, len(self.devs), self.num_devices))
+                gone = sorted(set(str(dv) for dv, _ in chunk.stripes if dv not in self.devs))
+                raise NotFound("%s: btrfs logical %d (%d bytes) needs missing device id %s (%d of %d found)"
+                               % (self.dev.name, logical + pos, n, ", ".join(gone), len(self.devs),
+                                  self.num_devices))
             pos += n
         return True
 

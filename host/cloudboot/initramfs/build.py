@@ -127,36 +127,25 @@ class Builder:
         return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
 
-def build(arch: str, output: Path, *, kernel_package: str | None = None, python: str | None = None,
-          extra_modules: list[str] | None = None, compression: str | None = None, level: int | None = None,
-          budget_mib: float = BUDGET_MIB, cosign_key: Path | None = None) -> Result:
-    """Build the initramfs for `arch` into `output`; returns sizes and the manifest. `cosign_key`: a PEM
-    public key installed as /etc/cosign.pub (init then checks signatures, cloudboot.cosign=enforce default)."""
-    arch = debian.check_arch(arch)
-    method = compression or compress.method_for(output)
-    if not output.parent.is_dir():
-        raise CloudBootError(f"{output}: the directory {output.parent} does not exist")
-    archive = debian.Archive(arch)
-    kernel = debian.fetch_kernel(archive, kernel_package)
-    ver = python_version(archive, python)
-    roots = [f"python{ver}-minimal", f"libpython{ver}-minimal", f"libpython{ver}-stdlib", *PY_PACKAGES]
+def add_python(b: Builder, archive: debian.Archive, ver: str, module_roots: list[str], own: list[tuple[str, Path]],
+               packages: list[str]) -> tuple[list[debian.Deb], list[str], list[str], str, str]:
+    """Debian's python`ver` into `b`: the interpreter, the import closure of `module_roots` (searched in `own`
+    (image dir, host dir) first, then the stdlib and `packages`), byte-compiled, and every shared library they
+    need. Returns (debs, module names, extension names, upstream version, bytecode note)."""
+    roots = [f"python{ver}-minimal", f"libpython{ver}-minimal", f"libpython{ver}-stdlib", *packages]
     debs = archive.fetch(archive.closure(roots))
     trees = [archive.unpack(d) for d in debs]
     fs = pysel.Rootfs(trees)
-
-    b = Builder()
-    # --- the interpreter, its stdlib and libraries
     interp_path, interp_host = fs.resolve(f"usr/bin/python{ver}")
     b.file(interp_path, interp_host, 0o755, "python interpreter")
     stdlib = f"usr/lib/python{ver}"
-    search = [(IMAGE_LIBDIR, ROOT / "host"), (IMAGE_LIBDIR, MODULES_DIR)]
+    search = list(own)
     search += [(stdlib, t / stdlib) for t in trees if (t / stdlib).is_dir()]
     search += [(DIST, t / DIST) for t in trees if (t / DIST).is_dir()]
     dynload = {}
     for t in trees:
         for so in sorted((t / stdlib / "lib-dynload").glob("*.so")):
             dynload[so.name.split(".")[0]] = so
-    module_roots = pysel.STARTUP + HIDDEN_IMPORTS + _init_roots() + _portable_roots()
     py_files, extensions, names = pysel.module_closure(module_roots, search, dynload)
     for path, host in sorted(py_files.items()):
         ours = path.startswith(IMAGE_LIBDIR)
@@ -171,7 +160,7 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
         b.file(path, host, 0o644, "python extension modules")
     libc = fs.glob("usr/lib/*/libc.so.6")
     if not libc:
-        raise CloudBootError(f"libc6 for {arch} has no usr/lib/<triplet>/libc.so.6")
+        raise CloudBootError(f"libc6 for {archive.arch} has no usr/lib/<triplet>/libc.so.6")
     libdir = libc[0].rpartition("/")[0]
     libs, pt_interp = pysel.library_closure(fs, [interp_host, *extensions.values()], [libdir, "usr/lib"])
     if not pt_interp:
@@ -184,6 +173,25 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     loader_link = "usr/" + pt_interp.lstrip("/")
     if loader_link != loader_canon:
         b.archive.symlink(loader_link, os.path.relpath("/" + loader_canon, "/" + loader_link.rpartition("/")[0]))
+    return debs, names, sorted(extensions), pyver, bytecode_note
+
+
+def build(arch: str, output: Path, *, kernel_package: str | None = None, python: str | None = None,
+          extra_modules: list[str] | None = None, compression: str | None = None, level: int | None = None,
+          budget_mib: float = BUDGET_MIB, cosign_key: Path | None = None) -> Result:
+    """Build the initramfs for `arch` into `output`; returns sizes and the manifest. `cosign_key`: a PEM
+    public key installed as /etc/cosign.pub (init then checks signatures, cloudboot.cosign=enforce default)."""
+    arch = debian.check_arch(arch)
+    method = compression or compress.method_for(output)
+    if not output.parent.is_dir():
+        raise CloudBootError(f"{output}: the directory {output.parent} does not exist")
+    archive = debian.Archive(arch)
+    kernel = debian.fetch_kernel(archive, kernel_package)
+    ver = python_version(archive, python)
+    b = Builder()
+    own = [(IMAGE_LIBDIR, ROOT / "host"), (IMAGE_LIBDIR, MODULES_DIR)]
+    module_roots = pysel.STARTUP + HIDDEN_IMPORTS + _init_roots() + _portable_roots()
+    debs, names, extensions, pyver, bytecode_note = add_python(b, archive, ver, module_roots, own, PY_PACKAGES)
 
     # --- kernel modules
     ktree = archive.unpack(kernel.modules_deb)

@@ -151,9 +151,10 @@ class Qemu:
 
     def __init__(self, arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,
                  memory_mib: int = 1024, nic: bool = False,
-                 efi: bool = False) -> None:
+                 efi: bool = False, writable: bool = False) -> None:
         """`efi`: boot through EDK2 in pflash (QEMU hands the kernel to it over fw_cfg; on arm64 that means
-        EFI stub + ACPI) instead of QEMU's direct kernel boot (on arm64: QEMU's DTB, no EFI)."""
+        EFI stub + ACPI) instead of QEMU's direct kernel boot (on arm64: QEMU's DTB, no EFI). Disk n is a
+        virtio disk with serial `dn` (/sys/block/vdX/serial), read-only unless `writable`."""
         binary, machine, console = MACHINES[debian.check_arch(arch)]
         # TCG everywhere, as the harness does (nested KVM is not reliable on CI machines).
         self.cmd = [which(binary), *machine, "-m", str(memory_mib), "-smp", "2", "-display", "none",
@@ -169,8 +170,8 @@ class Qemu:
             self.cmd += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={fw.code}",
                          "-drive", f"if=pflash,format=raw,unit=1,file={self._vars.name}"]
         for n, d in enumerate(disks or []):
-            self.cmd += ["-drive", f"file={d},if=none,id=d{n},format=raw,readonly=on",
-                         "-device", f"virtio-blk-pci,drive=d{n}"]
+            self.cmd += ["-drive", f"file={d},if=none,id=d{n},format=raw,readonly={'off' if writable else 'on'}",
+                         "-device", f"virtio-blk-pci,drive=d{n},serial=d{n}"]
         self.lines: list[tuple[float, str]] = []
         self.proc: subprocess.Popen | None = None
         self._cond = threading.Condition()
