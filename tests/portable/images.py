@@ -51,8 +51,8 @@ def tree_basic(root: Path) -> None:
     empty and tiny files, non-ASCII names, a deep path."""
     (root / "boot").mkdir(parents=True)
     (root / "etc").mkdir()
-    (root / "boot/vmlinuz-6.1.0-9-amd64").write_bytes(bytes(i * 7 % 256 for i in range(3_000_000)))
-    (root / "boot/vmlinuz-6.12.117-amd64").write_bytes(bytes(i * 11 % 256 for i in range(1_500_000)))
+    (root / "boot/vmlinuz-6.1.0-9-amd64").write_bytes(b"MZ" + bytes(i * 7 % 256 for i in range(3_000_000)))
+    (root / "boot/vmlinuz-6.12.117-amd64").write_bytes(b"MZ" + bytes(i * 11 % 256 for i in range(1_500_000)))
     (root / "boot/initrd.img-6.12.117-amd64").write_bytes(b"070701" + bytes(100_000))
     (root / "vmlinuz").symlink_to("boot/vmlinuz-6.12.117-amd64")
     (root / "etc/long-link").symlink_to("/boot/" + "x" * 80)  # a slow symlink (target > 60 bytes), dangling

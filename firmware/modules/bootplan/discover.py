@@ -72,6 +72,31 @@ def from_names(fs):
     return newest_first(real, key=lambda c: c.version) + rescue
 
 
-def find(fs):
-    """Every candidate, best first: BLS entries, then names."""
-    return from_bls(fs) + from_names(fs)
+#: How the kernels we start begin: PE (EFI stub, EFI zboot), gzip, zstd.
+KERNEL_MAGICS = (b"MZ", b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
+
+
+def not_a_kernel(fs, path):
+    """Why the file at `path` cannot be a kernel we start (unreadable, or it starts with other bytes), or None.
+    Ubuntu's cloud images leave placeholder /boot/vmlinuz-* files; they must not win on version alone."""
+    try:
+        head = fs.open(path).read(4)
+    except Exception as exc:  # noqa: BLE001 - any filesystem error: the candidate is unusable, say why
+        return "unreadable (%s)" % exc
+    for magic in KERNEL_MAGICS:
+        if head[:len(magic)] == magic:
+            return None
+    return "not a kernel image (starts with %r)" % bytes(head)
+
+
+def find(fs, log=None):
+    """Every candidate, best first: BLS entries, then names; files that cannot be kernels are left out (and
+    reported through `log(message)` when given)."""
+    out = []
+    for c in from_bls(fs) + from_names(fs):
+        why = not_a_kernel(fs, c.linux)
+        if why is None:
+            out.append(c)
+        elif log is not None:
+            log("skipping %s: %s" % (c.linux, why))
+    return out

@@ -87,6 +87,27 @@ def _words():
     return (uefi.load_options() + " " + uefi.cmdline_variable()).split()
 
 
+def _menu(labels):
+    """Index of the candidate to boot. REFERENCE §1: cloudboot.menu=0|1 forces the menu off or on (else it is
+    shown when there is a choice), cloudboot.menu.timeout=<duration> (default 5 s; 0 waits for a key)."""
+    from bootplan.plan import PlanError, parse_duration
+
+    opts = {}
+    for w in _words():
+        kv = w.split("=", 1)
+        opts[kv[0]] = kv[1] if len(kv) > 1 else ""
+    mode = opts.get("cloudboot.menu")
+    if mode == "0" or (mode != "1" and len(labels) < 2):
+        return 0
+    timeout = 5
+    if "cloudboot.menu.timeout" in opts:
+        try:
+            timeout = parse_duration(opts["cloudboot.menu.timeout"])
+        except PlanError as exc:
+            print("cloud-boot: cloudboot.menu.timeout ignored: %s" % exc)
+    return menu.choose(labels, 0, timeout)
+
+
 def bls_entries():
     """BLS entries of every FAT volume, in boot-menu order (each gets a `.volume`)."""
     found = []
@@ -123,16 +144,9 @@ def boot_bls():
     entries = bls_entries()
     if not entries:
         return False
-    words = _words()
-    timeout = 5
-    for w in words:
-        if w.startswith("cloudboot.menu="):
-            timeout = int(w.split("=", 1)[1]) if w.split("=", 1)[1].isdigit() else timeout
-    chosen = entries[0]
-    if len(entries) > 1 or any(w == "cloudboot.menu" or w.startswith("cloudboot.menu=") for w in words):
+    if len(entries) > 1:
         print("cloud-boot: %d BLS entries; the newest version is the default" % len(entries))
-        chosen = entries[menu.choose([e.label() + " (" + (e.version or e.name) + ")" for e in entries], 0,
-                                     timeout)]
+    chosen = entries[_menu([e.label() + " (" + (e.version or e.name) + ")" for e in entries])]
     if not chosen.linux:
         print("cloud-boot: entry %s has no 'linux' line (efi entries are not supported yet)" % chosen.name)
         return False
@@ -189,7 +203,7 @@ def disk_candidates():
                 continue
             label = "%s partition %d (%s %r)" % (disk.name, part.number, fsys.TYPE, fsys.label)
             try:
-                found = discover.find(fsys)
+                found = discover.find(fsys, log=lambda m, label=label: print("cloud-boot: %s: %s" % (label, m)))
             except diskfs.DiskfsError as exc:
                 print("cloud-boot: %s: %s" % (label, exc))
                 continue
@@ -226,10 +240,12 @@ def boot_disks():
             target = _link_target(fsys, path)
             if target is not None:  # its own (short) line: firmware terminals wrap at 80 or 100 columns
                 print("cloud-boot:   %s -> %s" % (path.rsplit("/", 1)[-1], target))
+    pick = _menu(["%s (%s)" % (c.version, c.linux) for c, _, _ in found])
+    found = found[pick:pick + 1] + found[:pick] + found[pick + 1:]  # then the others, in order
     for n, (cand, fsys, where) in enumerate(found):
         if n == 0:
-            print("cloud-boot: choosing %s: %s, the newest version on the first disk that has one" % (
-                cand.version, cand.source))
+            why = "chosen in the menu" if pick else "the newest version on the first disk that has one"
+            print("cloud-boot: choosing %s: %s, %s" % (cand.version, cand.source, why))
         else:
             print("cloud-boot: trying the next candidate: %s %s on %s" % (cand.version, cand.linux, where))
         cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % _uuid_text(fsys.uuid)

@@ -12,11 +12,14 @@ def _show(labels, current):
 
 
 def choose(labels, default=0, timeout_s=5):
-    """Index of the chosen entry: `default` when the countdown runs out without a key."""
+    """Index of the chosen entry: `default` when the countdown runs out without a key; timeout_s 0 waits."""
     current = default
     _show(labels, current)
-    print("cloud-boot: Enter boots, arrows or 1-%d choose; default in %d s" % (len(labels), timeout_s))
-    remaining = timeout_s * 10
+    if timeout_s > 0:
+        print("cloud-boot: Enter boots, arrows or 1-%d choose; default in %d s" % (len(labels), timeout_s))
+    else:
+        print("cloud-boot: Enter boots, arrows or 1-%d choose" % len(labels))
+    remaining = int(timeout_s * 10)
     while remaining > 0:  # the countdown, in 100 ms steps
         key = console.read_key()
         if key is not None:
@@ -30,7 +33,8 @@ def choose(labels, default=0, timeout_s=5):
         if remaining % 10 == 0 and remaining:
             print("cloud-boot: booting %d in %d s" % (current + 1, remaining // 10))
     else:
-        return current
+        if timeout_s > 0:
+            return current
     while True:  # a key stopped the countdown: wait for Enter
         key = console.read_key()
         if key is None:

@@ -137,7 +137,7 @@ def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whol
         if pinned_kernel:
             kernel, initrds = pinned_kernel, [pinned_initrd] if pinned_initrd else []
         else:
-            found = discover.find(fs)
+            found = discover.find(fs, log=lambda m: log(f"disk: {m}"))
             if not found:
                 raise InitError(f"{where}: no kernel found (no BLS entry in /boot/loader/entries or "
                                 "/loader/entries, no vmlinuz-* in /boot or /); set cloudboot.disk.kernel=")
