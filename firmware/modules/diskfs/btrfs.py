@@ -17,7 +17,7 @@ named one (`subvol=` path or id); inline, regular and prealloc extents and holes
 import struct
 import sys
 
-from diskfs.checksum import crc32c, crc32c_raw, crc32c_sectors_ok, xxhash64
+from diskfs.checksum import crc32c, crc32c_raw, crc32c_sectors_check, crc32c_sectors_key, xxhash64
 from diskfs.errors import Corrupt, NotFound, Unsupported
 from diskfs.fsbase import FsBase, InodeBase, zero_fill
 
@@ -803,18 +803,19 @@ class Btrfs(FsBase):
                           "btrfs compression %d" % comp)
 
     def _csums(self, logical, length):
-        """[(logical, stored checksums)] for the runs of sectors inside the sector-aligned [logical, logical +
-        length) that have data checksums, in order, each one bytes object holding a checksum per sector; sectors
-        without one (nodatasum files, prealloc) are left out."""
+        """[(logical, stored checksums, crc32c_sectors_key of them or None)] for the runs of sectors inside the
+        sector-aligned [logical, logical + length) that have data checksums, in order, the checksums one bytes
+        object with one per sector; sectors without one (nodatasum files, prealloc) are left out."""
         ss = self.sectorsize
         size = CSUMS[self.csum_type][1]
         end = logical + length
         item = self._csum_item
         if item is not None and item[0] <= logical and end <= item[1]:
             # a csum item covers up to a leaf's worth of sectors (16 MiB with 16 KiB nodes): most reads need
-            # no tree walk
+            # no tree walk and no key
             i = (logical - item[0]) // ss * size
-            return [(logical, item[2][i:i + length // ss * size])]
+            j = i + length // ss * size
+            return [(logical, item[2][i:j], None if item[3] is None else item[3][i:j])]
         if self._csum_root is None:
             root = self._range(self.root_tree, (CSUM_TREE, ROOT_ITEM, 0), (CSUM_TREE, ROOT_ITEM + 1, 0))
             if not root or len(root[-1][1]) < 239:
@@ -835,16 +836,24 @@ class Btrfs(FsBase):
             if k[2] % ss:
                 raise Corrupt("%s: csum item at logical %d is not sector-aligned" % (self.dev.name, k[2]),
                               "btrfs csum item", k[2])
-            item_end = k[2] + len(data) // size * ss
-            self._csum_item = (k[2], item_end, data)
+            n = len(data) // size
+            item_end = k[2] + n * ss
             first, last = max(k[2], logical), min(item_end, end)
             if first >= last:
                 continue
-            sums = data[(first - k[2]) // ss * size:(last - k[2]) // ss * size]
-            if out and out[-1][0] + len(out[-1][1]) // size * ss == first:
-                out[-1] = (out[-1][0], out[-1][1] + sums)  # items split at a leaf boundary: one run
+            if item is not None and item[0] == k[2] and item[1] == item_end:
+                data, key = item[2], item[3]  # a read running past the cached item: its key is made already
             else:
-                out.append((first, sums))
+                data = data[:n * size]
+                key = crc32c_sectors_key(data, ss) if self.csum_type == 0 else None
+                item = self._csum_item = (k[2], item_end, data, key)
+            i, j = (first - k[2]) // ss * size, (last - k[2]) // ss * size
+            sums, key = data[i:j], None if key is None else key[i:j]
+            if out and out[-1][0] + len(out[-1][1]) // size * ss == first:  # items split at a leaf edge: one run
+                prev = out[-1]
+                out[-1] = (prev[0], prev[1] + sums, None if key is None else prev[2] + key)
+            else:
+                out.append((first, sums, key))
         return out
 
     def _read_data(self, logical, mv, inode):
@@ -875,20 +884,19 @@ class Btrfs(FsBase):
 
     def _read_sectors(self, logical, mv, inode):
         """Read whole sectors at a sector-aligned logical address into mv and verify them: a run at a time with
-        one check when the checksum allows (crc32c_sectors_ok), sector by sector (with repair) otherwise."""
+        one check when the checksum allows (crc32c_sectors_check), sector by sector (with repair) otherwise."""
         ss = self.sectorsize
         size = CSUMS[self.csum_type][1]
-        whole = self.csum_type == 0
         pos, total = 0, len(mv)
         while pos < total:
             n = min(total - pos, DATA_STEP)
             seg = mv[pos:pos + n]
             runs = self._csums(logical + pos, n)
             self.read_logical(logical + pos, seg)
-            for start, sums in runs:
+            for start, sums, key in runs:
                 a = start - logical - pos
                 piece = seg[a:a + len(sums) // size * ss]
-                if not whole or not crc32c_sectors_ok(piece, sums, ss):
+                if key is None or not crc32c_sectors_check(piece, key, ss):
                     self._check_sectors(start, piece, sums, inode)
             pos += n
 

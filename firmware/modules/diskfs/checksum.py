@@ -5,7 +5,8 @@ so). The standard CRC-32C (btrfs, XFS) is `crc32c(data)`. Tables are built on fi
 on CPython the `crc32c` package (hardware CRC-32C) is used instead when it is installed.
 
 `crc32c_sectors_ok(data, sums, sector)` checks a run of sectors against their stored CRCs with one CRC pass over
-the run and a few calls over the stored CRCs, instead of one call per sector (btrfs data checksums).
+the run and a few calls over the stored CRCs, instead of one call per sector (btrfs data checksums); split in
+`crc32c_sectors_key` (once per stored run) and `crc32c_sectors_check` (per read) when the sums are reused.
 """
 
 import struct
@@ -79,7 +80,7 @@ def crc32c(data, crc: int = 0) -> int:
 
 
 _POLY = 0x82F63B78  # CRC-32C, bit-reflected
-_SECTOR_MAPS = {}  # sector size -> (phi tables, translate tables, a zero sector), or False
+_SECTOR_MAPS = {}  # sector size -> (translate tables, tables of the final map), or False
 
 
 def _mulmod(a, b):
@@ -117,7 +118,8 @@ def _sector_maps(sector):
     combine rule crc(A+B) = crc(A) * X^(8*len(B)) + crc(B). With sector = 4 * 2^k, g = phi^k(X^32), phi the
     squaring map (a ring homomorphism in characteristic 2), so C = phi^k(sum_i e_i * X^(32*(n-1-i))) with
     e_i = phi^-k(c_i); that sum (times X^32) is the raw CRC of the e_i packed as little-endian words. phi^-k is
-    applied to all the c_i at once as 16 bytes.translate tables (one per input and output byte)."""
+    applied to all the c_i at once as 16 bytes.translate tables (one per input and output byte). The check is
+    then raw_crc(packed e_i) == phi^-k(C * X^(8*sector)), a linear map of C (4 tables)."""
     k, s = 0, 4
     while s < sector:
         s, k = s * 2, k + 1
@@ -153,28 +155,40 @@ def _sector_maps(sector):
         inv.append(pre)
     inv_t = _linear_tables(inv)
     tr = [[bytes((inv_t[b][x] >> (8 * o)) & 0xFF for x in range(256)) for o in range(4)] for b in range(4)]
-    return _linear_tables(cols), tr, bytes(sector)
+    g = 1 << 30  # X, then X^(8 * sector) = X^(2^(k + 5))
+    for _ in range(k + 5):
+        g = _mulmod(g, g)
+    final = []
+    for j in range(32):
+        v, out = _mulmod(1 << j, g), 0
+        for bit in range(32):
+            if v >> bit & 1:
+                out ^= inv[bit]
+        final.append(out)
+    return tr, _linear_tables(final)
 
 
-def crc32c_sectors_ok(data, sums, sector: int):
-    """Whether every `sector`-byte piece of data has the standard CRC-32C stored for it in `sums` (bytes: one
-    little-endian 32-bit word per sector), checked with one CRC call over all of data; None when this runtime has
-    no fast CRC-32C (check sector by sector then). Like one CRC-32C over the run: any error inside one sector is
-    caught, several bad sectors cancel out with probability 2^-32. False says only that some sector is bad."""
-    fast = _FAST if _FAST is not None else _accelerated()
-    if not fast:
-        return None
+def _maps(sector):
     maps = _SECTOR_MAPS.get(sector)
     if maps is None:
         maps = _SECTOR_MAPS[sector] = _sector_maps(sector)
+    return maps
+
+
+def crc32c_sectors_key(sums, sector: int):
+    """The stored CRC-32Cs of a run of `sector`-byte sectors (bytes: a little-endian 32-bit word per sector) made
+    ready for crc32c_sectors_check: bytes, again a word per sector, so slices of it serve slices of the run. None
+    when this runtime has no fast CRC-32C (check sector by sector then)."""
+    fast = _FAST if _FAST is not None else _accelerated()
+    if not fast:
+        return None
+    maps = _maps(sector)
     if not maps:
         return None
+    tr = maps[0]
     n = len(sums) // 4
-    if len(data) != n * sector or len(sums) != 4 * n:
-        raise ValueError("%d bytes of data for %d checksums of %d-byte sectors" % (len(data), n, sector))
-    if not n:
-        return True
-    phi, tr, zero = maps
+    if len(sums) != 4 * n:
+        raise ValueError("%d bytes of 32-bit checksums" % len(sums))
     if not isinstance(sums, bytes):
         sums = bytes(sums)
     acc = [0, 0, 0, 0]  # output byte lanes of phi^-k(c_i), as little-endian integers
@@ -186,10 +200,31 @@ def crc32c_sectors_ok(data, sums, sector: int):
     packed = bytearray(4 * n)
     for o in range(4):
         packed[o::4] = acc[o].to_bytes(n, "little")
-    y = fast(packed, 0xFFFFFFFF) ^ 0xFFFFFFFF  # raw CRC (no inversions) = sum_i e_i X^(32(n-1-i)) * X^32
-    want = phi[0][y & 0xFF] ^ phi[1][(y >> 8) & 0xFF] ^ phi[2][(y >> 16) & 0xFF] ^ phi[3][y >> 24]
-    # phi^k(X^32) = g, so the run's CRC times g (a raw CRC over one zero sector) must equal `want`
-    return fast(zero, fast(data) ^ 0xFFFFFFFF) ^ 0xFFFFFFFF == want
+    return bytes(packed)
+
+
+def crc32c_sectors_check(data, key, sector: int) -> bool:
+    """Whether every `sector`-byte piece of data matches its stored CRC-32C, given crc32c_sectors_key's bytes for
+    those sectors: one CRC pass over data. As strong as one CRC-32C over the run: an error inside one sector is
+    always caught, several bad sectors cancel out with probability 2^-32. False says only that some sector is bad."""
+    n = len(key) // 4
+    if len(data) != n * sector or len(key) != 4 * n:
+        raise ValueError("%d bytes of data for %d checksums of %d-byte sectors" % (len(data), n, sector))
+    if not n:
+        return True
+    fast = _FAST
+    m0, m1, m2, m3 = _SECTOR_MAPS[sector][1]
+    c = fast(data)
+    return fast(key, 0xFFFFFFFF) ^ 0xFFFFFFFF == m0[c & 0xFF] ^ m1[(c >> 8) & 0xFF] ^ m2[(c >> 16) & 0xFF] ^ m3[c >> 24]
+
+
+def crc32c_sectors_ok(data, sums, sector: int):
+    """Whether every `sector`-byte piece of data has the standard CRC-32C stored for it in `sums` (bytes: one
+    little-endian 32-bit word per sector), see crc32c_sectors_check; None when this runtime has no fast CRC-32C."""
+    key = crc32c_sectors_key(sums, sector)
+    if key is None:
+        return None
+    return crc32c_sectors_check(data, key, sector)
 
 
 def crc16(crc: int, data) -> int:
