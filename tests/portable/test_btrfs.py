@@ -327,3 +327,32 @@ def test_raid6_arithmetic():
     for x, y in combinations(range(4), 2):
         others = dict((i, d) for i, d in enumerate(data) if i not in (x, y))
         assert raid.recover_two(x, y, others, p, q) == (data[x], data[y])
+
+
+def test_a_bad_extent_item_fails_only_the_reads_that_reach_it():
+    fs = fstree.fs("btrfs.img")
+    want = fs.read(KERNEL)
+    node = fs.lookup(KERNEL)
+    leaf = fs._iter(node.tree, (node.number, btrfs.EXTENT_DATA, 2 << 20))
+    key, _ = next(leaf)
+    assert key == (node.number, btrfs.EXTENT_DATA, 2 << 20)
+    # find that item's header in its leaf and shrink the item below a file extent's size
+    tree_root, level = node.tree[0], node.tree[1]
+    logical = tree_root
+    while level:
+        blk, n = fs._node(logical, level)
+        i = 0
+        while i + 1 < n and btrfs._key(blk, btrfs.HEADER + 33 * (i + 1)) <= key:
+            i += 1
+        logical = struct.unpack_from("<Q", blk, btrfs.HEADER + 33 * i + btrfs.KEY_SIZE)[0]
+        level -= 1
+    blk, n = fs._node(logical, 0)
+    idx = [i for i in range(n) if btrfs._key(blk, btrfs.HEADER + 25 * i) == key][0]
+    chunk = fs._chunk(logical)
+    where = chunk.stripes[0][1] + logical - chunk.start + btrfs.HEADER + 25 * idx + btrfs.KEY_SIZE + 4
+    dev = fstree.Patched("btrfs.img").put(where, struct.pack("<I", 10))
+    bad = btrfs.Btrfs(dev, verify=False)  # the leaf's checksum is not fixed up
+    with bad.open(KERNEL) as f:
+        assert f.read(2 << 20) == want[:2 << 20]
+        exc = fstree.raises(Corrupt, f.read, 100)
+    assert "extent item of 10 bytes" in str(exc)

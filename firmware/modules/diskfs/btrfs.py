@@ -172,7 +172,7 @@ class Btrfs(FsBase):
         self.chunks.sort(key=lambda c: c.start)
         self.root_tree = (root, sb[0xC6], 1)
         self._csum_root = None
-        self._csum_item = None  # (start, end, data) of the csum item used last
+        self._csum_item = None  # (start, end, checksums, crc32c_sectors_key or None) of the csum item used last
         if subvol is None:
             self.default_subvol = self._default_subvolume()
             self.subvol = self.default_subvol
@@ -716,7 +716,12 @@ class Btrfs(FsBase):
                 if key < (number, EXTENT_DATA, 0):
                     continue  # the floor item belongs to something before the extents
                 break
-            ext = self._file_extent_item(number, fe)
+            try:
+                ext = self._file_extent_item(number, fe)
+            except Corrupt:
+                if out:  # a bad item past the first: only a read that reaches it fails
+                    return out, key[2]
+                raise
             if key[2] + ext[2] <= pos:
                 continue
             out.append((key[2], ext))
