@@ -10,7 +10,7 @@ import fstree
 import diskfs
 from diskfs import Corrupt, FsError, NotFound, Unsupported, btrfs, raid
 from diskfs.blockdev import FileDevice
-from diskfs.checksum import crc32c
+from diskfs.checksum import _accelerated, crc32c, crc32c_sectors_ok
 from diskfs.lzo import btrfs_lzo, lzo1x_decompress
 
 KERNEL = "/boot/vmlinuz-6.1.0-9-amd64"
@@ -199,7 +199,80 @@ def test_corrupt_data_is_read_from_the_other_copy():
     assert btrfs.Btrfs(other, verify_data=True).read(KERNEL) == want
     both = fstree.Patched("btrfs-mixed-dup.img").flip(first, 0x55).flip(second, 0x55)
     exc = fstree.raises(Corrupt, btrfs.Btrfs(both, verify_data=True).read, KERNEL)
-    assert "checksum" in str(exc) and exc.offset is not None
+    assert "checksum" in str(exc) and exc.offset == (logical + 5000) // 4096 * 4096
+    # bad sectors in different places on the two copies, inside one checked run: each comes from the other copy
+    mixed = fstree.Patched("btrfs-mixed-dup.img").flip(first, 0x55).flip(second + 8192, 0x55)
+    assert btrfs.Btrfs(mixed, verify_data=True).read(KERNEL) == want
+
+
+def _flip_file_byte(name, path, at):
+    """(the image with the byte at file offset `at` of an uncompressed file flipped, its logical address)."""
+    fs = fstree.fs(name)
+    node = fs.lookup(path)
+    for k, fe in fs._iter(node.tree, (node.number, btrfs.EXTENT_DATA, at), floor=True):
+        disk_bytenr, _, ext_off, length = struct.unpack_from("<QQQQ", fe, 21)
+        if k[2] <= at < k[2] + length:
+            logical = disk_bytenr + ext_off + at - k[2]
+            chunk = fs._chunk(logical)
+            return fstree.Patched(name).flip(chunk.stripes[0][1] + logical - chunk.start, 0x01), logical
+    raise AssertionError("no extent holds file offset %d" % at)
+
+
+def test_a_bad_data_sector_is_named_for_every_checksum_kind():
+    at = (1 << 20) + 3 * 4096 + 10  # inside the second extent, not at a run's edge
+    for name in ("btrfs.img", "btrfs-xxhash-64k.img", "btrfs-sha256.img"):
+        good = fstree.fs(name, verify_data=False).read(KERNEL)
+        dev, logical = _flip_file_byte(name, KERNEL, at)
+        fs = btrfs.Btrfs(dev, verify_data=True)
+        exc = fstree.raises(Corrupt, fs.read, KERNEL)
+        assert "checksum" in str(exc) and exc.offset == logical // 4096 * 4096, name
+        with fs.open(KERNEL) as f:  # the sectors around it still read
+            assert f.read(at // 4096 * 4096) == good[:at // 4096 * 4096], name
+            f.seek(at // 4096 * 4096 + 4096)
+            assert f.read(50000) == good[f.tell() - 50000:f.tell()], name
+        assert btrfs.Btrfs(dev, verify_data=False).read(KERNEL)[at] == good[at] ^ 0x01, name
+
+
+def test_verified_reads_at_any_offset_and_length():
+    for name in ("btrfs.img", "btrfs-xxhash-64k.img"):
+        want = fstree.fs(name, verify_data=False).read(KERNEL)
+        fs = fstree.fs(name, verify_data=True)
+        with fs.open(KERNEL) as f:
+            # inside one sector, across sector and extent edges, the file's end
+            for pos, n in ((0, 1), (4095, 2), (5000, 100), (1048570, 20), (1044480, 8192 + 5), (2999990, 100),
+                           (2990000, 20000)):
+                f.seek(pos)
+                assert f.read(n) == want[pos:pos + n], (name, pos, n)
+            f.seek(1000)
+            buf = bytearray(100003)
+            pos = 1000
+            while pos < 1300000:  # odd-sized sequential reads over the first extent edge
+                got = f.readinto(buf)
+                assert bytes(buf[:got]) == want[pos:pos + got], (name, pos)
+                pos += got
+
+
+def test_crc32c_runs_agree_with_the_per_sector_check():
+    if not _accelerated():  # no fast CRC-32C here (MicroPython): callers check sector by sector
+        assert crc32c_sectors_ok(b"", b"", 4096) is None
+        return
+    for ss in (512, 4096, 65536):
+        n = 9
+        data = bytearray((i * 131 + (i >> 9) * 7 + (i >> 13)) & 0xFF for i in range(ss * n))
+        sums = b"".join(struct.pack("<I", crc32c(data[i * ss:(i + 1) * ss])) for i in range(n))
+        assert crc32c_sectors_ok(data, sums, ss) is True
+        assert crc32c_sectors_ok(memoryview(data)[ss:3 * ss], memoryview(sums)[4:12], ss) is True
+        assert crc32c_sectors_ok(b"", b"", ss) is True
+        for at in (0, ss * 4 + 17, len(data) - 1):
+            data[at] ^= 0x20
+            assert crc32c_sectors_ok(data, sums, ss) is False, (ss, at)
+            data[at] ^= 0x20
+        wrong = bytearray(sums)
+        wrong[4 * 5 + 2] ^= 1
+        assert crc32c_sectors_ok(data, bytes(wrong), ss) is False
+        swapped = data[ss:2 * ss] + data[:ss] + data[2 * ss:]  # every sector intact, two in the wrong place
+        assert crc32c_sectors_ok(swapped, sums, ss) is False
+        fstree.raises(ValueError, crc32c_sectors_ok, data[:-1], sums, ss)
 
 
 def _fix_super_csum(dev):
@@ -274,3 +347,32 @@ def test_raid6_arithmetic():
     for x, y in combinations(range(4), 2):
         others = dict((i, d) for i, d in enumerate(data) if i not in (x, y))
         assert raid.recover_two(x, y, others, p, q) == (data[x], data[y])
+
+
+def test_a_bad_extent_item_fails_only_the_reads_that_reach_it():
+    fs = fstree.fs("btrfs.img")
+    want = fs.read(KERNEL)
+    node = fs.lookup(KERNEL)
+    leaf = fs._iter(node.tree, (node.number, btrfs.EXTENT_DATA, 2 << 20))
+    key, _ = next(leaf)
+    assert key == (node.number, btrfs.EXTENT_DATA, 2 << 20)
+    # find that item's header in its leaf and shrink the item below a file extent's size
+    tree_root, level = node.tree[0], node.tree[1]
+    logical = tree_root
+    while level:
+        blk, n = fs._node(logical, level)
+        i = 0
+        while i + 1 < n and btrfs._key(blk, btrfs.HEADER + 33 * (i + 1)) <= key:
+            i += 1
+        logical = struct.unpack_from("<Q", blk, btrfs.HEADER + 33 * i + btrfs.KEY_SIZE)[0]
+        level -= 1
+    blk, n = fs._node(logical, 0)
+    idx = [i for i in range(n) if btrfs._key(blk, btrfs.HEADER + 25 * i) == key][0]
+    chunk = fs._chunk(logical)
+    where = chunk.stripes[0][1] + logical - chunk.start + btrfs.HEADER + 25 * idx + btrfs.KEY_SIZE + 4
+    dev = fstree.Patched("btrfs.img").put(where, struct.pack("<I", 10))
+    bad = btrfs.Btrfs(dev, verify=False)  # the leaf's checksum is not fixed up
+    with bad.open(KERNEL) as f:
+        assert f.read(2 << 20) == want[:2 << 20]
+        exc = fstree.raises(Corrupt, f.read, 100)
+    assert "extent item of 10 bytes" in str(exc)

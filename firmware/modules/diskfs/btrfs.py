@@ -17,7 +17,7 @@ named one (`subvol=` path or id); inline, regular and prealloc extents and holes
 import struct
 import sys
 
-from diskfs.checksum import crc32c, crc32c_raw, xxhash64
+from diskfs.checksum import crc32c, crc32c_raw, crc32c_sectors_check, crc32c_sectors_key, xxhash64
 from diskfs.errors import Corrupt, NotFound, Unsupported
 from diskfs.fsbase import FsBase, InodeBase, zero_fill
 
@@ -33,6 +33,8 @@ KEY_SIZE = 17
 MAX_LEVEL = 7  # BTRFS_MAX_LEVEL - 1
 MAX_KEY = ((1 << 64) - 1, 255, (1 << 64) - 1)
 CACHE_BYTES = 2 << 20  # per cache generation (two of them)
+DATA_STEP = 4 << 20  # verified data is read and checked this much at a time
+EXTENT_BATCH = 32  # file extent items fetched per tree walk
 
 # block group profiles
 BG_DATA, BG_SYSTEM, BG_METADATA = 0x1, 0x2, 0x4
@@ -154,6 +156,7 @@ class Btrfs(FsBase):
         self._last = None
         self._cache, self._old = {}, {}
         self._extent_cache = (None, None)
+        self._file_extents = None  # (inode, from file offset, up to, [(file offset, parsed item)]) read last
         arr = sb[0x32B:0x32B + sys_size]
         pos = 0
         while pos < len(arr):
@@ -169,6 +172,7 @@ class Btrfs(FsBase):
         self.chunks.sort(key=lambda c: c.start)
         self.root_tree = (root, sb[0xC6], 1)
         self._csum_root = None
+        self._csum_item = None  # (start, end, checksums, crc32c_sectors_key or None) of the csum item used last
         if subvol is None:
             self.default_subvol = self._default_subvolume()
             self.subvol = self.default_subvol
@@ -234,18 +238,6 @@ class Btrfs(FsBase):
     def _csum_ok(self, ctype, data, want):
         got = self._csum(ctype, data)
         return got is None or got == bytes(want[:len(got)])
-
-    def _hasher(self):
-        """A function data -> stored checksum for this filesystem's type (the hot path of data verification)."""
-        if self.csum_type == 0:
-            from diskfs.checksum import _accelerated
-
-            fast = _accelerated()
-            if fast:
-                pack = struct.pack
-                return lambda data: pack("<I", fast(data))
-        ctype = self.csum_type
-        return lambda data: self._csum(ctype, data)
 
     def _csum(self, ctype, data):
         """The checksum of data as stored (None when this runtime cannot compute it)."""
@@ -698,55 +690,89 @@ class Btrfs(FsBase):
             return 0
         mv = memoryview(buf)
         pos = offset
+        while pos < end:
+            got = self._file_extents  # a batch of extents: sequential reads walk the tree once per batch
+            if got is None or got[0] is not inode or pos < got[1] or (got[2] is not None and pos >= got[2]):
+                items, covered = self._extents_from(inode, pos)
+                got = self._file_extents = (inode, pos, covered, items)
+            for start, ext in got[3]:
+                if start >= end:
+                    break
+                if start + ext[2] > pos:
+                    pos = self._extent_into(inode, start, ext, pos, offset, end, mv)
+                    if pos >= end:
+                        break
+            if got[2] is None or pos < got[2]:
+                break  # no extent item after these: the rest is a hole
+        if pos < end:
+            zero_fill(mv, pos - offset, end - offset)
+        return end - offset
+
+    def _extents_from(self, inode, pos):
+        """([(file offset, parsed item)] of up to EXTENT_BATCH file extents from the one holding file offset pos,
+        the file offset they cover up to (None when no extent item follows them))."""
         number = inode.number
-        for key, fe in self._iter(inode.tree, (number, EXTENT_DATA, offset), floor=True):
+        out = []
+        for key, fe in self._iter(inode.tree, (number, EXTENT_DATA, pos), floor=True):
             if key[0] != number or key[1] != EXTENT_DATA:
                 if key < (number, EXTENT_DATA, 0):
                     continue  # the floor item belongs to something before the extents
                 break
-            start = key[2]
-            if start >= end:
-                break
-            if len(fe) < 21:
-                raise Corrupt("%s: inode %d: extent item of %d bytes" % (self.dev.name, number, len(fe)),
-                              "btrfs file extent")
-            comp, ftype = fe[16], fe[20]
-            if ftype == 0:
-                length = struct.unpack_from("<Q", fe, 8)[0]  # ram_bytes
-            else:
-                if len(fe) < 53:
-                    raise Corrupt("%s: inode %d: extent item of %d bytes" % (self.dev.name, number, len(fe)),
-                                  "btrfs file extent")
-                disk_bytenr, disk_bytes, ext_off, length = struct.unpack_from("<QQQQ", fe, 21)
-            if start + length <= pos:
+            try:
+                ext = self._file_extent_item(number, fe)
+            except Corrupt:
+                if out:  # a bad item past the first: only a read that reaches it fails
+                    return out, key[2]
+                raise
+            if key[2] + ext[2] <= pos:
                 continue
-            if start > pos:
-                zero_fill(mv, pos - offset, min(start, end) - offset)
-                pos = min(start, end)
-                if pos >= end:
-                    break
-            hi = min(start + length, end)
-            a, b = pos - offset, hi - offset
-            if ftype == 0:
-                got = self._decode(comp, fe[21:], length, number)[pos - start:hi - start]
-                mv[a:a + len(got)] = got
-                if len(got) < b - a:
-                    zero_fill(mv, a + len(got), b)
-            elif ftype == 2 or disk_bytenr == 0:
-                zero_fill(mv, a, b)
-            elif comp:
-                data = self._compressed(fe, disk_bytenr, disk_bytes, comp, inode)
-                lo = ext_off + pos - start
-                got = data[lo:lo + b - a]
-                mv[a:a + len(got)] = got
-                if len(got) < b - a:
-                    zero_fill(mv, a + len(got), b)
-            else:
-                self._read_data(disk_bytenr + ext_off + pos - start, mv[a:b], inode)
-            pos = hi
-        if pos < end:
-            zero_fill(mv, pos - offset, end - offset)
-        return end - offset
+            out.append((key[2], ext))
+            if len(out) >= EXTENT_BATCH:
+                return out, key[2] + ext[2]
+        return out, None
+
+    def _file_extent_item(self, number, fe):
+        """(compression, type, length in the file, disk_bytenr, disk_bytes, offset into the extent, item) of a
+        file extent item."""
+        if len(fe) < 21:
+            raise Corrupt("%s: inode %d: extent item of %d bytes" % (self.dev.name, number, len(fe)),
+                          "btrfs file extent")
+        if fe[20] == 0:
+            return fe[16], 0, struct.unpack_from("<Q", fe, 8)[0], 0, 0, 0, fe  # inline: ram_bytes
+        if len(fe) < 53:
+            raise Corrupt("%s: inode %d: extent item of %d bytes" % (self.dev.name, number, len(fe)),
+                          "btrfs file extent")
+        disk_bytenr, disk_bytes, ext_off, length = struct.unpack_from("<QQQQ", fe, 21)
+        return fe[16], fe[20], length, disk_bytenr, disk_bytes, ext_off, fe
+
+    def _extent_into(self, inode, start, ext, pos, offset, end, mv):
+        """Fill mv (file bytes [offset, end)) from file position pos with the extent at file offset `start`
+        (zeros for a gap before it); the file position reached."""
+        comp, ftype, length, disk_bytenr, disk_bytes, ext_off, fe = ext
+        if start > pos:
+            zero_fill(mv, pos - offset, min(start, end) - offset)
+            pos = min(start, end)
+            if pos >= end:
+                return pos
+        hi = min(start + length, end)
+        a, b = pos - offset, hi - offset
+        if ftype == 0:
+            got = self._decode(comp, fe[21:], length, inode.number)[pos - start:hi - start]
+            mv[a:a + len(got)] = got
+            if len(got) < b - a:
+                zero_fill(mv, a + len(got), b)
+        elif ftype == 2 or disk_bytenr == 0:
+            zero_fill(mv, a, b)
+        elif comp:
+            data = self._compressed(fe, disk_bytenr, disk_bytes, comp, inode)
+            lo = ext_off + pos - start
+            got = data[lo:lo + b - a]
+            mv[a:a + len(got)] = got
+            if len(got) < b - a:
+                zero_fill(mv, a + len(got), b)
+        else:
+            self._read_data(disk_bytenr + ext_off + pos - start, mv[a:b], inode)
+        return hi
 
     def _compressed(self, fe, disk_bytenr, disk_bytes, comp, inode):
         ram = struct.unpack_from("<Q", fe, 8)[0]
@@ -784,12 +810,19 @@ class Btrfs(FsBase):
                           "btrfs compression %d" % comp)
 
     def _csums(self, logical, length):
-        """The stored data checksums of the sectors in [logical, logical + length): a list, None for a sector
-        that has none (nodatasum files, prealloc)."""
+        """[(logical, stored checksums, crc32c_sectors_key of them or None)] for the runs of sectors inside the
+        sector-aligned [logical, logical + length) that have data checksums, in order, the checksums one bytes
+        object with one per sector; sectors without one (nodatasum files, prealloc) are left out."""
         ss = self.sectorsize
         size = CSUMS[self.csum_type][1]
-        count = length // ss
-        out = [None] * count
+        end = logical + length
+        item = self._csum_item
+        if item is not None and item[0] <= logical and end <= item[1]:
+            # a csum item covers up to a leaf's worth of sectors (16 MiB with 16 KiB nodes): most reads need
+            # no tree walk and no key
+            i = (logical - item[0]) // ss * size
+            j = i + length // ss * size
+            return [(logical, item[2][i:j], None if item[3] is None else item[3][i:j])]
         if self._csum_root is None:
             root = self._range(self.root_tree, (CSUM_TREE, ROOT_ITEM, 0), (CSUM_TREE, ROOT_ITEM + 1, 0))
             if not root or len(root[-1][1]) < 239:
@@ -797,9 +830,9 @@ class Btrfs(FsBase):
             else:
                 data = root[-1][1]
                 self._csum_root = (struct.unpack_from("<Q", data, 176)[0], data[238], CSUM_TREE)
+        out = []
         if not self._csum_root:
             return out
-        end = logical + length
         for k, data in self._iter(self._csum_root, (CSUM_OBJECTID, EXTENT_CSUM, logical), floor=True):
             if k[0] != CSUM_OBJECTID or k[1] != EXTENT_CSUM:
                 if k < (CSUM_OBJECTID, EXTENT_CSUM, 0):
@@ -807,47 +840,98 @@ class Btrfs(FsBase):
                 break
             if k[2] >= end:
                 break
+            if k[2] % ss:
+                raise Corrupt("%s: csum item at logical %d is not sector-aligned" % (self.dev.name, k[2]),
+                              "btrfs csum item", k[2])
             n = len(data) // size
-            first = max(k[2], logical)
-            last = min(k[2] + n * ss, end)
-            s = first
-            while s < last:
-                i = (s - k[2]) // ss
-                out[(s - logical) // ss] = bytes(data[i * size:(i + 1) * size])
-                s += ss
+            item_end = k[2] + n * ss
+            first, last = max(k[2], logical), min(item_end, end)
+            if first >= last:
+                continue
+            if item is not None and item[0] == k[2] and item[1] == item_end:
+                data, key = item[2], item[3]  # a read running past the cached item: its key is made already
+            else:
+                data = data[:n * size]
+                key = crc32c_sectors_key(data, ss) if self.csum_type == 0 else None
+                item = self._csum_item = (k[2], item_end, data, key)
+            i, j = (first - k[2]) // ss * size, (last - k[2]) // ss * size
+            sums, key = data[i:j], None if key is None else key[i:j]
+            if out and out[-1][0] + len(out[-1][1]) // size * ss == first:  # items split at a leaf edge: one run
+                prev = out[-1]
+                out[-1] = (prev[0], prev[1] + sums, None if key is None else prev[2] + key)
+            else:
+                out.append((first, sums, key))
         return out
 
     def _read_data(self, logical, mv, inode):
         """Read file data at a logical address into mv, checking data checksums when asked to."""
-        length = len(mv)
         if not self.verify_data or inode.flags & INODE_NODATASUM or (self.csum_type == 3 and not _has_blake2()):
             if not self.read_logical(logical, mv):
                 raise NotFound("%s: no readable copy of logical %d" % (self.dev.name, logical))
             return
         ss = self.sectorsize
-        step = 1 << 20
-        pos = 0
-        while pos < length:
-            a = (logical + pos) // ss * ss
-            b = min(-(-(logical + length) // ss) * ss, a + step)
-            n = min(b - (logical + pos), length - pos)
-            sums = self._csums(a, b - a)
-            if a == logical + pos and b - a == n:
-                seg = mv[pos:pos + n]
-            else:
-                seg = memoryview(bytearray(b - a))
-            self.read_logical(a, seg)
-            hasher = self._hasher()
-            i = 0
-            for want in sums:
-                if want is not None:
-                    sector = seg[i:i + ss]
-                    if hasher(sector) != want:
-                        self._repair(a + i, sector, want, inode)
-                i += ss
-            if not (a == logical + pos and b - a == n):
-                mv[pos:pos + n] = seg[logical + pos - a:logical + pos - a + n]
+        end = logical + len(mv)
+        lo = -(-logical // ss) * ss  # whole sectors [lo, hi) go straight into mv; partial ones through a bounce
+        hi = end // ss * ss
+        if lo >= hi:
+            a = logical // ss * ss
+            tmp = memoryview(bytearray(-(-end // ss) * ss - a))
+            self._read_sectors(a, tmp, inode)
+            mv[:] = tmp[logical - a:end - a]
+            return
+        if logical < lo:
+            tmp = memoryview(bytearray(ss))
+            self._read_sectors(lo - ss, tmp, inode)
+            mv[:lo - logical] = tmp[ss - (lo - logical):]
+        self._read_sectors(lo, mv[lo - logical:hi - logical], inode)
+        if end > hi:
+            tmp = memoryview(bytearray(ss))
+            self._read_sectors(hi, tmp, inode)
+            mv[hi - logical:] = tmp[:end - hi]
+
+    def _read_sectors(self, logical, mv, inode):
+        """Read whole sectors at a sector-aligned logical address into mv and verify them: a run at a time with
+        one check when the checksum allows (crc32c_sectors_check), sector by sector (with repair) otherwise."""
+        ss = self.sectorsize
+        size = CSUMS[self.csum_type][1]
+        pos, total = 0, len(mv)
+        while pos < total:
+            n = min(total - pos, DATA_STEP)
+            seg = mv[pos:pos + n]
+            runs = self._csums(logical + pos, n)
+            self.read_logical(logical + pos, seg)
+            for start, sums, key in runs:
+                a = start - logical - pos
+                piece = seg[a:a + len(sums) // size * ss]
+                if key is None or not crc32c_sectors_check(piece, key, ss):
+                    self._check_sectors(start, piece, sums, inode)
             pos += n
+
+    def _check_sectors(self, logical, piece, sums, inode):
+        """Verify each sector of piece (at `logical`) against its stored checksum, repairing bad ones from
+        another copy (Corrupt naming the sector when no copy matches)."""
+        ss = self.sectorsize
+        ctype = self.csum_type
+        size = CSUMS[ctype][1]
+        n = len(sums) // size
+        if ctype < 2:  # compare integers: one unpack of every stored value, no pack per sector
+            want = struct.unpack("<%d%s" % (n, "IQ"[ctype]), sums)
+            if ctype == 0:
+                from diskfs.checksum import _accelerated
+
+                fn = _accelerated() or crc32c
+            else:
+                fn = xxhash64
+            for i in range(n):
+                if fn(piece[i * ss:(i + 1) * ss]) != want[i]:
+                    self._repair(logical + i * ss, piece[i * ss:(i + 1) * ss], sums[i * size:(i + 1) * size],
+                                 inode)
+            return
+        for i in range(n):
+            sector = piece[i * ss:(i + 1) * ss]
+            want = sums[i * size:(i + 1) * size]
+            if self._csum(ctype, sector) != want:
+                self._repair(logical + i * ss, sector, want, inode)
 
     def _repair(self, logical, sector, want, inode):
         """Another copy of a data sector whose checksum did not match (Corrupt when none matches)."""
