@@ -185,6 +185,18 @@ def _ext4_disk(tmp_path, arch: str, fstype: str = "ext4", zstd: bool = False):
     return _gpt_disk(tmp_path, [_mkfs(tmp_path, arch, tree, fstype)])
 
 
+def _run_loader(machine, arch: str, disks: list, marker: str, append: str = "cloudboot.repl"):
+    """Boot the firmware to its REPL, set CloudBootCmdline (serial console, panic=-1, cb.marker=<marker>) and
+    start the loader's cascade; returns the machine for the test's expectations."""
+    m = machine(arch, efi=firmware_file(arch), append=append, disks=disks, extra=["-no-reboot"])
+    repl = Repl(m)
+    repl.wait_banner(120)
+    cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker={marker}"
+    repl.exec(f"import uefi\nuefi.set_variable('CloudBootCmdline', b'{cmdline}')")
+    m.send(b"import loader\nloader.run()\x04")
+    return m
+
+
 def test_cascade_falls_through_corrupt_filesystem_and_truncated_kernel(tmp_path, machine) -> None:
     """Partition 2's newest kernel (7.0.0) sits in a corrupt extent tree, partition 3's next one (6.13.0) is
     truncated: the loader says why each is unusable or failed and boots the next candidate (6.12.117-cloud)."""
@@ -197,13 +209,7 @@ def test_cascade_falls_through_corrupt_filesystem_and_truncated_kernel(tmp_path,
     head = guest(arch).kernel.read_bytes()[:2 << 20]
     good = _boot_tree(tmp_path, arch, {"6.13.0": head, "6.12.117-cloud": None})
     disk = _gpt_disk(tmp_path, [bad_fs, _mkfs(tmp_path, arch, good)])
-    m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl cloudboot.menu=0", disks=[disk],
-                extra=["-no-reboot"])
-    repl = Repl(m)
-    repl.wait_banner(120)
-    cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker=fallthrough"
-    repl.exec(f"import uefi\nuefi.set_variable('CloudBootCmdline', b'{cmdline}')")
-    m.send(b"import loader\nloader.run()\x04")
+    m = _run_loader(machine, arch, [disk], "fallthrough", append="cloudboot.repl cloudboot.menu=0")
     m.expect(re.compile(rb"skipping /boot/vmlinuz-7\.0\.0: unreadable [^\r\n]*extent"), 120)
     m.expect("choosing 6.13.0", 60)
     m.expect("/boot/vmlinuz-6.13.0 failed:", 60)
@@ -218,13 +224,7 @@ def test_cascade_falls_through_corrupt_filesystem_and_truncated_kernel(tmp_path,
 def test_cascade_boots_newest_kernel_from_disk(tmp_path, machine, arch: str, fstype: str) -> None:
     zstd = fstype.endswith("-zstd")
     fstype = fstype.removesuffix("-zstd")
-    m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl",
-                disks=[_ext4_disk(tmp_path, arch, fstype, zstd)], extra=["-no-reboot"])
-    repl = Repl(m)
-    repl.wait_banner(120)
-    cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker=ext4-{arch}"
-    repl.exec(f"import uefi\nuefi.set_variable('CloudBootCmdline', b'{cmdline}')")
-    m.send(b"import loader\nloader.run()\x04")
+    m = _run_loader(machine, arch, [_ext4_disk(tmp_path, arch, fstype, zstd)], f"ext4-{arch}")
     m.expect("found /boot/vmlinuz-6.12.117-cloud", 120)
     m.expect(f"({fstype} 'debroot')", 10)
     m.expect("choosing 6.12.117-cloud", 60)
@@ -336,13 +336,7 @@ def _suse_disk(tmp_path, arch: str):
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 def test_cascade_boots_opensuse_btrfs_snapshot_with_symlinked_kernel(tmp_path, machine, arch: str) -> None:
     image = "Image" if arch == "aarch64" else "vmlinuz"
-    m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl", disks=[_suse_disk(tmp_path, arch)],
-                extra=["-no-reboot"])
-    repl = Repl(m)
-    repl.wait_banner(120)
-    cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker=suse-{arch}"
-    repl.exec(f"import uefi\nuefi.set_variable('CloudBootCmdline', b'{cmdline}')")
-    m.send(b"import loader\nloader.run()\x04")
+    m = _run_loader(machine, arch, [_suse_disk(tmp_path, arch)], f"suse-{arch}")
     m.expect(f"found /boot/{image}-{SUSE_VERSION}", 120)
     m.expect("(btrfs 'SUSE')", 10)
     m.expect(f"{image}-{SUSE_VERSION} -> ../usr/lib/modules/{SUSE_VERSION}/{image}", 10)

@@ -7,6 +7,7 @@ applies Debian's patches, and the three pinned files (.dsc, orig and debian tarb
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -46,3 +47,13 @@ def unpacked(package: str, version: str, suite: str, pinned: dict[str, str]) -> 
     run(["dpkg-source", "--no-check", "-x", dl / dsc, tree], quiet=True)
     (tree / ".unpacked").write_text(version + "\n")
     return tree
+
+
+def tree(package: str, version: str, suite: str, pinned: dict[str, str], env: str, marker: str) -> Path:
+    """The source tree to build from: $env when set (checked for the file `marker`), else the pinned package."""
+    if os.environ.get(env):
+        path = Path(os.environ[env]).resolve()
+        if not (path / marker).is_file():
+            raise CloudBootError(f"{env}={path} is not a {package} source tree (no {marker})")
+        return path
+    return unpacked(package, version, suite, pinned)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cloudboot.errors import CloudBootError
 from cloudboot.paths import build_dir
 from cloudboot.run import run, which
 from cloudboot.toolchain import debsource
@@ -27,12 +26,7 @@ PINNED = {
 
 def source_dir() -> Path:
     """The MicroPython tree to build from: MICROPY_DIR, or the pinned Debian source unpacked in the cache."""
-    if os.environ.get("MICROPY_DIR"):
-        tree = Path(os.environ["MICROPY_DIR"]).resolve()
-        if not (tree / "py" / "mpconfig.h").is_file():
-            raise CloudBootError(f"MICROPY_DIR={tree} is not a MicroPython source tree (no py/mpconfig.h)")
-        return tree
-    return debsource.unpacked("micropython", DEB_VERSION, SUITE, PINNED)
+    return debsource.tree("micropython", DEB_VERSION, SUITE, PINNED, "MICROPY_DIR", "py/mpconfig.h")
 
 
 def _jobs() -> str:

@@ -7,10 +7,8 @@ kernel. `ZSTD_DIR=` uses another tree.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from cloudboot.errors import CloudBootError
 from cloudboot.toolchain import debsource
 
 VERSION = "1.5.7"
@@ -25,9 +23,4 @@ PINNED = {
 
 def source_dir() -> Path:
     """The zstd tree whose lib/ the firmware compiles: ZSTD_DIR, or the pinned Debian source."""
-    if os.environ.get("ZSTD_DIR"):
-        tree = Path(os.environ["ZSTD_DIR"]).resolve()
-        if not (tree / "lib" / "zstd.h").is_file():
-            raise CloudBootError(f"ZSTD_DIR={tree} is not a zstd source tree (no lib/zstd.h)")
-        return tree
-    return debsource.unpacked("libzstd", DEB_VERSION, SUITE, PINNED)
+    return debsource.tree("libzstd", DEB_VERSION, SUITE, PINNED, "ZSTD_DIR", "lib/zstd.h")
