@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
+from cloudboot.image.xfsproto import protofile
 from cloudboot.initramfs import cpio, debian
 from cloudboot.paths import MODULES_DIR, ROOT, build_dir
 from cloudboot.run import which
@@ -119,9 +120,7 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
     elif fstype == "btrfs":
         mkfs = [which("mkfs.btrfs"), "-q", "-f", "-L", "CBTARGET", "--rootdir", str(tree), str(fs)]
     else:  # mkfs.xfs (6.1) populates only from a protofile
-        proto = img.with_suffix(".proto")
-        files = "".join(f"{p.name} ---644 0 0 {p}\n" for p in sorted((tree / "boot").iterdir()))
-        proto.write_text(f"/dev/null\n0 0\nd--755 0 0\nboot d--755 0 0\n{files}$\n$\n")
+        proto = protofile(tree, img.with_suffix(".proto"))
         mkfs = [which("mkfs.xfs"), "-q", "-f", "-L", "CBTARGET", "-p", str(proto), str(fs)]
     subprocess.run(mkfs, check=True, capture_output=True)
     size_mib = -(-fs.stat().st_size // (1 << 20))  # mkfs.btrfs --rootdir grows the file when the tree needs it
