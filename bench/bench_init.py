@@ -48,15 +48,11 @@ def _direct(arch: str) -> float:
 
 
 def main() -> None:
-    from tests.ociregistry import Registry, ensure_registry_packages
+    from tests.ociregistry import serving
 
-    ensure_registry_packages()
-    reg = Registry(Path(tempfile.mkdtemp(prefix="cloudboot-bench-init-")))
-    try:
+    with serving(Path(tempfile.mkdtemp(prefix="cloudboot-bench-init-"))) as reg:
         for arch in ARCHES:
             _bench(arch, reg)
-    finally:
-        reg.stop()
 
 
 def _bench(arch: str, reg) -> None:

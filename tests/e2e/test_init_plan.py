@@ -10,13 +10,11 @@ import http.server
 import json
 import secrets
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from cloudboot.cli import main as cli
 from cloudboot.initramfs import trial
-from tests.ociregistry import Registry, ensure_registry_packages
 
 pytestmark = pytest.mark.e2e
 
@@ -40,14 +38,6 @@ target "other" {{
   index = "${{local.registry}}/boot/debian:riscv64-only"
 }}
 """
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory) -> Iterator[Registry]:
-    ensure_registry_packages()
-    reg = Registry(tmp_path_factory.mktemp("registry"))
-    yield reg
-    reg.stop()
 
 
 class Metadata:
