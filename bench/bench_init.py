@@ -23,12 +23,13 @@ KEXEC = re.compile(r"cloud-boot: \[\s*([\d.]+)\] kexec boot$")
 def _run(arch: str, append: str, disks: list[Path] | None = None,
          nic: bool = False) -> tuple[dict[str, float], float, float]:
     """(phase -> seconds, kernel start -> kexec call, QEMU start -> target marker)."""
-    q = trial.Qemu(arch, trial.boot_kernel(arch), trial.initramfs(arch), f"panic=-1 {append}", disks, nic=nic).start()
+    q = trial.machine(arch, trial.boot_kernel(arch), trial.initramfs(arch), f"panic=-1 {append}", disks,
+                      nic=nic).start()
     try:
-        m = q.expect(trial.MARKER, 600)
+        m = q.expect_line(trial.MARKER, 600)
         phases = {}
         kexec_at = 0.0
-        for line in q.transcript().splitlines():
+        for line in q.lines():
             if p := PHASE.search(line):
                 phases[p.group(2)] = float(p.group(3))
             if k := KEXEC.search(line):
@@ -40,23 +41,19 @@ def _run(arch: str, append: str, disks: list[Path] | None = None,
 
 def _direct(arch: str) -> float:
     """QEMU start -> marker, QEMU booting the target kernel and initrd itself."""
-    q = trial.Qemu(arch, trial.boot_kernel(arch), trial.target_initrd(arch), "panic=-1").start()
+    q = trial.machine(arch, trial.boot_kernel(arch), trial.target_initrd(arch), "panic=-1").start()
     try:
-        return q.expect(trial.MARKER, 600).at
+        return q.expect_line(trial.MARKER, 600).at
     finally:
         q.kill()
 
 
 def main() -> None:
-    from tests.ociregistry import Registry, ensure_registry_packages
+    from tests.ociregistry import serving
 
-    ensure_registry_packages()
-    reg = Registry(Path(tempfile.mkdtemp(prefix="cloudboot-bench-init-")))
-    try:
+    with serving(Path(tempfile.mkdtemp(prefix="cloudboot-bench-init-"))) as reg:
         for arch in ARCHES:
             _bench(arch, reg)
-    finally:
-        reg.stop()
 
 
 def _bench(arch: str, reg) -> None:

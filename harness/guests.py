@@ -25,12 +25,20 @@ KERNELS = {
 #: Where packages put the kernel image (EFI stub PE, or EFI zboot on loong64).
 IMAGE_GLOBS = ("boot/vmlinuz-*", "boot/vmlinux-*", "usr/lib/modules/*/vmlinuz", "usr/lib/modules/*/vmlinux")
 MARKER = "CLOUDBOOT-TEST-INITRD-OK"
-INIT = f"""#!/bin/busybox sh
+
+
+def marker_init(marker: str, label: str = "cmdline") -> str:
+    """A busybox /init that prints `marker`, then `<label>: <its /proc/cmdline>`, and powers off (the tests'
+    proof that a kernel they handed over really ran, with the command line it got)."""
+    return f"""#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
-echo "{MARKER}"
-echo "cmdline: $(/bin/busybox cat /proc/cmdline)"
+echo "{marker}"
+echo "{label}: $(/bin/busybox cat /proc/cmdline)"
 /bin/busybox poweroff -f
 """
+
+
+INIT = marker_init(MARKER)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""One QEMU virtual machine with EDK2: start, serial console, expect, QMP, shutdown, always cleaned up."""
+"""One QEMU virtual machine, with EDK2 or QEMU's direct kernel boot: start, serial console, expect, QMP, shutdown,
+always cleaned up."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from cloudboot.errors import CloudBootError
 from cloudboot.harness import console, esp
@@ -22,6 +26,7 @@ from cloudboot.harness.firmware import Firmware, find_firmware
 from cloudboot.harness.profiles import profile
 from cloudboot.run import which
 
+T = TypeVar("T")
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -40,17 +45,28 @@ class HarnessTimeout(CloudBootError):
     """Something expected on the console did not come in time; the message carries the transcript."""
 
 
+@dataclass
+class Line:
+    """A console line `expect_line` matched (CR/LF stripped), and when it saw it (seconds after QEMU started)."""
+
+    text: str
+    at: float
+
+
 class Machine:
     """A QEMU guest booting EDK2 and then an EFI app (`efi`, via QEMU's kernel loader so LoadOptions can be
-    set, or from a generated ESP with `esp=True`), a disk image or an ISO.
+    set, or from a generated ESP with `esp=True`), a disk image or an ISO; or, with `uefi=False`, a Linux
+    kernel booted by QEMU itself (`extra_kernel`).
 
-    Use as a context manager: QEMU is killed on exit whatever happened.
+    Disk n is a virtio disk with serial `dn` (/sys/block/vdX/serial in a Linux guest), writable unless
+    `readonly_disks`. Use as a context manager: QEMU is killed on exit whatever happened.
     """
 
     def __init__(self, arch: str, *, efi: Path | None = None, append: str | None = None, esp: bool = False,
                  disks: list[Path] = (), iso: Path | None = None, nics: int = 0, memory_mb: int | None = None,
                  extra: list[str] = (), echo: bool = False, firmware: Firmware | None = None,
-                 extra_kernel: tuple[Path, Path, str] | None = None, linux: bool = True) -> None:
+                 extra_kernel: tuple[Path, Path, str] | None = None, linux: bool = True, uefi: bool = True,
+                 readonly_disks: bool = False) -> None:
         self.profile = profile(arch)
         self.arch = self.profile.arch
         self.efi, self.append, self.use_esp = efi, append, esp
@@ -58,8 +74,12 @@ class Machine:
         self.memory_mb = memory_mb or self.profile.memory_mb
         self.extra, self.echo = list(extra), echo
         self.firmware = firmware  # default: find_firmware(arch)
-        self.extra_kernel = extra_kernel  # (kernel, initrd, cmdline) for EDK2 to load itself (a reference)
+        # (kernel, initrd, cmdline): handed to EDK2 (over fw_cfg; on arm64 EFI stub + ACPI), or with uefi=False
+        # booted by QEMU directly (on arm64: QEMU's DTB, no EFI)
+        self.extra_kernel = extra_kernel
         self.linux = linux  # machine options for Linux guests (riscv64: acpi=off); False: the plain machine
+        self.uefi = uefi  # False: no EDK2 in pflash, QEMU's own boot (direct kernel boot needs `extra_kernel`)
+        self.readonly_disks = readonly_disks
         self.workdir = Path(tempfile.mkdtemp(prefix=f"cloudboot-vm-{self.arch}-"))
         self.proc: subprocess.Popen | None = None
         self.raw = bytearray()
@@ -73,21 +93,23 @@ class Machine:
     def command(self) -> list[str]:
         """The QEMU command line (also what `cloud-boot qemu` echoes)."""
         p = self.profile
-        fw = self.firmware or find_firmware(self.arch)
-        vars_copy = self.workdir / "vars.fd"
-        if not vars_copy.exists():
-            shutil.copyfile(fw.vars, vars_copy)
         cmd = [which(p.qemu, f"running {self.arch} guests"), "-M", p.machine_arg(self.linux), *p.cpu,
                "-m", str(self.memory_mb),
                # not -nographic: it multiplexes the monitor on stdio, and its Ctrl-A escape eats the raw REPL's.
                "-display", "none", "-serial", "stdio", "-monitor", "none",
-               "-boot", "menu=on,splash-time=0", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-               "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={fw.code}",
-               "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"]
+               "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        if self.uefi:
+            fw = self.firmware or find_firmware(self.arch)
+            vars_copy = self.workdir / "vars.fd"
+            if not vars_copy.exists():
+                shutil.copyfile(fw.vars, vars_copy)
+            cmd += ["-boot", "menu=on,splash-time=0",
+                    "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={fw.code}",
+                    "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"]
         index = 1
         if self.efi and self.use_esp:
             image = esp.make_esp(self.workdir / "esp.img", {f"EFI/BOOT/{p.efi_name}": Path(self.efi)})
-            cmd += _disk(image, "esp", index)
+            cmd += _disk(image, "esp", index, serial=False)
             index += 1
         elif self.extra_kernel:
             kernel, initrd, cmdline = self.extra_kernel
@@ -101,7 +123,8 @@ class Machine:
                     "-device", "virtio-scsi-pci,id=scsi", "-device", f"scsi-cd,drive=cd,bootindex={index}"]
             index += 1
         for n, disk in enumerate(self.disks):
-            cmd += _disk(disk, f"d{n}", index)
+            # boot indexes are for OVMF (see _disk); without EDK2 nothing reads them
+            cmd += _disk(disk, f"d{n}", index if self.uefi else None, readonly=self.readonly_disks)
             index += 1
         for n in range(self.nics):
             cmd += ["-netdev", f"user,id=n{n}", "-device", f"virtio-net-pci,netdev=n{n},romfile="]
@@ -206,23 +229,51 @@ class Machine:
             pattern = re.compile(re.escape(pattern.encode()))
         elif isinstance(pattern, bytes):
             pattern = re.compile(re.escape(pattern))
+        m = self._wait(lambda text: pattern.search(text, self._pos), timeout, pattern.pattern)
+        self._pos = m.end()
+        if mark:
+            self.marks[mark] = time.monotonic() - self.t0
+        return m
+
+    def expect_line(self, pattern: str, timeout: float = 60) -> Line:
+        """Wait until a whole console line (escapes and CR/LF stripped) after the previous match matches the
+        regex `pattern` (searched within the line, so `^` and `$` anchor to it); returns that line."""
+        rx = re.compile(pattern)
+
+        def find(text: bytes) -> tuple[str, int] | None:
+            start = self._pos
+            # A line still without its newline may be incomplete; once QEMU has exited it is all there is.
+            while (end := text.find(b"\n", start)) >= 0 or (start < len(text) and self.proc.poll() is not None):
+                stop = len(text) if end < 0 else end + 1
+                line = text[start:stop].rstrip(b"\r\n").decode("utf-8", "replace")
+                if rx.search(line):
+                    return line, stop
+                start = stop
+            return None
+
+        line, self._pos = self._wait(find, timeout, pattern)
+        return Line(line, time.monotonic() - self.t0)
+
+    def lines(self) -> list[str]:
+        """The transcript so far as lines (escapes and CR/LF stripped)."""
+        return [line.rstrip("\r") for line in self.text.split("\n")]
+
+    def _wait(self, find: Callable[[bytes], T | None], timeout: float, what: str | bytes) -> T:
+        """The first non-None `find(cleaned transcript)`, tried again as output arrives; on timeout or QEMU's
+        exit the VM is killed and HarnessTimeout raised."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                text = console.clean(bytes(self.raw))
-                m = pattern.search(text, self._pos)
-                if m:
-                    self._pos = m.end()
-                    if mark:
-                        self.marks[mark] = time.monotonic() - self.t0
-                    return m
+                found = find(console.clean(bytes(self.raw)))
+                if found is not None:
+                    return found
                 left = deadline - time.monotonic()
                 if left <= 0 or self.proc.poll() is not None:
                     break
                 self._cond.wait(min(left, 0.5))
         why = "QEMU exited" if self.proc.poll() is not None else f"timed out after {timeout:.0f} s"
         self.kill()
-        raise HarnessTimeout(f"{self.arch}: waiting for {pattern.pattern!r}: {why}\n{self.tail()}")
+        raise HarnessTimeout(f"{self.arch}: waiting for {what!r}: {why}\n{self.tail()}")
 
     def send(self, data: bytes | str, timeout: float = 60) -> None:
         """Type bytes on the serial console (in pieces of at most 256 bytes, never blocking for longer than
@@ -262,12 +313,13 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
 
 
-def _disk(path: Path, node: str, bootindex: int) -> list[str]:
+def _disk(path: Path, node: str, bootindex: int | None, readonly: bool = False, serial: bool = True) -> list[str]:
     # Once any device has a bootindex, OVMF connects only devices that have one: give every disk one.
     with open(path, "rb") as f:
         fmt = "qcow2" if f.read(4) == b"QFI\xfb" else "raw"
-    return ["-drive", f"if=none,id={node},format={fmt},file={path}",
-            "-device", f"virtio-blk-pci,drive={node},bootindex={bootindex}"]
+    drive = f"if=none,id={node},format={fmt},file={path}" + (",readonly=on" if readonly else "")
+    device = f"virtio-blk-pci,drive={node}" + (f",bootindex={bootindex}" if bootindex is not None else "")
+    return ["-drive", drive, "-device", device + (f",serial={node}" if serial else "")]
 
 
 async def _qmp(sock: Path, command: str, args: dict | None = None) -> object:

@@ -1,10 +1,14 @@
-"""Session-wide fixtures: the test filesystem images (for portable tests, through $CLOUDBOOT_TESTDATA)."""
+"""Session-wide fixtures: the test filesystem images (for portable tests, through $CLOUDBOOT_TESTDATA), and a
+plain OCI registry for the unit and e2e tests."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests.ociregistry import Registry, serving
 
 
 # ---- diskfs fixtures (owned by the disk-core work; tests/portable/images.py) --------------------------------
@@ -27,6 +31,13 @@ def zstddata() -> str:
     path = str(build())
     os.environ["CLOUDBOOT_ZSTDDATA"] = path
     return path
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Iterator[Registry]:
+    """A plain (no auth) registry: Debian's docker-registry on 127.0.0.1 (tests/ociregistry.py)."""
+    with serving(tmp_path_factory.mktemp("registry-plain")) as reg:
+        yield reg
 
 
 # Under CI the fuzz tests replay a fixed set of examples (a red CI must mean a regression, not bad luck);

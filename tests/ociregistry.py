@@ -5,6 +5,7 @@ server (ES256, x5c) run in-process; plus a fault-injecting HTTP proxy for 5xx/ti
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -14,6 +15,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -85,6 +87,18 @@ class Registry:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+@contextlib.contextmanager
+def serving(work: Path, **kw) -> Iterator[Registry]:
+    """A started Registry in `work` (its Debian packages installed first if missing; `kw` as Registry's),
+    stopped on exit: what the `registry*` fixtures and bench_init hold."""
+    ensure_registry_packages()
+    reg = Registry(work, **kw)
+    try:
+        yield reg
+    finally:
+        reg.stop()
 
 
 # ---- token server ------------------------------------------------------------------------------------------------

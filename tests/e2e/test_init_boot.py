@@ -11,7 +11,9 @@ import secrets
 
 import pytest
 
+from cloudboot.harness.machine import Machine
 from cloudboot.initramfs import trial
+from tests.e2e.initvm import fatal_then_rescue, target_cmdline
 
 pytestmark = pytest.mark.e2e
 
@@ -28,9 +30,9 @@ def images(request: pytest.FixtureRequest):
     return arch, trial.boot_kernel(arch), trial.initramfs(arch), disk, release
 
 
-def _boot(images, append: str, efi: bool = False) -> trial.Qemu:
+def _boot(images, append: str, efi: bool = False) -> Machine:
     arch, kernel, initrd, disk, _ = images
-    return trial.Qemu(arch, kernel, initrd, f"panic=-1 {append}", [disk], efi=efi).start()
+    return trial.machine(arch, kernel, initrd, f"panic=-1 {append}", [disk], efi=efi).start()
 
 
 #: How each arch is booted besides QEMU's direct kernel boot: arm64 also through EDK2 (EFI stub + ACPI, the
@@ -44,41 +46,29 @@ def test_disk_target_kexec(images, firmware: str) -> None:
     arch, _, _, _, release = images
     if firmware == "efi" and arch not in EFI_TOO:
         pytest.skip(f"{arch}: the EFI boot adds nothing to the kexec path here")
-    console = trial.MACHINES[arch][2]
+    console = trial.console(arch)
     q = _boot(images, f'cloudboot.disk=LABEL=CBTARGET cloudboot.cmdline="console={console} panic=-1 cbtest={token} '
                       'quiet"', efi=firmware == "efi")
     try:
-        q.expect(r"cloud-boot: .* init: Python 3\.\d+", BOOT_TIMEOUT)
-        q.expect(r"modules: loaded .*virtio_blk", 60)
-        q.expect(rf"disk: kernel /boot/vmlinuz-{re.escape(release)} ", 120)
-        q.expect(r"kexec: loaded with kexec_(file_)?load", 120)
-        q.expect(r"kexec boot$", 120)
-        q.expect(trial.MARKER, 120)
-        line = q.expect(r"target cmdline:", 30).text
+        q.expect_line(r"cloud-boot: .* init: Python 3\.\d+", BOOT_TIMEOUT)
+        q.expect_line(r"modules: loaded .*virtio_blk", 60)
+        q.expect_line(rf"disk: kernel /boot/vmlinuz-{re.escape(release)} ", 120)
+        q.expect_line(r"kexec: loaded with kexec_(file_)?load", 120)
+        q.expect_line(r"kexec boot$", 120)
+        line = target_cmdline(q, 120)
         assert f"cbtest={token}" in line and "quiet" in line, line
         assert "cloudboot.disk" not in line  # the target gets cloudboot.cmdline, not ours
         assert q.wait(60) == 0  # the target's poweroff ends QEMU
-        assert "Kernel panic" not in q.transcript()
+        assert "Kernel panic" not in q.text
     finally:
         q.kill()
-
-
-def _rescue_works(q: trial.Qemu) -> None:
-    q.expect(r"cloud-boot rescue: a Python prompt", 30)
-    q.send("print(6 * 7, os.getpid())\n")
-    q.expect(r"^(>>> )?42 1$", 30)
-    q.send("exit()\n")  # leaving the prompt: PID 1 stays and prompts again
-    q.expect(r"PID 1 stays; new rescue prompt", 60)
-    assert "Kernel panic" not in q.transcript()
 
 
 def test_bad_value_is_fatal_with_rescue_prompt(images) -> None:
     q = _boot(images, "cloudboot.disk=LABEL=CBTARGET cloudboot.exit=bogus")
     try:
-        m = q.expect(r"FATAL: ", BOOT_TIMEOUT)
-        assert "FATAL: bad kernel command line value cloudboot.exit='bogus': want one of 'kexec', 'reboot'" \
-            in m.text, m.text
-        _rescue_works(q)
+        fatal_then_rescue(q, BOOT_TIMEOUT, "FATAL: bad kernel command line value cloudboot.exit='bogus': want one "
+                                           "of 'kexec', 'reboot'")
     finally:
         q.kill()
 
@@ -86,10 +76,8 @@ def test_bad_value_is_fatal_with_rescue_prompt(images) -> None:
 def test_missing_disk_lists_what_was_seen(images) -> None:
     q = _boot(images, "cloudboot.disk=LABEL=NOSUCHDISK cloudboot.disk.wait=1s")
     try:
-        m = q.expect(r"FATAL: ", BOOT_TIMEOUT)
-        assert "no device matches cloudboot.disk=LABEL=NOSUCHDISK after 1s" in m.text, m.text
-        assert "/dev/vda partition 1: ext4{label='CBTARGET'" in m.text, m.text
-        _rescue_works(q)
+        fatal_then_rescue(q, BOOT_TIMEOUT, "no device matches cloudboot.disk=LABEL=NOSUCHDISK after 1s",
+                          "/dev/vda partition 1: ext4{label='CBTARGET'")
     finally:
         q.kill()
 
@@ -99,15 +87,14 @@ def test_missing_disk_lists_what_was_seen(images) -> None:
 def test_xfs_and_btrfs_disk_targets(fstype: str, arch: str) -> None:
     """The same target on XFS (mkfs.xfs -p) and btrfs (mkfs.btrfs --rootdir), read in userland by diskfs."""
     disk, release = trial.target_disk(arch, fstype)
-    console = trial.MACHINES[arch][2]
+    console = trial.console(arch)
     token = secrets.token_hex(4)
-    q = trial.Qemu(arch, trial.boot_kernel(arch), trial.initramfs(arch),
-                   f'panic=-1 cloudboot.disk=PARTLABEL=cbtarget cloudboot.disk.fs={fstype} '
-                   f'cloudboot.cmdline="console={console} panic=-1 cbtest={token}"', [disk]).start()
+    q = trial.machine(arch, trial.boot_kernel(arch), trial.initramfs(arch),
+                      f'panic=-1 cloudboot.disk=PARTLABEL=cbtarget cloudboot.disk.fs={fstype} '
+                      f'cloudboot.cmdline="console={console} panic=-1 cbtest={token}"', [disk]).start()
     try:
-        q.expect(rf"disk: .* {fstype} label='CBTARGET'", BOOT_TIMEOUT)
-        q.expect(rf"disk: kernel /boot/vmlinuz-{re.escape(release)} ", 120)
-        q.expect(trial.MARKER, 240)
-        assert f"cbtest={token}" in q.expect(r"target cmdline:", 30).text
+        q.expect_line(rf"disk: .* {fstype} label='CBTARGET'", BOOT_TIMEOUT)
+        q.expect_line(rf"disk: kernel /boot/vmlinuz-{re.escape(release)} ", 120)
+        assert f"cbtest={token}" in target_cmdline(q)
     finally:
         q.kill()

@@ -10,13 +10,13 @@ import http.server
 import json
 import secrets
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from cloudboot.cli import main as cli
+from cloudboot.harness.machine import Machine
 from cloudboot.initramfs import trial
-from tests.ociregistry import Registry, ensure_registry_packages
+from tests.e2e.initvm import fatal_then_rescue, target_cmdline
 
 pytestmark = pytest.mark.e2e
 
@@ -40,14 +40,6 @@ target "other" {{
   index = "${{local.registry}}/boot/debian:riscv64-only"
 }}
 """
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory) -> Iterator[Registry]:
-    ensure_registry_packages()
-    reg = Registry(tmp_path_factory.mktemp("registry"))
-    yield reg
-    reg.stop()
 
 
 class Metadata:
@@ -96,8 +88,9 @@ def pushed(registry, tmp_path_factory):
     meta.server.shutdown()
 
 
-def _boot(append: str, arch: str = ARCH) -> trial.Qemu:
-    return trial.Qemu(arch, trial.boot_kernel(arch), trial.initramfs(arch), f"panic=-1 {append}", nic=True).start()
+def _boot(append: str, arch: str = ARCH) -> Machine:
+    return trial.machine(arch, trial.boot_kernel(arch), trial.initramfs(arch), f"panic=-1 {append}",
+                         nic=True).start()
 
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
@@ -106,32 +99,22 @@ def test_metadata_plan_registry_kexec(pushed, arch: str) -> None:
     meta.document = {"cloudboot": {"plan": f"{reg}/plans/smoke:v1", "insecure": True}}
     q = _boot(f"cloudboot.metadata.url=http://{GUEST_HOST}:{meta.server.server_address[1]}/meta.json", arch)
     try:
-        q.expect(r"net: eth\d+ 10\.0\.2\.15/24 gw 10\.0\.2\.2 .*\(dhcp\)", BOOT_TIMEOUT)
-        q.expect(rf"metadata: .*cloudboot.plan={reg}/plans/smoke:v1", 60)
-        q.expect(r'target="debian" index=10\.0\.2\.2:\d+/boot/debian:6\.12', 120)
-        q.expect(r"kernel: pulling \d+ bytes", 60)
-        q.expect(r"kexec boot$", 240)
-        q.expect(trial.MARKER, 120)
-        line = q.expect(r"target cmdline:", 30).text
+        q.expect_line(r"net: eth\d+ 10\.0\.2\.15/24 gw 10\.0\.2\.2 .*\(dhcp\)", BOOT_TIMEOUT)
+        q.expect_line(rf"metadata: .*cloudboot.plan={reg}/plans/smoke:v1", 60)
+        q.expect_line(r'target="debian" index=10\.0\.2\.2:\d+/boot/debian:6\.12', 120)
+        q.expect_line(r"kernel: pulling \d+ bytes", 60)
+        q.expect_line(r"kexec boot$", 240)
+        line = target_cmdline(q, 120)
         assert f"cbtest={token}" in line and "ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off" in line, line
         assert q.wait(60) == 0
     finally:
         q.kill()
 
 
-def _fatal_then_rescue(q: trial.Qemu, want: str) -> None:
-    m = q.expect(r"FATAL: ", BOOT_TIMEOUT)
-    assert want in m.text, m.text
-    q.expect(r"cloud-boot rescue: a Python prompt", 30)
-    q.send("print(6 * 7)\n")
-    q.expect(r"^(>>> )?42$", 30)
-    assert "Kernel panic" not in q.transcript()
-
-
 def test_unreachable_registry_is_fatal(pushed) -> None:
     q = _boot(f"cloudboot.plan={GUEST_HOST}:1/plans/smoke:v1 cloudboot.insecure=1 cloudboot.lldp=0")
     try:
-        _fatal_then_rescue(q, "registry: ")
+        fatal_then_rescue(q, BOOT_TIMEOUT, "registry: ")
     finally:
         q.kill()
 
@@ -140,7 +123,7 @@ def test_missing_target_is_fatal(pushed) -> None:
     reg, _, _ = pushed
     q = _boot(f"cloudboot.plan={reg}/plans/smoke:v1 cloudboot.insecure=1 cloudboot.target=nope cloudboot.lldp=0")
     try:
-        _fatal_then_rescue(q, 'no target "nope"')
+        fatal_then_rescue(q, BOOT_TIMEOUT, 'no target "nope"')
     finally:
         q.kill()
 
@@ -170,20 +153,19 @@ def test_cosign_enforced_by_init(pushed, registry, cosign_keys, tmp_path) -> Non
     assert cli(["push", "plan", f"{registry.host}/plans/unsigned:v1", "--file", str(unsigned)]) == 0
     initrd = trial.initramfs(ARCH, cosign_key=cosign_keys / "cosign.pub")
 
-    def boot(plan: str) -> trial.Qemu:
-        return trial.Qemu(ARCH, trial.boot_kernel(ARCH), initrd, f"panic=-1 cloudboot.plan={reg}/{plan} "
-                          "cloudboot.insecure=1 cloudboot.lldp=0", nic=True).start()
+    def boot(plan: str) -> Machine:
+        return trial.machine(ARCH, trial.boot_kernel(ARCH), initrd, f"panic=-1 cloudboot.plan={reg}/{plan} "
+                             "cloudboot.insecure=1 cloudboot.lldp=0", nic=True).start()
 
     q = boot("plans/smoke:v1")
     try:
-        q.expect(r"cosign: .*plans/smoke:v1: signature verified", BOOT_TIMEOUT)
-        q.expect(r"cosign: .*boot/debian:6\.12: signature verified", 120)
-        q.expect(trial.MARKER, 240)
-        assert f"cbtest={token}" in q.expect(r"target cmdline:", 30).text
+        q.expect_line(r"cosign: .*plans/smoke:v1: signature verified", BOOT_TIMEOUT)
+        q.expect_line(r"cosign: .*boot/debian:6\.12: signature verified", 120)
+        assert f"cbtest={token}" in target_cmdline(q)
     finally:
         q.kill()
     q = boot("plans/unsigned:v1")
     try:
-        _fatal_then_rescue(q, "signature")
+        fatal_then_rescue(q, BOOT_TIMEOUT, "signature")
     finally:
         q.kill()

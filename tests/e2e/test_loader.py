@@ -241,7 +241,7 @@ def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine, arch
     EFI stub takes the initrd from our LoadFile2 provider."""
     import subprocess
 
-    from tests.diskimages import _protofile
+    from cloudboot.image.xfsproto import protofile
 
     g = guest(arch)
     boot = tmp_path / "boot"
@@ -252,7 +252,7 @@ def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine, arch
         "title AlmaLinux (5.14.0-503.el9.x86_64) 9.5\nversion 5.14.0-503.el9.x86_64\n"
         "linux /vmlinuz-5.14.0-503.el9.x86_64\ninitrd /initramfs-5.14.0-503.el9.x86_64.img\n"
         f"options console={profile(arch).linux_console} panic=-1 cb.marker=alma-xfs\n")
-    proto = _protofile(boot, tmp_path / "proto")
+    proto = protofile(boot, tmp_path / "proto")
     text = proto.read_text()
     for link in (boot / "vmlinuz-5.14.0-503.el9.x86_64", boot / "initramfs-5.14.0-503.el9.x86_64.img"):
         text = text.replace(f"{link.name} l--777 0 0 {link.readlink()}", f"{link.name} ---644 0 0 {link.resolve()}")

@@ -133,12 +133,12 @@ def fill(jobs: list[tuple[str, str, list[Path], list[str]]], generators: dict[st
     initrd = work / "vmfs-initrd.cpio"
     kernel = _initramfs(initrd, vm_jobs, generators, helpers)
     image, _ = debian.kernel_image(ARCH)
-    qemu = trial.Qemu(ARCH, image, initrd, "panic=-1 loglevel=4", disks, memory_mib=1024, writable=True)
+    qemu = trial.machine(ARCH, image, initrd, "panic=-1 loglevel=4", disks, memory_mb=1024, writable=True)
     t0 = time.monotonic()
     qemu.start()
     try:
-        qemu.expect(f"^({OK}|{FAIL})$", TIMEOUT)
-        if any(line == FAIL for _, line in qemu.lines):
+        qemu.expect_line(f"^({OK}|{FAIL})$", TIMEOUT)
+        if FAIL in qemu.lines():
             raise CloudBootError(f"filling {', '.join(j[0] for j in jobs)} under {kernel.release} failed:\n"
                                  + qemu.tail(60))
         qemu.wait(60)
@@ -146,4 +146,4 @@ def fill(jobs: list[tuple[str, str, list[Path], list[str]]], generators: dict[st
         qemu.kill()
         initrd.unlink(missing_ok=True)
     print(f"vmimages: {len(jobs)} filesystems filled by Linux {kernel.release} in {time.monotonic() - t0:.0f} s")
-    return qemu.transcript()
+    return qemu.text

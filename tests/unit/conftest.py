@@ -1,4 +1,5 @@
-"""Fixtures for tests/unit: real OCI registries (Debian's docker-registry) on 127.0.0.1, see tests/ociregistry.py."""
+"""Fixtures for tests/unit: real OCI registries (Debian's docker-registry) on 127.0.0.1, see tests/ociregistry.py;
+the plain `registry` fixture is in tests/conftest.py (the e2e tests use it too)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ociregistry import FaultProxy, Registry, TokenServer, ensure_registry_packages
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Iterator[Registry]:
-    """A plain (no auth) registry."""
-    ensure_registry_packages()
-    reg = Registry(tmp_path_factory.mktemp("registry-plain"))
-    yield reg
-    reg.stop()
+from tests.ociregistry import FaultProxy, Registry, TokenServer, serving
 
 
 @pytest.fixture(scope="session")
 def registry_htpasswd(tmp_path_factory) -> Iterator[Registry]:
     """A registry with htpasswd (bcrypt) Basic auth: tests.ociregistry.USER / PASSWORD."""
-    ensure_registry_packages()
-    reg = Registry(tmp_path_factory.mktemp("registry-htpasswd"), auth="htpasswd")
-    yield reg
-    reg.stop()
+    with serving(tmp_path_factory.mktemp("registry-htpasswd"), auth="htpasswd") as reg:
+        yield reg
 
 
 @pytest.fixture(scope="session")
@@ -37,11 +27,9 @@ def token_server(tmp_path_factory) -> Iterator[TokenServer]:
 @pytest.fixture(scope="session")
 def registry_token(tmp_path_factory, token_server) -> Iterator[Registry]:
     """A registry with token auth backed by token_server (Bearer challenge, ES256 JWTs)."""
-    ensure_registry_packages()
-    reg = Registry(tmp_path_factory.mktemp("registry-token"), auth="token", token_realm=token_server.realm,
-                   token_cert=token_server.cert_pem)
-    yield reg
-    reg.stop()
+    with serving(tmp_path_factory.mktemp("registry-token"), auth="token", token_realm=token_server.realm,
+                 token_cert=token_server.cert_pem) as reg:
+        yield reg
 
 
 @pytest.fixture

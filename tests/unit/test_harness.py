@@ -139,6 +139,55 @@ def test_command_line_devices_and_vars_copy(tmp_path: Path) -> None:
         plain.kill()
 
 
+def test_direct_kernel_boot_command_line(tmp_path: Path) -> None:
+    """trial.machine: QEMU's own kernel boot (no EDK2), read-only disks with serial dN unless writable."""
+    from cloudboot.initramfs import trial
+
+    kernel, initrd, disk = tmp_path / "vmlinuz", tmp_path / "initrd", tmp_path / "d.img"
+    for f in (kernel, initrd, disk):
+        f.write_bytes(bytes(4096))
+    m = trial.machine("arm64", kernel, initrd, "panic=-1 x", [disk], nic=True)
+    try:
+        cmd = m.command()
+        line = " ".join(cmd)
+        assert cmd[cmd.index("-append") + 1] == "console=ttyAMA0 panic=-1 x"
+        assert cmd[cmd.index("-kernel") + 1] == str(kernel) and cmd[cmd.index("-initrd") + 1] == str(initrd)
+        assert "pflash" not in line and "-boot" not in cmd and "bootindex" not in line
+        assert cmd[cmd.index("-smp") + 1] == "2" and "-no-reboot" in cmd and "-cpu" in cmd
+        assert f"format=raw,file={disk},readonly=on" in line and "virtio-blk-pci,drive=d0,serial=d0" in line
+        assert "virtio-net-pci,netdev=n0" in line
+        assert not (m.workdir / "vars.fd").exists()
+    finally:
+        m.kill()
+    m = trial.machine("amd64", kernel, initrd, "", [disk, disk], efi=True, writable=True)
+    try:
+        line = " ".join(m.command())
+        assert "if=pflash" in line and "readonly=on" not in line.split("unit=1")[1] and "-net none" in line
+        assert "drive=d1,bootindex=2,serial=d1" in line
+    finally:
+        m.kill()
+
+
+def test_expect_line_reads_whole_lines_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """expect_line: per line (escapes, CR/LF stripped; ^/$ anchor to the line), consuming, the unterminated last
+    line only once the process has exited; a timeout is HarnessTimeout with the transcript's tail."""
+    from cloudboot.harness.machine import HarnessTimeout, Machine
+
+    script = ("import sys, time\nw = sys.stdout.write\n"
+              "w('boot: one\\r\\n\\x1b[1mFATAL: \\x1b[0mbad value x\\r\\n>>> 42 1\\r\\n'); sys.stdout.flush()\n"
+              "time.sleep(0.3)\nw('tail wit'); sys.stdout.flush(); time.sleep(0.3); w('hout newline')\n")
+    m = Machine("x86_64")
+    monkeypatch.setattr(m, "command", lambda: [sys.executable, "-c", script])
+    with m:
+        fatal = m.expect_line(r"FATAL: ", 30)
+        assert fatal.text == "FATAL: bad value x" and fatal.at >= 0
+        assert m.expect_line(r"^(>>> )?42 1$", 30).text == ">>> 42 1"
+        assert m.expect_line(r"^tail without newline$", 30).text == "tail without newline"
+        assert m.lines()[:3] == ["boot: one", "FATAL: bad value x", ">>> 42 1"]
+        with pytest.raises(HarnessTimeout, match="boot: one"):  # consumed: not found again
+            m.expect_line(r"boot: one", 5)
+
+
 def test_missing_qemu_names_the_debian_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from cloudboot.harness.machine import Machine
 

@@ -16,14 +16,12 @@ Keystone notes), fixed where the original was weak:
 """
 
 import json
-import time
 
 from oci import http
 from oci.errors import TransportError
 
 BODY_MAX = 1 << 20
 ERROR_BODY_MAX = 4096
-_RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 _REDIRECTS = (301, 302, 303, 307, 308)
 MAX_DEPTH = 8
 
@@ -102,23 +100,13 @@ def merge(cmdline, overrides, log=None):
     return merged
 
 
-class Fetcher:
+class Fetcher(http.Retrying):
     """Requests with bounded redirects and retries (exponential backoff, capped) over a transport."""
 
     def __init__(self, transport, retries=3, backoff=0.5, backoff_max=8.0, sleep=None, log=None, max_redirects=5):
+        super().__init__(retries, backoff, backoff_max, sleep, log)
         self.transport = transport
-        self.retries = retries
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-        self.sleep = sleep or time.sleep
-        self.log = log
         self.max_redirects = max_redirects
-
-    def _pause(self, attempt, why):
-        delay = min(self.backoff * (1 << attempt), self.backoff_max)
-        if self.log:
-            self.log("retrying in %.1fs: %s" % (delay, why))
-        self.sleep(delay)
 
     def _once(self, method, url, headers, body):
         first = http.origin(url)
@@ -140,28 +128,26 @@ class Fetcher:
 
     def request(self, method, url, headers, body=None, cap=BODY_MAX):
         """(status, headers, body bytes) after retries; TransportError/5xx that persist raise MetadataError."""
-        attempt = 0
-        while True:
-            try:
-                resp = self._once(method, url, headers, body)
-                data, truncated = http.read_capped(resp, cap)
-                resp.close()
-            except TransportError as exc:
-                if attempt >= self.retries:
-                    raise MetadataError("%s %s: %s (after %d attempts)" % (method, url, exc, attempt + 1)) from None
-                self._pause(attempt, "%s %s: %s" % (method, url, exc))
-                attempt += 1
-                continue
-            if resp.status in _RETRY_STATUSES:
-                if attempt >= self.retries:
-                    raise MetadataError("%s %s: HTTP %d (after %d attempts)" % (method, url, resp.status,
-                                                                                attempt + 1), resp.status)
-                self._pause(attempt, "%s %s: HTTP %d" % (method, url, resp.status))
-                attempt += 1
-                continue
-            if truncated:
-                raise MetadataError("%s %s: body larger than %d bytes" % (method, url, cap), resp.status)
-            return resp.status, resp.headers, data
+        what = "%s %s" % (method, url)
+
+        def once():
+            # The body is read inside the attempt: a transport error halfway through it is retried too.
+            resp = self._once(method, url, headers, body)
+            data, truncated = http.read_capped(resp, cap)
+            resp.close()
+            whole = http.BytesResponse(resp.status, resp.headers, data)
+            whole.truncated = truncated
+            return whole
+
+        try:
+            resp = self._retrying(once, what)
+        except TransportError as exc:
+            raise MetadataError(str(exc)) from None
+        if resp.status in http.RETRY_STATUSES:
+            raise MetadataError("%s: HTTP %d (after %d attempts)" % (what, resp.status, self.retries + 1), resp.status)
+        if resp.truncated:
+            raise MetadataError("%s: body larger than %d bytes" % (what, cap), resp.status)
+        return resp.status, resp.headers, resp.read()
 
 
 def keystone_token(fetcher, auth_url, cred_id, cred_secret):

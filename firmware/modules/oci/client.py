@@ -9,7 +9,6 @@ content must be discarded, which `fetch_blob_to_path` does by writing to `<path>
 import binascii
 import hashlib
 import json
-import time
 
 import oci
 from oci import http
@@ -31,7 +30,6 @@ MANIFEST_MAX = 4 << 20
 TOKEN_MAX = 1 << 20
 ERROR_BODY_MAX = 4096
 CHUNK = 1 << 20
-_RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
@@ -62,7 +60,7 @@ class _BytesSink:
         self.buf.extend(data)
 
 
-class Client:
+class Client(http.Retrying):
     """One registry client (any number of registries); keeps tokens and Basic credentials it learnt.
 
     transport    object with request(method, url, headers, body) (see oci.http)
@@ -74,15 +72,11 @@ class Client:
 
     def __init__(self, transport, credentials=None, bearer=None, retries=3, backoff=0.5, backoff_max=8.0,
                  max_redirects=5, sleep=None, log=None):
+        super().__init__(retries, backoff, backoff_max, sleep, log)
         self.transport = transport
         self.credentials = credentials
         self.bearer = bearer
-        self.retries = retries
-        self.backoff = backoff
-        self.backoff_max = backoff_max
         self.max_redirects = max_redirects
-        self.sleep = sleep or time.sleep
-        self.log = log
         self._auth = {}  # (registry, repository) -> Authorization header value
         self._tokens = {}  # (realm, service, scope) -> token
 
@@ -147,28 +141,7 @@ class Client:
 
     def _send(self, method, url, headers, body, follow_auth=True):
         """One request with bounded redirects and retries; returns the final response (body unread)."""
-        attempt = 0
-        while True:
-            try:
-                resp = self._send_redirects(method, url, headers, body)
-            except TransportError as exc:
-                if attempt >= self.retries:
-                    raise TransportError("%s %s: %s (after %d attempts)" % (method, url, exc, attempt + 1)) from None
-                self._pause(attempt, "%s %s: %s" % (method, url, exc))
-                attempt += 1
-                continue
-            if resp.status in _RETRY_STATUSES and attempt < self.retries:
-                http.drain(resp)
-                self._pause(attempt, "%s %s: HTTP %d" % (method, url, resp.status))
-                attempt += 1
-                continue
-            return resp
-
-    def _pause(self, attempt, why):
-        delay = min(self.backoff * (1 << attempt), self.backoff_max)
-        if self.log:
-            self.log("retrying in %.1fs: %s" % (delay, why))
-        self.sleep(delay)
+        return self._retrying(lambda: self._send_redirects(method, url, headers, body), "%s %s" % (method, url))
 
     def _rewind_body(self, body):
         if body is not None and not isinstance(body, (bytes, bytearray, memoryview)):
@@ -225,7 +198,7 @@ class Client:
                             resp.status, code)
         if resp.status == 404:
             raise NotFound("%s: 404 not found%s" % (where, detail), 404, code)
-        if resp.status >= 500 or resp.status in _RETRY_STATUSES:
+        if resp.status >= 500 or resp.status in http.RETRY_STATUSES:
             raise ServerError("%s: registry error %d after %d attempts%s" % (where, resp.status, self.retries + 1,
                                                                              detail), resp.status, code)
         raise RegistryError("%s: unexpected HTTP %d%s" % (where, resp.status, detail), resp.status, code)

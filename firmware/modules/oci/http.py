@@ -12,8 +12,12 @@ no authentication: the callers do both. CPython fills it with `oci.transport_cpy
 stack fills it later; tests fill it with fakes.
 """
 
+import time
+
 from oci.errors import TransportError
 
+#: Statuses worth another attempt (timeouts, rate limits, server errors); the callers share them.
+RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 
@@ -159,3 +163,43 @@ class BytesResponse:
 
     def close(self):
         self._pos = len(self._body)
+
+
+class Retrying:
+    """Bounded retries with capped exponential backoff, the base of the clients over this interface (the OCI
+    client, the metadata fetcher): attempt n (from 0) waits min(backoff * 2**n, backoff_max) seconds, each
+    wait logged through `log`."""
+
+    def __init__(self, retries=3, backoff=0.5, backoff_max=8.0, sleep=None, log=None):
+        self.retries = retries
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.sleep = sleep or time.sleep
+        self.log = log
+
+    def _pause(self, attempt, why):
+        delay = min(self.backoff * (1 << attempt), self.backoff_max)
+        if self.log:
+            self.log("retrying in %.1fs: %s" % (delay, why))
+        self.sleep(delay)
+
+    def _retrying(self, attempt_once, what):
+        """`attempt_once()` -> a response, tried again (after a pause) on TransportError and RETRY_STATUSES up to
+        `retries` more times. Returns the last response, whatever its status (the caller judges a status that
+        persisted); a TransportError that persisted is raised again as "<what>: <error> (after N attempts)"."""
+        attempt = 0
+        while True:
+            try:
+                resp = attempt_once()
+            except TransportError as exc:
+                if attempt >= self.retries:
+                    raise TransportError("%s: %s (after %d attempts)" % (what, exc, attempt + 1)) from None
+                self._pause(attempt, "%s: %s" % (what, exc))
+                attempt += 1
+                continue
+            if resp.status in RETRY_STATUSES and attempt < self.retries:
+                drain(resp)
+                self._pause(attempt, "%s: HTTP %d" % (what, resp.status))
+                attempt += 1
+                continue
+            return resp

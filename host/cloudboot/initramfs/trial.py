@@ -8,33 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
-import tempfile
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
+from cloudboot.harness.guests import marker_init
+from cloudboot.harness.machine import Machine
+from cloudboot.harness.profiles import profile
+from cloudboot.image.xfsproto import protofile
 from cloudboot.initramfs import cpio, debian
 from cloudboot.paths import MODULES_DIR, ROOT, build_dir
 from cloudboot.run import which
 
 MARKER = "CLOUDBOOT-KEXEC-TARGET-OK"
-TARGET_INIT = f"""#!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
-echo "{MARKER}"
-echo "target cmdline: $(/bin/busybox cat /proc/cmdline)"
-/bin/busybox poweroff -f
-"""
-#: Debian arch -> (qemu binary, machine args, console device)
-MACHINES = {
-    "amd64": ("qemu-system-x86_64", ["-M", "q35"], "ttyS0"),
-    "arm64": ("qemu-system-aarch64", ["-M", "virt", "-cpu", "cortex-a57"], "ttyAMA0"),
-    "riscv64": ("qemu-system-riscv64", ["-M", "virt,acpi=off"], "ttyS0"),
-}
+TARGET_INIT = marker_init(MARKER, "target cmdline")
 
 
 def _sources_key(*extra: str) -> str:
@@ -119,9 +107,7 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
     elif fstype == "btrfs":
         mkfs = [which("mkfs.btrfs"), "-q", "-f", "-L", "CBTARGET", "--rootdir", str(tree), str(fs)]
     else:  # mkfs.xfs (6.1) populates only from a protofile
-        proto = img.with_suffix(".proto")
-        files = "".join(f"{p.name} ---644 0 0 {p}\n" for p in sorted((tree / "boot").iterdir()))
-        proto.write_text(f"/dev/null\n0 0\nd--755 0 0\nboot d--755 0 0\n{files}$\n$\n")
+        proto = protofile(tree, img.with_suffix(".proto"))
         mkfs = [which("mkfs.xfs"), "-q", "-f", "-L", "CBTARGET", "-p", str(proto), str(fs)]
     subprocess.run(mkfs, check=True, capture_output=True)
     size_mib = -(-fs.stat().st_size // (1 << 20))  # mkfs.btrfs --rootdir grows the file when the tree needs it
@@ -138,100 +124,25 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
     return img, release
 
 
-@dataclass
-class Match:
-    """A line that matched, and when (seconds after QEMU started)."""
+def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,
+            memory_mb: int = 1024, nic: bool = False, efi: bool = False, writable: bool = False) -> Machine:
+    """A VM (not started: `.start()` or `with`) booting `kernel` + `initrd` with `console=<the arch's serial>
+    <append>`, 2 CPUs, no reboot (a panic or the target's poweroff ends QEMU).
 
-    text: str
-    at: float
+    `efi`: boot through EDK2 in pflash (QEMU hands the kernel to it over fw_cfg; on arm64 that means EFI stub +
+    ACPI) instead of QEMU's direct kernel boot (on arm64: QEMU's DTB, no EFI). `nic`: one virtio NIC on QEMU
+    user networking (the host's 127.0.0.1 is 10.0.2.2). Disk n is a virtio disk with serial `dn`
+    (/sys/block/vdX/serial), read-only unless `writable`."""
+    prof = profile(debian.check_arch(arch))
+    # TCG everywhere, as the harness does (nested KVM is not reliable on CI machines).
+    return Machine(prof.arch, extra_kernel=(kernel, initrd, f"console={prof.linux_console} {append}"),
+                   disks=disks or [], nics=1 if nic else 0, memory_mb=memory_mb, uefi=efi,
+                   readonly_disks=not writable, extra=["-smp", "2", "-no-reboot"])
 
 
-class Qemu:
-    """One QEMU run with the serial console on stdout, read by a thread into a transcript."""
-
-    def __init__(self, arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,
-                 memory_mib: int = 1024, nic: bool = False,
-                 efi: bool = False, writable: bool = False) -> None:
-        """`efi`: boot through EDK2 in pflash (QEMU hands the kernel to it over fw_cfg; on arm64 that means
-        EFI stub + ACPI) instead of QEMU's direct kernel boot (on arm64: QEMU's DTB, no EFI). Disk n is a
-        virtio disk with serial `dn` (/sys/block/vdX/serial), read-only unless `writable`."""
-        binary, machine, console = MACHINES[debian.check_arch(arch)]
-        # TCG everywhere, as the harness does (nested KVM is not reliable on CI machines).
-        self.cmd = [which(binary), *machine, "-m", str(memory_mib), "-smp", "2", "-display", "none",
-                    "-serial", "stdio", "-monitor", "none", "-no-reboot",
-                    "-nic", "user,model=virtio-net-pci" if nic else "none",
-                    "-kernel", str(kernel), "-initrd", str(initrd), "-append", f"console={console} {append}"]
-        if efi:
-            from cloudboot.harness.firmware import find_firmware
-
-            fw = find_firmware(debian.ARCHES[debian.check_arch(arch)][2])
-            self._vars = tempfile.NamedTemporaryFile(prefix="cloudboot-trial-vars-", suffix=".fd")
-            shutil.copyfile(fw.vars, self._vars.name)
-            self.cmd += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={fw.code}",
-                         "-drive", f"if=pflash,format=raw,unit=1,file={self._vars.name}"]
-        for n, d in enumerate(disks or []):
-            self.cmd += ["-drive", f"file={d},if=none,id=d{n},format=raw,readonly={'off' if writable else 'on'}",
-                         "-device", f"virtio-blk-pci,drive=d{n},serial=d{n}"]
-        self.lines: list[tuple[float, str]] = []
-        self.proc: subprocess.Popen | None = None
-        self._cond = threading.Condition()
-
-    def start(self) -> Qemu:
-        self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
-        threading.Thread(target=self._reader, daemon=True).start()
-        return self
-
-    def _reader(self) -> None:
-        assert self.proc and self.proc.stdout
-        for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\r\n")
-            line = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line)
-            with self._cond:
-                self.lines.append((time.monotonic() - self.t0, line))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def expect(self, pattern: str, timeout: float) -> Match:
-        """The first line matching `pattern` (regex); CloudBootError with the transcript's tail on timeout."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._cond:
-            while True:
-                for at, line in self.lines[seen:]:
-                    if rx.search(line):
-                        return Match(line, at)
-                seen = len(self.lines)
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc and self.proc.poll() is not None and seen == len(self.lines)):
-                    break
-                self._cond.wait(min(left, 0.5))
-        state = "exited" if self.proc and self.proc.poll() is not None else f"no match in {timeout:g}s"
-        raise CloudBootError(f"QEMU: {pattern!r}: {state}; last lines:\n" + self.tail())
-
-    def send(self, text: str) -> None:
-        """Type on the serial console."""
-        assert self.proc and self.proc.stdin
-        self.proc.stdin.write(text.encode())
-        self.proc.stdin.flush()
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc
-        return self.proc.wait(timeout)
-
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(line for _, line in self.lines[-n:])
-
-    def transcript(self) -> str:
-        return "\n".join(line for _, line in self.lines)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+def console(arch: str) -> str:
+    """The serial console device Linux uses on `arch`'s machine (ttyS0, ttyAMA0)."""
+    return profile(debian.check_arch(arch)).linux_console
 
 
 def boot_kernel(arch: str) -> Path:

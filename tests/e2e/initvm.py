@@ -1,0 +1,27 @@
+"""Console checks shared by the init e2e tests (test_init_boot, test_init_plan): the kexec'd target and the
+FATAL + rescue prompt path, on a VM from `cloudboot.initramfs.trial.machine`."""
+
+from __future__ import annotations
+
+from cloudboot.harness.machine import Machine
+from cloudboot.initramfs import trial
+
+
+def target_cmdline(q: Machine, timeout: float = 240) -> str:
+    """The kexec'd target's `target cmdline: ...` line, after its marker (waited for up to `timeout` s)."""
+    q.expect_line(trial.MARKER, timeout)
+    return q.expect_line(r"target cmdline:", 30).text
+
+
+def fatal_then_rescue(q: Machine, timeout: float, *want: str) -> None:
+    """The init's FATAL line (containing each of `want`) within `timeout` s, then a working Python rescue prompt
+    run by PID 1 that, when left, prompts again; the kernel never panics."""
+    line = q.expect_line(r"FATAL: ", timeout).text
+    for text in want:
+        assert text in line, line
+    q.expect_line(r"cloud-boot rescue: a Python prompt", 30)
+    q.send("print(6 * 7, os.getpid())\n")
+    q.expect_line(r"^(>>> )?42 1$", 30)
+    q.send("exit()\n")  # leaving the prompt: PID 1 stays and prompts again
+    q.expect_line(r"PID 1 stays; new rescue prompt", 60)
+    assert "Kernel panic" not in q.text
