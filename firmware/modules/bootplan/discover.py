@@ -90,10 +90,12 @@ def not_a_kernel(fs, path):
 
 
 def find(fs, log=None):
-    """Every candidate, best first: BLS entries, then names; files that cannot be kernels are left out (and
-    reported through `log(message)` when given)."""
+    """Every candidate, best first: BLS entries, then names (a kernel a BLS entry already names is not listed
+    again); files that cannot be kernels are left out (and reported through `log(message)` when given)."""
+    entries = from_bls(fs)
+    named = [c for c in from_names(fs) if all(e.linux != c.linux for e in entries)]
     out = []
-    for c in from_bls(fs) + from_names(fs):
+    for c in entries + named:
         why = not_a_kernel(fs, c.linux)
         if why is None:
             out.append(c)
