@@ -175,8 +175,18 @@ def _load_file(fsys, path):
     fsbase.set_fill(_setmem_zero)
     node = fsys.lookup(path)
     addr = core.allocate_pages(max(1, (node.size + 4095) // 4096))
-    fsys.readinto_file(node, 0, mem.view(addr, node.size))
+    try:
+        fsys.readinto_file(node, 0, mem.view(addr, node.size))
+    except Exception:
+        _free((addr, node.size))
+        raise
     return addr, node.size
+
+
+def _free(region):
+    """Give back the pages of an (address, size) region from _load_file / _concat (None: nothing)."""
+    if region is not None:
+        core.free_pages(region[0], max(1, (region[1] + 4095) // 4096))
 
 
 def disk_candidates():
@@ -250,6 +260,7 @@ def boot_disks():
             print("cloud-boot: trying the next candidate: %s %s on %s" % (cand.version, cand.linux, where))
         cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % _uuid_text(fsys.uuid)
         print("cloud-boot: command line: %s" % cmdline)
+        linux = initrd = None
         try:
             linux = kernel.unpack(*_load_file(fsys, cand.linux))
             initrd = _concat([_load_file(fsys, p) for p in cand.initrd]) if cand.initrd else None
@@ -257,6 +268,9 @@ def boot_disks():
             return True
         except (OSError, diskfs.FsError) as exc:
             print("cloud-boot: %s failed: %s" % (cand.linux, exc))
+        finally:  # reached only if the kernel failed to start or returned: its pages are ours again
+            _free(linux)
+            _free(initrd)
     return False
 
 

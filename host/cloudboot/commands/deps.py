@@ -11,7 +11,8 @@ from cloudboot.toolchain import apt, micropython, qemu, zig, zstd
 HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk",
                  "e2fsprogs", "xfsprogs", "btrfs-progs", "cryptsetup-bin", "sbsigntool", "gdisk", "xz-utils", "zstd",
                  "cpio", "systemd-boot-efi", "genisoimage",  # image tests: Debian's systemd stub, isoinfo
-                 "docker-registry", "apache2-utils", "curl"]  # OCI tests: registry, htpasswd (bcrypt); bench: curl
+                 "docker-registry", "apache2-utils", "curl",  # OCI tests: registry, htpasswd (bcrypt); bench: curl
+                 "device-tree-compiler", "binutils-aarch64-linux-gnu"]  # arm64 kexec tests' oracles: dtc, objdump
 
 
 def ensure_all(*, firmware_tests: bool = True) -> None:
