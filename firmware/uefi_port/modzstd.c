@@ -43,8 +43,12 @@ static mp_obj_t zstd_decode(size_t n_args, const mp_obj_t *args) {
     size_t wsize = ZSTD_estimateDCtxSize();
     void *ws = m_new(uint8_t, wsize);
     ZSTD_DCtx *dctx = ZSTD_initStaticDCtx(ws, wsize);
-    size_t r = dctx ? 0 : ZSTD_error_memory_allocation;
-    if (dctx && !mp_obj_is_true(args[6])) {
+    if (!dctx) {
+        m_del(uint8_t, ws, wsize);
+        mp_raise_ValueError(MP_ERROR_TEXT("decoder context does not fit its workspace"));
+    }
+    size_t r = 0;
+    if (!mp_obj_is_true(args[6])) {
         r = ZSTD_DCtx_setParameter(dctx, ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum);
     }
     if (!ZSTD_isError(r)) {

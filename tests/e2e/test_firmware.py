@@ -55,10 +55,17 @@ def test_variable_round_trip(firmware_repl) -> None:
         "print(repr(uefi.cmdline_variable()))\n"
         "uefi.set_variable('CloudBootCmdline', b'')\n"
         "print(uefi.get_variable('CloudBootCmdline'))\n"
+        "import loader\n"
+        "uefi.set_variable('CloudBootTarget', b'../../evil')\n"
+        "print(loader.target_name())\n"
+        "uefi.set_variable('CloudBootTarget', b'')\n"
     )
     assert out.splitlines() == [repr(f"{value}\r\n".encode()), value,
                                 "cloud-boot: CloudBootCmdline ignored: byte 0xff at offset 14 is not printable ASCII",
-                                "''", "None"]
+                                "''", "None",
+                                "cloud-boot: CloudBootTarget ignored: '/' at offset 2"
+                                " (want at most 64 of A-Z a-z 0-9 . _ -)",
+                                "cloud-boot"]
 
 
 def test_blockio_reads_attached_disk(firmware_repl) -> None:

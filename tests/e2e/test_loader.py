@@ -219,6 +219,26 @@ def test_cascade_falls_through_corrupt_filesystem_and_truncated_kernel(tmp_path,
     assert m.wait(120) == 0
 
 
+def test_disk_menu_without_timeout_waits_for_a_key(tmp_path, machine) -> None:
+    """Two good kernels on a disk: the menu lists both, cloudboot.menu.timeout=0 waits (no countdown), "2" and
+    Enter boot the older one."""
+    arch = "x86_64"
+    tree = _boot_tree(tmp_path, arch, {"6.13.0": None, "6.12.117-cloud": None})
+    disk = _gpt_disk(tmp_path, [_mkfs(tmp_path, arch, tree)])
+    m = _run_loader(machine, arch, [disk], "disk-menu", append="cloudboot.repl cloudboot.menu.timeout=0")
+    m.expect("> 1. 6.13.0 (/boot/vmlinuz-6.13.0)", 120)
+    m.expect("  2. 6.12.117-cloud (/boot/vmlinuz-6.12.117-cloud)", 10)
+    m.expect(re.compile(rb"Enter boots, arrows or 1-2 choose\r?\n"), 10)
+    m.send(b"2")
+    m.expect("> 2. 6.12.117-cloud", 30)
+    m.send(b"\r")
+    m.expect("choosing 6.12.117-cloud: /boot/vmlinuz-6.12.117-cloud, chosen in the menu", 30)
+    m.expect(MARKER, 240)
+    assert "booting 1 in" not in m.text
+    assert "cb.marker=disk-menu" in m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert m.wait(120) == 0
+
+
 @pytest.mark.parametrize(("arch", "fstype"), [("x86_64", "ext4"), ("aarch64", "ext4"), ("riscv64", "ext4"),
                                             ("loongarch64", "ext4"), ("x86_64", "btrfs"), ("x86_64", "ext4-zstd")])
 def test_cascade_boots_newest_kernel_from_disk(tmp_path, machine, arch: str, fstype: str) -> None:

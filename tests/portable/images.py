@@ -585,9 +585,11 @@ def build(names: list[str] | None = None, out: Path | None = None, jobs: int | N
         if name in DEPENDS and DEPENDS[name] not in wanted:
             wanted.insert(0, DEPENDS[name])
 
+    keys = {n: _key(n, versions) for n in wanted}  # hashes every recipe's sources: once per build
+
     def fresh(name: str) -> bool:
         stamp = out / f"{name}.key"
-        return stamp.exists() and stamp.read_text() == _key(name, versions) and (out / name).exists()
+        return stamp.exists() and stamp.read_text() == keys[name] and (out / name).exists()
 
     def one(name: str) -> None:
         if fresh(name):
@@ -595,14 +597,14 @@ def build(names: list[str] | None = None, out: Path | None = None, jobs: int | N
         (out / f"{name}.key").unlink(missing_ok=True)
         fn, args, kwargs = _recipe(name)
         fn(out / name, trees, *args, **kwargs)
-        (out / f"{name}.key").write_text(_key(name, versions))
+        (out / f"{name}.key").write_text(keys[name])
 
     def vm(names: list[str]) -> None:
         for name in names:
             (out / f"{name}.key").unlink(missing_ok=True)
         _vm_fill(out, names, trees)
         for name in names:
-            (out / f"{name}.key").write_text(_key(name, versions))
+            (out / f"{name}.key").write_text(keys[name])
 
     in_vm = [n for n in wanted if _recipe(n)[0] is vm_fs and not fresh(n)]
     first = [n for n in wanted if n in DEPENDS.values()]

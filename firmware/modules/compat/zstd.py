@@ -765,8 +765,8 @@ def decompress_bytearray(data, max_output=None, check=True, single=False):
     caller verifies the output otherwise. single=True decodes only the first zstd frame (after any
     skippable frames) and ignores what follows it: sector padding after a btrfs extent, or the 4-byte size
     the Linux build appends to a compressed kernel."""
-    if not isinstance(data, bytes):
-        data = bytes(data)
+    if _zstd is None and not isinstance(data, bytes):
+        data = bytes(data)  # the Python decoder slices a lot; libzstd reads any buffer in place (a kernel's pages)
     hard_total = (1 << 62) if max_output is None else max_output
     out = bytearray()
     op = 0

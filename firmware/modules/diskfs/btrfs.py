@@ -17,7 +17,7 @@ named one (`subvol=` path or id); inline, regular and prealloc extents and holes
 import struct
 import sys
 
-from diskfs.checksum import crc32c, crc32c_raw, crc32c_sectors_check, crc32c_sectors_key, xxhash64
+from diskfs.checksum import accelerated, crc32c, crc32c_raw, crc32c_sectors_check, crc32c_sectors_key, xxhash64
 from diskfs.errors import Corrupt, NotFound, Unsupported
 from diskfs.fsbase import FsBase, InodeBase, zero_fill
 
@@ -916,12 +916,7 @@ class Btrfs(FsBase):
         n = len(sums) // size
         if ctype < 2:  # compare integers: one unpack of every stored value, no pack per sector
             want = struct.unpack("<%d%s" % (n, "IQ"[ctype]), sums)
-            if ctype == 0:
-                from diskfs.checksum import _accelerated
-
-                fn = _accelerated() or crc32c
-            else:
-                fn = xxhash64
+            fn = (accelerated() or crc32c) if ctype == 0 else xxhash64
             for i in range(n):
                 if fn(piece[i * ss:(i + 1) * ss]) != want[i]:
                     self._repair(logical + i * ss, piece[i * ss:(i + 1) * ss], sums[i * size:(i + 1) * size],

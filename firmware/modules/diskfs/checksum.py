@@ -4,9 +4,9 @@
 so). The standard CRC-32C (btrfs, XFS) is `crc32c(data)`. Tables are built on first use (8 KiB), not at import;
 on CPython the `crc32c` package (hardware CRC-32C) is used instead when it is installed.
 
-`crc32c_sectors_ok(data, sums, sector)` checks a run of sectors against their stored CRCs with one CRC pass over
-the run and a few calls over the stored CRCs, instead of one call per sector (btrfs data checksums); split in
-`crc32c_sectors_key` (once per stored run) and `crc32c_sectors_check` (per read) when the sums are reused.
+`crc32c_sectors_key(sums, sector)` (once per run of stored CRCs) and `crc32c_sectors_check(data, key, sector)`
+(per read) check a run of sectors against their stored CRCs with one CRC pass over the run instead of one call
+per sector (btrfs data checksums); slices of a key serve slices of the run.
 """
 
 import struct
@@ -37,8 +37,9 @@ def _tables():
     return _T8
 
 
-def _accelerated():
-    """CPython's `crc32c` package (hardware CRC-32C) when installed, else False: the tables below."""
+def accelerated():
+    """The hardware CRC-32C function `fn(data, crc)` of CPython's `crc32c` package when installed, else False
+    (the tables below are used then)."""
     global _FAST
     if _FAST is None:
         try:
@@ -52,7 +53,7 @@ def _accelerated():
 
 def crc32c_raw(crc: int, data) -> int:
     """CRC-32C (Castagnoli) update without pre/post inversion, like the kernel's crc32c(crc, p, len)."""
-    fast = _FAST if _FAST is not None else _accelerated()
+    fast = _FAST if _FAST is not None else accelerated()
     if fast:
         return fast(data, crc ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
     return _crc32c_tables(crc, data)
@@ -112,7 +113,7 @@ def _linear_tables(cols):
 
 
 def _sector_maps(sector):
-    """What crc32c_sectors_ok needs for one sector size (False when the trick does not apply).
+    """What crc32c_sectors_key/check need for one sector size (False when the trick does not apply).
 
     The CRC of a run of n sectors is C = sum_i c_i * g^(n-1-i) (c_i the sectors' CRCs, g = X^(8*sector)), by the
     combine rule crc(A+B) = crc(A) * X^(8*len(B)) + crc(B). With sector = 4 * 2^k, g = phi^k(X^32), phi the
@@ -179,7 +180,7 @@ def crc32c_sectors_key(sums, sector: int):
     """The stored CRC-32Cs of a run of `sector`-byte sectors (bytes: a little-endian 32-bit word per sector) made
     ready for crc32c_sectors_check: bytes, again a word per sector, so slices of it serve slices of the run. None
     when this runtime has no fast CRC-32C (check sector by sector then)."""
-    fast = _FAST if _FAST is not None else _accelerated()
+    fast = _FAST if _FAST is not None else accelerated()
     if not fast:
         return None
     maps = _maps(sector)
@@ -216,15 +217,6 @@ def crc32c_sectors_check(data, key, sector: int) -> bool:
     m0, m1, m2, m3 = _SECTOR_MAPS[sector][1]
     c = fast(data)
     return fast(key, 0xFFFFFFFF) ^ 0xFFFFFFFF == m0[c & 0xFF] ^ m1[(c >> 8) & 0xFF] ^ m2[(c >> 16) & 0xFF] ^ m3[c >> 24]
-
-
-def crc32c_sectors_ok(data, sums, sector: int):
-    """Whether every `sector`-byte piece of data has the standard CRC-32C stored for it in `sums` (bytes: one
-    little-endian 32-bit word per sector), see crc32c_sectors_check; None when this runtime has no fast CRC-32C."""
-    key = crc32c_sectors_key(sums, sector)
-    if key is None:
-        return None
-    return crc32c_sectors_check(data, key, sector)
 
 
 def crc16(crc: int, data) -> int:

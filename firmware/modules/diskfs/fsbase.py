@@ -19,22 +19,9 @@ S_IFMT, S_IFDIR, S_IFREG, S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
 _ZEROS = None
 
 
-_FILL = None
-
-
-def set_fill(fn):
-    """A native zero-fill `fn(memoryview)` for holes (the firmware's: Boot Services SetMem; byte-wise copies
-    of the portable path are slow under emulation on strict-alignment builds); None restores the default."""
-    global _FILL
-    _FILL = fn
-
-
 def zero_fill(mv, start, end):
     """Write zeros into mv[start:end] in bounded chunks (buffers from the firmware are not zeroed)."""
     global _ZEROS
-    if _FILL is not None and end - start >= 4096:
-        _FILL(mv[start:end])
-        return
     if _ZEROS is None:
         _ZEROS = bytes(65536)
     while start < end:

@@ -160,19 +160,9 @@ def boot_bls():
     return True
 
 
-def _setmem_zero(mv):
-    import _uefi
-    import uctypes
-
-    _uefi.call(core.bs_fn("SetMem"), uctypes.addressof(mv), len(mv), 0)
-
-
 def _load_file(fsys, path):
-    """A file of a diskfs filesystem read into fresh pages: (address, size). Holes (sparse kernels, as mkfs -d
-    writes them) are zeroed by the firmware's SetMem."""
-    from diskfs import fsbase
-
-    fsbase.set_fill(_setmem_zero)
+    """A file of a diskfs filesystem read into fresh pages: (address, size); holes (sparse kernels, as mkfs -d
+    writes them) are zeroed by the reader (pages from AllocatePages are not)."""
     node = fsys.lookup(path)
     addr = core.allocate_pages(max(1, (node.size + 4095) // 4096))
     try:

@@ -17,25 +17,16 @@ def choose(labels, default=0, timeout_s=5):
     _show(labels, current)
     if timeout_s > 0:
         print("cloud-boot: Enter boots, arrows or 1-%d choose; default in %d s" % (len(labels), timeout_s))
+        key = _countdown(current, timeout_s)
+        if key is None:
+            return current
+        print("cloud-boot: countdown stopped")
+        current = _apply(key, current, len(labels))
+        if key[1] == ENTER:
+            return current
     else:
         print("cloud-boot: Enter boots, arrows or 1-%d choose" % len(labels))
-    remaining = int(timeout_s * 10)
-    while remaining > 0:  # the countdown, in 100 ms steps
-        key = console.read_key()
-        if key is not None:
-            print("cloud-boot: countdown stopped")
-            current = _apply(key, current, len(labels))
-            if key[1] == ENTER:
-                return current
-            break
-        core.stall(100000)
-        remaining -= 1
-        if remaining % 10 == 0 and remaining:
-            print("cloud-boot: booting %d in %d s" % (current + 1, remaining // 10))
-    else:
-        if timeout_s > 0:
-            return current
-    while True:  # a key stopped the countdown: wait for Enter
+    while True:  # a key stopped the countdown, or there is none: wait for Enter
         key = console.read_key()
         if key is None:
             core.stall(20000)
@@ -46,6 +37,20 @@ def choose(labels, default=0, timeout_s=5):
         if new != current:
             current = new
             print("> %d. %s" % (current + 1, labels[current]))
+
+
+def _countdown(current, timeout_s):
+    """The key that stopped the countdown (100 ms steps, a line each second), or None when it ran out."""
+    remaining = max(1, int(timeout_s * 10))
+    while remaining > 0:
+        key = console.read_key()
+        if key is not None:
+            return key
+        core.stall(100000)
+        remaining -= 1
+        if remaining % 10 == 0 and remaining:
+            print("cloud-boot: booting %d in %d s" % (current + 1, remaining // 10))
+    return None
 
 
 def _apply(key, current, count):
