@@ -39,3 +39,16 @@ def test_unknown_arch_is_refused_naming_the_supported_ones() -> None:
     for arch in TARGETS:
         assert arch in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_manifest_freezes_bootplan_but_its_cpython_only_hcl() -> None:
+    """bootplan.hcl needs python-hcl2 (the firmware evaluates plans pushed pre-parsed): every other bootplan
+    module is frozen, so a new one cannot be forgotten."""
+    from cloudboot.paths import MODULES_DIR, ROOT
+
+    frozen: dict[str, list[str] | None] = {}
+    manifest = (ROOT / "firmware/uefi_port/manifest.py").read_text()
+    exec(manifest, {"package": lambda name, files=None, base_path=".": frozen.__setitem__(name, files),
+                    "module": lambda *a, **k: None})
+    have = sorted(p.name for p in (MODULES_DIR / "bootplan").glob("*.py"))
+    assert sorted(frozen["bootplan"]) == [n for n in have if n != "hcl.py"]

@@ -13,6 +13,7 @@ and a plan without default_target whose arch has exactly one target boots that t
 """
 
 from bootplan import PlanError, quote
+from bootplan.cmdline import duration
 from bootplan.expr import Expr, Scope, format_number, get_attr, type_name
 
 FORMAT = "cloud-boot.plan.v1"
@@ -59,7 +60,7 @@ def lldp_object(values=None):
 
 def parse_duration(value):
     """A menu timeout in seconds: a number, a bare integer string ("12"), a Go duration ("5s", "1m30s",
-    "1.5s", "500ms") or "" (0)."""
+    "1.5s", "500ms"; bootplan.cmdline's grammar, the command line's) or "" (0); never negative."""
     if value is None:
         return 0
     if type_name(value) == "number":
@@ -71,42 +72,15 @@ def parse_duration(value):
     text = value.strip()
     if text == "":
         return 0
-    if _all_digits(text):
-        return int(text)
-    units = (("ns", 1e-9), ("us", 1e-6), ("\u00b5s", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600))
-    total = 0
-    i = 0
-    n = len(text)
-    bad = PlanError("timeout %s is not a duration (like 5s, 1m30s, or a number of seconds)" % quote(value))
-    if text == "0":
-        return 0
-    while i < n:
-        j = i
-        while j < n and (("0" <= text[j] <= "9") or text[j] == "."):
-            j += 1
-        if j == i or text[i:j].count(".") > 1 or text[i:j] == ".":
-            raise bad
-        number = float(text[i:j])
-        for unit, scale in units:
-            if text[j:j + len(unit)] == unit:
-                # "m" must not swallow the "m" of "ms"
-                if unit == "m" and text[j:j + 2] == "ms":
-                    continue
-                total += number * scale
-                i = j + len(unit)
-                break
-        else:
-            raise bad
+    try:
+        total = duration(text) if text[0] not in "+-" else -1
+    except ValueError:
+        total = -1
+    if total < 0:
+        raise PlanError("timeout %s is not a duration (like 5s, 1m30s, or a number of seconds)" % quote(value))
     if total == int(total):
         return int(total)
     return total
-
-
-def _all_digits(text):
-    for c in text:
-        if not ("0" <= c <= "9"):
-            return False
-    return text != ""
 
 
 # ---- the parsed form ------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Each step prints what it found and why it wins or is skipped; the first bootable
 
 import uefi
 from bootplan import bls
+from bootplan import cmdline as grammar
 from loader import kernel, menu, uki
 from uefi import core, fs, handoff, mem
 
@@ -72,7 +73,7 @@ def boot_esp_target():
 def _initrd_args(vol, cmdline):
     """The `initrd=` files of the command line, read from the volume and joined, for the LoadFile2 hand-off:
     kernels from 7.x on (riscv64 first) dropped the EFI stub's own `initrd=` file loader."""
-    paths = [w[7:] for w in cmdline.split() if w.startswith("initrd=") and len(w) > 7]
+    paths = [w[7:] for w in grammar.split(cmdline) if w.startswith("initrd=") and len(w) > 7]
     found = [p for p in paths if vol.exists(p)]
     for p in paths:
         if p not in found:
@@ -83,29 +84,27 @@ def _initrd_args(vol, cmdline):
     return _concat([vol.read_into_pages(p) for p in found])
 
 
-def _words():
-    return (uefi.load_options() + " " + uefi.cmdline_variable()).split()
+def options(report=False):
+    """The cloudboot.* options of this boot: LoadOptions, then CloudBootCmdline (its keys win), in the grammar
+    the init reads (bootplan.cmdline). Malformed values count as absent; `report` prints them and unknown
+    keys (once, from run())."""
+    opts, bad, unknown = grammar.check(grammar.merge(uefi.load_options(), uefi.cmdline_variable()))
+    if report:
+        for msg in bad:
+            print("cloud-boot: %s (ignored)" % msg)
+        for msg in unknown:
+            print("cloud-boot: %s" % msg)
+    return opts
 
 
 def _menu(labels):
     """Index of the candidate to boot. REFERENCE §1: cloudboot.menu=0|1 forces the menu off or on (else it is
     shown when there is a choice), cloudboot.menu.timeout=<duration> (default 5 s; 0 waits for a key)."""
-    from bootplan.plan import PlanError, parse_duration
-
-    opts = {}
-    for w in _words():
-        kv = w.split("=", 1)
-        opts[kv[0]] = kv[1] if len(kv) > 1 else ""
+    opts = options()
     mode = opts.get("cloudboot.menu")
     if mode == "0" or (mode != "1" and len(labels) < 2):
         return 0
-    timeout = 5
-    if "cloudboot.menu.timeout" in opts:
-        try:
-            timeout = parse_duration(opts["cloudboot.menu.timeout"])
-        except PlanError as exc:
-            print("cloud-boot: cloudboot.menu.timeout ignored: %s" % exc)
-    return menu.choose(labels, 0, timeout)
+    return menu.choose(labels, 0, grammar.duration(opts.get("cloudboot.menu.timeout", "5")))
 
 
 def bls_entries():
@@ -266,6 +265,7 @@ def boot_disks():
 
 def run():
     """Try each step in order; returns (to the REPL) only if nothing could be booted."""
+    options(report=True)
     for step in (boot_uki, boot_esp_target, boot_bls, boot_disks):
         try:
             if step():
