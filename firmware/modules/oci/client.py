@@ -30,7 +30,6 @@ MANIFEST_MAX = 4 << 20
 TOKEN_MAX = 1 << 20
 ERROR_BODY_MAX = 4096
 CHUNK = 1 << 20
-_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def sha256_digest(data):
@@ -141,30 +140,9 @@ class Client(http.Retrying):
 
     def _send(self, method, url, headers, body, follow_auth=True):
         """One request with bounded redirects and retries; returns the final response (body unread)."""
-        return self._retrying(lambda: self._send_redirects(method, url, headers, body), "%s %s" % (method, url))
-
-    def _rewind_body(self, body):
-        if body is not None and not isinstance(body, (bytes, bytearray, memoryview)):
-            body.seek(0)
-
-    def _send_redirects(self, method, url, headers, body):
-        first = http.origin(url)
-        for _ in range(self.max_redirects + 1):
-            self._rewind_body(body)
-            resp = self.transport.request(method, url, headers, body)
-            if resp.status not in _REDIRECTS:
-                return resp
-            location = resp.headers.get("location")
-            http.drain(resp)
-            if not location:
-                raise RegistryError("%s %s: redirect %d without Location" % (method, url, resp.status), resp.status)
-            url = http.resolve(url, location)
-            if http.origin(url) != first and "Authorization" in headers:
-                headers = dict(headers)
-                del headers["Authorization"]  # never hand registry credentials to a blob store
-            if resp.status == 303:
-                method, body = "GET", None
-        raise RegistryError("%s: more than %d redirects" % (url, self.max_redirects), 310)
+        return self._retrying(lambda: http.follow_redirects(self.transport, method, url, headers, body,
+                                                            self.max_redirects, RegistryError),
+                              "%s %s" % (method, url))
 
     def request(self, method, ref, path, headers=None, body=None, what=""):
         """A registry API request under `ref.base_url()`; answers one auth challenge; maps error statuses."""
