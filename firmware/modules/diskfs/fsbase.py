@@ -158,7 +158,7 @@ class FsBase:
     # ---- the public API ----
     @property
     def uuid_str(self) -> str:
-        from diskfs.probe import uuid_text
+        from diskfs.formats import uuid_text
 
         return uuid_text(self.uuid)
 

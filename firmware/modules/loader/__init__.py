@@ -211,11 +211,6 @@ def disk_candidates():
     return out
 
 
-def _uuid_text(raw):
-    h = "".join("%02x" % b for b in raw)
-    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
-
-
 def _link_target(fsys, path):
     """The target when `path` is a symlink (openSUSE's /boot/vmlinuz-<v> -> ../usr/lib/modules/<v>/vmlinuz)."""
     try:
@@ -247,7 +242,7 @@ def boot_disks():
             print("cloud-boot: choosing %s: %s, %s" % (cand.version, cand.source, why))
         else:
             print("cloud-boot: trying the next candidate: %s %s on %s" % (cand.version, cand.linux, where))
-        cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % _uuid_text(fsys.uuid)
+        cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % fsys.uuid_str
         print("cloud-boot: command line: %s" % cmdline)
         linux = initrd = None
         try:
