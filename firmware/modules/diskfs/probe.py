@@ -8,11 +8,16 @@ them (ZFS: the pool GUID in decimal)."""
 import struct
 
 from diskfs.blockdev import read
-from diskfs.formats import identify as probe  # noqa: F401 - (type, label, uuid) of a device, by the registry
+from diskfs.formats import identify
 from diskfs.partition import partitions
 
 EXT3_INCOMPAT = 0x1 | 0x2 | 0x4 | 0x10  # compression, filetype, recover, meta_bg: what ext3 drivers knew
 EXT3_RO_COMPAT = 0x1 | 0x2 | 0x4  # sparse_super, large_file, btree_dir
+
+
+def probe(dev):
+    """(type, label, uuid) of the filesystem or container on `dev`, or (None, '', '') when unknown."""
+    return identify(dev)
 
 
 def ext_flavor(dev) -> str:
