@@ -13,7 +13,7 @@ anything else fails with e.g. "XFS incompat 0x10 (needsrepair) unsupported".
 import struct
 
 from diskfs.checksum import crc32c
-from diskfs.errors import NotFound, Unsupported, corrupt
+from diskfs.errors import NotFound, Unsupported, check_incompat, corrupt
 from diskfs.fsbase import FsBase, InodeBase
 
 MAGIC = b"XFSB"
@@ -132,16 +132,7 @@ class Xfs(FsBase):
             if self.verify and not _crc_ok(sbfull, 224):
                 raise corrupt(name, "XFS superblock", 0, "CRC mismatch")
             self.ro_compat, self.incompat = struct.unpack_from(">II", sb, 212)
-            for bit in sorted(INCOMPAT):
-                if self.incompat & bit and not INCOMPAT[bit][1]:
-                    raise Unsupported("%s: XFS incompat 0x%x (%s) unsupported: %s"
-                                      % (name, bit, INCOMPAT[bit][0], INCOMPAT[bit][2]), INCOMPAT[bit][0])
-            known = 0
-            for bit in INCOMPAT:
-                known |= bit
-            if self.incompat & ~known:
-                raise Unsupported("%s: XFS incompat 0x%x unknown to this reader" % (name, self.incompat & ~known),
-                                  "incompat 0x%x" % (self.incompat & ~known))
+            check_incompat(name, "XFS", self.incompat, INCOMPAT)
             self.ftype = True
             if self.incompat & 0x4:
                 self.meta_uuid = bytes(sb[248:264])
