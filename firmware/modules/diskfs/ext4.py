@@ -17,7 +17,7 @@ import struct
 from diskfs import jbd2
 from diskfs.checksum import crc16, crc32c_raw
 from diskfs.errors import NotFound, Unsupported, check_incompat, corrupt
-from diskfs.fsbase import FsBase, InodeBase
+from diskfs.fsbase import CACHE_BLOCKS, FsBase, InodeBase
 
 MAGIC = 0xEF53
 # incompat bit -> (name, readable?, why)
@@ -53,7 +53,6 @@ ENCRYPT_FL, INDEX_FL, HUGE_FILE_FL, EXTENTS_FL, EA_INODE_FL, INLINE_DATA_FL = (0
 EXTENT_MAGIC = 0xF30A
 MAX_EXTENT_DEPTH = 5
 MAX_SYMLINK = 4096
-CACHE_BLOCKS = 64
 
 
 def _name(raw):
@@ -96,8 +95,7 @@ class Ext4(FsBase):
     def __init__(self, dev, verify: bool = True):
         self.dev = dev
         self.verify = verify
-        self._cache = {}
-        self._cache_order = []
+        self._cache_clear()
         self._extents_ok = {}  # (byte offset, inode) -> the cached block whose checksum was verified (once per block)
         self._groups = {}
         self.journal_replayed = 0
@@ -106,18 +104,11 @@ class Ext4(FsBase):
             overlay = self._replay_journal()
             if overlay:
                 self.dev = overlay
-                self._cache, self._cache_order, self._groups = {}, [], {}
+                self._cache_clear()
+                self._groups = {}
                 self._parse_super(self._raw(1024, 1024))
 
     # ---- superblock ----
-    def _raw(self, offset, length):
-        if offset < 0 or offset + length > self.dev.size:
-            raise corrupt(self.dev.name, "ext4 read", offset, "%d bytes past the end of the %d-byte device"
-                          % (length, self.dev.size))
-        buf = bytearray(length)
-        self.dev.readinto(offset, buf)
-        return buf
-
     def _parse_super(self, sb):
         name = self.dev.name
         if struct.unpack_from("<H", sb, 56)[0] != MAGIC:
@@ -193,10 +184,7 @@ class Ext4(FsBase):
             raise corrupt(self.dev.name, what, None, "block %d is outside the filesystem (%d blocks)"
                           % (n, self.blocks_count))
         data = self._raw(n * self.block_size, self.block_size)
-        if len(self._cache_order) >= CACHE_BLOCKS:
-            self._cache.pop(self._cache_order.pop(0), None)
-        self._cache[n] = data
-        self._cache_order.append(n)
+        self._cache_put(n, data)
         return data
 
     def _has_super(self, group):

@@ -34,7 +34,6 @@ DIFLAG2_BIGTIME, DIFLAG2_NREXT64 = 0x8, 0x10
 LEAF_OFFSET = 32 << 30  # directory data blocks live below 32 GiB of the directory's address space
 MAX_BTREE_LEVEL = 9
 MAX_SYMLINK = 1024  # XFS_SYMLINK_MAXLEN
-CACHE_BLOCKS = 64
 
 
 def _name(raw):
@@ -97,8 +96,7 @@ class Xfs(FsBase):
     def __init__(self, dev, verify: bool = True):
         self.dev = dev
         self.verify = verify
-        self._cache = {}
-        self._cache_order = []
+        self._cache_clear()
         name = dev.name
         sb = self._raw(0, 512, "XFS superblock")
         if sb[:4] != MAGIC:
@@ -148,14 +146,6 @@ class Xfs(FsBase):
         self.btree_hdr = 72 if self.crc else 24  # long-format B+tree block header
 
     # ---- raw access ----
-    def _raw(self, offset, length, what):
-        if offset < 0 or offset + length > self.dev.size:
-            raise corrupt(self.dev.name, what, offset, "%d bytes past the end of the %d-byte device"
-                          % (length, self.dev.size))
-        buf = bytearray(length)
-        self.dev.readinto(offset, buf)
-        return buf
-
     def fsb_offset(self, fsb, count=1, what="XFS block"):
         """Device byte offset of filesystem block `fsb` (AG number and AG block packed as XFS does)."""
         agno, agbno = fsb >> self.agblklog, fsb & ((1 << self.agblklog) - 1)
@@ -168,10 +158,7 @@ class Xfs(FsBase):
         data = self._cache.get(fsb)
         if data is None:
             data = self._raw(self.fsb_offset(fsb, 1, what), self.block_size, what)
-            if len(self._cache_order) >= CACHE_BLOCKS:
-                self._cache.pop(self._cache_order.pop(0), None)
-            self._cache[fsb] = data
-            self._cache_order.append(fsb)
+            self._cache_put(fsb, data)
         return data
 
     def _check_v5_block(self, blk, what, where, crc_off, uuid_off, owner_off, blkno_off, owner):
