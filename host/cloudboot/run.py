@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import arches
 from cloudboot.errors import CloudBootError, MissingTool
 
 #: Which Debian package provides a tool we call, for the "install X" message.
@@ -22,10 +23,7 @@ PACKAGE_OF = {
     "mmd": "mtools",
     "xorriso": "xorriso",
     "qemu-img": "qemu-utils",
-    "qemu-system-x86_64": "qemu-system-x86",
-    "qemu-system-aarch64": "qemu-system-arm",
-    "qemu-system-riscv64": "qemu-system-riscv",
-    "qemu-system-loongarch64": "qemu-system-misc",
+    **{a.qemu: a.qemu_package for a in arches.ARCHES},
     "quilt": "quilt",
     "sfdisk": "fdisk",
 }

@@ -137,8 +137,10 @@ def test_multi_arch_index(registry, tmp_path, capsys) -> None:
         manifest, pinned, _, _ = resolve_verified(c, parse(ref), "linux", machine)
         data = c.fetch_blob_bytes(pinned, first_layer(manifest, oci.MT_KERNEL)["digest"])
         assert data == f"kernel for {arch}".encode() * 100
+    code, _, err = cli(capsys, "pull", ref, "-o", tmp_path / "x", "--platform", "windows/x86_64")
+    assert code == 1 and "no manifest in index for windows/amd64" in err
     code, _, err = cli(capsys, "pull", ref, "-o", tmp_path / "x", "--platform", "linux/s390x")
-    assert code == 1 and "no manifest in index for linux/s390x" in err
+    assert code == 2 and err.startswith("cloud-boot: error: argument --platform: unknown architecture 's390x'")
 
 
 def test_htpasswd_auth(registry_htpasswd, payloads, tmp_path, capsys, monkeypatch) -> None:

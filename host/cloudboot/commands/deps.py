@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import arches
 from cloudboot.run import which
 from cloudboot.toolchain import apt, micropython, qemu, zig, zstd
 
@@ -28,14 +29,16 @@ def ensure_all(*, firmware_tests: bool = True) -> None:
         qemu.ensure_firmware()
         from cloudboot.harness.firmware import find_firmware
 
-        for arch in qemu.ARCHES:
-            fw = find_firmware(arch)
-            print(f"{arch}: {which(f'qemu-system-{arch}')} QEMU {qemu.qemu_version(f'qemu-system-{arch}')}, "
-                  f"firmware {fw.code}")
+        for arch in arches.ARCHES:
+            fw = find_firmware(arch.name)
+            print(f"{arch.name}: {which(arch.qemu)} QEMU {qemu.qemu_version(arch.qemu)}, firmware {fw.code}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("deps", help="install/check the toolchain: MicroPython source, zig, QEMU, EDK2")
+    p = sub.add_parser("deps", help="install/check the toolchain: MicroPython source, zig, QEMU, EDK2",
+                       description="Install what building and testing need, once (Debian packages, MicroPython "
+                                   "and libzstd source, zig, QEMU >= 9 and EDK2 for every arch); later runs "
+                                   "only check. Safe to re-run.")
     p.add_argument("--no-qemu", action="store_true",
                    help="only what building needs: skip QEMU, EDK2 and the MicroPython unix port (tests)")
     p.set_defaults(func=lambda a: ensure_all(firmware_tests=not a.no_qemu))

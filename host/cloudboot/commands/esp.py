@@ -5,18 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cloudboot.errors import CloudBootError
-
 
 def _run(args: argparse.Namespace) -> int:
     from cloudboot.image.esp import build_esp, fat_info
-    from cloudboot.image.inputs import efi_files, extra_files, merge, parse_efi_args, parse_size
+    from cloudboot.image.inputs import esp_inputs, parse_size
     from cloudboot.image.output import write_atomic
 
-    if not args.efi and not args.extra:
-        raise CloudBootError("nothing to put on the ESP "
-                             "(give --efi linux/<arch>=<path> and/or --extra SRC=DST)")
-    files = merge(efi_files(parse_efi_args(args.efi)) if args.efi else {}, extra_files(args.extra))
+    boot, extra = esp_inputs(args.efi, args.extra, need_efi=False)
+    files = {**boot, **extra}
     image = build_esp(files, parse_size(args.size) if args.size else None, label=args.label)
     write_atomic(args.output, image)
     info = fat_info(image)

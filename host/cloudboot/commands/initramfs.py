@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cloudboot.initramfs import compress, debian
+from cloudboot.cliopts import add_arch
+from cloudboot.initramfs import compress
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "kernel modules init needs (from the same Debian kernel package) into a newc "
                                    "cpio, compressed; prints a size breakdown. SOURCE_DATE_EPOCH makes it "
                                    "reproducible.")
-    p.add_argument("--arch", required=True, choices=sorted(debian.ARCHES), help="target (Debian) architecture")
+    add_arch(p, "the machine the init runs on", required=True)
     p.add_argument("--kernel-package", metavar="VER",
                    help="kernel release (e.g. 6.12.117+deb13-amd64) or linux-image-* package; default: the "
                         "suite's current kernel")

@@ -5,26 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cloudboot.image.inputs import BOOT_NAMES, PLATFORMS, parse_efi_args  # noqa: F401 (PLATFORMS: re-export)
+import arches
 
 
 def _run(args: argparse.Namespace) -> int:
     from cloudboot.fwbuild.firmware import firmware_dir
-    from cloudboot.image.inputs import efi_files, extra_files, merge, parse_size
+    from cloudboot.image.inputs import esp_inputs, parse_size
     from cloudboot.image.iso import build_iso
     from cloudboot.image.output import write_atomic
 
-    inputs = parse_efi_args(args.efi)
-    if args.from_build:
-        for arch, name in BOOT_NAMES.items():
-            inputs.setdefault(arch, firmware_dir() / name)
-    extra = extra_files(args.extra)
-    files = efi_files(inputs)
-    merge(files, extra)  # refuses an extra file replacing a boot file
-    image, layout = build_iso(files, extra, parse_size(args.esp_size) if args.esp_size else None)
+    built = {a.name: firmware_dir() / a.efi_name for a in arches.ARCHES} if args.from_build else None
+    boot, extra = esp_inputs(args.efi, args.extra, built)
+    image, layout = build_iso(boot, extra, parse_size(args.esp_size) if args.esp_size else None)
     out = Path(args.output)
     write_atomic(out, image)
-    print(f"{out}: {len(image)} bytes, arches {', '.join(sorted(inputs))}; ESP {layout['esp_size']} bytes "
+    print(f"{out}: {len(image)} bytes, {', '.join(p.rpartition('/')[2] for p in boot)}; ESP {layout['esp_size']} bytes "
           f"(FAT{layout['fat_type']}) at offset {layout['esp_offset']} (El Torito image = GPT partition 2)")
     return 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bootplan import PlanError
 from bootplan import plan as bplan
+from cloudboot.cliopts import add_arch
 from cloudboot.errors import CloudBootError
 
 
@@ -73,10 +74,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    arch = bplan.canonical_arch(args.arch)
-    if arch not in bplan.ARCHES:
-        raise CloudBootError(f"--arch {args.arch}: one of {', '.join(bplan.ARCHES)} (or x86_64, aarch64, loongarch64)")
-    t = render_target(args.file, arch, args.target or "", parse_lldp(args.lldp))
+    t = render_target(args.file, args.arch.go, args.target or "", parse_lldp(args.lldp))
     if args.json:
         print(json.dumps(t, indent=2))
         return 0
@@ -105,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_check)
     r = verbs.add_parser("render", help="the selected target, fully resolved")
     r.add_argument("file", type=Path, metavar="FILE")
-    r.add_argument("--arch", required=True, help="machine architecture: amd64, arm64, riscv64, loong64")
+    add_arch(r, "the machine's architecture", required=True)
     r.add_argument("--target", help="target name (as cloudboot.target=); default: default_target")
     r.add_argument("--lldp", action="append", default=[], metavar="KEY=VALUE",
                    help=f"what LLDP saw ({', '.join(bplan.LLDP_KEYS)}); repeatable")

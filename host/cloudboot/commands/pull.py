@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from cloudboot.cliopts import add_platform
 from cloudboot.commands.push import oci_errors
 from cloudboot.errors import CloudBootError
 from cloudboot.registry.client import add_registry_options, client_from_args, parse_ref
@@ -47,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pull", help="download an artifact's layers (verified digests, optional cosign check)")
     p.add_argument("ref")
     p.add_argument("-o", "--output", required=True, help="directory for the layers (named by their titles)")
-    p.add_argument("--platform", default="linux/amd64", help="os/arch picked from an index (default linux/amd64)")
+    add_platform(p, "the manifest picked from an index (default linux/amd64)", default="linux/amd64")
     p.add_argument("--key", help="cosign public key (PEM); enables --cosign enforce unless told otherwise")
     p.add_argument("--cosign", choices=["enforce", "warn", "off"], help="signature policy")
     p.add_argument("--max-size", type=int, default=4 << 30, help="cap per layer in bytes (default 4 GiB)")

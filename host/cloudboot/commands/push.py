@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from cloudboot.cliopts import add_platform, platform_ref_type
 from cloudboot.errors import CloudBootError
 from cloudboot.registry.client import add_registry_options, client_from_args, parse_ref
 from oci.errors import OciError
@@ -51,12 +52,7 @@ def _index(args: argparse.Namespace) -> int:
     from cloudboot.registry.push import pinned, push_index
 
     ref = parse_ref(args.ref, args)
-    entries = []
-    for item in args.platform:
-        platform, sep, child = item.partition("=")
-        if not sep or not child:
-            raise CloudBootError(f"push index: -p {item!r}: want os/arch=REF")
-        entries.append((platform, parse_ref(child, args)))
+    entries = [(platform, parse_ref(child, args)) for platform, child in args.platform]
     if not entries:
         raise CloudBootError("push index: give at least one -p os/arch=REF")
     print(pinned(ref, push_index(client_from_args(args), ref, entries)))
@@ -88,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     a = verbs.add_parser("artifact", help="a boot artifact: kernel/initrd/modules/... and cmdline layers")
     a.add_argument("ref", help="registry/repo:tag")
-    a.add_argument("--platform", required=True, help="os/arch, e.g. linux/arm64")
+    add_platform(a, "the artifact's platform", required=True)
     for flag, title, _ in (("kernel", "kernel image", 0), ("initrd", "initrd", 0),
                            ("modules", "modules cpio.gz (see push modpack)", 0), ("modloop", "Alpine modloop", 0),
                            ("apkovl", "Alpine apkovl", 0), ("squashfs", "Debian live squashfs", 0)):
@@ -105,8 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ix = verbs.add_parser("index", help="a multi-arch index over per-platform manifests")
     ix.add_argument("ref")
-    ix.add_argument("-p", "--platform", action="append", default=[], metavar="OS/ARCH=REF",
-                    help="one per platform, in the order the index lists them")
+    ix.add_argument("-p", "--platform", action="append", default=[], type=platform_ref_type, metavar="OS/ARCH=REF",
+                    help="one per platform, in the order the index lists them (the arch in any spelling)")
     add_registry_options(ix)
     ix.set_defaults(func=_index)
 

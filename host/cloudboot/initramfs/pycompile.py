@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.initramfs import debian
 from cloudboot.initramfs import python as pysel
@@ -43,9 +44,10 @@ class Compiler:
     def __init__(self, suite: str, version: str, target_upstream: str) -> None:
         self.version = version
         host = apt.host_arch()
-        if host not in debian.ARCHES:
-            raise CloudBootError(f"no Debian Python for the host arch {host!r} to byte-compile with")
-        archive = debian.Archive(host, suite)
+        try:
+            archive = debian.Archive(host, suite)
+        except arches.ArchError:
+            raise CloudBootError(f"no Debian Python for the host arch {host!r} to byte-compile with") from None
         roots = [f"python{version}-minimal", f"libpython{version}-minimal", f"libpython{version}-stdlib"]
         debs = archive.fetch(archive.closure(roots))
         ver = next(d.version for d in debs if d.name == roots[0])

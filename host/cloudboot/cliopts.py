@@ -1,0 +1,82 @@
+"""The options every verb spells the same way (README, "CLI conventions"): `--arch`, `--platform`,
+`-o/--output`, `--json`, `--cosign-key`. A verb adds them through these helpers, so each has one spelling,
+one meaning and one error message."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import arches
+from oci.errors import OciError
+from oci.ref import parse_platform
+
+
+def arch_type(text: str) -> arches.Arch:
+    """argparse type: any spelling of an architecture (x86_64, amd64, x64, aarch64, arm64, ...) -> its Arch."""
+    try:
+        return arches.get(text)
+    except arches.ArchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def arch_list_type(text: str) -> list[arches.Arch]:
+    """argparse type: `all`, one spelling or a comma list of spellings -> Arches."""
+    try:
+        return arches.select(text)
+    except arches.ArchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def platform_type(text: str) -> str:
+    """argparse type: `os/arch[/variant]` with any spelling of a known arch -> `os/<Go's arch>[/variant]`."""
+    try:
+        os_, arch, variant = parse_platform(text)
+        arch = arches.get(arch).go
+    except (OciError, arches.ArchError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return "/".join([os_, arch] + ([variant] if variant else []))
+
+
+def platform_ref_type(text: str) -> tuple[str, str]:
+    """argparse type: `os/arch=REF` -> (canonical platform, REF)."""
+    platform, sep, ref = text.partition("=")
+    if not sep or not ref:
+        raise argparse.ArgumentTypeError(f"{text!r}: want os/arch=REF")
+    return platform_type(platform), ref
+
+
+def add_arch(p: argparse.ArgumentParser, what: str, *, many: bool = False, **kw) -> None:
+    """`--arch`: one architecture (or with `many`, `all` or a comma list) in any of its spellings."""
+    kinds = "all, one architecture or a comma list" if many else "one architecture"
+    p.add_argument("--arch", type=arch_list_type if many else arch_type, metavar="ARCH",
+                   help=f"{what}: {kinds} ({arches.known()})", **kw)
+
+
+def add_platform(p: argparse.ArgumentParser, what: str, **kw) -> None:
+    """`--platform os/arch[/variant]`, any spelling of the arch."""
+    p.add_argument("--platform", type=platform_type, metavar="OS/ARCH", help=f"{what} (e.g. linux/arm64; the arch "
+                   "in any spelling)", **kw)
+
+
+def add_output(p: argparse.ArgumentParser, what: str, *, default: str | None = None) -> None:
+    """`-o/--output FILE`: the one file the verb writes; required unless it has a default."""
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", required=default is None,
+                   default=None if default is None else Path(default),
+                   help=f"the output file: {what}" + (f" (default {default})" if default else " (required)"))
+
+
+def add_json(p: argparse.ArgumentParser) -> None:
+    """`--json`: print the result as one JSON document instead of lines for people."""
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_cosign_key(p: argparse.ArgumentParser, what: str, **kw) -> None:
+    """`--cosign-key FILE`: a cosign key file (cosign.pub to verify, cosign.key to sign)."""
+    p.add_argument("--cosign-key", metavar="FILE", help=what, **kw)
+
+
+def print_json(obj: object) -> None:
+    """The `--json` form of a result."""
+    print(json.dumps(obj, indent=2))
