@@ -70,7 +70,7 @@ def _bench(arch: str, reg) -> None:
     plan.write_text(f'target "t" {{\n  index = "10.0.2.2:{port}/{ref}"\n  cmdline = "{cmdline}"\n}}\n')
     cli(["push", "artifact", f"{reg.host}/{ref}", "--platform", f"linux/{arch}", "--kernel",
          str(trial.boot_kernel(arch)), "--initrd", str(trial.target_initrd(arch))])
-    cli(["push", "plan", f"{reg.host}/plans/bench-{arch}:v1", "--file", str(plan)])
+    cli(["push", "plan", f"{reg.host}/plans/bench-{arch}:v1", str(plan)])
     phases, kexec_at, marker = _run(arch, f"cloudboot.plan=10.0.2.2:{port}/plans/bench-{arch}:v1 "
                                     "cloudboot.insecure=1 cloudboot.lldp=0", nic=True)
     print(f"  {arch} plan mode: kernel start -> kexec call {kexec_at:.2f}s; phases: "

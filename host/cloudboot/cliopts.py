@@ -1,6 +1,6 @@
 """The options every verb spells the same way (README, "CLI conventions"): `--arch`, `--platform`,
-`-o/--output`, `--json`, `--cosign-key`. A verb adds them through these helpers, so each has one spelling,
-one meaning and one error message."""
+`-o/--output`, `-d/--dir`, `--json`, `--cosign-key`. A verb adds them through these helpers, so each has one
+spelling, one meaning and one error message."""
 
 from __future__ import annotations
 
@@ -60,11 +60,29 @@ def add_platform(p: argparse.ArgumentParser, what: str, **kw) -> None:
                    "in any spelling)", **kw)
 
 
+def add_esp_options(p: argparse.ArgumentParser, extra_example: str) -> None:
+    """`--efi linux/ARCH=PATH`, `--extra SRC=DST` and `--esp-size`: what goes on an ESP (`esp`, `iso`)."""
+    p.add_argument("--efi", action="append", default=[], metavar="linux/ARCH=PATH",
+                   help=f"an EFI application for an arch (repeatable; {arches.known()}); it becomes "
+                        "\\EFI\\BOOT\\BOOT<ARCH>.EFI")
+    p.add_argument("--extra", action="append", default=[], metavar="SRC=DST",
+                   help=f"another file for the ESP, e.g. {extra_example} (repeatable)")
+    p.add_argument("--esp-size", metavar="SIZE",
+                   help="ESP size (e.g. 64M; default: files x 3/2 + 8M, rounded up to 16M)")
+
+
 def add_output(p: argparse.ArgumentParser, what: str, *, default: str | None = None) -> None:
     """`-o/--output FILE`: the one file the verb writes; required unless it has a default."""
     p.add_argument("-o", "--output", type=Path, metavar="FILE", required=default is None,
                    default=None if default is None else Path(default),
                    help=f"the output file: {what}" + (f" (default {default})" if default else " (required)"))
+
+
+def add_dir(p: argparse.ArgumentParser, what: str, *, default: str | None = None) -> None:
+    """`-d/--dir DIR`: the directory a verb that writes several files writes them into."""
+    p.add_argument("-d", "--dir", type=Path, metavar="DIR", required=default is None,
+                   default=None if default is None else Path(default),
+                   help=f"the output directory: {what}" + (f" (default {default})" if default else " (required)"))
 
 
 def add_json(p: argparse.ArgumentParser) -> None:
@@ -74,9 +92,17 @@ def add_json(p: argparse.ArgumentParser) -> None:
 
 def add_cosign_key(p: argparse.ArgumentParser, what: str, **kw) -> None:
     """`--cosign-key FILE`: a cosign key file (cosign.pub to verify, cosign.key to sign)."""
-    p.add_argument("--cosign-key", metavar="FILE", help=what, **kw)
+    p.add_argument("--cosign-key", type=Path, metavar="FILE", help=what, **kw)
 
 
 def print_json(obj: object) -> None:
     """The `--json` form of a result."""
     print(json.dumps(obj, indent=2))
+
+
+def print_result(args: argparse.Namespace, text: str, data: object) -> None:
+    """`data` as JSON with `--json`, else `text` for people."""
+    if args.json:
+        print_json(data)
+    else:
+        print(text)

@@ -197,8 +197,8 @@ def test_fuzz_inspect_only_clean_errors(tmp_path: Path, stub: Path) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from cloudboot.commands.inspect import describe
     from cloudboot.errors import CloudBootError
+    from cloudboot.image.describe import describe
 
     original = stub.read_bytes()
     target = tmp_path / "fuzz.efi"

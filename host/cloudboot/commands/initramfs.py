@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from cloudboot.cliopts import add_arch
+from cloudboot.cliopts import add_arch, add_cosign_key, add_output
 from cloudboot.initramfs import compress
 
 
@@ -35,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compression", choices=compress.METHODS, help="default: from the output name")
     p.add_argument("--level", type=int, help=f"compression level (zstd default {compress.ZSTD_LEVEL}, gzip 9)")
     p.add_argument("--max-mib", type=float, default=20, help="fail when the result is larger (default 20 MiB)")
-    p.add_argument("--cosign-key", type=Path, metavar="cosign.pub",
-                   help="public key installed as /etc/cosign.pub: init verifies plans and artifacts with it")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file (.cpio.zst, .cpio.gz, .cpio)")
+    add_cosign_key(p, "cosign public key (cosign.pub) installed as /etc/cosign.pub: init verifies plans and "
+                      "artifacts with it")
+    add_output(p, "the initramfs (.cpio.zst, .cpio.gz or .cpio)")
     p.set_defaults(func=_run)
