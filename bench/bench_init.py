@@ -13,7 +13,7 @@ from pathlib import Path
 import arches
 from bench.report import report
 from cloudboot.cli import main as cli
-from cloudboot.initramfs import trial
+from cloudboot.harness import trial
 
 ARCHES = ("amd64", "arm64")  # the arches whose init boots fast enough under TCG to measure
 PHASE = re.compile(r"cloud-boot: \[\s*([\d.]+)\] phase (\S+) ([\d.]+)s")

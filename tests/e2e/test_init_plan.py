@@ -14,8 +14,8 @@ import threading
 import pytest
 
 from cloudboot.cli import main as cli
+from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
-from cloudboot.initramfs import trial
 from tests.e2e.initvm import fatal_then_rescue, target_cmdline
 
 pytestmark = pytest.mark.e2e

@@ -261,7 +261,7 @@ def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine, arch
     EFI stub takes the initrd from our LoadFile2 provider."""
     import subprocess
 
-    from cloudboot.image.xfsproto import protofile
+    from cloudboot.harness.xfsproto import protofile
 
     g = guest(arch)
     boot = tmp_path / "boot"

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
+from cloudboot.harness import trial
 from cloudboot.initramfs import build as irbuild
-from cloudboot.initramfs import debian, kmods, trial
+from cloudboot.initramfs import debian, kmods
 from cloudboot.initramfs import python as pysel
 from cloudboot.paths import MODULES_DIR, ROOT
 

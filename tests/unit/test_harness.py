@@ -153,7 +153,7 @@ def test_command_line_devices_and_vars_copy(tmp_path: Path) -> None:
 
 def test_direct_kernel_boot_command_line(tmp_path: Path) -> None:
     """trial.machine: QEMU's own kernel boot (no EDK2), read-only disks with serial dN unless writable."""
-    from cloudboot.initramfs import trial
+    from cloudboot.harness import trial
 
     kernel, initrd, disk = tmp_path / "vmlinuz", tmp_path / "initrd", tmp_path / "d.img"
     for f in (kernel, initrd, disk):

@@ -16,8 +16,9 @@ import pytest
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
+from cloudboot.harness import trial
 from cloudboot.init.modules import load_order, module_name, parse_dep
-from cloudboot.initramfs import compress, cpio, trial
+from cloudboot.initramfs import compress, cpio
 from cloudboot.initramfs.build import build
 
 ARCH = "amd64"

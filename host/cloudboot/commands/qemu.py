@@ -17,7 +17,7 @@ def _run(args: argparse.Namespace) -> int:
     from cloudboot.harness.repl import BANNER, Repl
     from cloudboot.image.output import read_input
     from cloudboot.image.pe import PeImage
-    from cloudboot.run import echo
+    from cloudboot.run import echo, run
 
     arch = args.arch
     image = firmware_dir() / arch.efi_name if args.built else args.image
@@ -35,14 +35,12 @@ def _run(args: argparse.Namespace) -> int:
     vm = Machine(arch.name, efi=image if kind == "efi" else None, append=append, esp=args.esp,
                  iso=image if kind == "iso" else None, disks=([image] if kind == "disk" else []) + args.disk,
                  nics=args.nic, memory_mb=args.memory, echo=args.exec is None)
-    echo(vm.command())
     if args.interactive:  # the terminal is the serial console (Ctrl-A is not intercepted: use poweroff)
-        import subprocess
-
         try:
-            return subprocess.call(vm.command())
+            return run(vm.command(), ok=None).returncode
         finally:
             vm.kill()
+    echo(vm.command())
     status = 0
     with vm:
         repl = Repl(vm)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.paths import cache_dir
+from cloudboot.run import run
 from cloudboot.toolchain import apt
 
 #: Dependencies we never follow: configuration, data and tooling packages a PID 1 does not use.
@@ -56,9 +56,10 @@ class Archive:
         packages the suite does not have are absent from the result."""
         want = [p for p in packages if p not in self._fields]
         if want:
-            proc = subprocess.run(["apt-cache", "show", "--no-all-versions", *want], env=self._env(),
-                                  capture_output=True, text=True)
-            for para in proc.stdout.split("\n\n"):
+            # status 100: none of them is in the suite (those found are printed either way)
+            proc = run(["apt-cache", "show", "--no-all-versions", *want], env=self._env(), capture=True,
+                       ok=(0, 100))
+            for para in proc.stdout.decode().split("\n\n"):
                 fields = _parse_paragraph(para)
                 if "Package" in fields:
                     self._fields.setdefault(fields["Package"], fields)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.initramfs import debian
 from cloudboot.initramfs import python as pysel
+from cloudboot.run import run
 from cloudboot.toolchain import apt
 
 COMPILER = r"""
@@ -87,10 +87,10 @@ class Compiler:
         env = {"PYTHONHOME": str(home), "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
         cmd = [str(self.loader), "--library-path", self.libpath, str(self.python), "-S", "-B",
                str(workdir / "compile.py"), str(workdir / "jobs.json")]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CloudBootError(f"byte-compiling with {self.python.name} failed: "
-                                 f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
+        try:
+            run(cmd, env=env, quiet=True)
+        except CloudBootError as exc:
+            raise CloudBootError(f"byte-compiling with {self.python.name} failed: {exc}") from None
         return out
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 
 import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.paths import cache_dir
+from cloudboot.run import run
 from cloudboot.toolchain import apt
 
 QEMU_PACKAGES = sorted({a.qemu_package for a in arches.ARCHES}) + ["qemu-utils"]
@@ -32,7 +32,7 @@ def qemu_version(binary: str) -> tuple[int, int] | None:
     path = shutil.which(binary)
     if not path:
         return None
-    out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
+    out = run([path, "--version"], capture=True).stdout.decode()
     m = re.search(r"version (\d+)\.(\d+)", out)
     return (int(m.group(1)), int(m.group(2))) if m else None
 

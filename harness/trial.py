@@ -9,18 +9,17 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.harness.guests import busybox_initrd, marker_init
 from cloudboot.harness.machine import Machine
-from cloudboot.image.xfsproto import protofile
+from cloudboot.harness.xfsproto import protofile
 from cloudboot.initramfs import debian
 from cloudboot.initramfs.build import PORTABLE
 from cloudboot.paths import MODULES_DIR, ROOT, build_dir
-from cloudboot.run import which
+from cloudboot.run import run, which
 
 MARKER = "CLOUDBOOT-KEXEC-TARGET-OK"
 TARGET_INIT = marker_init(MARKER, "target cmdline")
@@ -95,12 +94,12 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
     else:  # mkfs.xfs (6.1) populates only from a protofile
         proto = protofile(tree, img.with_suffix(".proto"))
         mkfs = [which("mkfs.xfs"), "-q", "-f", "-L", "CBTARGET", "-p", str(proto), str(fs)]
-    subprocess.run(mkfs, check=True, capture_output=True)
+    run(mkfs, quiet=True)
     size_mib = -(-fs.stat().st_size // (1 << 20))  # mkfs.btrfs --rootdir grows the file when the tree needs it
     with open(img, "wb") as f:
         f.truncate((size_mib + 2) << 20)
-    subprocess.run([which("sfdisk"), "-q", str(img)], check=True, capture_output=True,
-                   input=f"label: gpt\nstart=2048, size={size_mib * 2048}, name=cbtarget\n".encode())
+    run([which("sfdisk"), "-q", img], quiet=True,
+        input=f"label: gpt\nstart=2048, size={size_mib * 2048}, name=cbtarget\n".encode())
     with open(img, "r+b") as out, open(fs, "rb") as src:
         out.seek(2048 * 512)
         shutil.copyfileobj(src, out, 1 << 20)
