@@ -5,12 +5,32 @@ spelling, one meaning and one error message."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import arches
 from oci.errors import OciError
 from oci.ref import parse_platform
+
+
+def add_verb(sub: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int] | None,
+             summary: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A verb (or sub-verb) that calls `run`: `summary` is its line in its parent's help, and its description
+    is `run`'s docstring (or `description`, for a verb made of sub-verbs)."""
+    doc = description or (inspect.cleandoc(run.__doc__) if run and run.__doc__ else None)
+    p = sub.add_parser(name, help=summary, description=doc)
+    if run:
+        p.set_defaults(func=run)
+    return p
+
+
+def add_verb_group(sub: argparse._SubParsersAction, name: str, summary: str, description: str,
+                   metavar: str) -> argparse._SubParsersAction:
+    """A verb made of sub-verbs (`push artifact`, `fs ls`, ...): the subparsers to add them to."""
+    return add_verb(sub, name, None, summary, description).add_subparsers(dest=f"{name}_verb", metavar=metavar,
+                                                                          required=True)
 
 
 def arch_type(text: str) -> arches.Arch:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from cloudboot.cliopts import add_esp_options, add_output
+from cloudboot.cliopts import add_esp_options, add_output, add_verb
 
 
 def _run(args: argparse.Namespace) -> int:
+    """A FAT EFI System Partition image holding the given EFI apps as \\EFI\\BOOT\\BOOT<ARCH>.EFI and any other
+    files; FAT16 below 512 MiB, FAT32 from there (firmware types FAT by cluster count)."""
     from cloudboot.image.esp import build_esp, fat_info
     from cloudboot.image.inputs import esp_inputs, parse_size
     from cloudboot.image.output import write_atomic
@@ -24,11 +26,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """The `esp` verb."""
-    p = sub.add_parser("esp", help="build a FAT ESP image with \\EFI\\BOOT\\BOOT<ARCH>.EFI files and extras",
-                       description="A FAT EFI System Partition image holding the given EFI apps as "
-                                   "\\EFI\\BOOT\\BOOT<ARCH>.EFI and any other files; FAT16 below 512 MiB, FAT32 "
-                                   "from there (firmware types FAT by cluster count).")
+    p = add_verb(sub, "esp", _run, "build a FAT ESP image with \\EFI\\BOOT\\BOOT<ARCH>.EFI files and extras")
     add_esp_options(p, "uki.efi=EFI/Linux/cloud-boot.efi")
     p.add_argument("--label", default="ESP", help="volume label (default ESP)")
     add_output(p, "the ESP image")
-    p.set_defaults(func=_run)

@@ -13,7 +13,7 @@ import stat as statmod
 import sys
 import time
 
-from cloudboot.cliopts import add_json, print_json
+from cloudboot.cliopts import add_json, add_verb, add_verb_group, print_json
 from cloudboot.errors import CloudBootError
 
 CHUNK = 1 << 20
@@ -88,6 +88,8 @@ def _table(dev, where: str) -> dict:
 
 
 def _info(args: argparse.Namespace) -> int:
+    """A filesystem's superblock facts, or (for a whole disk) its partition table with what each partition
+    holds. An image that is neither is an error."""
     import diskfs
 
     dev, where = open_device(args.image)
@@ -138,6 +140,7 @@ def _line(e: dict) -> str:
 
 
 def _ls(args: argparse.Namespace) -> int:
+    """List a directory (or name one file), like ls(1)."""
     fs = open_fs(args)
     path = args.path
     if not fs.lookup(path).is_dir():
@@ -155,6 +158,7 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _cat(args: argparse.Namespace) -> int:
+    """Write a file's bytes to stdout (symlinks followed)."""
     fs = open_fs(args)
     out = sys.stdout.buffer
     buf = bytearray(CHUNK)
@@ -172,6 +176,7 @@ def _cat(args: argparse.Namespace) -> int:
 
 
 def _stat(args: argparse.Namespace) -> int:
+    """An entry's type, mode, inode, links, owner, size and mtime."""
     e = _entry(open_fs(args), args.path, args.path, follow=args.follow)
     if args.json:
         print_json(e)
@@ -188,32 +193,24 @@ def _stat(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """The `fs` verb and its info/ls/cat/stat subcommands."""
-    p = sub.add_parser("fs", help="look inside a disk image or filesystem (ext2/3/4, XFS, btrfs) without mounting",
-                       description="Read disk images with the portable reader the firmware uses (no mount, no "
-                                   "root). IMAGE[@PARTITION] names a whole image or one partition: a number, "
-                                   "LABEL=, UUID=, PARTLABEL= or PARTUUID=.")
-    verbs = p.add_subparsers(dest="fs_command", required=True, metavar="info|ls|cat|stat")
-
-    def verb(name: str, func, summary: str, description: str) -> argparse.ArgumentParser:
-        q = verbs.add_parser(name, help=summary, description=description)
-        q.add_argument("image", help="IMAGE[@PARTITION]: a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
-        q.add_argument("--device", action="append", metavar="IMAGE",
-                       help="another device of a multi-device btrfs (repeatable)")
-        q.add_argument("--subvol", help="btrfs: a subvolume path (from the top level) or id instead of the default")
-        q.set_defaults(func=func)
-        return q
-
-    q = verb("info", _info, "the filesystem's type, label, UUID and layout, or the partition table",
-             "A filesystem's superblock facts, or (for a whole disk) its partition table with what each partition "
-             "holds. An image that is neither is an error.")
-    add_json(q)
-    q = verb("ls", _ls, "list a directory", "List a directory (or name one file), like ls(1).")
-    q.add_argument("path", nargs="?", default="/", help="the directory (default /)")
-    q.add_argument("-l", "--long", action="store_true", help="mode, links, owner, size, mtime, link target")
-    add_json(q)
-    q = verb("cat", _cat, "write a file's bytes to stdout", "Write a file's bytes to stdout (symlinks followed).")
-    q.add_argument("path", help="the file")
-    q = verb("stat", _stat, "an entry's inode fields", "An entry's type, mode, inode, links, owner, size, mtime.")
-    q.add_argument("path", help="the entry")
-    q.add_argument("-L", "--follow", action="store_true", help="follow a final symlink")
-    add_json(q)
+    verbs = add_verb_group(sub, "fs", "look inside a disk image or filesystem (ext2/3/4, XFS, btrfs) without mounting",
+                           "Read disk images with the portable reader the firmware uses (no mount, no root). "
+                           "IMAGE[@PARTITION] names a whole image or one partition: a number, LABEL=, UUID=, "
+                           "PARTLABEL= or PARTUUID=.", "info|ls|cat|stat")
+    q = {}
+    for name, func, summary in (("info", _info, "a filesystem's type, label, UUID and layout, or a partition table"),
+                                ("ls", _ls, "list a directory"), ("cat", _cat, "write a file's bytes to stdout"),
+                                ("stat", _stat, "an entry's inode fields")):
+        q[name] = add_verb(verbs, name, func, summary)
+        q[name].add_argument("image", help="IMAGE[@PARTITION]: a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
+        q[name].add_argument("--device", action="append", metavar="IMAGE",
+                             help="another device of a multi-device btrfs (repeatable)")
+        q[name].add_argument("--subvol", help="btrfs: a subvolume path (from the top level) or id instead of the "
+                                              "default")
+        if name != "cat":
+            add_json(q[name])
+    q["ls"].add_argument("path", nargs="?", default="/", help="the directory (default /)")
+    q["ls"].add_argument("-l", "--long", action="store_true", help="mode, links, owner, size, mtime, link target")
+    q["cat"].add_argument("path", help="the file")
+    q["stat"].add_argument("path", help="the entry")
+    q["stat"].add_argument("-L", "--follow", action="store_true", help="follow a final symlink")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from cloudboot.cliopts import add_dir
+from cloudboot.cliopts import add_dir, add_verb
 
 
 def _run(args: argparse.Namespace) -> int:
+    """An RSA-2048 key (db.key, created mode 0600) and a self-signed CA certificate (db.crt, ten years) for
+    test Secure Boot databases and `sign`."""
     from cloudboot.image.authenticode import self_signed
 
     key, cert = self_signed(args.cn, args.dir)
@@ -16,9 +18,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("genkey", help="make a test signing key and self-signed certificate (db.key, db.crt)",
-                       description="An RSA-2048 key (db.key, created mode 0600) and a self-signed CA certificate "
-                                   "(db.crt, ten years) for test Secure Boot databases and `sign`.")
+    p = add_verb(sub, "genkey", _run, "make a test signing key and self-signed certificate (db.key, db.crt)")
     p.add_argument("--cn", default="cloud-boot test db", help="certificate common name")
     add_dir(p, "where db.key and db.crt are written", default=".")
-    p.set_defaults(func=_run)

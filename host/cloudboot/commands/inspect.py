@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cloudboot.cliopts import add_json, print_json
+from cloudboot.cliopts import add_json, add_verb, print_json
 
 
 def _run(args: argparse.Namespace) -> int:
+    """What is inside a PE32+ image (UKI or EFI app): machine, subsystem, Authenticode signatures, and every
+    section with its size and SHA-256 (and the text of the text sections), like `ukify inspect` and
+    `sbverify --list`."""
     from cloudboot.image.describe import describe
 
     info = describe(args.file)
@@ -33,10 +36,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """The `inspect` verb."""
-    p = sub.add_parser("inspect", help="show a PE32+/UKI's machine, sections and signatures",
-                       description="What is inside a PE32+ image (UKI or EFI app): machine, subsystem, "
-                                   "Authenticode signatures, and every section with its size and SHA-256 (and "
-                                   "the text of the text sections), like `ukify inspect` and `sbverify --list`.")
+    p = add_verb(sub, "inspect", _run, "show a PE32+/UKI's machine, sections and signatures")
     p.add_argument("file", type=Path, help="the PE32+ image")
     add_json(p)
-    p.set_defaults(func=_run)

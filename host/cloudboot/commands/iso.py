@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 
 import arches
-from cloudboot.cliopts import add_esp_options, add_output
+from cloudboot.cliopts import add_esp_options, add_output, add_verb
 
 
 def _run(args: argparse.Namespace) -> int:
+    """One image that boots the given EFI apps on each arch from CD-ROM or as a disk: ISO9660 (Joliet, Rock
+    Ridge) with a UEFI El Torito image that is also GPT partition 2 (the ESP), and a protective MBR."""
     from cloudboot.fwbuild.firmware import firmware_dir
     from cloudboot.image.inputs import esp_inputs, parse_size
     from cloudboot.image.iso import build_iso
@@ -26,11 +28,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """The `iso` verb."""
-    p = sub.add_parser("iso", help="build a hybrid ISO/GPT image booting the given EFI apps on each arch",
-                       description="ISO9660 (Joliet, Rock Ridge) with a UEFI El Torito image that is "
-                                   "also GPT partition 2 (the ESP), and a protective MBR with 0x55AA.")
+    p = add_verb(sub, "iso", _run, "build a hybrid ISO/GPT image booting the given EFI apps on each arch")
     add_esp_options(p, "uki.efi=EFI/Linux/cloud-boot.efi")
     p.add_argument("--from-build", action="store_true",
                    help="every arch not given with --efi: build/firmware/BOOT<ARCH>.EFI")
     add_output(p, "the hybrid image", default="build/boot.iso")
-    p.set_defaults(func=_run)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cloudboot.cliopts import add_cosign_key, add_dir, add_json, add_platform, print_result
+from cloudboot.cliopts import add_cosign_key, add_dir, add_json, add_platform, add_verb, print_result
 from cloudboot.registry.client import add_registry_options, client_from_args, parse_ref
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Resolve the platform's manifest (through an index if there is one), check its cosign signature as
+    --cosign says, and download every layer into DIR, named by its title; a layer is renamed into place only
+    once its digest matched."""
     from cloudboot.registry.pull import pull_layers
 
     verifier = None
@@ -28,11 +31,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pull", help="download an artifact's layers (verified digests, optional cosign check)",
-                       description="Resolve the platform's manifest (through an index if there is one), check "
-                                   "its cosign signature as --cosign says, and download every layer into DIR, "
-                                   "named by its title; a layer is renamed into place only once its digest "
-                                   "matched.")
+    p = add_verb(sub, "pull", _run, "download an artifact's layers (verified digests, optional cosign check)")
     p.add_argument("ref", help="registry/repo:tag or registry/repo@digest")
     add_dir(p, "where the layers go (named by their titles)")
     add_platform(p, "the manifest picked from an index (default linux/amd64)", default="linux/amd64")
@@ -41,4 +40,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-size", type=int, default=4 << 30, help="cap per layer in bytes (default 4 GiB)")
     add_json(p)
     add_registry_options(p)
-    p.set_defaults(func=_run)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cloudboot.cliopts import add_json, add_output, add_platform, platform_ref_type, print_result
+from cloudboot.cliopts import (
+    add_json,
+    add_output,
+    add_platform,
+    add_verb,
+    add_verb_group,
+    platform_ref_type,
+    print_result,
+)
 from cloudboot.errors import CloudBootError
 from cloudboot.registry.client import add_registry_options, client_from_args, parse_ref
 
@@ -18,6 +26,8 @@ def _pushed(args: argparse.Namespace, ref, digest: str) -> int:
 
 
 def _artifact(args: argparse.Namespace) -> int:
+    """One manifest whose layers are the given payloads, in the original's order and media types, and the
+    command line as a text layer."""
     from cloudboot.registry.push import PAYLOADS, push_artifact
 
     ref = parse_ref(args.ref, args)
@@ -29,6 +39,8 @@ def _artifact(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    """Check the plan in full, then push its HCL layer and its parsed form (so the firmware never parses
+    HCL)."""
     from cloudboot.registry.push import push_plan
 
     ref = parse_ref(args.ref, args)
@@ -36,6 +48,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
+    """An OCI index listing one manifest per platform (copied into the index's repository when it lives
+    elsewhere), in the order given."""
     from cloudboot.registry.push import push_index
 
     ref = parse_ref(args.ref, args)
@@ -46,6 +60,8 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _modpack(args: argparse.Namespace) -> int:
+    """Pack a kernel's module tree into the modules cpio.gz an artifact's modules layer carries; with --push,
+    push it as an artifact of its own."""
     from cloudboot.registry.modpack import build_modpack
     from cloudboot.registry.push import push_modpack
 
@@ -58,14 +74,11 @@ def _modpack(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("push", help="push kernels, initrds, modules, plans and indexes to an OCI registry",
-                       description="Push boot artifacts, plans and multi-arch indexes (REFERENCE §3) and print "
-                                   "what was pushed as REF@digest.")
-    verbs = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    verbs = add_verb_group(sub, "push", "push kernels, initrds, modules, plans and indexes to an OCI registry",
+                           "Push boot artifacts, plans and multi-arch indexes (REFERENCE §3) and print what was "
+                           "pushed as REF@digest.", "WHAT")
 
-    a = verbs.add_parser("artifact", help="a boot artifact: kernel/initrd/modules/... and cmdline layers",
-                         description="One manifest whose layers are the given payloads, in the original's "
-                                     "order and media types, and the command line as a text layer.")
+    a = add_verb(verbs, "artifact", _artifact, "a boot artifact: kernel/initrd/modules/... and cmdline layers")
     a.add_argument("ref", help="registry/repo:tag")
     add_platform(a, "the artifact's platform", required=True)
     for flag, title in (("kernel", "kernel image"), ("initrd", "initrd"),
@@ -73,35 +86,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         ("apkovl", "Alpine apkovl"), ("squashfs", "Debian live squashfs")):
         a.add_argument(f"--{flag}", metavar="FILE", help=title)
     a.add_argument("--cmdline", metavar="TEXT", help="kernel command line (a raw text layer)")
-    add_json(a)
-    add_registry_options(a)
-    a.set_defaults(func=_artifact)
 
-    pl = verbs.add_parser("plan", help="a plan: the HCL file plus its parsed JSON form",
-                          description="Check the plan in full, then push its HCL layer and its parsed form (so "
-                                      "the firmware never parses HCL).")
+    pl = add_verb(verbs, "plan", _plan, "a plan: the HCL file plus its parsed JSON form")
     pl.add_argument("ref", help="registry/repo:tag")
     pl.add_argument("file", type=Path, metavar="FILE", help="the plan (HCL)")
-    add_json(pl)
-    add_registry_options(pl)
-    pl.set_defaults(func=_plan)
 
-    ix = verbs.add_parser("index", help="a multi-arch index over per-platform manifests",
-                          description="An OCI index listing one manifest per platform (copied into the index's "
-                                      "repository when it lives elsewhere), in the order given.")
+    ix = add_verb(verbs, "index", _index, "a multi-arch index over per-platform manifests")
     ix.add_argument("ref", help="registry/repo:tag")
     ix.add_argument("-p", "--platform", action="append", default=[], type=platform_ref_type, metavar="OS/ARCH=REF",
                     help="one per platform, in the order the index lists them (the arch in any spelling)")
-    add_json(ix)
-    add_registry_options(ix)
-    ix.set_defaults(func=_index)
 
-    mp = verbs.add_parser("modpack", help="pack /lib/modules/VER into a modules cpio.gz (and push it)",
-                          description="Pack a kernel's module tree into the modules cpio.gz an artifact's "
-                                      "modules layer carries; with --push, push it as an artifact of its own.")
+    mp = add_verb(verbs, "modpack", _modpack, "pack /lib/modules/VER into a modules cpio.gz (and push it)")
     mp.add_argument("src", type=Path, metavar="SRC", help="/lib/modules/<release>")
     add_output(mp, "the modules cpio.gz")
     mp.add_argument("--push", metavar="REF", help="also push it as an artifact with one modules layer")
-    add_json(mp)
-    add_registry_options(mp)
-    mp.set_defaults(func=_modpack)
+    for q in (a, pl, ix, mp):
+        add_json(q)
+        add_registry_options(q)

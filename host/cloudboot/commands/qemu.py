@@ -7,11 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from cloudboot.cliopts import add_arch
+from cloudboot.cliopts import add_arch, add_verb
 from cloudboot.errors import CloudBootError
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Start QEMU with EDK2 for the arch and show the serial console; with --exec, run Python in our
+    firmware's REPL and print its output."""
     from cloudboot.fwbuild.firmware import firmware_dir
     from cloudboot.harness.machine import Machine
     from cloudboot.harness.repl import BANNER, Repl
@@ -63,9 +65,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("qemu", help="boot an EFI app, disk image or ISO under QEMU + EDK2",
-                       description="Start QEMU with EDK2 for the arch and show the serial console; with --exec, "
-                                   "run Python in our firmware's REPL and print its output.")
+    p = add_verb(sub, "qemu", _run, "boot an EFI app, disk image or ISO under QEMU + EDK2")
     p.add_argument("image", nargs="?", help="an .efi file, a raw/qcow2 disk image or an .iso")
     add_arch(p, "the machine to boot", required=True)
     p.add_argument("--built", action="store_true", help="boot this tree's build/firmware/BOOT<ARCH>.EFI")
@@ -77,4 +77,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=120, help="seconds for each wait (default 120)")
     p.add_argument("--memory", type=int, help="guest memory in MiB")
     p.add_argument("--interactive", action="store_true", help="attach this terminal to the serial console")
-    p.set_defaults(func=_run)

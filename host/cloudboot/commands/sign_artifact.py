@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from cloudboot.cliopts import add_cosign_key, add_json, print_result
+from cloudboot.cliopts import add_cosign_key, add_json, add_verb, print_result
 from cloudboot.registry.client import add_registry_options, client_from_args, parse_ref
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Sign the manifest REF names the way cosign does (a simple-signing payload under the sha256-<hex>.sig
+    tag), so `cosign verify` and our init accept it; prints the signed REF@digest."""
     from cloudboot.registry.cosign import load_private_key, sign_artifact
 
     key = load_private_key(args.cosign_key)
@@ -20,12 +22,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sign-artifact", help="cosign-sign an artifact, plan or index in its registry",
-                       description="Sign the manifest REF names the way cosign does (a simple-signing payload "
-                                   "under the sha256-<hex>.sig tag), so `cosign verify` and our init accept it; "
-                                   "prints the signed REF@digest.")
+    p = add_verb(sub, "sign-artifact", _run, "cosign-sign an artifact, plan or index in its registry")
     p.add_argument("ref", help="registry/repo:tag or registry/repo@digest")
     add_cosign_key(p, "cosign.key (its password in $COSIGN_PASSWORD) or a plain PEM EC private key", required=True)
     add_json(p)
     add_registry_options(p)
-    p.set_defaults(func=_run)

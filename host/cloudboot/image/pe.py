@@ -38,6 +38,11 @@ class SectionInfo:
     index: int = 0
 
 
+def _opt_field(offset: int, fmt: str, doc: str) -> property:
+    """A read-only optional-header field of a PeImage."""
+    return property(lambda self: struct.unpack_from(fmt, self.data, self.opt + offset)[0], doc=doc)
+
+
 class PeImage:
     """A PE32+ file in memory with its header offsets parsed and checked; every malformation is a
     CloudBootError naming the file."""
@@ -65,44 +70,17 @@ class PeImage:
         if self.table + 40 * self.nsections > len(data):
             raise CloudBootError(f"{name}: section table runs past the end of the file")
 
-    # ---- header fields ----
+    # ---- header fields (offsets into the optional header) ----
+    section_alignment = _opt_field(32, "<I", "OptionalHeader.SectionAlignment.")
+    file_alignment = _opt_field(36, "<I", "OptionalHeader.FileAlignment.")
+    size_of_image = _opt_field(56, "<I", "OptionalHeader.SizeOfImage.")
+    size_of_headers = _opt_field(60, "<I", "OptionalHeader.SizeOfHeaders.")
+    checksum = _opt_field(64, "<I", "OptionalHeader.CheckSum as stored.")
+    subsystem = _opt_field(68, "<H", "OptionalHeader.Subsystem (10: EFI application).")
+    dll_characteristics = _opt_field(70, "<H", "OptionalHeader.DllCharacteristics (NX_COMPAT is 0x100).")
+
     def _u32(self, off: int) -> int:
         return struct.unpack_from("<I", self.data, off)[0]
-
-    @property
-    def section_alignment(self) -> int:
-        """OptionalHeader.SectionAlignment."""
-        return self._u32(self.opt + 32)
-
-    @property
-    def file_alignment(self) -> int:
-        """OptionalHeader.FileAlignment."""
-        return self._u32(self.opt + 36)
-
-    @property
-    def subsystem(self) -> int:
-        """OptionalHeader.Subsystem (10: EFI application)."""
-        return struct.unpack_from("<H", self.data, self.opt + 68)[0]
-
-    @property
-    def dll_characteristics(self) -> int:
-        """OptionalHeader.DllCharacteristics (NX_COMPAT is 0x100)."""
-        return struct.unpack_from("<H", self.data, self.opt + 70)[0]
-
-    @property
-    def size_of_headers(self) -> int:
-        """OptionalHeader.SizeOfHeaders."""
-        return self._u32(self.opt + 60)
-
-    @property
-    def size_of_image(self) -> int:
-        """OptionalHeader.SizeOfImage."""
-        return self._u32(self.opt + 56)
-
-    @property
-    def checksum(self) -> int:
-        """OptionalHeader.CheckSum as stored."""
-        return self._u32(self.opt + 64)
 
     @property
     def arch(self) -> str:
