@@ -63,5 +63,5 @@ def guest(arch: str) -> Guest:
     """Kernel + test initrd for arch (any spelling), from the cache or downloaded now."""
     a = arches.get(arch)
     kernel, release = debian.kernel_image(a.name)
-    return Guest(a.name, kernel, busybox_initrd(a.name, INIT, cache_dir() / "guests" / a.name / "initrd.cpio"),
+    return Guest(a.name, kernel, busybox_initrd(a.name, INIT, cache_dir() / "test-initrd" / a.name / "initrd.cpio"),
                  release)
