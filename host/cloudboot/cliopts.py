@@ -80,13 +80,13 @@ def add_platform(p: argparse.ArgumentParser, what: str, **kw) -> None:
                    "in any spelling)", **kw)
 
 
-def add_esp_options(p: argparse.ArgumentParser, extra_example: str) -> None:
+def add_esp_options(p: argparse.ArgumentParser) -> None:
     """`--efi linux/ARCH=PATH`, `--extra SRC=DST` and `--esp-size`: what goes on an ESP (`esp`, `iso`)."""
     p.add_argument("--efi", action="append", default=[], metavar="linux/ARCH=PATH",
                    help=f"an EFI application for an arch (repeatable; {arches.known()}); it becomes "
                         "\\EFI\\BOOT\\BOOT<ARCH>.EFI")
     p.add_argument("--extra", action="append", default=[], metavar="SRC=DST",
-                   help=f"another file for the ESP, e.g. {extra_example} (repeatable)")
+                   help="another file for the ESP, e.g. uki.efi=EFI/Linux/cloud-boot.efi (repeatable)")
     p.add_argument("--esp-size", metavar="SIZE",
                    help="ESP size (e.g. 64M; default: files x 3/2 + 8M, rounded up to 16M)")
 

@@ -27,6 +27,6 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """The `esp` verb."""
     p = add_verb(sub, "esp", _run, "build a FAT ESP image with \\EFI\\BOOT\\BOOT<ARCH>.EFI files and extras")
-    add_esp_options(p, "uki.efi=EFI/Linux/cloud-boot.efi")
+    add_esp_options(p)
     p.add_argument("--label", default="ESP", help="volume label (default ESP)")
     add_output(p, "the ESP image")

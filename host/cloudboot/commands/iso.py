@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """The `iso` verb."""
     p = add_verb(sub, "iso", _run, "build a hybrid ISO/GPT image booting the given EFI apps on each arch")
-    add_esp_options(p, "uki.efi=EFI/Linux/cloud-boot.efi")
+    add_esp_options(p)
     p.add_argument("--from-build", action="store_true",
                    help="every arch not given with --efi: build/firmware/BOOT<ARCH>.EFI")
     add_output(p, "the hybrid image", default="build/boot.iso")
