@@ -75,8 +75,8 @@ def _table(dev, where: str) -> dict:
     if not table.scheme:
         kind, label, uuid = probe(dev)
         if not kind:
-            raise CloudBootError(f"{where}: not a disk image: no partition table and no filesystem cloud-boot "
-                                 "knows (ext2/3/4, XFS, btrfs, FAT, LUKS)")
+            raise CloudBootError(f"{where}: not a disk image: no partition table, and no filesystem or container "
+                                 "that diskfs recognises")
         return {"device": where, "type": kind, "label": label, "uuid": uuid}
     parts = []
     for p in table.partitions:
