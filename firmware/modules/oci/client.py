@@ -10,6 +10,7 @@ import binascii
 import hashlib
 import json
 
+import arches
 import oci
 from oci import http
 from oci.auth import basic_header, parse_challenges
@@ -24,7 +25,7 @@ from oci.errors import (
     TooLarge,
     TransportError,
 )
-from oci.ref import ARCH_ALIASES, check_digest
+from oci.ref import check_digest
 
 MANIFEST_MAX = 4 << 20
 TOKEN_MAX = 1 << 20
@@ -417,7 +418,7 @@ def check_manifest(doc, where):
 
 def select_platform(index, os, arch, variant=None, where="index"):
     """The FIRST descriptor of an index whose platform is os/arch (and variant when given)."""
-    arch = ARCH_ALIASES.get(arch, arch)
+    arch = arches.go_name(arch)
     manifests = index.get("manifests")
     if not isinstance(manifests, list):
         raise ManifestError("%s: index has no manifests list" % where)
@@ -427,7 +428,7 @@ def select_platform(index, os, arch, variant=None, where="index"):
         plat = desc.get("platform")
         if not isinstance(plat, dict):
             continue
-        if plat.get("os") != os or ARCH_ALIASES.get(plat.get("architecture"), plat.get("architecture")) != arch:
+        if plat.get("os") != os or arches.go_name(plat.get("architecture")) != arch:
             continue
         if variant and plat.get("variant") not in (None, variant):
             continue
