@@ -36,10 +36,10 @@ class RawImage(BlockDevice):
 
     def write(self, offset: int, data) -> None:
         if not self.writable:
-            raise Unsupported("%s: opened read-only" % self.name, "write")
+            raise Unsupported(f"{self.name}: opened read-only", "write")
         if offset < 0 or offset + len(data) > self.size:
-            raise Unsupported("%s: a write of %d bytes at byte %d would end past the image's %d bytes"
-                              % (self.name, len(data), offset, self.size), "write past the end")
+            raise Unsupported(f"{self.name}: a write of {len(data)} bytes at byte {offset} would end past the image's "
+                              f"{self.size} bytes", "write past the end")
         self.f.write(offset, data)
 
     def flush(self) -> None:

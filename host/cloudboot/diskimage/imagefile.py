@@ -33,9 +33,22 @@ def lock_exclusive(fd: int, path: str) -> None:
         fcntl.fcntl(fd, fcntl.F_OFD_SETLK, flock)
     except OSError as exc:
         if exc.errno in (errno.EAGAIN, errno.EACCES):
-            raise ImageInUse(f"{path}: in use: another program holds a lock on it (a running QEMU, qemu-img or "
-                             "another cloud-boot); stop it first") from None
+            check_unlocked(path)  # raises with the message
         raise
+
+
+def check_unlocked(path: str) -> None:
+    """ImageInUse when another open file holds a lock on QEMU's lock bytes of `path` (what a writer would meet),
+    without taking one."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        flock = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, LOCK_START, LOCK_LEN, 0)
+        kind = struct.unpack_from("h", fcntl.fcntl(fd, fcntl.F_OFD_GETLK, flock))[0]
+    finally:
+        os.close(fd)
+    if kind != fcntl.F_UNLCK:
+        raise ImageInUse(f"{path}: in use: another program holds a lock on it (a running QEMU, qemu-img or "
+                         "another cloud-boot); stop it first")
 
 
 class ImageFile:

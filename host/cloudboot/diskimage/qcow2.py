@@ -69,22 +69,22 @@ class Qcow2(BlockDevice):
             raise corrupt(self.name, "qcow2 header", 0, "no qcow2 magic")
         self.version = _u32(head, 4)
         if self.version not in (2, 3):
-            raise Unsupported("%s: qcow2 version %d (2 and 3 exist)" % (self.name, self.version), "qcow2 version")
+            raise Unsupported(f"{self.name}: qcow2 version {self.version} (2 and 3 exist)", "qcow2 version")
         backing_off, backing_len, self.cluster_bits = _u64(head, 8), _u32(head, 16), _u32(head, 20)
         self.size, crypt, self.l1_size, self.l1_offset = _u64(head, 24), _u32(head, 32), _u32(head, 36), _u64(head, 40)
         self.rt_offset, self.rt_clusters, self.snapshots = _u64(head, 48), _u32(head, 56), _u32(head, 60)
         if not 9 <= self.cluster_bits <= 21:
-            raise corrupt(self.name, "qcow2 header", 20, "cluster_bits %d (9..21)" % self.cluster_bits)
+            raise corrupt(self.name, "qcow2 header", 20, f"cluster_bits {self.cluster_bits} (9..21)")
         cs = self.cluster_size = 1 << self.cluster_bits
         if crypt:
-            raise Unsupported("%s: encrypted qcow2 (%s): cloud-boot does not decrypt images; decrypt it with "
-                              "`qemu-img convert --object secret,... --image-opts`" %
-                              (self.name, {1: "AES", 2: "LUKS"}.get(crypt, "method %d" % crypt)), "encryption")
+            method = {1: "AES", 2: "LUKS"}.get(crypt, f"method {crypt}")
+            raise Unsupported(f"{self.name}: encrypted qcow2 ({method}): cloud-boot does not decrypt images; decrypt "
+                              "it with `qemu-img convert --object secret,... --image-opts`", "encryption")
         if self.version == 3:
             self.incompat, self.compat, self.autoclear = _u64(head, 72), _u64(head, 80), _u64(head, 88)
             self.refcount_order, self.header_length = _u32(head, 96), _u32(head, 100)
             if not 104 <= self.header_length <= min(cs, HEAD) or self.header_length % 8:
-                raise corrupt(self.name, "qcow2 header", 100, "header length %d" % self.header_length)
+                raise corrupt(self.name, "qcow2 header", 100, f"header length {self.header_length}")
         else:
             self.incompat = self.compat = self.autoclear = 0
             self.refcount_order, self.header_length = 4, 72
@@ -93,11 +93,11 @@ class Qcow2(BlockDevice):
         if self.incompat & 0x8:
             ctype = head[104] if self.header_length > 104 else 0
             if ctype not in (0, 1):
-                raise Unsupported("%s: qcow2 compression type %d (0 zlib, 1 zstd)" % (self.name, ctype),
+                raise Unsupported(f"{self.name}: qcow2 compression type {ctype} (0 zlib, 1 zstd)",
                                   "compression type")
             self.compression = ("zlib", "zstd")[ctype]
         if self.refcount_order > 6:
-            raise corrupt(self.name, "qcow2 header", 96, "refcount order %d (0..6)" % self.refcount_order)
+            raise corrupt(self.name, "qcow2 header", 96, f"refcount order {self.refcount_order} (0..6)")
         self.extended = bool(self.incompat & 0x10)
         self.entry_size = 16 if self.extended else 8
         self.l2_entries = cs // self.entry_size
@@ -106,12 +106,12 @@ class Qcow2(BlockDevice):
         per_l1 = cs * self.l2_entries
         need = (self.size + per_l1 - 1) // per_l1
         if self.size >= 1 << 62 or self.l1_size * 8 > MAX_L1_BYTES or self.l1_size < need:
-            raise corrupt(self.name, "qcow2 header", 36, "L1 table of %d entries for a %d-byte disk"
-                          % (self.l1_size, self.size))
+            raise corrupt(self.name, "qcow2 header", 36,
+                          f"L1 table of {self.l1_size} entries for a {self.size}-byte disk")
         for what, off in (("L1 table", self.l1_offset), ("refcount table", self.rt_offset)):
             if off % cs or off >= 1 << 56:
                 raise corrupt(self.name, "qcow2 header", 40 if what[0] == "L" else 48,
-                              "%s at byte %d is not cluster-aligned" % (what, off))
+                              f"{what} at byte {off} is not cluster-aligned")
         self.l1 = bytearray(f.read(self.l1_offset, self.l1_size * 8))
         self.backing_format, self.data_file = "", None
         self._extensions(head)
@@ -120,11 +120,11 @@ class Qcow2(BlockDevice):
         self._next_free = 0
         if backing_off:
             if backing_len > 1023 or backing_off + backing_len > min(cs, HEAD):
-                raise corrupt(self.name, "qcow2 backing file name", backing_off, "%d bytes" % backing_len)
+                raise corrupt(self.name, "qcow2 backing file name", backing_off, f"{backing_len} bytes")
             raw = head[backing_off:backing_off + backing_len]
             self.backing_name = os.fsdecode(raw)
             if open_backing is None:
-                raise Unsupported("%s: has a backing file (%s)" % (self.name, self.backing_name), "backing file")
+                raise Unsupported(f"{self.name}: has a backing file ({self.backing_name})", "backing file")
             self.backing = open_backing(self._backing_path(self.backing_name), self.backing_format, chain)
         else:
             self.backing_name = ""
@@ -139,7 +139,7 @@ class Qcow2(BlockDevice):
             if kind == EXT_END:
                 return
             if pos + 8 + length > end:
-                raise corrupt(self.name, "qcow2 header extension", pos, "length %d runs past the header" % length)
+                raise corrupt(self.name, "qcow2 header extension", pos, f"length {length} runs past the header")
             data = head[pos + 8:pos + 8 + length]
             if kind == EXT_BACKING_FORMAT:
                 self.backing_format = data.decode("ascii", "replace")
@@ -147,8 +147,8 @@ class Qcow2(BlockDevice):
 
     def _backing_path(self, name: str) -> str:
         if ":" in name.split("/")[0] or name.startswith("json:"):
-            raise Unsupported("%s: backing file %r is not a local file (protocol or json: names are not "
-                              "supported)" % (self.name, name), "backing protocol")
+            raise Unsupported(f"{self.name}: backing file {name!r} is not a local file (protocol or json: names are "
+                              "not supported)", "backing protocol")
         if os.path.isabs(name):
             return name
         return os.path.join(os.path.dirname(os.path.abspath(self.f.path)), name)
@@ -167,19 +167,19 @@ class Qcow2(BlockDevice):
         """(L2 table bytes, its offset) for L1 index l1i, or (None, 0) when unallocated."""
         entry = _u64(self.l1, l1i * 8)
         if entry & L1_RESERVED:
-            raise corrupt(self.name, "qcow2 L1 entry %d" % l1i, self.l1_offset + l1i * 8,
-                          "reserved bits set (0x%x)" % entry)
+            raise corrupt(self.name, f"qcow2 L1 entry {l1i}", self.l1_offset + l1i * 8,
+                          f"reserved bits set (0x{entry:x})")
         off = entry & OFFSET_MASK
         if not off:
             return None, 0
         if off % self.cluster_size:
-            raise corrupt(self.name, "qcow2 L1 entry %d" % l1i, self.l1_offset + l1i * 8,
-                          "L2 table at byte %d is not cluster-aligned" % off)
+            raise corrupt(self.name, f"qcow2 L1 entry {l1i}", self.l1_offset + l1i * 8,
+                          f"L2 table at byte {off} is not cluster-aligned")
         table = self._l2_cache.get(off)
         if table is None:
             if off >= self.f.size:
-                raise corrupt(self.name, "qcow2 L1 entry %d" % l1i, self.l1_offset + l1i * 8,
-                              "L2 table at byte %d is past the end of the file" % off)
+                raise corrupt(self.name, f"qcow2 L1 entry {l1i}", self.l1_offset + l1i * 8,
+                              f"L2 table at byte {off} is past the end of the file")
             if len(self._l2_cache) >= L2_CACHE:
                 self._l2_cache.pop(next(iter(self._l2_cache)))
             table = self._l2_cache[off] = bytearray(self.f.read(off, self.cluster_size))
@@ -206,9 +206,9 @@ class Qcow2(BlockDevice):
         host = entry & OFFSET_MASK
         where = l2off + l2i * self.entry_size
         if host and (host % cs or host >= 1 << 56):
-            raise corrupt(self.name, "qcow2 L2 entry", where, "cluster at byte %d is not cluster-aligned" % host)
+            raise corrupt(self.name, "qcow2 L2 entry", where, f"cluster at byte {host} is not cluster-aligned")
         if entry & 0x3F000000000001FE:
-            raise corrupt(self.name, "qcow2 L2 entry", where, "reserved bits set (0x%x)" % entry)
+            raise corrupt(self.name, "qcow2 L2 entry", where, f"reserved bits set (0x{entry:x})")
         if not self.extended:
             if entry & ZERO:
                 return ZEROS, 0, run
@@ -229,7 +229,7 @@ class Qcow2(BlockDevice):
     def _sub_state(self, bitmap: int, i: int, where: int) -> str:
         alloc, zero = bitmap >> i & 1, bitmap >> (32 + i) & 1
         if alloc and zero:
-            raise corrupt(self.name, "qcow2 L2 bitmap", where + 8, "subcluster %d both allocated and zero" % i)
+            raise corrupt(self.name, "qcow2 L2 bitmap", where + 8, f"subcluster {i} both allocated and zero")
         return DATA if alloc else ZEROS if zero else BACKING
 
     # ---- reading ----
@@ -291,10 +291,10 @@ class Qcow2(BlockDevice):
                 with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as r:
                     out = r.read(cs)
         except Exception as exc:  # zlib.error, zstandard.ZstdError: the bytes are not what the entry claims
-            raise corrupt(self.name, "qcow2 %s cluster" % self.compression, host, str(exc)) from None
+            raise corrupt(self.name, f"qcow2 {self.compression} cluster", host, str(exc)) from None
         if len(out) != cs:
-            raise corrupt(self.name, "qcow2 %s cluster" % self.compression, host,
-                          "inflates to %d bytes, not %d" % (len(out), cs))
+            raise corrupt(self.name, f"qcow2 {self.compression} cluster", host,
+                          f"inflates to {len(out)} bytes, not {cs}")
         self._packed = (entry, out)
         return out
 
@@ -303,10 +303,10 @@ class Qcow2(BlockDevice):
         """Write `data` at virtual byte `offset` (allocating clusters as needed); fsync'd in crash order."""
         data = memoryview(data).cast("B")
         if not self.writable:
-            raise Unsupported("%s: opened read-only" % self.name, "write")
+            raise Unsupported(f"{self.name}: opened read-only", "write")
         if offset < 0 or offset + len(data) > self.size:
-            raise Unsupported("%s: a write of %d bytes at byte %d would end past the virtual size (%d bytes)"
-                              % (self.name, len(data), offset, self.size), "write past the end")
+            raise Unsupported(f"{self.name}: a write of {len(data)} bytes at byte {offset} would end past the virtual "
+                              f"size ({self.size} bytes)", "write past the end")
         self._check_writable()
         pos = 0
         while pos < len(data):
@@ -318,15 +318,15 @@ class Qcow2(BlockDevice):
     def _check_writable(self) -> None:
         if self.incompat & 0x3:
             state = "marked corrupt" if self.incompat & 0x2 else "marked dirty (refcounts not flushed)"
-            raise Unsupported("%s: qcow2 image %s: repair it with `qemu-img check -r all` first" % (self.name, state),
+            raise Unsupported(f"{self.name}: qcow2 image {state}: repair it with `qemu-img check -r all` first",
                               "dirty image")
         if self.snapshots:
-            raise Unsupported("%s: qcow2 image has %d internal snapshot(s) sharing its clusters; writing is not "
-                              "supported (delete them with `qemu-img snapshot -d`)" % (self.name, self.snapshots),
+            raise Unsupported(f"{self.name}: qcow2 image has {self.snapshots} internal snapshot(s) sharing its "
+                              "clusters; writing is not supported (delete them with `qemu-img snapshot -d`)",
                               "snapshots")
         if self.refcount_order < 3:
-            raise Unsupported("%s: qcow2 refcounts of %d bits: writing needs 8 or more" %
-                              (self.name, 1 << self.refcount_order), "refcount width")
+            raise Unsupported(f"{self.name}: qcow2 refcounts of {1 << self.refcount_order} bits: writing needs 8 or "
+                              "more", "refcount width")
         if self.autoclear:  # features we do not maintain (bitmaps) must be invalidated before the first write
             self.f.write(88, bytes(8))
             self.f.sync()
@@ -343,10 +343,10 @@ class Qcow2(BlockDevice):
         entry, bitmap, l2off, l2i = self._entry(ci)
         host = entry & OFFSET_MASK
         if l2off and not _u64(self.l1, (ci // self.l2_entries) * 8) & COPIED:
-            raise Unsupported("%s: L2 table at byte %d is shared (refcount > 1)" % (self.name, l2off), "shared")
+            raise Unsupported(f"{self.name}: L2 table at byte {l2off} is shared (refcount > 1)", "shared")
         if host and not entry & COMPRESSED:
             if not entry & COPIED:
-                raise Unsupported("%s: cluster at byte %d is shared (refcount > 1)" % (self.name, host), "shared")
+                raise Unsupported(f"{self.name}: cluster at byte {host} is shared (refcount > 1)", "shared")
             if not self.extended and not entry & ZERO:
                 self.f.write(host + co, chunk)
                 return
@@ -432,23 +432,23 @@ class Qcow2(BlockDevice):
         ti = c // per
         block = self._rt_entry(ti)
         if block < 0:
-            raise Unsupported("%s: cluster %d lies beyond what the refcount table covers; growing the refcount "
-                              "table is not supported (qemu-img convert makes a roomier image)" % (self.name, c),
+            raise Unsupported(f"{self.name}: cluster {c} lies beyond what the refcount table covers; growing the "
+                              "refcount table is not supported (qemu-img convert makes a roomier image)",
                               "refcount table growth")
         if block == 0:  # a new refcount block, at the next free cluster, counting itself when it covers itself
             block = self._free_cluster() * self.cluster_size
             raw = bytearray(self.cluster_size)
             own = block // self.cluster_size
             if own // per != ti:
-                raise Unsupported("%s: a new refcount block at byte %d would not cover itself; not supported"
-                                  % (self.name, block), "refcount table growth")
+                raise Unsupported(f"{self.name}: a new refcount block at byte {block} would not cover itself; not "
+                                  "supported", "refcount table growth")
             raw[(own % per) * width:(own % per + 1) * width] = (1).to_bytes(width, "big")
             self.f.write(block, raw)
             self._sync()
             self.f.write(self.rt_offset + ti * 8, struct.pack(">Q", block))
             self._sync()
         if value >= 1 << (8 * width):
-            raise Unsupported("%s: refcount of cluster %d would overflow" % (self.name, c), "refcount overflow")
+            raise Unsupported(f"{self.name}: refcount of cluster {c} would overflow", "refcount overflow")
         self.f.write(block + (c % per) * width, value.to_bytes(width, "big"))
 
     def _free_cluster(self) -> int:
@@ -460,8 +460,8 @@ class Qcow2(BlockDevice):
                 self._next_free = c + 1
                 return c
             c += 1
-        raise Corrupt("%s: no free cluster after the end of the file (refcounts claim clusters past it)"
-                      % self.name, "qcow2 refcounts", None)
+        raise Corrupt(f"{self.name}: no free cluster after the end of the file (refcounts claim clusters past "
+                      "it)", "qcow2 refcounts", None)
 
     def _allocate(self) -> int:
         """A new cluster with refcount 1 (counted, and fsync'd, before anything points at it): its byte offset."""
@@ -490,7 +490,7 @@ def create(f, size: int, cluster_bits: int = 16) -> None:
     rt_at, rb_at, l1_at = cs, 2 * cs, 3 * cs
     used = 3 + l1_clusters
     if used > cs * 8 // 16:
-        raise Unsupported("%s: a %d-byte disk needs more metadata than one refcount block covers" % (f.name, size),
+        raise Unsupported(f"{f.name}: a {size}-byte disk needs more metadata than one refcount block covers",
                           "image size")
     header = struct.pack(">4sIQIIQIIQQIIQQQQII", MAGIC, 3, 0, 0, cluster_bits, size, 0, l1_size, l1_at, rt_at, 1,
                          0, 0, 0, 0, 0, 4, 112)

@@ -36,6 +36,7 @@ MAX_RUNS = 1 << 22
 CRC32 = 2  # UDIF checksum type
 ZERO_FILL, RAW, IGNORE, COMMENT, TERMINATOR = 0, 1, 2, 0x7FFFFFFE, 0xFFFFFFFF
 CODECS = {0x80000004: "ADC", 0x80000005: "zlib", 0x80000006: "bzip2", 0x80000007: "lzfse", 0x80000008: "lzma"}
+VARIANTS = {"zlib": "UDZO", "bzip2": "UDBZ", "lzfse": "ULFO", "lzma": "ULMO", "ADC": "UDCO"}  # hdiutil's names
 
 
 def is_udif(f) -> bool:
@@ -76,25 +77,25 @@ class Udif(BlockDevice):
             raise corrupt(self.name, "UDIF trailer", end, "no koly signature")
         version, size = struct.unpack_from(">II", k, 4)
         if size != SECTOR:
-            raise corrupt(self.name, "UDIF trailer", end, "header size %d" % size)
+            raise corrupt(self.name, "UDIF trailer", end, f"header size {size}")
         self.data_offset, self.data_length = struct.unpack_from(">QQ", k, 24)
         self.xml_offset, self.xml_length = struct.unpack_from(">QQ", k, 216)
         self.sectors = struct.unpack_from(">Q", k, 492)[0]
         if self.data_offset + self.data_length > end:
-            raise corrupt(self.name, "UDIF trailer", end, "data fork (%d bytes at %d) runs past the trailer"
-                          % (self.data_length, self.data_offset))
+            raise corrupt(self.name, "UDIF trailer", end, f"data fork ({self.data_length} bytes at "
+                                                          f"{self.data_offset}) runs past the trailer")
         if not self.xml_length:
-            raise Unsupported("%s: UDIF image without an XML property list (blkx in a resource fork only: images "
-                              "older than Mac OS X 10.2) is not supported" % self.name, "UDIF resource fork")
+            raise Unsupported(f"{self.name}: UDIF image without an XML property list (blkx in a resource fork only: "
+                              "images older than Mac OS X 10.2) is not supported", "UDIF resource fork")
         if self.xml_length > MAX_XML or self.xml_offset + self.xml_length > end:
-            raise corrupt(self.name, "UDIF property list", self.xml_offset, "%d bytes" % self.xml_length)
+            raise corrupt(self.name, "UDIF property list", self.xml_offset, f"{self.xml_length} bytes")
         self.xml = f.read(self.xml_offset, self.xml_length)
         self.tables = []
         self.runs = []
         self._parse_plist()
         if self.sectors > (1 << 54) or any(r.start + r.count > self.sectors for r in self.runs):
-            raise corrupt(self.name, "UDIF trailer", end + 492, "sector count %d does not cover the chunks"
-                          % self.sectors)
+            raise corrupt(self.name, "UDIF trailer", end + 492,
+                          f"sector count {self.sectors} does not cover the chunks")
         self.size = self.sectors * SECTOR
         self._starts = [r.start for r in self.runs]
         self._chunk = (None, b"")
@@ -107,51 +108,48 @@ class Udif(BlockDevice):
             entries = plist["resource-fork"]["blkx"]
             blobs = [(e.get("Name") or e.get("CFName") or "", e["Data"]) for e in entries]
         except Exception as exc:  # plistlib's errors, a missing key, a wrong type: not a blkx list
-            raise corrupt(self.name, "UDIF property list", self.xml_offset, "no resource-fork/blkx array (%s)"
-                          % (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise corrupt(self.name, "UDIF property list", self.xml_offset,
+                          f"no resource-fork/blkx array ({why})") from None
         spans = _blkx_spans(self.xml, [bytes(b) if isinstance(b, bytes | bytearray) else b"" for _, b in blobs])
         if spans is None:
             raise corrupt(self.name, "UDIF property list", self.xml_offset, "cannot locate the blkx data")
         for i, (name, blob) in enumerate(blobs):
             if not isinstance(blob, bytes | bytearray):
-                raise corrupt(self.name, "UDIF blkx %d" % i, self.xml_offset, "Data is not a data element")
+                raise corrupt(self.name, f"UDIF blkx {i}", self.xml_offset, "Data is not a data element")
             self._parse_mish(i, str(name), bytes(blob), spans[i])
         self.runs.sort(key=lambda r: r.start)
-        for a, b in zip(self.runs, self.runs[1:]):
+        for a, b in zip(self.runs, self.runs[1:], strict=False):
             if a.start + a.count > b.start:
-                raise corrupt(self.name, "UDIF blkx %d" % b.table, self.xml_offset,
-                              "chunks overlap at sector %d" % b.start)
+                raise corrupt(self.name, f"UDIF blkx {b.table}", self.xml_offset,
+                              f"chunks overlap at sector {b.start}")
 
     def _parse_mish(self, i: int, name: str, m: bytes, span) -> None:
         where = self.xml_offset
         if len(m) < 204 or m[:4] != b"mish":
-            raise corrupt(self.name, "UDIF blkx %d (%s)" % (i, name), where, "no mish signature")
+            raise corrupt(self.name, f"UDIF blkx {i} ({name})", where, "no mish signature")
         first, count, data_off = struct.unpack_from(">QQQ", m, 8)
         ctype = struct.unpack_from(">I", m, 64)[0]
         nchunks = struct.unpack_from(">I", m, 200)[0]
         if 204 + nchunks * 40 > len(m) or len(self.runs) + nchunks > MAX_RUNS:
-            raise corrupt(self.name, "UDIF blkx %d (%s)" % (i, name), where, "%d chunks in %d bytes"
-                          % (nchunks, len(m)))
+            raise corrupt(self.name, f"UDIF blkx {i} ({name})", where, f"{nchunks} chunks in {len(m)} bytes")
         self.tables.append(Table(name, first, count, ctype, struct.unpack_from(">I", m, 72)[0], bytearray(m), span))
         for c in range(nchunks):
             kind, _, sec, n, off, length = struct.unpack_from(">IIQQQQ", m, 204 + c * 40)
             if kind in (COMMENT, TERMINATOR) or n == 0:
                 continue
             if kind not in (ZERO_FILL, RAW, IGNORE) and kind not in CODECS:
-                raise Unsupported("%s: UDIF chunk type 0x%08x in blkx %d" % (self.name, kind, i), "UDIF chunk type")
+                raise Unsupported(f"{self.name}: UDIF chunk type 0x{kind:08x} in blkx {i}", "UDIF chunk type")
             if sec + n > count or n * SECTOR > MAX_CHUNK and kind != ZERO_FILL and kind != IGNORE:
-                raise corrupt(self.name, "UDIF blkx %d chunk %d" % (i, c), where, "%d sectors at %d" % (n, sec))
+                raise corrupt(self.name, f"UDIF blkx {i} chunk {c}", where, f"{n} sectors at {sec}")
             at = self.data_offset + data_off + off
             if kind not in (ZERO_FILL, IGNORE) and (at + length > self.data_offset + self.data_length
                                                     or (kind == RAW and length != n * SECTOR)):
-                raise corrupt(self.name, "UDIF blkx %d chunk %d" % (i, c), at, "%d bytes outside the data fork"
-                              % length)
+                raise corrupt(self.name, f"UDIF blkx {i} chunk {c}", at, f"{length} bytes outside the data fork")
             self.runs.append(Run(first + sec, n, kind, at, length, i))
 
     def info(self) -> dict:
-        variant = "UDRW" if self.codecs in ([], ["raw"]) else {"zlib": "UDZO", "bzip2": "UDBZ", "lzfse": "ULFO",
-                                                                "lzma": "ULMO", "ADC": "UDCO"}.get(self.codecs[-1],
-                                                                                                   "mixed")
+        variant = next((VARIANTS[c] for c in self.codecs if c in VARIANTS), "UDRW")
         return {"format": "udif", "variant": variant, "virtual_size": self.size, "partitions": len(self.tables),
                 "chunks": len(self.runs), "codecs": self.codecs}
 
@@ -201,17 +199,16 @@ class Udif(BlockDevice):
             elif codec == "lzfse":
                 out = _lzfse(self.name)(data)
             else:
-                raise Unsupported("%s: UDIF ADC chunks (UDCO images) are not supported; convert with hdiutil "
-                                  "convert -format UDZO" % self.name, "UDIF ADC")
+                raise Unsupported(f"{self.name}: UDIF ADC chunks (UDCO images) are not supported; convert with "
+                                  "hdiutil convert -format UDZO", "UDIF ADC")
         except (zlib.error, OSError, EOFError, ValueError, lzma.LZMAError) as exc:
-            raise corrupt(self.name, "UDIF %s chunk" % codec, run.where, str(exc)) from None
+            raise corrupt(self.name, f"UDIF {codec} chunk", run.where, str(exc)) from None
         except Exception as exc:  # lzfse.error
             if type(exc).__name__ != "error":
                 raise
             raise corrupt(self.name, "UDIF lzfse chunk", run.where, str(exc)) from None
         if len(out) != want:
-            raise corrupt(self.name, "UDIF %s chunk" % codec, run.where, "inflates to %d bytes, not %d"
-                          % (len(out), want))
+            raise corrupt(self.name, f"UDIF {codec} chunk", run.where, f"inflates to {len(out)} bytes, not {want}")
         self._chunk = (run, out)
         return out
 
@@ -220,19 +217,19 @@ class Udif(BlockDevice):
         """Overwrite bytes that sit in raw chunks; update the CRC-32 checksums for them; fsync."""
         data = bytes(data)
         if not self.writable:
-            raise Unsupported("%s: opened read-only" % self.name, "write")
+            raise Unsupported(f"{self.name}: opened read-only", "write")
         if offset < 0 or offset + len(data) > self.size:
-            raise Unsupported("%s: a write of %d bytes at byte %d would end past the disk's %d bytes"
-                              % (self.name, len(data), offset, self.size), "write past the end")
+            raise Unsupported(f"{self.name}: a write of {len(data)} bytes at byte {offset} would end past the disk's "
+                              f"{self.size} bytes", "write past the end")
         pieces = []
         pos = 0
         while pos < len(data):
             at = offset + pos
             run, _ = self._run_at(at // SECTOR)
             if run is None or run.kind != RAW:
-                what = "no chunk" if run is None else "a %s chunk" % CODECS.get(run.kind, "zero-fill")
-                raise Unsupported("%s: byte %d of the disk lies in %s: only raw (UDRW) chunks are written in place "
-                                  "(convert the image with hdiutil convert -format UDRW)" % (self.name, at, what),
+                what = "no chunk" if run is None else f"a {CODECS.get(run.kind, 'zero-fill')} chunk"
+                raise Unsupported(f"{self.name}: byte {at} of the disk lies in {what}: only raw (UDRW) chunks are "
+                                  "written in place (convert the image with hdiutil convert -format UDRW)",
                                   "UDIF write")
             inner = at - run.start * SECTOR
             k = min(len(data) - pos, run.count * SECTOR - inner)
@@ -240,12 +237,12 @@ class Udif(BlockDevice):
             pos += k
         for at, what in ((80, "data fork"), (352, "master")):
             if self._checksum_type(at) not in (0, CRC32):
-                raise Unsupported("%s: UDIF %s checksum type %d cannot be updated"
-                                  % (self.name, what, self._checksum_type(at)), "UDIF checksum")
+                raise Unsupported(f"{self.name}: UDIF {what} checksum type {self._checksum_type(at)} cannot be "
+                                  "updated", "UDIF checksum")
         for run, _, _ in pieces:
             if self.tables[run.table].ctype not in (0, CRC32):
-                raise Unsupported("%s: UDIF blkx checksum type %d cannot be updated" %
-                                  (self.name, self.tables[run.table].ctype), "UDIF checksum")
+                raise Unsupported(f"{self.name}: UDIF blkx checksum type {self.tables[run.table].ctype} cannot be "
+                                  "updated", "UDIF checksum")
         olds = [self.f.read(run.where + inner, len(chunk)) for run, inner, chunk in pieces]
         for run, inner, chunk in pieces:
             self.f.write(run.where + inner, chunk)
@@ -295,7 +292,7 @@ def _lzfse(name: str):
     try:
         import lzfse
     except ImportError:
-        raise Unsupported("%s: lzfse-compressed UDIF (ULFO) needs the Python package lzfse" % name,
+        raise Unsupported(f"{name}: lzfse-compressed UDIF (ULFO) needs the Python package lzfse",
                           "UDIF lzfse") from None
     return lzfse.decompress
 
