@@ -294,3 +294,41 @@ def test_crash_inside_a_qcow2_allocation(diskimages: Path, tmp_path: Path, monke
         sh("qemu-img", "convert", "-O", "raw", image, flat)
         fsck("ext4", flat)
         assert tool_label("ext4", flat) in ("EXT4-4K", "crashed")
+
+
+# ---- images in use --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,fmt", [("ext4.qcow2", "qcow2"), ("ext4-UDRW.dmg", "raw")])
+def test_label_refused_while_a_qemu_holds_the_image(diskimages: Path, tmp_path: Path, name: str, fmt: str) -> None:
+    """A real QEMU (paused, the disk on a virtio-blk device) holds the image: label and --dry-run are refused,
+    nothing is written; once QEMU is gone the label goes in."""
+    import time
+
+    from cloudboot.diskimage.imagefile import ImageInUse, check_unlocked
+
+    image = tmp_path / name
+    shutil.copyfile(diskimages / name, image)
+    before = digest(image)
+    qemu = subprocess.Popen(["qemu-system-x86_64", "-M", "q35", "-nodefaults", "-display", "none", "-S",
+                             "-drive", f"file={image},if=none,format={fmt},id=d0", "-device",
+                             "virtio-blk-pci,drive=d0"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert qemu.poll() is None, qemu.stderr.read().decode()
+            try:
+                check_unlocked(str(image))
+            except ImageInUse:
+                break
+            assert time.monotonic() < deadline, "QEMU took no lock"
+            time.sleep(0.2)
+        for args in ((str(image), "busy"), ("--dry-run", str(image), "busy")):
+            proc = cli(*args)
+            err = proc.stderr.decode()
+            assert proc.returncode == 1 and "in use" in err and "QEMU" in err, err
+        assert digest(image) == before
+    finally:
+        qemu.kill()
+        qemu.wait()
+    proc = cli(str(image), "free")
+    assert proc.returncode == 0, proc.stderr
