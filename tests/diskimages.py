@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.udifwrite import write as udif_write
 
-SOURCES = {"multi": "gpt-multi.img", "ext4": "ext4-4k.img"}
+SOURCES = {"multi": "gpt-multi.img", "ext4": "ext4-4k.img", "ext4-1k": "ext4-1k.img"}
 
 
 def _sh(*cmd) -> str:
@@ -37,9 +37,9 @@ def chain(out: Path, src: Path) -> None:
     base, mid = out.with_name(out.stem + "-base.qcow2"), out.with_name(out.stem + "-mid.qcow2")
     convert(base, src, "-c")
     _sh("qemu-img", "create", "-q", "-f", "qcow2", "-b", base.name, "-F", "qcow2", mid)
-    _sh("qemu-io", "-c", "write -P 0xa5 1M 192k", "-c", "write -P 0x5a 8M 4k", mid)
+    _sh("qemu-io", "-c", "write -P 0xa5 28M 192k", "-c", "write -P 0x5a 29M 4k", mid)  # free blocks of the fs
     _sh("qemu-img", "create", "-q", "-f", "qcow2", "-o", "extended_l2=on", "-b", mid.name, "-F", "qcow2", out)
-    _sh("qemu-io", "-c", "write -z 1088k 64k", "-c", "write -P 0x33 8196k 2k", "-c", "write -P 0x44 20M 3k", out)
+    _sh("qemu-io", "-c", "write -z 28736k 64k", "-c", "write -P 0x33 29700k 2k", "-c", "write -P 0x44 30M 3k", out)
     _sh("qemu-img", "convert", "-O", "raw", out, out.with_suffix(".raw"))
 
 
@@ -72,7 +72,7 @@ IMAGES = {
     "ext4-zstd.qcow2": (convert, "ext4", ("-c", "-o", "compression_type=zstd")),
     "ext4-xl2.qcow2": (convert, "ext4", ("-o", "extended_l2=on,cluster_size=64k")),
     "ext4-512.qcow2": (convert, "ext4", ("-o", "cluster_size=512")),
-    "chain.qcow2": (chain, "ext4", ()),
+    "chain.qcow2": (chain, "ext4-1k", ()),
     "pydmg.dmg": (pydmg_udzo, "ext4", ()),
     **{f"multi-{k}.dmg": (udif, "multi", (k,)) for k in ("UDRW", "UDZO")},
     **{f"ext4-{k}.dmg": (udif, "ext4", (k,)) for k in ("UDRW", "UDRO", "UDZO", "UDBZ", "ULFO", "ULMO")},

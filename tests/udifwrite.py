@@ -1,8 +1,8 @@
 """A UDIF (`.dmg`) writer for tests: no tool in Debian writes UDIF (dmg2img, 7-Zip and QEMU only read it) and
 the one producer on PyPI (pydmg, the apple-dmg crate) writes UDZO images of FAT filesystems only, so the images
 holding ext4/XFS/btrfs in every variant (UDRW, UDRO, UDZO, UDBZ, ULFO, ULMO) are written here, as hdiutil lays
-them out: 1 MiB chunks, all-zero chunks as zero-fill, one blkx table per disk, CRC-32 checksums of the table's
-data, of the data fork and over the tables' checksums. Its output is checked against dmg2img and 7-Zip by the
+them out: 1 MiB chunks, all-zero chunks as sparse "ignore" chunks, one blkx table per disk, CRC-32 checksums of
+the table's stored chunks, of the data fork and over the tables' checksums. Its output is checked against dmg2img and 7-Zip by the
 tests (tests/unit/test_diskimage.py), so it is an oracle's input, not an oracle.
 """
 
@@ -46,11 +46,11 @@ def write(src: Path, out: Path, kind: str = "UDRW") -> Path:
     with open(src, "rb") as f, open(tmp, "wb") as o:
         for start in range(0, size, CHUNK):
             data = f.read(min(CHUNK, size - start))
-            table_crc = zlib.crc32(data, table_crc)
             sectors = len(data) // SECTOR
-            if data.count(0) == len(data):
+            if data.count(0) == len(data):  # hdiutil's sparse "ignore" chunk, left out of the table's CRC
                 chunks.append((2, start // SECTOR, sectors, fork, 0))
                 continue
+            table_crc = zlib.crc32(data, table_crc)
             stored = _compress(kind, data)
             o.write(stored)
             fork_crc = zlib.crc32(stored, fork_crc)

@@ -76,7 +76,10 @@ def plan(dev, label: str) -> Plan:
         raise LabelError(f"{dev.name}: no ext2/3/4, XFS or btrfs filesystem here" +
                          (f" ({fs})" if fs else ""))
     raw = check_label(fs, label)
-    return {"ext4": _ext, "xfs": _xfs, "btrfs": _btrfs}[fs](dev, raw, label)
+    p = {"ext4": _ext, "xfs": _xfs, "btrfs": _btrfs}[fs](dev, raw, label)
+    if hasattr(dev, "check_writes"):  # the image can take every write (raw chunks, refcount room, the size)
+        dev.check_writes([(c.offset, len(c.data)) for c in p.copies])
+    return p
 
 
 def relabel(spec: str, label: str, dry_run: bool = False) -> dict:

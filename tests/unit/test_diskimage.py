@@ -128,7 +128,7 @@ def test_refusals_are_one_line(tmp_path: Path, diskimages: Path) -> None:
     assert _qemu_img("create", "-q", "-f", "qcow2", "-b", "b.qcow2", "-F", "qcow2", a).returncode == 0
     assert _qemu_img("rebase", "-u", "-f", "qcow2", "-b", "a.qcow2", "-F", "qcow2", b).returncode == 0
     orphan = tmp_path / "orphan.qcow2"
-    assert _qemu_img("create", "-q", "-f", "qcow2", "-b", "gone.raw", "-F", "raw", orphan, "16M").returncode == 0
+    assert _qemu_img("create", "-q", "-u", "-f", "qcow2", "-b", "gone.raw", "-F", "raw", orphan, "16M").returncode == 0
     cases = [(enc, "encrypted qcow2 (LUKS)"), (ext, "external data file"), (a, "backing chain loops"),
              (orphan, "backing file"), (tmp_path / "none.qcow2", "no such file")]
     for image, words in cases:
@@ -250,15 +250,16 @@ def test_qcow2_writer_refusals(diskimages: Path, tmp_path: Path) -> None:
     assert file_digest(image) == before
 
 
-def test_qcow2_write_clears_autoclear_bitmaps(diskimages: Path, tmp_path: Path) -> None:
+def test_qcow2_with_dirty_bitmaps_is_not_written(diskimages: Path, tmp_path: Path) -> None:
     image = tmp_path / "bm.qcow2"
     shutil.copyfile(diskimages / "ext4.qcow2", image)
     assert _qemu_img("bitmap", "--add", image, "b0").returncode == 0
+    before = file_digest(image)
     dev = open_image(str(image), write=True)
-    dev.write(3 * MiB, b"\x77" * 5000)
+    with pytest.raises(Unsupported, match="dirty bitmaps"):
+        dev.write(3 * MiB, b"\x77" * 5000)
     dev.close()
-    assert _qemu_img("check", image).returncode == 0
-    assert struct.unpack(">Q", image.read_bytes()[88:96])[0] == 0
+    assert file_digest(image) == before and _qemu_img("check", image).returncode == 0
 
 
 # ---- the UDRW writer ------------------------------------------------------------------------------------------
@@ -282,8 +283,12 @@ def test_udrw_writes_keep_readers_and_checksums(diskimages: Path, testdata: str,
     dev.close()
     dev = open_image(str(image))
     assert dev.read(0, len(model)) == bytes(model)
-    for t in dev.tables:  # our incremental CRCs equal full recomputations
-        assert t.csum == zlib.crc32(dev.read(t.first * 512, t.count * 512))
+    for i, t in enumerate(dev.tables):  # our incremental CRCs equal full recomputations (sparse chunks left out)
+        crc = 0
+        for r in dev.runs:
+            if r.table == i and r.kind != 2:
+                crc = zlib.crc32(dev.read(r.start * 512, r.count * 512), crc)
+        assert t.csum == crc
     with open(image, "rb") as f:
         f.seek(dev.data_offset)
         assert struct.unpack_from(">I", dev.koly, 88)[0] == zlib.crc32(f.read(dev.data_length))
@@ -291,9 +296,14 @@ def test_udrw_writes_keep_readers_and_checksums(diskimages: Path, testdata: str,
     subprocess.run(["dmg2img", "-s", str(image), str(out)], check=True, capture_output=True)
     assert out.read_bytes()[:len(model)] == bytes(model)
     assert subprocess.run(["7zz", "t", "-tdmg", str(image)], capture_output=True).returncode == 0
-    import pydmg
+    import pydmg  # its blkx decoder stops at the big image's table: its checksum check on the small one
 
-    assert pydmg.verify_data_checksum(str(image))
+    small = tmp_path / "small.dmg"
+    shutil.copyfile(diskimages / "ext4-UDRW.dmg", small)
+    dev = open_image(str(small), write=True)
+    dev.write(1024 + 0x78, b"pydmg-checks-me!")
+    dev.close()
+    assert pydmg.verify_data_checksum(str(small))
 
 
 def test_udif_writer_refusals(diskimages: Path, tmp_path: Path) -> None:
@@ -305,7 +315,7 @@ def test_udif_writer_refusals(diskimages: Path, tmp_path: Path) -> None:
     raw_image = tmp_path / "r.dmg"
     shutil.copyfile(diskimages / "ext4-UDRW.dmg", raw_image)
     dev = open_image(str(raw_image), write=True)
-    with pytest.raises(Unsupported, match="past the disk"):
+    with pytest.raises(Unsupported, match="past the virtual size"):
         dev.write(dev.size - 1, b"xx")
     zero = next(r for r in dev.runs if r.kind == 2)
     with pytest.raises(Unsupported, match="zero-fill chunk"):

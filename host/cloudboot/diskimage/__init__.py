@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from cloudboot.diskimage.imagefile import ImageFile, ImageInUse
+from cloudboot.diskimage.imagefile import ImageFile, ImageInUse, check_open_for_writing, check_span
 from cloudboot.diskimage.qcow2 import MAX_CHAIN, Qcow2
 from cloudboot.diskimage.qcow2 import convert as _qcow2_convert
 from cloudboot.diskimage.udif import SECTOR, Udif
@@ -34,12 +34,14 @@ class RawImage(BlockDevice):
         self.check(offset, len(buf))
         self.f.readinto(offset, buf)
 
+    def check_writes(self, spans) -> None:
+        """Unsupported unless every (offset, length) can be written."""
+        for offset, length in spans:
+            check_span(self, offset, length)
+
     def write(self, offset: int, data) -> None:
-        if not self.writable:
-            raise Unsupported(f"{self.name}: opened read-only", "write")
-        if offset < 0 or offset + len(data) > self.size:
-            raise Unsupported(f"{self.name}: a write of {len(data)} bytes at byte {offset} would end past the image's "
-                              f"{self.size} bytes", "write past the end")
+        check_open_for_writing(self)
+        self.check_writes([(offset, len(data))])
         self.f.write(offset, data)
 
     def flush(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from cloudboot.diskimage.imagefile import check_span
 from cloudboot.errors import CloudBootError
 from diskfs.blockdev import BlockDevice
 
@@ -34,8 +35,13 @@ class Window(BlockDevice):
         self.check(offset, len(buf))
         self.parent.readinto(self.offset + offset, buf)
 
+    def check_writes(self, spans) -> None:
+        for offset, length in spans:
+            check_span(self, offset, length)
+        self.parent.check_writes([(self.offset + offset, length) for offset, length in spans])
+
     def write(self, offset: int, data) -> None:
-        self.check(offset, len(data))
+        check_span(self, offset, len(data))
         self.parent.write(self.offset + offset, data)
 
     def flush(self) -> None:

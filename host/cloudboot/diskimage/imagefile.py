@@ -16,7 +16,7 @@ import stat
 import struct
 
 from cloudboot.errors import CloudBootError
-from diskfs.errors import NotFound
+from diskfs.errors import NotFound, Unsupported
 
 LOCK_START, LOCK_LEN = 100, 200  # QEMU's permission bytes (100 + n) and its "not shared" bytes (200 + n)
 
@@ -49,6 +49,18 @@ def check_unlocked(path: str) -> None:
     if kind != fcntl.F_UNLCK:
         raise ImageInUse(f"{path}: in use: another program holds a lock on it (a running QEMU, qemu-img or "
                          "another cloud-boot); stop it first")
+
+
+def check_span(dev, offset: int, length: int) -> None:
+    """Unsupported unless [offset, offset + length) lies inside `dev`'s virtual disk: no write ever goes past it."""
+    if offset < 0 or length < 0 or offset + length > dev.size:
+        raise Unsupported(f"{dev.name}: a write of {length} bytes at byte {offset} would end past the virtual size "
+                          f"({dev.size} bytes)", "write past the end")
+
+
+def check_open_for_writing(dev) -> None:
+    if not dev.writable:
+        raise Unsupported(f"{dev.name}: opened read-only", "write")
 
 
 class ImageFile:

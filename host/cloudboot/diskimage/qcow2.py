@@ -25,6 +25,7 @@ import os
 import struct
 import zlib
 
+from cloudboot.diskimage.imagefile import check_open_for_writing, check_span
 from diskfs.blockdev import BlockDevice
 from diskfs.errors import Corrupt, Unsupported, check_incompat, corrupt
 
@@ -299,15 +300,39 @@ class Qcow2(BlockDevice):
         return out
 
     # ---- writing ----
+    def check_writes(self, spans) -> None:
+        """Unsupported unless every (offset, length) can be written: inside the disk, an image in a state we
+        write, and room in the refcount table for every cluster the writes would allocate (checked before the
+        first byte is written, so a refused write leaves the image as it was)."""
+        self._check_state()
+        cs = self.cluster_size
+        new, tables = set(), set()
+        for offset, length in spans:
+            check_span(self, offset, length)
+            for ci in range(offset // cs, (offset + length + cs - 1) // cs):
+                entry, _, l2off, _ = self._entry(ci)
+                if not entry & OFFSET_MASK or entry & COMPRESSED:
+                    new.add(ci)
+                if not l2off:
+                    tables.add(ci // self.l2_entries)
+        need = len(new) + len(tables)
+        if need:
+            per = self._rc_geometry()[1]
+            last = max(self._next_free, (self.f.size + cs - 1) // cs) + need + need // per + 2
+            if last // per >= self.rt_clusters * cs // 8:
+                raise Unsupported(f"{self.name}: the write needs {need} new clusters, beyond what the refcount table "
+                                  "covers; growing the refcount table is not supported (qemu-img convert makes a "
+                                  "roomier image)", "refcount table growth")
+
     def write(self, offset: int, data) -> None:
         """Write `data` at virtual byte `offset` (allocating clusters as needed); fsync'd in crash order."""
         data = memoryview(data).cast("B")
-        if not self.writable:
-            raise Unsupported(f"{self.name}: opened read-only", "write")
-        if offset < 0 or offset + len(data) > self.size:
-            raise Unsupported(f"{self.name}: a write of {len(data)} bytes at byte {offset} would end past the virtual "
-                              f"size ({self.size} bytes)", "write past the end")
-        self._check_writable()
+        check_open_for_writing(self)
+        self.check_writes([(offset, len(data))])
+        if self.autoclear:  # features we do not maintain must be invalidated before the first write (the spec)
+            self.f.write(88, bytes(8))
+            self.f.sync()
+            self.autoclear = 0
         pos = 0
         while pos < len(data):
             ci, co = divmod(offset + pos, self.cluster_size)
@@ -315,7 +340,7 @@ class Qcow2(BlockDevice):
             self._write_cluster(ci, co, data[pos:pos + n])
             pos += n
 
-    def _check_writable(self) -> None:
+    def _check_state(self) -> None:
         if self.incompat & 0x3:
             state = "marked corrupt" if self.incompat & 0x2 else "marked dirty (refcounts not flushed)"
             raise Unsupported(f"{self.name}: qcow2 image {state}: repair it with `qemu-img check -r all` first",
@@ -327,10 +352,9 @@ class Qcow2(BlockDevice):
         if self.refcount_order < 3:
             raise Unsupported(f"{self.name}: qcow2 refcounts of {1 << self.refcount_order} bits: writing needs 8 or "
                               "more", "refcount width")
-        if self.autoclear:  # features we do not maintain (bitmaps) must be invalidated before the first write
-            self.f.write(88, bytes(8))
-            self.f.sync()
-            self.autoclear = 0
+        if self.autoclear & 0x1:
+            raise Unsupported(f"{self.name}: qcow2 image has persistent dirty bitmaps, which cloud-boot cannot keep "
+                              "up to date; remove them first (qemu-img bitmap --remove)", "bitmaps")
 
     def _sync(self) -> None:
         if self.ordered:

@@ -25,6 +25,7 @@ import struct
 import zlib
 
 from cloudboot.diskimage import crc32
+from cloudboot.diskimage.imagefile import check_open_for_writing, check_span
 from diskfs.blockdev import BlockDevice
 from diskfs.errors import Corrupt, Unsupported, corrupt
 
@@ -48,19 +49,22 @@ class Run:
     """One chunk: `count` sectors from disk sector `start`, of chunk type `kind`, stored at file byte `where`
     (`length` bytes); `table` is the index of its blkx table."""
 
-    __slots__ = ("start", "count", "kind", "where", "length", "table")
+    __slots__ = ("start", "count", "kind", "where", "length", "table", "crcpos")
 
-    def __init__(self, start, count, kind, where, length, table):
-        self.start, self.count, self.kind, self.where, self.length, self.table = \
-            start, count, kind, where, length, table
+    def __init__(self, start, count, kind, where, length, table, crcpos):
+        self.start, self.count, self.kind, self.where, self.length, self.table, self.crcpos = \
+            start, count, kind, where, length, table, crcpos
 
 
 class Table:
-    """A blkx (mish) table: its disk sectors, checksum, and where its base64 text sits in the XML."""
+    """A blkx (mish) table: its disk sectors, checksum, and where its base64 text sits in the XML. The checksum
+    covers the table's chunks in order, zero-fill as zeros, "ignore" (sparse) chunks left out (as 7-Zip checks
+    it); `crclen` is how many bytes that is, `Run.crcpos` where a chunk's bytes start in it."""
 
     def __init__(self, name, first, count, ctype, csum, raw, span):
         self.name, self.first, self.count, self.ctype, self.csum, self.raw, self.span = \
             name, first, count, ctype, csum, raw, span
+        self.crclen = 0
 
 
 class Udif(BlockDevice):
@@ -133,9 +137,10 @@ class Udif(BlockDevice):
         nchunks = struct.unpack_from(">I", m, 200)[0]
         if 204 + nchunks * 40 > len(m) or len(self.runs) + nchunks > MAX_RUNS:
             raise corrupt(self.name, f"UDIF blkx {i} ({name})", where, f"{nchunks} chunks in {len(m)} bytes")
-        self.tables.append(Table(name, first, count, ctype, struct.unpack_from(">I", m, 72)[0], bytearray(m), span))
-        for c in range(nchunks):
-            kind, _, sec, n, off, length = struct.unpack_from(">IIQQQQ", m, 204 + c * 40)
+        table = Table(name, first, count, ctype, struct.unpack_from(">I", m, 72)[0], bytearray(m), span)
+        self.tables.append(table)
+        chunks = [struct.unpack_from(">IIQQQQ", m, 204 + c * 40) + (c,) for c in range(nchunks)]
+        for kind, _, sec, n, off, length, c in sorted(chunks, key=lambda ch: ch[2]):
             if kind in (COMMENT, TERMINATOR) or n == 0:
                 continue
             if kind not in (ZERO_FILL, RAW, IGNORE) and kind not in CODECS:
@@ -146,7 +151,9 @@ class Udif(BlockDevice):
             if kind not in (ZERO_FILL, IGNORE) and (at + length > self.data_offset + self.data_length
                                                     or (kind == RAW and length != n * SECTOR)):
                 raise corrupt(self.name, f"UDIF blkx {i} chunk {c}", at, f"{length} bytes outside the data fork")
-            self.runs.append(Run(first + sec, n, kind, at, length, i))
+            self.runs.append(Run(first + sec, n, kind, at, length, i, table.crclen))
+            if kind != IGNORE:
+                table.crclen += n * SECTOR
 
     def info(self) -> dict:
         variant = next((VARIANTS[c] for c in self.codecs if c in VARIANTS), "UDRW")
@@ -213,14 +220,18 @@ class Udif(BlockDevice):
         return out
 
     # ---- writing (UDRW) ----
-    def write(self, offset: int, data) -> None:
-        """Overwrite bytes that sit in raw chunks; update the CRC-32 checksums for them; fsync."""
-        data = bytes(data)
-        if not self.writable:
-            raise Unsupported(f"{self.name}: opened read-only", "write")
-        if offset < 0 or offset + len(data) > self.size:
-            raise Unsupported(f"{self.name}: a write of {len(data)} bytes at byte {offset} would end past the disk's "
-                              f"{self.size} bytes", "write past the end")
+    def check_writes(self, spans) -> None:
+        """Unsupported unless every (offset, length) lies in raw chunks whose checksums we can update."""
+        for offset, length in spans:
+            self._pieces(offset, bytes(length))
+
+    def _pieces(self, offset: int, data: bytes):
+        """[(run, offset in the run, bytes)] for a write; Unsupported when any of it cannot be written."""
+        check_span(self, offset, len(data))
+        for at, what in ((80, "data fork"), (352, "master")):
+            if self._checksum_type(at) not in (0, CRC32):
+                raise Unsupported(f"{self.name}: UDIF {what} checksum type {self._checksum_type(at)} cannot be "
+                                  "updated", "UDIF checksum")
         pieces = []
         pos = 0
         while pos < len(data):
@@ -231,18 +242,19 @@ class Udif(BlockDevice):
                 raise Unsupported(f"{self.name}: byte {at} of the disk lies in {what}: only raw (UDRW) chunks are "
                                   "written in place (convert the image with hdiutil convert -format UDRW)",
                                   "UDIF write")
+            if self.tables[run.table].ctype not in (0, CRC32):
+                raise Unsupported(f"{self.name}: UDIF blkx checksum type {self.tables[run.table].ctype} cannot be "
+                                  "updated", "UDIF checksum")
             inner = at - run.start * SECTOR
             k = min(len(data) - pos, run.count * SECTOR - inner)
             pieces.append((run, inner, data[pos:pos + k]))
             pos += k
-        for at, what in ((80, "data fork"), (352, "master")):
-            if self._checksum_type(at) not in (0, CRC32):
-                raise Unsupported(f"{self.name}: UDIF {what} checksum type {self._checksum_type(at)} cannot be "
-                                  "updated", "UDIF checksum")
-        for run, _, _ in pieces:
-            if self.tables[run.table].ctype not in (0, CRC32):
-                raise Unsupported(f"{self.name}: UDIF blkx checksum type {self.tables[run.table].ctype} cannot be "
-                                  "updated", "UDIF checksum")
+        return pieces
+
+    def write(self, offset: int, data) -> None:
+        """Overwrite bytes that sit in raw chunks; update the CRC-32 checksums for them; fsync."""
+        check_open_for_writing(self)
+        pieces = self._pieces(offset, bytes(data))
         olds = [self.f.read(run.where + inner, len(chunk)) for run, inner, chunk in pieces]
         for run, inner, chunk in pieces:
             self.f.write(run.where + inner, chunk)
@@ -258,8 +270,7 @@ class Udif(BlockDevice):
         for (run, inner, new), old in zip(pieces, olds, strict=True):
             t = self.tables[run.table]
             if t.ctype == CRC32:
-                pos = (run.start - t.first) * SECTOR + inner
-                t.csum = crc32.update(t.csum, t.count * SECTOR, pos, old, new)
+                t.csum = crc32.update(t.csum, t.crclen, run.crcpos + inner, old, new)
                 struct.pack_into(">I", t.raw, 72, t.csum)
                 changed.add(run.table)
             if self._checksum_type(80) == CRC32:
