@@ -2,8 +2,8 @@
 the one producer on PyPI (pydmg, the apple-dmg crate) writes UDZO images of FAT filesystems only, so the images
 holding ext4/XFS/btrfs in every variant (UDRW, UDRO, UDZO, UDBZ, ULFO, ULMO) are written here, as hdiutil lays
 them out: 1 MiB chunks, all-zero chunks as sparse "ignore" chunks, one blkx table per disk, CRC-32 checksums of
-the table's stored chunks, of the data fork and over the tables' checksums. Its output is checked against dmg2img and 7-Zip by the
-tests (tests/unit/test_diskimage.py), so it is an oracle's input, not an oracle.
+the table's stored chunks, of the data fork and over the tables' checksums. Its output is checked against dmg2img
+and 7-Zip by the tests (tests/unit/test_diskimage.py), so it is an oracle's input, not an oracle.
 """
 
 from __future__ import annotations
