@@ -195,6 +195,7 @@ def test_qcow2_small_clusters_grow_refcounts_or_refuse_clearly(diskimages: Path,
     refcount blocks and, past the table, a clear refusal with the image still clean."""
     image = tmp_path / "small.qcow2"
     shutil.copyfile(diskimages / "ext4-512.qcow2", image)
+    start = image.stat().st_size
     dev = open_image(str(image))
     model = bytearray(dev.read(0, dev.size))
     dev.close()
@@ -211,7 +212,8 @@ def test_qcow2_small_clusters_grow_refcounts_or_refuse_clearly(diskimages: Path,
         refused = str(exc)
     dev.flush()
     dev.close()
-    assert refused is None or "refcount table" in refused
+    assert refused and "refcount table" in refused  # after new refcount blocks had covered 1 MiB and more
+    assert image.stat().st_size > start + MiB
     _check_and_compare(image, bytes(model), tmp_path)
 
 
