@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_fs_read import _CHECK, CHUNK, _image, _raw
+from bench.bench_fs_read import _CHECK, CHUNK, _image, _raw, big_tree
 from bench.report import report
 
 RUNS = 3
@@ -54,13 +54,7 @@ def main() -> None:
     size = int(os.environ.get("FS_BENCH_MIB", "512")) << 20
     work = Path(tempfile.mkdtemp(prefix="cloudboot-bench-qcow2-"))
     try:
-        (work / "tree").mkdir()
-        block = bytes((i * 7 + 3) & 0xFF for i in range(CHUNK))
-        with open(work / "tree/big", "wb") as f:
-            for i in range(size // CHUNK):
-                f.write(block[i & 0xFF:] + block[:i & 0xFF])
-        last = size // CHUNK - 1
-        _CHECK[0] = (block[last & 0xFF:] + block[:last & 0xFF])[:16]
+        big_tree(work, size)
         raw = _image(work, "ext4", size)
         mib = size / (1 << 20)
         _raw(raw, size)

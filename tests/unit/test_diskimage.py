@@ -20,6 +20,7 @@ import pytest
 from cloudboot.diskimage import convert, open_image
 from diskfs.errors import Corrupt, FsError, NotFound, Unsupported
 from tests.diskimages import IMAGES, copy_chain, raw
+from tests.unit.test_fs_cli import manifest
 
 KERNEL = "/boot/vmlinuz-6.1.0-9-amd64"
 MiB = 1 << 20
@@ -46,14 +47,6 @@ def file_digest(path: Path) -> str:
         while chunk := f.read(4 * MiB):
             h.update(chunk)
     return h.hexdigest()
-
-
-def manifest(testdata: str) -> dict[str, list[str]]:
-    out = {}
-    for line in (Path(testdata) / "tree.manifest").read_text(encoding="utf-8").splitlines():
-        kind, path, size, sha, _ = line.split("\t")
-        out[path] = [kind, size, sha]
-    return out
 
 
 # ---- reading --------------------------------------------------------------------------------------------------

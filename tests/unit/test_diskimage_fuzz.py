@@ -9,22 +9,18 @@ Under `make test` each image gets a short bounded run; `make fuzz` runs each for
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+pytest.importorskip("hypothesis")
 
 import diskfs  # noqa: E402
 from cloudboot.diskimage import _open_backing  # noqa: E402
 from cloudboot.diskimage.imagefile import ImageFile  # noqa: E402
 from cloudboot.diskimage.qcow2 import Qcow2  # noqa: E402
 from cloudboot.diskimage.udif import Udif  # noqa: E402
-from diskfs.errors import FsError  # noqa: E402
-from tests.unit.test_fs_fuzz import EXAMPLES, FLIPS, FUZZ_SECONDS, HANG_SECONDS, Hang, exercise  # noqa: E402
+from tests.unit.test_fs_fuzz import bounded, exercise, fuzz  # noqa: E402
 
 IMAGES = ["ext4.qcow2", "ext4-zstd.qcow2", "ext4-xl2.qcow2", "chain.qcow2", "multi-v2.qcow2", "ext4-UDZO.dmg",
           "ext4-ULMO.dmg", "ext4-ULFO.dmg", "ext4-UDRW.dmg", "pydmg.dmg"]
@@ -83,10 +79,6 @@ def metadata(path: Path) -> list[tuple[int, int]]:
     return _META[path.name]
 
 
-def _alarm(signum, frame):
-    raise Hang(f"no answer within {HANG_SECONDS} s: a loop?")
-
-
 def run_mutated(path: Path, flips) -> None:
     meta = metadata(path)
     real = {}
@@ -94,32 +86,16 @@ def run_mutated(path: Path, flips) -> None:
         offset, length = meta[index % len(meta)]
         real[offset + where % length] = mask
     f = Mutated(str(path), real.items())
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(HANG_SECONDS)
     try:
-        read_all(open_mutated(path, f))
-    except FsError:
-        pass
+        with bounded():
+            read_all(open_mutated(path, f))
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
         f.close()
 
 
 @pytest.mark.parametrize("name", IMAGES)
 def test_fuzz_image_metadata(diskimages: Path, name: str) -> None:
-    path = diskimages / name
-
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(FLIPS)
-    def prop(flips):
-        run_mutated(path, flips)
-
-    prop()
-    stop = time.monotonic() + FUZZ_SECONDS
-    while time.monotonic() < stop:  # `make fuzz`: new random examples until the time is up
-        prop()
+    fuzz(lambda flips: run_mutated(diskimages / name, flips))
 
 
 def test_fuzz_image_headers_smashed(diskimages: Path) -> None:

@@ -121,7 +121,6 @@ def test_descriptor_discovery_finds_edk2_for_every_arch() -> None:
 
 def test_command_line_devices_and_vars_copy(tmp_path: Path) -> None:
     from cloudboot.harness.machine import Machine
-
     from tests.udifwrite import write
 
     disk, qcow, dmg = tmp_path / "a.img", tmp_path / "b.qcow2", tmp_path / "c.dmg"

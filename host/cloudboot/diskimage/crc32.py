@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import zlib
 
+from diskfs.checksum import mulmod
+
 POLY = 0xEDB88320  # bit-reflected: X^0 is 0x80000000
 
 
 def _mulmod(a: int, b: int) -> int:
     """a * b modulo the CRC-32 polynomial, both bit-reflected."""
-    p = 0
-    m = 0x80000000
-    while m:
-        if a & m:
-            p ^= b
-        m >>= 1
-        b = (b >> 1) ^ POLY if b & 1 else b >> 1
-    return p
+    return mulmod(a, b, POLY)
 
 
 def _x8n(n: int) -> int:
