@@ -21,7 +21,6 @@ from diskfs.blockdev import BlockDevice, read
 from diskfs.errors import Corrupt, NotFound, Unsupported
 
 __all__ = ["ImageInUse", "RawImage", "convert", "detect", "open_image"]
-FORMATS = ("raw", "qcow2", "udif")
 
 
 class RawImage(BlockDevice):
