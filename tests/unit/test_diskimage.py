@@ -217,6 +217,12 @@ def test_qcow2_convert_makes_a_clean_image(testdata: str, diskimages: Path, tmp_
     assert _qemu_img("check", out).returncode == 0
     assert _qemu_img("compare", "-F", "raw", out, src).returncode == 0
     assert out.stat().st_size < src.stat().st_size // 4  # zeros stay unallocated
+    inplace = tmp_path / "inplace.img"  # a raw image turned into qcow2 under its own name (cache-disk --format)
+    shutil.copyfile(diskimages / "chain.raw", inplace)
+    src = open_image(str(inplace))
+    convert(src, str(inplace))
+    src.close()
+    assert _qemu_img("compare", "-f", "qcow2", "-F", "raw", inplace, diskimages / "chain.raw").returncode == 0
     flat = tmp_path / "flat.qcow2"  # a backing chain flattened
     convert(open_image(str(diskimages / "chain.qcow2")), str(flat))
     assert _qemu_img("compare", "-F", "raw", flat, diskimages / "chain.raw").returncode == 0
