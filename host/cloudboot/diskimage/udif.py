@@ -196,6 +196,8 @@ class Udif(BlockDevice):
         codec = CODECS[run.kind]
         want = run.count * SECTOR
         data = self.f.read(run.where, run.length)
+        lz = _lzfse(self.name) if codec == "lzfse" else None
+        errors = (zlib.error, OSError, EOFError, ValueError, lzma.LZMAError) + ((lz.error,) if lz else ())
         try:
             if codec == "zlib":
                 out = zlib.decompressobj().decompress(data, want)
@@ -203,17 +205,13 @@ class Udif(BlockDevice):
                 out = bz2.BZ2Decompressor().decompress(data, want)
             elif codec == "lzma":
                 out = lzma.LZMADecompressor().decompress(data, want)
-            elif codec == "lzfse":
-                out = _lzfse(self.name)(data)
+            elif lz is not None:
+                out = lz.decompress(data)
             else:
                 raise Unsupported(f"{self.name}: UDIF ADC chunks (UDCO images) are not supported; convert with "
                                   "hdiutil convert -format UDZO", "UDIF ADC")
-        except (zlib.error, OSError, EOFError, ValueError, lzma.LZMAError) as exc:
+        except errors as exc:
             raise corrupt(self.name, f"UDIF {codec} chunk", run.where, str(exc)) from None
-        except Exception as exc:  # lzfse.error
-            if type(exc).__name__ != "error":
-                raise
-            raise corrupt(self.name, "UDIF lzfse chunk", run.where, str(exc)) from None
         if len(out) != want:
             raise corrupt(self.name, f"UDIF {codec} chunk", run.where, f"inflates to {len(out)} bytes, not {want}")
         self._chunk = (run, out)
@@ -300,12 +298,14 @@ class Udif(BlockDevice):
 
 
 def _lzfse(name: str):
+    """The lzfse module (its decompress takes no output bound: chunk sizes are bounded by MAX_CHUNK, and the
+    result's length is checked)."""
     try:
         import lzfse
     except ImportError:
         raise Unsupported(f"{name}: lzfse-compressed UDIF (ULFO) needs the Python package lzfse",
                           "UDIF lzfse") from None
-    return lzfse.decompress
+    return lzfse
 
 
 def _data_spans(xml: bytes):
