@@ -316,8 +316,10 @@ def _die_with_parent() -> None:
 
 def _disk(path: Path, node: str, bootindex: int | None, readonly: bool = False, serial: bool = True) -> list[str]:
     # Once any device has a bootindex, OVMF connects only devices that have one: give every disk one.
-    with open(path, "rb") as f:
-        fmt = "qcow2" if f.read(4) == b"QFI\xfb" else "raw"
+    from cloudboot.diskimage import detect
+
+    fmt = {"qcow2": "qcow2", "udif": "dmg", "raw": "raw"}[detect(str(path))]
+    readonly = readonly or fmt == "dmg"  # QEMU reads UDIF only
     drive = f"if=none,id={node},format={fmt},file={path}" + (",readonly=on" if readonly else "")
     device = f"virtio-blk-pci,drive={node}" + (f",bootindex={bootindex}" if bootindex is not None else "")
     return ["-drive", drive, "-device", device + (f",serial={node}" if serial else "")]

@@ -255,6 +255,27 @@ def test_cascade_boots_newest_kernel_from_disk(tmp_path, machine, arch: str, fst
     assert m.wait(120) == 0
 
 
+def test_cascade_boots_from_a_relabelled_qcow2_disk(tmp_path, machine) -> None:
+    """The disk as a compressed qcow2 image, relabelled by `cloud-boot label` (the superblock's clusters are new
+    ones): QEMU takes it as qcow2, and the firmware's reader sees the new label and boots the kernel."""
+    import subprocess
+    import sys
+
+    arch = "x86_64"
+    qcow = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", "-c", str(_ext4_disk(tmp_path, arch)), str(qcow)],
+                   check=True)
+    proc = subprocess.run([sys.executable, "-m", "cloudboot", "label", f"{qcow}@2", "relabelled"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    m = _run_loader(machine, arch, [qcow], "qcow2-disk")
+    m.expect("found /boot/vmlinuz-6.12.117-cloud", 120)
+    m.expect("(ext4 'relabelled')", 10)
+    m.expect(MARKER, 240)
+    assert m.wait(120) == 0
+    assert subprocess.run(["qemu-img", "check", str(qcow)], capture_output=True).returncode == 0
+
+
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine, arch: str) -> None:
     """AlmaLinux/RHEL layout: a separate XFS /boot whose BLS entries name the kernel, options included; the

@@ -121,17 +121,20 @@ def test_descriptor_discovery_finds_edk2_for_every_arch() -> None:
 
 def test_command_line_devices_and_vars_copy(tmp_path: Path) -> None:
     from cloudboot.harness.machine import Machine
+    from tests.udifwrite import write
 
-    disk, qcow = tmp_path / "a.img", tmp_path / "b.qcow2"
+    disk, qcow, dmg = tmp_path / "a.img", tmp_path / "b.qcow2", tmp_path / "c.dmg"
     disk.write_bytes(bytes(4096))
     qcow.write_bytes(b"QFI\xfb" + bytes(4092))
-    m = Machine("riscv64", efi=tmp_path / "app.efi", append="x y", disks=[disk, qcow], nics=1)
+    write(disk, dmg, "UDZO")
+    m = Machine("riscv64", efi=tmp_path / "app.efi", append="x y", disks=[disk, qcow, dmg], nics=1)
     try:
         cmd = m.command()
         line = " ".join(cmd)
         assert cmd[cmd.index("-M") + 1] == "virt,acpi=off"
         assert "-kernel" in cmd and cmd[cmd.index("-append") + 1] == "x y"
         assert f"format=raw,file={disk}" in line and f"format=qcow2,file={qcow}" in line
+        assert f"format=dmg,file={dmg},readonly=on" in line  # content, not the name, tells the format
         # every disk has a boot index (OVMF connects only those once any device has one)
         assert "virtio-blk-pci,drive=d0,bootindex=1" in line and "virtio-blk-pci,drive=d1,bootindex=2" in line
         assert "virtio-net-pci,netdev=n0,romfile=" in line and "-net none" not in line

@@ -1,5 +1,5 @@
-"""`cloud-boot fs info|ls|cat|stat IMAGE[@PARTITION] [PATH]`: look inside disk images and filesystems (ext2/3/4,
-XFS, btrfs) with the portable reader the firmware uses, without mounting anything.
+"""`cloud-boot fs info|ls|cat|stat IMAGE[@PARTITION] [PATH]`: look inside disk images (raw, qcow2, UDIF) and
+filesystems (ext2/3/4, XFS, btrfs) with the portable reader the firmware uses, without mounting anything.
 
 PARTITION is a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=; without it the whole image is the filesystem
 (or, for `info`, the partition table is listed). Every failure is one line on stderr and a non-zero exit.
@@ -19,49 +19,16 @@ from cloudboot.errors import CloudBootError
 CHUNK = 1 << 20
 
 
-def _split(spec: str) -> tuple[str, str | None]:
-    """IMAGE[@PARTITION]: an existing path wins (image names may hold '@'), else split at the last '@'."""
-    if os.path.exists(spec) or "@" not in spec:
-        return spec, None
-    image, _, part = spec.rpartition("@")
-    return image, part
-
-
-def open_device(spec: str):
-    """(device, description) for IMAGE[@PARTITION]."""
-    from diskfs.blockdev import FileDevice
-    from diskfs.partition import find
-    from diskfs.probe import resolve
-
-    image, part = _split(spec)
-    if not os.path.exists(image):
-        raise CloudBootError(f"{image}: no such file")
-    disk = FileDevice(image)
-    if part is None:
-        return disk, image
-    kind = part.partition("=")[0]
-    if kind in ("LABEL", "UUID"):
-        dev, where = resolve([disk], part)
-        if dev is None:
-            raise CloudBootError(f"{image}: no filesystem with {part}")
-        return dev, where
-    if not part.isdigit() and kind not in ("PARTLABEL", "PARTUUID"):
-        raise CloudBootError(f"{spec}: partition must be a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
-    p = find(disk, part)
-    if p is None:
-        raise CloudBootError(f"{image}: no partition {part}")
-    return p.device(disk), f"partition {p.number} of {image}"
-
-
 def open_fs(args: argparse.Namespace):
     import diskfs
-    from diskfs.blockdev import FileDevice
+    from cloudboot.diskimage import open_image
+    from cloudboot.diskimage.address import open_target
 
-    dev, _ = open_device(args.image)
+    dev = open_target(args.image).device
     options = {}
     if getattr(args, "subvol", None):
         options["subvol"] = int(args.subvol) if args.subvol.isdigit() else args.subvol
-    devices = [FileDevice(p) for p in getattr(args, "device", None) or []]
+    devices = [open_image(p) for p in getattr(args, "device", None) or []]
     return diskfs.open(dev, devices=devices or None, **options)
 
 
@@ -91,9 +58,12 @@ def _info(args: argparse.Namespace) -> int:
     """A filesystem's superblock facts, or (for a whole disk) its partition table with what each partition
     holds. An image that is neither is an error."""
     import diskfs
+    from cloudboot.diskimage.address import open_target, split
 
-    dev, where = open_device(args.image)
-    whole_disk = diskfs.detect(dev) is None and _split(args.image)[1] is None
+    target = open_target(args.image)
+    dev, where = target.device, target.where
+    whole_disk = diskfs.detect(dev) is None and split(args.image)[1] is None
+    image = target.disk.info()
     if whole_disk:
         info = _table(dev, where)
     else:
@@ -101,10 +71,12 @@ def _info(args: argparse.Namespace) -> int:
         info = dict(fs.info())
         if hasattr(fs, "subvolumes"):
             info["subvolumes"] = [{"id": sid, "path": path} for sid, path in fs.subvolumes()]
+    if image["format"] != "raw":
+        info["image"] = image
     if args.json:
         print_json(info)
     elif whole_disk and "partitions" in info:
-        print(f"{where}: {info['table']} disk {info['disk_id']}, {info['size']} bytes")
+        print(f"{where}: {_image_line(image)}{info['table']} disk {info['disk_id']}, {info['size']} bytes")
         for w in info["warnings"]:
             print(f"  warning: {w}")
         for p in info["partitions"]:
@@ -112,14 +84,27 @@ def _info(args: argparse.Namespace) -> int:
                   f"label {p['label']!r}  uuid {p['uuid'] or '-'}  partlabel {p['partlabel']!r}  "
                   f"partuuid {p['partuuid'] or '-'}")
     elif whole_disk:
-        print(f"{where}: {info['type']} label {info['label']!r} uuid {info['uuid']}")
+        print(f"{where}: {_image_line(image)}{info['type']} label {info['label']!r} uuid {info['uuid']}")
     else:
+        if image["format"] != "raw":
+            print(f"image: {_image_line(image)[:-2]}")
         for key, value in info.items():
-            if key != "subvolumes":
+            if key not in ("subvolumes", "image"):
                 print(f"{key}: {value}")
         for sv in info.get("subvolumes", []):
             print(f"subvolume {sv['id']}: {sv['path']}")
     return 0
+
+
+def _image_line(image: dict) -> str:
+    """'qcow2 image (v3, 64 MiB virtual, backing base.qcow2), ' or '' for a raw image."""
+    if image["format"] == "raw":
+        return ""
+    facts = [f"v{image['version']}"] if "version" in image else [image.get("variant", "")]
+    facts.append(f"{image['virtual_size']} bytes virtual")
+    if image.get("backing_file"):
+        facts.append(f"backing {image['backing_file']}")
+    return f"{image['format']} image ({', '.join(facts)}), "
 
 
 def _entry(fs, name: str, path: str, follow: bool = False) -> dict:
