@@ -273,8 +273,19 @@ class Client(http.Retrying):
             buf = bytearray(CHUNK)
             mv = memoryview(buf)
             total = 0
+            resumed = 0
             while True:
-                n = resp.readinto(buf)
+                try:
+                    n = resp.readinto(buf)
+                except TransportError as exc:
+                    # a dropped connection: ask for the rest (the hash and the sink simply go on)
+                    resp.close()
+                    if resumed >= self.retries or not total:
+                        raise
+                    self._pause(resumed, str(exc))
+                    resumed += 1
+                    resp = self._resume(ref, digest, total, exc)
+                    continue
                 if not n:
                     break
                 total += n
@@ -291,6 +302,17 @@ class Client(http.Retrying):
         if size is not None and total != size:
             raise DigestMismatch("%s: blob %s is %d bytes, descriptor says %d" % (ref.name(), digest, total, size))
         return total
+
+    def _resume(self, ref, digest, offset, cause):
+        """The rest of a blob from `offset` (Range); a server that answers anything but the matching 206
+        re-raises `cause` (the download then starts over)."""
+        resp = self.request("GET", ref, "/blobs/" + digest, {"Range": "bytes=%d-" % offset}, what="blob " + digest)
+        if resp.status == 206 and resp.headers.get("content-range", "").startswith("bytes %d-" % offset):
+            if self.log:
+                self.log("resuming %s at byte %d" % (digest, offset))
+            return resp
+        http.drain(resp)
+        raise cause
 
     def _fetch_retrying(self, ref, digest, make_sink, size, max_size):
         # a transport error in the middle of a body restarts the whole download with a fresh sink

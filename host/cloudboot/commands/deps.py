@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cloudboot.run import which
-from cloudboot.toolchain import apt, micropython, qemu, zig, zstd
+from cloudboot.toolchain import apt, lwip, micropython, qemu, zig, zstd
 
 #: Host tools the build and the tests call, with the Debian package of each.
 HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk",
@@ -22,6 +22,7 @@ def ensure_all(*, firmware_tests: bool = True) -> None:
     print(f"MicroPython {micropython.VERSION}: {micropython.source_dir()}")
     print(f"mpy-cross: {micropython.mpy_cross()}")
     print(f"libzstd {zstd.VERSION}: {zstd.source_dir()}")
+    print(f"lwIP {lwip.VERSION}: {lwip.source_dir()}")
     if firmware_tests:
         print(f"unix port: {micropython.unix_port()}")
         qemu.ensure_qemu()

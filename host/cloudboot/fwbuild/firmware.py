@@ -10,7 +10,7 @@ from cloudboot.fwbuild import elf2efi
 from cloudboot.fwbuild.cross import Target, arches
 from cloudboot.paths import PORT_DIR, build_dir
 from cloudboot.run import run, which
-from cloudboot.toolchain import micropython, zig, zstd
+from cloudboot.toolchain import lwip, micropython, zig, zstd
 
 #: Initial GC heap (MiB) unless HEAP_MB is given; the heap grows on demand from AllocatePages.
 DEFAULT_HEAP_MB = 64
@@ -30,7 +30,7 @@ def build(target: Target, *, heap_mb: int = DEFAULT_HEAP_MB, jobs: int | None = 
     run(["make", "-C", PORT_DIR, f"-j{jobs or os.cpu_count() or 2}",
          f"MICROPY_DIR={micropython.source_dir()}", f"BUILD={obj}", f"ZIG={zig.zig_exe()}",
          f"ZIG_TARGET={target.zig_target}", f"ARCH={target.arch}", f"ARCH_CFLAGS={arch_cflags}",
-         f"MPY_CROSS={micropython.mpy_cross()}", f"ZSTD_DIR={zstd.source_dir()}",
+         f"MPY_CROSS={micropython.mpy_cross()}", f"ZSTD_DIR={zstd.source_dir()}", f"LWIP_DIR={lwip.source_dir()}",
          f"CLOUDBOOT_VERSION={__version__}", f"HEAP_MB={heap_mb}",
          "V=0"], quiet=True)
     efi = out_dir / target.efi_name
