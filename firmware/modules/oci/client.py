@@ -328,6 +328,11 @@ class Client(http.Retrying):
                 self._pause(attempt, str(exc))
                 attempt += 1
 
+    def fetch_blob_to_sink(self, ref, digest, make_sink, size=None, max_size=None):
+        """Stream a verified blob into `make_sink()` (called again for each attempt that must start over);
+        returns the sink that holds the verified bytes."""
+        return self._fetch_retrying(ref, digest, make_sink, size, max_size)
+
     def fetch_blob_bytes(self, ref, digest, size=None, max_size=64 << 20):
         """The verified bytes of a (small) blob."""
         return bytes(self._fetch_retrying(ref, digest, _BytesSink, size, max_size).buf)
