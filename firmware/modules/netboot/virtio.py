@@ -3,6 +3,7 @@ MAC, STATUS, MTU when offered), two split virtqueues in PciIo DMA memory, interr
 path (rings <-> lwIP) is C, `_net.attach_virtio`; this is the control side, run once per boot."""
 
 import struct
+import time
 
 import _net
 
@@ -68,10 +69,14 @@ class VirtioNet:
     def reset(self):
         """Status 0 and wait until the device says it is reset."""
         self._common(_STATUS, 1, 0)
-        for _ in range(100000):
-            if self._common(_STATUS, 1) == 0:
+        deadline = time.ticks_add(time.ticks_ms(), 1000)
+        while time.ticks_diff(deadline, time.ticks_ms()) > 0:
+            status = self._common(_STATUS, 1)
+            if status == 0:
                 return
-        raise VirtioError("%s: device did not reset" % self.fn.location())
+            if status == 0xFF:
+                raise VirtioError("%s: common configuration reads all ones (BAR not decoding)" % self.fn.location())
+        raise VirtioError("%s: device did not reset within 1 s" % self.fn.location())
 
     def _negotiate(self):
         offered = 0

@@ -12,7 +12,7 @@ PCI_IO_PROTOCOL = guid.guid_bytes("4cf5b200-68b8-4ca5-9eec-b23e3f50029a")
 _MEM_READ, _MEM_WRITE, _PCI_READ, _PCI_WRITE = 16, 24, 48, 56
 _MAP, _UNMAP, _ALLOCATE, _FREE, _GET_LOCATION, _ATTRIBUTES = 72, 80, 88, 96, 112, 120
 WIDTH = {1: 0, 2: 1, 4: 2, 8: 3}
-ATTR_IO, ATTR_MEMORY, ATTR_BUS_MASTER = 0x1, 0x2, 0x4
+ATTR_IO, ATTR_MEMORY, ATTR_BUS_MASTER, ATTR_DUAL_ADDRESS_CYCLE = 0x100, 0x200, 0x400, 0x8000
 _ATTR_ENABLE, _ATTR_SUPPORTED = 2, 4
 _BUS_MASTER_COMMON_BUFFER = 2
 _BOOT_SERVICES_DATA = 4
@@ -61,7 +61,8 @@ class PciFunction:
 
     def claim(self):
         """Open the PciIo BY_DRIVER|EXCLUSIVE for this image: the firmware's driver for the device (and the
-        SNP/MNP stack above it) is disconnected and cannot bind again; memory decoding and bus mastering on."""
+        SNP/MNP stack above it) is disconnected and cannot bind again; memory decoding, bus mastering and 64-bit
+        DMA addresses (when supported) on."""
         out = bytearray(8)
         core.bs_call("OpenProtocol", self.handle, PCI_IO_PROTOCOL, out, core.image_handle(), self.handle,
                      _BY_DRIVER_EXCLUSIVE)
@@ -69,7 +70,7 @@ class PciFunction:
         supported = bytearray(8)
         core.check("PciIo.Attributes(supported)", _uefi.call(self._fn(_ATTRIBUTES), self.iface, _ATTR_SUPPORTED, 0,
                                                              supported))
-        want = struct.unpack("<Q", supported)[0] & (ATTR_MEMORY | ATTR_BUS_MASTER)
+        want = struct.unpack("<Q", supported)[0] & (ATTR_MEMORY | ATTR_BUS_MASTER | ATTR_DUAL_ADDRESS_CYCLE)
         core.check("PciIo.Attributes(enable)", _uefi.call(self._fn(_ATTRIBUTES), self.iface, _ATTR_ENABLE, want,
                                                           None))
 
