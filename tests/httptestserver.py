@@ -15,7 +15,7 @@ BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "HttpTestServer"
+    server: HttpTestServer
 
     def log_message(self, *a):
         pass

@@ -13,7 +13,6 @@ import pytest
 
 from cloudboot.cli import main as cli
 from cloudboot.harness.guests import MARKER, guest
-from cloudboot.harness.machine import Machine
 from cloudboot.harness.profiles import profile
 from cloudboot.harness.repl import Repl
 from tests.e2e.conftest import firmware_file
@@ -83,3 +82,128 @@ def test_firmware_alone_boots_plan_from_dhcp_bootfile(netboot_registry, machine,
     m.expect(MARKER, 240)
     line = m.expect_line(r"^cmdline: ", 60).text
     assert f"cbnet={token}" in line and f"console={profile(arch).linux_console}" in line, line
+
+
+# ---- cosign: a firmware that carries a key ------------------------------------------------------------------
+
+def _keypair(d, name: str):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    (d / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    (d / f"{name}.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    return d / f"{name}.key", d / f"{name}.pub"
+
+
+@pytest.fixture(scope="module")
+def signed(registry, netboot_registry, tmp_path_factory):
+    """A key the firmware carries; the netboot plan and index signed with it; an unsigned plan; a plan signed
+    with another key. Returns (key .pub, signed plan URL, unsigned plan URL, wrongly signed plan URL, token)."""
+    from cloudboot.fwbuild.firmware import add_cosign_key, cosign_key_section
+
+    d = tmp_path_factory.mktemp("cosign")
+    key, pub = _keypair(d, "firmware")
+    other, _ = _keypair(d, "other")
+    plan_url, token = netboot_registry
+    text = PLAN.format(reg=f"{GUEST_HOST}:{registry.port}", token=token)
+    signed_url = push_plan(registry, d, "plans/signed:v1", text)
+    unsigned_url = push_plan(registry, d, "plans/unsigned:v1", text)
+    wrong_url = push_plan(registry, d, "plans/wrongkey:v1", text)
+    for ref, k in (("plans/signed:v1", key), ("boot/debian:netboot", key), ("plans/wrongkey:v1", other)):
+        assert cli(["sign-artifact", f"{registry.host}/{ref}", "--key", str(k)]) == 0
+    keyed = {}
+    for arch in ("x86_64", "aarch64"):
+        keyed[arch] = d / profile(arch).efi_name
+        keyed[arch].write_bytes(firmware_file(arch).read_bytes())
+        add_cosign_key(keyed[arch], cosign_key_section(pub))
+    return keyed, signed_url, unsigned_url, wrong_url, token
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_signed_plan_boots_under_enforce(signed, machine, arch: str) -> None:
+    keyed, signed_url, _, _, token = signed
+    m = machine(arch, efi=keyed[arch], append="cloudboot.wait=0", extra=nic_args(signed_url) + ["-no-reboot"])
+    m.expect_line(r"cosign: enforce \(the firmware carries a P-256 key\)", 240)
+    m.expect_line(re.escape(f"cosign: {signed_url}: signature verified"), 120)
+    m.expect_line(r"cosign: http://10\.0\.2\.2:\d+/boot/debian:netboot: signature verified", 120)
+    m.expect(MARKER, 400)
+    assert f"cbnet={token}" in m.expect_line(r"^cmdline: ", 60).text
+
+
+def test_faults_at_the_repl(signed, registry, httptest, tmp_path, machine) -> None:
+    """One keyed x86_64 firmware at its REPL, each fault a clear line: unsigned and wrongly signed plans
+    refused under enforce (and warn lets the unsigned one through), 404, 401, 5xx after bounded retries,
+    a connection dropped mid-blob resumed with Range, a silent server, a digest mismatch, a DNS failure."""
+    from tests.ociregistry import FaultProxy, Registry
+
+    keyed, signed_url, unsigned_url, wrong_url, _ = signed
+    auth_reg = Registry(tmp_path / "auth", auth="htpasswd")
+    proxy = FaultProxy(registry.host)
+    proxy.fail, proxy.status, proxy.match = 1000, 503, "/v2/"
+    try:
+        m = machine("x86_64", efi=keyed["x86_64"], append="cloudboot.repl", extra=nic_args())
+        repl = Repl(m)
+        repl.wait_banner(120)
+        repl.enter(60)
+        repl.exec("from netboot import link, boot\nnic, lease = link.bring_up(print)\n"
+                  "s = boot.Session(boot.options(), lease)\n"
+                  "def fails(fn, *a):\n"
+                  "    try:\n        fn(*a)\n    except Exception as e:\n"
+                  "        print(type(e).__name__ + ': ' + str(e))\n    else:\n        print('no error')\n", 120)
+        host = f"http://{GUEST_HOST}"
+
+        def line(code: str, timeout: float = 120) -> str:
+            return repl.exec(code, timeout).strip().splitlines()[-1]
+
+        assert line(f"fails(s.manifest, '{unsigned_url}')").startswith("SignatureError: ")
+        assert "no cosign signature" in line(f"fails(s.manifest, '{unsigned_url}')")
+        assert "signature does not verify with the key" in line(f"fails(s.manifest, '{wrong_url}')")
+        assert line(f"s.policy = 'warn'\nfails(s.manifest, '{unsigned_url}')") == "no error"
+        repl.exec("s.policy = 'enforce'")
+        assert line(f"fails(s.manifest, '{host}:{registry.port}/nope/nothing:v1')").startswith("NotFound: ")
+        assert "wants credentials" in line(f"fails(s.manifest, '{host}:{auth_reg.port}/plans/x:v1')")
+        out = line(f"fails(s.manifest, '{host}:{proxy.port}/plans/signed:v1')")
+        assert out.startswith("ServerError: ") and "503 after 4 attempts" in out, out
+        # a blob whose first GET is cut after 300000 bytes: resumed with Range, verified
+        from tests.httptestserver import BLOB, BLOB_DIGEST
+
+        port = httptest.split(":")[1]
+        out = repl.exec(f"r = s.ref('{host}:{port}/r:t')\n"
+                        f"sink = s.client.fetch_blob_to_sink(r, '{BLOB_DIGEST}', lambda: boot.PageSink({len(BLOB)}),"
+                        f" {len(BLOB)})\nprint(sink.pos)\nsink.free()", 120)
+        assert "resuming {} at byte 300000".format(BLOB_DIGEST) in out and out.strip().endswith(str(len(BLOB))), out
+        wrong = "sha256:" + "0" * 64
+        out = line(f"fails(s.client.fetch_blob_to_sink, r, '{wrong}', lambda: boot.PageSink({len(BLOB)}), "
+                   f"{len(BLOB)})")
+        assert out.startswith("DigestMismatch: ") and "blob digest mismatch" in out, out
+        out = line(f"s.transport.timeout = 1\nfails(s.transport.request, 'GET', '{host}:{port}/slow', {{}})")
+        assert out.startswith("TransportError: ") and "/slow" in out, out
+        out = line("fails(s.transport.request, 'GET', 'http://no-such-registry.invalid/v2/', {})")
+        assert out.startswith("TransportError: DNS: cannot resolve no-such-registry.invalid"), out
+    finally:
+        auth_reg.stop()
+        proxy.stop()
+
+
+def test_no_link_and_no_lease_fall_through(machine) -> None:
+    """A NIC whose link is down, then up on a wire nobody answers: each a clear line, and the cascade goes
+    on to its next step."""
+    dead = ["-netdev", "socket,id=n0,udp=127.0.0.1:9,localaddr=127.0.0.1:0",
+            "-device", "virtio-net-pci,netdev=n0,romfile=,disable-legacy=on,id=nic0"]
+    m = machine("x86_64", efi=firmware_file("x86_64"), append="cloudboot.repl", extra=dead)
+    repl = Repl(m)
+    repl.wait_banner(120)
+    m.qmp("set_link", name="nic0", up=False)
+    repl.enter(60)
+    out = repl.exec("from netboot import link\ntry:\n    link.bring_up(print, link_s=1)\n"
+                    "except OSError as e:\n    print(e)\n", 60)
+    assert out.strip().endswith("net: no link on virtio-net 1af4:1041 at 0000:00:02.0 after 1 s"), out
+    m.qmp("set_link", name="nic0", up=True)
+    out = repl.exec("import _net\ntry:\n    link.bring_up(print, dhcp_s=2)\n"
+                    "except OSError as e:\n    print(e)\n", 60)
+    assert out.strip().endswith("net: no DHCP lease on virtio-net 1af4:1041 at 0000:00:02.0 within 2 s"), out
+    out = repl.exec("import loader\nloader.run()", 120)
+    assert "network boot skipped: net: no DHCP lease" in out and "nothing bootable found" in out, out

@@ -15,6 +15,7 @@ import json
 import time
 
 import _uefi
+
 import arches
 import uefi
 from bootplan import cmdline as grammar
@@ -189,14 +190,18 @@ def _tls_wrapper(opts):
 
 def _cosign_policy(opts):
     """(policy, verifier): no key in this firmware -> off; else cloudboot.cosign (default enforce)."""
+    from netboot import signing
+
     try:
-        from netboot import signing
-    except ImportError:
-        return "off", None
-    verifier = signing.verifier()
+        verifier = signing.verifier()
+    except ValueError as exc:  # a key that is there but unusable must not mean "verify nothing"
+        raise NetbootError("cosign: the firmware's %s section: %s" % (signing.SECTION, exc)) from None
     if verifier is None:
         return "off", None
     policy = opts.get("cloudboot.cosign", "enforce")
+    if policy not in ("enforce", "warn", "off"):
+        raise NetbootError("cloudboot.cosign=%s: want enforce, warn or off" % policy)
+    log("cosign: %s (the firmware carries a P-256 key)" % policy)
     return policy, verifier
 
 
@@ -313,15 +318,17 @@ def boot_network():
         log("network boot skipped: %s" % where)
         return False
     log("net: plan %s (from the %s)" % (ref, where))
-    session = Session(opts, lease)
+    session = None
     try:
+        session = Session(opts, lease)
         t = choose_target(session, ref)
         log('net: target "%s" index=%s kernel=%s initrd=%s' % (t["name"], t.get("index", ""), t.get("kernel", ""),
                                                               t.get("initrd", "")))
         kernel, initrd, cmdline = materialize(session, t)
     except (NetbootError, OciError, OSError, ValueError) as exc:
-        session.free()
-        session.transport.close()
+        if session is not None:
+            session.free()
+            session.transport.close()
         nic.shutdown()
         log("network boot failed: %s" % exc)
         return False

@@ -7,8 +7,6 @@ import time
 
 import _net
 
-from uefi import pci
-
 VENDOR = 0x1AF4
 DEVICE_IDS = (0x1000, 0x1041)  # transitional and modern virtio-net
 # virtio_pci_cap cfg_type

@@ -40,7 +40,7 @@ class Connection:
     def __init__(self, sock, key):
         self.sock, self.key = sock, key
         self.buf = b""
-        self._recv_into = getattr(sock, "recv_into", None) or getattr(sock, "readinto")
+        self._recv_into = getattr(sock, "recv_into", None) or sock.readinto
         self._recv = getattr(sock, "recv", None)
 
     def _more(self):
@@ -239,6 +239,8 @@ class Transport:
             if conn is None:
                 conn = self._connect(scheme, host, port)
             try:
+                if reused:
+                    conn.sock.settimeout(self.timeout)
                 _send_all(conn.sock, head)
                 if body:
                     _send_all(conn.sock, body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cloudboot.run import which
-from cloudboot.toolchain import apt, lwip, micropython, qemu, zig, zstd
+from cloudboot.toolchain import apt, lwip, mbedtls, micropython, qemu, zig, zstd
 
 #: Host tools the build and the tests call, with the Debian package of each.
 HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk",
@@ -23,6 +23,7 @@ def ensure_all(*, firmware_tests: bool = True) -> None:
     print(f"mpy-cross: {micropython.mpy_cross()}")
     print(f"libzstd {zstd.VERSION}: {zstd.source_dir()}")
     print(f"lwIP {lwip.VERSION}: {lwip.source_dir()}")
+    print(f"Mbed TLS {mbedtls.VERSION}: {mbedtls.source_dir()}")
     if firmware_tests:
         print(f"unix port: {micropython.unix_port()}")
         qemu.ensure_qemu()

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from cloudboot.fwbuild import firmware
 from cloudboot.fwbuild.cross import arches
 
 
 def _run(args: argparse.Namespace) -> int:
+    key = firmware.cosign_key_section(args.cosign_key) if args.cosign_key else None
     for arch in arches(args.arch):
         t0 = time.monotonic()
         efi = firmware.build(arch, heap_mb=args.heap_mb)
+        if key is not None:
+            firmware.add_cosign_key(efi, key)
         print(f"{efi}: {efi.stat().st_size} bytes ({time.monotonic() - t0:.1f} s)")
     return 0
 
@@ -22,4 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="all", help="x86_64, aarch64, riscv64, loongarch64, a comma list, or all")
     p.add_argument("--heap-mb", type=int, default=firmware.DEFAULT_HEAP_MB,
                    help="initial GC heap in MiB (it grows on demand up to 2 GiB)")
+    p.add_argument("--cosign-key", type=Path, metavar="PEM",
+                   help="cosign.pub (ECDSA P-256): network boots verify plans and artifacts with it (.cosign "
+                        "section; cloudboot.cosign=enforce|warn|off, default enforce)")
     p.set_defaults(func=_run)
