@@ -28,6 +28,17 @@ void cb_free(void *p) {
     }
 }
 
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+/* Mbed TLS asks getauxval(AT_HWCAP) whether the SHA-256 instructions exist (it takes this build for Linux);
+ * the answer is the CPU's own ID register (readable at EL1 and EL2, where UEFI runs). */
+unsigned long getauxval(unsigned long type) {
+    uint64_t isar0;
+    __asm__ volatile ("mrs %0, ID_AA64ISAR0_EL1" : "=r" (isar0));
+    return type == AT_HWCAP && ((isar0 >> 12) & 0xF) ? HWCAP_SHA2 : 0;
+}
+#endif
+
 mbedtls_ms_time_t mbedtls_ms_time(void) {
     return (mbedtls_ms_time_t)mp_hal_ticks_ms();
 }
