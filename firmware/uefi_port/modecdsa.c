@@ -2,46 +2,7 @@
  * and the signature arrive as bytes, the policy and everything around it is Python: netboot/signing.py). */
 #include <string.h>
 #include "py/runtime.h"
-#include "py/mphal.h"
 #include "mbedtls/ecdsa.h"
-#include "mbedtls/platform.h"
-#include "efi.h"
-
-/* Mbed TLS's allocator: the firmware's pool (bignums during one verify; never the GC heap). */
-void *cb_calloc(size_t n, size_t size) {
-    if (size && n > (size_t)-1 / size) {
-        return NULL;
-    }
-    void *p = NULL;
-    typedef EFI_STATUS (EFIAPI *alloc_pool_t)(uint32_t, uint64_t, void **);
-    if (((alloc_pool_t)cb_st->BootServices->AllocatePool)(EFI_LOADER_DATA, n * size ? n * size : 1, &p)) {
-        return NULL;
-    }
-    memset(p, 0, n * size);
-    return p;
-}
-
-void cb_free(void *p) {
-    typedef EFI_STATUS (EFIAPI *free_pool_t)(void *);
-    if (p) {
-        ((free_pool_t)cb_st->BootServices->FreePool)(p);
-    }
-}
-
-#if defined(__aarch64__)
-#include <sys/auxv.h>
-/* Mbed TLS asks getauxval(AT_HWCAP) whether the SHA-256 instructions exist (it takes this build for Linux);
- * the answer is the CPU's own ID register (readable at EL1 and EL2, where UEFI runs). */
-unsigned long getauxval(unsigned long type) {
-    uint64_t isar0;
-    __asm__ volatile ("mrs %0, ID_AA64ISAR0_EL1" : "=r" (isar0));
-    return type == AT_HWCAP && ((isar0 >> 12) & 0xF) ? HWCAP_SHA2 : 0;
-}
-#endif
-
-mbedtls_ms_time_t mbedtls_ms_time(void) {
-    return (mbedtls_ms_time_t)mp_hal_ticks_ms();
-}
 
 /* verify_p256(point, sha256, der_signature) -> bool. point: the 65-byte uncompressed public key (04 X Y). */
 static mp_obj_t ecdsa_verify_p256(mp_obj_t point_in, mp_obj_t hash_in, mp_obj_t sig_in) {

@@ -68,7 +68,7 @@ def _keypair(d, name: str):
 def signed(registry, netboot_registry, tmp_path_factory):
     """A key the firmware carries; the netboot plan and index signed with it; an unsigned plan; a plan signed
     with another key. Returns (key .pub, signed plan URL, unsigned plan URL, wrongly signed plan URL, token)."""
-    from cloudboot.fwbuild.firmware import add_cosign_key, cosign_key_section
+    from cloudboot.fwbuild.firmware import add_sections, ca_section, cosign_key_section
 
     d = tmp_path_factory.mktemp("cosign")
     key, pub = _keypair(d, "firmware")
@@ -82,9 +82,8 @@ def signed(registry, netboot_registry, tmp_path_factory):
         assert cli(["sign-artifact", f"{registry.host}/{ref}", "--key", str(k)]) == 0
     keyed = {}
     for arch in ("x86_64", "aarch64"):
-        keyed[arch] = d / profile(arch).efi_name
-        keyed[arch].write_bytes(firmware_file(arch).read_bytes())
-        add_cosign_key(keyed[arch], cosign_key_section(pub))
+        keyed[arch] = add_sections(firmware_file(arch), ca_section([], debian=True), cosign_key_section(pub),
+                                   out=d / profile(arch).efi_name)
     return keyed, signed_url, unsigned_url, wrong_url, token
 
 

@@ -181,10 +181,8 @@ class Session:
 
 
 def _tls_wrapper(opts):
-    try:
-        from netboot import tls
-    except ImportError:
-        return None
+    from netboot import tls
+
     return tls.wrapper(opts)
 
 

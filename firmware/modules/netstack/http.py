@@ -37,8 +37,9 @@ class Connection:
     """One TCP (or TLS) connection with a read buffer: lines and headers come through `recv`, bodies through
     `readinto` of exactly what is still owed (never more: a kept-alive connection must not block)."""
 
-    def __init__(self, sock, key):
+    def __init__(self, sock, key, raw=None):
         self.sock, self.key = sock, key
+        self.raw = raw or sock  # the TCP socket under TLS (timeouts are set there)
         self.buf = b""
         self._recv_into = getattr(sock, "recv_into", None) or sock.readinto
         self._recv = getattr(sock, "recv", None)
@@ -200,16 +201,17 @@ class Transport:
         if scheme == "https" and self.tls is None:
             raise TransportError("https://%s:%d: this transport has no TLS" % (host, port))
         addr = resolve.address(host, port, self.search, self.getaddrinfo)
-        sock = self.socket.socket(self.socket.AF_INET, self.socket.SOCK_STREAM)
+        raw = self.socket.socket(self.socket.AF_INET, self.socket.SOCK_STREAM)
+        what = "connect to"
         try:
-            sock.settimeout(self.timeout)
-            sock.connect(addr)
-            if scheme == "https":
-                sock = self.tls(sock, host)
-        except OSError as exc:
-            sock.close()
-            raise TransportError("connect to %s:%d: %s" % (host, port, exc or type(exc).__name__)) from None
-        return Connection(sock, (scheme, host, port))
+            raw.settimeout(self.timeout)
+            raw.connect(addr)
+            what = "TLS handshake with"
+            sock = self.tls(raw, host) if scheme == "https" else raw
+        except (OSError, ValueError) as exc:  # MicroPython's tls raises ValueError for some handshake errors
+            raw.close()
+            raise TransportError("%s %s:%d: %s" % (what, host, port, exc or type(exc).__name__)) from None
+        return Connection(sock, (scheme, host, port), raw)
 
     def _release(self, conn, reusable):
         if reusable and conn.key not in self._idle:
@@ -240,7 +242,7 @@ class Transport:
                 conn = self._connect(scheme, host, port)
             try:
                 if reused:
-                    conn.sock.settimeout(self.timeout)
+                    conn.raw.settimeout(self.timeout)
                 _send_all(conn.sock, head)
                 if body:
                     _send_all(conn.sock, body)

@@ -12,11 +12,11 @@ from cloudboot.fwbuild.cross import arches
 
 def _run(args: argparse.Namespace) -> int:
     key = firmware.cosign_key_section(args.cosign_key) if args.cosign_key else None
+    cacerts = firmware.ca_section(args.ca_file)
     for arch in arches(args.arch):
         t0 = time.monotonic()
         efi = firmware.build(arch, heap_mb=args.heap_mb)
-        if key is not None:
-            firmware.add_cosign_key(efi, key)
+        firmware.add_sections(efi, cacerts, key)
         print(f"{efi}: {efi.stat().st_size} bytes ({time.monotonic() - t0:.1f} s)")
     return 0
 
@@ -29,4 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cosign-key", type=Path, metavar="PEM",
                    help="cosign.pub (ECDSA P-256): network boots verify plans and artifacts with it (.cosign "
                         "section; cloudboot.cosign=enforce|warn|off, default enforce)")
+    p.add_argument("--ca-file", type=Path, action="append", default=[], metavar="PEM",
+                   help="more TLS roots for https registries, besides Debian's ca-certificates (.cacerts section)")
     p.set_defaults(func=_run)
