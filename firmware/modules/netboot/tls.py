@@ -42,6 +42,7 @@ def wrapper(opts, log=print):
         ctx = state.get("ctx")
         if ctx is None:
             import _uefi  # noqa: F401 (firmware-only: the RNG check below)
+
             from uefi import core, guid
 
             certs = roots()

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from cloudboot import __version__
-from cloudboot.fwbuild import elf2efi
 from cloudboot.errors import CloudBootError
+from cloudboot.fwbuild import elf2efi
 from cloudboot.fwbuild.cross import Target, arches
 from cloudboot.image.output import read_input, write_atomic
 from cloudboot.image.pe import PeImage
