@@ -12,11 +12,11 @@ import secrets
 import pytest
 
 from cloudboot.cli import main as cli
-from cloudboot.harness.guests import MARKER
+from cloudboot.harness.guests import MARKER, guest
 from cloudboot.harness.profiles import profile
 from cloudboot.harness.repl import Repl
 from tests.e2e.conftest import firmware_file
-from tests.e2e.netbootvm import GUEST_HOST, PLAN, nic_args, push_boot_index, push_plan
+from tests.e2e.netbootvm import GO, GUEST_HOST, PLAN, nic_args, push_boot_index, push_plan
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,7 @@ def signed(registry, netboot_registry, tmp_path_factory):
     wrong_url = push_plan(registry, d, "plans/wrongkey:v1", text)
     for ref, k in (("plans/signed:v1", key), ("boot/debian:netboot", key), ("plans/wrongkey:v1", other)):
         assert cli(["sign-artifact", f"{registry.host}/{ref}", "--key", str(k)]) == 0
-    keyed = {}
+    keyed = {"key": pub, "private": key}
     for arch in ("x86_64", "aarch64"):
         keyed[arch] = add_sections(firmware_file(arch), ca_section([], debian=True), cosign_key_section(pub),
                                    out=d / profile(arch).efi_name)
@@ -172,3 +172,63 @@ def test_no_link_and_no_lease_fall_through(machine) -> None:
     assert out.strip().endswith("net: no DHCP lease on virtio-net 1af4:1041 at 0000:00:02.0 within 2 s"), out
     out = repl.exec("import loader\nloader.run()", 120)
     assert "network boot skipped: net: no DHCP lease" in out and "nothing bootable found" in out, out
+
+
+# ---- https, token auth, cosign, a registry restarted mid-download ---------------------------------------------
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_https_token_auth_signed_plan_and_registry_restart(signed, tmp_path, machine, arch: str) -> None:
+    """The registry serves https with a test CA and wants bearer tokens (credentials from the load options);
+    the plan and index are signed with the firmware's key; while the (48 MiB) initrd downloads, the registry
+    is killed and started again on the same port and storage: the download resumes, verifies, boots."""
+    from cloudboot.fwbuild.firmware import add_sections, ca_section, cosign_key_section
+    from tests.ociregistry import PASSWORD, USER, Registry, TokenServer, free_port
+    from tests.testca import make_ca
+
+    keyed, _, _, _, token = signed
+    key, pub = keyed["private"], keyed["key"]
+    ca, cert, tls_key = make_ca(tmp_path)
+    staging = Registry(tmp_path / "staging")  # plain, for the host's pushes; the https one serves its storage
+    tls_port = free_port()
+    try:
+        g = guest(arch)
+        big = tmp_path / "initrd-big.cpio"
+        big.write_bytes(g.initrd.read_bytes().ljust(48 << 20, b"\0"))  # cpio ignores the zero padding
+        ref = f"{staging.host}/boot/big:tls"
+        assert cli(["push", "artifact", f"{ref}-{GO[arch]}", "--platform", f"linux/{GO[arch]}", "--kernel",
+                    str(g.kernel), "--initrd", str(big)]) == 0
+        assert cli(["push", "index", ref, "-p", f"linux/{GO[arch]}={ref}-{GO[arch]}"]) == 0
+        text = PLAN.format(reg=f"{GUEST_HOST}:{tls_port}", token=token).replace("http://", "https://")
+        push_plan(staging, tmp_path, "plans/tls:v1", text.replace("boot/debian:netboot", "boot/big:tls"))
+        for r in ("plans/tls:v1", "boot/big:tls"):
+            assert cli(["sign-artifact", f"{staging.host}/{r}", "--key", str(key)]) == 0
+    finally:
+        staging.stop()
+    tokens = TokenServer(tmp_path)
+    realm = f"http://{GUEST_HOST}:{tokens.port}/token"
+
+    def serve(n: int) -> Registry:
+        return Registry(tmp_path / f"tls{n}", auth="token", token_realm=realm, token_cert=tokens.cert_pem,
+                        tls=(cert, tls_key), port=tls_port, storage=staging.root)
+
+    reg = serve(1)
+    try:
+        efi = add_sections(firmware_file(arch), ca_section([ca], debian=False), cosign_key_section(pub),
+                           out=tmp_path / profile(arch).efi_name)
+        plan_url = f"https://{GUEST_HOST}:{tls_port}/plans/tls:v1"
+        m = machine(arch, efi=efi, append=f"cloudboot.wait=0 rd.cloudboot.user={USER} rd.cloudboot.pass={PASSWORD}",
+                    extra=nic_args(plan_url) + ["-device", "virtio-rng-pci", "-no-reboot"])
+        m.expect_line(r"tls: 1 roots, entropy from EFI_RNG_PROTOCOL", 240)
+        m.expect_line(re.escape(f"cosign: {plan_url}: signature verified"), 120)
+        m.expect_line(r"net: kernel: \d+ bytes in .*sha256 verified", 300)
+        m.expect_line(r"net: initrd: pulling 50331648 bytes", 60)
+        reg.stop()
+        reg = serve(2)
+        m.expect_line(r"oci: resuming sha256:[0-9a-f]{64} at byte \d+", 120)
+        m.expect_line(r"net: initrd: 50331648 bytes in .*sha256 verified", 300)
+        m.expect(MARKER, 400)
+        assert f"cbnet={token}" in m.expect_line(r"^cmdline: ", 60).text
+        assert tokens.issued >= 1
+    finally:
+        reg.stop()
+        tokens.stop()

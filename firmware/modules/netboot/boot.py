@@ -110,7 +110,9 @@ class Session:
             timeout = grammar.duration(opts["cloudboot.net.timeout"])
         self.transport = http.Transport(timeout=timeout, search=lease.domain if lease else "",
                                         tls=_tls_wrapper(opts))
-        self.client = Client(self.transport, retries=3, backoff=0.5, backoff_max=4.0,
+        user = opts.get("rd.cloudboot.user")  # registry credentials, the Linux init's keys
+        creds = (user, opts.get("rd.cloudboot.pass", "")) if user else None
+        self.client = Client(self.transport, credentials=creds, retries=3, backoff=0.5, backoff_max=4.0,
                              log=lambda m: log("oci: " + m))
         self.policy, self.verifier = _cosign_policy(opts)
         self.sinks = []

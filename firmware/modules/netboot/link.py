@@ -8,7 +8,7 @@ import _uefi
 
 from uefi import core, guid, mem, pci
 
-SIMPLE_NETWORK = guid.guid_bytes("a19832b9-ac25-11d3-9a2d-0090273fc14d")
+SIMPLE_NETWORK = guid.SIMPLE_NETWORK_PROTOCOL
 
 
 class NetError(OSError):

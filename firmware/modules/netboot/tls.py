@@ -55,7 +55,7 @@ def wrapper(opts, log=print):
                     ctx.load_verify_locations(der)  # MicroPython: cadata, positional
                 except (ValueError, OSError):
                     pass  # a root Mbed TLS cannot parse (an unsupported curve or key type) is left out
-            rng = core.locate_handles(guid.guid_bytes("3152bca5-eade-433d-862e-c01cdc291f44"))
+            rng = core.locate_handles(guid.RNG_PROTOCOL)
             log("cloud-boot: tls: %d roots, entropy from %s" % (len(certs), "EFI_RNG_PROTOCOL" if rng else
                                                                  "CPU-counter jitter (no EFI_RNG_PROTOCOL: weak)"))
             state["ctx"] = ctx

@@ -6,6 +6,9 @@ import struct
 import time
 
 import _net
+import _uefi
+
+from uefi import core, guid
 
 VENDOR = 0x1AF4
 DEVICE_IDS = (0x1000, 0x1041)  # transitional and modern virtio-net
@@ -126,6 +129,11 @@ class VirtioNet:
 
     def up(self):
         """Claim the device from the firmware, negotiate, set up RX/TX queues, hand the rings to _net."""
+        # EDK2's network stack (MNP, IP4, TCP, PXE/HTTP boot: bound once everything was connected and an
+        # EFI_RNG_PROTOCOL exists) does not let go of the NIC through an exclusive open: stop it from the
+        # top, at every SIMPLE_NETWORK handle, first.
+        for h in core.locate_handles(guid.SIMPLE_NETWORK_PROTOCOL):
+            _uefi.call(core.bs_fn("DisconnectController"), h, 0, 0)
         self.fn.claim()
         self.reset()
         self._common(_STATUS, 1, ACKNOWLEDGE)

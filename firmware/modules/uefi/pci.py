@@ -64,8 +64,13 @@ class PciFunction:
         SNP/MNP stack above it) is disconnected and cannot bind again; memory decoding, bus mastering and 64-bit
         DMA addresses (when supported) on."""
         out = bytearray(8)
-        core.bs_call("OpenProtocol", self.handle, PCI_IO_PROTOCOL, out, core.image_handle(), self.handle,
-                     _BY_DRIVER_EXCLUSIVE)
+        args = (self.handle, PCI_IO_PROTOCOL, out, core.image_handle(), self.handle, _BY_DRIVER_EXCLUSIVE)
+        status = _uefi.call(core.bs_fn("OpenProtocol"), *args)
+        if status & core.ERROR_BIT:
+            # A driver stack that will not let go when asked through EXCLUSIVE (EDK2's network drivers after
+            # a ConnectController of everything): disconnect the controller's drivers first, then claim.
+            _uefi.call(core.bs_fn("DisconnectController"), self.handle, 0, 0)
+            core.bs_call("OpenProtocol", *args)
         self.claimed = True
         supported = bytearray(8)
         core.check("PciIo.Attributes(supported)", _uefi.call(self._fn(_ATTRIBUTES), self.iface, _ATTR_SUPPORTED, 0,
