@@ -10,6 +10,7 @@ from netstack import http, resolve
 from oci.client import Client
 from oci.errors import TransportError
 from oci.ref import parse
+from test_oci_client import _raises
 
 BLOB = bytes((i * 131 + 7) % 251 for i in range(1 << 20))
 
@@ -18,14 +19,6 @@ def _base():
     addr = os.getenv("CLOUDBOOT_HTTPTEST")
     assert addr, "CLOUDBOOT_HTTPTEST is not set (tests/conftest.py sets it)"
     return "http://" + addr
-
-
-def _raises(exc_type, fn, *args):
-    try:
-        fn(*args)
-    except exc_type as exc:
-        return str(exc)
-    raise AssertionError(exc_type.__name__ + " not raised")
 
 
 def test_content_length_body_and_keep_alive():
