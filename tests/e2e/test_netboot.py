@@ -78,7 +78,11 @@ def signed(registry, netboot_registry, tmp_path_factory):
     signed_url = push_plan(registry, d, "plans/signed:v1", text)
     unsigned_url = push_plan(registry, d, "plans/unsigned:v1", text)
     wrong_url = push_plan(registry, d, "plans/wrongkey:v1", text)
-    for ref, k in (("plans/signed:v1", key), ("boot/debian:netboot", key), ("plans/wrongkey:v1", other)):
+    menu_text = text.replace('default_target = "debian"', 'default_target = "debian"\nmenu {\n  timeout = "20s"\n}') + \
+        f'target "rescue" {{\n  label = "Rescue"\n  index = "http://{GUEST_HOST}:{registry.port}/boot/debian:netboot"\n}}\n'
+    push_plan(registry, d, "plans/menu:v1", menu_text)
+    for ref, k in (("plans/signed:v1", key), ("boot/debian:netboot", key), ("plans/wrongkey:v1", other),
+                   ("plans/menu:v1", key)):
         assert cli(["sign-artifact", f"{registry.host}/{ref}", "--key", str(k)]) == 0
     keyed = {"key": pub, "private": key}
     for arch in ("x86_64", "aarch64"):
@@ -148,6 +152,14 @@ def test_faults_at_the_repl(signed, registry, httptest, tmp_path, machine) -> No
         assert out.startswith("TransportError: ") and "/slow" in out, out
         out = line("fails(s.transport.request, 'GET', 'http://no-such-registry.invalid/v2/', {})")
         assert out.startswith("TransportError: DNS: cannot resolve no-such-registry.invalid"), out
+        # the plan's menu: the disk menu's keys and countdown (a digit stops it, Enter boots the choice)
+        menu_url = signed_url.replace("plans/signed:v1", "plans/menu:v1")
+        start = repl.launch(f"print('CHOSEN', boot.choose_target(s, '{menu_url}')['name'])", 120)
+        m.expect("default in 20 s", 120)
+        m.send(b"2")
+        m.expect("countdown stopped", 30)
+        m.send(b"\r")
+        assert m.expect(re.compile(rb"CHOSEN (\w+)"), 60).group(1) == b"rescue", m.text[start:]
     finally:
         auth_reg.stop()
         proxy.stop()
