@@ -85,6 +85,13 @@ class Registry:
         hexd = digest.split(":", 1)[1]
         return self.root / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
 
+    def kill(self) -> None:
+        """SIGKILL: connections drop mid-transfer (stop() lets distribution finish what it serves)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 
 import pytest
 
@@ -191,7 +192,8 @@ def test_no_link_and_no_lease_fall_through(machine) -> None:
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 def test_https_token_auth_signed_plan_and_registry_restart(signed, tmp_path, machine, arch: str) -> None:
     """The registry serves https with a test CA and wants bearer tokens (credentials from the load options);
-    the plan and index are signed with the firmware's key; while the (48 MiB) initrd downloads, the registry
+    the plan and index are signed with the firmware's key; while the (160 MiB: seconds, whatever the host's
+    socket buffers hold) initrd downloads, the registry
     is killed and started again on the same port and storage: the download resumes, verifies, boots."""
     from cloudboot.fwbuild.firmware import add_sections, ca_section, cosign_key_section
     from tests.ociregistry import PASSWORD, USER, Registry, TokenServer, free_port
@@ -205,7 +207,7 @@ def test_https_token_auth_signed_plan_and_registry_restart(signed, tmp_path, mac
     try:
         g = guest(arch)
         big = tmp_path / "initrd-big.cpio"
-        big.write_bytes(g.initrd.read_bytes().ljust(48 << 20, b"\0"))  # cpio ignores the zero padding
+        big.write_bytes(g.initrd.read_bytes().ljust(160 << 20, b"\0"))  # cpio ignores the zero padding
         ref = f"{staging.host}/boot/big:tls"
         assert cli(["push", "artifact", f"{ref}-{GO[arch]}", "--platform", f"linux/{GO[arch]}", "--kernel",
                     str(g.kernel), "--initrd", str(big)]) == 0
@@ -233,11 +235,12 @@ def test_https_token_auth_signed_plan_and_registry_restart(signed, tmp_path, mac
         m.expect_line(r"tls: 1 roots, entropy from EFI_RNG_PROTOCOL", 240)
         m.expect_line(re.escape(f"cosign: {plan_url}: signature verified"), 120)
         m.expect_line(r"net: kernel: \d+ bytes in .*sha256 verified", 300)
-        m.expect_line(r"net: initrd: pulling 50331648 bytes", 60)
-        reg.stop()
+        m.expect_line(r"net: initrd: pulling 167772160 bytes", 60)
+        time.sleep(3)  # the line comes before the GET: be well into the ~15 s body
+        reg.kill()
         reg = serve(2)
         m.expect_line(r"oci: resuming sha256:[0-9a-f]{64} at byte \d+", 120)
-        m.expect_line(r"net: initrd: 50331648 bytes in .*sha256 verified", 300)
+        m.expect_line(r"net: initrd: 167772160 bytes in .*sha256 verified", 300)
         m.expect(MARKER, 400)
         assert f"cbnet={token}" in m.expect_line(r"^cmdline: ", 60).text
         assert tokens.issued >= 1

@@ -278,13 +278,19 @@ class Client(http.Retrying):
                 try:
                     n = resp.readinto(buf)
                 except TransportError as exc:
-                    # a dropped connection: ask for the rest (the hash and the sink simply go on)
+                    # a dropped connection: ask for the rest (the hash and the sink simply go on), also while
+                    # the registry is still coming back
                     resp.close()
-                    if resumed >= self.retries or not total:
-                        raise
-                    self._pause(resumed, str(exc))
-                    resumed += 1
-                    resp = self._resume(ref, digest, total, exc)
+                    while True:
+                        if resumed >= self.retries or not total:
+                            raise exc from None
+                        self._pause(resumed, str(exc))
+                        resumed += 1
+                        try:
+                            resp = self._resume(ref, digest, total, exc)
+                            break
+                        except TransportError as again:
+                            exc = again
                     continue
                 if not n:
                     break
