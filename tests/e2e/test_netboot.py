@@ -149,7 +149,8 @@ def test_faults_at_the_repl(signed, registry, httptest, tmp_path, machine) -> No
         out = line(f"fails(s.client.fetch_blob_to_sink, r, '{wrong}', lambda: boot.PageSink({len(BLOB)}), "
                    f"{len(BLOB)})")
         assert out.startswith("DigestMismatch: ") and "blob digest mismatch" in out, out
-        out = line(f"s.transport.timeout = 1\nfails(s.transport.request, 'GET', '{host}:{port}/slow', {{}})")
+        slow = f"{host}:{port}/slow"
+        out = line(f"from netstack import http\nfails(http.Transport(timeout=1).request, 'GET', '{slow}', {{}})")
         assert out.startswith("TransportError: ") and "/slow" in out, out
         out = line("fails(s.transport.request, 'GET', 'http://no-such-registry.invalid/v2/', {})")
         assert out.startswith("TransportError: DNS: cannot resolve no-such-registry.invalid"), out
