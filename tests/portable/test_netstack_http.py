@@ -6,11 +6,12 @@ import binascii
 import hashlib
 import os
 
+from test_oci_client import _raises
+
 from netstack import http, resolve
 from oci.client import Client
 from oci.errors import TransportError
 from oci.ref import parse
-from test_oci_client import _raises
 
 BLOB = bytes((i * 131 + 7) % 251 for i in range(1 << 20))
 
