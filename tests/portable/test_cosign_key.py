@@ -36,5 +36,6 @@ def test_p256_key_gives_its_uncompressed_point():
 def test_other_keys_and_garbage_are_refused_by_name():
     assert _error(P384) == "not an ECDSA P-256 public key (120-byte SubjectPublicKeyInfo)"
     assert _error("no pem here") == "no PEM PUBLIC KEY block"
-    short = "-----BEGIN PUBLIC KEY-----\n" + binascii.b2a_base64(b"0Y" + b"x" * 40).decode() + "-----END PUBLIC KEY-----"
+    body = binascii.b2a_base64(b"0Y" + b"x" * 40).decode()
+    short = "-----BEGIN PUBLIC KEY-----\n" + body + "-----END PUBLIC KEY-----"
     assert _error(short) == "not an ECDSA P-256 public key (42-byte SubjectPublicKeyInfo)"
