@@ -248,3 +248,18 @@ def test_https_token_auth_signed_plan_and_registry_restart(signed, tmp_path, mac
     finally:
         reg.stop()
         tokens.stop()
+
+
+def test_non_virtio_nic_goes_through_the_firmwares_snp(httptest, machine) -> None:
+    """An e1000e (its SNP from the iPXE option ROM QEMU ships): the same lwIP and HTTP above the firmware's
+    SIMPLE_NETWORK protocol, and the console says which driver carries the frames."""
+    m = machine("x86_64", efi=firmware_file("x86_64"), append="cloudboot.repl",
+                extra=["-netdev", "user,id=n0", "-device", "e1000e,netdev=n0"])
+    repl = Repl(m)
+    repl.wait_banner(120)
+    repl.enter(60)
+    port = httptest.split(":")[1]
+    out = repl.exec("from netboot import link\nfrom netstack import http\nnic, lease = link.bring_up(print)\n"
+                    f"print(http.Transport().request('GET', 'http://{GUEST_HOST}:{port}/hello', {{}}).read())", 120)
+    assert re.search(r"net: SNP handle [0-9a-f]+ \(firmware SNP driver\)", out), out
+    assert out.strip().endswith("b'hello\\n'"), out
