@@ -107,7 +107,10 @@ class Session:
         self.plain = opts.get("cloudboot.insecure") == "1"
         timeout = 20.0
         if opts.get("cloudboot.net.timeout"):
-            timeout = grammar.duration(opts["cloudboot.net.timeout"])
+            try:
+                timeout = grammar.duration(opts["cloudboot.net.timeout"])
+            except ValueError as exc:
+                log("cloudboot.net.timeout ignored: %s" % exc)
         self.transport = http.Transport(timeout=timeout, search=lease.domain if lease else "",
                                         tls=_tls_wrapper(opts))
         user = opts.get("rd.cloudboot.user")  # registry credentials, the Linux init's keys
@@ -308,7 +311,12 @@ def boot_network():
     opts = options()
     t0 = time.ticks_ms()
     try:
-        nic, lease = link.bring_up(log, dhcp_s=grammar.duration(opts.get("cloudboot.dhcp.timeout", "20s")))
+        dhcp_s = grammar.duration(opts.get("cloudboot.dhcp.timeout", "20s"))
+    except ValueError as exc:
+        log("cloudboot.dhcp.timeout ignored: %s" % exc)
+        dhcp_s = 20.0
+    try:
+        nic, lease = link.bring_up(log, dhcp_s=dhcp_s)
     except OSError as exc:  # NetError, EfiError: no NIC, no link, no lease
         log("network boot skipped: %s" % exc)
         return False
