@@ -11,7 +11,7 @@ import pytest
 import arches
 from cloudboot.fwbuild.firmware import firmware_dir
 
-MAX_SIZE = 1 << 20  # issue 2: each BOOT<ARCH>.EFI <= 1 MiB
+MAX_SIZE = 3 << 19  # issue 13: each BOOT<ARCH>.EFI with the network stack, TLS and CA roots <= 1.5 MiB
 
 
 @pytest.mark.parametrize("arch", arches.NAMES)
@@ -20,7 +20,7 @@ def test_firmware_is_pe32plus_of_its_arch(arch: str) -> None:
     path = firmware_dir() / target.efi_name
     assert path.is_file(), f"{path} missing: run `make firmware`"
     size = path.stat().st_size
-    assert size <= MAX_SIZE, f"{path.name} is {size} bytes, over the 1 MiB budget"
+    assert size <= MAX_SIZE, f"{path.name} is {size} bytes, over the 1.5 MiB budget"
     pe = pefile.PE(str(path), fast_load=False)
     assert pe.OPTIONAL_HEADER.Magic == 0x20B
     assert pe.FILE_HEADER.Machine == target.pe_machine
