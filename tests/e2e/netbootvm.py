@@ -3,10 +3,11 @@ kernels + the marker initrd as a multi-arch index (tests/e2e/test_netboot.py, be
 
 from __future__ import annotations
 
+import arches
 from cloudboot.cli import main as cli
 from cloudboot.harness.guests import guest
 
-GO = {"x86_64": "amd64", "aarch64": "arm64", "riscv64": "riscv64", "loongarch64": "loong64"}
+GO = {a.name: a.go for a in arches.ARCHES}  # Go/OCI names, from the one table
 GUEST_HOST = "10.0.2.2"  # QEMU user networking's name for the host's 127.0.0.1
 PLAN = """
 default_target = "debian"
@@ -40,5 +41,5 @@ def push_plan(registry, tmp_path, name: str, text: str) -> str:
     """Push plan `text` (HCL) as `name`; returns the URL the guest uses for it."""
     plan = tmp_path / f"{name.replace('/', '-').replace(':', '-')}.hcl"
     plan.write_text(text)
-    assert cli(["push", "plan", f"{registry.host}/{name}", "--file", str(plan)]) == 0
+    assert cli(["push", "plan", f"{registry.host}/{name}", str(plan)]) == 0
     return f"http://{GUEST_HOST}:{registry.port}/{name}"

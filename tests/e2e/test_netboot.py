@@ -84,7 +84,7 @@ def signed(registry, netboot_registry, tmp_path_factory):
     push_plan(registry, d, "plans/menu:v1", menu_text)
     for ref, k in (("plans/signed:v1", key), ("boot/debian:netboot", key), ("plans/wrongkey:v1", other),
                    ("plans/menu:v1", key)):
-        assert cli(["sign-artifact", f"{registry.host}/{ref}", "--key", str(k)]) == 0
+        assert cli(["sign-artifact", f"{registry.host}/{ref}", "--cosign-key", str(k)]) == 0
     keyed = {"key": pub, "private": key}
     for arch in ("x86_64", "aarch64"):
         keyed[arch] = add_sections(firmware_file(arch), ca_section([], debian=True), cosign_key_section(pub),
@@ -216,7 +216,7 @@ def test_https_token_auth_signed_plan_and_registry_restart(signed, tmp_path, mac
         text = PLAN.format(reg=f"{GUEST_HOST}:{tls_port}", token=token).replace("http://", "https://")
         push_plan(staging, tmp_path, "plans/tls:v1", text.replace("boot/debian:netboot", "boot/big:tls"))
         for r in ("plans/tls:v1", "boot/big:tls"):
-            assert cli(["sign-artifact", f"{staging.host}/{r}", "--key", str(key)]) == 0
+            assert cli(["sign-artifact", f"{staging.host}/{r}", "--cosign-key", str(key)]) == 0
     finally:
         staging.stop()
     tokens = TokenServer(tmp_path)
