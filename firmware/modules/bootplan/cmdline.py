@@ -156,9 +156,21 @@ def _anything(value):
     pass
 
 
+def _mirrors(value):
+    from oci.errors import BadReference
+    from oci.mirrors import parse_mirror_list
+
+    try:
+        if not parse_mirror_list(value):
+            raise ValueError("empty mirror list")
+    except BadReference as exc:
+        raise ValueError(str(exc)) from None
+
+
 #: Every cloudboot.* key, with its check. REFERENCE §1.1's keys (read by the init), plus ours:
 #: cloudboot.disk.wait (the init: how long to wait for the disk), cloudboot.repl and cloudboot.wait (the
-#: firmware: enter the REPL at once; the REPL key window in milliseconds).
+#: firmware: enter the REPL at once; the REPL key window in milliseconds), cloudboot.registry.mirror (the init:
+#: registries tried after a reference's own, a comma list of [http://|https://]host[:port]; oci.mirrors).
 KEYS = {
     "cloudboot.exit": _choice("kexec", "reboot"),
     "cloudboot.disk": _device,
@@ -175,6 +187,7 @@ KEYS = {
     "cloudboot.menu.prompt": _anything,
     "cloudboot.cmdline": _anything,
     "cloudboot.insecure": _choice("0", "1"),
+    "cloudboot.registry.mirror": _mirrors,
     "cloudboot.cosign": _choice("enforce", "warn", "off"),
     "cloudboot.dns": _anything,
     "cloudboot.lldp": _choice("0", "1"),

@@ -28,7 +28,7 @@ STRING_FIELDS = ("label", "index", "kernel", "initrd", "modules", "subplan")
 TARGET_ATTRS = ("arch", "version", "label", "index", "kernel", "initrd", "modules", "cmdline", "subplan")
 DISK_ATTRS = ("device", "fs", "kernel", "initrd")
 MENU_ATTRS = ("timeout", "prompt")
-TOP_ATTRS = ("default_target", "dns")
+TOP_ATTRS = ("default_target", "dns", "mirrors")
 FILESYSTEMS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "zfs")
 DEFAULT_PROMPT = "Select a boot target:"
 MAX_SUBPLAN_DEPTH = 8
@@ -299,7 +299,8 @@ class _Scope(Scope):
 
 
 class Plan:
-    """A compiled plan: `targets` (declaration order), `locals`, `menu`, `default_target`, `dns` (Exprs)."""
+    """A compiled plan: `targets` (declaration order), `locals`, `menu`, `default_target`, `dns`, `mirrors`
+    (Exprs)."""
 
     def __init__(self, parsed, file=None):
         if not isinstance(parsed, dict):
@@ -313,6 +314,7 @@ class Plan:
         _only(top, TOP_ATTRS, "the plan", f)
         self.default_target = top.get("default_target")
         self.dns = top.get("dns")
+        self.mirrors = top.get("mirrors")
         self.menu = None
         self.menu_line = None
         self.locals = {}
@@ -394,19 +396,20 @@ class Plan:
             raise exc.locate(self.file) from None
 
     def settings(self, arch, lldp=None, scope=None):
-        """Plan-level values: default_target, dns (list), menu (None or {timeout (s), prompt})."""
+        """Plan-level values: default_target, dns (list), mirrors ([(scheme or None, host[:port])], registries
+        tried after each reference's own: oci.mirrors), menu (None or {timeout (s), prompt})."""
         sc = scope or self.scope(arch, lldp)
-        out = {"default_target": self._top_string(self.default_target, "default_target", sc), "dns": []}
-        if self.dns is not None:
-            try:
-                dns = self.dns.evaluate(sc)
-            except PlanError as exc:
-                raise exc.locate(self.file) from None
-            if type_name(dns) == "string":
-                dns = [dns]
-            if type_name(dns) != "list" or [d for d in dns if type_name(d) != "string"]:
-                raise PlanError("dns must be a list of strings", file=self.file, line=self.dns.line)
-            out["dns"] = [d for d in dns if d]
+        out = {"default_target": self._top_string(self.default_target, "default_target", sc),
+               "dns": self._string_list(self.dns, "dns", sc), "mirrors": []}
+        if self.mirrors is not None:
+            from oci.errors import BadReference
+            from oci.mirrors import parse_mirror
+
+            for m in self._string_list(self.mirrors, "mirrors", sc):
+                try:
+                    out["mirrors"].append(parse_mirror(m))
+                except BadReference as exc:
+                    raise PlanError(str(exc), file=self.file, line=self.mirrors.line) from None
         out["menu"] = None
         if self.menu is not None:
             timeout = 0
@@ -419,6 +422,20 @@ class Plan:
             prompt = self._top_string(self.menu.get("prompt"), "prompt", sc) or DEFAULT_PROMPT
             out["menu"] = {"timeout": timeout, "prompt": prompt}
         return out
+
+    def _string_list(self, e, name, sc):
+        """A top-level list of strings (a lone string is a list of one; empty strings dropped)."""
+        if e is None:
+            return []
+        try:
+            value = e.evaluate(sc)
+        except PlanError as exc:
+            raise exc.locate(self.file) from None
+        if type_name(value) == "string":
+            value = [value]
+        if type_name(value) != "list" or [d for d in value if type_name(d) != "string"]:
+            raise PlanError("%s must be a list of strings" % name, file=self.file, line=e.line)
+        return [d for d in value if d]
 
     def _in_target(self, target, fn, *args):
         try:
@@ -523,7 +540,7 @@ class Plan:
         for name in self.locals:
             self._check_refs(self.locals[name], False, None)
         self._check_cycles()
-        for e in (self.default_target, self.dns):
+        for e in (self.default_target, self.dns, self.mirrors):
             if e is not None:
                 self._check_refs(e, False, None)
         for e in (self.menu or {}).values():

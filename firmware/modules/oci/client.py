@@ -68,16 +68,25 @@ class Client(http.Retrying):
     bearer       a static token sent on every request (e.g. from Keystone); overrides negotiation
     retries      extra attempts on 5xx/408/429 and transport errors; backoff doubles from `backoff` to
                  `backoff_max` seconds
+    endpoints    oci.mirrors.Endpoints (DNS SRV names, mirrors) or None
+
+    Mirrors: a request goes to the endpoint that last worked for its registry with the retry discipline
+    above; when that fails (transport errors or 5xx/408/429 that persisted, a 404 for content named by
+    digest) it goes to the next endpoint, each once, logging "registry: A failed (why), trying B". A
+    download that breaks halfway resumes on the next endpoint with Range, and every blob and manifest named
+    by digest is verified whoever served it: a mirror cannot change what is booted (a tag is resolved by the
+    first endpoint that answers; pin digests or enforce cosign when mirrors are not trusted with tags).
     """
 
     def __init__(self, transport, credentials=None, bearer=None, retries=3, backoff=0.5, backoff_max=8.0,
-                 max_redirects=5, sleep=None, log=None):
+                 max_redirects=5, sleep=None, log=None, endpoints=None):
         super().__init__(retries, backoff, backoff_max, sleep, log)
         self.transport = transport
         self.credentials = credentials
         self.bearer = bearer
         self.max_redirects = max_redirects
-        self._auth = {}  # (registry, repository) -> Authorization header value
+        self.endpoints = endpoints  # oci.mirrors.Endpoints: SRV names and mirrors; None: the ref's registry only
+        self._auth = {}  # (endpoint host, repository) -> Authorization header value
         self._tokens = {}  # (realm, service, scope) -> token
 
     # ---- plumbing -------------------------------------------------------------------------------------------
@@ -145,8 +154,63 @@ class Client(http.Retrying):
                                                             self.max_redirects, RegistryError),
                               "%s %s" % (method, url))
 
+    def _endpoint_list(self, ref):
+        if self.endpoints is None:
+            from oci.mirrors import Endpoint
+
+            return [Endpoint(ref.scheme, ref.registry)], 0
+        return self.endpoints.of(ref), self.endpoints.start(ref)
+
+    @staticmethod
+    def _at(ref, ep):
+        from oci.ref import Reference
+
+        return Reference(ep.host, ref.repository, ref.tag, ref.digest, ep.scheme)
+
+    def endpoint_ref(self, ref):
+        """ref on the endpoint in use for its registry (its SRV target or mirror)."""
+        eps, i = self._endpoint_list(ref)
+        return self._at(ref, eps[i])
+
+    def base_url(self, ref):
+        """`scheme://host/v2/repo` of the endpoint in use for ref."""
+        return self.endpoint_ref(ref).base_url()
+
+    def _switch(self, ref, failed, why):
+        """Move ref's registry to the endpoint after `failed`; False when there is no other."""
+        eps, _ = self._endpoint_list(ref)
+        if len(eps) < 2:
+            return False
+        nxt = (failed + 1) % len(eps)
+        if self.log:
+            self.log("registry: %s failed (%s), trying %s" % (eps[failed].host, why, eps[nxt].host))
+        self.endpoints.worked(ref, nxt)
+        return True
+
     def request(self, method, ref, path, headers=None, body=None, what=""):
-        """A registry API request under `ref.base_url()`; answers one auth challenge; maps error statuses."""
+        """A registry API request on ref's endpoints in turn (see the class doc); answers one auth challenge;
+        maps error statuses. An absolute URL (an upload location) goes to the endpoint in use only."""
+        eps, first = self._endpoint_list(ref)
+        if "://" in path[:12]:
+            return self._request_at(method, self._at(ref, eps[first]), path, headers, body, what)
+        for k in range(len(eps)):
+            i = (first + k) % len(eps)
+            try:
+                resp = self._request_at(method, self._at(ref, eps[i]), path, headers, body, what)
+            except (TransportError, ServerError, NotFound) as exc:
+                pinned = "sha256:" in path
+                if k == len(eps) - 1 or (isinstance(exc, NotFound) and not pinned):
+                    raise
+                self._switch(ref, i, _why(exc))
+                continue
+            if self.endpoints is not None:
+                self.endpoints.worked(ref, i)
+            resp.endpoint = eps[i].host
+            return resp
+        raise OciError("%s: no registry endpoint" % ref)  # not reached: the loop returns or raises
+
+    def _request_at(self, method, ref, path, headers, body, what):
+        """One request to the registry `ref` names (an endpoint)."""
         url = path if "://" in path[:12] else ref.base_url() + path
         headers = dict(headers or {})
         key = (ref.registry, ref.repository)
@@ -283,7 +347,8 @@ class Client(http.Retrying):
             resp.close()
         got = _hexdigest(h)
         if got != digest:
-            raise DigestMismatch("%s: blob digest mismatch: got %s want %s" % (ref.name(), got, digest))
+            raise DigestMismatch("%s: blob digest mismatch: got %s want %s (served by %s)"
+                                 % (ref.name(), got, digest, resp.endpoint))
         if size is not None and total != size:
             raise DigestMismatch("%s: blob %s is %d bytes, descriptor says %d" % (ref.name(), digest, total, size))
         return total
@@ -294,14 +359,16 @@ class Client(http.Retrying):
         resp = self.request("GET", ref, "/blobs/" + digest, {"Range": "bytes=%d-" % offset}, what="blob " + digest)
         if resp.status == 206 and resp.headers.get("content-range", "").startswith("bytes %d-" % offset):
             if self.log:
-                self.log("resuming %s at byte %d" % (digest, offset))
+                self.log("resuming %s at byte %d from %s" % (digest, offset, resp.endpoint))
             return resp
         http.drain(resp)
         raise cause
 
     def _fetch_retrying(self, ref, digest, make_sink, size, max_size):
         # a transport error in the middle of a body restarts the whole download with a fresh sink
+        # bytes that do not hash to the digest: the endpoint serving them is dropped for the next one
         attempt = 0
+        mismatches = 0
         while True:
             sink = make_sink()
             try:
@@ -312,6 +379,11 @@ class Client(http.Retrying):
                     raise
                 self._pause(attempt, str(exc))
                 attempt += 1
+            except DigestMismatch as exc:
+                eps, current = self._endpoint_list(ref)
+                mismatches += 1
+                if mismatches >= len(eps) or not self._switch(ref, current, str(exc)):
+                    raise
 
     def fetch_blob_to_sink(self, ref, digest, make_sink, size=None, max_size=None):
         """Stream a verified blob into `make_sink()` (called again for each attempt that must start over);
@@ -364,7 +436,7 @@ class Client(http.Retrying):
         if resp.status != 202 or not location:
             raise RegistryError("%s: upload start answered %d without Location" % (ref.name(), resp.status),
                                 resp.status)
-        url = http.resolve(ref.base_url() + "/blobs/uploads/", location)
+        url = http.resolve(self.base_url(ref) + "/blobs/uploads/", location)
         url += ("&" if "?" in url else "?") + "digest=" + http.quote(digest)
         resp = self.request("PUT", ref, url, {"Content-Type": "application/octet-stream",
                                               "Content-Length": str(size)}, body, what="blob upload " + digest)
@@ -387,6 +459,16 @@ class Client(http.Retrying):
         if said and said != digest:
             raise DigestMismatch("%s: registry stored manifest as %s, we computed %s" % (ref.name(), said, digest))
         return digest
+
+
+def _why(exc):
+    """A short reason for the switch line: the status, or the transport error without its request."""
+    if isinstance(exc, RegistryError):
+        return "HTTP %d" % exc.status
+    text = str(exc)
+    i = text.find("://")
+    j = text.find(": ", i) if i >= 0 else -1
+    return text[j + 2:] if j >= 0 else text
 
 
 # ---- untrusted JSON --------------------------------------------------------------------------------------------

@@ -196,17 +196,31 @@ class BytesResponse:
         self._pos = len(self._body)
 
 
+def _clock():
+    try:
+        return time.monotonic()
+    except AttributeError:  # MicroPython
+        return time.ticks_ms() / 1000.0
+
+
 class Retrying:
     """Bounded retries with capped exponential backoff, the base of the clients over this interface (the OCI
     client, the metadata fetcher): attempt n (from 0) waits min(backoff * 2**n, backoff_max) seconds, each
-    wait logged through `log`."""
+    wait logged through `log`. With a `budget` (seconds), no attempt starts once the first one is that old
+    (a service that hangs until the transport's timeout is not asked again)."""
 
-    def __init__(self, retries=3, backoff=0.5, backoff_max=8.0, sleep=None, log=None):
+    def __init__(self, retries=3, backoff=0.5, backoff_max=8.0, sleep=None, log=None, budget=None, clock=None):
         self.retries = retries
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.sleep = sleep or time.sleep
         self.log = log
+        self.budget = budget
+        self.clock = clock or _clock
+
+    def _over_budget(self, started, attempt):
+        delay = min(self.backoff * (1 << attempt), self.backoff_max)
+        return self.budget is not None and self.clock() + delay - started >= self.budget
 
     def _pause(self, attempt, why):
         delay = min(self.backoff * (1 << attempt), self.backoff_max)
@@ -219,16 +233,17 @@ class Retrying:
         `retries` more times. Returns the last response, whatever its status (the caller judges a status that
         persisted); a TransportError that persisted is raised again as "<what>: <error> (after N attempts)"."""
         attempt = 0
+        started = self.clock()
         while True:
             try:
                 resp = attempt_once()
             except TransportError as exc:
-                if attempt >= self.retries:
+                if attempt >= self.retries or self._over_budget(started, attempt):
                     raise TransportError("%s: %s (after %d attempts)" % (what, exc, attempt + 1)) from None
                 self._pause(attempt, "%s: %s" % (what, exc))
                 attempt += 1
                 continue
-            if resp.status in RETRY_STATUSES and attempt < self.retries:
+            if resp.status in RETRY_STATUSES and attempt < self.retries and not self._over_budget(started, attempt):
                 drain(resp)
                 self._pause(attempt, "%s: HTTP %d" % (what, resp.status))
                 attempt += 1

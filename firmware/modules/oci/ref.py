@@ -2,7 +2,8 @@
 
 Compatible with the original (REFERENCE §3.3): the registry is the text before the first `/` (so a
 reference must name one), `@digest` wins over the tag, the tag defaults to `latest`, and registries on
-`localhost`/`127.0.0.1`/`[::1]` default to plain http.
+`localhost`/`127.0.0.1`/`[::1]` default to plain http. A registry `_<service>._tcp.<domain>` is a DNS SRV name
+(`oci.srv`, `oci.mirrors`).
 """
 
 import arches
@@ -50,7 +51,13 @@ def _check_component(comp, text):
         raise BadReference("bad repository component %r in %r (lowercase letters, digits, . _ -)" % (comp, text))
 
 
-def _check_registry(host, text):
+def check_registry(host, text):
+    """BadReference naming `text` unless `host` is `name[:port]`, `[v6][:port]` or a DNS SRV service name
+    (`_oci._tcp.<domain>`, resolved by oci.srv)."""
+    from oci.srv import is_service_name
+
+    if is_service_name(host):
+        return
     if not host:
         raise BadReference("missing registry in %r" % text)
     if host.startswith("["):
@@ -135,7 +142,7 @@ def parse(text, plain_http=None):
     if slash < 0:
         raise BadReference("missing repository in %r (want registry/repository[:tag][@digest])" % text)
     registry, rest = s[:slash], s[slash + 1:]
-    _check_registry(registry, text)
+    check_registry(registry, text)
     digest = None
     at = rest.find("@")
     if at >= 0:

@@ -85,6 +85,16 @@ def check_exit(cmd: dict[str, str]) -> str:
     return sink
 
 
+def lldp_default_name(machine: str) -> str:
+    """The LLDP system name advertised by default: `cloud-boot-<Go arch>` as the original (REFERENCE §1.1)."""
+    import arches
+
+    try:
+        return f"cloud-boot-{arches.get(machine).go}"
+    except arches.ArchError:
+        return f"cloud-boot-{machine}"
+
+
 def choose_target(cmd: dict[str, str]):
     """The boot target the command line asks for, its files ready in WORKDIR: disk mode (cloudboot.disk=),
     else plan mode over the network (cloudboot.plan=, cloudboot.image=, or a metadata URL that names one)."""
@@ -109,7 +119,7 @@ def choose_target(cmd: dict[str, str]):
     if cmd.get("cloudboot.lldp", "1") != "0":
         wait = cmd.get("cloudboot.lldp.wait", "10s") or "0"
         wait = 0.0 if wait.startswith("-") else cmdline.duration(wait)
-        name = cmd.get("cloudboot.lldp.name") or f"cloud-boot-{os.uname().machine}"
+        name = cmd.get("cloudboot.lldp.name") or lldp_default_name(os.uname().machine)
         listener = lldp.Listener(net.ethernet_links(), wait, cmd.get("cloudboot.lldp.tx", "1") != "0", name).start()
     with phase("plan"):
         return planmode.run(cmd, WORKDIR, listener, leases[0] if leases else None)

@@ -21,6 +21,13 @@ ROLE_BY_TITLE = {"vmlinuz": "kernel", "kernel": "kernel", "initrd": "initrd", "i
                  "squashfs": "squashfs", "filesystem.squashfs": "squashfs", "cmdline": "cmdline"}
 DOWNLOADED = ("kernel", "initrd", "modules", "apkovl", "cmdline")
 COSIGN_KEY = "/etc/cosign.pub"
+#: Seconds per connect/read, each service its own (REFERENCE §1.1/§4.6: the original's 60 s registry client,
+#: 10 s metadata GET, 15 s Keystone exchange); metadata and Keystone also stop retrying once that much time
+#: has gone, so a dead metadata service costs the boot about 10 s.
+REGISTRY_TIMEOUT = 60.0
+METADATA_TIMEOUT = 10.0
+KEYSTONE_TIMEOUT = 15.0
+RESOLV_CONF = "/etc/resolv.conf"
 
 
 class PlanTarget:
@@ -50,14 +57,19 @@ class Session:
         from oci.client import Client
         from oci.transport_cpython import Transport
 
+        from oci.mirrors import Endpoints, parse_mirror_list
+        from oci.srv import Resolver
+
         self.cmd, self.arch = cmd, arch
         self.plain_http = cmd.get("cloudboot.insecure") == "1"
-        self.transport = Transport(timeout=60.0)
+        self.transport = Transport(timeout=REGISTRY_TIMEOUT)
         user, password = cmd.get("rd.cloudboot.user") or os.environ.get("REGISTRY_USERNAME"), \
             cmd.get("rd.cloudboot.pass") or os.environ.get("REGISTRY_PASSWORD")
         creds = (user, password or "") if user else None
+        self.endpoints = Endpoints(parse_mirror_list(cmd.get("cloudboot.registry.mirror", "")),
+                                   Resolver.from_resolv_conf(RESOLV_CONF), log=log)
         self.client = Client(self.transport, credentials=creds, retries=3, backoff=0.5, backoff_max=4.0,
-                             log=lambda m: log(f"oci: {m}"))
+                             log=_oci_log, endpoints=self.endpoints)
         self.policy, self.verifier = "off", None
         if os.path.exists(COSIGN_KEY):
             self.policy = cmd.get("cloudboot.cosign", "enforce")
@@ -103,6 +115,22 @@ class Session:
         got = os.path.getsize(sink_path)
         log(f"  pulled {got} in {took:.2f}s ({got / took / 1e6:.1f} MB/s)")
         return sink_path
+
+
+def _oci_log(message: str) -> None:
+    # the mirror switch lines are the client's own ("registry: ..."); retries and resumes get a prefix
+    log(message if message.startswith("registry: ") else f"oci: {message}")
+
+
+def metadata_source(cmd: dict[str, str]):
+    """The metadata URL's source (None without `cloudboot.metadata.url`), with its own timeouts: 10 s for the
+    metadata GET, 15 s for the Keystone exchange, each also the budget for its retries."""
+    import cloudmeta
+    from oci.transport_cpython import Transport
+
+    return cloudmeta.from_cmdline(Transport(timeout=METADATA_TIMEOUT), cmd, log=lambda m: log(f"metadata: {m}"),
+                                  keystone_transport=Transport(timeout=KEYSTONE_TIMEOUT),
+                                  budget=METADATA_TIMEOUT, keystone_budget=KEYSTONE_TIMEOUT)
 
 
 def _oci_errors():
@@ -221,6 +249,9 @@ def choose(cmd: dict[str, str], session: Session, lldp: dict[str, str]) -> dict:
         from cloudboot.init.net import write_resolv_conf
 
         log(f"plan: dns {' '.join(write_resolv_conf(settings['dns']))}")
+    if settings["mirrors"]:
+        session.endpoints.add_mirrors(settings["mirrors"])
+        log(f"plan: registry mirrors {' '.join(h for _, h in settings['mirrors'])}")
     return t
 
 
@@ -239,7 +270,7 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
         for layer in manifest.get("layers", []):
             role = _role(layer)
             if role == "modloop":
-                modloop_url = f"{pinned.base_url()}/blobs/{layer['digest']}"
+                modloop_url = f"{session.client.base_url(pinned)}/blobs/{layer['digest']}"
             if role not in DOWNLOADED:
                 continue
             files[role] = session.pull(pinned, layer, os.path.join(workdir, f"{field}-{role}"), role)
@@ -259,7 +290,7 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
         with open(files["cmdline"], encoding="utf-8", errors="replace") as f:
             cmdline = f.read().strip()
     primary = next((t[f] for f in ("index", "kernel", "initrd", "modules") if t.get(f)), "")
-    cmdline = render_cmdline(cmdline, lease, session.ref(primary) if primary else None)
+    cmdline = render_cmdline(cmdline, lease, session.client.endpoint_ref(session.ref(primary)) if primary else None)
     if modloop_url and "modloop=" not in cmdline:
         cmdline = f"{cmdline} modloop={modloop_url}".strip()
     if "cloudboot.cmdline" in session.cmd:
@@ -269,16 +300,16 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
 
 def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None) -> PlanTarget:
     """Plan mode end to end (the network is up): overrides, plan, target, artifacts or disk."""
-    import cloudmeta
     from bootplan.plan import canonical_arch
 
     arch = canonical_arch(os.uname().machine)
     OciError = _oci_errors()
     session = Session(cmd, arch)
     try:
-        source = cloudmeta.from_cmdline(session.transport, cmd, log=lambda m: log(f"metadata: {m}"))
+        source = metadata_source(cmd)
         if source is not None:
             overrides = source.fetch_or_fallback()
+            source.close()
             if overrides:
                 log("metadata: " + " ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
                 cmd.update(overrides)
