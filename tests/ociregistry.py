@@ -249,3 +249,72 @@ class FaultProxy:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class CuttingProxy:
+    """A streaming reverse proxy in front of a registry that plays a mirror dying mid-download: once it has
+    forwarded `cut_after` bytes of one blob body, it calls `on_cut()` (e.g. the registry's kill), cuts that
+    connection and stops listening (later connections are refused). `cut_after=None` only forwards."""
+
+    def __init__(self, upstream: str, cut_after: int | None = None, on_cut=None):
+        import http.client
+
+        self.upstream, self.cut_after, self.on_cut = upstream, cut_after, on_cut
+        self.cut = threading.Event()
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection(*proxy.upstream.split(":"), timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.end_headers()
+                sent = 0
+                cutting = proxy.cut_after is not None and "/blobs/" in self.path and self.command == "GET"
+                while self.command != "HEAD":
+                    chunk = resp.read(1 << 16)
+                    if not chunk:
+                        break
+                    if cutting and not proxy.cut.is_set() and sent + len(chunk) >= proxy.cut_after:
+                        self.wfile.write(chunk[:proxy.cut_after - sent])
+                        self.wfile.flush()
+                        proxy._die(self.connection)
+                        self.close_connection = True
+                        break
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+                conn.close()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle  # noqa: N815
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def _die(self, client: socket.socket) -> None:
+        self.cut.set()
+        if self.on_cut:
+            self.on_cut()
+        self.httpd.socket.close()  # refuse new connections at once
+        try:
+            client.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        threading.Thread(target=self.stop, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -9,6 +9,8 @@ given ones. It uses only `socket`, `struct` and `random`/`os.urandom`, so it run
 
 import struct
 
+from oci.errors import TransportError
+
 TYPE_A = 1
 TYPE_SRV = 33
 CLASS_IN = 1
@@ -18,7 +20,7 @@ _RCODES = {1: "format error", 2: "server failure", 3: "no such name (NXDOMAIN)",
            5: "refused"}
 
 
-class DnsError(Exception):
+class DnsError(TransportError):
     """A DNS query failed, or its answer is malformed (the message names what and where)."""
 
 
@@ -113,7 +115,12 @@ def decode_answer(msg, qid, name, qtype=TYPE_SRV):
     records = []
     addresses = {}
     for i in range(an + ns + ar):
-        rname, off = _read_name(msg, off)
+        try:
+            rname, off = _read_name(msg, off)
+        except DnsError:
+            if truncated:  # a TC answer ends anywhere: keep what is complete
+                break
+            raise
         if off + 10 > len(msg):
             if truncated:
                 break

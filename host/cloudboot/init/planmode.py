@@ -53,12 +53,11 @@ def _role(layer: dict) -> str:
 class Session:
     """The registry side of one boot: transport, client, cosign policy, progress output."""
 
-    def __init__(self, cmd: dict[str, str], arch: str) -> None:
+    def __init__(self, cmd: dict[str, str], arch: str, resolver=None) -> None:
         from oci.client import Client
-        from oci.transport_cpython import Transport
-
         from oci.mirrors import Endpoints, parse_mirror_list
         from oci.srv import Resolver
+        from oci.transport_cpython import Transport
 
         self.cmd, self.arch = cmd, arch
         self.plain_http = cmd.get("cloudboot.insecure") == "1"
@@ -67,7 +66,7 @@ class Session:
             cmd.get("rd.cloudboot.pass") or os.environ.get("REGISTRY_PASSWORD")
         creds = (user, password or "") if user else None
         self.endpoints = Endpoints(parse_mirror_list(cmd.get("cloudboot.registry.mirror", "")),
-                                   Resolver.from_resolv_conf(RESOLV_CONF), log=log)
+                                   resolver or Resolver.from_resolv_conf(RESOLV_CONF), log=log)
         self.client = Client(self.transport, credentials=creds, retries=3, backoff=0.5, backoff_max=4.0,
                              log=_oci_log, endpoints=self.endpoints)
         self.policy, self.verifier = "off", None
@@ -298,13 +297,14 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
     return PlanTarget(files["kernel"], initrd, cmdline, f"target {t['name']!r}")
 
 
-def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None) -> PlanTarget:
-    """Plan mode end to end (the network is up): overrides, plan, target, artifacts or disk."""
+def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None, resolver=None) -> PlanTarget:
+    """Plan mode end to end (the network is up): overrides, plan, target, artifacts or disk. `resolver` answers
+    DNS SRV queries (default: the name servers of /etc/resolv.conf)."""
     from bootplan.plan import canonical_arch
 
     arch = canonical_arch(os.uname().machine)
     OciError = _oci_errors()
-    session = Session(cmd, arch)
+    session = Session(cmd, arch, resolver)
     try:
         source = metadata_source(cmd)
         if source is not None:
@@ -313,7 +313,7 @@ def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None) -> Pl
             if overrides:
                 log("metadata: " + " ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
                 cmd.update(overrides)
-                session = Session(cmd, arch)
+                session = Session(cmd, arch, resolver)
         if not (cmd.get("cloudboot.plan") or cmd.get("cloudboot.image")):
             raise InitError("nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or cloudboot.disk=")
         lldp = lldp_listener.snapshot() if lldp_listener else {}
