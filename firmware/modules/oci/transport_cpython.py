@@ -27,6 +27,11 @@ class _Response:
         except (OSError, http.client.HTTPException) as exc:
             self._fail()
             raise TransportError("reading the response: %s" % (exc or type(exc).__name__)) from None
+        if not n and len(buf) and self._resp.length:
+            # http.client ends a body cut short by the peer silently: a dropped connection, said as one
+            missing = self._resp.length
+            self._fail()
+            raise TransportError("connection closed with %d bytes of the body missing" % missing)
         if not n:
             self._finish()
         return n
