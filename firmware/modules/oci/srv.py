@@ -168,8 +168,8 @@ def order(records, rand=None):
     usable = [r for r in records if r[3] not in ("", ".")]
     out = []
     for prio in sorted(set(r[0] for r in usable)):
-        group = [r for r in usable if r[0] == prio]
-        group.sort(key=lambda r: r[1] != 0)  # zero weights first (RFC 2782)
+        # zero weights first (RFC 2782), otherwise as given (MicroPython's sort is not stable: no sort here)
+        group = [r for r in usable if r[0] == prio and not r[1]] + [r for r in usable if r[0] == prio and r[1]]
         while group:
             total = 0
             for r in group:
