@@ -67,6 +67,14 @@ def platform_ref_type(text: str) -> tuple[str, str]:
     return platform_type(platform), ref
 
 
+def platform_file_type(text: str) -> tuple[str, Path]:
+    """argparse type: `os/arch=FILE` -> (canonical platform, FILE)."""
+    platform, sep, path = text.partition("=")
+    if not sep or not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: want os/arch=FILE")
+    return platform_type(platform), Path(path)
+
+
 def add_arch(p: argparse.ArgumentParser, what: str, *, many: bool = False, **kw) -> None:
     """`--arch`: one architecture (or with `many`, `all` or a comma list) in any of its spellings."""
     kinds = "all, one architecture or a comma list" if many else "one architecture"

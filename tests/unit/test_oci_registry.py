@@ -269,3 +269,33 @@ def test_modpack(registry, tmp_path, capsys) -> None:
     c = client()
     manifest, _, _, pinned = c.resolve(parse(printed))
     assert c.fetch_blob_bytes(pinned, first_layer(manifest, oci.MT_MODULES)["digest"]) == out.read_bytes()
+
+
+def test_push_multi_pushes_each_platform_and_the_index(registry, tmp_path, capsys) -> None:
+    amd, arm, rd = (tmp_path / n for n in ("vmlinuz-amd64", "Image-arm64", "initrd-amd64"))
+    for p in (amd, arm, rd):
+        p.write_bytes(os.urandom(100_000))
+    ref = f"{registry.host}/boot/multi:6.12"
+    code, out, err = cli(capsys, "push", "multi", ref, "--kernel", f"linux/x86_64={amd}", "-k", f"linux/aarch64={arm}",
+                         "-i", f"linux/amd64={rd}", "--cmdline", "console=ttyS0", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [(m["platform"], m["ref"].split("@")[0]) for m in doc["manifests"]] == [
+        ("linux/amd64", f"{ref}-amd64"), ("linux/arm64", f"{ref}-arm64")]
+    c = client()
+    raw, media_type, digest = c.get_manifest(parse(ref))
+    assert digest == doc["digest"] and media_type == oci.MT_OCI_INDEX
+    index = json.loads(raw)
+    assert [(m["platform"]["architecture"], m["digest"]) for m in index["manifests"]] == [
+        ("amd64", doc["manifests"][0]["digest"]), ("arm64", doc["manifests"][1]["digest"])]
+    for arch, files in (("arm64", [arm]), ("amd64", [amd, rd])):
+        manifest, pinned, _, _ = resolve_verified(c, parse(ref), "linux", arch)
+        layers = [lz for lz in manifest["layers"] if lz["mediaType"] != oci.MT_CMDLINE]
+        assert [lz["digest"] for lz in layers] == [sha256_digest(f.read_bytes()) for f in files]
+        assert c.fetch_blob_bytes(pinned, layers[0]["digest"]) == files[0].read_bytes()
+    code, out, err = cli(capsys, "push", "multi", ref, "--kernel", f"linux/amd64={tmp_path / 'nope'}")
+    assert code == 1 and err == f"cloud-boot: error: push multi: --kernel linux/amd64={tmp_path / 'nope'}: no such file"
+    code, out, err = cli(capsys, "push", "multi", ref, "--kernel", "amd64")
+    assert code == 2 and "want os/arch=FILE" in err
+    code, out, err = cli(capsys, "push", "multi", ref)
+    assert code == 1 and "give at least one" in err

@@ -1,4 +1,5 @@
-"""`cloud-boot push {artifact,plan,index,modpack}`: put boot artifacts into an OCI registry; prints REF@digest."""
+"""`cloud-boot push {artifact,plan,index,multi,modpack}`: put boot artifacts into an OCI registry; prints
+REF@digest."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from cloudboot.cliopts import (
     add_platform,
     add_verb,
     add_verb_group,
+    platform_file_type,
     platform_ref_type,
     print_result,
 )
@@ -59,6 +61,28 @@ def _index(args: argparse.Namespace) -> int:
     return _pushed(args, ref, push_index(client_from_args(args), ref, entries))
 
 
+def _multi(args: argparse.Namespace) -> int:
+    """One artifact per platform (`<tag>-<arch>`) from `--kernel linux/ARCH=FILE`-style options, then their
+    index at REF."""
+    from cloudboot.registry.push import PAYLOADS, pinned, push_multi
+
+    ref = parse_ref(args.ref, args)
+    files: dict[str, dict[str, Path]] = {}
+    for flag, _, _ in PAYLOADS:
+        for platform, path in getattr(args, flag):
+            if not path.is_file():
+                raise CloudBootError(f"push multi: --{flag} {platform}={path}: no such file")
+            if flag in files.setdefault(platform, {}):
+                raise CloudBootError(f"push multi: --{flag} given twice for {platform}")
+            files[platform][flag] = path
+    digest, pushed = push_multi(client_from_args(args), ref, files, args.cmdline)
+    if not args.json:
+        for p in pushed:
+            print(f"{p['platform']} {p['ref']}")
+    print_result(args, pinned(ref, digest), {"ref": pinned(ref, digest), "digest": digest, "manifests": pushed})
+    return 0
+
+
 def _modpack(args: argparse.Namespace) -> int:
     """Pack a kernel's module tree into the modules cpio.gz an artifact's modules layer carries; with --push,
     push it as an artifact of its own."""
@@ -96,10 +120,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     ix.add_argument("-p", "--platform", action="append", default=[], type=platform_ref_type, metavar="OS/ARCH=REF",
                     help="one per platform, in the order the index lists them (the arch in any spelling)")
 
+    mu = add_verb(verbs, "multi", _multi, "one artifact per platform and their multi-arch index, in one command")
+    mu.add_argument("ref", help="registry/repo:tag (the index; the artifacts go to tag-<arch>)")
+    for flag, short, title in (("kernel", "-k", "kernel image"), ("initrd", "-i", "initrd"),
+                               ("modules", "-m", "modules cpio.gz"), ("modloop", None, "Alpine modloop"),
+                               ("apkovl", None, "Alpine apkovl"), ("squashfs", None, "Debian live squashfs")):
+        mu.add_argument(*([short] if short else []), f"--{flag}", action="append", default=[],
+                        type=platform_file_type, metavar="OS/ARCH=FILE",
+                        help=f"{title} for a platform (repeatable; the arch in any spelling)")
+    mu.add_argument("--cmdline", metavar="TEXT", help="kernel command line for every platform (a raw text layer)")
+
     mp = add_verb(verbs, "modpack", _modpack, "pack /lib/modules/VER into a modules cpio.gz (and push it)")
     mp.add_argument("src", type=Path, metavar="SRC", help="/lib/modules/<release>")
     add_output(mp, "the modules cpio.gz")
     mp.add_argument("--push", metavar="REF", help="also push it as an artifact with one modules layer")
-    for q in (a, pl, ix, mp):
+    for q in (a, pl, ix, mu, mp):
         add_json(q)
         add_registry_options(q)

@@ -173,6 +173,24 @@ def push_index(client: Client, ref: Reference, entries: list[tuple[str, Referenc
     return client.push_manifest(ref, raw, oci.MT_OCI_INDEX)
 
 
+def push_multi(client: Client, ref: Reference, files: dict[str, dict[str, Path]], cmdline: str | None = None
+               ) -> tuple[str, list[dict]]:
+    """`push multi` (REFERENCE §3.2): for each platform (sorted), an artifact at `<repo>:<tag>-<arch>` from its
+    files {payload flag: path}, then the index of them all at `ref`. Returns (index digest, one
+    {platform, ref, digest} per platform)."""
+    if not ref.tag or ref.digest:
+        raise CloudBootError(f"push multi: {ref} must name a tag (the artifacts get <tag>-<arch> beside it)")
+    if not files:
+        raise CloudBootError("push multi: give at least one --kernel/--initrd/... os/arch=FILE")
+    pushed = []
+    for platform in sorted(files):
+        child = ref.with_tag(f"{ref.tag}-{parse_platform(platform)[1]}")
+        digest = push_artifact(client, child, platform, files[platform], cmdline)
+        pushed.append({"platform": platform, "ref": pinned(child, digest), "digest": digest})
+    index = push_index(client, ref, [(p["platform"], ref.with_digest(p["digest"])) for p in pushed])
+    return index, pushed
+
+
 def pinned(ref: Reference, digest: str) -> str:
     """What the push verbs print: `registry/repo:tag@digest`."""
     return str(Reference(ref.registry, ref.repository, ref.tag, digest, ref.scheme))
