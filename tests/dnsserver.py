@@ -27,6 +27,29 @@ def _question(msg: bytes) -> tuple[str, int, int]:
     return ".".join(labels), qtype, off + 5
 
 
+def build_answer(msg: bytes, srv: dict, a: dict, truncate: bool = False) -> bytes:
+    """The response to query `msg` from the tables (NXDOMAIN for names in neither); `truncate`: TC, no records."""
+    qid = struct.unpack(">H", msg[:2])[0]
+    name, qtype, end = _question(msg)
+    key = name.lower()
+    answers = b""
+    count = 0
+    if qtype == 33:
+        for prio, weight, port, target in srv.get(key, []):
+            rdata = struct.pack(">HHH", prio, weight, port) + _name(target)
+            # owner name as a compression pointer to the question (offset 12)
+            answers += b"\xc0\x0c" + struct.pack(">HHIH", 33, 1, 60, len(rdata)) + rdata
+            count += 1
+    elif qtype == 1:
+        for addr in a.get(key, []):
+            answers += b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(addr)
+            count += 1
+    flags = 0x8180 if key in srv or key in a else 0x8183
+    if truncate:
+        return struct.pack(">HHHHHH", qid, flags | 0x0200, 1, 0, 0, 0) + msg[12:end]
+    return struct.pack(">HHHHHH", qid, flags, 1, count, 0, 0) + msg[12:end] + answers
+
+
 class DnsServer:
     """`srv[name] = [(priority, weight, port, target)]`, `a[name] = [ipv4]`; `queries` counts questions asked;
     `truncate_udp` makes every UDP answer empty with TC set."""
@@ -65,27 +88,8 @@ class DnsServer:
         return "127.0.0.1", self.port
 
     def answer(self, msg: bytes, proto: str) -> bytes:
-        qid = struct.unpack(">H", msg[:2])[0]
-        name, qtype, end = _question(msg)
-        self.queries.append((name, qtype, proto))
-        key = name.lower()
-        known = key in self.srv or key in self.a
-        answers = b""
-        count = 0
-        if qtype == 33:
-            for prio, weight, port, target in self.srv.get(key, []):
-                rdata = struct.pack(">HHH", prio, weight, port) + _name(target)
-                # owner name as a compression pointer to the question (offset 12)
-                answers += b"\xc0\x0c" + struct.pack(">HHIH", 33, 1, 60, len(rdata)) + rdata
-                count += 1
-        elif qtype == 1:
-            for addr in self.a.get(key, []):
-                answers += b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(addr)
-                count += 1
-        flags = 0x8180 if known else 0x8183
-        if proto == "udp" and self.truncate_udp:
-            return struct.pack(">HHHHHH", qid, flags | 0x0200, 1, 0, 0, 0) + msg[12:end]
-        return struct.pack(">HHHHHH", qid, flags, 1, count, 0, 0) + msg[12:end] + answers
+        self.queries.append((*_question(msg)[:2], proto))
+        return build_answer(msg, self.srv, self.a, truncate=proto == "udp" and self.truncate_udp)
 
     def stop(self) -> None:
         for s in (self.udp, self.tcp):
