@@ -302,6 +302,7 @@ class CuttingProxy:
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle  # noqa: N815
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd.handle_error = lambda request, address: None  # streams cut by the dying upstream: expected
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def _die(self, client: socket.socket) -> None:
