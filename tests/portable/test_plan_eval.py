@@ -272,7 +272,8 @@ def test_settings_menu_and_dns():
     p = make(top={"dns": '["192.0.2.53", ""]', "default_target": '"a"'}, menu={"timeout": '"1m30s"'},
              targets=[("a", {"index": '"a"'})])
     s = bplan.Plan(p).settings("amd64")
-    assert s == {"default_target": "a", "dns": ["192.0.2.53"], "menu": {"timeout": 90, "prompt": bplan.DEFAULT_PROMPT}}
+    assert s == {"default_target": "a", "dns": ["192.0.2.53"], "mirrors": [],
+                 "menu": {"timeout": 90, "prompt": bplan.DEFAULT_PROMPT}}
     for text, seconds in (('"5s"', 5), ('"12"', 12), ('""', 0), ("7", 7), ('"1.5s"', 1.5), ('"500ms"', 0.5),
                           ('"1h"', 3600), ('"0"', 0)):
         p = make(menu={"timeout": text, "prompt": '"pick"'}, targets=[("a", {"index": '"a"'})])
@@ -283,6 +284,16 @@ def test_settings_menu_and_dns():
     assert 'timeout "soon" is not a duration' in str(exc) and exc.line == 2
     p = make(top={"dns": "1"})
     assert "dns must be a list of strings" in str(error(bplan.check, p))
+
+
+def test_settings_mirrors():
+    p = make(top={"mirrors": '["m1.example:5000", "http://10.0.0.5:5000", ""]'}, targets=[("a", {"index": '"a"'})])
+    assert bplan.Plan(p).settings("amd64")["mirrors"] == [(None, "m1.example:5000"), ("http", "10.0.0.5:5000")]
+    p = make(top={"mirrors": '"one.example"'}, targets=[("a", {"index": '"a"'})])
+    assert bplan.Plan(p).settings("amd64")["mirrors"] == [(None, "one.example")]
+    for bad, why in (('["m.example/x"]', "bad registry mirror"), ("[1]", "mirrors must be a list of strings")):
+        p = make(top={"mirrors": bad}, targets=[("a", {"index": '"a"'})])
+        assert why in str(error(bplan.check, p)), bad
 
 
 def _menu_plan(**top):
