@@ -286,8 +286,14 @@ class CuttingProxy:
                 sent = 0
                 cutting = proxy.cut_after is not None and "/blobs/" in self.path and self.command == "GET"
                 while self.command != "HEAD":
-                    chunk = resp.read(1 << 16)
+                    try:
+                        chunk = resp.read(1 << 16)
+                    except (OSError, http.client.HTTPException):
+                        chunk = b""
                     if not chunk:
+                        if resp.length:  # the upstream died mid-body: so does this connection
+                            self.close_connection = True
+                            self.connection.shutdown(socket.SHUT_RDWR)
                         break
                     if cutting and not proxy.cut.is_set() and sent + len(chunk) >= proxy.cut_after:
                         self.wfile.write(chunk[:proxy.cut_after - sent])

@@ -76,11 +76,21 @@ class Transport:
     def __init__(self, timeout=60.0, insecure=False, cafile=None, user_agent="cloud-boot"):
         self.timeout = timeout
         self.user_agent = user_agent
-        if insecure:
-            self.ssl_context = ssl._create_unverified_context()
-        else:
-            self.ssl_context = ssl.create_default_context(cafile=cafile)
+        self.insecure, self.cafile = insecure, cafile
+        self._ssl_context = None
         self._idle = {}
+        if cafile:
+            self.ssl_context  # noqa: B018 - a bad --ca-file is reported at once, not at the first https request
+
+    @property
+    def ssl_context(self):
+        """The TLS context, made on first use (loading the system's CA store takes ~0.1 s, wasted on plain http)."""
+        if self._ssl_context is None:
+            if self.insecure:
+                self._ssl_context = ssl._create_unverified_context()
+            else:
+                self._ssl_context = ssl.create_default_context(cafile=self.cafile)
+        return self._ssl_context
 
     def _connect(self, scheme, host, port):
         if scheme == "https":

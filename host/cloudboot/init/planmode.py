@@ -127,6 +127,8 @@ def metadata_source(cmd: dict[str, str]):
     import cloudmeta
     from oci.transport_cpython import Transport
 
+    if not cmd.get("cloudboot.metadata.url"):
+        return None
     return cloudmeta.from_cmdline(Transport(timeout=METADATA_TIMEOUT), cmd, log=lambda m: log(f"metadata: {m}"),
                                   keystone_transport=Transport(timeout=KEYSTONE_TIMEOUT),
                                   budget=METADATA_TIMEOUT, keystone_budget=KEYSTONE_TIMEOUT)
