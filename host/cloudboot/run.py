@@ -18,6 +18,7 @@ PACKAGE_OF = {
     "dpkg-deb": "dpkg",
     "make": "make",
     "mkfs.vfat": "dosfstools",
+    "mkfs.fat": "dosfstools",
     "mcopy": "mtools",
     "mmd": "mtools",
     "xorriso": "xorriso",

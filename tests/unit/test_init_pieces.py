@@ -264,10 +264,11 @@ def test_main_turns_every_failure_into_fatal(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_exit_sinks_and_targets() -> None:
-    assert main.check_exit({}) == "kexec"
-    assert main.check_exit({"cloudboot.exit": "kexec"}) == "kexec"
-    with pytest.raises(InitError, match="reboot sink"):
-        main.check_exit({"cloudboot.exit": "reboot"})
+    plain, rebooting = disk.DiskTarget("k", None, "", "d"), disk.DiskTarget("k", None, "", "d", exit="reboot")
+    assert main.exit_sink({}, plain) == "kexec"
+    assert main.exit_sink({}, rebooting) == "reboot"  # the plan's choice
+    assert main.exit_sink({"cloudboot.exit": "kexec"}, rebooting) == "kexec"  # the command line wins
+    assert main.exit_sink({"cloudboot.exit": "reboot"}, plain) == "reboot"
     with pytest.raises(InitError, match="nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or "
                                         "cloudboot.disk="):
         main.choose_target({})

@@ -108,8 +108,21 @@ def _anything(value: str) -> None:
     pass
 
 
+def _keymap(value: str) -> None:
+    from cloudboot.init.keymap import check
+
+    check(value)
+
+
+def _bootnum(value: str) -> None:
+    if len(value) != 4 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise ValueError("want a boot entry number as 4 hex digits (0001)")
+
+
 #: Every cloudboot.* key init knows, with its check. Keys from REFERENCE.md §1.1, plus ours:
-#: cloudboot.disk.wait (how long to wait for the disk to appear).
+#: cloudboot.disk.wait (how long to wait for the disk to appear), and for Path C (cloudboot.exit=reboot)
+#: cloudboot.reboot.next=1 (BootNext: boot the target once), .bootnum=XXXX (the Boot#### to write),
+#: .pause=<duration> (wait between the staged files and the boot entry: power-cut drills).
 KEYS = {
     "cloudboot.exit": _choice("kexec", "reboot"),
     "cloudboot.disk": _device,
@@ -134,7 +147,10 @@ KEYS = {
     "cloudboot.lldp.name": _nonempty,
     "cloudboot.metadata.url": _nonempty,
     "cloudboot.metadata.token": _anything,
-    "cloudboot.keymap": _choice("", "us", "fr", "fr-mac", "mac-fr"),
+    "cloudboot.keymap": _keymap,
+    "cloudboot.reboot.next": _choice("0", "1"),
+    "cloudboot.reboot.bootnum": _bootnum,
+    "cloudboot.reboot.pause": _duration,
     "cloudboot.openstack.auth-url": _nonempty,
     "cloudboot.openstack.app-cred-id": _nonempty,
     "cloudboot.openstack.app-cred-secret": _nonempty,

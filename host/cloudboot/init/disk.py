@@ -24,8 +24,10 @@ class DiskTarget:
 
     (A plain class: dataclasses would pull inspect, ast and more into the initramfs and into boot time.)"""
 
-    def __init__(self, kernel: str, initrd: str | None, cmdline: str, description: str) -> None:
+    def __init__(self, kernel: str, initrd: str | None, cmdline: str, description: str, name: str = "disk",
+                 exit: str = "") -> None:
         self.kernel, self.initrd, self.cmdline, self.description = kernel, initrd, cmdline, description
+        self.name, self.exit = name, exit  # the name Path C stages it under; the plan's exit sink ("": default)
 
 
 def whole_disks(sysfs: str = "/sys/block") -> list[str]:
