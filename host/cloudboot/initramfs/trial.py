@@ -28,7 +28,9 @@ TARGET_INIT = marker_init(MARKER, "target cmdline")
 def _sources_key(*extra: str) -> str:
     h = hashlib.sha256()
     dirs = [ROOT / "host/cloudboot/init", ROOT / "host/cloudboot/initramfs"]
-    dirs += [MODULES_DIR / p for p in ("diskfs", "bootplan", "oci", "compat", "cloudmeta")]
+    from cloudboot.initramfs.build import PORTABLE
+
+    dirs += [MODULES_DIR / p for p in PORTABLE]
     for d in dirs:
         for p in sorted(d.rglob("*.py")) if d.is_dir() else []:
             h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes())
@@ -73,6 +75,80 @@ def target_initrd(arch: str) -> Path:
     a.file("init", TARGET_INIT.encode(), 0o755)
     a.dir("proc")
     a.dir("dev")
+    out.write_bytes(a.to_bytes())
+    stamp.write_text(key)
+    return out
+
+
+#: The Path C target: booted by the firmware from the cache ESP, it shows what the firmware gave it and what
+#: the variable store holds, then takes one command on the console.
+EFI_MARKER = "CLOUDBOOT-PATHC-TARGET-OK"
+RESET_SCRIPT = "usr/share/cloud-boot/reset-cloud-boot.sh"
+EFI_TARGET_INIT = f"""#!/bin/busybox sh
+/bin/busybox mkdir -p /usr/sbin /tmp
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m; done
+mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+echo "{EFI_MARKER}"
+echo "target cmdline: $(cat /proc/cmdline)"
+echo "efibootmgr -v:"
+efibootmgr -v
+echo "efibootmgr: status $?"
+while :; do
+  echo "target: command? (off, reboot, reset)"
+  read -r cmd || cmd=off
+  case "$cmd" in
+    off) poweroff -f ;;
+    reboot) reboot -f ;;
+    reset) sh /{RESET_SCRIPT}; echo "reset: status $?"; reboot -f ;;
+  esac
+done
+"""
+
+
+def efi_target_initrd(arch: str) -> Path:
+    """The Path C test target's initrd: busybox, Debian's efibootmgr with its libraries, the kernel's efivarfs
+    module, our reset script, and EFI_TARGET_INIT (marker, /proc/cmdline, `efibootmgr -v`, then a console
+    command: off, reboot, or reset = the sh script + reboot)."""
+    from cloudboot.init.efivars import reset_script
+    from cloudboot.initramfs import kmods
+    from cloudboot.initramfs import python as pysel
+    from cloudboot.initramfs.build import add_libraries
+
+    out = _workdir(arch) / "efi-target-initrd.cpio"
+    archive = debian.Archive(arch)
+    debs = archive.fetch(archive.closure(["efibootmgr", "busybox-static"]))
+    kernel = debian.fetch_kernel(archive, None)
+    key = hashlib.sha256("\0".join([d.path.name for d in debs] + [kernel.modules_deb.path.name, EFI_TARGET_INIT,
+                                                                   reset_script()]).encode()).hexdigest()
+    stamp = out.with_suffix(".key")
+    if out.exists() and stamp.exists() and stamp.read_text() == key:
+        return out
+    trees = [archive.unpack(d) for d in debs]
+    fs = pysel.Rootfs(trees)
+    a = cpio.Archive()
+    _, busybox = fs.resolve("usr/bin/busybox")
+    a.file("usr/bin/busybox", busybox, 0o755)
+    efibootmgr = next(p for p in ("usr/bin/efibootmgr", "usr/sbin/efibootmgr", "bin/efibootmgr")
+                      if fs.glob(p))
+    _, host = fs.resolve(efibootmgr)
+    a.file("usr/bin/efibootmgr", host, 0o755)
+    add_libraries(a, fs, [host], efibootmgr, arch)
+    mods = kmods.select(archive.unpack(kernel.modules_deb), kernel.release, ["efivarfs"],
+                        archive.unpack(kernel.base_deb) if kernel.base_deb else None)
+    for rel in mods.order:
+        a.file(f"usr/lib/modules/{rel.rsplit('/', 1)[-1]}", mods.files[rel], 0o644)
+    a.file("usr/lib/modules/order", "".join(rel.rsplit("/", 1)[-1] + "\n" for rel in mods.order).encode(), 0o644)
+    a.file(RESET_SCRIPT, reset_script().encode(), 0o755)
+    a.file("init", EFI_TARGET_INIT.encode(), 0o755)
+    for d in ("proc", "sys", "dev", "tmp"):
+        a.dir(d)
+    for link in ("bin", "sbin", "lib", "lib64"):
+        if link != "lib64" or any(p.startswith("usr/lib64/") for p in a.entries):
+            a.symlink(link, f"usr/{link}")
     out.write_bytes(a.to_bytes())
     stamp.write_text(key)
     return out
