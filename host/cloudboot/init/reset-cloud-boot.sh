@@ -32,7 +32,8 @@ if [ -z "$(ls -A "$VARS" 2>/dev/null)" ]; then
   mount -t efivarfs efivarfs "$VARS" || fail "cannot mount efivarfs on $VARS"
 fi
 
-hex() { od -An -v -tx1 "$@" | tr -d ' \n'; }    # bytes of a file as one lower-case hex string
+# A file's bytes as one lower-case hex string. Through cat: efivarfs files cannot seek, so no `od -j`.
+hex() { cat "$1" | od -An -v -tx1 | tr -d ' \n'; }
 mutable() { [ -e "$1" ] && { chattr -i "$1" 2>/dev/null || true; }; }   # efivarfs marks unknown ones immutable
 delete() { mutable "$1"; rm -f "$1" || fail "cannot delete $1"; }
 # setvar FILE HEX: the variable = attributes NV|BS|RT + data, in ONE write (efivarfs sets it per write()).
@@ -55,7 +56,7 @@ for f in "$VARS"/Boot[0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f]-$GLOBAL; do
   if [ -n "${BOOTNUM:-}" ]; then
     [ "$(echo "$num" | tr a-f A-F)" = "$(echo "$BOOTNUM" | tr a-f A-F)" ] || continue
   else
-    [ "$(hex -j10 -N22 "$f")" = "$PREFIX" ] || continue
+    [ "$(hex "$f" | cut -c21-64)" = "$PREFIX" ] || continue   # description: bytes 10-31
   fi
   delete "$f"
   echo "deleted Boot$num"
@@ -65,7 +66,7 @@ done
 
 order=$VARS/BootOrder-$GLOBAL
 if [ -n "$ours" ] && [ -e "$order" ]; then
-  old=$(hex -j4 "$order") rest=$old kept= before= after=
+  old=$(hex "$order" | cut -c9-) rest=$old kept= before= after=
   while [ -n "$rest" ]; do
     slot=${rest%"${rest#????}"}; rest=${rest#????}
     shown=$(echo "$slot" | sed 's/\(..\)\(..\)/\2\1/' | tr a-f A-F)
@@ -83,7 +84,7 @@ fi
 
 next=$VARS/BootNext-$GLOBAL
 if [ -n "$ours" ] && [ -e "$next" ]; then
-  case " $ours " in *" $(hex -j4 -N2 "$next") "*) delete "$next"; echo "deleted BootNext" ;; esac
+  case " $ours " in *" $(hex "$next" | cut -c9-12) "*) delete "$next"; echo "deleted BootNext" ;; esac
 fi
 for name in CloudBootCmdline CloudBootTarget; do
   if [ -e "$VARS/$name-$CLOUDBOOT" ]; then delete "$VARS/$name-$CLOUDBOOT"; echo "deleted $name"; fi

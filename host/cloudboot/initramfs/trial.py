@@ -94,16 +94,18 @@ for m in $(cat /lib/modules/order); do insmod /lib/modules/$m; done
 mount -t efivarfs efivarfs /sys/firmware/efi/efivars
 echo "{EFI_MARKER}"
 echo "target cmdline: $(cat /proc/cmdline)"
+echo "target net: $(ls /sys/class/net | tr '\\n' ' ')"
 echo "efibootmgr -v:"
 efibootmgr -v
 echo "efibootmgr: status $?"
 while :; do
-  echo "target: command? (off, reboot, reset)"
+  echo "target: command? (off, reboot, reset, or a shell command)"
   read -r cmd || cmd=off
   case "$cmd" in
     off) poweroff -f ;;
     reboot) reboot -f ;;
     reset) sh /{RESET_SCRIPT}; echo "reset: status $?"; reboot -f ;;
+    *) sh -c "$cmd"; echo "status $?" ;;
   esac
 done
 """
@@ -111,8 +113,8 @@ done
 
 def efi_target_initrd(arch: str) -> Path:
     """The Path C test target's initrd: busybox, Debian's efibootmgr with its libraries, the kernel's efivarfs
-    module, our reset script, and EFI_TARGET_INIT (marker, /proc/cmdline, `efibootmgr -v`, then a console
-    command: off, reboot, or reset = the sh script + reboot)."""
+    module, our reset script, and EFI_TARGET_INIT (marker, /proc/cmdline, `efibootmgr -v`, then console
+    commands: off, reboot, reset = the sh script + reboot, or any shell command)."""
     from cloudboot.init.efivars import reset_script
     from cloudboot.initramfs import kmods
     from cloudboot.initramfs import python as pysel
