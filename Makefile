@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 CB     := $(VENV)/bin/cloud-boot
 STAMP  := $(VENV)/.installed
 
-.PHONY: all deps firmware iso test unit bench run lint clean fuzz
+.PHONY: all deps firmware iso test unit bench run lint clean fuzz soak
 all: iso
 
 $(STAMP): pyproject.toml
@@ -49,6 +49,14 @@ bench: $(STAMP)
 FUZZ_SECONDS ?= 600
 fuzz: $(STAMP)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)
+
+# Path C soak (not in CI): SOAK_CYCLES of stage -> reboot -> target -> reset in one VM (about 40 s a cycle on x86_64).
+SOAK_CYCLES ?= 100
+SOAK_ARCH   ?= x86_64
+soak: $(STAMP)
+	$(CB) deps
+	$(CB) firmware --arch $(SOAK_ARCH)
+	$(PY) -m tests.soak_pathc --cycles $(SOAK_CYCLES) --arch $(SOAK_ARCH)
 
 lint: $(STAMP)
 	$(PY) -m ruff check host harness firmware/modules tests bench

@@ -98,6 +98,8 @@ echo "target net: $(ls /sys/class/net | tr '\\n' ' ')"
 echo "efibootmgr -v:"
 efibootmgr -v
 echo "efibootmgr: status $?"
+echo "target efivars: $(ls /sys/firmware/efi/efivars | wc -l) variables, \\
+$(stat -f -c '%a of %b' /sys/firmware/efi/efivars) blocks free"
 while :; do
   echo "target: command? (off, reboot, reset, or a shell command)"
   read -r cmd || cmd=off
@@ -156,15 +158,15 @@ def efi_target_initrd(arch: str) -> Path:
     return out
 
 
-def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
+def target_disk(arch: str, fstype: str = "ext4", efi: bool = False) -> tuple[Path, str]:
     """A GPT disk whose partition 1 (PARTLABEL cbtarget, LABEL CBTARGET) holds /boot/vmlinuz-<release> and
-    /boot/initrd.img-<release> (the test initrd), Debian style, on ext4, xfs or btrfs (made by mkfs from the
-    tree); returns (image, kernel release)."""
+    /boot/initrd.img-<release> (the test initrd; with `efi`, the Path C one), Debian style, on ext4, xfs or
+    btrfs (made by mkfs from the tree); returns (image, kernel release)."""
     if fstype not in ("ext4", "xfs", "btrfs"):
         raise CloudBootError(f"target_disk: no {fstype} images (ext4, xfs, btrfs)")
     kernel, release = debian.kernel_image(arch)
-    initrd = target_initrd(arch)
-    img = _workdir(arch) / f"target-{fstype}.img"
+    initrd = efi_target_initrd(arch) if efi else target_initrd(arch)
+    img = _workdir(arch) / f"target-{fstype}{'-efi' if efi else ''}.img"
     key = f"{kernel.name} {kernel.stat().st_size} {initrd.stat().st_size} {initrd.stat().st_mtime_ns} v2"
     stamp = img.with_suffix(".key")
     if img.exists() and stamp.exists() and stamp.read_text() == key:
@@ -216,6 +218,24 @@ def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path
     return Machine(prof.arch, extra_kernel=(kernel, initrd, f"console={prof.linux_console} {append}"),
                    disks=disks or [], nics=1 if nic else 0, memory_mb=memory_mb, uefi=efi,
                    readonly_disks=not writable, extra=["-smp", "2", "-no-reboot"])
+
+
+def uki_medium(arch: str, append: str, out: Path) -> Path:
+    """A boot medium: a disk image whose FAT ESP holds \\EFI\\BOOT\\BOOT<ARCH>.EFI = a UKI of our built
+    firmware (the stub), Debian's kernel and our init, with `console=<serial> panic=-1 <append>`."""
+    from cloudboot.fwbuild.firmware import firmware_dir
+    from cloudboot.image.esp import build_esp
+    from cloudboot.image.output import read_input, write_atomic
+    from cloudboot.image.uki import UkiParts, build_uki
+
+    prof = profile(debian.check_arch(arch))
+    stub = firmware_dir() / prof.efi_name
+    kernel = boot_kernel(arch)
+    parts = UkiParts(linux=kernel.read_bytes(), linux_name=str(kernel), initrds=[initramfs(arch).read_bytes()],
+                     cmdline=f"console={prof.linux_console} panic=-1 {append}".encode())
+    uki, _ = build_uki(read_input(stub, "the firmware (cloud-boot firmware)"), str(stub), parts)
+    write_atomic(out, build_esp({f"EFI/BOOT/{prof.efi_name}": uki}))
+    return out
 
 
 def console(arch: str) -> str:
