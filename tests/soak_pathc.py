@@ -20,7 +20,7 @@ from pathlib import Path
 from cloudboot.harness.machine import HarnessTimeout, Machine
 from cloudboot.harness.profiles import profile
 from cloudboot.image import cachedisk
-from cloudboot.initramfs import trial
+from cloudboot.initramfs import debian, trial
 
 TIMEOUT = 300
 
@@ -60,10 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", default="x86_64", help="x86_64 or aarch64")
     args = p.parse_args(argv)
     arch = profile(args.arch).arch
+    debarch = debian.check_arch(arch)  # the trial images are kept per Debian arch name
     work = Path(tempfile.mkdtemp(prefix="cloudboot-soak-"))
-    target, _ = trial.target_disk(arch, efi=True)
-    medium = trial.uki_medium(arch, "cloudboot.disk=LABEL=CBTARGET cloudboot.exit=reboot "
-                                    f'cloudboot.cmdline="console={trial.console(arch)} panic=-1"', work / "medium.img")
+    target, _ = trial.target_disk(debarch, efi=True)
+    medium = trial.uki_medium(debarch, "cloudboot.disk=LABEL=CBTARGET cloudboot.exit=reboot "
+                                       f'cloudboot.cmdline="console={trial.console(arch)} panic=-1"',
+                              work / "medium.img")
     cachedisk.make(work / "cache.img")
     m = Machine(arch, disks=[medium, work / "cache.img", target], vars_file=work / "vars.fd", bootindex=False,
                 extra=["-smp", "2"]).start()

@@ -1,8 +1,13 @@
-"""Console checks shared by the init e2e tests (test_init_boot, test_init_plan): the kexec'd target and the
-FATAL + rescue prompt path, on a VM from `cloudboot.initramfs.trial.machine`."""
+"""Shared by the init e2e tests (test_init_boot, test_init_plan, test_pathc): console checks (the kexec'd
+target, the FATAL + rescue prompt path, on a VM from `cloudboot.initramfs.trial.machine`) and the registry
+content they boot."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
+from cloudboot.cli import main as cli
 from cloudboot.harness.machine import Machine
 from cloudboot.initramfs import trial
 
@@ -25,3 +30,16 @@ def fatal_then_rescue(q: Machine, timeout: float, *want: str) -> None:
     q.send("exit()\n")  # leaving the prompt: PID 1 stays and prompts again
     q.expect_line(r"PID 1 stays; new rescue prompt", 60)
     assert "Kernel panic" not in q.text
+
+
+def push_debian(registry, ref: str, initrd: Callable[[str], Path], plan: Path, plan_ref: str) -> None:
+    """Debian's kernel + `initrd(arch)` for amd64 and arm64 as `<ref>-<arch>` artifacts under a multi-arch index
+    at `ref` (each machine picks its own), and `plan` at `plan_ref` (refs without the registry host)."""
+    refs = []
+    for arch in ("amd64", "arm64"):
+        one = f"{registry.host}/{ref}-{arch}"
+        assert cli(["push", "artifact", one, "--platform", f"linux/{arch}", "--kernel",
+                    str(trial.boot_kernel(arch)), "--initrd", str(initrd(arch))]) == 0
+        refs += ["-p", f"linux/{arch}={one}"]
+    assert cli(["push", "index", f"{registry.host}/{ref}", *refs]) == 0
+    assert cli(["push", "plan", f"{registry.host}/{plan_ref}", "--file", str(plan)]) == 0

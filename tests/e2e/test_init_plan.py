@@ -16,7 +16,7 @@ import pytest
 from cloudboot.cli import main as cli
 from cloudboot.harness.machine import Machine
 from cloudboot.initramfs import trial
-from tests.e2e.initvm import fatal_then_rescue, target_cmdline
+from tests.e2e.initvm import fatal_then_rescue, push_debian, target_cmdline
 
 pytestmark = pytest.mark.e2e
 
@@ -75,14 +75,7 @@ def pushed(registry, tmp_path_factory):
     port = registry.host.split(":")[1]
     plan = work / "plan.hcl"
     plan.write_text(PLAN.format(reg=f"{GUEST_HOST}:{port}", token=token))
-    refs = []
-    for arch in ("amd64", "arm64"):
-        ref = f"{registry.host}/boot/debian:6.12-{arch}"
-        assert cli(["push", "artifact", ref, "--platform", f"linux/{arch}", "--kernel",
-                    str(trial.boot_kernel(arch)), "--initrd", str(trial.target_initrd(arch))]) == 0
-        refs += ["-p", f"linux/{arch}={ref}"]
-    assert cli(["push", "index", f"{registry.host}/boot/debian:6.12", *refs]) == 0  # multi-arch: each picks its own
-    assert cli(["push", "plan", f"{registry.host}/plans/smoke:v1", "--file", str(plan)]) == 0
+    push_debian(registry, "boot/debian:6.12", trial.target_initrd, plan, "plans/smoke:v1")
     meta = Metadata()
     yield f"{GUEST_HOST}:{port}", meta, token
     meta.server.shutdown()

@@ -26,7 +26,7 @@ from cloudboot.harness.machine import Machine
 from cloudboot.harness.profiles import profile
 from cloudboot.initramfs import trial
 from tests.e2e.conftest import firmware_file
-from tests.e2e.initvm import fatal_then_rescue
+from tests.e2e.initvm import fatal_then_rescue, push_debian
 
 pytestmark = pytest.mark.e2e
 
@@ -76,14 +76,7 @@ def pushed(registry, tmp_path_factory):
     port = registry.host.split(":")[1]
     plan = work / "plan.hcl"
     plan.write_text(PLAN.format(reg=f"{GUEST_HOST}:{port}", token=token))
-    refs = []
-    for arch in ("amd64", "arm64"):
-        ref = f"{registry.host}/pathc/debian:6.12-{arch}"
-        assert cli(["push", "artifact", ref, "--platform", f"linux/{arch}", "--kernel",
-                    str(trial.boot_kernel(arch)), "--initrd", str(trial.efi_target_initrd(arch))]) == 0
-        refs += ["-p", f"linux/{arch}={ref}"]
-    assert cli(["push", "index", f"{registry.host}/pathc/debian:6.12", *refs]) == 0
-    assert cli(["push", "plan", f"{registry.host}/plans/pathc:v1", "--file", str(plan)]) == 0
+    push_debian(registry, "pathc/debian:6.12", trial.efi_target_initrd, plan, "plans/pathc:v1")
     return f"{GUEST_HOST}:{port}/plans/pathc:v1", token
 
 

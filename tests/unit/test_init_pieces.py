@@ -269,6 +269,8 @@ def test_exit_sinks_and_targets() -> None:
     assert main.exit_sink({}, rebooting) == "reboot"  # the plan's choice
     assert main.exit_sink({"cloudboot.exit": "kexec"}, rebooting) == "kexec"  # the command line wins
     assert main.exit_sink({"cloudboot.exit": "reboot"}, plain) == "reboot"
+    with pytest.raises(InitError, match="cloudboot.exit='halt': want 'kexec' or 'reboot'"):
+        main.exit_sink({"cloudboot.exit": "halt"}, plain)  # metadata values come after the command line checks
     with pytest.raises(InitError, match="nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or "
                                         "cloudboot.disk="):
         main.choose_target({})

@@ -160,7 +160,7 @@ def test_reset_script_matches_python(tmp_path: Path, shell: str) -> None:
             pytest.skip("busybox-static not available")
         bindir = tmp_path / "bin"
         bindir.mkdir()
-        for applet in ("sh", "od", "tr", "sed", "dd", "wc", "rm", "ls", "id", "chattr", "mount", "printf", "cat", "cut"):
+        for applet in "sh od tr sed dd wc rm ls id chattr mount printf cat cut".split():
             (bindir / applet).symlink_to(bb)
         cmd, env_path = [str(bindir / "sh")], str(bindir)
     else:

@@ -81,8 +81,12 @@ def mount_efivarfs() -> bool:
 
 
 def exit_sink(cmd: dict[str, str], target) -> str:
-    """The exit sink: cloudboot.exit, else the plan's choice for the target, else kexec."""
-    return cmd.get("cloudboot.exit") or getattr(target, "exit", "") or "kexec"
+    """The exit sink: cloudboot.exit, else the plan's choice for the target, else kexec (InitError for a value
+    that is neither, e.g. from metadata, which is merged after the command line's checks)."""
+    sink = cmd.get("cloudboot.exit") or getattr(target, "exit", "") or "kexec"
+    if sink not in ("kexec", "reboot"):
+        raise InitError(f"cloudboot.exit={sink!r}: want 'kexec' or 'reboot'")
+    return sink
 
 
 def choose_target(cmd: dict[str, str]):
