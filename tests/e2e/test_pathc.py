@@ -212,6 +212,17 @@ def test_faults_are_fatal_with_the_reason(tmp_path: Path) -> None:
     q = _fault([target, cache], "", writable=False)  # the cache disk attached read-only
     try:
         fatal_then_rescue(q, BOOT_TIMEOUT, "esp: /dev/vdb1", "is read-only", "the cache disk must be writable")
+        # The variables are untouched; and, at the rescue prompt, what `cloud-boot reset` runs (efivars.reset)
+        # on the real efivarfs: an entry of ours, BootOrder, and CloudBootCmdline (which efivarfs marks
+        # immutable) written, then removed.
+        q.send("from cloudboot.init import efivars as e; s = e.Efivarfs(); print('OURS', s.ours())\n")
+        q.expect_line(r"^(>>> )?OURS \[\]$", 60)
+        q.send("s.write('Boot0C0B', e.boot_entry('probe', '\\\\x.efi', '', '')); "
+               "s.set_boot_order(e.prepend(s.boot_order(), 0xC0B)); "
+               "s.write('CloudBootCmdline', b'quiet', e.CLOUDBOOT); print('RESET', e.reset(s), s.ours())\n")
+        line = q.expect_line(r"RESET \[", 60).text
+        assert re.search(r"'deleted Boot0C0B', 'BootOrder 0C0B,[0-9A-F,]+ -> [0-9A-F,]+', "
+                         r"'deleted CloudBootCmdline'\] \[\]$", line), line
     finally:
         q.kill()
     small = tmp_path / "small.img"

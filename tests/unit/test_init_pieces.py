@@ -231,10 +231,15 @@ def test_rescue_prompt_never_returns_on_its_own(capsys: pytest.CaptureFixture[st
     monkeypatch.setattr(rescue.time, "sleep", lambda s: None)
     sessions = []
 
+    stdin = open(os.devnull)
+    monkeypatch.setattr(rescue.sys, "stdin", stdin)
+
     def interact(banner: str, env: dict) -> None:
         sessions.append(env["reason"])
+        assert not rescue.sys.stdin.closed  # every prompt has a console to read
         if len(sessions) == 1:
-            raise SystemExit(0)  # exit() at the prompt
+            rescue.sys.stdin.close()  # what exit() at the prompt does, before SystemExit
+            raise SystemExit(0)
         if len(sessions) == 2:
             return  # EOF
         raise StopIteration  # the test's way out
