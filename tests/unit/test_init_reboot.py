@@ -255,40 +255,28 @@ def test_stage_when_the_esp_is_full(tmp_path: Path, monkeypatch) -> None:
                                         r"initrd 3000 bytes\): make a bigger cache disk"):
         reboot.stage(str(root), "t", kernel, initrd)
     assert os.listdir(root / "EFI/Linux") == []
-    # statvfs said yes, the disk said no (ENOSPC half-way through the initrd): no .part, no final initrd.
+    # statvfs said yes, the disk said no (ENOSPC when the initrd's .part is synced): nothing was renamed, the
+    # old pair of the same target is whole and untouched, no .part is left.
     monkeypatch.setattr(reboot.os, "statvfs", lambda p: real)
-    copy = reboot._copy_atomic
+    (root / "EFI/Linux/t-vmlinuz.efi").write_bytes(b"old kernel")
+    (root / "EFI/Linux/t-initrd").write_bytes(b"old initrd")
+    real_fsync, calls = os.fsync, []
 
-    def fail_second(src: str, dest: str) -> int:
-        if dest.endswith("-initrd"):
-            with open(dest + ".part", "wb") as f:
-                f.write(b"I" * 100)
-            raise OSError(errno.ENOSPC, "No space left on device", dest + ".part")
-        return copy(src, dest)
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
 
-    monkeypatch.setattr(reboot, "_copy_atomic", fail_second)
+    monkeypatch.setattr(reboot.os, "fsync", fsync)
     with pytest.raises(InitError, match="staging 't' on the cache ESP failed: the cache ESP is full"):
         reboot.stage(str(root), "t", kernel, initrd)
-    left = os.listdir(root / "EFI/Linux")
-    assert "t-initrd" not in left
-
-
-def test_copy_atomic_leaves_no_part_on_failure(tmp_path: Path, monkeypatch) -> None:
-    src = tmp_path / "src"
-    src.write_bytes(b"x" * (3 << 20))
-    dest = tmp_path / "dest"
-    dest.write_bytes(b"old, whole")
-    real_fsync = os.fsync
-
-    def broken_fsync(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(reboot.os, "fsync", broken_fsync)
-    with pytest.raises(OSError):
-        reboot._copy_atomic(str(src), str(dest))
-    assert dest.read_bytes() == b"old, whole" and not (tmp_path / "dest.part").exists()
+    assert sorted(os.listdir(root / "EFI/Linux")) == ["t-initrd", "t-vmlinuz.efi"]
+    assert (root / "EFI/Linux/t-vmlinuz.efi").read_bytes() == b"old kernel"
+    assert (root / "EFI/Linux/t-initrd").read_bytes() == b"old initrd"
     monkeypatch.setattr(reboot.os, "fsync", real_fsync)
-    assert reboot._copy_atomic(str(src), str(dest)) == 3 << 20 and dest.read_bytes() == src.read_bytes()
+    reboot.stage(str(root), "t", kernel, initrd)  # and then it works: both replaced
+    assert (root / "EFI/Linux/t-initrd").read_bytes() == b"I" * 3000
 
 
 def _pe(machine: int, size: int = 4096) -> bytes:

@@ -5,8 +5,9 @@ the cache ESP, point a boot entry at it, reboot into it (REFERENCE.md §5.2).
      arm64/riscv64 Image with EFI stub, EFI zboot, which unpacks itself); a gzip or zstd stream around such
      an image is unpacked here first, so the firmware never needs our loader;
   2. the cache ESP is found and mounted (cloudboot.init.esp);
-  3. `\EFI\Linux\<safe>-vmlinuz.efi` and `<safe>-initrd` are written atomically: `<name>.part`, fsync,
-     rename, fsync of the directory; the free space is checked first; the ESP is unmounted (FAT flushed);
+  3. `\EFI\Linux\<safe>-vmlinuz.efi` and `<safe>-initrd` are written atomically: both as `<name>.part`,
+     fsync'ed, then both renamed, then the directory fsync'ed; the free space is checked first; the ESP is
+     unmounted (FAT flushed);
   4. only then the entry: `Boot####` = EFI_LOAD_OPTION `cloud-boot <target>`,
      `HD(slot,GPT,guid,start,size)/File(\EFI\Linux\<safe>-vmlinuz.efi)`, arguments
      `initrd=\EFI\Linux\<safe>-initrd <cmdline>`; then BootOrder gets it first (or, with
@@ -100,26 +101,30 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _copy_atomic(src: str, dest: str) -> int:
-    """Copy src to `dest.part`, fsync, rename to dest, fsync the directory; the .part is removed on failure."""
-    tmp = dest + ".part"
-    done = 0
+def _write_parts(pairs: list[tuple[str, str]]) -> None:
+    """Copy each (src, dest) to `dest.part` and fsync it; then rename every .part to its name back to back and
+    fsync the directory. Any failure removes the .part files: a final name only ever holds a whole file, and
+    a kernel and its initrd are replaced together (only a power cut between the two renames could pair a new
+    kernel with the old initrd of the same target)."""
+    parts = [(src, dest, dest + ".part") for src, dest in pairs]
     try:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            while chunk := fin.read(CHUNK):
-                fout.write(chunk)
-                done += len(chunk)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, dest)
-        _fsync_dir(os.path.dirname(dest))
+        for src, _, tmp in parts:
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                while chunk := fin.read(CHUNK):
+                    fout.write(chunk)
+                fout.flush()
+                os.fsync(fout.fileno())
+        for _, dest, tmp in parts:
+            os.replace(tmp, dest)
+        for d in sorted({os.path.dirname(dest) for _, dest, _ in parts}):
+            _fsync_dir(d)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        for _, _, tmp in parts:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         raise
-    return done
 
 
 def stage(root: str, target: str, kernel: str, initrd: str | None) -> tuple[str, str]:
@@ -145,8 +150,7 @@ def stage(root: str, target: str, kernel: str, initrd: str | None) -> tuple[str,
                             + (f", initrd {sizes[1]} bytes" if initrd else "")
                             + "): make a bigger cache disk (cloud-boot cache-disk --size) or remove other "
                               f"targets' files from \\{LINUX_DIR.replace('/', chr(92))}")
-        for src, fw in files:
-            _copy_atomic(src, os.path.join(root, fw.lstrip("\\").replace("\\", "/")))
+        _write_parts([(src, os.path.join(root, fw.lstrip("\\").replace("\\", "/"))) for src, fw in files])
     except OSError as exc:
         what = "the cache ESP is full" if exc.errno == errno.ENOSPC else exc.strerror
         raise InitError(f"reboot-sink: staging {target!r} on the cache ESP failed: {what}"
