@@ -76,6 +76,9 @@ def test_example_plans_check_and_render():
                          "initrd": "/boot/initrd.img-pve"}
     t = render(PLANS["subplan"], "arm64")
     assert t["source"] == "subplan" and t["subplan"] == "192.0.2.10:5000/boot/inner-plan:v1"
+    t = render(PLANS["reboot"], "arm64")
+    assert t["exit"] == "reboot" and t["cmdline"] == "console=hvc0 console=tty0 ro"  # the plan's exit
+    assert render(PLANS["reboot"], "amd64", target="rescue")["exit"] == "kexec"  # the target's own
 
 
 def test_arch_filter_and_multi_arch_names():
