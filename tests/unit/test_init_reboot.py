@@ -427,9 +427,11 @@ def test_sink_stages_then_writes_the_entry_then_reboots(sink, capsys) -> None:
         assert line in out, line
     assert out.index("staged kernel=") < out.index("Boot0002 written")
     events.clear()
-    with pytest.raises(InitError, match="returned"):  # staging again: same entry, order unchanged
+    with pytest.raises(InitError, match="returned"):  # staging again: same entry, order unchanged, nothing written
         run({})
-    assert store.boot_order() == [2, 0, 1] and "BootOrder already starts with 0002" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert store.boot_order() == [2, 0, 1] and "BootOrder already starts with 0002" in out
+    assert f"Boot0002 already holds this entry ({len(entry)} bytes)" in out
 
 
 def test_sink_boot_next(sink) -> None:

@@ -175,8 +175,12 @@ def entry_number(store: efivars.Efivarfs, forced: str = "") -> tuple[int, str]:
 def write_entry(store: efivars.Efivarfs, payload: bytes, num: int, once: bool) -> None:
     """Boot#### = payload, then BootOrder with it first (or BootNext = it, when `once`)."""
     name = efivars.boot_name(num)
-    store.write(name, payload)
-    log(f"reboot-sink: {name} written ({len(payload)} bytes)")
+    old = store.read(name)
+    if old is not None and old == (efivars.NV_BS_RT, payload):  # every write uses up variable store until the
+        log(f"reboot-sink: {name} already holds this entry ({len(payload)} bytes)")  # firmware reclaims it
+    else:
+        store.write(name, payload)
+        log(f"reboot-sink: {name} written ({len(payload)} bytes)")
     if once:
         store.write("BootNext", num.to_bytes(2, "little"))
         log(f"reboot-sink: BootNext set to {num:04X} (one boot; BootOrder unchanged)")
