@@ -125,6 +125,23 @@ def test_efivarfs_files(tmp_path: Path) -> None:
     assert store.read("Broken") is None
 
 
+def test_immutable_variables_are_made_writable(tmp_path: Path) -> None:
+    """efivarfs marks variables it does not know immutable (chattr +i); writes and deletes clear the flag first
+    (checked on the test directory's filesystem, when it has the flag: ext4 does, tmpfs does not)."""
+    store = efivars.Efivarfs(str(tmp_path))
+    store.write("CloudBootTarget", b"a", efivars.CLOUDBOOT)
+    path = store.path("CloudBootTarget", efivars.CLOUDBOOT)
+    if subprocess.run(["chattr", "+i", path], capture_output=True).returncode != 0:
+        pytest.skip("no immutable flag on this filesystem")
+    try:
+        store.write("CloudBootTarget", b"b", efivars.CLOUDBOOT)
+        assert store.read("CloudBootTarget", efivars.CLOUDBOOT) == (efivars.NV_BS_RT, b"b")
+        subprocess.run(["chattr", "+i", path], check=True)
+        assert store.delete("CloudBootTarget", efivars.CLOUDBOOT) and not os.path.exists(path)
+    finally:
+        subprocess.run(["chattr", "-i", path], capture_output=True)
+
+
 def test_reset_removes_only_ours(tmp_path: Path) -> None:
     store = _fake_vars(tmp_path)
     done = efivars.reset(store)

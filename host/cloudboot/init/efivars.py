@@ -203,11 +203,11 @@ class Efivarfs:
         except FileNotFoundError:
             return
         try:
-            buf = bytearray(struct.pack("l", 0))
+            buf = bytearray(4)  # the request numbers say long; the kernel copies an int
             fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
-            flags = struct.unpack("l", buf)[0]
+            flags = struct.unpack("i", buf)[0]
             if flags & FS_IMMUTABLE_FL:
-                fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("l", flags & ~FS_IMMUTABLE_FL))
+                fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("i", flags & ~FS_IMMUTABLE_FL))
         except OSError as exc:
             if exc.errno not in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
                 raise
