@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import arches
+from cloudboot.harness import trial
 from cloudboot.harness.machine import HarnessTimeout, Machine
-from cloudboot.harness.profiles import profile
 from cloudboot.image import cachedisk
-from cloudboot.initramfs import debian, trial
 
 TIMEOUT = 300
 
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cycles", type=int, default=100)
     p.add_argument("--arch", default="x86_64", help="x86_64 or aarch64")
     args = p.parse_args(argv)
-    arch = profile(args.arch).arch
-    debarch = debian.check_arch(arch)  # the trial images are kept per Debian arch name
+    arch = arches.get(args.arch).name
+    debarch = arches.get(arch).debian  # the trial images are kept per Debian arch name
     work = Path(tempfile.mkdtemp(prefix="cloudboot-soak-"))
     target, _ = trial.target_disk(debarch, efi=True)
     medium = trial.uki_medium(debarch, "cloudboot.disk=LABEL=CBTARGET cloudboot.exit=reboot "

@@ -1,5 +1,5 @@
 """Shared by the init e2e tests (test_init_boot, test_init_plan, test_pathc): console checks (the kexec'd
-target, the FATAL + rescue prompt path, on a VM from `cloudboot.initramfs.trial.machine`) and the registry
+target, the FATAL + rescue prompt path, on a VM from `cloudboot.harness.trial.machine`) and the registry
 content they boot."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cloudboot.cli import main as cli
+from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
-from cloudboot.initramfs import trial
 
 
 def target_cmdline(q: Machine, timeout: float = 240) -> str:
@@ -42,4 +42,4 @@ def push_debian(registry, ref: str, initrd: Callable[[str], Path], plan: Path, p
                     str(trial.boot_kernel(arch)), "--initrd", str(initrd(arch))]) == 0
         refs += ["-p", f"linux/{arch}={one}"]
     assert cli(["push", "index", f"{registry.host}/{ref}", *refs]) == 0
-    assert cli(["push", "plan", f"{registry.host}/{plan_ref}", "--file", str(plan)]) == 0
+    assert cli(["push", "plan", f"{registry.host}/{plan_ref}", str(plan)]) == 0

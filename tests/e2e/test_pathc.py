@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+import arches
 from cloudboot.cli import main as cli
+from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
-from cloudboot.harness.profiles import profile
-from cloudboot.initramfs import trial
 from tests.e2e.conftest import firmware_file
 from tests.e2e.initvm import fatal_then_rescue, push_debian
 
@@ -56,14 +56,14 @@ target "qwerty" {{
 
 
 def medium(arch: str, append: str, out: Path) -> Path:
-    firmware_file(profile(arch).arch)  # built, or the test is skipped (a failure under CI)
+    firmware_file(arches.get(arch).name)  # built, or the test is skipped (a failure under CI)
     return trial.uki_medium(arch, append, out)
 
 
 def machine(arch: str, disks: list[Path], vars_file: Path, *, nic: bool = False, reboot: bool = False) -> Machine:
     """The machine of every boot: same disks, same variable store, no bootindex (OVMF follows its BootOrder);
     `reboot`: the guest's reboot restarts it in place (else QEMU exits, so a test can change the hardware)."""
-    return Machine(profile(arch).arch, disks=disks, vars_file=vars_file, bootindex=False, nics=1 if nic else 0,
+    return Machine(arches.get(arch).name, disks=disks, vars_file=vars_file, bootindex=False, nics=1 if nic else 0,
                    extra=["-smp", "2"] + ([] if reboot else ["-no-reboot"]))
 
 
@@ -115,7 +115,7 @@ def test_stage_reboot_target_reset(pushed, tmp_path: Path, arch: str) -> None:
         append = f"cloudboot.plan={plan} cloudboot.insecure=1 cloudboot.lldp=0 cloudboot.target=azerty " \
                  "cloudboot.exit=reboot"
     disks = [medium(arch, append, tmp_path / "medium.img"), tmp_path / "cache.img"]
-    assert cli(["cache-disk", str(disks[1])]) == 0
+    assert cli(["cache-disk", "-o", str(disks[1])]) == 0
     with open(disks[1], "rb") as f:
         f.seek(1024 + 16)  # partition 1's GUID in the entry array at LBA 2
         guid = str(uuid.UUID(bytes_le=f.read(16)))
@@ -183,7 +183,7 @@ def test_power_cut_between_files_and_entry(disk_medium, tmp_path: Path) -> None:
     is the medium again (no entry was written), which stages again over the leftovers."""
     med, target = disk_medium
     cache = tmp_path / "cache.img"
-    assert cli(["cache-disk", str(cache)]) == 0
+    assert cli(["cache-disk", "-o", str(cache)]) == 0
     vars_file = tmp_path / "vars.fd"
     kernel = trial.boot_kernel("amd64")
     for _ in (1, 2):
@@ -208,7 +208,7 @@ def _fault(disks: list[Path], append: str, *, efi: bool = True, writable: bool =
 def test_faults_are_fatal_with_the_reason(tmp_path: Path) -> None:
     target = trial.target_disk("amd64")[0]
     cache = tmp_path / "cache.img"
-    assert cli(["cache-disk", str(cache)]) == 0
+    assert cli(["cache-disk", "-o", str(cache)]) == 0
     q = _fault([target, cache], "", writable=False)  # the cache disk attached read-only
     try:
         fatal_then_rescue(q, BOOT_TIMEOUT, "esp: /dev/vdb1", "is read-only", "the cache disk must be writable")
@@ -226,7 +226,7 @@ def test_faults_are_fatal_with_the_reason(tmp_path: Path) -> None:
     finally:
         q.kill()
     small = tmp_path / "small.img"
-    assert cli(["cache-disk", str(small), "--size", "64"]) == 0
+    assert cli(["cache-disk", "-o", str(small), "--size", "64"]) == 0
     filler = tmp_path / "filler"
     filler.write_bytes(bytes(56 << 20))
     subprocess.run(["mcopy", "-i", f"{small}@@1M", str(filler), "::/filler"], check=True,

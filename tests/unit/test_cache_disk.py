@@ -30,7 +30,7 @@ def _fat(img: Path, tmp_path: Path, first: int, sectors: int) -> Path:
 @pytest.mark.parametrize("size", [64, 256])
 def test_geometry_checked_by_sgdisk_and_fsck(tmp_path: Path, size: int, capsys) -> None:
     img = tmp_path / "cache.img"
-    assert cli(["cache-disk", str(img), "--size", str(size), "--json"]) == 0
+    assert cli(["cache-disk", "-o", str(img), "--size", str(size), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     total = size * 2048
     esp = total - 2048 - 33
@@ -68,14 +68,14 @@ def test_idempotent_refusing_and_force(tmp_path: Path, capsys) -> None:
     img = tmp_path / "cache.img"
     assert cachedisk.make(img, 64) == "created"
     before = img.read_bytes()
-    assert cli(["cache-disk", str(img), "--size", "128"]) == 0  # a cache disk: left untouched, whatever the size
+    assert cli(["cache-disk", "-o", str(img), "--size", "128"]) == 0  # a cache disk: left untouched, whatever the size
     assert "already a cache disk, left untouched" in capsys.readouterr().out
     assert img.read_bytes() == before
     other = cachedisk.make(tmp_path / "other.img", 64)
     assert other == "created" and (tmp_path / "other.img").read_bytes()[1024:1024 + 40] != before[1024:1024 + 40]
     junk = tmp_path / "data.img"
     junk.write_bytes(b"precious" * 1000)
-    assert cli(["cache-disk", str(junk)]) == 1
+    assert cli(["cache-disk", "-o", str(junk)]) == 1
     err = capsys.readouterr().err
     assert "data.img exists and is not a GPT disk: refusing to overwrite it (--force replaces it)" in err
     assert junk.read_bytes() == b"precious" * 1000
@@ -92,9 +92,9 @@ def test_idempotent_refusing_and_force(tmp_path: Path, capsys) -> None:
 ])
 def test_bad_arguments(tmp_path: Path, args: list[str], message: str, capsys) -> None:
     path = tmp_path / "cache.img" if "32" in args else tmp_path / "nodir" / "cache.img"
-    assert cli(["cache-disk", str(path), *args]) == 1
+    assert cli(["cache-disk", "-o", str(path), *args]) == 1
     assert message in capsys.readouterr().err
     assert not path.exists()
-    assert cli(["cache-disk", str(tmp_path)]) == 1
+    assert cli(["cache-disk", "-o", str(tmp_path)]) == 1
     assert "not a regular file" in capsys.readouterr().err
     assert list(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left

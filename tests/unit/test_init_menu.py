@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from bootplan.cmdline import KEYMAPS
 from cloudboot.init import keymap, menu
 
 ENTRIES = [("debian", "Debian 13"), ("alpine", "Alpine"), ("almalinux", "AlmaLinux")]
@@ -101,6 +102,7 @@ def test_keymap_check_and_apply() -> None:
         keymap.check(name)
     with pytest.raises(ValueError, match=r'^unsupported keymap "de" \(try: fr, fr-mac, us\)$'):
         keymap.check("de")
+    assert set(keymap.LAYOUTS) | {"us"} == set(KEYMAPS)  # the key table's layouts are the ones we can load
     calls = []
 
     def ioctl(fd, request, arg):

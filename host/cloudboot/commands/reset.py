@@ -4,13 +4,18 @@ variables), as root inside the booted system; `--print-script` gives the same as
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
+from bootplan.cmdline import KEYS
+from cloudboot.cliopts import add_json, add_verb, print_json
 from cloudboot.errors import CloudBootError
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run as root on the machine (in the booted target or the init): deletes the Boot#### entries cloud-boot
+    wrote (described 'cloud-boot ...'), only their BootOrder slots, BootNext if it points at one, and
+    CloudBootCmdline/CloudBootTarget, so the next boot is the boot medium again. --print-script prints the
+    same as a POSIX sh script for machines without Python."""
     from cloudboot.init import efivars
 
     if args.print_script:
@@ -19,14 +24,11 @@ def _run(args: argparse.Namespace) -> int:
     root = args.efivars or efivars.EFIVARS
     if args.efivars is None and os.geteuid() != 0:
         raise CloudBootError("reset changes the firmware's boot entries: run it as root")
-    try:
-        if args.efivars is None:
-            efivars.mount(root)
-        done = efivars.reset(efivars.Efivarfs(root), [int(args.bootnum, 16)] if args.bootnum else None)
-    except efivars.EfiVarError as exc:
-        raise CloudBootError(str(exc)) from None
+    if args.efivars is None:
+        efivars.mount(root)
+    done = efivars.reset(efivars.Efivarfs(root), [int(args.bootnum, 16)] if args.bootnum else None)
     if args.json:
-        print(json.dumps({"done": done}, indent=1))
+        print_json({"done": done})
     else:
         for line in done or ["no cloud-boot boot entry found"]:
             print(line)
@@ -40,23 +42,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _bootnum(text: str) -> str:
-    if len(text) != 4 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise argparse.ArgumentTypeError(f"{text!r}: want 4 hex digits (0001)")
+    """argparse type: a boot entry number, checked as cloudboot.reboot.bootnum is."""
+    try:
+        KEYS["cloudboot.reboot.bootnum"](text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
     return text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """The `reset` verb."""
-    p = sub.add_parser("reset", help="remove cloud-boot's boot entry (Path C) so the next boot is the medium",
-                       description="Run as root on the machine (in the booted target or the init): deletes the "
-                                   "Boot#### entries cloud-boot wrote (described 'cloud-boot ...'), only their "
-                                   "BootOrder slots, BootNext if it points at one, and CloudBootCmdline/"
-                                   "CloudBootTarget. --print-script prints the same as a POSIX sh script for "
-                                   "machines without Python.")
+    p = add_verb(sub, "reset", _run, "remove cloud-boot's boot entry (Path C) so the next boot is the medium")
     p.add_argument("--reboot", "-r", action="store_true", help="sync and reboot afterwards")
     p.add_argument("--bootnum", type=_bootnum, metavar="XXXX",
                    help="remove this Boot#### instead of the ones described 'cloud-boot ...'")
     p.add_argument("--efivars", metavar="DIR", help="the efivarfs directory (default /sys/firmware/efi/efivars)")
     p.add_argument("--print-script", action="store_true", help="print the POSIX sh version and exit")
-    p.add_argument("--json", action="store_true", help="print what was done as JSON")
-    p.set_defaults(func=_run)
+    add_json(p)

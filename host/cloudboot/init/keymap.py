@@ -13,6 +13,7 @@ import fcntl
 import os
 import struct
 
+from bootplan.cmdline import KEYMAP_ALIASES, check_keymap
 from cloudboot.init.log import log
 
 KDGKBTYPE, KDSKBENT = 0x4B33, 0x4B47
@@ -56,13 +57,11 @@ LAYOUTS: dict[str, dict[int, tuple[str, ...]]] = {
                            ("=", "+")], strict=True)),
     },
 }
-ALIASES = {"mac-fr": "fr-mac"}
 
 
 def check(name: str) -> None:
-    """ValueError with the original's message for a layout we do not have."""
-    if name not in ("", "us") and ALIASES.get(name, name) not in LAYOUTS:
-        raise ValueError(f'unsupported keymap "{name}" (try: fr, fr-mac, us)')
+    """ValueError with the original's message for a layout we do not have (bootplan.cmdline's key check)."""
+    check_keymap(name)
 
 
 def _value(ch: str) -> int:
@@ -75,7 +74,7 @@ def _value(ch: str) -> int:
 
 def entries(name: str) -> list[tuple[int, int, int]]:
     """(table, key code, keysym) for every key the layout sets; [] for us."""
-    layout = LAYOUTS.get(ALIASES.get(name, name))
+    layout = LAYOUTS.get(KEYMAP_ALIASES.get(name, name))
     if layout is None:
         return []
     out = []
