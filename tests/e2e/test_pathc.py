@@ -1,6 +1,7 @@
 """Path C end to end under QEMU + EDK2 with a variable store that persists across boots (OVMF on x86_64, AAVMF
 on aarch64): the medium (a UKI of our firmware + Debian's kernel + our init) and a cache disk from
-`cloud-boot cache-disk`; the plan in a real registry (the guest sees the host's 127.0.0.1 as 10.0.2.2).
+`cloud-boot cache-disk` (qcow2 on x86_64, raw on aarch64); the plan in a real registry (the guest sees the
+host's 127.0.0.1 as 10.0.2.2).
 
   boot 1 (network): init picks the target (x86_64: on the menu, typed on the PS/2 keyboard with
           cloudboot.keymap=fr; aarch64: cloudboot.target), stages it, writes the boot entry, reboots;
@@ -16,7 +17,6 @@ from __future__ import annotations
 import re
 import secrets
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ import arches
 from cloudboot.cli import main as cli
 from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
+from cloudboot.image import cachedisk
 from tests.e2e.conftest import firmware_file
 from tests.e2e.initvm import fatal_then_rescue, push_debian
 
@@ -114,11 +115,11 @@ def test_stage_reboot_target_reset(pushed, tmp_path: Path, arch: str) -> None:
     else:  # no menu; the sink asked for on the command line
         append = f"cloudboot.plan={plan} cloudboot.insecure=1 cloudboot.lldp=0 cloudboot.target=azerty " \
                  "cloudboot.exit=reboot"
-    disks = [medium(arch, append, tmp_path / "medium.img"), tmp_path / "cache.img"]
-    assert cli(["cache-disk", "-o", str(disks[1])]) == 0
-    with open(disks[1], "rb") as f:
-        f.seek(1024 + 16)  # partition 1's GUID in the entry array at LBA 2
-        guid = str(uuid.UUID(bytes_le=f.read(16)))
+    # x86_64's cache disk is a qcow2 image (QEMU opens it as qcow2), aarch64's raw
+    fmt = "qcow2" if arch == "amd64" else "raw"
+    disks = [medium(arch, append, tmp_path / "medium.img"), tmp_path / f"cache.{fmt}"]
+    assert cli(["cache-disk", "-o", str(disks[1]), "--format", fmt]) == 0
+    guid = cachedisk.describe(disks[1])["partition"]["guid"]
     vars_file = tmp_path / "vars.fd"
 
     m = machine(arch, disks, vars_file, nic=True).start()
@@ -140,7 +141,7 @@ def test_stage_reboot_target_reset(pushed, tmp_path: Path, arch: str) -> None:
 
     m = machine(arch, disks, vars_file, reboot=True).start()
     try:
-        assert "-netdev" not in m.command()
+        assert "-netdev" not in m.command() and f"format={fmt},file={disks[1]}" in " ".join(m.command())
         part = expect_target(m, num, token)
         assert part == guid  # the cache disk's own partition GUID
         m.send("reboot\n")

@@ -1,11 +1,12 @@
 """`cloud-boot cache-disk`: the original's make-cache-disk.sh geometry (REFERENCE §5.2), checked by real
-oracles (sgdisk -v, fsck.vfat -n, mtools), and its idempotence: a cache disk is left alone, anything else is
-refused unless --force."""
+oracles (sgdisk -v, fsck.vfat -n, mtools; qemu-img for the qcow2 form), and its idempotence: a cache disk is
+left alone, anything else is refused unless --force."""
 
 from __future__ import annotations
 
 import binascii
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cloudboot.cli import main as cli
+from cloudboot.errors import CloudBootError
 from cloudboot.image import cachedisk
 
 
@@ -98,3 +100,53 @@ def test_bad_arguments(tmp_path: Path, args: list[str], message: str, capsys) ->
     assert cli(["cache-disk", "-o", str(tmp_path)]) == 1
     assert "not a regular file" in capsys.readouterr().err
     assert list(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+def test_qcow2_cache_disk_checked_by_qemu_img_and_listed_by_fs(tmp_path: Path, capsys) -> None:
+    img = tmp_path / "cache.qcow2"
+    assert cli(["cache-disk", "-o", str(img), "--size", "64", "--format", "qcow2", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["status"] == "created" and info["format"] == "qcow2" and info["size"] == 64 << 20
+    assert info["file_size"] == img.stat().st_size < 4 << 20  # the empty FAT's clusters take no room
+    check = subprocess.run(["qemu-img", "check", "--output=json", str(img)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    report = json.loads(check.stdout)
+    assert report["format"] == "qcow2" and not report.get("corruptions") and not report.get("leaks"), report
+    qinfo = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(img)], capture_output=True,
+                                      text=True, check=True).stdout)
+    assert qinfo["format"] == "qcow2" and qinfo["virtual-size"] == 64 << 20
+    # the disk inside is the raw cache disk's geometry: converted back by qemu-img, sgdisk and fsck.vfat agree
+    raw = tmp_path / "back.img"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(img), str(raw)], check=True)
+    v = subprocess.run(["sgdisk", "-v", str(raw)], capture_output=True, text=True)
+    assert v.returncode == 0 and "No problems found" in v.stdout, v.stdout + v.stderr
+    fat = _fat(raw, tmp_path, 2048, 64 * 2048 - 2048 - 33)
+    f = subprocess.run(["fsck.vfat", "-n", str(fat)], capture_output=True, text=True)
+    assert f.returncode == 0, f.stdout + f.stderr
+    ls = subprocess.run(["mdir", "-b", "-i", f"{raw}@@1M", "::/EFI"], capture_output=True, text=True,
+                        env={"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"})
+    assert ls.returncode == 0 and "::/EFI/Linux/" in ls.stdout, ls.stdout + ls.stderr
+    # cloud-boot fs reads it through the qcow2 reader
+    assert cli(["fs", "info", str(img)]) == 0
+    out = capsys.readouterr().out
+    assert "qcow2 image" in out and f"gpt disk {info['disk_guid']}" in out, out
+    assert re.search(r"^\s+1\s+start\s+1048576\s.*vfat\s.*label 'CBCACHE'.*partlabel 'cloud-boot-cache'\s+"
+                     rf"partuuid {info['partition']['guid']}$", out, re.M), out
+    # idempotent in its format; the other format is refused unless --force
+    before = img.read_bytes()
+    assert cli(["cache-disk", "-o", str(img), "--format", "qcow2"]) == 0
+    assert "already a cache disk, left untouched" in capsys.readouterr().out and img.read_bytes() == before
+    assert cli(["cache-disk", "-o", str(img)]) == 1
+    assert "exists and is a qcow2 cache disk, not raw: refusing" in capsys.readouterr().err
+    assert img.read_bytes() == before
+    assert cachedisk.make(img, 64, force=True) == "replaced" and img.read_bytes()[:4] != b"QFI\xfb"
+    assert img.stat().st_size == 64 << 20 and cachedisk.inspect(img) is None
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+
+def test_bad_format(tmp_path: Path, capsys) -> None:
+    assert cli(["cache-disk", "-o", str(tmp_path / "c.img"), "--format", "vmdk"]) == 2
+    assert "invalid choice: 'vmdk'" in capsys.readouterr().err
+    with pytest.raises(CloudBootError, match="cache disk format 'vmdk': want one of raw, qcow2"):
+        cachedisk.make(tmp_path / "c.img", 64, fmt="vmdk")
+    assert list(tmp_path.iterdir()) == []

@@ -6,8 +6,12 @@ the image is exactly SIZE MiB; protective MBR, primary GPT at LBA 1 (entries fro
 backup entries at the last 33 sectors, backup header at the last one; random disk and partition GUIDs (the
 partition GUID is what boot entries point at, so every cache disk gets its own).
 
-Idempotent: an image that already is a cache disk is left untouched; anything else in the way is refused
-unless `force`. The image is written under a temporary name and renamed into place.
+The image file is raw (the disk itself) or qcow2 (the same disk, converted by `cloudboot.diskimage.convert`
+before the rename: unwritten clusters take no room, for hypervisors that take qcow2).
+
+Idempotent: an image that already is a cache disk in the format asked for is left untouched; anything else in
+the way (a cache disk in the other format included) is refused unless `force`. The image is written under a
+temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ DEFAULT_MIB = 256
 MIN_MIB = 64
 MAX_MIB = 2 * 1024 * 1024  # 2 TiB: the protective MBR's limit
 LABEL = "CBCACHE"
+FORMATS = ("raw", "qcow2")
 
 
 @dataclass(frozen=True)
@@ -52,18 +57,19 @@ def geometry(size_mib: int) -> Geometry:
     return Geometry(size_mib, FIRST_LBA + esp + 33, FIRST_LBA, esp)
 
 
-def inspect(path: Path) -> str | None:
-    """None when `path` is a cache disk (valid GPT, partition 1 an ESP named cloud-boot-cache); otherwise
-    what it is instead."""
+def inspect(path: Path, fmt: str = "raw") -> str | None:
+    """None when `path` is a cache disk in image format `fmt` (valid GPT, partition 1 an ESP named
+    cloud-boot-cache); otherwise what it is instead."""
     import diskfs
-    from diskfs.blockdev import FileDevice
+    from cloudboot.diskimage import open_image
     from diskfs.partition import ESP_TYPE, read_table
 
     try:
-        dev = FileDevice(str(path))
-    except diskfs.DiskfsError as exc:
+        dev = open_image(str(path))
+    except (diskfs.DiskfsError, CloudBootError) as exc:
         return str(exc)
     try:
+        kind = dev.info()["format"]
         table = read_table(dev)
     except diskfs.DiskfsError as exc:
         return f"a damaged partition table ({exc})"
@@ -75,20 +81,24 @@ def inspect(path: Path) -> str | None:
     if first is None or first.type_guid != ESP_TYPE or first.name != CACHE_NAME:
         names = ", ".join(f"{p.number}: {p.name!r}" for p in table.partitions) or "no partitions"
         return f"a GPT disk whose partition 1 is not an ESP named {CACHE_NAME} ({names})"
+    if kind != fmt:
+        return f"a {kind} cache disk, not {fmt}"
     return None
 
 
-def make(path: Path, size_mib: int = DEFAULT_MIB, force: bool = False) -> str:
-    """Create the cache disk at `path` (see the module text); returns what happened: `created`, `exists`
-    (left untouched) or `replaced`."""
+def make(path: Path, size_mib: int = DEFAULT_MIB, force: bool = False, fmt: str = "raw") -> str:
+    """Create the cache disk at `path` as a `fmt` (raw or qcow2) image (see the module text); returns what
+    happened: `created`, `exists` (left untouched) or `replaced`."""
     path = Path(path)
     geo = geometry(size_mib)
+    if fmt not in FORMATS:
+        raise CloudBootError(f"cache disk format {fmt!r}: want one of {', '.join(FORMATS)}")
     replaced = False
     if path.exists() or path.is_symlink():
         if not path.is_file():
             raise CloudBootError(f"{path}: not a regular file (cache-disk writes disk image files; copy the image "
                                  "to a device with dd)")
-        why = inspect(path)
+        why = inspect(path, fmt)
         if why is None:
             return "exists"
         if not force:
@@ -113,9 +123,12 @@ def make(path: Path, size_mib: int = DEFAULT_MIB, force: bool = False) -> str:
         env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
         at = f"{tmp}@@{geo.esp_first * gpt.SECTOR}"
         run([mmd, "-i", at, "::/EFI", "::/EFI/Linux"], quiet=True, env=env)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        if fmt == "qcow2":
+            _to_qcow2(tmp)
+        else:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         tmp = ""
     except OSError as exc:
@@ -126,6 +139,18 @@ def make(path: Path, size_mib: int = DEFAULT_MIB, force: bool = False) -> str:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
     return "replaced" if replaced else "created"
+
+
+def _to_qcow2(tmp: str) -> None:
+    """The raw image at `tmp` becomes a qcow2 image under the same name (diskimage.convert: a temporary file
+    of its own, fsync'd, renamed over `tmp`)."""
+    from cloudboot.diskimage import convert, open_image
+
+    src = open_image(tmp, format="raw")
+    try:
+        convert(src, tmp, "qcow2")
+    finally:
+        src.close()
 
 
 def _check_fat32(image: str, geo: Geometry) -> None:
@@ -140,20 +165,23 @@ def _check_fat32(image: str, geo: Geometry) -> None:
 
 
 def describe(path: Path) -> dict:
-    """What a cache disk holds, for `cloud-boot cache-disk --json`: size, partition, FAT."""
+    """What a cache disk holds, for `cloud-boot cache-disk --json`: image format, disk size, partition, FAT."""
     import diskfs.partition
+    from cloudboot.diskimage import open_image
     from cloudboot.image.esp import fat_info
-    from diskfs.blockdev import FileDevice
 
-    dev = FileDevice(str(path))
+    dev = open_image(str(path))
     try:
+        kind = dev.info()["format"]
         table = diskfs.partition.read_table(dev)
         part = next(p for p in table.partitions if p.number == 1)
         boot = dev.read(part.offset, 512)
+        size = dev.size
     finally:
         dev.close()
     info = fat_info(boot, str(path))
-    return {"path": str(path), "size": path.stat().st_size, "disk_guid": table.disk_id,
+    return {"path": str(path), "format": kind, "size": size, "file_size": path.stat().st_size,
+            "disk_guid": table.disk_id,
             "partition": {"number": 1, "name": part.name, "guid": part.part_guid, "first_lba": part.offset // 512,
                           "sectors": part.size // 512},
             "fat": {"type": info.fat_type, "clusters": info.clusters, "cluster_size": info.cluster_size,
