@@ -29,7 +29,9 @@ def test_probe_types_labels_uuids():
 
 
 def test_one_registry_names_detects_and_opens():
-    assert [f.name for f in formats.FORMATS] == ["ext4", "xfs", "btrfs", "luks", "vfat", "swap", "zfs_member"]
+    # the host's image containers (cloudboot.diskimage: qcow2, udif) join ahead of these once it is imported
+    portable = [f.name for f in formats.FORMATS if f.name not in ("qcow2", "udif")]
+    assert portable == ["ext4", "xfs", "btrfs", "luks", "vfat", "swap", "zfs_member"]
     for name, kind in (("ext4-4k.img", "ext4"), ("xfs-v5.img", "xfs"), ("btrfs.img", "btrfs"), ("vfat.img", None),
                        ("luks2.img", None), ("swap.img", None)):
         dev = fstree.dev(name)
