@@ -1,6 +1,6 @@
 """Test data for the portable disk core: filesystem images made by the real tools (mkfs.ext4 -d, mkfs.xfs -p,
-mkfs.btrfs --rootdir, btrfs-convert, sgdisk/sfdisk, debugfs, xfs_db, cryptsetup, mkswap), no root, no mounts;
-what mkfs cannot fill (multi-device btrfs, an XFS B+tree data fork) is filled by Linux in one VM (vmimages).
+mkfs.btrfs --rootdir, btrfs-convert, sgdisk/sfdisk, debugfs, xfs_db, cryptsetup, qemu-img, mkswap), no root,
+no mounts; what mkfs cannot fill (multi-device btrfs, an XFS B+tree data fork) is filled by Linux in one VM (vmimages).
 
 Each image has a recipe (a function and its arguments); it is rebuilt only when its recipe, its source tree
 or the tool versions change (a key stored next to it), and images build in parallel. Every source tree also
@@ -468,6 +468,67 @@ def luks(out: Path, trees: dict[str, Path], kind: str) -> None:
         "--pbkdf-force-iterations", "1000", out, "-", input=b"secret")
 
 
+PASSPHRASE = b"correct horse \xe2\x9c\x93"  # not ASCII: the bytes are what counts
+SECOND_PASSPHRASE = b"second slot"
+LUKS2_SHIFT = 8 * MiB  # reencrypt --encrypt moves the filesystem this far to make room for the header
+
+
+def _inner_fs(out: Path, trees: dict[str, Path], fstype: str, size: int) -> None:
+    """The basic tree in a filesystem image of `size` bytes (4 KiB blocks and sectors: any LUKS sector size fits)."""
+    if fstype == "ext4":
+        ext4(out, trees, "tree", size, "-b", "4096")
+    elif fstype == "xfs":
+        xfs(out, trees, "tree", size, "-s", "size=4096")
+    else:
+        btrfs(out, trees, "tree", size, "-M")
+
+
+def luks_uuid(name: str) -> str:
+    """One UUID per LUKS image: cryptsetup locks by UUID, and the images are made in parallel."""
+    h = hashlib.sha256(name.encode()).hexdigest()
+    return "-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:32]))
+
+
+def luks_fs(out: Path, trees: dict[str, Path], kind: str, fstype: str, size: int, cipher: str, key_bits: int,
+            hash_name: str, pbkdf: str, sector: int = 512, second_slot: bool = False) -> None:
+    """A filesystem inside LUKS, every byte written by real LUKS code, no device-mapper: LUKS2 by `cryptsetup
+    reencrypt --encrypt` (offline: cryptsetup's own userspace encryption of the filesystem, header and all);
+    LUKS1 by `cryptsetup luksFormat` and its payload by QEMU's LUKS driver (`qemu-img convert -n`), another
+    implementation. Small KDF costs. `second_slot`: a second keyslot (pbkdf2) opened by SECOND_PASSPHRASE."""
+    inner = out.parent / (out.stem + ".inner")
+    _inner_fs(inner, trees, fstype, size)
+    pw = out.parent / (out.stem + ".pw")
+    pw.write_bytes(PASSPHRASE)
+    costs = (["--pbkdf-force-iterations", "1000"] if pbkdf == "pbkdf2" else
+             ["--pbkdf-force-iterations", "4", "--pbkdf-memory", "16384", "--pbkdf-parallel", "2"])
+    common = ["--batch-mode", "--type", kind, "--cipher", cipher, "--key-size", str(key_bits), "--hash", hash_name,
+              "--pbkdf", pbkdf, *costs, "--uuid", luks_uuid(out.name), "--key-file", pw]
+    try:
+        if kind == "luks2":
+            with open(inner, "r+b") as f:
+                f.truncate(size + LUKS2_SHIFT)
+            work = out.parent / (out.stem + ".work")  # reencrypt keeps a temporary header in its directory
+            work.mkdir(exist_ok=True)
+            _sh("cryptsetup", "reencrypt", "--encrypt", *common, "--label", out.stem, "--sector-size", str(sector),
+                "--reduce-device-size", f"{LUKS2_SHIFT >> 20}M", inner, cwd=work)
+            shutil.rmtree(work)
+            inner.rename(out)
+        else:
+            _blank(out, size + 4 * MiB)
+            _sh("cryptsetup", "luksFormat", *common, out)
+            _sh("qemu-img", "convert", "-n", "--object", f"secret,id=pw,file={pw}", "-f", "raw", inner,
+                "--target-image-opts", f"driver=luks,key-secret=pw,file.filename={out}")
+        if second_slot:
+            other = out.parent / (out.stem + ".pw2")
+            other.write_bytes(SECOND_PASSPHRASE)
+            _sh("cryptsetup", "luksAddKey", "--batch-mode", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
+                "--key-file", pw, out, other)
+            other.unlink()
+    finally:
+        pw.unlink(missing_ok=True)
+        inner.unlink(missing_ok=True)
+
+
 def swap(out: Path, trees: dict[str, Path]) -> None:
     _blank(out, 8 * MiB)
     _sh("mkswap", "-L", "cbswap", "-U", UUID, out)
@@ -531,6 +592,15 @@ IMAGES = {
     "luks1.img": (luks, ("luks1",)),
     "luks2.img": (luks, ("luks2",)),
     "swap.img": (swap, ()),
+    # every cipher and KDF the LUKS reader knows, each with a filesystem inside (tests/portable/test_luks.py)
+    "luks1-xts-sha1.img": (luks_fs, ("luks1", "ext4", 24 * MiB, "aes-xts-plain64", 256, "sha1", "pbkdf2")),
+    "luks1-essiv-sha256.img": (luks_fs, ("luks1", "ext4", 24 * MiB, "aes-cbc-essiv:sha256", 256, "sha256", "pbkdf2")),
+    "luks1-xts-sha512.img": (luks_fs, ("luks1", "btrfs", 48 * MiB, "aes-xts-plain64", 512, "sha512", "pbkdf2")),
+    "luks2-pbkdf2.img": (luks_fs, ("luks2", "ext4", 24 * MiB, "aes-xts-plain64", 512, "sha256", "pbkdf2", 512)),
+    "luks2-argon2i.img": (luks_fs, ("luks2", "xfs", 300 * MiB, "aes-cbc-essiv:sha256", 256, "sha256", "argon2i",
+                                    2048)),
+    "luks2-argon2id.img": (luks_fs, ("luks2", "ext4", 24 * MiB, "aes-xts-plain64", 512, "sha512", "argon2id", 4096),
+                           {"second_slot": True}),
 }
 DEPENDS = {"gpt-backup.img": "gpt-disk.img"}
 
@@ -554,6 +624,8 @@ def _key(name: str, versions: str) -> str:
         if not _KERNEL:
             _KERNEL.append(vmimages.kernel_release())
         parts += [_KERNEL[0], inspect.getsource(vmimages), inspect.getsource(_vm_fill), repr(VM_TREES)]
+    if fn is luks_fs:  # the encrypting tools' versions too
+        parts += [_sh("cryptsetup", "--version"), _sh("qemu-img", "--version"), inspect.getsource(_inner_fs)]
     if name in DEPENDS:
         parts.append(_key(DEPENDS[name], versions))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
