@@ -45,7 +45,7 @@ bench: $(STAMP)
 	$(CB) firmware --arch all
 	$(PY) -m bench $(BENCH_ARGS)
 
-# The filesystem mutation fuzzer, long: FUZZ_SECONDS per filesystem (ext4, XFS, btrfs), default 600.
+# The filesystem mutation fuzzer, long: FUZZ_SECONDS per format (ext4, XFS, btrfs, LUKS1, LUKS2), default 600.
 FUZZ_SECONDS ?= 600
 fuzz: $(STAMP)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)

@@ -1,6 +1,7 @@
-"""A mutation fuzzer per filesystem (ext4, XFS, btrfs): bytes of the metadata blocks of images made by the real
-tools are flipped (hypothesis picks which), then the image is opened, walked and its files read. Anything but
-the typed errors (FsError: Corrupt, Unsupported, NotFound) is a bug, and so is a hang or an unbounded allocation.
+"""A mutation fuzzer per filesystem (ext4, XFS, btrfs) and container (LUKS1, LUKS2 with ext4 inside): bytes of the
+metadata blocks of images made by the real tools are flipped (hypothesis picks which), then the image is opened,
+walked and its files read. Anything but the typed errors (FsError: Corrupt, Unsupported, NotFound) is a bug, and so
+is a hang or an unbounded allocation.
 
 Under `make test` each filesystem gets a short bounded run (derandomized under CI, the "ci" profile in
 tests/conftest.py); `make fuzz` runs each for FUZZ_SECONDS (default 600). Crashes found become regression tests
@@ -28,7 +29,12 @@ import diskfs  # noqa: E402
 from diskfs.blockdev import FileDevice  # noqa: E402
 from diskfs.errors import FsError  # noqa: E402
 
-IMAGES = {"ext4": "ext4-4k.img", "xfs": "xfs-v5.img", "btrfs": "btrfs.img"}
+IMAGES = {"ext4": "ext4-4k.img", "xfs": "xfs-v5.img", "btrfs": "btrfs.img", "luks1": "luks1-xts-sha1.img",
+          "luks2": "luks2-pbkdf2.img"}
+#: How each image opens. LUKS: KDF costs bounded so that a mutated cost ends quickly (the limits are the defence).
+_LUKS = {"passphrase": b"correct horse \xe2\x9c\x93",
+         "luks_limits": {"max_iterations": 100000, "max_memory_kib": 65536, "max_time": 8}}
+OPTIONS = {"luks1": _LUKS, "luks2": _LUKS}
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "0"))
 HANG_SECONDS = 30
@@ -79,7 +85,7 @@ def metadata(kind: str) -> list[tuple[int, int]]:
     """(offset, length) of the blocks a clean traversal reads as metadata, sorted."""
     if kind not in _META:
         rec = Recorder(fstree.data(IMAGES[kind]))
-        exercise(diskfs.open(rec))
+        exercise(diskfs.open(rec, **OPTIONS.get(kind, {})))
         rec.close()
         _META[kind] = sorted(rec.reads.items())
     return _META[kind]
@@ -103,7 +109,7 @@ def run_mutated(kind: str, flips: list[tuple[int, int, int]]) -> None:
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(HANG_SECONDS)
     try:
-        exercise(diskfs.open(dev))
+        exercise(diskfs.open(dev, **OPTIONS.get(kind, {})))
     except FsError:
         pass
     finally:
