@@ -103,3 +103,33 @@ def test_truncated_image_is_a_clean_error(tmp_path: Path, testdata: str) -> None
     proc = run("ls", str(bad), "/")
     err = proc.stderr.decode()
     assert proc.returncode == 1 and err.count("\n") == 1 and ("outside" in err or "not mapped" in err), err
+
+
+def test_luks_images_with_passphrase_and_key_files(testdata: str, tmp_path: Path) -> None:
+    want = manifest(testdata)
+    pw = tmp_path / "pw"
+    pw.write_bytes("correct horse \u2713\n".encode())  # a passphrase file: its first line
+    key = tmp_path / "key"
+    key.write_bytes("correct horse \u2713".encode())  # a key file: its exact bytes
+    for image in ("luks1-xts-sha512.img", "luks2-argon2i.img"):
+        path = str(Path(testdata) / image)
+        for flag, f in (("--passphrase-file", pw), ("--key-file", key)):
+            proc = run("cat", flag, str(f), path, KERNEL)
+            assert proc.returncode == 0, proc.stderr
+            assert hashlib.sha256(proc.stdout).hexdigest() == want[KERNEL][2], (image, flag)
+        proc = run("info", "--passphrase-file", str(pw), path)
+        assert proc.returncode == 0 and "(LUKS" in proc.stdout.decode(), proc.stderr
+    path = str(Path(testdata) / "luks2-argon2id.img")
+    proc = run("info", path)  # no key: the container is named
+    assert proc.returncode == 0 and "luks2 label 'luks2-argon2id'" in proc.stdout.decode()
+    for args, message in (
+            (["ls"], "LUKS2 is encrypted: a passphrase or key file is needed to open it"),
+            (["ls", "--key-file", str(pw)], "LUKS2: wrong passphrase: no keyslot opens with it (tried keyslots 0, 1)"),
+            (["ls", "--passphrase-file", str(pw), "--luks-limit", "max_memory_kib=1024"],
+             "Argon2 memory in KiB 16384 is over the limit of 1024 (raise the LUKS limit max_memory_kib"),
+            (["ls", "--passphrase-file", str(pw), "--luks-limit", "max_ram=1"], "LUKS limit 'max_ram=1': want NAME="),
+            (["ls", "--passphrase-file", str(tmp_path / "none")], "none: cannot read")):
+        proc = run(*args, path)
+        err = proc.stderr.decode()
+        assert proc.returncode != 0 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert "correct horse" not in err

@@ -1,5 +1,6 @@
 """`cloud-boot fs info|ls|cat|stat IMAGE[@PARTITION] [PATH]`: look inside disk images and filesystems (ext2/3/4,
-XFS, btrfs) with the portable reader the firmware uses, without mounting anything.
+XFS, btrfs; under LUKS with --passphrase-file or --key-file) with the portable reader the firmware uses, without
+mounting anything.
 
 PARTITION is a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=; without it the whole image is the filesystem
 (or, for `info`, the partition table is listed). Every failure is one line on stderr and a non-zero exit.
@@ -13,6 +14,7 @@ import stat as statmod
 import sys
 import time
 
+from cloudboot import disksecrets
 from cloudboot.errors import CloudBootError
 
 CHUNK = 1 << 20
@@ -61,6 +63,7 @@ def open_fs(args: argparse.Namespace):
     if getattr(args, "subvol", None):
         options["subvol"] = int(args.subvol) if args.subvol.isdigit() else args.subvol
     devices = [FileDevice(p) for p in getattr(args, "device", None) or []]
+    options.update(disksecrets.options(args.passphrase_file, args.key_file, args.luks_limit))
     return diskfs.open(dev, devices=devices or None, **options)
 
 
@@ -74,7 +77,8 @@ def _info(args: argparse.Namespace) -> int:
     from diskfs.probe import probe
 
     dev, where = open_device(args.image)
-    if diskfs.detect(dev) is None and _split(args.image)[1] is None:
+    keyed = args.passphrase_file or args.key_file  # then a container is opened and what is inside described
+    if diskfs.detect(dev) is None and _split(args.image)[1] is None and not keyed:
         table = read_table(dev)
         if not table.scheme:
             kind, label, uuid = probe(dev)
@@ -173,6 +177,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--device", action="append", metavar="IMAGE",
                        help="another device of a multi-device btrfs (repeatable)")
         q.add_argument("--subvol", help="btrfs: a subvolume path (from the top level) or id instead of the default")
+        q.add_argument("--passphrase-file", metavar="FILE", help="LUKS: the passphrase is this file's first line "
+                       "('-': standard input)")
+        q.add_argument("--key-file", metavar="FILE", help="LUKS: a key file (its exact bytes, as cryptsetup's)")
+        q.add_argument("--luks-limit", action="append", metavar="NAME=N", help="raise a LUKS header limit: "
+                       "max_iterations, max_memory_kib, max_time, max_threads, max_stripes (repeatable)")
 
     q = verbs.add_parser("info", help="the filesystem's type, label, UUID and layout, or the partition table")
     common(q)
