@@ -226,6 +226,32 @@ def test_disk_mode_failures_say_what_was_seen(tmp_path: Path) -> None:
                      disks_fn=lambda: [])
 
 
+def test_disk_mode_luks(testdata: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A LUKS2 device (cryptsetup-made, tests/portable/images.py) opened with cloudboot.disk.luks-passphrase;
+    the filesystem type check applies to what is inside; the passphrase is never printed."""
+    image = str(Path(testdata) / "luks2-argon2id.img")
+    secret = "correct horse \u2713"
+    t = disk.prepare({"cloudboot.disk": "LABEL=luks2-argon2id", "cloudboot.disk.luks-passphrase": secret,
+                      "cloudboot.disk.fs": "ext4", "cloudboot.disk.kernel": "/boot/vmlinuz-6.12.117-amd64"},
+                     str(tmp_path / "run"), disks_fn=lambda: [image])
+    assert Path(t.kernel).read_bytes()[:2] == b"MZ" and "(luks2)" in t.description
+    found = disk.prepare({"cloudboot.disk": image, "cloudboot.disk.luks-passphrase": secret}, str(tmp_path / "run"))
+    assert found.kernel and "vmlinuz-6.12.117-amd64" in found.description  # discovery inside the container
+    for cmd, message in (
+            ({}, "is LUKS-encrypted: set cloudboot.disk.luks-passphrase= .preferably in the metadata"),
+            ({"cloudboot.disk.luks-passphrase": "nope"}, "LUKS2: wrong passphrase: no keyslot opens with it"),
+            ({"cloudboot.disk.luks-passphrase": secret, "cloudboot.disk.fs": "xfs"},
+             "cloudboot.disk.fs=xfs but .* holds ext4"),
+            ({"cloudboot.disk.luks-passphrase": secret, "cloudboot.disk.luks-limits": "max_memory_kib=1024"},
+             "over the limit of 1024 .raise the LUKS limit max_memory_kib"),
+            ({"cloudboot.disk.luks-passphrase": secret, "cloudboot.disk.luks-limits": "max_mem=1"},
+             "cloudboot.disk.luks-limits: LUKS limit 'max_mem=1'")):
+        with pytest.raises(InitError, match=message):
+            disk.prepare({"cloudboot.disk": image, **cmd}, str(tmp_path / "run"))
+    out = capsys.readouterr()
+    assert "horse" not in out.out + out.err
+
+
 def test_rescue_prompt_never_returns_on_its_own(capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rescue.time, "sleep", lambda s: None)

@@ -1,5 +1,9 @@
 """Disk mode (`cloudboot.disk=`): find the device, read the distro's kernel and initrd through the portable
-core (diskfs: GPT/MBR, ext4/XFS/btrfs, read in userland, never mounted), ready for kexec.
+core (diskfs: GPT/MBR, ext4/XFS/btrfs, LUKS1/LUKS2 unlocked in userland, never mounted), ready for kexec.
+
+A LUKS device is opened with `cloudboot.disk.luks-passphrase=`, which may come from the metadata URL (the
+caller merged it into `cmd`: better than the command line, which the kernel prints); `cloudboot.disk.luks-limits=`
+raises the header limits (`max_memory_kib=8388608,...`). The passphrase is never logged.
 
 Device specs as the original (REFERENCE.md §4.1): `/dev/...` verbatim, or LABEL=/UUID=/PARTLABEL=/PARTUUID=
 over every partition of every whole disk (whole-disk filesystems count too); when nothing matches, the
@@ -106,6 +110,25 @@ def _copy_out(fs, path: str, dest: str) -> int:
     return n
 
 
+def _luks_options(cmd: dict[str, str], where: str) -> dict:
+    """diskfs.open options for a LUKS device: the passphrase and any raised limits (InitError without one)."""
+    from cloudboot.disksecrets import luks_limits
+    from cloudboot.errors import CloudBootError
+
+    passphrase = cmd.get("cloudboot.disk.luks-passphrase", "")
+    if not passphrase:
+        raise InitError(f"{where} is LUKS-encrypted: set cloudboot.disk.luks-passphrase= (preferably in the "
+                        "metadata, cloudboot.metadata.url=, rather than on the command line the kernel prints)")
+    options: dict = {"passphrase": passphrase.encode()}
+    limits = cmd.get("cloudboot.disk.luks-limits", "")
+    if limits:
+        try:
+            options["luks_limits"] = luks_limits(limits.split(","))
+        except CloudBootError as exc:
+            raise InitError(f"cloudboot.disk.luks-limits: {exc}") from None
+    return options
+
+
 def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whole_disks) -> DiskTarget:
     """Resolve cloudboot.disk=, open its filesystem, choose the kernel and initrd and copy them to workdir."""
     import diskfs
@@ -121,14 +144,19 @@ def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whol
     wait = duration(cmd.get("cloudboot.disk.wait", "10s"))
     dev, where = find_device(spec, wait, disks_fn)
     fstype, label, uuid = probe(dev)
-    if fstype in ("luks1", "luks2"):
-        raise InitError(f"{where} is {fstype.upper()}-encrypted; unlocking LUKS is not in this init yet")
-    if fstype_wanted and fstype and fstype != fstype_wanted:
+    options = _luks_options(cmd, where) if fstype in ("luks1", "luks2") else {}
+    if fstype_wanted and fstype and fstype not in ("luks1", "luks2") and fstype != fstype_wanted:
         raise InitError(f"cloudboot.disk.fs={fstype_wanted} but {where} holds {fstype}")
     try:
-        fs = diskfs.open(dev)
+        fs = diskfs.open(dev, **options)
     except diskfs.DiskfsError as exc:
         raise InitError(f"{where}: {exc}") from None
+    if options:
+        log(f"disk: {where}: {fstype} label={label!r} uuid={uuid} unlocked")
+        where, label, uuid = f"{where} ({fstype})", fs.label, fs.uuid_str
+        if fstype_wanted and fs.TYPE != fstype_wanted:
+            raise InitError(f"cloudboot.disk.fs={fstype_wanted} but {where} holds {fs.TYPE}")
+        fstype = fs.TYPE
     log(f"disk: {where}: {fstype} label={label!r} uuid={uuid}")
     pinned_kernel = cmd.get("cloudboot.disk.kernel", "")
     pinned_initrd = cmd.get("cloudboot.disk.initrd", "")

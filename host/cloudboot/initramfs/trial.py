@@ -78,16 +78,23 @@ def target_initrd(arch: str) -> Path:
     return out
 
 
-def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
+#: Where `cryptsetup reencrypt --encrypt` moves the filesystem of an encrypted target (room for the header).
+LUKS_SHIFT_MIB = 8
+
+
+def target_disk(arch: str, fstype: str = "ext4", luks_passphrase: str | None = None) -> tuple[Path, str]:
     """A GPT disk whose partition 1 (PARTLABEL cbtarget, LABEL CBTARGET) holds /boot/vmlinuz-<release> and
     /boot/initrd.img-<release> (the test initrd), Debian style, on ext4, xfs or btrfs (made by mkfs from the
-    tree); returns (image, kernel release)."""
+    tree), inside LUKS2 (argon2id, small costs; its label CBTARGET too) when `luks_passphrase` is given;
+    returns (image, kernel release)."""
     if fstype not in ("ext4", "xfs", "btrfs"):
         raise CloudBootError(f"target_disk: no {fstype} images (ext4, xfs, btrfs)")
     kernel, release = debian.kernel_image(arch)
     initrd = target_initrd(arch)
-    img = _workdir(arch) / f"target-{fstype}.img"
+    img = _workdir(arch) / (f"target-{fstype}.img" if luks_passphrase is None else f"target-luks2-{fstype}.img")
     key = f"{kernel.name} {kernel.stat().st_size} {initrd.stat().st_size} {initrd.stat().st_mtime_ns} v2"
+    if luks_passphrase is not None:
+        key += f" luks2 {hashlib.sha256(luks_passphrase.encode()).hexdigest()}"
     stamp = img.with_suffix(".key")
     if img.exists() and stamp.exists() and stamp.read_text() == key:
         return img, release
@@ -110,6 +117,8 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
         proto = protofile(tree, img.with_suffix(".proto"))
         mkfs = [which("mkfs.xfs"), "-q", "-f", "-L", "CBTARGET", "-p", str(proto), str(fs)]
     subprocess.run(mkfs, check=True, capture_output=True)
+    if luks_passphrase is not None:
+        _encrypt(fs, luks_passphrase)
     size_mib = -(-fs.stat().st_size // (1 << 20))  # mkfs.btrfs --rootdir grows the file when the tree needs it
     with open(img, "wb") as f:
         f.truncate((size_mib + 2) << 20)
@@ -122,6 +131,23 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
     shutil.rmtree(tree)
     stamp.write_text(key)
     return img, release
+
+
+def _encrypt(fs: Path, passphrase: str) -> None:
+    """Turn a filesystem image into LUKS2 holding it, in place: cryptsetup's offline reencryption (its own
+    userspace encryption; no device-mapper, no root)."""
+    with open(fs, "r+b") as f:
+        f.truncate(fs.stat().st_size + (LUKS_SHIFT_MIB << 20))
+    work = fs.with_suffix(".luks-work")  # reencrypt keeps a temporary header in its working directory
+    work.mkdir(exist_ok=True)
+    try:
+        subprocess.run([which("cryptsetup", "encrypted test targets"), "reencrypt", "--encrypt", "--batch-mode",
+                        "--type", "luks2", "--label", "CBTARGET", "--pbkdf", "argon2id",
+                        "--pbkdf-force-iterations", "4", "--pbkdf-memory", "32768", "--pbkdf-parallel", "1",
+                        "--key-file", "-", "--reduce-device-size", f"{LUKS_SHIFT_MIB}M", str(fs)],
+                       input=passphrase.encode(), check=True, capture_output=True, cwd=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,
