@@ -13,13 +13,17 @@ CPython only (host side); run by tests/conftest.py once per session:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -529,6 +533,94 @@ def luks_fs(out: Path, trees: dict[str, Path], kind: str, fstype: str, size: int
         inner.unlink(missing_ok=True)
 
 
+_ZFS_LOCK = threading.Lock()  # one zfs-fuse daemon serves the whole machine: one ZFS recipe at a time
+
+
+@contextlib.contextmanager
+def _zfs_fuse(work: Path):
+    """A zfs-fuse daemon (started here unless one already answers; stopped again if started here)."""
+    if not shutil.which("zfs-fuse"):
+        raise RuntimeError("zfs-fuse not found: install the Debian package 'zfs-fuse' (ZFS test pools)")
+    with _ZFS_LOCK:
+        pid = None
+        if subprocess.run(["zpool", "list"], capture_output=True).returncode != 0:
+            pidfile = work / "zfs-fuse.pid"
+            _sh("zfs-fuse", "--no-kstat-mount", "-p", pidfile)
+            for _ in range(100):
+                if subprocess.run(["zpool", "list"], capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.1)
+            pid = int(pidfile.read_text())
+        try:
+            yield
+        finally:
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    try:
+                        os.kill(pid, 0)
+                    except OSError:
+                        break
+                    time.sleep(0.1)
+
+
+#: ZFS pool layouts -> (vdev args with {0}, {1}... for the device files, number of devices)
+ZFS_LAYOUTS = {"single": ("{0}", 1), "mirror": ("mirror {0} {1}", 2), "raidz1": ("raidz1 {0} {1} {2}", 3),
+               "raidz2": ("raidz2 {0} {1} {2} {3}", 4), "raidz3": ("raidz3 {0} {1} {2} {3} {4}", 5)}
+
+
+def zfs_pool(out: Path, trees: dict[str, Path], layout: str, datasets: tuple) -> None:
+    """A ZFS pool written by zfs-fuse (real ZFS code in userspace: pool version 23) over `out` (and out.dev1,
+    out.dev2... for more devices), 64 MiB each. `datasets`: (name, tree or None, properties, snapshot or None);
+    each tree is copied in through the FUSE mount (sparse files stay sparse); a snapshot is taken after the
+    copy and then the live dataset changed (/etc/hostname rewritten, /etc/file-0000 removed). Finally every
+    dataset is unmounted, set canmount=noauto and given its final mountpoint (so nothing is mounted on the
+    host), and the pool exported. <out>.zdb is `zdb -C -u`'s account of it (the oracle for the vdev tree and
+    the uberblock)."""
+    vdevs, count = ZFS_LAYOUTS[layout]
+    pool = "cb" + out.stem.replace("-", "").replace(".", "")[:20]
+    paths = [out] + [out.parent / f"{out.stem}.dev{i}" for i in range(1, count)]
+    work = out.parent / (out.stem + ".zfswork")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    for p in paths:
+        _blank(p, 64 * MiB)
+    with _zfs_fuse(work):
+        subprocess.run(["zpool", "destroy", "-f", pool], capture_output=True)
+        _sh("zpool", "create", "-f", "-o", "cachefile=none", "-O", f"mountpoint={work}/mnt", pool,
+            *vdevs.format(*paths).split())
+        try:
+            finals, mounts = [], {}
+            for name, _, props, _ in datasets:  # every dataset first: a tree copied later spans its children
+                full = f"{pool}/{name}" if name else pool
+                opts = [f"{k}={v}" for k, v in props.items() if k != "mountpoint"]
+                if name:
+                    _sh("zfs", "create", *[a for o in opts for a in ("-o", o)], full)
+                for o in opts if not name else []:
+                    _sh("zfs", "set", o, full)
+                mounts[full] = _sh("zfs", "get", "-H", "-o", "value", "mountpoint", full).strip()
+                finals.append((full, props.get("mountpoint")))
+            for name, tree, _, snap in datasets:
+                full = f"{pool}/{name}" if name else pool
+                if tree:
+                    _sh("cp", "-a", "--sparse=always", f"{trees[tree]}/.", mounts[full])
+                    os.sync()
+                if snap:
+                    _sh("zfs", "snapshot", f"{full}@{snap}")
+                    Path(mounts[full], "etc/hostname").write_text("after the snapshot\n")
+                    Path(mounts[full], "etc/file-0000").unlink()
+            _sh("zfs", "umount", "-a")
+            for full, mountpoint in finals:
+                _sh("zfs", "set", "canmount=noauto", full)
+                if mountpoint:
+                    _sh("zfs", "set", f"mountpoint={mountpoint}", full)
+        finally:
+            subprocess.run(["zpool", "export", "-f", pool], capture_output=True)
+        # zdb's account of the exported pool: the oracle for its vdev tree and uberblock
+        (out.parent / (out.name + ".zdb")).write_text(_sh("zdb", "-e", "-p", out.parent, "-C", "-u", pool))
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def swap(out: Path, trees: dict[str, Path]) -> None:
     _blank(out, 8 * MiB)
     _sh("mkswap", "-L", "cbswap", "-U", UUID, out)
@@ -601,6 +693,20 @@ IMAGES = {
                                     2048)),
     "luks2-argon2id.img": (luks_fs, ("luks2", "ext4", 24 * MiB, "aes-xts-plain64", 512, "sha512", "argon2id", 4096),
                            {"second_slot": True}),
+    # ZFS pools by zfs-fuse (tests/portable/test_zfs.py): every classic layout; datasets for compression,
+    # checksums, children with mountpoints, snapshots, a 10,000-entry (fat ZAP) directory
+    "zfs-single.img": (zfs_pool, ("single", (
+        ("", None, {"compression": "lzjb", "mountpoint": "/srv"}, None),
+        ("ROOT", None, {"mountpoint": "none"}, None),
+        ("ROOT/debian", "tree", {"mountpoint": "/", "checksum": "sha256"}, "installed"),  # its /boot: the next one
+        ("ROOT/debian/boot", None, {"mountpoint": "/boot", "compression": "gzip-9", "checksum": "fletcher2"}, None),
+        ("zle", "tree", {"compression": "zle", "checksum": "fletcher4"}, None),
+        ("plain", "tree", {"compression": "off", "recordsize": "8K"}, None),
+        ("many", "many", {"compression": "lzjb"}, None)))),
+    "zfs-mirror.img": (zfs_pool, ("mirror", (("data", "tree", {"compression": "gzip"}, None),))),
+    "zfs-raidz1.img": (zfs_pool, ("raidz1", (("data", "tree", {"compression": "lzjb"}, None),))),
+    "zfs-raidz2.img": (zfs_pool, ("raidz2", (("data", "tree", {"compression": "gzip-1"}, None),))),
+    "zfs-raidz3.img": (zfs_pool, ("raidz3", (("data", "tree", {"compression": "off"}, None),))),
 }
 DEPENDS = {"gpt-backup.img": "gpt-disk.img"}
 
@@ -611,6 +717,11 @@ def _recipe(name: str):
 
 
 _KERNEL: list[str] = []
+
+
+def _zfs_version() -> str:
+    proc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "zfs-fuse"], capture_output=True, text=True)
+    return proc.stdout
 
 
 def _key(name: str, versions: str) -> str:
@@ -626,6 +737,8 @@ def _key(name: str, versions: str) -> str:
         parts += [_KERNEL[0], inspect.getsource(vmimages), inspect.getsource(_vm_fill), repr(VM_TREES)]
     if fn is luks_fs:  # the encrypting tools' versions too
         parts += [_sh("cryptsetup", "--version"), _sh("qemu-img", "--version"), inspect.getsource(_inner_fs)]
+    if fn is zfs_pool:
+        parts += [inspect.getsource(_zfs_fuse), repr(ZFS_LAYOUTS), _zfs_version()]
     if name in DEPENDS:
         parts.append(_key(DEPENDS[name], versions))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -44,7 +44,7 @@ def test_one_registry_names_detects_and_opens():
     else:  # MicroPython, as the firmware
         assert isinstance(exc, Unsupported) and "LUKS: needs the Linux init" in str(exc), exc
     exc = fstree.raises(NotFound, diskfs.open, fstree.memdev(bytes(8192), "blank"))
-    assert str(exc) == "blank: no ext2/3/4, XFS or btrfs filesystem found", exc
+    assert str(exc) == "blank: no ext2/3/4, XFS, btrfs or ZFS filesystem found", exc
     assert diskfs.detect(fstree.memdev(b"", "empty")) is None and probe(fstree.memdev(b"")) == (None, "", "")
 
 
@@ -67,7 +67,7 @@ def test_a_new_format_joins_the_registry():
         assert diskfs.detect(dev) == "fakefs" and probe(dev) == ("fakefs", "", "")
         assert diskfs.open(dev, verify=False) == ("opened", "fake", {"verify": False})
         exc = fstree.raises(NotFound, diskfs.open, fstree.memdev(bytes(8192), "blank"))
-        assert "no ext2/3/4, XFS, btrfs or FakeFS filesystem found" in str(exc), exc
+        assert "no ext2/3/4, XFS, btrfs, FakeFS or ZFS filesystem found" in str(exc), exc
     finally:
         formats.FORMATS.remove(fake)
 

@@ -5,12 +5,11 @@ Each entry (a `Format`) knows its magic (`match`, on the device's first HEAD byt
 one read per device), its label and UUID as blkid prints them (`identify`) and, by its role, what opening it
 gives:
 
-  FILESYSTEM  `open(dev, devices, options)` -> a filesystem (fsbase.FsBase): ext2/3/4, XFS, btrfs. The
+  FILESYSTEM  `open(dev, devices, options)` -> a filesystem (fsbase.FsBase): ext2/3/4, XFS, btrfs, ZFS. The
               reader module is imported only then (a probe costs no reader's memory).
   CONTAINER   holds another block device. `open` unlocks it (a passphrase or key in `options`) and
               returns the device inside, and `diskfs.open_filesystem` looks again on that device: LUKS.
-  NAMED       recognized and named only (a FAT ESP, swap, a ZFS pool member until a ZFS reader joins as a
-              FILESYSTEM).
+  NAMED       recognized and named only (a FAT ESP, swap).
 
 A new format (qcow2) is a Format subclass passed to `register`, before any entry whose magic could also match
 its bytes. Secrets (`passphrase`, `key`) and container limits (`luks_limits`) reach only the entries that name
@@ -167,7 +166,8 @@ class Swap(Format):
 
 
 class ZfsMember(Format):
-    name, title = "zfs_member", "ZFS"
+    name, title, role = "zfs_member", "ZFS", FILESYSTEM
+    takes = ("passphrase", "key")  # native encryption
 
     def match(self, head, dev):
         from diskfs import zfslabel
@@ -179,6 +179,11 @@ class ZfsMember(Format):
 
         pool = zfslabel.pool(dev)
         return None if pool is None else (self.name, pool[0], pool[1])
+
+    def open(self, dev, devices, options):
+        from diskfs.zfs import Zfs
+
+        return Zfs(dev, devices=devices, **options)
 
 
 #: In order: the first entry whose magic matches names the device.

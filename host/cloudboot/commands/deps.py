@@ -12,7 +12,8 @@ HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "
                  "e2fsprogs", "xfsprogs", "btrfs-progs", "cryptsetup-bin", "sbsigntool", "gdisk", "xz-utils", "zstd",
                  "cpio", "systemd-boot-efi", "genisoimage",  # image tests: Debian's systemd stub, isoinfo
                  "docker-registry", "apache2-utils", "curl",  # OCI tests: registry, htpasswd (bcrypt); bench: curl
-                 "device-tree-compiler", "binutils-aarch64-linux-gnu"]  # arm64 kexec tests' oracles: dtc, objdump
+                 "device-tree-compiler", "binutils-aarch64-linux-gnu",  # arm64 kexec tests' oracles: dtc, objdump
+                 "zfs-fuse"]  # ZFS test pools (userspace ZFS, pool version 23; Debian 12 main, Debian 13 contrib)
 
 
 def ensure_all(*, firmware_tests: bool = True) -> None:
