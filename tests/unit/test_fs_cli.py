@@ -133,3 +133,26 @@ def test_luks_images_with_passphrase_and_key_files(testdata: str, tmp_path: Path
         err = proc.stderr.decode()
         assert proc.returncode != 0 and message in err and len(err.strip().splitlines()) == 1, (args, err)
         assert "correct horse" not in err
+
+
+def test_zfs_datasets_snapshots_and_missing_devices(testdata: str) -> None:
+    want = manifest(testdata)
+    t = Path(testdata)
+    pool = "cbzfsraidz2"
+    devs = ["--device", str(t / "zfs-raidz2.dev3")]  # two of four devices missing
+    proc = run("cat", *devs, f"{t / 'zfs-raidz2.img'}@{pool}/data", KERNEL)
+    assert proc.returncode == 0, proc.stderr
+    assert hashlib.sha256(proc.stdout).hexdigest() == want[KERNEL][2]
+    proc = run("info", *devs, f"{t / 'zfs-raidz2.img'}@{pool}/data")
+    assert "devices: 2 found, 2 missing" in proc.stdout.decode()
+    single = t / "zfs-single.img"
+    proc = run("cat", f"{single}@ROOT/debian@installed", "/etc/hostname")  # the pool name may be left out
+    assert proc.returncode == 0 and proc.stdout == b"cloud-boot\n", proc.stderr
+    proc = run("ls", f"{single}@cbzfssingle/ROOT/debian", "/boot")  # a child dataset at its mountpoint
+    assert proc.stdout.decode().split() == sorted(p.rsplit("/", 1)[1] for p in want if p.startswith("/boot/"))
+    for args, message in (
+            (["ls", f"{single}@nope"], "ZFS pool cbzfssingle has no dataset cbzfssingle/nope (it has"),
+            (["ls", f"{t / 'zfs-raidz2.img'}@{pool}/data"], "no copy could be read (missing devices: 3)")):
+        proc = run(*args)
+        err = proc.stderr.decode()
+        assert proc.returncode != 0 and message in err and len(err.strip().splitlines()) == 1, err

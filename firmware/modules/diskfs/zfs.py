@@ -37,7 +37,8 @@ class Inode(InodeBase):
             self.uid, self.gid = struct.unpack_from("<QQ", b, 128)
             self.inline = 264  # a short symlink's target follows the znode in the bonus buffer
         elif self.dn.bonustype == OT_SA:
-            fs.sa(os).parse(self, number)
+            raise Unsupported("%s: ZFS system attributes (ZPL version 5, OpenZFS datasets) are not read yet"
+                              % fs.dev.name, "ZFS system attributes")
         else:
             raise Corrupt("%s: object %d is no file (bonus type %d)" % (fs.dev.name, number, self.dn.bonustype),
                           "ZFS znode")
@@ -48,17 +49,15 @@ class Zfs(FsBase):
 
     TYPE = "zfs"
 
-    def __init__(self, dev, devices=None, dataset=None, verify_data=True, passphrase=None, key=None):
+    def __init__(self, dev, devices=None, dataset=None, verify_data=True):
         self.dev = dev
         self.pool = Pool([dev] + [d for d in devices or [] if d is not dev], verify_data)
         self.verify_data = verify_data
-        self.secrets = (passphrase, key)
         self.mos = Objset(self.pool, self.pool.rootbp, "MOS")
         self.objdir = self.mos.zap(1)
         self._check_features()
         self.label = self.pool.name
         self._dirs, self._dir_order = {}, []
-        self._sa = {}
         name = self._default_dataset() if dataset is None else self._full(dataset)
         self.dataset = name
         head, _, snap = name.partition("@")
@@ -200,9 +199,8 @@ class Zfs(FsBase):
         if bp.is_hole():
             raise NotFound("%s: dataset %s has no object set" % (self.dev.name, name), name)
         if bp.encrypted:
-            from diskfs.zfscrypt import open_encrypted
-
-            return open_encrypted(self, name, ds, bp)
+            raise Unsupported("%s: dataset %s is encrypted: ZFS native encryption is not read yet"
+                              % (self.dev.name, name), "ZFS encryption")
         return Objset(self.pool, bp, name)
 
     def snapshots(self, name=None):
@@ -220,14 +218,6 @@ class Zfs(FsBase):
         if isinstance(version, int) and version > 5:
             raise Unsupported("%s: ZPL version %d unsupported" % (self.dev.name, version), "ZPL version")
         return root
-
-    def sa(self, os):
-        if os not in self._sa:
-            from diskfs.zfssa import Attributes
-
-            master = self.master if os == 0 else self.objsets[os][1].zap(1)
-            self._sa[os] = Attributes(self.objsets[os][1], master.get("SA_ATTRS"), self.dev.name)
-        return self._sa[os]
 
     # ---- FsBase ----
     def root(self):

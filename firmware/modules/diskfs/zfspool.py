@@ -41,14 +41,11 @@ FEATURES = {
     "org.illumos:sha512": "SHA-512/256 checksums",
     "com.delphix:bookmarks": "bookmarks are not read",
     "com.datto:bookmark_v2": "bookmarks are not read",
-    "com.delphix:device_removal": "",
     "com.delphix:obsolete_counts": "space accounting, not read",
     "com.delphix:spacemap_v2": "space maps are not read",
     "com.delphix:log_spacemap": "space maps are not read",
     "org.zfsonlinux:project_quota": "quota accounting, not read",
     "org.zfsonlinux:userobj_accounting": "quota accounting, not read",
-    "com.datto:encryption": "native encryption",
-    "org.openzfs:blake3": "",
 }
 
 

@@ -1,9 +1,11 @@
 """`cloud-boot fs info|ls|cat|stat IMAGE[@PARTITION] [PATH]`: look inside disk images and filesystems (ext2/3/4,
-XFS, btrfs; under LUKS with --passphrase-file or --key-file) with the portable reader the firmware uses, without
-mounting anything.
+XFS, btrfs, ZFS; under LUKS with --passphrase-file or --key-file) with the portable reader the firmware uses,
+without mounting anything.
 
 PARTITION is a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=; without it the whole image is the filesystem
-(or, for `info`, the partition table is listed). Every failure is one line on stderr and a non-zero exit.
+(or, for `info`, the partition table is listed). For ZFS, IMAGE@POOL/DATASET[@SNAPSHOT] names the dataset
+(default: the pool's bootfs, else its root) and --device adds the pool's other devices. Every failure is one
+line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -21,15 +23,25 @@ CHUNK = 1 << 20
 
 
 def _split(spec: str) -> tuple[str, str | None]:
-    """IMAGE[@PARTITION]: an existing path wins (image names may hold '@'), else split at the last '@'."""
+    """IMAGE[@PARTITION] or IMAGE@POOL[/DATASET][@SNAPSHOT]: an existing path wins (image names may hold '@'),
+    else the shortest prefix that exists (a ZFS name may hold '@' too), else split at the last '@'."""
     if os.path.exists(spec) or "@" not in spec:
         return spec, None
+    for i, ch in enumerate(spec):
+        if ch == "@" and os.path.exists(spec[:i]):
+            return spec[:i], spec[i + 1:]
     image, _, part = spec.rpartition("@")
     return image, part
 
 
+def _dataset(spec: str) -> str | None:
+    """The ZFS dataset an IMAGE@... spec names (what follows '@' when it is no partition selector), or None."""
+    part = _split(spec)[1]
+    return part if part and "=" not in part and not part.isdigit() else None
+
+
 def open_device(spec: str):
-    """(device, description) for IMAGE[@PARTITION]."""
+    """(device, description) for IMAGE[@PARTITION] (IMAGE@POOL/DATASET: the whole image)."""
     from diskfs.blockdev import FileDevice
     from diskfs.partition import find
     from diskfs.probe import resolve
@@ -38,7 +50,7 @@ def open_device(spec: str):
     if not os.path.exists(image):
         raise CloudBootError(f"{image}: no such file")
     disk = FileDevice(image)
-    if part is None:
+    if part is None or _dataset(spec):
         return disk, image
     kind = part.partition("=")[0]
     if kind in ("LABEL", "UUID"):
@@ -64,6 +76,8 @@ def open_fs(args: argparse.Namespace):
         options["subvol"] = int(args.subvol) if args.subvol.isdigit() else args.subvol
     devices = [FileDevice(p) for p in getattr(args, "device", None) or []]
     options.update(disksecrets.options(args.passphrase_file, args.key_file, args.luks_limit))
+    if _dataset(args.image):
+        options["dataset"] = _dataset(args.image)
     return diskfs.open(dev, devices=devices or None, **options)
 
 
@@ -98,6 +112,8 @@ def _info(args: argparse.Namespace) -> int:
     if hasattr(fs, "subvolumes"):
         for sid, path in fs.subvolumes():
             print(f"subvolume {sid}: {path}")
+    if hasattr(fs, "snapshots"):
+        print(f"snapshots: {', '.join(fs.snapshots()) or '-'}")
     return 0
 
 
@@ -169,13 +185,15 @@ def _guard(fn):
 
 def register(sub: argparse._SubParsersAction) -> None:
     """The `fs` verb and its info/ls/cat/stat subcommands."""
-    p = sub.add_parser("fs", help="look inside a disk image or filesystem (ext2/3/4, XFS, btrfs) without mounting")
+    p = sub.add_parser("fs", help="look inside a disk image or filesystem (ext2/3/4, XFS, btrfs, ZFS, LUKS) "
+                       "without mounting")
     verbs = p.add_subparsers(dest="fs_command", required=True, metavar="info|ls|cat|stat")
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("image", help="IMAGE[@PARTITION]: a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
+        q.add_argument("image", help="IMAGE[@PARTITION]: a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=; "
+                       "IMAGE@POOL/DATASET[@SNAPSHOT] for ZFS")
         q.add_argument("--device", action="append", metavar="IMAGE",
-                       help="another device of a multi-device btrfs (repeatable)")
+                       help="another device of a multi-device btrfs or ZFS pool (repeatable)")
         q.add_argument("--subvol", help="btrfs: a subvolume path (from the top level) or id instead of the default")
         q.add_argument("--passphrase-file", metavar="FILE", help="LUKS: the passphrase is this file's first line "
                        "('-': standard input)")
