@@ -127,3 +127,22 @@ def test_luks2_target_with_the_passphrase_from_the_metadata_url(arch: str) -> No
             q.kill()
     finally:
         meta.server.shutdown()
+
+
+@pytest.mark.parametrize("arch", KEXEC_ARCHES)
+def test_zfs_mirror_target_with_one_device_missing(arch: str) -> None:
+    """cloudboot.disk=<pool>/<dataset> on a ZFS mirror (zfs-fuse) of which only one leg is attached: the pool is
+    found by its label, /boot is read through its own child dataset, the kernel found by name."""
+    disk, release = trial.target_disk(arch, "zfs")
+    token = secrets.token_hex(4)
+    q = trial.machine(arch, trial.boot_kernel(arch), trial.initramfs(arch),
+                      f"panic=-1 cloudboot.disk={trial.ZFS_POOL}/ROOT/debian "
+                      f'cloudboot.cmdline="console={trial.console(arch)} panic=-1 cbtest={token}"', [disk]).start()
+    try:
+        q.expect_line(rf"disk: ZFS pool {trial.ZFS_POOL} \(1 found, 1 missing, txg \d+\): dataset "
+                      rf"{trial.ZFS_POOL}/ROOT/debian, mounted below: {trial.ZFS_POOL}/ROOT/debian/boot at /boot",
+                      BOOT_TIMEOUT)
+        q.expect_line(rf"disk: kernel /boot/vmlinuz-{re.escape(release)} ", 300)
+        assert f"cbtest={token}" in target_cmdline(q)
+    finally:
+        q.kill()

@@ -13,21 +13,19 @@ CPython only (host side); run by tests/conftest.py once per session:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from cloudboot.image import zfsfuse
 from cloudboot.image.xfsproto import protofile
+from cloudboot.image.zfsfuse import make_pool
 from cloudboot.paths import build_dir, cache_dir
 
 UUID = "01234567-89ab-cdef-0123-456789abcdef"
@@ -533,37 +531,6 @@ def luks_fs(out: Path, trees: dict[str, Path], kind: str, fstype: str, size: int
         inner.unlink(missing_ok=True)
 
 
-_ZFS_LOCK = threading.Lock()  # one zfs-fuse daemon serves the whole machine: one ZFS recipe at a time
-
-
-@contextlib.contextmanager
-def _zfs_fuse(work: Path):
-    """A zfs-fuse daemon (started here unless one already answers; stopped again if started here)."""
-    if not shutil.which("zfs-fuse"):
-        raise RuntimeError("zfs-fuse not found: install the Debian package 'zfs-fuse' (ZFS test pools)")
-    with _ZFS_LOCK:
-        pid = None
-        if subprocess.run(["zpool", "list"], capture_output=True).returncode != 0:
-            pidfile = work / "zfs-fuse.pid"
-            _sh("zfs-fuse", "--no-kstat-mount", "-p", pidfile)
-            for _ in range(100):
-                if subprocess.run(["zpool", "list"], capture_output=True).returncode == 0:
-                    break
-                time.sleep(0.1)
-            pid = int(pidfile.read_text())
-        try:
-            yield
-        finally:
-            if pid is not None:
-                os.kill(pid, signal.SIGTERM)
-                for _ in range(100):
-                    try:
-                        os.kill(pid, 0)
-                    except OSError:
-                        break
-                    time.sleep(0.1)
-
-
 #: ZFS pool layouts -> (vdev args with {0}, {1}... for the device files, number of devices)
 ZFS_LAYOUTS = {"single": ("{0}", 1), "mirror": ("mirror {0} {1}", 2), "raidz1": ("raidz1 {0} {1} {2}", 3),
                "raidz2": ("raidz2 {0} {1} {2} {3}", 4), "raidz3": ("raidz3 {0} {1} {2} {3} {4}", 5)}
@@ -580,45 +547,12 @@ def zfs_pool(out: Path, trees: dict[str, Path], layout: str, datasets: tuple) ->
     vdevs, count = ZFS_LAYOUTS[layout]
     pool = "cb" + out.stem.replace("-", "").replace(".", "")[:20]
     paths = [out] + [out.parent / f"{out.stem}.dev{i}" for i in range(1, count)]
-    work = out.parent / (out.stem + ".zfswork")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
     for p in paths:
         _blank(p, 64 * MiB)
-    with _zfs_fuse(work):
-        subprocess.run(["zpool", "destroy", "-f", pool], capture_output=True)
-        _sh("zpool", "create", "-f", "-o", "cachefile=none", "-O", f"mountpoint={work}/mnt", pool,
-            *vdevs.format(*paths).split())
-        try:
-            finals, mounts = [], {}
-            for name, _, props, _ in datasets:  # every dataset first: a tree copied later spans its children
-                full = f"{pool}/{name}" if name else pool
-                opts = [f"{k}={v}" for k, v in props.items() if k != "mountpoint"]
-                if name:
-                    _sh("zfs", "create", *[a for o in opts for a in ("-o", o)], full)
-                for o in opts if not name else []:
-                    _sh("zfs", "set", o, full)
-                mounts[full] = _sh("zfs", "get", "-H", "-o", "value", "mountpoint", full).strip()
-                finals.append((full, props.get("mountpoint")))
-            for name, tree, _, snap in datasets:
-                full = f"{pool}/{name}" if name else pool
-                if tree:
-                    _sh("cp", "-a", "--sparse=always", f"{trees[tree]}/.", mounts[full])
-                    os.sync()
-                if snap:
-                    _sh("zfs", "snapshot", f"{full}@{snap}")
-                    Path(mounts[full], "etc/hostname").write_text("after the snapshot\n")
-                    Path(mounts[full], "etc/file-0000").unlink()
-            _sh("zfs", "umount", "-a")
-            for full, mountpoint in finals:
-                _sh("zfs", "set", "canmount=noauto", full)
-                if mountpoint:
-                    _sh("zfs", "set", f"mountpoint={mountpoint}", full)
-        finally:
-            subprocess.run(["zpool", "export", "-f", pool], capture_output=True)
-        # zdb's account of the exported pool: the oracle for its vdev tree and uberblock
-        (out.parent / (out.name + ".zdb")).write_text(_sh("zdb", "-e", "-p", out.parent, "-C", "-u", pool))
-    shutil.rmtree(work, ignore_errors=True)
+    zdb = make_pool(pool, vdevs.format(*paths).split(),
+                    [(name, trees[tree] if tree else None, props, snap) for name, tree, props, snap in datasets],
+                    out.parent / (out.stem + ".zfswork"))
+    (out.parent / (out.name + ".zdb")).write_text(zdb)
 
 
 def swap(out: Path, trees: dict[str, Path]) -> None:
@@ -738,7 +672,7 @@ def _key(name: str, versions: str) -> str:
     if fn is luks_fs:  # the encrypting tools' versions too
         parts += [_sh("cryptsetup", "--version"), _sh("qemu-img", "--version"), inspect.getsource(_inner_fs)]
     if fn is zfs_pool:
-        parts += [inspect.getsource(_zfs_fuse), repr(ZFS_LAYOUTS), _zfs_version()]
+        parts += [inspect.getsource(zfsfuse), repr(ZFS_LAYOUTS), _zfs_version()]
     if name in DEPENDS:
         parts.append(_key(DEPENDS[name], versions))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()

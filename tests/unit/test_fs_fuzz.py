@@ -1,4 +1,4 @@
-"""A mutation fuzzer per filesystem (ext4, XFS, btrfs) and container (LUKS1, LUKS2 with ext4 inside): bytes of the
+"""A mutation fuzzer per filesystem (ext4, XFS, btrfs, ZFS) and container (LUKS1, LUKS2 with ext4 inside): bytes of the
 metadata blocks of images made by the real tools are flipped (hypothesis picks which), then the image is opened,
 walked and its files read. Anything but the typed errors (FsError: Corrupt, Unsupported, NotFound) is a bug, and so
 is a hang or an unbounded allocation.
@@ -30,11 +30,13 @@ from diskfs.blockdev import FileDevice  # noqa: E402
 from diskfs.errors import FsError  # noqa: E402
 
 IMAGES = {"ext4": "ext4-4k.img", "xfs": "xfs-v5.img", "btrfs": "btrfs.img", "luks1": "luks1-xts-sha1.img",
-          "luks2": "luks2-pbkdf2.img"}
+          "luks2": "luks2-pbkdf2.img", "zfs": "zfs-single.img"}
 #: How each image opens. LUKS: KDF costs bounded so that a mutated cost ends quickly (the limits are the defence).
 _LUKS = {"passphrase": b"correct horse \xe2\x9c\x93",
          "luks_limits": {"max_iterations": 100000, "max_memory_kib": 65536, "max_time": 8}}
-OPTIONS = {"luks1": _LUKS, "luks2": _LUKS}
+#: ZFS: the dataset with a child at its mountpoint; checksums off, or nearly every flip would stop there.
+OPTIONS = {"luks1": _LUKS, "luks2": _LUKS,
+           "zfs": {"dataset": "ROOT/debian", "verify_data": False, "verify_metadata": False}}
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "0"))
 HANG_SECONDS = 30

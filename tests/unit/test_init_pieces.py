@@ -252,6 +252,25 @@ def test_disk_mode_luks(testdata: str, tmp_path: Path, capsys: pytest.CaptureFix
     assert "horse" not in out.out + out.err
 
 
+def test_disk_mode_zfs(testdata: str, tmp_path: Path) -> None:
+    """cloudboot.disk=<pool>/<dataset> on zfs-fuse pools (tests/portable/images.py): the devices found by label,
+    /boot read through its own child dataset, a mirror with a leg missing; names the pools it saw otherwise."""
+    t = Path(testdata)
+    work = str(tmp_path / "run")
+    found = disk.prepare({"cloudboot.disk": "cbzfssingle/ROOT/debian", "cloudboot.cmdline": "x=1"}, work,
+                         disks_fn=lambda: [str(t / "vfat.img"), str(t / "zfs-single.img")])
+    assert "/boot/vmlinuz-6.12.117-amd64 on ZFS cbzfssingle/ROOT/debian" in found.description
+    assert Path(found.kernel).read_bytes()[:2] == b"MZ" and found.cmdline == "x=1"
+    t2 = disk.prepare({"cloudboot.disk": "/cbzfsmirror/data", "cloudboot.disk.fs": "zfs"}, work,
+                      disks_fn=lambda: [str(t / "zfs-mirror.img")])  # one of two legs
+    assert Path(t2.kernel).read_bytes() == Path(found.kernel).read_bytes()
+    with pytest.raises(InitError, match="no device holds ZFS pool rpool after 0s; pools seen: .*cbzfsmirror"):
+        disk.prepare({"cloudboot.disk": "rpool/ROOT", "cloudboot.disk.wait": "0"}, work,
+                     disks_fn=lambda: [str(t / "zfs-mirror.img")])
+    with pytest.raises(InitError, match="ZFS cbzfsmirror/nope: .*has no dataset cbzfsmirror/nope"):
+        disk.prepare({"cloudboot.disk": "cbzfsmirror/nope"}, work, disks_fn=lambda: [str(t / "zfs-mirror.img")])
+
+
 def test_rescue_prompt_never_returns_on_its_own(capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rescue.time, "sleep", lambda s: None)

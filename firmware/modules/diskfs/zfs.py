@@ -4,7 +4,8 @@ symlinks).
 
 `Zfs(dev, devices, dataset=...)` opens one dataset (default: the pool's bootfs, else its root dataset); child
 datasets whose mountpoint lies below the opened one's appear at their place (`/boot` on its own dataset reads
-through `/boot`), as mounting them would. Devices are matched by pool GUID.
+through `/boot`), as mounting them would. Devices are matched by pool GUID. Checksums are checked on every
+block (`verify_data=False` skips file data, `verify_metadata=False` the rest: for fuzzing the parsers).
 """
 
 import struct
@@ -49,9 +50,9 @@ class Zfs(FsBase):
 
     TYPE = "zfs"
 
-    def __init__(self, dev, devices=None, dataset=None, verify_data=True):
+    def __init__(self, dev, devices=None, dataset=None, verify_data=True, verify_metadata=True):
         self.dev = dev
-        self.pool = Pool([dev] + [d for d in devices or [] if d is not dev], verify_data)
+        self.pool = Pool([dev] + [d for d in devices or [] if d is not dev], verify_data, verify_metadata)
         self.verify_data = verify_data
         self.mos = Objset(self.pool, self.pool.rootbp, "MOS")
         self.objdir = self.mos.zap(1)

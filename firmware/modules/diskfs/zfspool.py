@@ -318,14 +318,14 @@ def _combinations(items, k):
 class Pool:
     """The pool on `devices` (the first one's pool GUID decides which others belong), at its newest uberblock."""
 
-    def __init__(self, devices, verify_data=True):
+    def __init__(self, devices, verify_data=True, verify_metadata=True):
         first = devices[0]
         self.name_dev = first.name
         _, label = read_label(first)
         self.guid = label.get("pool_guid")
         self.name = label.get("name", "")
         self.version = label.get("version", 0)
-        self.verify_data = verify_data
+        self.verify_data, self.verify_metadata = verify_data, verify_metadata
         where = "%s: ZFS pool %s" % (first.name, self.name)
         self.where = where
         leaves, tops, self.devices = {}, {}, []
@@ -372,8 +372,11 @@ class Pool:
         return out
 
     # ---- blocks ----
-    def read(self, bp, cache=True, verify=True):
-        """A block's logical bytes (lsize): embedded payload, hole or read from a DVA that checks out."""
+    def read(self, bp, cache=True, verify=None):
+        """A block's logical bytes (lsize): embedded payload, hole or read from a DVA that checks out (checksums
+        checked when `verify`, default: verify_metadata)."""
+        if verify is None:
+            verify = self.verify_metadata
         if bp.embedded:
             if bp.etype != 0:
                 raise Unsupported("%s: embedded block type %d unsupported" % (self.where, bp.etype), "ZFS embedded")
@@ -403,8 +406,10 @@ class Pool:
             self._order.append(key)
         return bytes(data)
 
-    def _physical(self, bp, verify):
+    def _physical(self, bp, verify, depth=0):
         """psize bytes of the block from the first DVA copy whose checksum matches."""
+        if depth > 4:
+            raise Corrupt("%s: gang blocks nested deeper than 4" % self.where, "ZFS gang block")
         want = bp.cksum
         problem = "no copy could be read (missing devices: %d)" % len(self.missing())
         for vdev, offset, _, gang in bp.dvas:
@@ -413,7 +418,7 @@ class Pool:
                 problem = "DVA names vdev %d, which the labels do not list" % vdev
                 continue
             if gang:
-                got = self._gang(top, vdev, offset, bp, verify)
+                got = self._gang(top, vdev, offset, bp, verify, depth)
                 if got is not None:
                     return got
                 problem = "gang block fails its checksums"
@@ -427,7 +432,7 @@ class Pool:
                                                             bp.dvas[0][1] if bp.dvas else "-", problem),
                       "ZFS block", bp.dvas[0][1] if bp.dvas else None)
 
-    def _gang(self, top, vdev, offset, bp, verify):
+    def _gang(self, top, vdev, offset, bp, verify, depth):
         """A gang block: a 512-byte header of three block pointers (checksummed with its own address), their
         data concatenated."""
         for hdr in top.candidates(offset, 512):
@@ -442,7 +447,7 @@ class Pool:
                 child = BlockPtr(hdr, i * BP)
                 if child.is_hole():
                     continue
-                parts.append(self._physical(child, verify)[:child.psize])
+                parts.append(self._physical(child, verify, depth + 1)[:child.psize])
             data = b"".join(parts)[:bp.psize]
             if not verify or bp.cksum_type in (CK_OFF, CK_NOPARITY) or checksum(bp.cksum_type, data) == bp.cksum:
                 return data
@@ -520,7 +525,7 @@ class Objset:
             bp = BlockPtr(ind, idx * BP)
         return None if bp.is_hole() else bp
 
-    def block(self, dn, blkid, cache=True, verify=True):
+    def block(self, dn, blkid, cache=True, verify=None):
         """Block `blkid` of a dnode's data (zeros for a hole), dn.blksz bytes."""
         if blkid > dn.maxblkid:
             return bytes(dn.blksz)
@@ -561,7 +566,7 @@ def zap_entries(objset, dn):
         n = min(1 << ptr_shift, bs // 16)
         table = struct.unpack_from("<%dQ" % n, first, bs // 2)
     else:
-        if ptr_num > 1024:
+        if ptr_num > 1024 or ptr_num * bs > 64 << 20:
             raise Corrupt("%s: pointer table of %d blocks" % (where, ptr_num), "ZFS ZAP", 0)
         table = []
         for b in range(ptr_num):

@@ -87,8 +87,10 @@ def target_disk(arch: str, fstype: str = "ext4", luks_passphrase: str | None = N
     /boot/initrd.img-<release> (the test initrd), Debian style, on ext4, xfs or btrfs (made by mkfs from the
     tree), inside LUKS2 (argon2id, small costs; its label CBTARGET too) when `luks_passphrase` is given;
     returns (image, kernel release)."""
+    if fstype == "zfs":
+        return zfs_target(arch)
     if fstype not in ("ext4", "xfs", "btrfs"):
-        raise CloudBootError(f"target_disk: no {fstype} images (ext4, xfs, btrfs)")
+        raise CloudBootError(f"target_disk: no {fstype} images (ext4, xfs, btrfs, zfs)")
     kernel, release = debian.kernel_image(arch)
     initrd = target_initrd(arch)
     img = _workdir(arch) / (f"target-{fstype}.img" if luks_passphrase is None else f"target-luks2-{fstype}.img")
@@ -128,6 +130,45 @@ def target_disk(arch: str, fstype: str = "ext4", luks_passphrase: str | None = N
         out.seek(2048 * 512)
         shutil.copyfileobj(src, out, 1 << 20)
     fs.unlink()
+    shutil.rmtree(tree)
+    stamp.write_text(key)
+    return img, release
+
+
+ZFS_POOL = "cbtarget"
+
+
+def zfs_target(arch: str) -> tuple[Path, str]:
+    """A ZFS mirror (zfs-fuse) over target-zfs.img and target-zfs.dev1: cbtarget/ROOT/debian (mountpoint /)
+    whose /boot is its child cbtarget/ROOT/debian/boot (mountpoint /boot, gzip) holding vmlinuz-<release> and
+    initrd.img-<release>; returns (the first leg, kernel release). Booting with the first leg alone is a mirror
+    with one device missing."""
+    from cloudboot.image.zfsfuse import make_pool
+
+    kernel, release = debian.kernel_image(arch)
+    initrd = target_initrd(arch)
+    img = _workdir(arch) / "target-zfs.img"
+    legs = [img, img.with_suffix(".dev1")]
+    key = f"{kernel.name} {kernel.stat().st_size} {initrd.stat().st_size} {initrd.stat().st_mtime_ns} zfs v1"
+    stamp = img.with_suffix(".key")
+    if all(p.exists() for p in legs) and stamp.exists() and stamp.read_text() == key:
+        return img, release
+    stamp.unlink(missing_ok=True)
+    tree = _workdir(arch) / "target-tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    (tree / "boot").mkdir(parents=True)
+    (tree / "etc").mkdir()
+    (tree / "etc/hostname").write_text("cloud-boot zfs target\n")
+    shutil.copyfile(kernel, tree / "boot" / f"vmlinuz-{release}")
+    shutil.copyfile(initrd, tree / "boot" / f"initrd.img-{release}")
+    size = max(128 << 20, 2 * (kernel.stat().st_size + initrd.stat().st_size) + (64 << 20))
+    for leg in legs:
+        with open(leg, "wb") as f:
+            f.truncate(size)
+    make_pool(ZFS_POOL, ["mirror", *legs], [("ROOT", None, {"mountpoint": "none"}, None),
+                                            ("ROOT/debian", tree, {"mountpoint": "/"}, None),
+                                            ("ROOT/debian/boot", None, {"mountpoint": "/boot", "compression": "gzip"},
+                                             None)], _workdir(arch) / "target-zfs.work")
     shutil.rmtree(tree)
     stamp.write_text(key)
     return img, release
