@@ -11,28 +11,12 @@ import os
 import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from bench.bench_fs_read import _raw
+from bench.bench_fs_read import _raw, ours, write_big
 from bench.report import report
 
 RUNS = 3
-CHUNK = 1 << 20
-
-
-def _ours(image: Path, dataset: str, size: int, verify: bool) -> float:
-    import diskfs
-
-    buf = bytearray(CHUNK)
-    t0 = time.perf_counter()
-    fs = diskfs.open(str(image), dataset=dataset, verify_data=verify)
-    total = 0
-    with fs.open("/big") as f:
-        while n := f.readinto(buf):
-            total += n
-    assert total == size, total
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -42,11 +26,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cloudboot-bench-zfs-"))
     try:
         tree = work / "tree"
-        tree.mkdir()
-        block = bytes((i * 7 + 3) & 0xFF for i in range(CHUNK))
-        with open(tree / "big", "wb") as f:
-            for i in range(size // CHUNK):
-                f.write(block[i & 0xFF:] + block[:i & 0xFF])
+        write_big(tree, size)
         image = work / "pool.img"
         with open(image, "wb") as f:
             f.truncate(2 * size + (256 << 20))
@@ -58,7 +38,7 @@ def main() -> None:
         t_raw = statistics.median(_raw(image, size) for _ in range(RUNS))
         for dataset in ("off", "gzip"):
             for verify in (True, False):
-                t = statistics.median(_ours(image, dataset, size, verify) for _ in range(RUNS))
+                t = statistics.median(ours(image, size, dataset=dataset, verify_data=verify) for _ in range(RUNS))
                 report(f"ZFS {dataset} {mib:.0f} MiB read{'' if verify else ', no data csums'} (MiB/s)", mib / t,
                        "raw image read", mib / t_raw, unit="MiB/s")
     finally:

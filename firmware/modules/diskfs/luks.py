@@ -495,7 +495,10 @@ def open_device(dev, options):
     tried with options["passphrase"] (or the bytes of a key file, options["key"])."""
     hdr = parse(dev)
     check(hdr, dev, Limits(options.get("luks_limits")))
-    crypto.provider("LUKS")
+    try:
+        crypto.provider("LUKS")
+    except Unsupported as exc:  # the firmware: name the device in the one line it prints
+        raise Unsupported("%s: %s" % (dev.name, exc), "LUKS") from None
     secret = _secret(options)
     if secret is None:
         raise Locked("%s is encrypted: a passphrase or key file is needed to open it" % _where(hdr))

@@ -86,16 +86,7 @@ def lz4(src, lsize):
     while i < end:
         token = src[i]
         i += 1
-        lit = token >> 4
-        if lit == 15:
-            while True:
-                if i >= end:
-                    raise Corrupt("ZFS lz4: truncated literal length", "ZFS lz4")
-                b = src[i]
-                i += 1
-                lit += b
-                if b != 255:
-                    break
+        lit, i = _lz4_length(src, i, end, token >> 4)
         if i + lit > end or len(out) + lit > lsize:
             raise Corrupt("ZFS lz4: literals run past the block", "ZFS lz4")
         out += src[i:i + lit]
@@ -106,16 +97,7 @@ def lz4(src, lsize):
             raise Corrupt("ZFS lz4: truncated match offset", "ZFS lz4")
         offset = src[i] | (src[i + 1] << 8)
         i += 2
-        mlen = token & 15
-        if mlen == 15:
-            while True:
-                if i >= end:
-                    raise Corrupt("ZFS lz4: truncated match length", "ZFS lz4")
-                b = src[i]
-                i += 1
-                mlen += b
-                if b != 255:
-                    break
+        mlen, i = _lz4_length(src, i, end, token & 15)
         mlen += 4
         start = len(out) - offset
         if offset == 0 or start < 0 or len(out) + mlen > lsize:
@@ -130,6 +112,20 @@ def lz4(src, lsize):
     if len(out) != lsize:
         raise _short("lz4", len(out), lsize)
     return bytes(out)
+
+
+def _lz4_length(src, i, end, n):
+    """A token's 4-bit length, extended by bytes while they are 255: (length, next position)."""
+    if n != 15:
+        return n, i
+    while True:
+        if i >= end:
+            raise Corrupt("ZFS lz4: truncated length", "ZFS lz4")
+        b = src[i]
+        i += 1
+        n += b
+        if b != 255:
+            return n, i
 
 
 def gzip(src, lsize):
