@@ -555,6 +555,29 @@ def zfs_pool(out: Path, trees: dict[str, Path], layout: str, datasets: tuple) ->
     (out.parent / (out.name + ".zdb")).write_text(zdb)
 
 
+def openzfs_pool(out: Path, trees: dict[str, Path], layout: str, datasets: tuple) -> list[Path]:
+    """The host half of a pool OpenZFS makes (build() then runs openzfs.fill on all of them in one VM): device
+    files (out, out.dev1...), 128 MiB each, GPT-partitioned as OpenZFS does a whole disk (partition 1, type
+    Solaris /usr, from 1 MiB: the pool goes there; the VM has no udev for zpool to label disks itself).
+    Returns the device images."""
+    count = len([w for w in layout.split() if w.startswith("d")])
+    paths = [out] + [out.parent / f"{out.stem}.dev{i}" for i in range(1, count)]
+    for p in paths:
+        _blank(p, 128 * MiB)
+        _sh("sgdisk", "-n", "1:2048:0", "-t", "1:BF01", "-c", "1:zfs", p)
+    return paths
+
+
+def _openzfs_fill(out: Path, names: list[str], trees: dict[str, Path]) -> None:
+    from tests.portable import openzfs
+
+    jobs = []
+    for name in names:
+        fn, (layout, datasets), _ = _recipe(name)
+        jobs.append(("cb" + name[:-4].replace("-", ""), layout, fn(out / name, trees, layout, datasets), datasets))
+    openzfs.fill(jobs, {t: trees[t] for t in ("tree", "many")}, out)
+
+
 def swap(out: Path, trees: dict[str, Path]) -> None:
     _blank(out, 8 * MiB)
     _sh("mkswap", "-L", "cbswap", "-U", UUID, out)
@@ -642,6 +665,22 @@ IMAGES = {
     "zfs-raidz2.img": (zfs_pool, ("raidz2", (("data", "tree", {"compression": "gzip-1"}, None),))),
     "zfs-raidz3.img": (zfs_pool, ("raidz3", (("data", "tree", {"compression": "off"}, None),))),
 }
+# Pools made by OpenZFS in a VM (tests/portable/openzfs.py): feature flags, lz4, zstd, embedded blocks, large
+#: dnodes, system attributes; natively encrypted datasets (passphrase and raw key: openzfs.KEYS)
+OPENZFS_IMAGES = {
+    "openzfs.img": (openzfs_pool, ("d0", (
+        ("", None, {}),
+        ("lz4", "tree", {"compression": "lz4", "dnodesize": "auto", "xattr": "sa"}),
+        ("zstd", "tree", {"compression": "zstd", "recordsize": "16K"}),
+        ("sha512", "tree", {"compression": "gzip", "checksum": "sha512"}),
+        ("many", "many", {"compression": "lz4"}),
+        ("enc-pass", "tree", {"encryption": "aes-256-gcm", "keyformat": "passphrase",
+                              "keylocation": "file:///cbkeys/pass"}),
+        ("enc-raw", "tree", {"encryption": "aes-256-ccm", "keyformat": "raw", "keylocation": "file:///cbkeys/raw"}),
+    ))),
+    "openzfs-raidz2.img": (openzfs_pool, ("raidz2 d0 d1 d2 d3", (("data", "tree", {"compression": "lz4"}),))),
+}
+IMAGES.update(OPENZFS_IMAGES)
 DEPENDS = {"gpt-backup.img": "gpt-disk.img"}
 
 
@@ -651,6 +690,12 @@ def _recipe(name: str):
 
 
 _KERNEL: list[str] = []
+
+
+def vmimages_release() -> str:
+    from tests.portable import vmimages
+
+    return vmimages.kernel_release()
 
 
 def _zfs_version() -> str:
@@ -663,6 +708,12 @@ def _key(name: str, versions: str) -> str:
     parts = [inspect.getsource(fn), repr(args), repr(sorted(kwargs.items())), versions,
              inspect.getsource(protofile), inspect.getsource(_blank)]
     parts += [inspect.getsource(f) for f in TREES.values()]
+    if fn is openzfs_pool:
+        from tests.portable import openzfs
+
+        if not _KERNEL:
+            _KERNEL.append(vmimages_release())
+        parts += [_KERNEL[0], inspect.getsource(openzfs), inspect.getsource(_openzfs_fill)]
     if fn is vm_fs:  # what the kernel writes depends on the kernel
         from tests.portable import vmimages
 
@@ -718,18 +769,20 @@ def build(names: list[str] | None = None, out: Path | None = None, jobs: int | N
         fn(out / name, trees, *args, **kwargs)
         (out / f"{name}.key").write_text(keys[name])
 
-    def vm(names: list[str]) -> None:
+    def vm(names: list[str], fill) -> None:
         for name in names:
             (out / f"{name}.key").unlink(missing_ok=True)
-        _vm_fill(out, names, trees)
+        fill(out, names, trees)
         for name in names:
             (out / f"{name}.key").write_text(keys[name])
 
     in_vm = [n for n in wanted if _recipe(n)[0] is vm_fs and not fresh(n)]
+    in_openzfs = [n for n in wanted if _recipe(n)[0] is openzfs_pool and not fresh(n)]
     first = [n for n in wanted if n in DEPENDS.values()]
-    rest = [n for n in wanted if n not in first and n not in DEPENDS and _recipe(n)[0] is not vm_fs]
+    rest = [n for n in wanted if n not in first and n not in DEPENDS and _recipe(n)[0] not in (vm_fs, openzfs_pool)]
     with ThreadPoolExecutor(max_workers=jobs or max(2, os.cpu_count() or 2)) as pool:
-        futures = [pool.submit(vm, in_vm)] if in_vm else []
+        futures = [pool.submit(vm, in_vm, _vm_fill)] if in_vm else []
+        futures += [pool.submit(vm, in_openzfs, _openzfs_fill)] if in_openzfs else []
         for f in futures + [pool.submit(one, n) for n in first + rest]:
             f.result()
         for f in [pool.submit(one, n) for n in wanted if n in DEPENDS]:

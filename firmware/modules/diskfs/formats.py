@@ -167,6 +167,7 @@ class Swap(Format):
 
 class ZfsMember(Format):
     name, title, role = "zfs_member", "ZFS", FILESYSTEM
+    takes = ("passphrase", "key")  # native encryption
 
     def match(self, head, dev):
         from diskfs import zfslabel

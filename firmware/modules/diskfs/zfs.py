@@ -5,7 +5,8 @@ symlinks).
 `Zfs(dev, devices, dataset=...)` opens one dataset (default: the pool's bootfs, else its root dataset); child
 datasets whose mountpoint lies below the opened one's appear at their place (`/boot` on its own dataset reads
 through `/boot`), as mounting them would. Devices are matched by pool GUID. Checksums are checked on every
-block (`verify_data=False` skips file data, `verify_metadata=False` the rest: for fuzzing the parsers).
+block (`verify_data=False` skips file data, `verify_metadata=False` the rest: for fuzzing the parsers). An
+encrypted dataset opens with `passphrase=` or `key=` (raw or hex key file bytes), diskfs.zfscrypt.
 """
 
 import struct
@@ -23,7 +24,8 @@ class Inode(InodeBase):
     """A ZPL file, directory or symlink: `os` is the index of its object set in the fs, `path` where the
     merged view shows it (for mountpoints)."""
 
-    inline = None  # where in the bonus buffer a short symlink's target starts
+    inline = None  # where in sa_buf a short symlink's target starts
+    sa_buf = None  # the znode's bonus buffer (pre-SA znodes) or system attributes
 
     def __init__(self, fs, os, number, path):
         self.os, self.number, self.path = os, number, path
@@ -36,10 +38,9 @@ class Inode(InodeBase):
             self.mtime = struct.unpack_from("<Q", b, 16)[0]
             self.mode, self.size, _, self.nlink = struct.unpack_from("<QQQQ", b, 72)
             self.uid, self.gid = struct.unpack_from("<QQ", b, 128)
-            self.inline = 264  # a short symlink's target follows the znode in the bonus buffer
+            self.inline, self.sa_buf = 264, b  # a short symlink's target follows the znode
         elif self.dn.bonustype == OT_SA:
-            raise Unsupported("%s: ZFS system attributes (ZPL version 5, OpenZFS datasets) are not read yet"
-                              % fs.dev.name, "ZFS system attributes")
+            fs.sa(os).parse(self, self.dn.bonus, number)
         else:
             raise Corrupt("%s: object %d is no file (bonus type %d)" % (fs.dev.name, number, self.dn.bonustype),
                           "ZFS znode")
@@ -50,8 +51,10 @@ class Zfs(FsBase):
 
     TYPE = "zfs"
 
-    def __init__(self, dev, devices=None, dataset=None, verify_data=True, verify_metadata=True):
+    def __init__(self, dev, devices=None, dataset=None, verify_data=True, verify_metadata=True, passphrase=None,
+                 key=None):
         self.dev = dev
+        self.secrets = (passphrase, key)
         self.pool = Pool([dev] + [d for d in devices or [] if d is not dev], verify_data, verify_metadata)
         self.verify_data = verify_data
         self.mos = Objset(self.pool, self.pool.rootbp, "MOS")
@@ -59,6 +62,7 @@ class Zfs(FsBase):
         self._check_features()
         self.label = self.pool.name
         self._dirs, self._dir_order = {}, []
+        self._sa = {}
         name = self._default_dataset() if dataset is None else self._full(dataset)
         self.dataset = name
         head, _, snap = name.partition("@")
@@ -167,7 +171,7 @@ class Zfs(FsBase):
         while True:
             mp = self._prop(obj, "mountpoint")
             if isinstance(mp, bytes):
-                mp = mp.decode("utf-8", "replace")
+                mp = mp.split(b"\0")[0].decode("utf-8", "replace")
                 if mp in ("legacy", "none"):
                     return mp
                 return "/" + "/".join([p for p in mp.split("/") if p] + list(reversed(suffix)))
@@ -199,10 +203,13 @@ class Zfs(FsBase):
         bp = self._ds(ds)[1]
         if bp.is_hole():
             raise NotFound("%s: dataset %s has no object set" % (self.dev.name, name), name)
-        if bp.encrypted:
-            raise Unsupported("%s: dataset %s is encrypted: ZFS native encryption is not read yet"
-                              % (self.dev.name, name), "ZFS encryption")
-        return Objset(self.pool, bp, name)
+        key = None
+        if bp.crypt:
+            from diskfs.zfscrypt import DatasetKey
+
+            key = DatasetKey(self.mos, self.mos.zap(self._dir_of(head)), "%s: ZFS dataset %s" % (self.dev.name, name),
+                             *self.secrets)
+        return Objset(self.pool, bp, name, key)
 
     def snapshots(self, name=None):
         """Snapshot names of a dataset (default: the opened one)."""
@@ -219,6 +226,15 @@ class Zfs(FsBase):
         if isinstance(version, int) and version > 5:
             raise Unsupported("%s: ZPL version %d unsupported" % (self.dev.name, version), "ZPL version")
         return root
+
+    def sa(self, os):
+        """The system-attribute registry and layouts of object set `os` (read once)."""
+        if os not in self._sa:
+            from diskfs.zfssa import Attributes
+
+            objset = self.objsets[os][1]
+            self._sa[os] = Attributes(objset, objset.zap(1).get("SA_ATTRS"), self.dev.name)
+        return self._sa[os]
 
     # ---- FsBase ----
     def root(self):
@@ -282,16 +298,15 @@ class Zfs(FsBase):
             if bp is None:
                 yield n, None
             else:
-                data = self.pool.read(bp, False, self.verify_data)
+                data = self.pool.read(bp, False, self.verify_data, objset.key)
                 yield n, memoryview(data)[off:off + n]
             pos += n
 
     def readlink_inode(self, inode):
-        dn = inode.dn
         if inode.size > 4096:
             raise Corrupt("%s: symlink %d of %d bytes" % (self.dev.name, inode.number, inode.size), "ZFS symlink")
-        if inode.inline is not None and inode.inline + inode.size <= len(dn.bonus):
-            raw = dn.bonus[inode.inline:inode.inline + inode.size]
+        if inode.inline is not None and inode.inline + inode.size <= len(inode.sa_buf):
+            raw = inode.sa_buf[inode.inline:inode.inline + inode.size]
         else:
             raw = self.read_inode_data(inode)
         return bytes(raw).decode("utf-8", "replace")

@@ -158,13 +158,14 @@ def zle(src, lsize, n=64):
 
 
 def zstd(src, lsize):
-    """ZFS's zstd: an 8-byte header (big-endian payload length, version and level), then a zstd frame."""
+    """ZFS's zstd: an 8-byte header (big-endian payload length, version and level), then a zstd frame without
+    its 4-byte magic."""
     if len(src) < 8:
         raise Corrupt("ZFS zstd: %d-byte block" % len(src), "ZFS zstd")
     end = 8 + struct.unpack_from(">I", src, 0)[0]
     if end > len(src):
         raise Corrupt("ZFS zstd: payload past the block", "ZFS zstd")
-    payload = bytes(src[8:end])
+    payload = b"\x28\xb5\x2f\xfd" + bytes(src[8:end])  # ZFS writes magicless frames: the magic put back
     try:
         import zstandard
 

@@ -71,6 +71,18 @@ def eck_ok(buf, offset):
     return struct.pack("<QQQQ", *got) == want
 
 
+def member(dev):
+    """`dev` when it carries a ZFS label (checksummed at its own offsets), else its first partition that does
+    (OpenZFS puts a pool given a whole disk in partition 1), else None."""
+    from diskfs.partition import partitions
+
+    for cand in [dev] + [p.device(dev) for p in partitions(dev) if p.number]:
+        for start in labels(cand):
+            if eck_ok(read(cand, start + NVLIST_AT, NVLIST_SIZE), start + NVLIST_AT):
+                return cand
+    return None
+
+
 def pool(dev):
     """(pool name, pool GUID as blkid's decimal text) from the first label whose nvlist reads, or None."""
     for start in labels(dev):

@@ -39,6 +39,9 @@ FEATURES = {
     "org.illumos:lz4_compress": "lz4 decoded",
     "org.freebsd:zstd_compress": "zstd decoded where a decoder exists",
     "org.illumos:sha512": "SHA-512/256 checksums",
+    "com.datto:encryption": "native encryption (diskfs.zfscrypt)",
+    "com.delphix:head_errlog": "the persistent error log, not read",
+    "com.klarasystems:vdev_zaps_v2": "per-vdev ZAPs, not read",
     "com.delphix:bookmarks": "bookmarks are not read",
     "com.datto:bookmark_v2": "bookmarks are not read",
     "com.delphix:obsolete_counts": "space accounting, not read",
@@ -96,9 +99,9 @@ def checksum(ctype, data):
         return fletcher2(data)
     if ctype == CK_SHA256:
         return _sha_words(hashlib.sha256(bytes(data)).digest())
-    if ctype == CK_SHA512:
+    if ctype == CK_SHA512:  # SHA-512/256, its digest stored as native (little-endian) words, unlike sha256
         try:
-            return _sha_words(hashlib.new("sha512_256", bytes(data)).digest())
+            return struct.unpack("<QQQQ", hashlib.new("sha512_256", bytes(data)).digest())
         except (ValueError, AttributeError):
             raise Unsupported("ZFS sha512 checksums (no SHA-512/256 on this runtime)", "sha512") from None
     if ctype in (CK_OFF, CK_NOPARITY):
@@ -117,10 +120,12 @@ class BlockPtr:
         self.embedded = bool(prop >> 39 & 1)
         self.comp = prop >> 32 & 0x7F
         self.type, self.level = prop >> 48 & 0xFF, prop >> 56 & 0x1F
-        self.encrypted = bool(prop >> 61 & 1)
+        self.crypt = bool(prop >> 61 & 1)  # in an encrypted dataset: encrypted or authenticated
         self.little = bool(prop >> 63)
         self.birth = w[10]
         self.fill = w[11]
+        # BP_IS_ENCRYPTED: the third DVA holds the salt and IV, the last checksum words the MAC
+        self.encrypted = self.crypt and self.level == 0 and not self.embedded and is_encrypted_type(self.type)
         if self.embedded:
             self.etype = prop >> 40 & 0xFF
             self.lsize = (prop & 0x1FFFFFF) + 1
@@ -134,7 +139,11 @@ class BlockPtr:
         self.cksum_type = prop >> 40 & 0xFF
         self.cksum = w[12:16]
         self.dvas = []
-        for i in range(3):
+        if self.encrypted:
+            self.salt = self.raw[32:40]
+            self.iv = self.raw[40:48] + self.raw[92:96]
+            self.mac = self.raw[112:128]
+        for i in range(2 if self.encrypted else 3):
             a, b = w[2 * i], w[2 * i + 1]
             if a or b:
                 self.dvas.append((a >> 32, (b & ~(1 << 63)) << 9, (a & 0xFFFFFF) << 9, bool(b >> 63)))
@@ -146,6 +155,30 @@ class BlockPtr:
         """An embedded block pointer's bytes (words 0-5, 7-9 and 11-15 of the pointer)."""
         r = self.raw
         return (r[0:48] + r[56:80] + r[88:128])[:self.psize]
+
+
+#: dmu_ot[] entries whose blocks an encrypted dataset encrypts (the rest is only authenticated)
+ENCRYPTED_TYPES = (9, 10, 18, 19, 20, 22, 23, 25, 26, 33, 34, 35, 39, 40, 44, 45, 46, 47, 49)
+
+
+def is_encrypted_type(t):
+    if t & 0x80:  # DMU_OTN_*: the type carries its own encrypted bit
+        return bool(t & 0x20)
+    return t in ENCRYPTED_TYPES
+
+
+def checksum_ok(bp, data):
+    """Does data match the block pointer's checksum? Blocks of encrypted datasets keep only two checksum words
+    (the MAC takes the others), folded first for the weak fletcher sums."""
+    got = checksum(bp.cksum_type, data)
+    if got is None:
+        return True
+    if bp.crypt and bp.type != 11:  # not an objset block
+        a, b, c, d = got
+        if bp.cksum_type in (CK_F2, CK_F4):
+            a, b = a ^ c, b ^ d
+        return (a, b) == tuple(bp.cksum[:2])
+    return got == tuple(bp.cksum)
 
 
 def _gf_mul(a, b):
@@ -372,9 +405,10 @@ class Pool:
         return out
 
     # ---- blocks ----
-    def read(self, bp, cache=True, verify=None):
+    def read(self, bp, cache=True, verify=None, key=None):
         """A block's logical bytes (lsize): embedded payload, hole or read from a DVA that checks out (checksums
-        checked when `verify`, default: verify_metadata)."""
+        checked when `verify`, default: verify_metadata), decrypted with `key` (zfscrypt.DatasetKey) when the
+        block is encrypted."""
         if verify is None:
             verify = self.verify_metadata
         if bp.embedded:
@@ -387,14 +421,16 @@ class Pool:
             return bytes(bp.lsize)
         if not bp.little:
             raise Unsupported("%s: big-endian ZFS block unsupported" % self.where, "ZFS big-endian")
-        if bp.encrypted:
-            raise Unsupported("%s: block of an encrypted dataset" % self.where, "ZFS encryption")
+        if bp.encrypted and key is None:
+            raise Unsupported("%s: an encrypted block outside an encrypted dataset" % self.where, "ZFS encryption")
         if bp.lsize > MAX_BLOCK or bp.psize > MAX_BLOCK:
             raise Corrupt("%s: block of %d bytes" % (self.where, bp.lsize), "ZFS block pointer")
-        key = bp.raw[:48] + bp.raw[80:88]
-        if cache and key in self._cache:
-            return self._cache[key]
+        slot = bp.raw[:48] + bp.raw[80:88]
+        if cache and slot in self._cache:
+            return self._cache[slot]
         raw = self._physical(bp, verify)
+        if bp.encrypted:
+            raw = key.decrypt(bp, raw)
         if bp.comp in (0, 2):  # inherit (old pools) and off: stored as is
             data = bytes(raw[:bp.lsize]) + bytes(max(0, bp.lsize - len(raw)))
         else:
@@ -402,15 +438,14 @@ class Pool:
         if cache:
             if len(self._order) >= CACHE_ITEMS:
                 self._cache.pop(self._order.pop(0), None)
-            self._cache[key] = data
-            self._order.append(key)
+            self._cache[slot] = data
+            self._order.append(slot)
         return bytes(data)
 
     def _physical(self, bp, verify, depth=0):
         """psize bytes of the block from the first DVA copy whose checksum matches."""
         if depth > 4:
             raise Corrupt("%s: gang blocks nested deeper than 4" % self.where, "ZFS gang block")
-        want = bp.cksum
         problem = "no copy could be read (missing devices: %d)" % len(self.missing())
         for vdev, offset, _, gang in bp.dvas:
             top = self.tops.get(vdev)
@@ -425,7 +460,7 @@ class Pool:
                 continue
             for buf in top.candidates(offset, bp.psize):
                 buf = buf[:bp.psize]
-                if not verify or bp.cksum_type in (CK_OFF, CK_NOPARITY) or checksum(bp.cksum_type, buf) == want:
+                if not verify or checksum_ok(bp, buf):
                     return buf
                 problem = "%s checksum mismatch" % CK_NAMES.get(bp.cksum_type, bp.cksum_type)
         raise Corrupt("%s: block at vdev %s offset %s: %s" % (self.where, bp.dvas[0][0] if bp.dvas else "-",
@@ -449,7 +484,7 @@ class Pool:
                     continue
                 parts.append(self._physical(child, verify, depth + 1)[:child.psize])
             data = b"".join(parts)[:bp.psize]
-            if not verify or bp.cksum_type in (CK_OFF, CK_NOPARITY) or checksum(bp.cksum_type, data) == bp.cksum:
+            if not verify or checksum_ok(bp, data):
                 return data
         return None
 
@@ -484,8 +519,8 @@ class Dnode:
 class Objset:
     """An object set (the MOS or a dataset): its meta dnode and the objects in it."""
 
-    def __init__(self, pool, bp, what):
-        self.pool, self.what = pool, what
+    def __init__(self, pool, bp, what, key=None):
+        self.pool, self.what, self.key = pool, what, key
         raw = pool.read(bp)
         if len(raw) < 1024:
             raise Corrupt("%s: %s: objset of %d bytes" % (pool.where, what, len(raw)), "ZFS objset")
@@ -517,7 +552,7 @@ class Objset:
         for level in range(dn.nlevels - 1, 0, -1):
             if bp.is_hole():
                 return None
-            ind = self.pool.read(bp)
+            ind = self.pool.read(bp, key=self.key)
             idx = (blkid >> (epbs * (level - 1))) & ((1 << epbs) - 1)
             if (idx + 1) * BP > len(ind):
                 raise Corrupt("%s: dnode %d: indirect block of %d bytes" % (self.pool.where, dn.number, len(ind)),
@@ -532,7 +567,7 @@ class Objset:
         bp = self.bp_of(dn, blkid)
         if bp is None:
             return bytes(dn.blksz)
-        data = self.pool.read(bp, cache, verify)
+        data = self.pool.read(bp, cache, verify, self.key)
         if len(data) < dn.blksz:
             data = data + bytes(dn.blksz - len(data))
         return data
@@ -617,7 +652,7 @@ def _leaf_entries(buf, bs, out, where):
         name = array(name_chunk, name_len).split(b"\0")[0].decode("utf-8", "replace")
         raw = array(value_chunk, value_num * intlen)
         if intlen == 1:
-            out[name] = raw.split(b"\0")[0] if raw.endswith(b"\0") else raw
+            out[name] = raw  # bytes: a string keeps its NUL, a key does not lose its last byte
         else:
             ints = [int.from_bytes(raw[i:i + intlen], "big") for i in range(0, len(raw), intlen)]
             out[name] = ints[0] if len(ints) == 1 else ints

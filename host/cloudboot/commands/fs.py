@@ -76,8 +76,15 @@ def open_fs(args: argparse.Namespace):
         options["subvol"] = int(args.subvol) if args.subvol.isdigit() else args.subvol
     devices = [FileDevice(p) for p in getattr(args, "device", None) or []]
     options.update(disksecrets.options(args.passphrase_file, args.key_file, args.luks_limit))
-    if _dataset(args.image):
+    if _dataset(args.image):  # a ZFS pool: on the images or, as OpenZFS puts it, in their partition 1
+        from diskfs.zfslabel import member
+
         options["dataset"] = _dataset(args.image)
+        if member(dev) is None:
+            raise CloudBootError(f"{args.image}: {options['dataset']} is neither a partition (a number, LABEL=, UUID=, "
+                                 "PARTLABEL=, PARTUUID=) nor a ZFS pool on the image")
+        dev = member(dev)
+        devices = [member(d) or d for d in devices]
     return diskfs.open(dev, devices=devices or None, **options)
 
 
