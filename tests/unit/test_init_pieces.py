@@ -269,6 +269,12 @@ def test_disk_mode_zfs(testdata: str, tmp_path: Path) -> None:
                      disks_fn=lambda: [str(t / "zfs-mirror.img")])
     with pytest.raises(InitError, match="ZFS cbzfsmirror/nope: .*has no dataset cbzfsmirror/nope"):
         disk.prepare({"cloudboot.disk": "cbzfsmirror/nope"}, work, disks_fn=lambda: [str(t / "zfs-mirror.img")])
+    # OpenZFS put this pool in partition 1; its dataset is encrypted (keyformat=passphrase)
+    enc = disk.prepare({"cloudboot.disk": "cbopenzfs/enc-pass", "cloudboot.disk.zfs-passphrase": "openzfs passphrase"},
+                       work, disks_fn=lambda: [str(t / "openzfs.img")])
+    assert Path(enc.kernel).read_bytes() == Path(found.kernel).read_bytes()
+    with pytest.raises(InitError, match="enc-pass is encrypted .keyformat passphrase.: a passphrase is needed"):
+        disk.prepare({"cloudboot.disk": "cbopenzfs/enc-pass"}, work, disks_fn=lambda: [str(t / "openzfs.img")])
 
 
 def test_rescue_prompt_never_returns_on_its_own(capsys: pytest.CaptureFixture[str],

@@ -165,8 +165,8 @@ def _anything(value):
 
 #: Every cloudboot.* key, with its check. REFERENCE §1.1's keys (read by the init), plus ours:
 #: cloudboot.disk.wait (the init: how long to wait for the disk), cloudboot.disk.luks-limits (the init: raise
-#: LUKS header limits, diskfs.luks.LIMITS), cloudboot.repl and cloudboot.wait (the firmware: enter the REPL at
-#: once; the REPL key window in milliseconds).
+#: LUKS header limits, diskfs.luks.LIMITS), cloudboot.disk.zfs-passphrase (an encrypted ZFS dataset),
+#: cloudboot.repl and cloudboot.wait (the firmware: enter the REPL at once; the REPL key window in milliseconds).
 KEYS = {
     "cloudboot.exit": _choice("kexec", "reboot"),
     "cloudboot.disk": _device,
@@ -175,6 +175,7 @@ KEYS = {
     "cloudboot.disk.initrd": _abs_path,
     "cloudboot.disk.luks-passphrase": _anything,
     "cloudboot.disk.luks-limits": _limits,
+    "cloudboot.disk.zfs-passphrase": _anything,
     "cloudboot.disk.wait": _duration,
     "cloudboot.plan": _nonempty,
     "cloudboot.image": _nonempty,

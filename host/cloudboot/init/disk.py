@@ -3,7 +3,8 @@ core (diskfs: GPT/MBR, ext4/XFS/btrfs/ZFS, LUKS1/LUKS2 unlocked in userland, nev
 
 ZFS (`cloudboot.disk=<pool>/<dataset>`, or any name with cloudboot.disk.fs=zfs): the pool's devices are found by
 their labels on every disk and partition, a missing mirror or raidz member is tolerated, child datasets appear
-at their mountpoints, and the kernel is discovered as elsewhere (the original required disk.kernel/initrd).
+at their mountpoints, and the kernel is discovered as elsewhere (the original required disk.kernel/initrd); an
+encrypted dataset opens with `cloudboot.disk.zfs-passphrase=` (like the LUKS one, best kept in the metadata).
 
 A LUKS device is opened with `cloudboot.disk.luks-passphrase=`, which may come from the metadata URL (the
 caller merged it into `cmd`: better than the command line, which the kernel prints); `cloudboot.disk.luks-limits=`
@@ -217,8 +218,9 @@ def prepare_zfs(cmd: dict[str, str], name: str, workdir: str, disks_fn=whole_dis
 
     pool = name.split("/")[0].split("@")[0]
     devs = find_pool(pool, duration(cmd.get("cloudboot.disk.wait", "10s")), disks_fn)
+    secret = cmd.get("cloudboot.disk.zfs-passphrase", "")  # an encrypted dataset (keyformat=passphrase)
     try:
-        fs = diskfs.open(devs[0], devices=devs[1:], dataset=name)
+        fs = diskfs.open(devs[0], devices=devs[1:], dataset=name, passphrase=secret.encode() if secret else None)
     except diskfs.DiskfsError as exc:
         raise InitError(f"ZFS {name}: {exc}") from None
     info = fs.info()
