@@ -17,14 +17,14 @@ import hashlib
 import inspect
 import os
 import shutil
-import time
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
-from cloudboot.initramfs import cpio, debian, kmods, trial
+from cloudboot.initramfs import cpio, debian, kmods
 from cloudboot.paths import cache_dir
 from cloudboot.run import run
 from cloudboot.toolchain import apt
+from tests.portable import vmimages
 
 ARCH = "amd64"
 SUITE = "trixie"
@@ -169,18 +169,10 @@ def fill(jobs, trees: dict[str, Path], work: Path) -> str:
     _rootfs(root, trees, _script([(p, layout, devs, ds) for p, layout, devs, ds in jobs]), image)
     _initrd(root, release, initrd)
     disks = [image] + [d for _, _, devs, _ in jobs for d in devs]
-    kernel, _ = debian.kernel_image(ARCH)
-    qemu = trial.machine(ARCH, kernel, initrd, "panic=-1 loglevel=4", disks, memory_mb=2048, writable=True)
-    t0 = time.monotonic()
-    qemu.start()
     try:
-        qemu.expect_line(f"^({OK}|{FAIL})", TIMEOUT)
-        if FAIL in qemu.text:
-            raise CloudBootError(f"OpenZFS pools under Linux {release} failed:\n" + qemu.tail(60))
-        qemu.wait(120)
+        text, took = vmimages.run_vm(initrd, disks, 2048, OK, FAIL, TIMEOUT, f"OpenZFS pools under Linux {release}")
     finally:
-        qemu.kill()
         image.unlink(missing_ok=True)
         initrd.unlink(missing_ok=True)
-    print(f"openzfs: {len(jobs)} pools made by OpenZFS under Linux {release} in {time.monotonic() - t0:.0f} s")
-    return qemu.text
+    print(f"openzfs: {len(jobs)} pools made by OpenZFS under Linux {release} in {took:.0f} s")
+    return text
