@@ -1,9 +1,10 @@
 """diskfs: portable, read-only disk and filesystem core (MicroPython and CPython).
 
-`open(device_or_path)` gives the filesystem on a device or partition (ext2/3/4, XFS or btrfs) with listdir,
-stat, open (read/readinto/seek), readlink, walk, label and uuid; `partitions(disk)` reads GPT/MBR;
+`open(device_or_path)` gives the filesystem on a device or partition (ext2/3/4, XFS, btrfs or a ZFS dataset;
+inside LUKS given a passphrase) with listdir, stat, open (read/readinto/seek), readlink, walk, label and uuid;
+`partitions(disk)` reads GPT/MBR;
 `diskfs.probe` names what is on a device; `diskfs.formats` is the one registry of what each can be. Every
-failure is an FsError: Corrupt, Unsupported or NotFound.
+failure is an FsError: Corrupt, Unsupported, NotFound, Locked (a key is missing or wrong) or LimitExceeded.
 """
 
 from diskfs import formats
@@ -12,7 +13,7 @@ from diskfs.partition import partitions, read_table  # noqa: F401
 
 
 def detect(dev):
-    """The name of the filesystem on `dev` by magic ('ext4', 'xfs' or 'btrfs'), or None."""
+    """The name of the filesystem on `dev` by magic ('ext4', 'xfs', 'btrfs' or 'zfs_member'), or None."""
     fmt = formats.find(dev, formats.FILESYSTEM)
     return fmt.name if fmt else None
 
@@ -21,7 +22,7 @@ MAX_NESTING = 4  # containers inside containers
 
 
 def open_filesystem(dev, devices=None, **options):
-    """The filesystem on `dev` (ext2/3/4, XFS or btrfs), or None when no known magic is found.
+    """The filesystem on `dev` (ext2/3/4, XFS, btrfs or ZFS), or None when no known magic is found.
 
     `devices`: other devices to search for the rest of a multi-device btrfs (found by its fsid). A container
     (LUKS) is opened with `passphrase=` (or `key=`, a key file's bytes; `luks_limits=` raises its limits) and
