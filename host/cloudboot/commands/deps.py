@@ -13,7 +13,8 @@ HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "
                  "cpio", "systemd-boot-efi", "genisoimage",  # image tests: Debian's systemd stub, isoinfo
                  "docker-registry", "apache2-utils", "curl",  # OCI tests: registry, htpasswd (bcrypt); bench: curl
                  "device-tree-compiler", "binutils-aarch64-linux-gnu",  # arm64 kexec tests' oracles: dtc, objdump
-                 "zfs-fuse"]  # ZFS test pools (userspace ZFS, pool version 23; Debian 12 main, Debian 13 contrib)
+                 "zfs-fuse",  # ZFS test pools (userspace ZFS, pool version 23; Debian 12 main, Debian 13 contrib)
+                 "debootstrap"]  # the trixie chroot that builds OpenZFS (zfs-dkms) for the ZFS test pools' VM
 
 
 def ensure_all(*, firmware_tests: bool = True) -> None:
