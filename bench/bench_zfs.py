@@ -20,7 +20,7 @@ RUNS = 3
 
 
 def main() -> None:
-    from cloudboot.image.zfsfuse import make_pool
+    from cloudboot.harness.zfsfuse import make_pool
 
     size = int(os.environ.get("ZFS_BENCH_MIB", "256")) << 20
     work = Path(tempfile.mkdtemp(prefix="cloudboot-bench-zfs-"))

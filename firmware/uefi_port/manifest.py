@@ -8,3 +8,6 @@ package("bootplan", files=["__init__.py", "bls.py", "cmdline.py", "discover.py",
 package("diskfs", base_path="$(CB_MODULES)")
 package("compat", base_path="$(CB_MODULES)")
 package("arches", base_path="$(CB_MODULES)")
+package("oci", base_path="$(CB_MODULES)")
+package("netstack", base_path="$(CB_MODULES)")
+package("netboot", base_path="$(CB_MODULES)")

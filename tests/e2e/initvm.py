@@ -1,5 +1,5 @@
 """What the init e2e tests (test_init_boot, test_init_plan) share: console checks for the kexec'd target and the
-FATAL + rescue prompt path, on a VM from `cloudboot.initramfs.trial.machine`, and a metadata server."""
+FATAL + rescue prompt path, on a VM from `cloudboot.harness.trial.machine`, and a metadata server."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import http.server
 import json
 import threading
 
+from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
-from cloudboot.initramfs import trial
-
-GUEST_HOST = "10.0.2.2"  # QEMU user networking's address of the host's 127.0.0.1
 
 
 def target_cmdline(q: Machine, timeout: float = 240) -> str:

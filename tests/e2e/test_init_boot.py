@@ -11,9 +11,10 @@ import secrets
 
 import pytest
 
+from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
-from cloudboot.initramfs import trial
-from tests.e2e.initvm import GUEST_HOST, Metadata, fatal_then_rescue, target_cmdline
+from tests.e2e.initvm import Metadata, fatal_then_rescue, target_cmdline
+from tests.e2e.netbootvm import GUEST_HOST
 
 pytestmark = pytest.mark.e2e
 

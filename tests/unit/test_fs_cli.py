@@ -158,6 +158,36 @@ def test_zfs_datasets_snapshots_and_missing_devices(testdata: str) -> None:
         assert proc.returncode != 0 and message in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_luks_and_zfs_inside_qcow2_and_udif(testdata: str, tmp_path: Path) -> None:
+    """Images addressed as any other (diskimage.address): LUKS in a compressed qcow2 and in a UDZO image, a ZFS
+    dataset of a raidz2 pool whose devices are qcow2 images (qemu-img's, the test UDIF writer's)."""
+    from tests.diskimages import convert
+    from tests.udifwrite import write as udif_write
+
+    want = manifest(testdata)
+    t = Path(testdata)
+    pw = tmp_path / "pw"
+    pw.write_bytes("correct horse \u2713\n".encode())
+    convert(tmp_path / "luks1.qcow2", t / "luks1-xts-sha512.img", "-f", "raw", "-c")  # raw: not QEMU's LUKS
+    udif_write(t / "luks2-pbkdf2.img", tmp_path / "luks2.dmg", "UDZO")
+    for image in ("luks1.qcow2", "luks2.dmg"):
+        proc = run("cat", "--passphrase-file", str(pw), str(tmp_path / image), KERNEL)
+        assert proc.returncode == 0, proc.stderr
+        assert hashlib.sha256(proc.stdout).hexdigest() == want[KERNEL][2], image
+    proc = run("info", str(tmp_path / "luks2.dmg"))  # no key: the image format and the container named
+    assert proc.returncode == 0 and "udif image (UDZO" in proc.stdout.decode() and "luks2 label" in proc.stdout.decode()
+    convert(tmp_path / "raidz2.qcow2", t / "zfs-raidz2.img")
+    convert(tmp_path / "raidz2-dev3.qcow2", t / "zfs-raidz2.dev3")
+    proc = run("cat", "--device", str(tmp_path / "raidz2-dev3.qcow2"), f"{tmp_path / 'raidz2.qcow2'}@cbzfsraidz2/data",
+               KERNEL)
+    assert proc.returncode == 0, proc.stderr
+    assert hashlib.sha256(proc.stdout).hexdigest() == want[KERNEL][2]
+    proc = run("ls", f"{tmp_path / 'luks1.qcow2'}@pool/data")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "pool/data is neither a partition" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.openzfs
 def test_openzfs_encrypted_datasets(testdata: str, tmp_path: Path) -> None:
     """A pool OpenZFS made in partition 1 (as it does on a whole disk); its encrypted datasets opened with
     --passphrase-file (keyformat=passphrase) and --key-file (keyformat=raw)."""
@@ -174,3 +204,31 @@ def test_openzfs_encrypted_datasets(testdata: str, tmp_path: Path) -> None:
     proc = run("ls", "--key-file", str(pw), f"{image}@cbopenzfs/enc-raw")
     err = proc.stderr.decode()
     assert proc.returncode != 0 and "a raw key is 32 bytes, not 19" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_info_on_a_file_that_is_not_a_disk_image(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_bytes(b"just some text, no partition table and no superblock\n" * 2000)
+    proc = run("info", str(junk))
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and not proc.stdout, proc.stdout
+    assert err == f"cloud-boot: error: {junk}: not a disk image: no partition table, and no filesystem or " \
+                  "container that diskfs recognises\n", err
+    empty = tmp_path / "empty.img"
+    empty.write_bytes(b"")
+    proc = run("info", str(empty))
+    assert proc.returncode == 1 and proc.stderr.decode().count("\n") == 1, proc.stderr
+
+
+def test_json_output(disk: str) -> None:
+    import json
+
+    info = json.loads(run("info", disk, "--json").stdout)
+    assert info["table"] == "gpt" and [p["type"] for p in info["partitions"]] == ["ext4", "xfs", "btrfs"]
+    assert json.loads(run("info", disk + "@3", "--json").stdout)["type"] == "btrfs"
+    names = [e["name"] for e in json.loads(run("ls", disk + "@1", "/etc", "--json").stdout)]
+    assert "hostname" in names
+    st = json.loads(run("stat", disk + "@2", "/etc/hostname", "--json").stdout)
+    assert st["size"] == 11 and st["type"] == "f"
+    link = json.loads(run("stat", disk + "@2", "/vmlinuz", "--json").stdout)
+    assert link["type"] == "l" and link["target"] == "boot/vmlinuz-6.12.117-amd64"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import arches
 from cloudboot.init import disk, kexec, linux, main, modules, rescue
 from cloudboot.init.errors import InitError
 
@@ -85,7 +86,7 @@ def test_syscall_reaches_the_kernel() -> None:
     # finit_module on a non-module fd fails inside the kernel (EPERM without CAP_SYS_MODULE, else ENOEXEC /
     # EINVAL / EBADF): proof that the number and the arguments reach the right syscall. A host kernel built
     # without module support (no /proc/modules) answers ENOSYS, and that is all it can show.
-    if os.uname().machine not in linux.SYSCALLS:
+    if os.uname().machine not in arches.NAMES:
         pytest.skip("unknown machine")
     fd = os.open("/proc/self/stat", os.O_RDONLY)
     try:
@@ -269,10 +270,18 @@ def test_disk_mode_zfs(testdata: str, tmp_path: Path) -> None:
                      disks_fn=lambda: [str(t / "zfs-mirror.img")])
     with pytest.raises(InitError, match="ZFS cbzfsmirror/nope: .*has no dataset cbzfsmirror/nope"):
         disk.prepare({"cloudboot.disk": "cbzfsmirror/nope"}, work, disks_fn=lambda: [str(t / "zfs-mirror.img")])
-    # OpenZFS put this pool in partition 1; its dataset is encrypted (keyformat=passphrase)
+
+
+@pytest.mark.openzfs
+def test_disk_mode_openzfs_encrypted(testdata: str, tmp_path: Path) -> None:
+    """A pool OpenZFS put in partition 1, its dataset encrypted (keyformat=passphrase): opened with
+    cloudboot.disk.zfs-passphrase, refused by name without it."""
+    t = Path(testdata)
+    work = str(tmp_path / "run")
     enc = disk.prepare({"cloudboot.disk": "cbopenzfs/enc-pass", "cloudboot.disk.zfs-passphrase": "openzfs passphrase"},
                        work, disks_fn=lambda: [str(t / "openzfs.img")])
-    assert Path(enc.kernel).read_bytes() == Path(found.kernel).read_bytes()
+    assert enc.description.startswith("/boot/vmlinuz-6.12.117-amd64 on ZFS cbopenzfs/enc-pass"), enc.description
+    assert Path(enc.kernel).read_bytes() == (t / "tree/boot/vmlinuz-6.12.117-amd64").read_bytes()
     with pytest.raises(InitError, match="enc-pass is encrypted .keyformat passphrase.: a passphrase is needed"):
         disk.prepare({"cloudboot.disk": "cbopenzfs/enc-pass"}, work, disks_fn=lambda: [str(t / "openzfs.img")])
 

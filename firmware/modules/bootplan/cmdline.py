@@ -199,6 +199,10 @@ KEYS = {
     "cloudboot.openstack.app-cred-secret": _nonempty,
     "cloudboot.repl": _choice("0", "1"),
     "cloudboot.wait": _milliseconds,
+    # The firmware's network boot (Path D): where it sits in the cascade, the DHCP deadline, the per-read timeout.
+    "cloudboot.net": _choice("0", "1"),
+    "cloudboot.dhcp.timeout": _duration,
+    "cloudboot.net.timeout": _duration,
 }
 
 

@@ -12,6 +12,7 @@ Unlike the original, a local may use other locals (in any order; cycles are repo
 and a plan without default_target whose arch has exactly one target boots that target.
 """
 
+import arches
 from bootplan import PlanError, quote
 from bootplan.cmdline import duration
 from bootplan.expr import Expr, Scope, format_number, get_attr, type_name
@@ -19,8 +20,7 @@ from bootplan.expr import Expr, Scope, format_number, get_attr, type_name
 FORMAT = "cloud-boot.plan.v1"
 HCL_MEDIA_TYPE = "application/vnd.cloud-boot.plan.v1+hcl"  # the original's plan layer (REFERENCE §2.1)
 PARSED_MEDIA_TYPE = "application/vnd.cloud-boot.plan.v1+json"  # ours: the parsed form, for the firmware
-ARCHES = ("amd64", "arm64", "riscv64", "loong64")  # Go's names, as plans and OCI platforms spell them
-ARCH_ALIASES = {"x86_64": "amd64", "x64": "amd64", "aarch64": "arm64", "loongarch64": "loong64"}
+ARCHES = tuple([a.go for a in arches.ARCHES])  # Go's names, as plans and OCI platforms spell them
 LLDP_KEYS = ("chassis_id", "port_id", "system_name", "system_desc", "port_desc", "mgmt_addr")
 SELF_KEYS = ("name", "arch", "version")
 OCI_FIELDS = ("index", "kernel", "initrd", "modules")
@@ -38,9 +38,8 @@ SAMPLE_LLDP = {"chassis_id": "00:00:5e:00:53:01", "port_id": "Ethernet1", "syste
 
 
 def canonical_arch(arch):
-    """Go's name for an architecture (`x86_64` -> `amd64`, `aarch64` -> `arm64`); others unchanged."""
-    arch = (arch or "").strip().lower()
-    return ARCH_ALIASES.get(arch, arch)
+    """Go's name for an architecture (`x86_64` -> `amd64`, `aarch64` -> `arm64`); others lowercased."""
+    return arches.go_name((arch or "").strip().lower())
 
 
 def lldp_object(values=None):

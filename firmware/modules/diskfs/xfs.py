@@ -43,7 +43,7 @@ def _name(raw):
         return "".join(chr(b) if b < 0x80 else chr(0xDC00 + b) for b in raw)
 
 
-def _crc_ok(block, off):
+def crc_ok(block, off):
     """XFS CRC: CRC-32C of the block with its CRC field zeroed, stored little-endian."""
     data = bytes(block[:off]) + b"\0\0\0\0" + bytes(block[off + 4:])
     return crc32c(data) == struct.unpack_from("<I", block, off)[0]
@@ -127,7 +127,7 @@ class Xfs(FsBase):
         self.meta_uuid = self.uuid
         if self.version == 5:
             sbfull = self._raw(0, self.sectsize, "XFS superblock")
-            if self.verify and not _crc_ok(sbfull, 224):
+            if self.verify and not crc_ok(sbfull, 224):
                 raise corrupt(name, "XFS superblock", 0, "CRC mismatch")
             self.ro_compat, self.incompat = struct.unpack_from(">II", sb, 212)
             check_incompat(name, "XFS", self.incompat, INCOMPAT)
@@ -165,7 +165,7 @@ class Xfs(FsBase):
         """A v5 metadata block's CRC, UUID, owner and self-address."""
         if not (self.crc and self.verify):
             return
-        if not _crc_ok(blk, crc_off):
+        if not crc_ok(blk, crc_off):
             raise corrupt(self.dev.name, what, where, "CRC mismatch")
         if bytes(blk[uuid_off:uuid_off + 16]) != self.meta_uuid:
             raise corrupt(self.dev.name, what, where, "belongs to another filesystem (UUID)")
@@ -187,7 +187,7 @@ class Xfs(FsBase):
         blk = self._block((agno << self.agblklog) | agbno, "XFS inode cluster")
         raw = blk[idx * self.inode_size:(idx + 1) * self.inode_size]
         if self.crc and self.verify:
-            if not _crc_ok(raw, 100):
+            if not crc_ok(raw, 100):
                 raise corrupt(self.dev.name, "XFS inode %d" % number, where, "CRC mismatch")
             if struct.unpack_from(">Q", raw, 152)[0] != number or bytes(raw[160:176]) != self.meta_uuid:
                 raise corrupt(self.dev.name, "XFS inode %d" % number, where, "inode number or UUID mismatch")

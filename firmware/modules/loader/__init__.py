@@ -1,5 +1,6 @@
 """The firmware's boot cascade (firmware-only): UKI stub -> \\EFI\\Linux\\<target>.efi on FAT -> BLS Type #1
-entries on FAT volumes (menu when there are several) -> disks.
+entries on FAT volumes (menu when there are several) -> disks; the network (Path D, netboot.boot) first or
+last or not at all, as netboot.boot.arrange decides.
 
 Each step prints what it found and why it wins or is skipped; the first bootable candidate is started.
 """
@@ -261,7 +262,9 @@ def boot_disks():
 def run():
     """Try each step in order; returns (to the REPL) only if nothing could be booted."""
     options(report=True)
-    for step in (boot_uki, boot_esp_target, boot_bls, boot_disks):
+    from netboot import boot as netboot  # Path D: placed (or left out) by the command line, says why
+
+    for step in netboot.arrange([boot_uki, boot_esp_target, boot_bls, boot_disks]):
         try:
             if step():
                 print("cloud-boot: %s: the image returned" % step.__name__)

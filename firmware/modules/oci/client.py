@@ -10,6 +10,7 @@ import binascii
 import hashlib
 import json
 
+import arches
 import oci
 from oci import http
 from oci.auth import basic_header, parse_challenges
@@ -24,7 +25,7 @@ from oci.errors import (
     TooLarge,
     TransportError,
 )
-from oci.ref import ARCH_ALIASES, check_digest
+from oci.ref import check_digest
 
 MANIFEST_MAX = 4 << 20
 TOKEN_MAX = 1 << 20
@@ -251,8 +252,25 @@ class Client(http.Retrying):
             buf = bytearray(CHUNK)
             mv = memoryview(buf)
             total = 0
+            resumed = 0
             while True:
-                n = resp.readinto(buf)
+                try:
+                    n = resp.readinto(buf)
+                except TransportError as exc:
+                    # a dropped connection: ask for the rest (the hash and the sink simply go on), also while
+                    # the registry is still coming back
+                    resp.close()
+                    while True:
+                        if resumed >= self.retries or not total:
+                            raise exc from None
+                        self._pause(resumed, str(exc))
+                        resumed += 1
+                        try:
+                            resp = self._resume(ref, digest, total, exc)
+                            break
+                        except TransportError as again:
+                            exc = again
+                    continue
                 if not n:
                     break
                 total += n
@@ -270,6 +288,17 @@ class Client(http.Retrying):
             raise DigestMismatch("%s: blob %s is %d bytes, descriptor says %d" % (ref.name(), digest, total, size))
         return total
 
+    def _resume(self, ref, digest, offset, cause):
+        """The rest of a blob from `offset` (Range); a server that answers anything but the matching 206
+        re-raises `cause` (the download then starts over)."""
+        resp = self.request("GET", ref, "/blobs/" + digest, {"Range": "bytes=%d-" % offset}, what="blob " + digest)
+        if resp.status == 206 and resp.headers.get("content-range", "").startswith("bytes %d-" % offset):
+            if self.log:
+                self.log("resuming %s at byte %d" % (digest, offset))
+            return resp
+        http.drain(resp)
+        raise cause
+
     def _fetch_retrying(self, ref, digest, make_sink, size, max_size):
         # a transport error in the middle of a body restarts the whole download with a fresh sink
         attempt = 0
@@ -283,6 +312,11 @@ class Client(http.Retrying):
                     raise
                 self._pause(attempt, str(exc))
                 attempt += 1
+
+    def fetch_blob_to_sink(self, ref, digest, make_sink, size=None, max_size=None):
+        """Stream a verified blob into `make_sink()` (called again for each attempt that must start over);
+        returns the sink that holds the verified bytes."""
+        return self._fetch_retrying(ref, digest, make_sink, size, max_size)
 
     def fetch_blob_bytes(self, ref, digest, size=None, max_size=64 << 20):
         """The verified bytes of a (small) blob."""
@@ -417,7 +451,7 @@ def check_manifest(doc, where):
 
 def select_platform(index, os, arch, variant=None, where="index"):
     """The FIRST descriptor of an index whose platform is os/arch (and variant when given)."""
-    arch = ARCH_ALIASES.get(arch, arch)
+    arch = arches.go_name(arch)
     manifests = index.get("manifests")
     if not isinstance(manifests, list):
         raise ManifestError("%s: index has no manifests list" % where)
@@ -427,7 +461,7 @@ def select_platform(index, os, arch, variant=None, where="index"):
         plat = desc.get("platform")
         if not isinstance(plat, dict):
             continue
-        if plat.get("os") != os or ARCH_ALIASES.get(plat.get("architecture"), plat.get("architecture")) != arch:
+        if plat.get("os") != os or arches.go_name(plat.get("architecture")) != arch:
             continue
         if variant and plat.get("variant") not in (None, variant):
             continue
