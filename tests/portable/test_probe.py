@@ -28,8 +28,14 @@ def test_probe_types_labels_uuids():
     assert probe(fstree.memdev(bytes(300 * 1024))) == (None, "", "")
 
 
+def _portable():
+    """The registry's names without the image formats (qcow2, UDIF) the host's diskimage package puts first once
+    it is imported (as in a pytest run that also holds tests/unit)."""
+    return [f.name for f in formats.FORMATS if f.name not in ("qcow2", "udif")]
+
+
 def test_one_registry_names_detects_and_opens():
-    assert [f.name for f in formats.FORMATS] == ["ext4", "xfs", "btrfs", "luks", "vfat", "swap", "zfs_member"]
+    assert _portable() == ["ext4", "xfs", "btrfs", "luks", "vfat", "swap", "zfs_member"]
     for name, kind in (("ext4-4k.img", "ext4"), ("xfs-v5.img", "xfs"), ("btrfs.img", "btrfs"), ("vfat.img", None),
                        ("swap.img", None)):
         dev = fstree.dev(name)
@@ -62,7 +68,7 @@ def test_a_new_format_joins_the_registry():
     fake = _Fake()
     formats.register(fake, before="luks")
     try:
-        assert [f.name for f in formats.FORMATS][:5] == ["ext4", "xfs", "btrfs", "fakefs", "luks"]
+        assert _portable()[:5] == ["ext4", "xfs", "btrfs", "fakefs", "luks"]
         dev = fstree.memdev(b"FAKE" + bytes(8188), "fake")
         assert diskfs.detect(dev) == "fakefs" and probe(dev) == ("fakefs", "", "")
         assert diskfs.open(dev, verify=False) == ("opened", "fake", {"verify": False})
