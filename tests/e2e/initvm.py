@@ -1,9 +1,12 @@
-"""Shared by the init e2e tests (test_init_boot, test_init_plan, test_pathc): console checks (the kexec'd
-target, the FATAL + rescue prompt path, on a VM from `cloudboot.harness.trial.machine`) and the registry
-content they boot."""
+"""What the init e2e tests (test_init_boot, test_init_plan, test_pathc) share: console checks for the kexec'd
+target and the FATAL + rescue prompt path, on a VM from `cloudboot.harness.trial.machine`, the registry content
+they boot, and a metadata server."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,3 +46,27 @@ def push_debian(registry, ref: str, initrd: Callable[[str], Path], plan: Path, p
         refs += ["-p", f"linux/{arch}={one}"]
     assert cli(["push", "index", f"{registry.host}/{ref}", *refs]) == 0
     assert cli(["push", "plan", f"{registry.host}/{plan_ref}", str(plan)]) == 0
+
+
+class Metadata:
+    """A 127.0.0.1 HTTP server answering GET /meta.json with `document` (404 elsewhere)."""
+
+    def __init__(self) -> None:
+        self.document: dict = {}
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                body = json.dumps(outer.document).encode()
+                self.send_response(200 if self.path == "/meta.json" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -91,11 +91,13 @@ def exit_sink(cmd: dict[str, str], target) -> str:
 
 def choose_target(cmd: dict[str, str]):
     """The boot target the command line asks for, its files ready in WORKDIR: disk mode (cloudboot.disk=),
-    else plan mode over the network (cloudboot.plan=, cloudboot.image=, or a metadata URL that names one)."""
+    else plan mode over the network (cloudboot.plan=, cloudboot.image=, or a metadata URL that names one).
+    With a metadata URL, disk mode too waits for the network: the metadata may hold the disk's settings (a
+    LUKS passphrase), and they win over the command line."""
     from cloudboot.init import disk
 
     spec = cmd.get("cloudboot.disk", "")
-    if spec:
+    if spec and not cmd.get("cloudboot.metadata.url"):
         log(f"arch={os.uname().machine} booting from local disk {spec}")
         with phase("disk"):
             return disk.prepare(cmd, WORKDIR)
@@ -110,7 +112,7 @@ def choose_target(cmd: dict[str, str]):
     with phase("network"):
         leases = net.bring_up(cmd)
     listener = None
-    if cmd.get("cloudboot.lldp", "1") != "0":
+    if cmd.get("cloudboot.lldp", "1") != "0" and not spec:
         wait = cmd.get("cloudboot.lldp.wait", "10s") or "0"
         wait = 0.0 if wait.startswith("-") else cmdline.duration(wait)
         name = cmd.get("cloudboot.lldp.name") or f"cloud-boot-{os.uname().machine}"

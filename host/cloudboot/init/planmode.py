@@ -1,6 +1,8 @@
 """Plan mode (`cloudboot.plan=` / `cloudboot.image=`): metadata overrides, the plan from the registry, the
 target chosen and resolved (bootplan), then either its OCI artifacts pulled into /run/cloud-boot or its
-disk{} handed to disk mode (REFERENCE.md §2, §3.3, §5.1).
+disk{} handed to disk mode (REFERENCE.md §2, §3.3, §5.1). With `cloudboot.disk=` set (on the command line or by
+the metadata) disk mode runs right after the metadata overrides: that is how a LUKS passphrase kept in the
+metadata reaches the unlock (the original re-read /proc/cmdline and lost it, REFERENCE §4.6).
 
 Precedence of settings (docs of the original): command line < plan < metadata URL; `cloudboot.cmdline`
 always replaces the target's command line. Every blob is verified (sha256, size) before it is used;
@@ -247,8 +249,7 @@ def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None) -> Pl
         if source is not None:
             overrides = source.fetch_or_fallback()
             if overrides:
-                log("metadata: " + " ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
-                cmd.update(overrides)
+                cmd.update(cloudmeta.merge(cmd, overrides, log))  # logs each change, secrets as ***
                 if "cloudboot.keymap" in overrides:
                     from cloudboot.init import keymap
 
@@ -258,6 +259,12 @@ def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None) -> Pl
                         raise InitError(f"metadata: cloudboot.keymap: {exc}") from None
                     keymap.apply(overrides["cloudboot.keymap"])
                 session = Session(cmd, arch)
+        if cmd.get("cloudboot.disk"):  # disk mode (from the command line or the metadata), with its settings
+            from cloudboot.init import disk
+
+            log(f"booting from local disk {cmd['cloudboot.disk']} (settings from the metadata URL)")
+            with phase("disk"):
+                return disk.prepare(cmd, workdir)
         if not (cmd.get("cloudboot.plan") or cmd.get("cloudboot.image")):
             raise InitError("nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or cloudboot.disk=")
         lldp = lldp_listener.snapshot() if lldp_listener else {}
