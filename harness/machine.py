@@ -60,13 +60,19 @@ class Machine:
 
     Disk n is a virtio disk with serial `dn` (/sys/block/vdX/serial in a Linux guest), writable unless
     `readonly_disks`. Use as a context manager: QEMU is killed on exit whatever happened.
+
+    `vars_file`: the firmware's variable store lives in that file (copied from the template when missing) and
+    outlives the VM, so boot entries persist from one Machine to the next. `bootindex=False` gives no device
+    a bootindex: QEMU then sends no "bootorder" and OVMF boots by its own BootOrder variable (with one, it
+    rewrites BootOrder from QEMU's list on every boot and drops entries that do not match, such as a
+    HD()-relative one on a device listed later).
     """
 
     def __init__(self, arch: str, *, efi: Path | None = None, append: str | None = None, esp: bool = False,
                  disks: list[Path] = (), iso: Path | None = None, nics: int = 0, memory_mb: int | None = None,
                  extra: list[str] = (), echo: bool = False, firmware: Firmware | None = None,
                  extra_kernel: tuple[Path, Path, str] | None = None, linux: bool = True, uefi: bool = True,
-                 readonly_disks: bool = False) -> None:
+                 readonly_disks: bool = False, vars_file: Path | None = None, bootindex: bool = True) -> None:
         self.profile = arches.get(arch)
         self.arch = self.profile.name
         self.efi, self.append, self.use_esp = efi, append, esp
@@ -80,6 +86,7 @@ class Machine:
         self.linux = linux  # machine options for Linux guests (riscv64: acpi=off); False: the plain machine
         self.uefi = uefi  # False: no EDK2 in pflash, QEMU's own boot (direct kernel boot needs `extra_kernel`)
         self.readonly_disks = readonly_disks
+        self.vars_file, self.bootindex = vars_file, bootindex
         self.workdir = Path(tempfile.mkdtemp(prefix=f"cloudboot-vm-{self.arch}-"))
         self.proc: subprocess.Popen | None = None
         self.raw = bytearray()
@@ -101,7 +108,7 @@ class Machine:
                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         if self.uefi:
             fw = self.firmware or find_firmware(self.arch)
-            vars_copy = self.workdir / "vars.fd"
+            vars_copy = Path(self.vars_file) if self.vars_file else self.workdir / "vars.fd"
             if not vars_copy.exists():
                 shutil.copyfile(fw.vars, vars_copy)
             cmd += ["-boot", "menu=on,splash-time=0",
@@ -110,7 +117,7 @@ class Machine:
         index = 1
         if self.efi and self.use_esp:
             image = esp.make_esp(self.workdir / "esp.img", {f"EFI/BOOT/{p.efi_name}": Path(self.efi)})
-            cmd += _disk(image, "esp", index, serial=False)
+            cmd += _disk(image, "esp", index if self.bootindex else None, serial=False)
             index += 1
         elif self.extra_kernel:
             kernel, initrd, cmdline = self.extra_kernel
@@ -121,11 +128,13 @@ class Machine:
                 cmd += ["-append", self.append]
         if self.iso:
             cmd += ["-drive", f"if=none,id=cd,format=raw,media=cdrom,readonly=on,file={self.iso}",
-                    "-device", "virtio-scsi-pci,id=scsi", "-device", f"scsi-cd,drive=cd,bootindex={index}"]
+                    "-device", "virtio-scsi-pci,id=scsi",
+                    "-device", "scsi-cd,drive=cd" + (f",bootindex={index}" if self.bootindex else "")]
             index += 1
         for n, disk in enumerate(self.disks):
             # boot indexes are for OVMF (see _disk); without EDK2 nothing reads them
-            cmd += _disk(disk, f"d{n}", index if self.uefi else None, readonly=self.readonly_disks)
+            cmd += _disk(disk, f"d{n}", index if self.uefi and self.bootindex else None,
+                         readonly=self.readonly_disks)
             index += 1
         for n in range(self.nics):
             cmd += ["-netdev", f"user,id=n{n}", "-device", f"virtio-net-pci,netdev=n{n},romfile="]

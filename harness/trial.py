@@ -63,16 +63,105 @@ def target_initrd(arch: str) -> Path:
     return busybox_initrd(arch, TARGET_INIT, _workdir(arch) / "target-initrd.cpio")
 
 
-def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
+#: The Path C target: booted by the firmware from the cache ESP, it shows what the firmware gave it and what
+#: the variable store holds, then takes one command on the console.
+EFI_MARKER = "CLOUDBOOT-PATHC-TARGET-OK"
+RESET_SCRIPT = "usr/share/cloud-boot/reset-cloud-boot.sh"
+EFI_TARGET_INIT = f"""#!/bin/busybox sh
+/bin/busybox mkdir -p /usr/sbin /tmp
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m; done
+mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+echo "{EFI_MARKER}"
+echo "target cmdline: $(cat /proc/cmdline)"
+echo "target net: $(ls /sys/class/net | tr '\\n' ' ')"
+echo "efibootmgr -v:"
+efibootmgr -v
+echo "efibootmgr: status $?"
+echo "target efivars: $(ls /sys/firmware/efi/efivars | wc -l) variables, \\
+$(stat -f -c '%a of %b' /sys/firmware/efi/efivars) blocks free"
+while :; do
+  echo "target: command? (off, reboot, reset, or a shell command)"
+  read -r cmd || cmd=off
+  case "$cmd" in
+    off) poweroff -f ;;
+    reboot) reboot -f ;;
+    reset) sh /{RESET_SCRIPT}; echo "reset: status $?"; reboot -f ;;
+    *) sh -c "$cmd"; echo "status $?" ;;
+  esac
+done
+"""
+
+
+def efi_target_initrd(arch: str) -> Path:
+    """The Path C test target's initrd: busybox, Debian's efibootmgr with its libraries, the kernel's efivarfs
+    module, our reset script, and EFI_TARGET_INIT (marker, /proc/cmdline, `efibootmgr -v`, then console
+    commands: off, reboot, reset = the sh script + reboot, or any shell command)."""
+    from cloudboot.init.efivars import reset_script
+    from cloudboot.initramfs import cpio, kmods
+    from cloudboot.initramfs import python as pysel
+    from cloudboot.initramfs.build import add_libraries
+
+    out = _workdir(arch) / "efi-target-initrd.cpio"
+    archive = debian.Archive(arch)
+    debs = archive.fetch(archive.closure(["efibootmgr", "busybox-static"]))
+    kernel = debian.fetch_kernel(archive, None)
+    key = hashlib.sha256("\0".join([d.path.name for d in debs] + [kernel.modules_deb.path.name, EFI_TARGET_INIT,
+                                                                   reset_script()]).encode()).hexdigest()
+    stamp = out.with_suffix(".key")
+    if out.exists() and stamp.exists() and stamp.read_text() == key:
+        return out
+    trees = [archive.unpack(d) for d in debs]
+    fs = pysel.Rootfs(trees)
+    a = cpio.Archive()
+    _, busybox = fs.resolve("usr/bin/busybox")
+    a.file("usr/bin/busybox", busybox, 0o755)
+    efibootmgr = next(p for p in ("usr/bin/efibootmgr", "usr/sbin/efibootmgr", "bin/efibootmgr")
+                      if fs.glob(p))
+    _, host = fs.resolve(efibootmgr)
+    a.file("usr/bin/efibootmgr", host, 0o755)
+    add_libraries(a, fs, [host], efibootmgr, arch)
+    mods = kmods.select(archive.unpack(kernel.modules_deb), kernel.release, ["efivarfs"],
+                        archive.unpack(kernel.base_deb) if kernel.base_deb else None)
+    for rel in mods.order:
+        a.file(f"usr/lib/modules/{rel.rsplit('/', 1)[-1]}", mods.files[rel], 0o644)
+    a.file("usr/lib/modules/order", "".join(rel.rsplit("/", 1)[-1] + "\n" for rel in mods.order).encode(), 0o644)
+    a.file(RESET_SCRIPT, reset_script().encode(), 0o755)
+    a.file("init", EFI_TARGET_INIT.encode(), 0o755)
+    for d in ("proc", "sys", "dev", "tmp"):
+        a.dir(d)
+    for link in ("bin", "sbin", "lib", "lib64"):
+        if link != "lib64" or any(p.startswith("usr/lib64/") for p in a.entries):
+            a.symlink(link, f"usr/{link}")
+    out.write_bytes(a.to_bytes())
+    stamp.write_text(key)
+    return out
+
+
+#: Where `cryptsetup reencrypt --encrypt` moves the filesystem of an encrypted target (room for the header).
+LUKS_SHIFT_MIB = 8
+
+
+def target_disk(arch: str, fstype: str = "ext4", efi: bool = False,
+                luks_passphrase: str | None = None) -> tuple[Path, str]:
     """A GPT disk whose partition 1 (PARTLABEL cbtarget, LABEL CBTARGET) holds /boot/vmlinuz-<release> and
-    /boot/initrd.img-<release> (the test initrd), Debian style, on ext4, xfs or btrfs (made by mkfs from the
-    tree); returns (image, kernel release)."""
+    /boot/initrd.img-<release> (the test initrd; with `efi`, the Path C one), Debian style, on ext4, xfs or
+    btrfs (made by mkfs from the tree), inside LUKS2 (argon2id, small costs; its label CBTARGET too) when
+    `luks_passphrase` is given; returns (image, kernel release)."""
+    if fstype == "zfs":
+        return zfs_target(arch)
     if fstype not in ("ext4", "xfs", "btrfs"):
-        raise CloudBootError(f"target_disk: no {fstype} images (ext4, xfs, btrfs)")
+        raise CloudBootError(f"target_disk: no {fstype} images (ext4, xfs, btrfs, zfs)")
     kernel, release = debian.kernel_image(arch)
-    initrd = target_initrd(arch)
-    img = _workdir(arch) / f"target-{fstype}.img"
+    initrd = efi_target_initrd(arch) if efi else target_initrd(arch)
+    name = f"target-{fstype}{'-efi' if efi else ''}" if luks_passphrase is None else f"target-luks2-{fstype}"
+    img = _workdir(arch) / f"{name}.img"
     key = f"{kernel.name} {kernel.stat().st_size} {initrd.stat().st_size} {initrd.stat().st_mtime_ns} v2"
+    if luks_passphrase is not None:
+        key += f" luks2 {hashlib.sha256(luks_passphrase.encode()).hexdigest()}"
     stamp = img.with_suffix(".key")
     if img.exists() and stamp.exists() and stamp.read_text() == key:
         return img, release
@@ -95,6 +184,8 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
         proto = protofile(tree, img.with_suffix(".proto"))
         mkfs = [which("mkfs.xfs"), "-q", "-f", "-L", "CBTARGET", "-p", str(proto), str(fs)]
     run(mkfs, quiet=True)
+    if luks_passphrase is not None:
+        _encrypt(fs, luks_passphrase)
     size_mib = -(-fs.stat().st_size // (1 << 20))  # mkfs.btrfs --rootdir grows the file when the tree needs it
     with open(img, "wb") as f:
         f.truncate((size_mib + 2) << 20)
@@ -107,6 +198,62 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
     shutil.rmtree(tree)
     stamp.write_text(key)
     return img, release
+
+
+ZFS_POOL = "cbtarget"
+
+
+def zfs_target(arch: str) -> tuple[Path, str]:
+    """A ZFS mirror (zfs-fuse) over target-zfs.img and target-zfs.dev1: cbtarget/ROOT/debian (mountpoint /)
+    whose /boot is its child cbtarget/ROOT/debian/boot (mountpoint /boot, gzip) holding vmlinuz-<release> and
+    initrd.img-<release>; returns (the first leg, kernel release). Booting with the first leg alone is a mirror
+    with one device missing."""
+    from cloudboot.harness.zfsfuse import make_pool
+
+    kernel, release = debian.kernel_image(arch)
+    initrd = target_initrd(arch)
+    img = _workdir(arch) / "target-zfs.img"
+    legs = [img, img.with_suffix(".dev1")]
+    key = f"{kernel.name} {kernel.stat().st_size} {initrd.stat().st_size} {initrd.stat().st_mtime_ns} zfs v1"
+    stamp = img.with_suffix(".key")
+    if all(p.exists() for p in legs) and stamp.exists() and stamp.read_text() == key:
+        return img, release
+    stamp.unlink(missing_ok=True)
+    tree = _workdir(arch) / "target-tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    (tree / "boot").mkdir(parents=True)
+    (tree / "etc").mkdir()
+    (tree / "etc/hostname").write_text("cloud-boot zfs target\n")
+    shutil.copyfile(kernel, tree / "boot" / f"vmlinuz-{release}")
+    shutil.copyfile(initrd, tree / "boot" / f"initrd.img-{release}")
+    size = max(128 << 20, 2 * (kernel.stat().st_size + initrd.stat().st_size) + (64 << 20))
+    for leg in legs:
+        with open(leg, "wb") as f:
+            f.truncate(size)
+    make_pool(ZFS_POOL, ["mirror", *legs], [("ROOT", None, {"mountpoint": "none"}, None),
+                                            ("ROOT/debian", tree, {"mountpoint": "/"}, None),
+                                            ("ROOT/debian/boot", None, {"mountpoint": "/boot", "compression": "gzip"},
+                                             None)], _workdir(arch) / "target-zfs.work")
+    shutil.rmtree(tree)
+    stamp.write_text(key)
+    return img, release
+
+
+def _encrypt(fs: Path, passphrase: str) -> None:
+    """Turn a filesystem image into LUKS2 holding it, in place: cryptsetup's offline reencryption (its own
+    userspace encryption; no device-mapper, no root)."""
+    with open(fs, "r+b") as f:
+        f.truncate(fs.stat().st_size + (LUKS_SHIFT_MIB << 20))
+    work = fs.with_suffix(".luks-work")  # reencrypt keeps a temporary header in its working directory
+    work.mkdir(exist_ok=True)
+    try:
+        run([which("cryptsetup", "encrypted test targets"), "reencrypt", "--encrypt", "--batch-mode",
+             "--type", "luks2", "--label", "CBTARGET", "--pbkdf", "argon2id",
+             "--pbkdf-force-iterations", "4", "--pbkdf-memory", "32768", "--pbkdf-parallel", "1",
+             "--key-file", "-", "--reduce-device-size", f"{LUKS_SHIFT_MIB}M", str(fs)],
+            input=passphrase.encode(), quiet=True, cwd=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,
@@ -123,6 +270,24 @@ def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path
     return Machine(a.name, extra_kernel=(kernel, initrd, f"console={a.linux_console} {append}"),
                    disks=disks or [], nics=1 if nic else 0, memory_mb=memory_mb, uefi=efi,
                    readonly_disks=not writable, extra=["-smp", "2", "-no-reboot"])
+
+
+def uki_medium(arch: str, append: str, out: Path) -> Path:
+    """A boot medium: a disk image whose FAT ESP holds \\EFI\\BOOT\\BOOT<ARCH>.EFI = a UKI of our built
+    firmware (the stub), Debian's kernel and our init, with `console=<serial> panic=-1 <append>`."""
+    from cloudboot.fwbuild.firmware import firmware_dir
+    from cloudboot.image.esp import build_esp
+    from cloudboot.image.output import read_input, write_atomic
+    from cloudboot.image.uki import UkiParts, build_uki
+
+    prof = arches.get(arch)
+    stub = firmware_dir() / prof.efi_name
+    kernel = boot_kernel(arch)
+    parts = UkiParts(linux=kernel.read_bytes(), linux_name=str(kernel), initrds=[initramfs(arch).read_bytes()],
+                     cmdline=f"console={prof.linux_console} panic=-1 {append}".encode())
+    uki, _ = build_uki(read_input(stub, "the firmware (cloud-boot firmware)"), str(stub), parts)
+    write_atomic(out, build_esp({f"EFI/BOOT/{prof.efi_name}": uki}))
+    return out
 
 
 def console(arch: str) -> str:

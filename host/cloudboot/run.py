@@ -15,10 +15,12 @@ from cloudboot.errors import CloudBootError, MissingTool
 #: Which Debian package provides a tool we call, for the "install X" message.
 PACKAGE_OF = {
     "apt-get": "apt",
+    "cryptsetup": "cryptsetup-bin",
     "dpkg-source": "dpkg-dev",
     "dpkg-deb": "dpkg",
     "make": "make",
     "mkfs.vfat": "dosfstools",
+    "mkfs.fat": "dosfstools",
     "mcopy": "mtools",
     "mmd": "mtools",
     "xorriso": "xorriso",

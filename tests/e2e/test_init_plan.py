@@ -6,22 +6,19 @@ and a plan without the asked target each end in FATAL and the rescue prompt."""
 
 from __future__ import annotations
 
-import http.server
-import json
 import secrets
-import threading
 
 import pytest
 
 from cloudboot.cli import main as cli
 from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
-from tests.e2e.initvm import fatal_then_rescue, target_cmdline
+from tests.e2e.initvm import Metadata, fatal_then_rescue, push_debian, target_cmdline
+from tests.e2e.netbootvm import GUEST_HOST
 
 pytestmark = pytest.mark.e2e
 
 ARCH = "amd64"  # the failure cases run on amd64 only; the full path runs on amd64 and arm64 (kexec_load)
-GUEST_HOST = "10.0.2.2"  # QEMU user networking's address of the host's 127.0.0.1
 BOOT_TIMEOUT = 240
 PLAN = """
 locals {{
@@ -42,30 +39,6 @@ target "other" {{
 """
 
 
-class Metadata:
-    """A 127.0.0.1 HTTP server answering GET /meta.json with `document` (404 elsewhere)."""
-
-    def __init__(self) -> None:
-        self.document: dict = {}
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                body = json.dumps(outer.document).encode()
-                self.send_response(200 if self.path == "/meta.json" else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture(scope="module")
 def pushed(registry, tmp_path_factory):
     """The Debian kernel + the marker initrd as an artifact, and the plan, in the registry; the token the
@@ -75,14 +48,7 @@ def pushed(registry, tmp_path_factory):
     port = registry.host.split(":")[1]
     plan = work / "plan.hcl"
     plan.write_text(PLAN.format(reg=f"{GUEST_HOST}:{port}", token=token))
-    refs = []
-    for arch in ("amd64", "arm64"):
-        ref = f"{registry.host}/boot/debian:6.12-{arch}"
-        assert cli(["push", "artifact", ref, "--platform", f"linux/{arch}", "--kernel",
-                    str(trial.boot_kernel(arch)), "--initrd", str(trial.target_initrd(arch))]) == 0
-        refs += ["-p", f"linux/{arch}={ref}"]
-    assert cli(["push", "index", f"{registry.host}/boot/debian:6.12", *refs]) == 0  # multi-arch: each picks its own
-    assert cli(["push", "plan", f"{registry.host}/plans/smoke:v1", str(plan)]) == 0
+    push_debian(registry, "boot/debian:6.12", trial.target_initrd, plan, "plans/smoke:v1")
     meta = Metadata()
     yield f"{GUEST_HOST}:{port}", meta, token
     meta.server.shutdown()

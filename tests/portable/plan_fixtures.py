@@ -386,6 +386,102 @@ PLANS = {
  "file": "plans/qemu-smoke.hcl",
  "format": "cloud-boot.plan.v1"
 },
+    "reboot": {
+ "attrs": {
+  "default_target": {
+   "expr": "\"debian\"",
+   "line": 8
+  },
+  "exit": {
+   "expr": "\"reboot\"",
+   "line": 9
+  }
+ },
+ "blocks": [
+  {
+   "attrs": {
+    "console": {
+     "expr": "arch == \"arm64\" ? \"hvc0\" : \"ttyS0\"",
+     "line": 6
+    },
+    "registry": {
+     "expr": "\"192.168.64.1:5000/boot\"",
+     "line": 5
+    }
+   },
+   "blocks": [],
+   "labels": [],
+   "line": 4,
+   "type": "locals"
+  },
+  {
+   "attrs": {
+    "prompt": {
+     "expr": "\"cloud-boot: choose what this machine boots from now on\"",
+     "line": 12
+    },
+    "timeout": {
+     "expr": "\"10s\"",
+     "line": 11
+    }
+   },
+   "blocks": [],
+   "labels": [],
+   "line": 10,
+   "type": "menu"
+  },
+  {
+   "attrs": {
+    "cmdline": {
+     "expr": "[\"console=${local.console}\", \"console=tty0\", \"ro\"]",
+     "line": 17
+    },
+    "index": {
+     "expr": "\"${local.registry}/debian:13\"",
+     "line": 16
+    },
+    "label": {
+     "expr": "\"Debian 13 (staged, then started by the firmware)\"",
+     "line": 15
+    }
+   },
+   "blocks": [],
+   "labels": [
+    "debian"
+   ],
+   "line": 14,
+   "type": "target"
+  },
+  {
+   "attrs": {
+    "cmdline": {
+     "expr": "\"console=${local.console} rescue\"",
+     "line": 22
+    },
+    "exit": {
+     "expr": "\"kexec\"",
+     "line": 23
+    },
+    "index": {
+     "expr": "\"${local.registry}/rescue:latest\"",
+     "line": 21
+    },
+    "label": {
+     "expr": "\"Rescue system (this boot only: kexec, nothing staged)\"",
+     "line": 20
+    }
+   },
+   "blocks": [],
+   "labels": [
+    "rescue"
+   ],
+   "line": 19,
+   "type": "target"
+  }
+ ],
+ "file": "plans/reboot.hcl",
+ "format": "cloud-boot.plan.v1"
+},
     "subplan": {
  "attrs": {
   "default_target": {

@@ -76,6 +76,9 @@ def test_example_plans_check_and_render():
                          "initrd": "/boot/initrd.img-pve"}
     t = render(PLANS["subplan"], "arm64")
     assert t["source"] == "subplan" and t["subplan"] == "192.0.2.10:5000/boot/inner-plan:v1"
+    t = render(PLANS["reboot"], "arm64")
+    assert t["exit"] == "reboot" and t["cmdline"] == "console=hvc0 console=tty0 ro"  # the plan's exit
+    assert render(PLANS["reboot"], "amd64", target="rescue")["exit"] == "kexec"  # the target's own
 
 
 def test_arch_filter_and_multi_arch_names():
@@ -273,7 +276,7 @@ def test_settings_menu_and_dns():
              targets=[("a", {"index": '"a"'})])
     s = bplan.Plan(p).settings("amd64")
     assert s == {"default_target": "a", "dns": ["192.0.2.53"], "mirrors": [],
-                 "menu": {"timeout": 90, "prompt": bplan.DEFAULT_PROMPT}}
+                 "menu": {"timeout": 90, "prompt": bplan.DEFAULT_PROMPT}, "exit": ""}
     for text, seconds in (('"5s"', 5), ('"12"', 12), ('""', 0), ("7", 7), ('"1.5s"', 1.5), ('"500ms"', 0.5),
                           ('"1h"', 3600), ('"0"', 0)):
         p = make(menu={"timeout": text, "prompt": '"pick"'}, targets=[("a", {"index": '"a"'})])
@@ -356,3 +359,22 @@ def test_follow_subplans():
         chain["reg/p" + str(n)] = make(targets=[("t", {"subplan": '"reg/p' + str(n + 1) + '"'})])
     exc = error(bplan.follow, chain["reg/p0"], "amd64", chain.__getitem__)
     assert "subplans nested deeper than 8" in str(exc), str(exc)
+
+
+def test_exit_per_target_and_for_the_plan():
+    p = make(top={"exit": '"reboot"'}, targets=[("a", {"index": '"a"'}), ("b", {"index": '"b"', "exit": '"kexec"'})])
+    assert render(p, target="a")["exit"] == "reboot"  # the plan's
+    assert render(p, target="b")["exit"] == "kexec"  # the target's wins
+    assert bplan.Plan(p).settings("amd64")["exit"] == "reboot"
+    assert render(make(targets=[("a", {"index": '"a"'})]))["exit"] == ""  # unset: the init's default
+    conditional = make(targets=[("a", {"index": '"a"', "exit": 'arch == "arm64" ? "reboot" : "kexec"'})])
+    assert render(conditional, "arm64")["exit"] == "reboot" and render(conditional, "amd64")["exit"] == "kexec"
+    exc = error(bplan.check, make(targets=[("a", {"index": '"a"', "exit": '"poweroff"'})]))
+    assert 'exit "poweroff" is not one of kexec, reboot' in str(exc) and exc.line == 2 and exc.target == "a", str(exc)
+    exc = error(bplan.check, make(top={"exit": '"halt"'}, targets=[("a", {"index": '"a"'})]))
+    assert 'exit "halt" is not one of kexec, reboot' in str(exc) and exc.line == 1, str(exc)
+    # Through a subplan: the inner plan's own choice, else the outer target's.
+    outer = make(targets=[("live", {"subplan": '"reg/inner"', "exit": '"reboot"'})])
+    assert bplan.follow(outer, "amd64", lambda ref: make(targets=[("d", {"index": '"d"'})]))["exit"] == "reboot"
+    inner = make(top={"exit": '"kexec"'}, targets=[("d", {"index": '"d"'})])
+    assert bplan.follow(outer, "amd64", lambda ref: inner)["exit"] == "kexec"

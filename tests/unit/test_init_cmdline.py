@@ -66,6 +66,10 @@ def test_check_accepts_good_values_and_warns_on_unknown_keys() -> None:
                         "cloudboot.disk.kernel=/boot/vmlinuz cloudboot.disk.wait=2s cloudboot.menu.timeout=1m "
                         "cloudboot.cosign=warn cloudboot.bogus=1 console=ttyS0 quiet")
     assert cmdline.check(cmd) == ["unknown key cloudboot.bogus='1' ignored"]
+    for keymap in ("", "us", "fr", "fr-mac", "mac-fr"):
+        assert cmdline.check({"cloudboot.keymap": keymap}) == []
+    assert cmdline.check(cmdline.parse("cloudboot.exit=reboot cloudboot.reboot.next=1 cloudboot.reboot.bootnum=00aF "
+                                       "cloudboot.reboot.pause=30s")) == []
     # the firmware's own keys are known (a CloudBootCmdline that carries them reaches init too)
     assert cmdline.check(cmdline.parse("cloudboot.repl cloudboot.wait=0 cloudboot.lldp.wait=-1s")) == []
     for spec in ("/dev/vda2", "UUID=0123", "PARTLABEL=root", "PARTUUID=ab-cd", "tank/ROOT/debian"):
@@ -85,7 +89,10 @@ def test_check_accepts_good_values_and_warns_on_unknown_keys() -> None:
     ("cloudboot.wait=1s", ["whole number of milliseconds"]),
     ("cloudboot.menu=yes", ["'0', '1'"]),
     ("cloudboot.plan=", ["empty value"]),
-    ("cloudboot.keymap=de", ["'fr-mac'"]),
+    ("cloudboot.keymap=de", ['unsupported keymap "de" (try: fr, fr-mac, us)']),  # the original's message
+    ("cloudboot.reboot.next=yes", ["'0', '1'"]),
+    ("cloudboot.reboot.bootnum=1", ["4 hex digits"]),
+    ("cloudboot.reboot.pause=later", ["not a duration"]),
 ])
 def test_check_refuses_bad_values(token: str, words: list[str]) -> None:
     with pytest.raises(InitError) as info:

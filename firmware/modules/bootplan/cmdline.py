@@ -142,6 +142,13 @@ def _device(value):
     raise ValueError("want /dev/..., LABEL=, UUID=, PARTLABEL=, PARTUUID= or <pool>/<dataset>")
 
 
+def _limits(value):
+    for item in value.split(","):
+        name, eq, number = item.partition("=")
+        if not eq or not name or not number.isdigit():
+            raise ValueError("want NAME=NUMBER[,NAME=NUMBER...] (e.g. max_memory_kib=8388608)")
+
+
 def _milliseconds(value):
     if not value or not value.isdigit():
         raise ValueError("want a whole number of milliseconds (0 skips the window)")
@@ -167,10 +174,30 @@ def _mirrors(value):
         raise ValueError(str(exc)) from None
 
 
+#: cloudboot.keymap's layouts ("" and us keep the kernel's) and the original's alias.
+KEYMAPS = ("us", "fr", "fr-mac")
+KEYMAP_ALIASES = {"mac-fr": "fr-mac"}
+
+
+def check_keymap(value):
+    """ValueError with the original's message for a layout we do not have."""
+    if value and KEYMAP_ALIASES.get(value, value) not in KEYMAPS:
+        raise ValueError('unsupported keymap "%s" (try: fr, fr-mac, us)' % value)
+
+
+def _bootnum(value):
+    if len(value) != 4 or not all(c in "0123456789abcdefABCDEF" for c in value):
+        raise ValueError("want a boot entry number as 4 hex digits (0001)")
+
+
 #: Every cloudboot.* key, with its check. REFERENCE §1.1's keys (read by the init), plus ours:
-#: cloudboot.disk.wait (the init: how long to wait for the disk), cloudboot.repl and cloudboot.wait (the
-#: firmware: enter the REPL at once; the REPL key window in milliseconds), cloudboot.registry.mirror (the init:
-#: registries tried after a reference's own, a comma list of [http://|https://]host[:port]; oci.mirrors).
+#: cloudboot.disk.wait (the init: how long to wait for the disk), cloudboot.disk.luks-limits (the init: raise
+#: LUKS header limits, diskfs.luks.LIMITS), cloudboot.disk.zfs-passphrase (an encrypted ZFS dataset),
+#: cloudboot.repl and cloudboot.wait (the firmware: enter the REPL at once; the REPL key window in milliseconds),
+#: cloudboot.registry.mirror (the init: registries tried after a reference's own, a comma list of
+#: [http://|https://]host[:port]; oci.mirrors), and for Path C (cloudboot.exit=reboot, the init)
+#: cloudboot.reboot.next=1 (BootNext: boot the target once), .bootnum=XXXX (the Boot#### to write),
+#: .pause=<duration> (a wait between the staged files and the boot entry: power-cut drills).
 KEYS = {
     "cloudboot.exit": _choice("kexec", "reboot"),
     "cloudboot.disk": _device,
@@ -178,6 +205,8 @@ KEYS = {
     "cloudboot.disk.kernel": _abs_path,
     "cloudboot.disk.initrd": _abs_path,
     "cloudboot.disk.luks-passphrase": _anything,
+    "cloudboot.disk.luks-limits": _limits,
+    "cloudboot.disk.zfs-passphrase": _anything,
     "cloudboot.disk.wait": _duration,
     "cloudboot.plan": _nonempty,
     "cloudboot.image": _nonempty,
@@ -196,7 +225,10 @@ KEYS = {
     "cloudboot.lldp.name": _nonempty,
     "cloudboot.metadata.url": _nonempty,
     "cloudboot.metadata.token": _anything,
-    "cloudboot.keymap": _choice("", "us", "fr", "fr-mac", "mac-fr"),
+    "cloudboot.keymap": check_keymap,
+    "cloudboot.reboot.next": _choice("0", "1"),
+    "cloudboot.reboot.bootnum": _bootnum,
+    "cloudboot.reboot.pause": _duration,
     "cloudboot.openstack.auth-url": _nonempty,
     "cloudboot.openstack.app-cred-id": _nonempty,
     "cloudboot.openstack.app-cred-secret": _nonempty,

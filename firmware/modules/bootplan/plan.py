@@ -24,11 +24,15 @@ ARCHES = tuple([a.go for a in arches.ARCHES])  # Go's names, as plans and OCI pl
 LLDP_KEYS = ("chassis_id", "port_id", "system_name", "system_desc", "port_desc", "mgmt_addr")
 SELF_KEYS = ("name", "arch", "version")
 OCI_FIELDS = ("index", "kernel", "initrd", "modules")
-STRING_FIELDS = ("label", "index", "kernel", "initrd", "modules", "subplan")
-TARGET_ATTRS = ("arch", "version", "label", "index", "kernel", "initrd", "modules", "cmdline", "subplan")
+STRING_FIELDS = ("label", "index", "kernel", "initrd", "modules", "subplan", "exit")
+TARGET_ATTRS = ("arch", "version", "label", "index", "kernel", "initrd", "modules", "cmdline", "subplan", "exit")
 DISK_ATTRS = ("device", "fs", "kernel", "initrd")
 MENU_ATTRS = ("timeout", "prompt")
-TOP_ATTRS = ("default_target", "dns", "mirrors")
+TOP_ATTRS = ("default_target", "dns", "mirrors", "exit")
+#: How the Linux init hands over (`exit`, per target or for the whole plan; cloudboot.exit= wins): kexec
+#: (Path A) or reboot (Path C: stage on the cache ESP, boot entry, reboot). Ours; the original had only the
+#: command-line key.
+EXITS = ("kexec", "reboot")
 FILESYSTEMS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "zfs")
 DEFAULT_PROMPT = "Select a boot target:"
 MAX_SUBPLAN_DEPTH = 8
@@ -161,6 +165,7 @@ class Target:
         for f in STRING_FIELDS:
             out[f] = self._string(f, sc)
         out["cmdline"] = _cmdline(self.attrs.get("cmdline"), sc)
+        _check_exit(out["exit"], self.attrs.get("exit"))
         out["disk"] = None
         if self.disk is not None:
             out["disk"] = _disk(self.disk, self.disk_line, sc)
@@ -194,6 +199,11 @@ def _as_string(e, field, scope, allow_number=False):
     if allow_number and t == "number":
         return format_number(v)
     raise PlanError("%s must be a string, got %s" % (field, t), line=e.line)
+
+
+def _check_exit(value, e):
+    if value and value not in EXITS:
+        raise PlanError("exit %s is not one of %s" % (quote(value), ", ".join(EXITS)), line=e.line)
 
 
 def _cmdline(e, scope):
@@ -315,6 +325,7 @@ class Plan:
         self.default_target = top.get("default_target")
         self.dns = top.get("dns")
         self.mirrors = top.get("mirrors")
+        self.exit = top.get("exit")
         self.menu = None
         self.menu_line = None
         self.locals = {}
@@ -395,12 +406,20 @@ class Plan:
         except PlanError as exc:
             raise exc.locate(self.file) from None
 
+    def _exit(self, scope):
+        value = self._top_string(self.exit, "exit", scope)
+        try:
+            _check_exit(value, self.exit)
+        except PlanError as exc:
+            raise exc.locate(self.file) from None
+        return value
+
     def settings(self, arch, lldp=None, scope=None):
         """Plan-level values: default_target, dns (list), mirrors ([(scheme or None, host[:port])], registries
-        tried after each reference's own: oci.mirrors), menu (None or {timeout (s), prompt})."""
+        tried after each reference's own: oci.mirrors), menu (None or {timeout (s), prompt}), exit."""
         sc = scope or self.scope(arch, lldp)
         out = {"default_target": self._top_string(self.default_target, "default_target", sc),
-               "dns": self._string_list(self.dns, "dns", sc), "mirrors": []}
+               "dns": self._string_list(self.dns, "dns", sc), "mirrors": [], "exit": self._exit(sc)}
         if self.mirrors is not None:
             from oci.errors import BadReference
             from oci.mirrors import parse_mirror
@@ -526,9 +545,13 @@ class Plan:
         return self.pick(choice or default, arch, scope=sc)
 
     def resolve(self, target, arch, lldp=None, scope=None):
-        """The target fully evaluated for `arch` (dict; see Target.resolve), errors located."""
+        """The target fully evaluated for `arch` (dict; see Target.resolve), errors located; `exit` is the
+        target's, else the plan's."""
         sc = scope or self.scope(arch, lldp)
-        return self._in_target(target, target.resolve, sc)
+        out = self._in_target(target, target.resolve, sc)
+        if not out["exit"]:
+            out["exit"] = self._exit(sc)
+        return out
 
     # ---- static checks -----------------------------------------------------------------------------------
 
@@ -540,7 +563,7 @@ class Plan:
         for name in self.locals:
             self._check_refs(self.locals[name], False, None)
         self._check_cycles()
-        for e in (self.default_target, self.dns, self.mirrors):
+        for e in (self.default_target, self.dns, self.mirrors, self.exit):
             if e is not None:
                 self._check_refs(e, False, None)
         for e in (self.menu or {}).values():
@@ -682,10 +705,12 @@ def follow(parsed, arch, fetch, target="", lldp=None, menu=None, ask=None):
     """render(), then through subplans: while the chosen target is a `subplan`, `fetch(ref)` gives the inner
     plan's parsed form (or a Plan), which is selected afresh (cloudboot.target does not carry over, the menu
     settings do), at most MAX_SUBPLAN_DEPTH plans deep, never the same ref twice. Returns the final target
-    dict with `via`: the subplan refs followed, outermost first."""
+    dict with `via`: the subplan refs followed, outermost first. An inner plan that names no `exit` keeps the
+    one the outer target had."""
     via = []
     t = render(parsed, arch, target=target, lldp=lldp, menu=menu, ask=ask)
     while t["source"] == "subplan":
+        outer_exit = t["exit"]
         ref = t["subplan"]
         if ref in via:
             raise PlanError("subplan loop: %s" % " -> ".join(via + [ref]), target=t["name"])
@@ -699,5 +724,6 @@ def follow(parsed, arch, fetch, target="", lldp=None, menu=None, ask=None):
             if e.file is None or e.file == "plan.hcl":
                 e.file = ref
             raise
+        t["exit"] = t["exit"] or outer_exit
     t["via"] = via
     return t

@@ -44,7 +44,16 @@ def write_gpt(image: bytearray, partitions: list[Partition], seed: bytes) -> Non
     (reproducible)."""
     if len(image) % SECTOR:
         raise ValueError("image size is not a multiple of 512")
-    last = len(image) // SECTOR - 1
+    head, tail = gpt_regions(len(image) // SECTOR, partitions, seed, bytes(image[:SECTOR]))
+    image[:len(head)] = head
+    image[len(image) - len(tail):] = tail
+
+
+def gpt_regions(sectors: int, partitions: list[Partition], seed: bytes, boot_sector: bytes = bytes(SECTOR),
+                ) -> tuple[bytes, bytes]:
+    """(LBAs 0-33: protective MBR + primary GPT, last 33 LBAs: backup entries + header) of a disk of `sectors`
+    512-byte sectors; `boot_sector` keeps its first 446 bytes (boot code) in the MBR."""
+    last = sectors - 1
     entries = bytearray(ENTRIES * ENTRY_SIZE)
     for i, p in enumerate(partitions):
         if not 34 <= p.first_lba <= p.last_lba <= last - 33:
@@ -54,15 +63,12 @@ def write_gpt(image: bytearray, partitions: list[Partition], seed: bytes) -> Non
                          _guid(seed, f"part{i + 1}").bytes_le, p.first_lba, p.last_lba, 0, name)
     crc = binascii.crc32(entries)
     disk = _guid(seed, "disk")
-    image[SECTOR:2 * SECTOR] = _header(1, last, 2, last, disk, crc)
-    image[2 * SECTOR:(2 + ENTRY_SECTORS) * SECTOR] = entries
     backup_entries = last - ENTRY_SECTORS
-    image[backup_entries * SECTOR:last * SECTOR] = entries
-    image[last * SECTOR:] = _header(last, 1, backup_entries, last, disk, crc)
     # Protective MBR: one 0xEE partition over the whole disk (capped at 2 TiB), and the 0x55AA signature.
-    mbr = bytearray(image[:SECTOR])
+    mbr = bytearray(boot_sector[:SECTOR].ljust(SECTOR, b"\0"))
     mbr[446:510] = bytes(64)
-    size = min(last, 0xFFFFFFFF)
-    mbr[446:462] = struct.pack("<B3sB3sII", 0, b"\0\x02\0", 0xEE, b"\xff\xff\xff", 1, size)
+    mbr[446:462] = struct.pack("<B3sB3sII", 0, b"\0\x02\0", 0xEE, b"\xff\xff\xff", 1, min(last, 0xFFFFFFFF))
     mbr[510:512] = b"\x55\xaa"
-    image[:SECTOR] = mbr
+    head = bytes(mbr) + _header(1, last, 2, last, disk, crc) + bytes(entries)
+    tail = bytes(entries) + _header(last, 1, backup_entries, last, disk, crc)
+    return head, tail

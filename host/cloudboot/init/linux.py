@@ -21,6 +21,7 @@ KEXEC_ARCH_AARCH64 = arches.get("aarch64").elf_machine << 16
 LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2 = 0xFEE1DEAD, 672274793
 LINUX_REBOOT_CMD_KEXEC = 0x45584543
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
+LINUX_REBOOT_CMD_RESTART = 0x01234567
 
 _libc: ctypes.CDLL | None = None
 
@@ -72,6 +73,14 @@ def mount(source: str, target: str, fstype: str, flags: int = 0, data: str | Non
     fn.restype = ctypes.c_int
     _check(fn(source.encode(), target.encode(), fstype.encode(), flags, data.encode() if data else None),
            f"mount {fstype} on {target}")
+
+
+def umount(target: str) -> None:
+    """umount(2); OSError with errno on failure."""
+    fn = libc().umount
+    fn.argtypes = [ctypes.c_char_p]
+    fn.restype = ctypes.c_int
+    _check(fn(target.encode()), f"umount {target}")
 
 
 def finit_module(fd: int, params: str = "", flags: int = 0) -> None:

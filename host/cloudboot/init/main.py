@@ -6,7 +6,10 @@ The boot, in order (each step logs; timed phases feed the benchmark):
   3. load the initramfs's kernel modules in dependency order; mount efivarfs when the firmware is EFI;
   4. the target: disk mode (cloudboot.disk=) through the portable disk core;
   5. the exit: cloudboot.exit=kexec (default) -> kexec_file_load (arm64 without it: kexec_load, kexec_arm64)
-     + reboot(LINUX_REBOOT_CMD_KEXEC).
+     + reboot(LINUX_REBOOT_CMD_KEXEC); cloudboot.exit=reboot (or the plan's `exit = "reboot"`) -> Path C:
+     stage on the cache ESP, Boot#### + BootOrder, reboot(LINUX_REBOOT_CMD_RESTART) (reboot.py).
+The command line's cloudboot.exit (or the metadata's) wins over the target's `exit`, which wins over the
+plan's top-level `exit`.
 Any failure: `FATAL: <reason>` and a Python rescue prompt on the console; PID 1 never exits.
 """
 
@@ -16,7 +19,7 @@ import errno
 import os
 import sys
 
-from cloudboot.init import cmdline, kexec, linux, modules
+from cloudboot.init import cmdline, kexec, keymap, linux, modules
 from cloudboot.init.errors import InitError
 from cloudboot.init.log import log, now, phase
 from cloudboot.init.rescue import fatal
@@ -67,21 +70,22 @@ def mount_efivarfs() -> bool:
     if not os.path.isdir(EFIVARS):
         log("efivarfs: not an EFI boot (no /sys/firmware/efi)")
         return False
+    from cloudboot.init import efivars
+
     try:
-        linux.mount("efivarfs", EFIVARS, "efivarfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
-    except OSError as exc:
-        if exc.errno != errno.EBUSY:
-            raise InitError(f"mount efivarfs on {EFIVARS}: {exc.strerror}") from None
+        efivars.mount(EFIVARS)
+    except efivars.EfiVarError as exc:
+        raise InitError(f"efivarfs: {exc}") from None
     log(f"efivarfs: mounted on {EFIVARS}")
     return True
 
 
-def check_exit(cmd: dict[str, str]) -> str:
-    """The exit sink to use; InitError for one this init does not have (checked before any work)."""
-    sink = cmd.get("cloudboot.exit", "kexec")
-    if sink == "reboot":
-        raise InitError("cloudboot.exit=reboot: the reboot sink (Path C) is not in this init yet; "
-                        "use cloudboot.exit=kexec")
+def exit_sink(cmd: dict[str, str], target) -> str:
+    """The exit sink: cloudboot.exit, else the plan's choice for the target, else kexec (InitError for a value
+    that is neither, e.g. from metadata, which is merged after the command line's checks)."""
+    sink = cmd.get("cloudboot.exit") or getattr(target, "exit", "") or "kexec"
+    if sink not in ("kexec", "reboot"):
+        raise InitError(f"cloudboot.exit={sink!r}: want 'kexec' or 'reboot'")
     return sink
 
 
@@ -97,11 +101,13 @@ def lldp_default_name(machine: str) -> str:
 
 def choose_target(cmd: dict[str, str]):
     """The boot target the command line asks for, its files ready in WORKDIR: disk mode (cloudboot.disk=),
-    else plan mode over the network (cloudboot.plan=, cloudboot.image=, or a metadata URL that names one)."""
+    else plan mode over the network (cloudboot.plan=, cloudboot.image=, or a metadata URL that names one).
+    With a metadata URL, disk mode too waits for the network: the metadata may hold the disk's settings (a
+    LUKS passphrase), and they win over the command line."""
     from cloudboot.init import disk
 
     spec = cmd.get("cloudboot.disk", "")
-    if spec:
+    if spec and not cmd.get("cloudboot.metadata.url"):
         log(f"arch={os.uname().machine} booting from local disk {spec}")
         with phase("disk"):
             return disk.prepare(cmd, WORKDIR)
@@ -116,7 +122,7 @@ def choose_target(cmd: dict[str, str]):
     with phase("network"):
         leases = net.bring_up(cmd)
     listener = None
-    if cmd.get("cloudboot.lldp", "1") != "0":
+    if cmd.get("cloudboot.lldp", "1") != "0" and not spec:
         wait = cmd.get("cloudboot.lldp.wait", "10s") or "0"
         wait = 0.0 if wait.startswith("-") else cmdline.duration(wait)
         name = cmd.get("cloudboot.lldp.name") or lldp_default_name(os.uname().machine)
@@ -137,13 +143,24 @@ def run(cmd: dict[str, str]) -> None:
     cmd.update(cmdline.read())
     for warning in cmdline.check(cmd):
         log(f"cmdline: {warning}")
-    sink = check_exit(cmd)
     with phase("modules"):
         loaded = modules.load_all(f"/lib/modules/{uname.release}")
     log(f"modules: loaded {' '.join(loaded) or 'none'}")
-    mount_efivarfs()
+    efi = mount_efivarfs()
+    if cmd.get("cloudboot.exit") == "reboot" and not efi:
+        raise InitError("cloudboot.exit=reboot needs UEFI variables, and this kernel was not booted through "
+                        f"UEFI (no {EFIVARS}): boot the medium from UEFI firmware, or use cloudboot.exit=kexec")
+    keymap.apply(cmd.get("cloudboot.keymap", ""))
     os.makedirs(WORKDIR, exist_ok=True)
     target = choose_target(cmd)
+    sink = exit_sink(cmd, target)
+    if sink == "reboot":
+        from cloudboot.init import disk, reboot
+
+        if not efi:
+            raise InitError(f"{target.description} asks for exit = \"reboot\" (Path C), which needs UEFI "
+                            f"variables; this kernel was not booted through UEFI (no {EFIVARS})")
+        reboot.run(target, cmd, WORKDIR, disk.whole_disks)
     if sink == "kexec":
         log(f'kexec load (kernel={target.kernel} initrd={target.initrd} cmdline="{target.cmdline}") '
             f"from {target.description}")

@@ -1,6 +1,8 @@
 """Plan mode (`cloudboot.plan=` / `cloudboot.image=`): metadata overrides, the plan from the registry, the
 target chosen and resolved (bootplan), then either its OCI artifacts pulled into /run/cloud-boot or its
-disk{} handed to disk mode (REFERENCE.md §2, §3.3, §5.1).
+disk{} handed to disk mode (REFERENCE.md §2, §3.3, §5.1). With `cloudboot.disk=` set (on the command line or by
+the metadata) disk mode runs right after the metadata overrides: that is how a LUKS passphrase kept in the
+metadata reaches the unlock (the original re-read /proc/cmdline and lost it, REFERENCE §4.6).
 
 Precedence of settings (docs of the original): command line < plan < metadata URL; `cloudboot.cmdline`
 always replaces the target's command line. Every blob is verified (sha256, size) before it is used;
@@ -31,10 +33,13 @@ RESOLV_CONF = "/etc/resolv.conf"
 
 
 class PlanTarget:
-    """A target ready for the exit sink: kernel, initrd (or None), command line, and where it came from."""
+    """A target ready for the exit sink: kernel, initrd (or None), command line, where it came from, its name
+    and the exit sink its plan asks for ("" = the default)."""
 
-    def __init__(self, kernel: str, initrd: str | None, cmdline: str, description: str) -> None:
+    def __init__(self, kernel: str, initrd: str | None, cmdline: str, description: str, name: str = "",
+                 exit: str = "") -> None:
         self.kernel, self.initrd, self.cmdline, self.description = kernel, initrd, cmdline, description
+        self.name, self.exit = name, exit
 
 
 def _role(layer: dict) -> str:
@@ -196,53 +201,17 @@ def render_cmdline(text: str, lease, primary_ref) -> str:
     return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: values.get(m.group(1), ""), text)
 
 
-def ask_console(entries: list[tuple[str, str]], default: str, settings: dict) -> str:
-    """The original's line menu on the console: number, name or unique prefix; Enter or timeout = default."""
-    import select
-    import sys
-
-    menu = settings.get("menu") or {}
-    print(menu.get("prompt") or "Select a boot target:", flush=True)
-    for n, (name, label) in enumerate(entries, 1):
-        print(f" {'*' if name == default else ' '} {n}) {label} ({name})", flush=True)
-    timeout = float(menu.get("timeout") or 0)
-    end = time.monotonic() + timeout if timeout else None
-    while True:
-        if end is not None:
-            left = end - time.monotonic()
-            if left <= 0:
-                print(f"\ntimeout: booting {default!r}", flush=True)
-                return default
-            print(f"\rbooting {default!r} in {int(left + 0.999)}s - type a choice + Enter to override: ", end="",
-                  flush=True)
-            ready, _, _ = select.select([sys.stdin], [], [], min(1.0, left))
-            if not ready:
-                continue
-        else:
-            print(f"choice [{default}]: ", end="", flush=True)
-        line = sys.stdin.readline().strip()
-        if not line:
-            return default
-        if line.isdigit() and 1 <= int(line) <= len(entries):
-            return entries[int(line) - 1][0]
-        exact = [n for n, _ in entries if n.lower() == line.lower()]
-        prefix = [n for n, _ in entries if n.lower().startswith(line.lower())]
-        if exact or len(prefix) == 1:
-            return (exact or prefix)[0]
-        print(f"unknown choice {line!r}; try again or wait for default {default!r}", flush=True)
-        end = None  # as the original: a wrong answer stops the countdown
-
-
 def choose(cmd: dict[str, str], session: Session, lldp: dict[str, str]) -> dict:
     """The resolved target dict (through subplans) the command line and the plan select."""
     from bootplan import PlanError, plan
+    from cloudboot.init import menu
 
     ref = cmd.get("cloudboot.plan", "")
     parsed = fetch_plan(session, ref) if ref else legacy_plan(cmd["cloudboot.image"])
     try:
         t = plan.follow(parsed, session.arch, lambda inner: fetch_plan(session, inner),
                         target=cmd.get("cloudboot.target", ""), lldp=lldp, menu=cmd.get("cloudboot.menu"),
-                        ask=ask_console)
+                        ask=menu.ask)
         settings = plan.Plan(parsed).settings(session.arch, lldp)
     except PlanError as exc:
         raise InitError(f"plan {ref or cmd.get('cloudboot.image')}: {exc}") from None
@@ -296,7 +265,7 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
         cmdline = f"{cmdline} modloop={modloop_url}".strip()
     if "cloudboot.cmdline" in session.cmd:
         cmdline = session.cmd["cloudboot.cmdline"]
-    return PlanTarget(files["kernel"], initrd, cmdline, f"target {t['name']!r}")
+    return PlanTarget(files["kernel"], initrd, cmdline, f"target {t['name']!r}", t["name"], t.get("exit", ""))
 
 
 def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None, resolver=None) -> PlanTarget:
@@ -313,9 +282,24 @@ def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None, resol
             overrides = source.fetch_or_fallback()
             source.close()
             if overrides:
-                log("metadata: " + " ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
-                cmd.update(overrides)
+                import cloudmeta
+
+                cmd.update(cloudmeta.merge(cmd, overrides, log))  # logs each change, secrets as ***
+                if "cloudboot.keymap" in overrides:
+                    from cloudboot.init import keymap
+
+                    try:
+                        keymap.check(overrides["cloudboot.keymap"])
+                    except ValueError as exc:
+                        raise InitError(f"metadata: cloudboot.keymap: {exc}") from None
+                    keymap.apply(overrides["cloudboot.keymap"])
                 session = Session(cmd, arch, resolver)
+        if cmd.get("cloudboot.disk"):  # disk mode (from the command line or the metadata), with its settings
+            from cloudboot.init import disk
+
+            log(f"booting from local disk {cmd['cloudboot.disk']} (settings from the metadata URL)")
+            with phase("disk"):
+                return disk.prepare(cmd, workdir)
         if not (cmd.get("cloudboot.plan") or cmd.get("cloudboot.image")):
             raise InitError("nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or cloudboot.disk=")
         lldp = lldp_listener.snapshot() if lldp_listener else {}
@@ -334,7 +318,9 @@ def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None, resol
                     sub[f"cloudboot.disk.{key}"] = d[key]
             if t.get("cmdline") and "cloudboot.cmdline" not in cmd:
                 sub["cloudboot.cmdline"] = t["cmdline"]
-            return disk.prepare(sub, workdir)
+            found = disk.prepare(sub, workdir)
+            found.name, found.exit = t["name"], t.get("exit", "")
+            return found
         with phase("download"):
             return materialize(t, session, workdir, lease)
     except OciError as exc:

@@ -35,6 +35,11 @@ def fatal(reason: str, namespace: dict | None = None, interact=None) -> None:
             code.interact(banner=banner, local=local, exitmsg="")
     while True:
         started = time.monotonic()
+        if sys.stdin is None or sys.stdin.closed:  # exit() closes sys.stdin (fd 0 stays open): a new prompt
+            try:                                   # needs a new file object on it
+                sys.stdin = open(0, closefd=False)
+            except OSError:
+                pass
         try:
             interact(BANNER, env)
         except StopIteration:

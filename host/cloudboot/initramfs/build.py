@@ -31,11 +31,12 @@ from cloudboot.paths import MODULES_DIR, ROOT
 PORTABLE = ["arches", "diskfs", "bootplan", "oci", "compat", "cloudmeta"]
 IMAGE_LIBDIR = "usr/lib/cloudboot"
 DIST = "usr/lib/python3/dist-packages"
-#: Debian Python packages init uses (ECDSA for cosign, through cloudboot.init.signature); only the modules
-#: reached from init's imports are shipped.
-PY_PACKAGES = ["python3-cryptography", "python3-cffi-backend"]  # (cffi: a virtual dependency, named here)
-#: Imported by compiled code, where the import scan cannot see it (cryptography's Rust bindings load cffi).
-HIDDEN_IMPORTS = ["_cffi_backend"]
+#: Debian Python packages init uses (ECDSA for cosign, through cloudboot.init.signature; AES, PBKDF2 and Argon2
+#: for LUKS, through diskfs.cryptocpython); only the modules reached from init's imports are shipped.
+PY_PACKAGES = ["python3-cryptography", "python3-argon2", "python3-cffi-backend"]  # (cffi: virtual, named here)
+#: Imported by compiled code, where the import scan cannot see it (cryptography's Rust bindings load cffi),
+#: or looked up by name (the UTF-16 codec of EFI variables, for Path C).
+HIDDEN_IMPORTS = ["_cffi_backend", "encodings.utf_16_le"]
 BUDGET_MIB = 20
 
 INIT_SCRIPT = '''#!/usr/bin/python{version} -IBSu
@@ -159,22 +160,33 @@ def add_python(b: Builder, archive: debian.Archive, ver: str, module_roots: list
     for key, host in sorted(extensions.items()):
         path = key if "/" in key else f"{stdlib}/lib-dynload/{host.name}"
         b.file(path, host, 0o644, "python extension modules")
+    add_libraries(b.archive, fs, [interp_host, *extensions.values()], interp_path, archive.arch,
+                  lambda path: b.category.__setitem__(cpio.normalize(path), "shared libraries"))
+    return debs, names, sorted(extensions), pyver, bytecode_note
+
+
+def add_libraries(out: cpio.Archive, fs: pysel.Rootfs, elves: list[Path], what: str, arch: str,
+                  note=lambda path: None) -> None:
+    """Every shared library `elves` need (transitively) from `fs` into `out`, and the ELF interpreter with a
+    link from its PT_INTERP path under usr/ (`what` names the program in errors; `note(path)` is told each
+    file added)."""
     libc = fs.glob("usr/lib/*/libc.so.6")
     if not libc:
-        raise CloudBootError(f"libc6 for {archive.arch} has no usr/lib/<triplet>/libc.so.6")
+        raise CloudBootError(f"libc6 for {arch} has no usr/lib/<triplet>/libc.so.6")
     libdir = libc[0].rpartition("/")[0]
-    libs, pt_interp = pysel.library_closure(fs, [interp_host, *extensions.values()], [libdir, "usr/lib"])
+    libs, pt_interp = pysel.library_closure(fs, elves, [libdir, "usr/lib"])
     if not pt_interp:
-        raise CloudBootError(f"{interp_path} has no ELF interpreter (PT_INTERP)")
+        raise CloudBootError(f"{what} has no ELF interpreter (PT_INTERP)")
     loader_canon, loader_host = fs.resolve(pt_interp)
     for path, host in sorted(libs.items()):
         if path != loader_canon:
-            b.file(path, host, 0o644, "shared libraries")
-    b.file(loader_canon, loader_host, 0o755, "shared libraries")
+            out.file(path, host, 0o644)
+            note(path)
+    out.file(loader_canon, loader_host, 0o755)
+    note(loader_canon)
     loader_link = "usr/" + pt_interp.lstrip("/")
     if loader_link != loader_canon:
-        b.archive.symlink(loader_link, os.path.relpath("/" + loader_canon, "/" + loader_link.rpartition("/")[0]))
-    return debs, names, sorted(extensions), pyver, bytecode_note
+        out.symlink(loader_link, os.path.relpath("/" + loader_canon, "/" + loader_link.rpartition("/")[0]))
 
 
 def build(arch: str, output: Path, *, kernel_package: str | None = None, python: str | None = None,
