@@ -1,13 +1,16 @@
 # cloud-boot: the two commands a newcomer needs are `make iso` and `make test`.
-# Everything else (deps, firmware, run, bench, lint) is reachable too. Each target installs what it needs.
+# Everything else (deps, firmware, run, bench, lint) is reachable too. Each target installs what it needs:
+# building needs only the package's own dependencies (wheels), testing adds the `test` extra on top.
 PYTHON ?= python3
 VENV   ?= .venv
 ARCH   ?= all
+SUITE  ?= trixie
 PY     := $(VENV)/bin/python
 CB     := $(VENV)/bin/cloud-boot
 STAMP  := $(VENV)/.installed
+TESTS  := $(VENV)/.installed-test
 
-.PHONY: all deps firmware iso test unit bench run lint clean fuzz
+.PHONY: all deps firmware iso test unit bench run lint clean fuzz check-fresh
 all: iso
 
 $(STAMP): pyproject.toml
@@ -15,10 +18,14 @@ $(STAMP): pyproject.toml
 	  echo "+ apt-get install -y python3 python3-venv (python3 -m venv is missing)"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv; }
 	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --progress-bar on -q -e .
+	@touch $@
+
+$(TESTS): $(STAMP)
 	$(PY) -m pip install --progress-bar on -q -e '.[test]'
 	@touch $@
 
-deps: $(STAMP)
+deps: $(TESTS)
 	$(CB) deps
 
 firmware: $(STAMP)
@@ -31,13 +38,13 @@ iso: firmware
 run: $(STAMP)
 	$(CB) qemu --arch $(if $(filter all,$(ARCH)),x86_64,$(ARCH)) --built --interactive
 
-test: $(STAMP)
+test: $(TESTS)
 	$(CB) deps
 	$(CB) firmware --arch all
-	$(PY) -m ruff check host harness firmware/modules tests bench
+	$(PY) -m ruff check host harness firmware/modules tests bench .ci
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-unit: $(STAMP)
+unit: $(TESTS)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -47,11 +54,17 @@ bench: $(STAMP)
 
 # The filesystem mutation fuzzer, long: FUZZ_SECONDS per filesystem (ext4, XFS, btrfs), default 600.
 FUZZ_SECONDS ?= 600
-fuzz: $(STAMP)
+fuzz: $(TESTS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: $(STAMP)
-	$(PY) -m ruff check host harness firmware/modules tests bench
+lint: $(TESTS)
+	$(PY) -m ruff check host harness firmware/modules tests bench .ci
+
+# The README's two commands in a fresh `debootstrap --variant=minbase $(SUITE)` root (trixie or bookworm), as a new
+# user runs them: root only, 30-60 min, not part of CI's run. Run it before resolving installation, fixture or
+# toolchain issues.
+check-fresh:
+	$(PYTHON) .ci/check_fresh.py --suite $(SUITE)
 
 clean:
 	rm -rf build

@@ -28,6 +28,7 @@ PACKAGE_OF = {
     "qemu-system-loongarch64": "qemu-system-misc",
     "quilt": "quilt",
     "sfdisk": "fdisk",
+    "virt-fw-vars": "python3-virt-firmware",
 }
 
 

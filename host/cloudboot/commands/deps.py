@@ -26,6 +26,7 @@ def ensure_all(*, firmware_tests: bool = True) -> None:
         print(f"unix port: {micropython.unix_port()}")
         qemu.ensure_qemu()
         qemu.ensure_firmware()
+        print(f"virt-fw-vars: {qemu.ensure_vars_tool()}")
         from cloudboot.harness.firmware import find_firmware
 
         for arch in qemu.ARCHES:
