@@ -68,17 +68,21 @@ def local_paths(value: str) -> list[Path]:
 
 
 def pip_settings() -> tuple[list[Path], list[Path]]:
-    """(config files, local paths the configuration and PIP_* variables reference)."""
+    """(config files, local paths the configuration and PIP_* variables reference). A local index
+    (`.../simple`) comes with its parent directory, where such indexes keep the files they link to."""
     files = pip_config_files()
-    values = [v for k, v in os.environ.items() if k.startswith("PIP_")
-              and k[4:].lower().replace("_", "-") in PIP_PATH_KEYS]
+    items = [(k[4:].lower().replace("_", "-"), v) for k, v in os.environ.items() if k.startswith("PIP_")]
     for f in files:
         cp = configparser.RawConfigParser()
         cp.read(f)
         for section in cp.sections():
-            values += [v for k, v in cp.items(section) if k.replace("_", "-") in PIP_PATH_KEYS]
-    paths = list(dict.fromkeys(p for v in values for p in local_paths(v)))
-    return files, paths
+            items += [(k.replace("_", "-"), v) for k, v in cp.items(section)]
+    paths = []
+    for key, value in items:
+        if key in PIP_PATH_KEYS:
+            paths += [p.parent if key.endswith("index-url") and p.name == "simple" else p
+                      for p in local_paths(value)]
+    return files, list(dict.fromkeys(paths))
 
 
 class Root:
