@@ -10,20 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
+from cloudboot.initramfs.debian import find_image
 from cloudboot.paths import cache_dir
 from cloudboot.run import run, which
 from cloudboot.toolchain import apt
 
 #: arch -> (Debian arch, suite, kernel metapackage). riscv64's trixie index is broken on this archive
-#: (TOOLCHAIN-NOTES §6) and loong64 is only in sid; sid splits the image into linux-binary-<version>.
+#: (TOOLCHAIN-NOTES §6) and loong64 is only in sid; sid splits the image into linux-binary-<version>
+#: (initramfs.debian.find_image knows both layouts).
 KERNELS = {
     "x86_64": ("amd64", "trixie", "linux-image-amd64"),
     "aarch64": ("arm64", "trixie", "linux-image-arm64"),
     "riscv64": ("riscv64", "sid", "linux-image-riscv64"),
     "loongarch64": ("loong64", "sid", "linux-image-loong64"),
 }
-#: Where packages put the kernel image (EFI stub PE, or EFI zboot on loong64).
-IMAGE_GLOBS = ("boot/vmlinuz-*", "boot/vmlinux-*", "usr/lib/modules/*/vmlinuz", "usr/lib/modules/*/vmlinux")
 MARKER = "CLOUDBOOT-TEST-INITRD-OK"
 
 
@@ -85,11 +85,10 @@ def guest(arch: str) -> Guest:
         debs = pa.download([binary if has_binary else image, "busybox-static"], root / "debs")
         for deb in debs:
             apt.extract_deb(deb, root / "tree")
-        kernels = sorted(k for g in IMAGE_GLOBS for k in (root / "tree").glob(g))
-        if not kernels:
-            raise CloudBootError(f"no kernel image ({', '.join(IMAGE_GLOBS)}) in {binary if has_binary else image}")
-        shutil.copyfile(kernels[-1], root / "vmlinuz")
-        (root / "version").write_text(image.removeprefix("linux-image-"))
+        release = image.removeprefix("linux-image-")
+        # the EFI stub PE (EFI zboot on loong64), in either package layout
+        shutil.copyfile(find_image(root / "tree", release, binary if has_binary else image), root / "vmlinuz")
+        (root / "version").write_text(release)
         initrd_tree = root / "initrd"
         (initrd_tree / "bin").mkdir(parents=True)
         (initrd_tree / "proc").mkdir()
