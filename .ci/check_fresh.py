@@ -46,6 +46,20 @@ PIP_PATH_KEYS = {"find-links", "index-url", "extra-index-url", "constraint", "re
 SUMMARY = re.compile(r"^=+ (.*\b(passed|failed|error|errors)\b.* in [\d.]+s.*?) =+$")
 
 
+def apt_fetch_settings() -> list[Path]:
+    """This machine's apt configuration files that only say how the archive is reached (`Acquire::` options:
+    proxies, date checks of a frozen mirror's Release files, index targets), for the root's apt and ours."""
+    out = []
+    for f in [Path("/etc/apt/apt.conf"), *sorted(Path("/etc/apt/apt.conf.d").glob("*"))]:
+        if not f.is_file():
+            continue
+        text = re.sub(r"(?m)^\s*(//|#).*$", "", f.read_text(errors="replace"))
+        statements = [t.strip() for t in re.split(r";\s*(?=[A-Za-z])", text) if t.strip()]
+        if statements and all(t.startswith("Acquire::") for t in statements):
+            out.append(f)
+    return out
+
+
 def pip_config_files() -> list[Path]:
     """pip's configuration files on this machine, in pip's order (global, user, PIP_CONFIG_FILE)."""
     home = Path.home()
@@ -83,6 +97,11 @@ def pip_settings() -> tuple[list[Path], list[Path]]:
             paths += [p.parent if key.endswith("index-url") and p.name == "simple" else p
                       for p in local_paths(value)]
     return files, list(dict.fromkeys(paths))
+
+
+def _umount(target: str | Path) -> None:
+    if subprocess.run(["umount", "-R", str(target)]).returncode:
+        subprocess.run(["umount", "-R", "-l", str(target)])
 
 
 class Root:
@@ -158,9 +177,10 @@ class Root:
             if pids:
                 time.sleep(3)
         for target in reversed(self.mounts):
-            if subprocess.run(["umount", "-R", str(target)]).returncode:
-                subprocess.run(["umount", "-R", "-l", str(target)])
+            _umount(target)
         self.mounts.clear()
+        for target in sorted(self.mounted(), key=len, reverse=True):  # what a tool left (debootstrap's /proc)
+            _umount(target)
         left = self.mounted()
         if left:
             raise CloudBootError(f"still mounted under {self.path}: {' '.join(left)}")
@@ -237,7 +257,8 @@ def check(suite: str, where: Path, keep: bool) -> int:
         root.create(apt.archive_uri())
         files, paths = pip_settings()
         for p in [Path("/etc/ssl/certs/ca-certificates.crt"), Path("/usr/local/share/ca-certificates"),
-                  Path("/etc/resolv.conf"), Path("/etc/hosts"), *files, *(p for p in paths if p.is_file())]:
+                  Path("/etc/resolv.conf"), Path("/etc/hosts"), *apt_fetch_settings(), *files,
+                  *(p for p in paths if p.is_file())]:
             if p.exists():
                 root.copy_in(p)
         head = clone_head(root)
@@ -263,7 +284,30 @@ def check(suite: str, where: Path, keep: bool) -> int:
     return 0 if passed else 1
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below pid (children first found, then theirs), from /proc."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, level = [], children.get(pid, [])
+    while level:
+        out += level
+        level = [c for p in level for c in children.get(p, [])]
+    return out
+
+
 def _interrupted(signum: int, frame: object) -> None:
+    """SIGTERM/SIGHUP: stop what we started (debootstrap, make), then unwind through the cleanup."""
+    for pid in _descendants(os.getpid()):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
