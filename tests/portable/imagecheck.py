@@ -78,21 +78,25 @@ def _zeros(h, n: int) -> None:
         n -= len(_ZERO)
 
 
+def data_runs(f: BinaryIO, size: int) -> list[tuple[int, int]]:
+    """(start, end) of each run of data in a local file (SEEK_DATA/SEEK_HOLE; the rest are holes)."""
+    out = []
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(f.fileno(), pos, os.SEEK_DATA)
+        except OSError:  # ENXIO: only a hole is left
+            break
+        pos = os.lseek(f.fileno(), start, os.SEEK_HOLE)
+        out.append((start, pos))
+    return out
+
+
 def file_digest(path: Path) -> str:
     """SHA-256 of a local file, seeking over its holes."""
     size = path.stat().st_size
-    runs: Runs = []
     with open(path, "rb") as f:
-        pos = 0
-        while pos < size:
-            try:
-                start = os.lseek(f.fileno(), pos, os.SEEK_DATA)
-            except OSError:  # ENXIO: only a hole is left
-                break
-            end = os.lseek(f.fileno(), start, os.SEEK_HOLE)
-            runs.append((start, start, end - start))
-            pos = end
-        return runs_digest(f, size, runs)
+        return runs_digest(f, size, [(start, start, end - start) for start, end in data_runs(f, size)])
 
 
 def _sh(cmd: list, env: dict | None = None, input: bytes | None = None, ok: tuple = (0,)) -> str:

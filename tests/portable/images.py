@@ -274,24 +274,18 @@ def _aligned_sources(tree: Path, block: int, work: Path) -> dict[str, Path]:
             continue
         size = p.stat().st_size
         with open(p, "rb") as f:
-            if size == 0 or os.lseek(f.fileno(), 0, os.SEEK_HOLE) >= size:
+            runs = imagecheck.data_runs(f, size)
+            if runs == [(0, size)] or size == 0:
                 continue  # no holes: mkfs copies it whole
             copy = work / str(len(out))
             copy.parent.mkdir(parents=True, exist_ok=True)
             with open(copy, "wb") as g:
                 g.truncate(size)
-                pos = 0
-                while pos < size:
-                    try:
-                        start = os.lseek(f.fileno(), pos, os.SEEK_DATA)
-                    except OSError:  # ENXIO: a hole up to the end
-                        break
-                    end = os.lseek(f.fileno(), start, os.SEEK_HOLE)
+                for start, end in runs:  # widened runs may meet: the later one rewrites the same bytes
                     lo, hi = start // block * block, min(-(-end // block) * block, size)
                     f.seek(lo)
                     g.seek(lo)
                     g.write(f.read(hi - lo))
-                    pos = hi
         out["/" + str(p.relative_to(tree))] = copy
     return out
 
