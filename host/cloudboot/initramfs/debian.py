@@ -215,7 +215,7 @@ def fetch_kernel(archive: Archive, kernel_package: str | None) -> Kernel:
 
 
 #: Where kernel packages put the image (EFI-stub PE; riscv64 names it vmlinux-*): linux-image-<release> under
-#: /boot (Debian 13), sid's linux-binary-<release> under /usr/lib/modules/<release>/ (since late 2025).
+#: /boot (Debian 13), or sid's newer linux-binary-<release> under /usr/lib/modules/<release>/.
 IMAGE_PATHS = ("boot/vmlinuz-{}", "boot/vmlinux-{}", "usr/lib/modules/{}/vmlinuz", "usr/lib/modules/{}/vmlinux")
 
 
