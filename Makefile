@@ -62,9 +62,9 @@ lint: $(TESTS)
 
 # The README's two commands in a fresh `debootstrap --variant=minbase $(SUITE)` root (trixie or bookworm), as a new
 # user runs them: root only, 30-60 min, not part of CI's run. Run it before resolving installation, fixture or
-# toolchain issues.
+# toolchain issues. AGAIN='PYTEST_ARGS' re-runs pytest in the root a failed run left (a test alone: load or bug?).
 check-fresh:
-	$(PYTHON) .ci/check_fresh.py --suite $(SUITE)
+	$(PYTHON) .ci/check_fresh.py --suite $(SUITE) $(if $(AGAIN),--again '$(AGAIN)')
 
 clean:
 	rm -rf build

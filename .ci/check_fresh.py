@@ -198,8 +198,8 @@ class Root:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def clone_head(root: Root) -> str:
-    """A clean clone of HEAD at SRC inside the root; returns the commit."""
+def clone_head(root: Root) -> None:
+    """A clean clone of HEAD at SRC inside the root."""
     head = run(["git", "-C", REPO, "rev-parse", "HEAD"], capture=True).stdout.decode().strip()
     dirty = run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"], capture=True).stdout
     if dirty.strip():
@@ -207,7 +207,6 @@ def clone_head(root: Root) -> str:
     dest = root.inside(SRC)
     run(["git", "clone", "--quiet", "--no-checkout", REPO, dest])
     run(["git", "-C", dest, "checkout", "--quiet", "--detach", head])
-    return head
 
 
 def chroot_env() -> dict[str, str]:
@@ -217,9 +216,10 @@ def chroot_env() -> dict[str, str]:
     return env
 
 
-def make(root: Root, target: str, log) -> tuple[bool, float, str]:
-    """`make target` in the clone inside the root, streamed to stdout and the log: (ok, seconds, summary)."""
-    cmd = ["chroot", str(root.path), "/bin/sh", "-c", f"cd {SRC} && exec make {shlex.quote(target)}"]
+def in_root(root: Root, command: str, log) -> tuple[bool, float, str]:
+    """A shell command in the clone inside the root, streamed to stdout and the log: (ok, seconds, pytest's
+    summary line if one was printed)."""
+    cmd = ["chroot", str(root.path), "/bin/sh", "-c", f"cd {SRC} && exec {command}"]
     print(f"+ {shlex.join(cmd)}", flush=True)
     t0 = time.monotonic()
     summary = ""
@@ -242,7 +242,9 @@ def minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
-def check(suite: str, where: Path, keep: bool) -> int:
+def check(suite: str, where: Path, keep: bool, again: str | None) -> int:
+    """Make the root and run `make iso`, then `make test` in it; or, with `again`, run pytest with those
+    arguments in the root a failed run left (is a timeout load? re-run that test alone)."""
     root = Root(where / suite / "root", suite)
     root.path.parent.mkdir(parents=True, exist_ok=True)
     lock = open(root.path.parent / "lock", "w")
@@ -250,33 +252,40 @@ def check(suite: str, where: Path, keep: bool) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise CloudBootError(f"another check-fresh {suite} is running ({root.path.parent}/lock)") from None
-    apt.system_install(["debootstrap"])
-    root.remove()
+    files, paths = pip_settings()
+    steps = [f".venv/bin/python -m pytest {again}"] if again is not None else ["make iso", "make test"]
+    if again is not None and not (root.inside(SRC) / ".venv").is_dir():
+        raise CloudBootError(f"no root with a built checkout at {root.path} to run pytest in again")
     results = []
     try:
-        root.create(apt.archive_uri())
-        files, paths = pip_settings()
-        for p in [Path("/etc/ssl/certs/ca-certificates.crt"), Path("/usr/local/share/ca-certificates"),
-                  Path("/etc/resolv.conf"), Path("/etc/hosts"), *apt_fetch_settings(), *files,
-                  *(p for p in paths if p.is_file())]:
-            if p.exists():
-                root.copy_in(p)
-        head = clone_head(root)
+        if again is None:
+            apt.system_install(["debootstrap"])
+            root.remove()
+            root.create(apt.archive_uri())
+            for p in [Path("/etc/ssl/certs/ca-certificates.crt"), Path("/usr/local/share/ca-certificates"),
+                      Path("/etc/resolv.conf"), Path("/etc/hosts"), *apt_fetch_settings(), *files,
+                      *(p for p in paths if p.is_file())]:
+                if p.exists():
+                    root.copy_in(p)
+            clone_head(root)
         root.mount_all([p for p in paths if p.is_dir()])
-        with open(root.path.parent / "make.log", "w") as log:
-            for target in ("iso", "test"):
-                ok, seconds, summary = make(root, target, log)
-                results.append((target, ok, seconds, summary))
-                print(f"check-fresh: make {target} {'passed' if ok else 'FAILED'} in {minutes(seconds)}", flush=True)
+        with open(root.path.parent / ("again.log" if again is not None else "make.log"), "w") as log:
+            for step in steps:
+                ok, seconds, summary = in_root(root, step, log)
+                results.append((step, ok, seconds, summary))
+                print(f"check-fresh: {step} {'passed' if ok else 'FAILED'} in {minutes(seconds)}", flush=True)
                 if not ok:
                     break
     finally:
         root.close()
-    print(f"\ncheck-fresh {suite} at {head[:12]} (log: {root.path.parent / 'make.log'}):")
-    for target, ok, seconds, summary in results:
-        print(f"  make {target}: {'passed' if ok else 'FAILED'} in {minutes(seconds)}"
+    head = run(["git", "-C", root.inside(SRC), "rev-parse", "HEAD"], capture=True).stdout.decode().strip()
+    print(f"\ncheck-fresh {suite} at {head[:12]} (log: {log.name}):")
+    for step, ok, seconds, summary in results:
+        print(f"  {step}: {'passed' if ok else 'FAILED'} in {minutes(seconds)}"
               + (f"; pytest: {summary}" if summary else ""))
-    passed = len(results) == 2 and all(r[1] for r in results)
+    passed = len(results) == len(steps) and all(r[1] for r in results)
+    if again is not None:
+        return 0 if passed else 1
     if passed and not keep:
         root.remove()
     elif not passed:
@@ -317,6 +326,8 @@ def main() -> int:
     p.add_argument("--dir", type=Path, default=REPO / "build" / "check-fresh",
                    help="where the root is made (SUITE/root); it needs about 20 GB")
     p.add_argument("--keep", action="store_true", help="keep the root after a passing run")
+    p.add_argument("--again", metavar="PYTEST_ARGS",
+                   help="run pytest with these arguments in the root a failed run left, e.g. one test alone")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("check-fresh: needs root (debootstrap, chroot, mounts)", file=sys.stderr)
@@ -328,7 +339,7 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind through the cleanup like Ctrl-C does
         signal.signal(sig, _interrupted)
     try:
-        return check(args.suite, args.dir.resolve(), args.keep)
+        return check(args.suite, args.dir.resolve(), args.keep, args.again)
     except CloudBootError as exc:
         print(f"check-fresh: {exc}", file=sys.stderr)
         return 1
