@@ -52,19 +52,22 @@ bench: $(STAMP)
 	$(CB) firmware --arch all
 	$(PY) -m bench $(BENCH_ARGS)
 
-# The filesystem mutation fuzzer, long: FUZZ_SECONDS per filesystem (ext4, XFS, btrfs), default 600.
+# The mutation fuzzers, long: FUZZ_SECONDS per filesystem (ext4, XFS, btrfs) and per disk image (qcow2, UDIF
+# variants), default 600 each.
 FUZZ_SECONDS ?= 600
 fuzz: $(TESTS)
-	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py tests/unit/test_diskimage_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(TESTS)
 	$(PY) -m ruff check host harness firmware/modules tests bench .ci
 
 # The README's two commands in a fresh `debootstrap --variant=minbase $(SUITE)` root (trixie or bookworm), as a new
 # user runs them: root only, 30-60 min, not part of CI's run. Run it before resolving installation, fixture or
-# toolchain issues. AGAIN='PYTEST_ARGS' re-runs pytest in the root a failed run left (a test alone: load or bug?).
+# toolchain issues. PYTEST_ARGS='tests/unit tests/portable' narrows make test's pytest run there; the root stays
+# until the next run, and AGAIN='PYTEST_ARGS' re-runs pytest in it (a test alone: load or bug?).
 check-fresh:
-	$(PYTHON) .ci/check_fresh.py --suite $(SUITE) $(if $(AGAIN),--again '$(AGAIN)')
+	$(PYTHON) .ci/check_fresh.py --suite $(SUITE) $(if $(PYTEST_ARGS),--pytest-args '$(PYTEST_ARGS)') \
+	  $(if $(AGAIN),--again '$(AGAIN)')
 
 clean:
 	rm -rf build

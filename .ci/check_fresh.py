@@ -4,8 +4,10 @@
 Builds a root with `debootstrap --variant=minbase SUITE` (the archive's address read from this machine's apt
 sources) holding only git, make, python3, python3-venv and ca-certificates; gives it this machine's trust store
 and pip index settings, so it reaches the registries this machine reaches; clones HEAD into it; mounts what
-QEMU and the tests need; runs `make iso`, then `make test` there and prints each one's time and pytest's
-summary line. Root only; slow (the whole suite, from empty caches); not part of CI's default run.
+QEMU and the tests need; runs `make iso`, then `make test` there (`--pytest-args` narrows its pytest run) and
+prints each one's time and pytest's summary line. The root stays (until the next run makes a new one), so
+`--again` can re-run pytest in it. Root only; slow (the whole suite, from empty caches); not part of CI's
+default run.
 
 Everything happens in a private mount namespace, so no mount can outlive the check even if it is killed; on any
 exit the processes left inside the root are killed and the mounts undone explicitly as well.
@@ -242,9 +244,10 @@ def minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
-def check(suite: str, where: Path, keep: bool, again: str | None) -> int:
-    """Make the root and run `make iso`, then `make test` in it; or, with `again`, run pytest with those
-    arguments in the root a failed run left (is a timeout load? re-run that test alone)."""
+def check(suite: str, where: Path, pytest_args: str | None, again: str | None) -> int:
+    """Make the root and run `make iso`, then `make test` (with PYTEST_ARGS=pytest_args if given) in it; or,
+    with `again`, run pytest with those arguments in the root the last run left (is a timeout load? re-run
+    that test alone)."""
     root = Root(where / suite / "root", suite)
     root.path.parent.mkdir(parents=True, exist_ok=True)
     lock = open(root.path.parent / "lock", "w")
@@ -253,7 +256,10 @@ def check(suite: str, where: Path, keep: bool, again: str | None) -> int:
     except BlockingIOError:
         raise CloudBootError(f"another check-fresh {suite} is running ({root.path.parent}/lock)") from None
     files, paths = pip_settings()
-    steps = [f".venv/bin/python -m pytest {again}"] if again is not None else ["make iso", "make test"]
+    if again is not None:
+        steps = [f".venv/bin/python -m pytest {again}"]
+    else:
+        steps = ["make iso", "make test" + (f" PYTEST_ARGS={shlex.quote(pytest_args)}" if pytest_args else "")]
     if again is not None and not (root.inside(SRC) / ".venv").is_dir():
         raise CloudBootError(f"no root with a built checkout at {root.path} to run pytest in again")
     results = []
@@ -284,12 +290,7 @@ def check(suite: str, where: Path, keep: bool, again: str | None) -> int:
         print(f"  {step}: {'passed' if ok else 'FAILED'} in {minutes(seconds)}"
               + (f"; pytest: {summary}" if summary else ""))
     passed = len(results) == len(steps) and all(r[1] for r in results)
-    if again is not None:
-        return 0 if passed else 1
-    if passed and not keep:
-        root.remove()
-    elif not passed:
-        print(f"  the root stays at {root.path} for a look (removed by the next run)")
+    print(f"  the root stays at {root.path} for a look or --again (the next run replaces it)")
     return 0 if passed else 1
 
 
@@ -325,9 +326,10 @@ def main() -> int:
     p.add_argument("--suite", choices=SUITES, default="trixie")
     p.add_argument("--dir", type=Path, default=REPO / "build" / "check-fresh",
                    help="where the root is made (SUITE/root); it needs about 20 GB")
-    p.add_argument("--keep", action="store_true", help="keep the root after a passing run")
+    p.add_argument("--pytest-args", metavar="ARGS",
+                   help="make test's pytest selection in the root (PYTEST_ARGS), e.g. 'tests/unit tests/portable'")
     p.add_argument("--again", metavar="PYTEST_ARGS",
-                   help="run pytest with these arguments in the root a failed run left, e.g. one test alone")
+                   help="run pytest with these arguments in the root the last run left, e.g. one test alone")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("check-fresh: needs root (debootstrap, chroot, mounts)", file=sys.stderr)
@@ -339,7 +341,7 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind through the cleanup like Ctrl-C does
         signal.signal(sig, _interrupted)
     try:
-        return check(args.suite, args.dir.resolve(), args.keep, args.again)
+        return check(args.suite, args.dir.resolve(), args.pytest_args, args.again)
     except CloudBootError as exc:
         print(f"check-fresh: {exc}", file=sys.stderr)
         return 1

@@ -33,6 +33,17 @@ def zstddata() -> str:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def httptest() -> Iterator[str]:
+    """tests/httptestserver.py on 127.0.0.1; portable tests find it through $CLOUDBOOT_HTTPTEST."""
+    from tests.httptestserver import HttpTestServer
+
+    server = HttpTestServer()
+    os.environ["CLOUDBOOT_HTTPTEST"] = server.address
+    yield server.address
+    server.shutdown()
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Iterator[Registry]:
     """A plain (no auth) registry: Debian's docker-registry on 127.0.0.1 (tests/ociregistry.py)."""

@@ -28,7 +28,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from cloudboot.image.xfsproto import protofile
+from cloudboot.harness.xfsproto import protofile
 from cloudboot.paths import build_dir, cache_dir
 from tests.portable import imagecheck
 

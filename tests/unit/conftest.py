@@ -38,3 +38,11 @@ def fault_proxy(registry) -> Iterator[FaultProxy]:
     proxy = FaultProxy(registry.host)
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def diskimages(testdata: str):
+    """qcow2 and UDIF images made by qemu-img, pydmg and tests/udifwrite.py (tests/diskimages.py)."""
+    from tests.diskimages import build
+
+    return build(testdata)
