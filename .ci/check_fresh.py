@@ -30,7 +30,7 @@ import urllib.parse
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "host"))
+sys.path[:0] = [str(REPO / "host"), str(REPO / "firmware/modules")]  # cloudboot and the portable core it imports
 
 from cloudboot.errors import CloudBootError  # noqa: E402
 from cloudboot.paths import cache_dir  # noqa: E402
