@@ -28,8 +28,14 @@ def test_probe_types_labels_uuids():
     assert probe(fstree.memdev(bytes(300 * 1024))) == (None, "", "")
 
 
+def _portable_names():
+    """The registry's names without the host's disk image formats (cloudboot.diskimage puts them in front when a
+    test before this one imported it), so the answer does not depend on test order."""
+    return [f.name for f in formats.FORMATS if f.name not in ("qcow2", "udif")]
+
+
 def test_one_registry_names_detects_and_opens():
-    assert [f.name for f in formats.FORMATS] == ["ext4", "xfs", "btrfs", "luks", "vfat", "swap", "zfs_member"]
+    assert _portable_names() == ["ext4", "xfs", "btrfs", "luks", "vfat", "swap", "zfs_member"]
     for name, kind in (("ext4-4k.img", "ext4"), ("xfs-v5.img", "xfs"), ("btrfs.img", "btrfs"), ("vfat.img", None),
                        ("luks2.img", None), ("swap.img", None)):
         dev = fstree.dev(name)
@@ -59,7 +65,7 @@ def test_a_new_format_joins_the_registry():
     fake = _Fake()
     formats.register(fake, before="luks")
     try:
-        assert [f.name for f in formats.FORMATS][:5] == ["ext4", "xfs", "btrfs", "fakefs", "luks"]
+        assert _portable_names()[:5] == ["ext4", "xfs", "btrfs", "fakefs", "luks"]
         dev = fstree.memdev(b"FAKE" + bytes(8188), "fake")
         assert diskfs.detect(dev) == "fakefs" and probe(dev) == ("fakefs", "", "")
         assert diskfs.open(dev, verify=False) == ("opened", "fake", {"verify": False})
