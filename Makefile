@@ -64,7 +64,7 @@ lint: $(TESTS)
 # The README's two commands in a fresh `debootstrap --variant=minbase $(SUITE)` root (trixie or bookworm), as a new
 # user runs them: root only, 30-60 min, not part of CI's run. Run it before resolving installation, fixture or
 # toolchain issues. PYTEST_ARGS='tests/unit tests/portable' narrows make test's pytest run there; the root stays
-# until the next run, and AGAIN='PYTEST_ARGS' re-runs pytest in it (a test alone: load or bug?).
+# until the next run, and AGAIN='PYTEST_ARGS' re-runs pytest in it at HEAD (a test alone: load or bug? a fix?).
 check-fresh:
 	$(PYTHON) .ci/check_fresh.py --suite $(SUITE) $(if $(PYTEST_ARGS),--pytest-args '$(PYTEST_ARGS)') \
 	  $(if $(AGAIN),--again '$(AGAIN)')

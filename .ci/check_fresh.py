@@ -201,13 +201,17 @@ class Root:
 
 
 def clone_head(root: Root) -> None:
-    """A clean clone of HEAD at SRC inside the root."""
+    """A clean clone of HEAD at SRC inside the root, or the clone already there moved to HEAD (its venv
+    installs the checkout editable, so it follows)."""
     head = run(["git", "-C", REPO, "rev-parse", "HEAD"], capture=True).stdout.decode().strip()
     dirty = run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"], capture=True).stdout
     if dirty.strip():
         print(f"check-fresh: uncommitted changes are not tested, only HEAD {head[:12]}", flush=True)
     dest = root.inside(SRC)
-    run(["git", "clone", "--quiet", "--no-checkout", REPO, dest])
+    if not dest.exists():
+        run(["git", "clone", "--quiet", "--no-checkout", REPO, dest])
+    else:
+        run(["git", "-C", dest, "fetch", "--quiet", REPO, head])
     run(["git", "-C", dest, "checkout", "--quiet", "--detach", head])
 
 
@@ -273,7 +277,7 @@ def check(suite: str, where: Path, pytest_args: str | None, again: str | None) -
                       *(p for p in paths if p.is_file())]:
                 if p.exists():
                     root.copy_in(p)
-            clone_head(root)
+        clone_head(root)
         root.mount_all([p for p in paths if p.is_dir()])
         with open(root.path.parent / ("again.log" if again is not None else "make.log"), "w") as log:
             for step in steps:
@@ -329,7 +333,7 @@ def main() -> int:
     p.add_argument("--pytest-args", metavar="ARGS",
                    help="make test's pytest selection in the root (PYTEST_ARGS), e.g. 'tests/unit tests/portable'")
     p.add_argument("--again", metavar="PYTEST_ARGS",
-                   help="run pytest with these arguments in the root the last run left, e.g. one test alone")
+                   help="run pytest with these arguments in the root the last run left, at HEAD, e.g. one test alone")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("check-fresh: needs root (debootstrap, chroot, mounts)", file=sys.stderr)
