@@ -1,13 +1,16 @@
 # cloud-boot: the two commands a newcomer needs are `make iso` and `make test`.
-# Everything else (deps, firmware, run, bench, lint) is reachable too. Each target installs what it needs.
+# Everything else (deps, firmware, run, bench, lint) is reachable too. Each target installs what it needs:
+# building needs only the package's own dependencies (wheels), testing adds the `test` extra on top.
 PYTHON ?= python3
 VENV   ?= .venv
 ARCH   ?= all
+SUITE  ?= trixie
 PY     := $(VENV)/bin/python
 CB     := $(VENV)/bin/cloud-boot
 STAMP  := $(VENV)/.installed
+TESTS  := $(VENV)/.installed-test
 
-.PHONY: all deps firmware iso test unit bench run lint clean fuzz soak fixtures-openzfs
+.PHONY: all deps firmware iso test unit bench run lint clean fuzz soak fixtures-openzfs check-fresh
 all: iso
 
 $(STAMP): pyproject.toml
@@ -15,10 +18,14 @@ $(STAMP): pyproject.toml
 	  echo "+ apt-get install -y python3 python3-venv (python3 -m venv is missing)"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv; }
 	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --progress-bar on -q -e .
+	@touch $@
+
+$(TESTS): $(STAMP)
 	$(PY) -m pip install --progress-bar on -q -e '.[test]'
 	@touch $@
 
-deps: $(STAMP)
+deps: $(TESTS)
 	$(CB) deps
 
 firmware: $(STAMP)
@@ -31,19 +38,19 @@ iso: firmware
 run: $(STAMP)
 	$(CB) qemu --arch $(if $(filter all,$(ARCH)),x86_64,$(ARCH)) --built --interactive
 
-test: $(STAMP)
+test: $(TESTS)
 	$(CB) deps
 	$(CB) firmware --arch all
-	$(PY) -m ruff check host harness firmware/modules tests bench
+	$(PY) -m ruff check host harness firmware/modules tests bench .ci
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The OpenZFS test pools (zfs-dkms built in a trixie chroot for the fixture VM's kernel: about 30 minutes on a
 # cold cache, then cached). `make test` builds them only when CLOUDBOOT_OPENZFS=1 or when that cache exists.
-fixtures-openzfs: $(STAMP)
+fixtures-openzfs: $(TESTS)
 	$(CB) deps
 	$(PY) -m tests.portable.images --openzfs
 
-unit: $(STAMP)
+unit: $(TESTS)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -54,19 +61,27 @@ bench: $(STAMP)
 # The mutation fuzzers, long: FUZZ_SECONDS per format (ext4, XFS, btrfs, ZFS, LUKS1, LUKS2) and per disk image
 # (qcow2, UDIF variants), default 600 each.
 FUZZ_SECONDS ?= 600
-fuzz: $(STAMP)
+fuzz: $(TESTS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py tests/unit/test_diskimage_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)
 
 # Path C soak (not in CI): SOAK_CYCLES of stage -> reboot -> target -> reset in one VM (about 40 s a cycle on x86_64).
 SOAK_CYCLES ?= 100
 SOAK_ARCH   ?= x86_64
-soak: $(STAMP)
+soak: $(TESTS)
 	$(CB) deps
 	$(CB) firmware --arch $(SOAK_ARCH)
 	$(PY) -m tests.soak_pathc --cycles $(SOAK_CYCLES) --arch $(SOAK_ARCH)
 
-lint: $(STAMP)
-	$(PY) -m ruff check host harness firmware/modules tests bench
+lint: $(TESTS)
+	$(PY) -m ruff check host harness firmware/modules tests bench .ci
+
+# The README's two commands in a fresh `debootstrap --variant=minbase $(SUITE)` root (trixie or bookworm), as a new
+# user runs them: root only, 30-60 min, not part of CI's run. Run it before resolving installation, fixture or
+# toolchain issues. PYTEST_ARGS='tests/unit tests/portable' narrows make test's pytest run there; the root stays
+# until the next run, and AGAIN='PYTEST_ARGS' re-runs pytest in it at HEAD (a test alone: load or bug? a fix?).
+check-fresh:
+	$(PYTHON) .ci/check_fresh.py --suite $(SUITE) $(if $(PYTEST_ARGS),--pytest-args '$(PYTEST_ARGS)') \
+	  $(if $(AGAIN),--again '$(AGAIN)')
 
 clean:
 	rm -rf build

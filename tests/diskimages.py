@@ -20,6 +20,15 @@ from tests.udifwrite import write as udif_write
 SOURCES = {"multi": "gpt-multi.img", "ext4": "ext4-4k.img", "ext4-1k": "ext4-1k.img"}
 
 
+def seven_zip() -> str:
+    """7-Zip's command (an oracle for UDIF, lzfse and xz chunks included): `7zz` in Debian 12's `7zip`, `7z` in
+    Debian 13's, where 7-Zip took p7zip's names."""
+    for name in ("7zz", "7z"):
+        if shutil.which(name):
+            return name
+    raise RuntimeError("7-Zip (7zz or 7z) is missing: install Debian's 7zip (make deps does)")
+
+
 def _sh(*cmd) -> str:
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
     if proc.returncode:

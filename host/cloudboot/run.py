@@ -28,6 +28,7 @@ PACKAGE_OF = {
     **{a.qemu: a.qemu_package for a in arches.ARCHES},
     "quilt": "quilt",
     "sfdisk": "fdisk",
+    "virt-fw-vars": "python3-virt-firmware",
 }
 
 

@@ -7,6 +7,11 @@ or the tool versions change (a key stored next to it), and images build in paral
 gets a manifest (`<tree>.manifest`: kind, path, size, sha256 or link target, link group) so portable tests
 compare listings and bytes on MicroPython, which cannot walk the host tree itself.
 
+No image is trusted because a tool exited 0: each recipe reads its image back with an independent reader
+(tests/portable/imagecheck.py: xfs_db, debugfs, btrfs restore; Linux itself for what it wrote) against the
+tree's manifest, and `<image>.origin` records which tool version made it and what checked it. What a tool is
+known to write wrong is listed in KNOWN_DEFECTS, with the reason.
+
 CPython only (host side); run by tests/conftest.py once per session:
 `python -m tests.portable.images` builds everything and prints the directory.
 """
@@ -27,6 +32,7 @@ from cloudboot.harness import zfsfuse
 from cloudboot.harness.xfsproto import protofile
 from cloudboot.harness.zfsfuse import make_pool
 from cloudboot.paths import build_dir, cache_dir
+from tests.portable import imagecheck
 
 UUID = "01234567-89ab-cdef-0123-456789abcdef"
 MiB = 1 << 20
@@ -128,8 +134,9 @@ def tree_frag(root: Path, blocks: int = 2000) -> None:
 TREES = {"tree": tree_basic, "many": tree_many, "big": tree_big, "frag": tree_frag}
 
 
-def write_manifest(root: Path, out: Path) -> None:
-    """kind \\t path \\t size \\t sha256|target \\t link group, one line per entry under root (sorted)."""
+def manifest_lines(root: Path) -> list:
+    """kind \\t path \\t size \\t sha256|target \\t link group, one line per entry under root (sorted).
+    Also run by Linux in the fixture VM (vmimages) to read back what it wrote."""
     lines = []
     inodes: dict[int, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -151,19 +158,33 @@ def write_manifest(root: Path, out: Path) -> None:
                         h.update(chunk)
                 group = inodes.setdefault(st.st_ino, path) if st.st_nlink > 1 else ""
                 lines.append(f"f\t{path}\t{st.st_size}\t{h.hexdigest()}\t{group}")
-    out.write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
+    return sorted(lines)
+
+
+def write_manifest(root: Path, out: Path) -> None:
+    out.write_text("\n".join(manifest_lines(root)) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------- tools ----
-def _tool_versions() -> str:
-    out = []
-    for cmd in (["mke2fs", "-V"], ["mkfs.xfs", "-V"], [*btrfs_tool("mkfs.btrfs"), "--version"]):
+_VERSIONS: dict[str, str] = {}
+
+
+def version(tool: str) -> str:
+    """The first line a tool prints about its version ("mkfs.xfs version 6.13.0"), or "<tool> missing"."""
+    if tool not in _VERSIONS:
+        cmd = btrfs_tool(tool) if tool.startswith("btrfs") or tool == "mkfs.btrfs" else [tool]
+        flag = "--version" if tool.startswith("btrfs") or tool == "mkfs.btrfs" else "-V"
         try:
-            p = subprocess.run(cmd, capture_output=True, text=True, env=btrfs_env())
-            out.append((p.stdout + p.stderr).strip().splitlines()[0] if (p.stdout + p.stderr).strip() else "")
+            p = subprocess.run([*cmd, flag], capture_output=True, text=True, env=btrfs_env())
+            lines = (p.stdout + p.stderr).strip().splitlines()
+            _VERSIONS[tool] = lines[0].strip() if lines else f"{tool} (no version)"
         except OSError:
-            out.append("missing")
-    return "|".join(out)
+            _VERSIONS[tool] = f"{tool} missing"
+    return _VERSIONS[tool]
+
+
+def _tool_versions() -> str:
+    return "|".join(version(t) for t in ("mke2fs", "mkfs.xfs", "mkfs.btrfs", "debugfs", "xfs_db", "btrfs"))
 
 
 _BTRFS_DIR: Path | None = None
@@ -210,6 +231,67 @@ def btrfs_env() -> dict[str, str]:
     return env
 
 
+# ---------------------------------------------------------------- checks ----
+#: What a tool is known to write wrong, per image: skipped by the self-check (and by the tests), with why.
+KNOWN_DEFECTS = {
+    "ext4-inline.img": {"/boot/initrd.img-6.12.117-amd64": "mke2fs 1.47.0 and 1.47.2 -d with inline_data store "
+                                                           "this sparse-tailed file as 1024 bytes"},
+}
+
+
+def _reader(fstype: str):
+    """(reader, its name with version) for an image's filesystem (tests/portable/imagecheck.py)."""
+    if fstype == "xfs":
+        return imagecheck.read_xfs, version("xfs_db")
+    if fstype == "ext":
+        return imagecheck.read_ext, version("debugfs")
+    return imagecheck.btrfs_reader(btrfs_tool("btrfs"), btrfs_env()), f"btrfs restore ({version('btrfs')})"
+
+
+def _check(out: Path, trees: dict[str, Path], fstype: str, made_by: str, layout: dict[str, str] | None = None,
+           manifests: list | None = None) -> None:
+    """Read `out` back with an independent reader: each tree of `layout` ({tree: where it sits}, default the
+    basic tree at /) or the given (manifest, top) pairs must be there, byte for byte."""
+    pairs = manifests or [(trees[t].parent / f"{t}.manifest", top) for t, top in (layout or {"tree": "/"}).items()]
+    reader, name = _reader(fstype)
+    imagecheck.check(out, made_by, reader, name, pairs, KNOWN_DEFECTS.get(out.name))
+
+
+def _adopt_origin(part: Path, disk: Path, label: str) -> None:
+    """A partition image's .origin record, appended to its disk's."""
+    src = part.with_name(part.name + ".origin")
+    record = disk.with_name(disk.name + ".origin")
+    with open(record, "a", encoding="utf-8") as f:
+        f.write(f"[{label}]\n" + src.read_text(encoding="utf-8"))
+    src.unlink()
+
+
+def _aligned_sources(tree: Path, block: int, work: Path) -> dict[str, Path]:
+    """Copies of the tree's sparse files whose data runs start and end on `block` boundaries (the gaps written
+    as zeros), for mkfs.xfs -p: 6.13 copies a data run that starts inside a filesystem block to the wrong
+    place (xfs-64k.img's /etc/holes held other files' bytes). Maps the protofile path to the copy."""
+    out = {}
+    for p in sorted(tree.rglob("*")):
+        if p.is_symlink() or not p.is_file():
+            continue
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            runs = imagecheck.data_runs(f, size)
+            if runs == [(0, size)] or size == 0:
+                continue  # no holes: mkfs copies it whole
+            copy = work / str(len(out))
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            with open(copy, "wb") as g:
+                g.truncate(size)
+                for start, end in runs:  # widened runs may meet: the later one rewrites the same bytes
+                    lo, hi = start // block * block, min(-(-end // block) * block, size)
+                    f.seek(lo)
+                    g.seek(lo)
+                    g.write(f.read(hi - lo))
+        out["/" + str(p.relative_to(tree))] = copy
+    return out
+
+
 # ---------------------------------------------------------------- recipes ----
 def ext4(out: Path, trees: dict[str, Path], tree: str, size: int, *opts: str, htree: bool = False) -> None:
     """mke2fs -d; with `htree`, e2fsck -D then rebuilds every directory as an htree (mke2fs writes them linear)."""
@@ -219,11 +301,13 @@ def ext4(out: Path, trees: dict[str, Path], tree: str, size: int, *opts: str, ht
         proc = subprocess.run(["e2fsck", "-fyD", str(out)], capture_output=True)
         if proc.returncode not in (0, 1):  # 1: "file system was modified" (the directories)
             raise RuntimeError(f"e2fsck -fyD {out}: {proc.returncode}\n{proc.stdout.decode()}")
+    _check(out, trees, "ext", version("mke2fs") + (" and e2fsck -D" if htree else ""), {tree: "/"})
 
 
 def ext_plain(out: Path, trees: dict[str, Path], tool: str, tree: str, size: int, *opts: str) -> None:
     _blank(out, size)
     _sh(tool, "-q", "-F", "-L", out.stem.upper()[:16], "-U", UUID, *opts, "-d", trees[tree], out)
+    _check(out, trees, "ext", f"{tool}: {version('mke2fs')}", {tree: "/"})
 
 
 def ext4_frag(out: Path, trees: dict[str, Path]) -> None:
@@ -241,6 +325,12 @@ def ext4_frag(out: Path, trees: dict[str, Path]) -> None:
     big = out.parent / "big.bin"
     big.write_bytes(bytes(i * 13 % 251 for i in range(1_000_000)))
     _sh("debugfs", "-w", "-R", f"write {big} big.bin", out)
+    for i in range(0, 600, 2):  # the expected tree: the same changes made on the host
+        (work / "small" / f"s{i:03d}").unlink()
+    shutil.copyfile(big, work / "small/big.bin")
+    write_manifest(work / "small", work / "frag.manifest")
+    _check(out, trees, "ext", f"{version('mke2fs')}, then {version('debugfs')} -w",
+           manifests=[(work / "frag.manifest", "/")])
     shutil.rmtree(work)
 
 
@@ -251,6 +341,7 @@ def ext4_dirty(out: Path, trees: dict[str, Path], checksums: bool) -> None:
     the oracle."""
     _blank(out, 32 * MiB)
     _sh("mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "DIRTY", "-U", UUID, "-d", trees["tree"], out)
+    _check(out, trees, "ext", version("mke2fs"))  # the tree, before the journal gets its transactions
     changed = out.parent / (out.stem + ".changed")
     shutil.copyfile(out, changed)
     new = out.parent / (out.stem + ".new")
@@ -283,9 +374,17 @@ def ext4_dirty(out: Path, trees: dict[str, Path], checksums: bool) -> None:
 
 def xfs(out: Path, trees: dict[str, Path], tree: str, size: int, *opts: str) -> None:
     _blank(out, size)
-    proto = protofile(trees[tree], out.parent / (out.stem + ".proto"))
+    block = 4096
+    for flag, value in zip(opts, opts[1:]):
+        if flag == "-b" and value.startswith("size="):
+            block = int(value[5:])
+    work = out.parent / (out.stem + ".aligned")
+    shutil.rmtree(work, ignore_errors=True)
+    proto = protofile(trees[tree], out.parent / (out.stem + ".proto"), _aligned_sources(trees[tree], block, work))
     _sh("mkfs.xfs", "-q", "-f", "-L", out.stem.upper()[:12], "-m", f"uuid={UUID}", *opts, "-p", proto, out)
     proto.unlink()
+    shutil.rmtree(work, ignore_errors=True)
+    _check(out, trees, "xfs", version("mkfs.xfs"), {tree: "/"})
 
 
 def xfs_big(out: Path, trees: dict[str, Path]) -> None:
@@ -303,12 +402,14 @@ def xfs_big(out: Path, trees: dict[str, Path]) -> None:
         "-c", f"write u3.bmx[0].startoff {start // 4096}", out)
     proto.unlink()
     last.unlink()
+    _check(out, trees, "xfs", f"{version('mkfs.xfs')}, /huge moved by xfs_db -x", {"big": "/"})
 
 
 def btrfs(out: Path, trees: dict[str, Path], tree: str, size: int, *opts: str) -> None:
     _blank(out, size)
     _sh(*btrfs_tool("mkfs.btrfs"), "-q", "-f", "-L", out.stem.upper(), "-U", UUID, *opts, "--rootdir", trees[tree],
         out, env=btrfs_env())
+    _check(out, trees, "btrfs", version("mkfs.btrfs"), {tree: "/"})
 
 
 def btrfs_subvol(out: Path, trees: dict[str, Path]) -> None:
@@ -327,6 +428,7 @@ def btrfs_subvol(out: Path, trees: dict[str, Path]) -> None:
         "--subvol", "@", "--subvol", "@/home", "--subvol", "@/.snapshots", "--subvol",
         "default:@/.snapshots/1/snapshot", out, env=btrfs_env())
     shutil.rmtree(work)
+    _check(out, trees, "btrfs", version("mkfs.btrfs"), {"tree": "/@/.snapshots/1/snapshot"})
 
 
 def btrfs_convert(out: Path, trees: dict[str, Path]) -> None:
@@ -335,6 +437,7 @@ def btrfs_convert(out: Path, trees: dict[str, Path]) -> None:
     _blank(out, 400 * MiB)
     _sh("mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "^metadata_csum", "-L", "CONVERTED", "-d", trees["big"], out)
     _sh(*btrfs_tool("btrfs-convert"), out, env=btrfs_env())
+    _check(out, trees, "btrfs", f"{version('btrfs-convert')} from {version('mke2fs')}", {"big": "/"})
 
 
 def vm_fs(out: Path, trees: dict[str, Path], fstype: str, devices: int, *opts: str) -> list[Path]:
@@ -359,8 +462,9 @@ VM_TREES = {"xfs-btree.img": ["tree", "frag"]}
 
 
 def _vm_fill(out: Path, names: list[str], trees: dict[str, Path]) -> None:
-    """Make every named VM image's empty filesystem, then fill them all in one VM; xfs_db confirms the XFS
-    file's data fork is a B+tree and records the inode's core (the oracle the tests read)."""
+    """Make every named VM image's empty filesystem, then fill them all in one VM, which mounts each again
+    afterwards and reads its trees back (manifests equal to the host's); xfs_db also reads the XFS image back,
+    confirms the file's data fork is a B+tree and records the inode's core (the oracle the tests read)."""
     from tests.portable import vmimages
 
     jobs = []
@@ -368,13 +472,19 @@ def _vm_fill(out: Path, names: list[str], trees: dict[str, Path]) -> None:
         fn, args, _ = _recipe(name)
         fstype = args[0]
         jobs.append((name, fstype, fn(out / name, trees, *args), VM_TREES.get(name, ["tree"])))
-    vmimages.fill(jobs, {t: TREES[t] for t in ("tree", "frag")}, [big_block], out)
-    for name in names:
-        if _recipe(name)[1][0] == "xfs":
-            core = _sh("xfs_db", "-r", "-c", "path /frag/frag", "-c", "print core.format core.nextents", out / name)
-            if "core.format = 3" not in core:
-                raise RuntimeError(f"{name}: /frag/frag is not in B+tree format:\n{core}")
-            (out / (name + ".frag-core")).write_text(core)
+    manifests = {t: (out / f"{t}.manifest").read_text(encoding="utf-8") for t in ("tree", "frag")}
+    release = vmimages.fill(jobs, {t: TREES[t] for t in ("tree", "frag")}, [big_block, manifest_lines], out,
+                            manifests)
+    for name, fstype, _, tops in jobs:
+        maker = f"Linux {release} (on {version('mkfs.' + fstype)}), read back by Linux after a remount"
+        if fstype != "xfs":
+            (out / (name + ".origin")).write_text(f"made by: {maker}\n", encoding="utf-8")
+            continue
+        _check(out / name, trees, "xfs", maker, {t: f"/{t}" for t in tops})
+        core = _sh("xfs_db", "-r", "-c", "path /frag/frag", "-c", "print core.format core.nextents", out / name)
+        if "core.format = 3" not in core:
+            raise RuntimeError(f"{name}: /frag/frag is not in B+tree format:\n{core}")
+        (out / (name + ".frag-core")).write_text(core)
 
 
 def gpt_disk(out: Path, trees: dict[str, Path]) -> None:
@@ -386,9 +496,12 @@ def gpt_disk(out: Path, trees: dict[str, Path]) -> None:
     part = out.parent / (out.stem + ".p2")
     _blank(part, 40 * MiB)
     _sh("mkfs.ext4", "-q", "-F", "-b", "1024", "-L", "EXT4-1K", "-U", UUID, "-d", trees["tree"], part)
+    _check(part, trees, "ext", version("mke2fs"))
     with open(out, "r+b") as f, open(part, "rb") as src:
         f.seek((2048 + 8192) * 512)
         shutil.copyfileobj(src, f)
+    out.with_name(out.name + ".origin").unlink(missing_ok=True)
+    _adopt_origin(part, out, "partition 2")
     part.unlink()
     (out.parent / (out.stem + ".json")).write_text(_sh("sfdisk", "-J", out))  # the oracle for GUIDs and names
 
@@ -414,12 +527,14 @@ def gpt_multi(out: Path, trees: dict[str, Path]) -> None:
     for i, (_, size, _, _) in enumerate(parts, 1):
         cmd += ["-n", f"{i}:0:+{size}M", "-t", f"{i}:8300", "-c", f"{i}:{('boot', 'root', 'home')[i - 1]}"]
     _sh(*cmd, out)
+    out.with_name(out.name + ".origin").unlink(missing_ok=True)
     with open(out, "r+b") as f:
         start = 2048 * 512
-        for name, size, fn, args in parts:
+        for i, (name, size, fn, args) in enumerate(parts, 1):
             part = out.parent / f"{out.stem}-{name}.img"
-            fn(part, trees, *args)
+            fn(part, trees, *args)  # each recipe checks its own image
             _sparse_copy(part, f, start)
+            _adopt_origin(part, out, f"partition {i}")
             part.unlink()
             start += size * MiB
 
@@ -450,9 +565,12 @@ def mbr_disk(out: Path, trees: dict[str, Path]) -> None:
     part = out.parent / (out.stem + ".p6")
     _blank(part, six["size"] * 512)
     _sh("mkfs.ext4", "-q", "-F", "-L", "LOGICAL6", "-d", trees["tree"], part)
+    _check(part, trees, "ext", version("mke2fs"))
     with open(out, "r+b") as f, open(part, "rb") as src:
         f.seek(six["start"] * 512)
         shutil.copyfileobj(src, f)
+    out.with_name(out.name + ".origin").unlink(missing_ok=True)
+    _adopt_origin(part, out, "partition 6")
     part.unlink()
     (out.parent / (out.stem + ".json")).write_text(table)
 
@@ -604,11 +722,11 @@ IMAGES = {
     "ext4-frag.img": (ext4_frag, ()),
     "ext4-dirty.img": (ext4_dirty, (True,)),
     "ext4-dirty-nocsum.img": (ext4_dirty, (False,)),
-    "xfs-v5.img": (xfs, ("tree", 300 * MiB)),
+    "xfs-v5.img": (xfs, ("tree", 300 * MiB, "-i", "nrext64=0")),  # newer mkfs.xfs (6.13) default to nrext64
     "xfs-v4.img": (xfs, ("tree", 300 * MiB, "-m", "crc=0")),
     "xfs-v4-512.img": (xfs, ("tree", 300 * MiB, "-m", "crc=0", "-b", "size=512")),
     "xfs-1k.img": (xfs, ("tree", 300 * MiB, "-b", "size=1024")),
-    "xfs-64k.img": (xfs, ("tree", 300 * MiB, "-b", "size=65536")),
+    "xfs-64k.img": (xfs, ("tree", 600 * MiB, "-b", "size=65536")),  # 6.13's smallest log: 124 MiB
     "xfs-dir16k.img": (xfs, ("tree", 300 * MiB, "-n", "size=16384", "-i", "size=2048")),
     "xfs-nrext64.img": (xfs, ("tree", 300 * MiB, "-i", "nrext64=1")),
     "xfs-many.img": (xfs, ("many", 300 * MiB)),
@@ -728,7 +846,8 @@ def _zfs_version() -> str:
 def _key(name: str, versions: str) -> str:
     fn, args, kwargs = _recipe(name)
     parts = [inspect.getsource(fn), repr(args), repr(sorted(kwargs.items())), versions,
-             inspect.getsource(protofile), inspect.getsource(_blank)]
+             inspect.getsource(protofile), inspect.getsource(_blank), inspect.getsource(imagecheck),
+             inspect.getsource(_check), inspect.getsource(_aligned_sources), repr(KNOWN_DEFECTS.get(name))]
     parts += [inspect.getsource(f) for f in TREES.values()]
     if fn is openzfs_pool:
         from tests.portable import openzfs

@@ -2,7 +2,8 @@
 (mkfs.btrfs --rootdir takes one device only) and an XFS file with a B+tree data fork (mkfs.xfs -p writes
 files contiguously). tests/portable/images.py makes the empty filesystems with the real mkfs; one QEMU boot
 (TCG) of Debian's amd64 kernel then mounts each in turn, writes the trees with the same generator functions
-the host uses for the manifests (their source is shipped), unmounts and powers off. No root, no host mounts.
+the host uses for the manifests (their source is shipped), unmounts, mounts it again read-only to compare
+what it reads back with the host's manifests, and powers off. No root, no host mounts.
 
 The initramfs: Debian's CPython (the initramfs builder's add_python), the kernel's own btrfs/xfs modules and
 a short /init written here, not the production init. CPython only (host side).
@@ -30,7 +31,8 @@ OK, FAIL = "CLOUDBOOT-VMFS-OK", "CLOUDBOOT-VMFS-FAIL"
 TIMEOUT = 900.0  # seconds of TCG for the whole run (about one minute on a 2-core CI machine)
 
 INIT = '''#!/usr/bin/python{ver} -IBSu
-"""Fills the filesystems of JOBS (made by mkfs on the host) with the trees, then powers off."""
+"""Fills the filesystems of JOBS (made by mkfs on the host) with the trees, reads them back, powers off."""
+import hashlib  # manifest_lines
 import os
 import struct
 import sys
@@ -42,6 +44,7 @@ from cloudboot.init import linux  # noqa: E402
 
 MODULES = {modules!r}
 JOBS = {jobs}
+MANIFESTS = {manifests!r}
 
 {generators}
 
@@ -70,7 +73,17 @@ def main():
         os.sync()
         if linux.libc().umount2(b"/mnt", 0):
             raise OSError("umount %s failed" % name)
-        print("filled", name, "on", " ".join(devs), flush=True)
+        linux.mount(devs[0], "/mnt", fstype, 1, opts)  # MS_RDONLY: read back what reached the disks
+        for tree in trees:
+            got = manifest_lines(Path("/mnt") / tree)
+            want = MANIFESTS[tree].splitlines()
+            if got != want:
+                wrong = sorted(set(got) ^ set(want))
+                raise AssertionError("%s: /%s read back differs from the host's manifest in %d lines: %s"
+                                     % (name, tree, len(wrong), "\\n".join(wrong[:20])))
+        if linux.libc().umount2(b"/mnt", 0):
+            raise OSError("umount %s failed" % name)
+        print("filled", name, "on", " ".join(devs), "and read it back", flush=True)
     print("{ok}", flush=True)
 
 
@@ -91,12 +104,12 @@ def kernel_release() -> str:
 
 
 def _initramfs(out: Path, jobs: list[tuple[str, str, list[str], list[str]]],
-               generators: dict[str, Callable], helpers: list[Callable]) -> debian.Kernel:
+               generators: dict[str, Callable], helpers: list[Callable], manifests: dict[str, str]) -> debian.Kernel:
     archive = debian.Archive(ARCH)
     kernel = debian.fetch_kernel(archive, None)
     ver = irbuild.python_version(archive, None)
     b = irbuild.Builder()
-    roots = pysel.STARTUP + ["pathlib", "struct", "traceback", "cloudboot.init.linux"]
+    roots = pysel.STARTUP + ["hashlib", "pathlib", "struct", "traceback", "cloudboot.init.linux"]
     own = [(irbuild.IMAGE_LIBDIR, ROOT / "host"), (irbuild.IMAGE_LIBDIR, MODULES_DIR)]  # cloudboot, arches
     irbuild.add_python(b, archive, ver, roots, own, [])
     mods = kmods.select(archive.unpack(kernel.modules_deb), kernel.release, MODULES,
@@ -108,7 +121,8 @@ def _initramfs(out: Path, jobs: list[tuple[str, str, list[str], list[str]]],
     order = [f"{moddir}/{rel}" for rel in mods.order]
     source = "\n\n".join(inspect.getsource(f) for f in helpers + list(generators.values()))
     source += "\n\nGENERATORS = {%s}\n" % ", ".join(f"{k!r}: {f.__name__}" for k, f in generators.items())
-    script = INIT.format(ver=ver, modules=order, jobs=json.dumps(jobs), generators=source, ok=OK, fail=FAIL)
+    script = INIT.format(ver=ver, modules=order, jobs=json.dumps(jobs), manifests=manifests, generators=source,
+                         ok=OK, fail=FAIL)
     b.file("init", script.encode(), 0o755, "init")
     for d in ("dev", "proc", "sys", "mnt"):
         b.archive.dir(d)
@@ -124,23 +138,25 @@ def _initramfs(out: Path, jobs: list[tuple[str, str, list[str], list[str]]],
 
 
 def fill(jobs: list[tuple[str, str, list[Path], list[str]]], generators: dict[str, Callable],
-         helpers: list[Callable], work: Path) -> str:
-    """Mount each job's (name, fstype, device images, tree names) in one VM and run the generators of its
-    trees at /<tree>; returns the VM's transcript. CloudBootError (with its tail) when a step failed."""
+         helpers: list[Callable], work: Path, manifests: dict[str, str]) -> str:
+    """Mount each job's (name, fstype, device images, tree names) in one VM, run the generators of its trees
+    at /<tree>, mount it again read-only and compare each tree's manifest (helpers must include
+    manifest_lines) with `manifests` ({tree: the host's manifest text}); returns the kernel release.
+    CloudBootError (with its tail) when a step failed."""
     disks: list[Path] = []
     vm_jobs = []
     for name, fstype, devices, trees in jobs:
         vm_jobs.append((name, fstype, [f"d{len(disks) + i}" for i in range(len(devices))], trees))
         disks += devices
     initrd = work / "vmfs-initrd.cpio"
-    kernel = _initramfs(initrd, vm_jobs, generators, helpers)
+    kernel = _initramfs(initrd, vm_jobs, generators, helpers, manifests)
     try:
         text, took = run_vm(initrd, disks, 1024, OK, FAIL, TIMEOUT,
                             f"filling {', '.join(j[0] for j in jobs)} under {kernel.release}")
     finally:
         initrd.unlink(missing_ok=True)
     print(f"vmimages: {len(jobs)} filesystems filled by Linux {kernel.release} in {took:.0f} s")
-    return text
+    return kernel.release
 
 
 def run_vm(initrd: Path, disks: list[Path], memory_mb: int, ok: str, fail: str, timeout: float,

@@ -19,7 +19,7 @@ import pytest
 
 from cloudboot.diskimage import convert, open_image
 from diskfs.errors import Corrupt, FsError, NotFound, Unsupported
-from tests.diskimages import IMAGES, copy_chain, raw
+from tests.diskimages import IMAGES, copy_chain, raw, seven_zip
 from tests.unit.test_fs_cli import manifest
 
 KERNEL = "/boot/vmlinuz-6.1.0-9-amd64"
@@ -65,9 +65,9 @@ def test_udif_writer_output_is_read_by_7zip_and_dmg2img(diskimages: Path, testda
     """The test UDIF writer's images, as other readers see them (so they are fair inputs for ours)."""
     image = diskimages / f"ext4-{kind}.dmg"
     want = file_digest(raw(testdata, image.name))
-    seven = subprocess.run(["7zz", "e", "-tdmg", "-y", "-so", str(image)], capture_output=True, check=True)
+    seven = subprocess.run([seven_zip(), "e", "-tdmg", "-y", "-so", str(image)], capture_output=True, check=True)
     assert hashlib.sha256(seven.stdout).hexdigest() == want
-    assert subprocess.run(["7zz", "t", "-tdmg", str(image)], capture_output=True).returncode == 0  # CRCs
+    assert subprocess.run([seven_zip(), "t", "-tdmg", str(image)], capture_output=True).returncode == 0  # CRCs
     if kind in ("UDRW", "UDRO", "UDZO", "UDBZ"):  # Debian's dmg2img knows zlib and bzip2 chunks only
         subprocess.run(["dmg2img", "-s", str(image), str(tmp_path / "out.img")], check=True, capture_output=True)
         assert file_digest(tmp_path / "out.img") == want
@@ -296,7 +296,7 @@ def test_udrw_writes_keep_readers_and_checksums(diskimages: Path, testdata: str,
     out = tmp_path / "out.img"
     subprocess.run(["dmg2img", "-s", str(image), str(out)], check=True, capture_output=True)
     assert out.read_bytes()[:len(model)] == bytes(model)
-    assert subprocess.run(["7zz", "t", "-tdmg", str(image)], capture_output=True).returncode == 0
+    assert subprocess.run([seven_zip(), "t", "-tdmg", str(image)], capture_output=True).returncode == 0
     import pydmg  # its blkx decoder stops at the big image's table: its checksum check on the small one
 
     small = tmp_path / "small.dmg"

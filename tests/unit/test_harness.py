@@ -214,3 +214,25 @@ def test_missing_qemu_names_the_debian_package(monkeypatch: pytest.MonkeyPatch, 
             m.command()
     finally:
         m.kill()
+
+
+def test_kernel_images_in_both_debian_package_layouts(tmp_path: Path) -> None:
+    """linux-image-<v> with /boot/vmlinuz-<v> (Debian 13), sid's linux-binary-<v> with
+    /usr/lib/modules/<v>/vmlinuz; the real packages of both layouts: guests x86_64 (trixie), riscv64 (sid)."""
+    from cloudboot.harness.guests import guest
+    from cloudboot.initramfs.debian import find_image
+
+    for rel in ("boot/vmlinuz-6.12.1-amd64", "usr/lib/modules/6.12.1-amd64/vmlinuz", "boot/vmlinux-6.12.1-amd64"):
+        tree = tmp_path / rel.replace("/", "_")
+        (tree / rel).parent.mkdir(parents=True)
+        (tree / rel).write_bytes(b"MZ")
+        (tree / "boot/vmlinuz-6.1.0-9-amd64").parent.mkdir(exist_ok=True)
+        (tree / "boot/vmlinuz-6.1.0-9-amd64").write_bytes(b"an older kernel")
+        assert find_image(tree, "6.12.1-amd64", "linux-image-6.12.1-amd64") == tree / rel
+    with pytest.raises(CloudBootError, match=r"no kernel image for 7\.0 in linux-binary-7\.0 \(looked for "
+                                             r"boot/vmlinuz-7\.0, .*usr/lib/modules/7\.0/vmlinuz"):
+        find_image(tmp_path, "7.0", "linux-binary-7.0")
+    for arch in ("x86_64", "riscv64"):
+        g = guest(arch)
+        assert g.kernel.read_bytes()[:2] == b"MZ", arch  # the EFI stub's PE header
+        assert g.version.endswith(("amd64", "riscv64")), g.version

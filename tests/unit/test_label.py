@@ -19,7 +19,7 @@ import pytest
 from cloudboot import fslabel
 from cloudboot.diskimage import open_image
 from cloudboot.diskimage.imagefile import ImageFile
-from tests.diskimages import copy_chain
+from tests.diskimages import copy_chain, seven_zip
 from tests.portable.images import btrfs_env, btrfs_tool
 
 MiB = 1 << 20
@@ -178,7 +178,7 @@ def test_label_in_udrw(diskimages: Path, tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out.img"
     sh("dmg2img", "-s", image, out)
-    assert subprocess.run(["7zz", "t", "-tdmg", str(image)], capture_output=True).returncode == 0
+    assert subprocess.run([seven_zip(), "t", "-tdmg", str(image)], capture_output=True).returncode == 0
     dev = open_image(str(out))
     from diskfs.partition import partitions
 

@@ -202,16 +202,24 @@ def fetch_kernel(archive: Archive, kernel_package: str | None) -> Kernel:
     return Kernel(release, image, debs[modules_pkg], debs[binary_pkg], debs.get(base_pkg) if base_pkg else None)
 
 
-#: Where kernel packages put the image (EFI-stub PE; riscv64 names it vmlinux-*).
-IMAGE_GLOBS = ("boot/vmlinuz-*", "boot/vmlinux-*", "usr/lib/modules/*/vmlinuz", "usr/lib/modules/*/vmlinux")
+#: Where kernel packages put the image (EFI-stub PE; riscv64 names it vmlinux-*): linux-image-<release> under
+#: /boot (Debian 13), or sid's newer linux-binary-<release> under /usr/lib/modules/<release>/.
+IMAGE_PATHS = ("boot/vmlinuz-{}", "boot/vmlinux-{}", "usr/lib/modules/{}/vmlinuz", "usr/lib/modules/{}/vmlinux")
+
+
+def find_image(tree: Path, release: str, package: str) -> Path:
+    """The kernel image for `release` in an unpacked kernel package, in either layout; CloudBootError naming
+    the package and the places looked at otherwise."""
+    for pattern in IMAGE_PATHS:
+        path = tree / pattern.format(release)
+        if path.is_file():
+            return path
+    raise CloudBootError(f"no kernel image for {release} in {package} (looked for "
+                         f"{', '.join(g.format(release) for g in IMAGE_PATHS)})")
 
 
 def kernel_image(arch: str, kernel_package: str | None = None) -> tuple[Path, str]:
     """(path of the kernel image, release) of the Debian kernel the initramfs is built for (tests use it)."""
     archive = Archive(arch)
     k = fetch_kernel(archive, kernel_package)
-    tree = archive.unpack(k.binary_deb)
-    found = sorted(p for g in IMAGE_GLOBS for p in tree.glob(g) if k.release in str(p))
-    if not found:
-        raise CloudBootError(f"no kernel image ({', '.join(IMAGE_GLOBS)}) in {k.binary_deb.path.name}")
-    return found[0], k.release
+    return find_image(archive.unpack(k.binary_deb), k.release, k.binary_deb.path.name), k.release

@@ -13,11 +13,13 @@ import shutil
 import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.paths import cache_dir
-from cloudboot.run import run
+from cloudboot.run import run, which
 from cloudboot.toolchain import apt
 
 QEMU_PACKAGES = sorted({a.qemu_package for a in arches.ARCHES}) + ["qemu-utils"]
 FIRMWARE_PACKAGES = [a.edk2_package for a in arches.ARCHES]
+#: virt-fw-vars's package (PyPI's virt-firmware needs a C compiler on Python 3.13, for crypt_r).
+VARS_TOOL_PACKAGE = "python3-virt-firmware"
 #: riscv64 and loongarch64 EDK2 in pflash need QEMU >= 9 (TOOLCHAIN-NOTES §2).
 MIN_QEMU = (9, 0)
 
@@ -53,18 +55,23 @@ def _firmware_ok() -> bool:
     return True
 
 
+def _install_newer(packages: list[str]) -> None:
+    """Install packages Debian 12 has only in bookworm-backports (through the private apt config) or not at
+    all in the versions we need; other releases install them from their own sources."""
+    if apt.host_codename() == "bookworm":
+        bpo = apt.PrivateApt("bookworm-backports", ["bookworm", "bookworm-updates", "bookworm-backports"],
+                             system_status=True)
+        bpo.install(packages, target_release="bookworm-backports")
+    else:
+        apt.system_install(packages)
+
+
 def ensure_qemu() -> None:
     """Install QEMU >= 9 for all four arches (backports on Debian 12) unless it is already there."""
     if _qemu_ok():
         return
-    codename = apt.host_codename()
-    if codename == "bookworm":
-        bpo = apt.PrivateApt("bookworm-backports", ["bookworm", "bookworm-updates", "bookworm-backports"],
-                             system_status=True)
-        # opensbi: the riscv64 QEMU's default -bios is a symlink into it (TOOLCHAIN-NOTES §6).
-        bpo.install([*QEMU_PACKAGES, "opensbi"], target_release="bookworm-backports")
-    else:
-        apt.system_install(QEMU_PACKAGES + ["opensbi"])
+    # opensbi: the riscv64 QEMU's default -bios is a symlink into it (TOOLCHAIN-NOTES §6).
+    _install_newer([*QEMU_PACKAGES, "opensbi"])
     if not _qemu_ok():
         have = ", ".join(f"{a.qemu} {qemu_version(a.qemu)}" for a in arches.ARCHES)
         raise CloudBootError(f"QEMU >= {MIN_QEMU[0]} for all four arches is still missing after install "
@@ -87,3 +94,11 @@ def ensure_firmware() -> None:
     if not _firmware_ok():
         raise CloudBootError("EDK2 firmware descriptors still incomplete after unpacking "
                              f"{' '.join(FIRMWARE_PACKAGES)} into {root}")
+
+
+def ensure_vars_tool() -> str:
+    """virt-fw-vars (enrolls the tests' Secure Boot keys into EDK2 VARS images): Debian's python3-virt-firmware,
+    from bookworm-backports on Debian 12. Returns its path."""
+    if not shutil.which("virt-fw-vars"):
+        _install_newer([VARS_TOOL_PACKAGE])
+    return which("virt-fw-vars")

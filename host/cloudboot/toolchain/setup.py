@@ -12,7 +12,7 @@ HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "
                  "cpio", "systemd-boot-efi", "genisoimage",  # image tests: Debian's systemd stub, isoinfo
                  "docker-registry", "apache2-utils", "curl",  # OCI tests: registry, htpasswd (bcrypt); bench: curl
                  "device-tree-compiler", "binutils-aarch64-linux-gnu",  # arm64 kexec tests' oracles: dtc, objdump
-                 "dmg2img", "7zip",  # UDIF tests' oracles (7zz reads lzfse and xz chunks too)
+                 "dmg2img", "7zip",  # UDIF oracles (7-Zip: 7zz on Debian 12, 7z on 13)
                  "ca-certificates", "ipxe",  # the firmware's TLS roots; bench_netboot's reference (ipxe.efi)
                  "zfs-fuse",  # ZFS test pools (userspace ZFS, pool version 23; main in Debian 12 and 13)
                  "debootstrap"]  # the trixie chroot that builds OpenZFS (zfs-dkms) for the OpenZFS test pools
@@ -32,6 +32,7 @@ def ensure_all(*, firmware_tests: bool = True) -> None:
         print(f"unix port: {micropython.unix_port()}")
         qemu.ensure_qemu()
         qemu.ensure_firmware()
+        print(f"virt-fw-vars: {qemu.ensure_vars_tool()}")
         from cloudboot.harness.firmware import find_firmware
 
         for arch in arches.ARCHES:
