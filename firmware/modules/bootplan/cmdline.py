@@ -156,6 +156,16 @@ def _anything(value):
     pass
 
 
+def _plan_limits(value):
+    from bootplan import PlanError
+    from bootplan.expr import Limits
+
+    try:
+        Limits.parse(value)
+    except PlanError as exc:
+        raise ValueError(exc.msg) from None
+
+
 #: Every cloudboot.* key, with its check. REFERENCE §1.1's keys (read by the init), plus ours:
 #: cloudboot.disk.wait (the init: how long to wait for the disk), cloudboot.repl and cloudboot.wait (the
 #: firmware: enter the REPL at once; the REPL key window in milliseconds).
@@ -168,6 +178,7 @@ KEYS = {
     "cloudboot.disk.luks-passphrase": _anything,
     "cloudboot.disk.wait": _duration,
     "cloudboot.plan": _nonempty,
+    "cloudboot.plan.limits": _plan_limits,  # name=N,... (bootplan.expr.LIMITS): a plan's evaluation limits
     "cloudboot.image": _nonempty,
     "cloudboot.target": _nonempty,
     "cloudboot.menu": _choice("0", "1"),

@@ -57,7 +57,7 @@ def read_input(path: Path | str, what: str, max_size: int = READ_MAX) -> bytes:
         if size > max_size:
             raise CloudBootError(f"{what} {path}: {size} bytes, more than the {max_size} this input may have")
         try:
-            data = f.read(max_size + 1)
+            data = f.read(size + 1)  # what fstat says, and one byte to see a file that grew meanwhile
         except OSError as exc:
             raise CloudBootError(f"{what} {path}: {exc.strerror or exc}") from None
     if len(data) > max_size:
