@@ -211,6 +211,17 @@ def _as_string(e, field, scope, allow_number=False):
     raise PlanError("%s must be a string, got %s" % (field, t), line=e.line)
 
 
+def _check_reference(text, field, e):
+    """PlanError unless `text` is an OCI reference (registry/repository[:tag][@digest]), as a pull would read it."""
+    from oci.errors import OciError
+    from oci.ref import parse
+
+    try:
+        parse(text)
+    except OciError as exc:
+        raise PlanError("%s %s is not an OCI reference: %s" % (field, quote(text[:200]), exc), line=e.line) from None
+
+
 def _cmdline(e, scope):
     if e is None:
         return ""
@@ -642,7 +653,10 @@ class Plan:
                 if key in done:
                     continue  # resolved already in a case its values cannot tell apart from this one
                 done.add(key)
-            self.resolve(t, arch, scope=sc)
+            got = self.resolve(t, arch, scope=sc)
+            for field in OCI_FIELDS + ("subplan",):
+                if got[field]:
+                    self._in_target(t, _check_reference, got[field], field, t.attrs[field])
         default = settings["default_target"]
         if default and not [t for t in self.targets if t.name == default]:
             raise PlanError("default_target %s names no target (targets: %s)" % (quote(default), some(self.names())),

@@ -14,6 +14,7 @@ from bootplan import plan as bplan
 from bootplan.expr import LIMITS, some
 from cloudboot.cliopts import add_arch, add_json, add_verb, add_verb_group, print_json
 from cloudboot.planfile import parse_limits, parse_lldp, read_plan, render_target
+from cloudboot.untrusted import shown
 
 
 def _add_limit(p: argparse.ArgumentParser) -> None:
@@ -32,7 +33,7 @@ def _check(args: argparse.Namespace) -> int:
         by_arch = plan.check()
         names = plan.names()
         archs = ", ".join(by_arch) or "no arch"
-        print(f"{path}: ok, {len(names)} target(s) ({some(names)}) for {archs}")
+        print(shown(f"{path}: ok, {len(names)} target(s) ({some(names)}) for {archs}"))
     return 0
 
 
@@ -51,7 +52,7 @@ def _render(args: argparse.Namespace) -> int:
     rows.append(("cmdline", t["cmdline"]))
     for key, value in rows:
         if value:
-            print(f"{key:<12} {value}")
+            print(f"{key:<12} {shown(str(value))}")
     return 0
 
 
