@@ -16,11 +16,11 @@ import tempfile
 import threading
 from pathlib import Path
 
+import arches
 from bench.report import report
 from cloudboot.fwbuild.firmware import firmware_dir
 from cloudboot.harness.guests import MARKER, guest
 from cloudboot.harness.machine import Machine
-from cloudboot.harness.profiles import PROFILES, profile
 from cloudboot.harness.repl import Repl
 from tests.e2e.netbootvm import GUEST_HOST, PLAN, nic_args, push_boot_index, push_plan
 
@@ -44,7 +44,7 @@ def _serve(directory: Path) -> http.server.ThreadingHTTPServer:
 
 def _ours(port: int) -> tuple[float, float]:
     """(verified MiB/s, plain MiB/s) of our firmware fetching blob.bin, from its own tick counter."""
-    efi = firmware_dir() / PROFILES["x86_64"].efi_name
+    efi = firmware_dir() / arches.get("x86_64").efi_name
     with Machine("x86_64", efi=efi, append="cloudboot.repl", extra=nic_args()) as m:
         repl = Repl(m)
         repl.wait_banner(120)
@@ -82,7 +82,7 @@ def _ipxe(port: int, work: Path) -> float:
 
 
 def _path_d(arch: str, plan_url: str) -> float:
-    efi = firmware_dir() / PROFILES[arch].efi_name
+    efi = firmware_dir() / arches.get(arch).efi_name
     with Machine(arch, efi=efi, append="cloudboot.wait=0", extra=nic_args(plan_url) + ["-no-reboot"]) as m:
         return m.expect_line(MARKER, 900).at
 
@@ -117,9 +117,9 @@ def main() -> None:
         srv.shutdown()
     with serving(work / "registry") as reg:
         token = secrets.token_hex(4)
-        push_boot_index(reg, work, list(PROFILES))
+        push_boot_index(reg, work, list(arches.NAMES))
         plan_url = push_plan(reg, work, "plans/bench:v1", PLAN.format(reg=f"{GUEST_HOST}:{reg.port}", token=token))
-        for arch in PROFILES:
-            cmdline = f"console={profile(arch).linux_console} panic=-1 cbnet={token}"
+        for arch in arches.NAMES:
+            cmdline = f"console={arches.get(arch).linux_console} panic=-1 cbnet={token}"
             ref = "EDK2 -kernel/-initrd" if arch == "loongarch64" else "QEMU -kernel/-initrd"
             report(f"{arch}: QEMU start -> marker, Path D", _path_d(arch, plan_url), ref, _direct(arch, cmdline))

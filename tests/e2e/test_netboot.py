@@ -12,9 +12,9 @@ import time
 
 import pytest
 
+import arches
 from cloudboot.cli import main as cli
 from cloudboot.harness.guests import MARKER, guest
-from cloudboot.harness.profiles import profile
 from cloudboot.harness.repl import Repl
 from tests.e2e.conftest import firmware_file
 from tests.e2e.netbootvm import GO, GUEST_HOST, PLAN, nic_args, push_boot_index, push_plan
@@ -48,7 +48,7 @@ def test_firmware_alone_boots_plan_from_dhcp_bootfile(netboot_registry, machine,
     m.expect_line(r"net: initrd: \d+ bytes in \d+ ms .*sha256 verified", 120)
     m.expect(MARKER, 240)
     line = m.expect_line(r"^cmdline: ", 60).text
-    assert f"cbnet={token}" in line and f"console={profile(arch).linux_console}" in line, line
+    assert f"cbnet={token}" in line and f"console={arches.get(arch).linux_console}" in line, line
 
 
 # ---- cosign: a firmware that carries a key ------------------------------------------------------------------
@@ -88,7 +88,7 @@ def signed(registry, netboot_registry, tmp_path_factory):
     keyed = {"key": pub, "private": key}
     for arch in ("x86_64", "aarch64"):
         keyed[arch] = add_sections(firmware_file(arch), ca_section([], debian=True), cosign_key_section(pub),
-                                   out=d / profile(arch).efi_name)
+                                   out=d / arches.get(arch).efi_name)
     return keyed, signed_url, unsigned_url, wrong_url, token
 
 
@@ -229,7 +229,7 @@ def test_https_token_auth_signed_plan_and_registry_restart(signed, tmp_path, mac
     reg = serve(1)
     try:
         efi = add_sections(firmware_file(arch), ca_section([ca], debian=False), cosign_key_section(pub),
-                           out=tmp_path / profile(arch).efi_name)
+                           out=tmp_path / arches.get(arch).efi_name)
         plan_url = f"https://{GUEST_HOST}:{tls_port}/plans/tls:v1"
         m = machine(arch, efi=efi, append=f"cloudboot.wait=0 rd.cloudboot.user={USER} rd.cloudboot.pass={PASSWORD}",
                     extra=nic_args(plan_url) + ["-device", "virtio-rng-pci", "-no-reboot"])
