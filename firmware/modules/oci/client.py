@@ -323,13 +323,18 @@ class Client(http.Retrying):
         return bytes(self._fetch_retrying(ref, digest, _BytesSink, size, max_size).buf)
 
     def fetch_blob_to_path(self, ref, digest, path, size=None, max_size=None):
-        """Download into `<path>.part`, verify, then rename to `path` (a failure leaves no `path`)."""
+        """Download into `<path>.part`, verify, then rename to `path` (a failure leaves no `path`). The `.part`
+        file is created anew ("x": a link planted at its name is removed, never written through). CPython."""
         import os
 
         part = path + ".part"
 
         def make_sink():
-            return open(part, "wb")
+            try:
+                os.remove(part)
+            except OSError:
+                pass
+            return open(part, "xb")
 
         try:
             f = self._fetch_retrying(ref, digest, make_sink, size, max_size)

@@ -65,7 +65,7 @@ def read_input(path: Path | str, what: str, max_size: int = READ_MAX) -> bytes:
     return data
 
 
-def _refusal(out: Path, mode: int) -> str:
+def refusal(out: Path, mode: int) -> str:
     kind = kind_of(mode)
     if stat.S_ISBLK(mode):
         return (f"{out}: is a block device: cloud-boot writes image files, not devices; write the image to a "
@@ -88,7 +88,7 @@ def check_output(out: Path | str, force: bool = True, what: str = "") -> Path:
     except OSError as exc:
         raise CloudBootError(f"{out}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(mode):
-        raise CloudBootError(_refusal(out, mode))
+        raise CloudBootError(refusal(out, mode))
     if not force:
         raise CloudBootError(f"{out}: exists{' (' + what + ')' if what else ''}; not replacing it without --force")
     return out
@@ -144,7 +144,7 @@ def _place(dirfd: int, tmp: str, out: Path, force: bool) -> None:
     except FileNotFoundError:
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
-        raise CloudBootError(_refusal(out, mode))
+        raise CloudBootError(refusal(out, mode))
     if mode is not None and not force:
         raise CloudBootError(f"{out}: exists; not replacing it without --force")
     if force:
