@@ -14,7 +14,7 @@ import arches
 from bootplan import PlanError
 from cloudboot import __version__, commands
 from cloudboot.errors import CloudBootError
-from cloudboot.untrusted import shown
+from cloudboot.untrusted import SafeText, shown
 from diskfs.errors import FsError
 from oci.errors import OciError
 
@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Collect every verb from cloudboot.commands.* (each has `register(subparsers)`)."""
     parser = Parser(prog="cloud-boot", description="cloud-boot host tools")
     parser.add_argument("--version", action="version", version=f"cloud-boot {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an unexpected error (a bug: please report it)")
+    parser.add_argument("--debug", action="store_true", default=os.environ.get("CLOUDBOOT_DEBUG", "") not in ("", "0"),
+                        help="show the traceback of an error (also CLOUDBOOT_DEBUG=1); an unexpected one is a bug: "
+                             "please report it")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
@@ -65,11 +66,23 @@ def unexpected_message(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: a USER_ERRORS failure becomes its one message line and status 1; any
-    other exception (a bug) one line asking for a report, with the traceback only under `--debug`."""
+    other exception (a bug) one line asking for a report, with the traceback only under `--debug` (or
+    CLOUDBOOT_DEBUG=1). What verbs print on stdout is escaped (cloudboot.untrusted.SafeText)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, a usage error (already printed): its status, not an exception
         return int(exc.code or 0)
+    stdout = sys.stdout
+    if not getattr(args, "raw_stdout", False):  # a verb that relays a guest's console keeps its bytes
+        sys.stdout = SafeText(stdout)
+    try:
+        return _run(args)
+    finally:
+        sys.stdout = stdout
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The verb, under the guard main's docstring describes."""
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ import re
 from cloudboot.errors import CloudBootError
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-_UNSAFE_KEEP_NL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200b-\u200f\u2028-\u202e"
+_UNSAFE_KEEP_NL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200b-\u200f\u2028-\u202e"
                              "\u2060-\u2069\ufeff]")
 NAME_MAX = 255  # bytes of one file name (Linux's NAME_MAX)
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
@@ -33,7 +33,7 @@ def _escape(m: re.Match) -> str:
 
 def shown(text: str | bytes, keep_newlines: bool = False) -> str:
     """`text` safe for a terminal: every unsafe character as a visible escape (`\\e`, `\\n`, `\\x07`, `\\u202e`;
-    a byte that is not UTF-8 as `\\xff`). With `keep_newlines`, newlines stay (a message of several lines)."""
+    a byte that is not UTF-8 as `\\xff`). With `keep_newlines`, newlines and tabs stay (text of several lines)."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8", "surrogateescape")
     return (_UNSAFE_KEEP_NL if keep_newlines else _UNSAFE).sub(_escape, text)
@@ -61,3 +61,19 @@ def file_name(name: str, what: str) -> str:
         text = shown(name if len(name) <= 80 else name[:80] + "...")
         raise CloudBootError(f"{what} '{text}' cannot be a file name: {why}")
     return name
+
+
+class SafeText:
+    """A text stream (stdout) whose writes go through shown(keep_newlines=True): whatever a verb prints, names
+    read from images and registries included, reaches the terminal without control sequences. Everything else
+    (`buffer` for binary output, `fileno`, `flush`, `isatty`) is the wrapped stream's."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(shown(text, keep_newlines=True))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

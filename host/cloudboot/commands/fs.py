@@ -15,6 +15,7 @@ import time
 
 from cloudboot.cliopts import add_json, add_verb, add_verb_group, print_json
 from cloudboot.errors import CloudBootError
+from cloudboot.untrusted import shown
 
 CHUNK = 1 << 20
 
@@ -120,8 +121,8 @@ def _entry(fs, name: str, path: str, follow: bool = False) -> dict:
 
 def _line(e: dict) -> str:
     text = f"{e['mode']} {e['links']:>3} {e['uid']:>5} {e['gid']:>5} {e['size']:>12} " \
-           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(e['mtime']))} {e['name']}"
-    return text + (" -> " + e["target"] if "target" in e else "")
+           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(e['mtime']))} {shown(e['name'])}"
+    return text + (" -> " + shown(e["target"]) if "target" in e else "")
 
 
 def _ls(args: argparse.Namespace) -> int:
@@ -138,7 +139,7 @@ def _ls(args: argparse.Namespace) -> int:
         print_json(entries)
         return 0
     for e in entries:
-        print(_line(e) if args.long else e["name"])
+        print(_line(e) if args.long else shown(e["name"]))
     return 0
 
 
@@ -166,13 +167,13 @@ def _stat(args: argparse.Namespace) -> int:
     if args.json:
         print_json(e)
         return 0
-    print(f"path: {args.path}")
+    print(f"path: {shown(args.path)}")
     print(f"type: {e['type']}  mode: {e['mode']} ({e['mode_octal']})")
     print(f"inode: {e['inode']}  links: {e['links']}  uid: {e['uid']}  gid: {e['gid']}")
     print(f"size: {e['size']}")
     print(f"mtime: {e['mtime']} ({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(e['mtime']))})")
     if "target" in e:
-        print(f"target: {e['target']}")
+        print(f"target: {shown(e['target'])}")
     return 0
 
 
