@@ -88,15 +88,27 @@ def sign(image: bytes, name: str, key_pem: bytes, cert_pem: bytes) -> bytes:
 
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:  # cryptography: "Password was not given but private key is encrypted"
+        raise CloudBootError("--key: the private key is encrypted; give an unencrypted PEM key (e.g. `openssl rsa "
+                             "-in db.key -out db-plain.key`)") from None
+    except ValueError as exc:
+        raise CloudBootError(f"--key: cannot load the signing key: {exc}") from None
+    try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as exc:
-        raise CloudBootError(f"cannot load the signing key or certificate: {exc}") from None
+        raise CloudBootError(f"--cert: cannot load the certificate: {exc}") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise CloudBootError("only RSA signing keys are supported for Authenticode "
                              "(UEFI db keys are RSA-2048)")
+    if key.public_key().public_numbers() != cert.public_key().public_numbers():
+        raise CloudBootError("--key does not match --cert: the certificate is for another key (a signature "
+                             "firmware could never verify)")
+    # What inspect refuses is refused here too: a malformed image signed would still not boot.
+    PeImage(image, name).check_sections()
     padded = image + bytes(-len(image) % 8)  # the certificate table starts 8-byte aligned
     pe = PeImage(padded, name)
     if pe.signature_size():
+        signatures(pe)  # a malformed table is its own error
         raise CloudBootError(f"{name}: already signed")
     digest = authenticode_digest(pe)
 
