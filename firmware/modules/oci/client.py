@@ -16,6 +16,7 @@ from oci import http
 from oci.auth import basic_header, parse_challenges
 from oci.errors import (
     AuthError,
+    DeadlineExceeded,
     DigestMismatch,
     ManifestError,
     NotFound,
@@ -261,7 +262,7 @@ class Client(http.Retrying):
                     # the registry is still coming back
                     resp.close()
                     while True:
-                        if resumed >= self.retries or not total:
+                        if resumed >= self.retries or not total or isinstance(exc, DeadlineExceeded):
                             raise exc from None
                         self._pause(resumed, str(exc))
                         resumed += 1
@@ -308,7 +309,7 @@ class Client(http.Retrying):
                 self.fetch_blob(ref, digest, sink, size, max_size)
                 return sink
             except TransportError as exc:
-                if attempt >= self.retries:
+                if attempt >= self.retries or isinstance(exc, DeadlineExceeded):
                     raise
                 self._pause(attempt, str(exc))
                 attempt += 1

@@ -9,9 +9,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cloudboot.cliopts import positive
 from oci.client import Client
 from oci.ref import Reference, parse
 from oci.transport_cpython import Transport
+
+DEADLINE = 600.0  # seconds for one request, a layer's whole download included (4 GiB at 7 MB/s)
+IDLE = 60.0  # seconds a connection may stay silent
 
 
 def docker_config_credentials(registry: str, config: Path | None = None) -> tuple[str, str] | None:
@@ -63,7 +67,9 @@ def add_registry_options(p) -> None:
     g.add_argument("--plain-http", action="store_true", help="talk plain HTTP (default only for 127.0.0.1/localhost)")
     g.add_argument("--insecure", action="store_true", help="TLS without certificate verification")
     g.add_argument("--ca-file", help="extra CA bundle (PEM) for the registry's certificate")
-    g.add_argument("--timeout", type=float, default=60.0, help="seconds per connect/read (default 60)")
+    g.add_argument("--timeout", type=positive(float), default=DEADLINE,
+                   help=f"seconds for each whole request, connect to last byte (default {DEADLINE:g}); a connection "
+                        f"silent for {IDLE:g} s is given up sooner")
 
 
 def client_from_args(args) -> Client:
@@ -71,7 +77,7 @@ def client_from_args(args) -> Client:
     password = args.password
     if getattr(args, "password_stdin", False):
         password = sys.stdin.readline().rstrip("\n")
-    transport = Transport(timeout=args.timeout, insecure=args.insecure, cafile=args.ca_file)
+    transport = Transport(timeout=IDLE, deadline=args.timeout, insecure=args.insecure, cafile=args.ca_file)
     return Client(transport, credentials=credentials_for(args.username, password),
                   log=lambda msg: print(f"cloud-boot: {msg}", file=sys.stderr))
 
