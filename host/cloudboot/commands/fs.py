@@ -16,6 +16,7 @@ import time
 from cloudboot.cliopts import add_json, add_verb, add_verb_group, print_json
 from cloudboot.errors import CloudBootError
 from cloudboot.untrusted import shown
+from diskfs.fsbase import Stat
 
 CHUNK = 1 << 20
 
@@ -108,14 +109,14 @@ def _image_line(image: dict) -> str:
     return f"{image['format']} image ({', '.join(facts)}), "
 
 
-def _entry(fs, name: str, path: str, follow: bool = False) -> dict:
+def _entry(fs, name: str, node) -> dict:
     """An entry's inode fields, as `stat` and `ls --json` give them."""
-    st = fs.stat(path, follow=follow)
+    st = Stat(node)
     out = {"name": name, "type": statmod.filemode(st.st_mode)[0].replace("-", "f"),
            "mode": statmod.filemode(st.st_mode), "mode_octal": f"{st.st_mode:o}", "inode": st.st_ino,
            "links": st.st_nlink, "uid": st.st_uid, "gid": st.st_gid, "size": st.st_size, "mtime": st.st_mtime}
     if statmod.S_ISLNK(st.st_mode):
-        out["target"] = fs.readlink(path)
+        out["target"] = fs.readlink_inode(node)
     return out
 
 
@@ -129,12 +130,13 @@ def _ls(args: argparse.Namespace) -> int:
     """List a directory (or name one file), like ls(1)."""
     fs = open_fs(args)
     path = args.path
-    if not fs.lookup(path).is_dir():
-        entries = [_entry(fs, path, path, follow=True)]
+    node = fs.lookup(path)
+    if not node.is_dir():
+        entries = [_entry(fs, path, node)]
+    elif args.long or args.json:
+        entries = [_entry(fs, n, child) for n, child in fs.children(path)]
     else:
-        names = fs.listdir(path)
-        entries = [_entry(fs, n, path.rstrip("/") + "/" + n) for n in names] if args.long or args.json else \
-            [{"name": n} for n in names]
+        entries = [{"name": n} for n in fs.listdir(path)]
     if args.json:
         print_json(entries)
         return 0
@@ -163,7 +165,8 @@ def _cat(args: argparse.Namespace) -> int:
 
 def _stat(args: argparse.Namespace) -> int:
     """An entry's type, mode, inode, links, owner, size and mtime."""
-    e = _entry(open_fs(args), args.path, args.path, follow=args.follow)
+    fs = open_fs(args)
+    e = _entry(fs, args.path, fs.lookup(args.path, follow=args.follow))
     if args.json:
         print_json(e)
         return 0
