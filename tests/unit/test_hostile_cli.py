@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.hostile import ok
+from tests.unit.hostile import cli, ok, refused
 
 # A verb with a bug: `plan check` replaced by one that raises what no library means to raise, with a message that
 # carries a terminal escape.
@@ -58,3 +58,17 @@ def test_names_from_an_image_are_escaped_on_the_terminal(tmp_path: Path) -> None
     assert "\x1b" not in out and "\u202e" not in out, out
     names = set(out.split())
     assert {"red\\e[31mX", "two\\nlines", "bad\\xff", "rtl\\u202eevil", "plain"} <= names, out
+
+
+def test_options_that_were_tracebacks_or_ignored(tmp_path: Path, testdata: str) -> None:
+    """`fs --subvol`/`--device` on ext4 or XFS (a traceback, or silently ignored), `IMG@LABEL=` with no value, a
+    missing or unreadable `--ca-file`: each one line naming what is wrong."""
+    ext4, xfs = str(Path(testdata) / "ext4-many.img"), str(Path(testdata) / "xfs-many.img")
+    refused(cli("fs", "ls", "--subvol", "5", ext4, "/"), "--subvol is for btrfs; this is ext2/3/4")
+    refused(cli("fs", "ls", "--device", xfs, xfs, "/"), "--device is for btrfs; this is XFS")
+    refused(cli("fs", "ls", ext4 + "@LABEL=", "/"), "@LABEL=: partition must be", "with a value")
+    junk = tmp_path / "ca.pem"
+    junk.write_text("junk")
+    for ca, why in ((tmp_path / "none.pem", "No such file"), (junk, "no certificate")):
+        refused(cli("pull", "127.0.0.1:1/x:1", "-d", str(tmp_path / "o"), "--ca-file", str(ca)), f"--ca-file {ca}: ",
+                why)

@@ -25,12 +25,19 @@ def open_fs(args: argparse.Namespace):
     import diskfs
     from cloudboot.diskimage import open_image
     from cloudboot.diskimage.address import open_target
+    from diskfs import formats
 
     dev = open_target(args.image).device
     options = {}
     if getattr(args, "subvol", None):
         options["subvol"] = int(args.subvol) if args.subvol.isdigit() else args.subvol
-    devices = [open_image(p) for p in getattr(args, "device", None) or []]
+    paths = getattr(args, "device", None) or []
+    devices = [open_image(p) for p in paths]
+    if options or paths:  # btrfs's alone: elsewhere they would be ignored (or not understood)
+        fmt = formats.find(dev, formats.FILESYSTEM)
+        if fmt is not None and fmt.name != "btrfs":
+            flag = "--subvol" if options else "--device"
+            raise CloudBootError(f"{args.image}: {flag} is for btrfs; this is {fmt.title or fmt.name}")
     return diskfs.open(dev, devices=devices or None, **options)
 
 

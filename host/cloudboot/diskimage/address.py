@@ -76,8 +76,9 @@ def open_target(spec: str, write: bool = False) -> Target:
         if part is None:
             return Target(disk, disk, image)
         kind = part.partition("=")[0]
-        if not part.isdigit() and kind not in KINDS:
-            raise CloudBootError(f"{spec}: partition must be a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
+        if not part.isdigit() and (kind not in KINDS or not part.partition("=")[2]):
+            raise CloudBootError(f"{spec}: partition must be a number, LABEL=, UUID=, PARTLABEL= or PARTUUID= "
+                                 "with a value")
         if kind in ("LABEL", "UUID"):
             dev, where = resolve([disk], part)
             if dev is None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from cloudboot.cliopts import positive
+from cloudboot.errors import CloudBootError
 from oci.client import Client
 from oci.ref import Reference, parse
 from oci.transport_cpython import Transport
@@ -77,7 +79,10 @@ def client_from_args(args) -> Client:
     password = args.password
     if getattr(args, "password_stdin", False):
         password = sys.stdin.readline().rstrip("\n")
-    transport = Transport(timeout=IDLE, deadline=args.timeout, insecure=args.insecure, cafile=args.ca_file)
+    try:
+        transport = Transport(timeout=IDLE, deadline=args.timeout, insecure=args.insecure, cafile=args.ca_file)
+    except (OSError, ssl.SSLError) as exc:  # only the CA bundle is read here
+        raise CloudBootError(f"--ca-file {args.ca_file}: {getattr(exc, 'strerror', None) or exc}") from None
     return Client(transport, credentials=credentials_for(args.username, password),
                   log=lambda msg: print(f"cloud-boot: {msg}", file=sys.stderr))
 
