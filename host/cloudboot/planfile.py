@@ -30,6 +30,18 @@ def _no_constant(name: str) -> None:
 
 def read_plan(path: Path, limits: Limits | None = None) -> dict:
     """A plan file (HCL, or the parsed form as .json) -> its parsed form, schema checked (within `limits`)."""
+    parsed = _parse(path)
+    bplan.Plan(parsed, str(path), limits)
+    return parsed
+
+
+def load_plan(path: Path, limits: Limits | None = None) -> bplan.Plan:
+    """A plan file -> its compiled Plan (the schema checked once, within `limits`)."""
+    return bplan.Plan(_parse(path), str(path), limits)
+
+
+def _parse(path: Path) -> dict:
+    """A plan file's parsed form, not yet checked."""
     _, text = read_text(path)
     if path.suffix != ".json":
         parsed = hcl.parse(text, str(path))
@@ -40,7 +52,6 @@ def read_plan(path: Path, limits: Limits | None = None) -> dict:
             raise PlanError("not a plan: JSON nested too deeply", file=str(path)) from None
         except ValueError as exc:
             raise PlanError(f"not JSON: {exc}", file=str(path)) from None
-    bplan.Plan(parsed, str(path), limits)
     return parsed
 
 
@@ -75,5 +86,5 @@ def render_target(path: Path, arch: str, target: str = "", lldp: dict[str, str] 
                   limits: Limits | None = None) -> dict:
     """The target a machine of `arch` boots from the plan at `path` (selection of REFERENCE §2.3 without a
     menu), fully resolved."""
-    plan = bplan.Plan(read_plan(path, limits), str(path), limits)
+    plan = load_plan(path, limits)
     return bplan.render(plan, arch, target=target, lldp=lldp or {}, menu="0")

@@ -13,7 +13,7 @@ from pathlib import Path
 from bootplan import plan as bplan
 from bootplan.expr import LIMITS, some
 from cloudboot.cliopts import add_arch, add_json, add_verb, add_verb_group, print_json
-from cloudboot.planfile import parse_limits, parse_lldp, read_plan, render_target
+from cloudboot.planfile import load_plan, parse_limits, parse_lldp, read_plan, render_target
 from cloudboot.untrusted import shown
 
 
@@ -29,7 +29,7 @@ def _check(args: argparse.Namespace) -> int:
     its file and line."""
     limits = parse_limits(args.limit)
     for path in args.files:
-        plan = bplan.Plan(read_plan(path, limits), str(path), limits)
+        plan = load_plan(path, limits)
         by_arch = plan.check()
         names = plan.names()
         archs = ", ".join(by_arch) or "no arch"
