@@ -58,11 +58,13 @@ bench: $(STAMP)
 	$(CB) firmware --arch all
 	$(PY) -m bench $(BENCH_ARGS)
 
-# The mutation fuzzers, long: FUZZ_SECONDS per format (ext4, XFS, btrfs, ZFS, LUKS1, LUKS2) and per disk image
-# (qcow2, UDIF variants), default 600 each.
+# The mutation fuzzers, long: FUZZ_SECONDS per filesystem (ext4, XFS, btrfs, ZFS, LUKS1, LUKS2), per disk image (qcow2, UDIF
+# variants) and per parser of untrusted text (plan HCL, plan JSON, OCI manifests and indexes), default 600 each.
 FUZZ_SECONDS ?= 600
 fuzz: $(TESTS)
-	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py tests/unit/test_diskimage_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py tests/unit/test_diskimage_fuzz.py \
+	  tests/unit/test_parser_fuzz.py -k "metadata or fuzz_parsers_plan or fuzz_parsers_oci" -p no:cacheprovider \
+	  $(PYTEST_ARGS)
 
 # Path C soak (not in CI): SOAK_CYCLES of stage -> reboot -> target -> reset in one VM (about 40 s a cycle on x86_64).
 SOAK_CYCLES ?= 100

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
+import traceback
 
 import arches
 from bootplan import PlanError
 from cloudboot import __version__, commands
 from cloudboot.errors import CloudBootError
+from cloudboot.untrusted import SafeText, shown
 from diskfs.errors import FsError
 from oci.errors import OciError
 
@@ -30,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Collect every verb from cloudboot.commands.* (each has `register(subparsers)`)."""
     parser = Parser(prog="cloud-boot", description="cloud-boot host tools")
     parser.add_argument("--version", action="version", version=f"cloud-boot {__version__}")
+    parser.add_argument("--debug", action="store_true", default=os.environ.get("CLOUDBOOT_DEBUG", "") not in ("", "0"),
+                        help="show the traceback of an error (also CLOUDBOOT_DEBUG=1); an unexpected one is a bug: "
+                             "please report it")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
@@ -50,17 +56,48 @@ def error_message(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def unexpected_message(exc: BaseException) -> str:
+    """The one line for an exception no library meant to raise (a bug): its type, its first line, and what to do."""
+    text = str(exc).strip().splitlines()
+    what = type(exc).__name__ + (f": {shown(text[0][:200])}" if text else "")
+    return (f"internal error ({what}); this is a bug in cloud-boot: please report it with the output of the same "
+            "command run as `cloud-boot --debug ...`")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; a USER_ERRORS failure becomes one message line and status 1."""
+    """Entry point of the console script: a USER_ERRORS failure becomes its one message line and status 1; any
+    other exception (a bug) one line asking for a report, with the traceback only under `--debug` (or
+    CLOUDBOOT_DEBUG=1). What verbs print on stdout is escaped (cloudboot.untrusted.SafeText)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, a usage error (already printed): its status, not an exception
         return int(exc.code or 0)
+    stdout = sys.stdout
+    if not getattr(args, "raw_stdout", False):  # a verb that relays a guest's console keeps its bytes
+        sys.stdout = SafeText(stdout)
+    try:
+        return _run(args)
+    finally:
+        sys.stdout = stdout
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The verb, under the guard main's docstring describes."""
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as exc:
-        print(f"cloud-boot: error: {error_message(exc)}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("cloud-boot: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 1
+    except USER_ERRORS as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"cloud-boot: error: {shown(error_message(exc), keep_newlines=True)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the top-level guard: every bug becomes one line
+        if args.debug:
+            traceback.print_exc()
+        print(f"cloud-boot: error: {unexpected_message(exc)}", file=sys.stderr)
+        return 1

@@ -75,6 +75,22 @@ def platform_file_type(text: str) -> tuple[str, Path]:
     return platform_type(platform), Path(path)
 
 
+def positive(kind: type) -> Callable[[str], int | float]:
+    """argparse type: a number of `kind` (int or float) above zero (a size cap of -1 or a timeout of 0 is a
+    mistake, not a request for no limit)."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number above 0")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
 def add_arch(p: argparse.ArgumentParser, what: str, *, many: bool = False, **kw) -> None:
     """`--arch`: one architecture (or with `many`, `all` or a comma list) in any of its spellings."""
     kinds = "all, one architecture or a comma list" if many else "one architecture"

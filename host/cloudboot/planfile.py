@@ -6,31 +6,52 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bootplan import PlanError
+from bootplan import PlanError, hcl
 from bootplan import plan as bplan
+from bootplan.expr import Limits
 from cloudboot.errors import CloudBootError
 from cloudboot.image.output import read_input
+
+PLAN_MAX = 64 << 20  # bytes of a plan file (100,000 targets take about 7 MiB)
 
 
 def read_text(path: Path) -> tuple[bytes, str]:
     """(bytes, text) of a plan file; CloudBootError when it cannot be read or is not UTF-8."""
-    raw = read_input(path, "plan")
+    raw = read_input(path, "plan", PLAN_MAX)
     try:
         return raw, raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CloudBootError(f"plan {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def read_plan(path: Path) -> dict:
-    """A plan file (HCL, or the parsed form as .json) -> its parsed form, schema checked."""
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON (plans have no NaN or infinite numbers)")
+
+
+def read_plan(path: Path, limits: Limits | None = None) -> dict:
+    """A plan file (HCL, or the parsed form as .json) -> its parsed form, schema checked (within `limits`)."""
+    parsed = _parse(path)
+    bplan.Plan(parsed, str(path), limits)
+    return parsed
+
+
+def load_plan(path: Path, limits: Limits | None = None) -> bplan.Plan:
+    """A plan file -> its compiled Plan (the schema checked once, within `limits`)."""
+    return bplan.Plan(_parse(path), str(path), limits)
+
+
+def _parse(path: Path) -> dict:
+    """A plan file's parsed form, not yet checked."""
     _, text = read_text(path)
     if path.suffix != ".json":
-        return bplan.load(text, str(path))
-    try:
-        parsed = json.loads(text)
-    except ValueError as exc:
-        raise PlanError(f"not JSON: {exc}", file=str(path)) from None
-    bplan.Plan(parsed, str(path))
+        parsed = hcl.parse(text, str(path))
+    else:
+        try:
+            parsed = json.loads(text, parse_constant=_no_constant)
+        except RecursionError:
+            raise PlanError("not a plan: JSON nested too deeply", file=str(path)) from None
+        except ValueError as exc:
+            raise PlanError(f"not JSON: {exc}", file=str(path)) from None
     return parsed
 
 
@@ -38,7 +59,7 @@ def for_push(path: Path) -> tuple[bytes, dict]:
     """(the HCL bytes, the parsed form) of a plan about to be pushed, checked in full first."""
     raw, text = read_text(path)
     try:
-        parsed = bplan.load(text, path.name)
+        parsed = hcl.parse(text, path.name)
         bplan.check(parsed, path.name)
     except PlanError as exc:
         raise CloudBootError(f"not pushing an invalid plan: {exc}") from None
@@ -56,7 +77,14 @@ def parse_lldp(items: list[str]) -> dict[str, str]:
     return out
 
 
-def render_target(path: Path, arch: str, target: str = "", lldp: dict[str, str] | None = None) -> dict:
+def parse_limits(items: list[str]) -> Limits:
+    """`--limit NAME=N` options (N may end in K, M or G) -> the Limits in force."""
+    return Limits.parse(",".join(items))
+
+
+def render_target(path: Path, arch: str, target: str = "", lldp: dict[str, str] | None = None,
+                  limits: Limits | None = None) -> dict:
     """The target a machine of `arch` boots from the plan at `path` (selection of REFERENCE §2.3 without a
     menu), fully resolved."""
-    return bplan.render(read_plan(path), arch, target=target, lldp=lldp or {}, menu="0")
+    plan = load_plan(path, limits)
+    return bplan.render(plan, arch, target=target, lldp=lldp or {}, menu="0")

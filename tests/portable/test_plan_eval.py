@@ -83,16 +83,16 @@ def test_example_plans_check_and_render():
 
 def test_arch_filter_and_multi_arch_names():
     p = make(top={"default_target": '"boot"'}, targets=[
-        ("boot", {"arch": '"amd64"', "kernel": '"k-amd64"'}),
-        ("boot", {"arch": '"arm64"', "kernel": '"k-arm64"'}),
-        ("any", {"index": '"i"'}),
+        ("boot", {"arch": '"amd64"', "kernel": '"r/k-amd64"'}),
+        ("boot", {"arch": '"arm64"', "kernel": '"r/k-arm64"'}),
+        ("any", {"index": '"r/i"'}),
     ])
-    assert render(p, "amd64")["kernel"] == "k-amd64"
-    assert render(p, "aarch64")["kernel"] == "k-arm64"
+    assert render(p, "amd64")["kernel"] == "r/k-amd64"
+    assert render(p, "aarch64")["kernel"] == "r/k-arm64"
     exc = error(render, p, "riscv64")
     assert 'no target "boot" for arch riscv64 (it is for amd64, arm64)' in str(exc), str(exc)
     assert exc.line == 1
-    assert render(p, "riscv64", target="any")["index"] == "i"
+    assert render(p, "riscv64", target="any")["index"] == "r/i"
     assert bplan.check(p) == {"amd64": ["boot", "any"], "arm64": ["boot", "any"], "riscv64": ["any"],
                               "loong64": ["any"]}
 
@@ -114,7 +114,7 @@ def test_unknown_target():
     p = make(top={"default_target": '"a"'}, targets=[("a", {"index": '"a"'})])
     exc = error(render, p, target="nope")
     assert str(exc) == 't.hcl: no target "nope" (targets: a)', str(exc)
-    p = make(top={"default_target": '"ghost"'}, targets=[("a", {"index": '"a"'})])
+    p = make(top={"default_target": '"ghost"'}, targets=[("a", {"index": '"r/a"'})])
     exc = error(bplan.check, p)
     assert str(exc).startswith('t.hcl:1: default_target "ghost" names no target'), str(exc)
 
@@ -255,15 +255,25 @@ def test_expression_errors_are_located():
 
 
 def test_type_error_only_for_one_arch_names_the_arch():
-    p = make(targets=[("t", {"index": '"i"', "label": 'arch == "riscv64" ? 1 : "ok"'})])
+    p = make(targets=[("t", {"index": '"r/i"', "label": 'arch == "riscv64" ? 1 : "ok"'})])
     exc = error(bplan.check, p)
     assert "label must be a string, got number [when arch = riscv64, no LLDP]" in str(exc), str(exc)
 
 
 def test_duplicate_target_for_the_same_arch():
-    p = make(targets=[("t", {"index": '"a"'}), ("t", {"index": '"b"'})])
+    p = make(targets=[("t", {"index": '"r/a"'}), ("t", {"index": '"r/b"'})])
     exc = error(bplan.check, p)
     assert "defined twice for arch amd64 (also on line 1)" in str(exc), str(exc)
+
+
+def test_check_refuses_what_is_not_an_oci_reference():
+    for bad in ("::::@@@", "i", "r/x:", "R/Upper", "r/x@sha256:00"):
+        p = make(targets=[("t", {"index": '"' + bad + '"'})])
+        exc = error(bplan.check, p)
+        assert str(exc).startswith('t.hcl:2: target "t": index "%s" is not an OCI reference' % bad), str(exc)
+    p = make(targets=[("t", {"subplan": 'arch == "arm64" ? "r/ok" : "bad ref"'})])
+    assert "[when arch = arm64" not in str(error(bplan.check, p))
+    assert bplan.check(make(targets=[("t", {"kernel": '"127.0.0.1:5000/boot/k:6.12"'})])) is not None
 
 
 def test_unknown_arch_name():

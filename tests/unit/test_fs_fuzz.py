@@ -115,25 +115,27 @@ def _alarm(signum, frame):
 
 
 @contextlib.contextmanager
-def bounded():
-    """The fuzzers' discipline around one mutated input: FsError is the expected way out, anything else
-    propagates (a bug), and HANG_SECONDS without an answer is a Hang."""
+def bounded(expected: type[BaseException] | tuple[type[BaseException], ...] = FsError):
+    """The fuzzers' discipline around one mutated input: `expected` (the parser's typed errors; FsError for the
+    filesystems) is the expected way out, anything else propagates (a bug), and HANG_SECONDS without an answer
+    is a Hang."""
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(HANG_SECONDS)
     try:
         yield
-    except FsError:
+    except expected:
         pass
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
 
 
-def fuzz(run) -> None:
-    """`run(flips)` on EXAMPLES hypothesis examples, then (`make fuzz`) on new ones until FUZZ_SECONDS pass."""
+def fuzz(run, strategy=None) -> None:
+    """`run(example)` on EXAMPLES hypothesis examples of `strategy` (default FLIPS), then (`make fuzz`) on new
+    ones until FUZZ_SECONDS pass."""
     @settings(max_examples=EXAMPLES, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(FLIPS)
+    @given(strategy if strategy is not None else FLIPS)
     def prop(flips):
         run(flips)
 

@@ -50,6 +50,6 @@ class PlanError(ValueError):
             head = self.file + (":%d" % self.line if self.line else "") + ": "
         elif self.line:
             head = "line %d: " % self.line
-        if self.target is not None:
+        if self.target:  # "" marks an error that is no target's (a local's)
             head += "target %s: " % quote(self.target)
         return head + self.msg

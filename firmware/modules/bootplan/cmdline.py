@@ -190,6 +190,16 @@ def _bootnum(value):
         raise ValueError("want a boot entry number as 4 hex digits (0001)")
 
 
+def _plan_limits(value):
+    from bootplan import PlanError
+    from bootplan.expr import Limits
+
+    try:
+        Limits.parse(value)
+    except PlanError as exc:
+        raise ValueError(exc.msg) from None
+
+
 #: Every cloudboot.* key, with its check. REFERENCE §1.1's keys (read by the init), plus ours:
 #: cloudboot.disk.wait (the init: how long to wait for the disk), cloudboot.disk.luks-limits (the init: raise
 #: LUKS header limits, diskfs.luks.LIMITS), cloudboot.disk.zfs-passphrase (an encrypted ZFS dataset),
@@ -209,6 +219,7 @@ KEYS = {
     "cloudboot.disk.zfs-passphrase": _anything,
     "cloudboot.disk.wait": _duration,
     "cloudboot.plan": _nonempty,
+    "cloudboot.plan.limits": _plan_limits,  # name=N,... (bootplan.expr.LIMITS): a plan's evaluation limits
     "cloudboot.image": _nonempty,
     "cloudboot.target": _nonempty,
     "cloudboot.menu": _choice("0", "1"),

@@ -8,12 +8,163 @@ Not supported (a clear error each): `for` expressions, splats, template directiv
 
 A parsed expression is a tree of tuples `(kind, pos, depth, ...)`; `pos` is the offset in the source text,
 so errors can name the line. Every failure, at parse or evaluation time, is a bootplan.PlanError.
+
+Evaluation is bounded by a Budget (one per evaluation: a plan's pass for one arch): every value's size is known
+before it is made (a template, a join, a replace), so a plan that doubles a string 63 times stops at the `value`
+limit instead of taking the machine's memory; LIMITS lists every limit, its default and what it bounds. The
+counts are operations and bytes, not time or the allocator's figures, so they are the same on every runtime.
 """
 
 from bootplan import PlanError, quote
 
 MAX_NEST = 16  # brackets, parentheses, interpolations, unary operators inside one another
 MAX_DEPTH = 64  # height of the expression tree (bounds the evaluator's recursion)
+MAX_INT = (1 << 63) - 1  # whole numbers are 64-bit signed (HCL's are arbitrary; a boot plan needs no more)
+
+# name, default, what it bounds. A user raises one with `--limit name=N` (cloud-boot plan) or
+# `cloudboot.plan.limits=name=N,...` (at boot).
+LIMITS = (
+    ("value", 1 << 20, "bytes in one value"),
+    ("memory", 64 << 20, "bytes of values made in one evaluation"),
+    ("depth", 100, "levels of nesting: expressions, locals using locals, values in values"),
+    ("targets", 100000, "targets in a plan"),
+    ("steps", 10000000, "evaluation steps in one evaluation"),
+)
+_LIMIT_NAMES = tuple([n for n, _, _ in LIMITS])
+
+
+class Limits:
+    """One value per LIMITS name (the defaults unless given)."""
+
+    def __init__(self, **given):
+        for name, default, _ in LIMITS:
+            setattr(self, name, default)
+        for name in given:
+            self.set(name, given[name])
+
+    def set(self, name, value):
+        if name not in _LIMIT_NAMES:
+            raise PlanError("unknown plan limit %s (limits: %s)" % (quote(name), ", ".join(_LIMIT_NAMES)))
+        if isinstance(value, str):
+            value = _limit_number(name, value)
+        if type(value) is not int or value < 1:
+            raise PlanError("plan limit %s must be a whole number above 0, got %s" % (name, quote(value)))
+        setattr(self, name, value)
+
+    @classmethod
+    def parse(cls, text):
+        """`name=N,name=N` (N may end in K, M or G: powers of 1024) -> Limits; PlanError naming what is wrong."""
+        out = cls()
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise PlanError("plan limit %s: want NAME=N" % quote(item))
+            out.set(name.strip(), value.strip())
+        return out
+
+    def describe(self):
+        """`value=1048576 memory=...`: the limits in force."""
+        return " ".join(["%s=%d" % (n, getattr(self, n)) for n in _LIMIT_NAMES])
+
+
+def _limit_number(name, text):
+    scale = 1
+    if text[-1:] in ("K", "M", "G", "k", "m", "g"):
+        scale = 1 << (10 * ("KMG".index(text[-1].upper()) + 1))
+        text = text[:-1]
+    if not text or [c for c in text if not _is_digit(c)] or len(text) > 18:
+        raise PlanError("plan limit %s must be a whole number above 0, got %s" % (name, quote(text)))
+    return int(text) * scale
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def over_limit(name, limits, detail=""):
+    """The PlanError for a limit reached: which, its value, and how to raise it."""
+    what = ""
+    for n, _, doc in LIMITS:
+        if n == name:
+            what = doc
+    return PlanError("%sover the plan limit %s=%d (%s); raise it with --limit %s=N (cloudboot.plan.limits=%s=N "
+                     "at boot)" % (detail + ": " if detail else "", name, getattr(limits, name), what, name, name))
+
+
+class Budget:
+    """What one evaluation has used of its Limits: steps, bytes made, the current nesting; and the size and depth
+    of every list and object it made (kept with the value, so nothing is measured twice)."""
+
+    def __init__(self, limits=None):
+        self.limits = limits or DEFAULT_LIMITS
+        self.steps = 0
+        self.memory = 0
+        self.depth = 0
+        self.sizes = {}  # id(list or dict) -> (the value, its size, its depth)
+
+    def step(self, n=1):
+        self.steps += n
+        if self.steps > self.limits.steps:
+            raise over_limit("steps", self.limits)
+
+    def enter(self):
+        self.depth += 1
+        if self.depth > self.limits.depth:
+            raise over_limit("depth", self.limits)
+
+    def made(self, size, depth=0):
+        """Account for a value of `size` bytes (and `depth` levels) about to be made: PlanError when it is over
+        the value or depth limit or the evaluation's memory. Call it BEFORE making the value."""
+        if size > self.limits.value:
+            raise over_limit("value", self.limits, "a value of %d bytes" % size)
+        if depth > self.limits.depth:
+            raise over_limit("depth", self.limits, "values nested %d deep" % depth)
+        self.memory += size
+        if self.memory > self.limits.memory:
+            raise over_limit("memory", self.limits)
+
+    def measure(self, v):
+        """(size, depth) of a value: strings by length, lists and objects from what was recorded when they were
+        made (values from outside, such as the lldp object, are measured once)."""
+        if isinstance(v, str):
+            return len(v), 0
+        if isinstance(v, (list, tuple, dict)):
+            known = self.sizes.get(id(v))
+            if known is not None and known[0] is v:
+                return known[1], known[2]
+            items = v.values() if isinstance(v, dict) else v
+            size, depth = 16, 0
+            self.step(len(v))
+            for k in (v if isinstance(v, dict) else ()):
+                size += len(k) + 8
+            for x in items:
+                n, d = self.measure(x)
+                size += n + 8
+                if d + 1 > depth:
+                    depth = d + 1
+            self.sizes[id(v)] = (v, size, depth)
+            return size, depth
+        return 8, 0
+
+    def composite(self, items, keys=None):
+        """Account for a list (or, with `keys`, an object) about to be made of `items`."""
+        size, depth = 16, 1
+        self.step(len(items))
+        for x in items:
+            n, d = self.measure(x)
+            size += n + 8
+            if d + 1 > depth:
+                depth = d + 1
+        for k in keys or ():
+            size += len(k) + 8
+        self.made(size, depth)
+        return size, depth
+
+    def record(self, v, size, depth):
+        self.sizes[id(v)] = (v, size, depth)
+        return v
 
 
 def _err(msg, pos):
@@ -30,6 +181,10 @@ def _d(*nodes):
     if d > MAX_DEPTH:
         raise _err("expression too complex (deeper than %d)" % MAX_DEPTH, nodes[0][1])
     return d
+
+
+def _clip(text, n=40):
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def _is_digit(c):
@@ -55,15 +210,23 @@ def _desc(c):
 _OPS = (("||", 1), ("&&", 2), ("==", 3), ("!=", 3), ("<=", 4), (">=", 4), ("<", 4), (">", 4),
         ("+", 5), ("-", 5), ("*", 6), ("/", 6), ("%", 6))
 _HEX = "0123456789abcdefABCDEF"
+_TEMPLATE_STOPS = '"\\$%\n'  # where a run of plain template characters ends
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
 
 
 class _Parser:
-    def __init__(self, src):
+    """Recursive descent over `src` from offset `i`. With `lines` (an attribute in an HCL body) a newline outside
+    brackets ends the expression, as HCL's grammar says; `ws_from`/`ws_to` remember the last blank run skipped,
+    so the expression's own end (without a trailing comment) is known."""
+
+    def __init__(self, src, lines=False):
         self.s = src
         self.n = len(src)
         self.i = 0
         self.nest = 0
+        self.lines = lines
+        self.open = 0  # brackets, parentheses, braces and interpolations open (newlines are blanks inside)
+        self.ws_from = self.ws_to = -1
 
     def err(self, msg, pos=None):
         raise _err(msg, self.i if pos is None else pos)
@@ -76,9 +239,10 @@ class _Parser:
 
     def ws(self):
         s, n, i = self.s, self.n, self.i
+        stop_nl = self.lines and not self.open
         while i < n:
             c = s[i]
-            if c == " " or c == "\t" or c == "\r" or c == "\n":
+            if c == " " or c == "\t" or c == "\r" or (c == "\n" and not stop_nl):
                 i += 1
             elif c == "#" or (c == "/" and s[i + 1:i + 2] == "/"):
                 while i < n and s[i] != "\n":
@@ -90,7 +254,13 @@ class _Parser:
                 i = j + 2
             else:
                 break
+        if i != self.i:
+            self.ws_from, self.ws_to = self.i, i
         self.i = i
+
+    def end(self):
+        """Where the expression just parsed ends (before the blanks and comments after it)."""
+        return self.ws_from if self.ws_to == self.i else self.i
 
     def expect(self, text, what):
         self.ws()
@@ -174,6 +344,8 @@ class _Parser:
                     start = self.i
                     while _is_digit(self.char()):
                         self.i += 1
+                    if self.i - start > 18:
+                        self.err("index %s out of range" % _clip(self.s[start:self.i]), start)
                     key = ("lit", start, 1, int(self.s[start:self.i]))
                     node = ("index", pos, _d(node), node, key)
                 elif _is_idstart(c):
@@ -183,11 +355,13 @@ class _Parser:
             elif self.at("["):
                 self.i += 1
                 self.enter()
+                self.open += 1
                 self.ws()
                 if self.at("*"):
                     self.err("splat expressions ([*]) are not supported")
                 key = self.expr()
                 self.expect("]", "to close the index")
+                self.open -= 1
                 self.nest -= 1
                 node = ("index", pos, _d(node, key), node, key)
             else:
@@ -215,8 +389,10 @@ class _Parser:
             return self.number()
         if c == "(":
             self.i += 1
+            self.open += 1
             node = self.expr()
             self.expect(")", "to close the parenthesis")
+            self.open -= 1
             return node
         if c == "[":
             return self.tuple()
@@ -259,15 +435,20 @@ class _Parser:
             while _is_digit(self.char()):
                 self.i += 1
         text = s[start:self.i]
+        if not is_float and len(text.lstrip("0")) > 19:  # checked before int(): CPython refuses 4300 digits
+            self.err("number %s out of range (whole numbers go up to %d)" % (_clip(text), MAX_INT), start)
         value = float(text) if is_float else int(text)
         if is_float and (value != value or value in (float("inf"), float("-inf"))):
-            self.err("number %s out of range" % text, start)
+            self.err("number %s out of range" % _clip(text), start)
+        if not is_float and value > MAX_INT:
+            self.err("number %s out of range (whole numbers go up to %d)" % (text, MAX_INT), start)
         return ("lit", start, 1, value)
 
     def tuple(self):
         pos = self.i
         self.i += 1
         self.enter()
+        self.open += 1
         items = []
         while True:
             self.ws()
@@ -283,6 +464,7 @@ class _Parser:
                 break
             else:
                 self.err("expected ',' or ']' in a list, got %s" % _desc(self.char()))
+        self.open -= 1
         self.nest -= 1
         return ("list", pos, _d(("lit", pos, 0), *items), items)
 
@@ -290,6 +472,7 @@ class _Parser:
         pos = self.i
         self.i += 1
         self.enter()
+        self.open += 1
         items = []
         while True:
             self.ws()
@@ -313,6 +496,7 @@ class _Parser:
             self.ws()
             if self.at(","):
                 self.i += 1
+        self.open -= 1
         self.nest -= 1
         flat = [("lit", pos, 0)]
         for k, v in items:
@@ -323,6 +507,7 @@ class _Parser:
     def call(self, pos, name):
         self.i += 1  # (
         self.enter()
+        self.open += 1
         args = []
         while True:
             self.ws()
@@ -340,6 +525,7 @@ class _Parser:
                 break
             else:
                 self.err("expected ',' or ')' in the arguments of %s(), got %s" % (name, _desc(self.char())))
+        self.open -= 1
         self.nest -= 1
         return ("call", pos, _d(("lit", pos, 0), *args), name, args)
 
@@ -435,6 +621,7 @@ class _Parser:
                     parts.append("".join(buf))
                     buf = []
                 self.enter()
+                self.open += 1
                 parts.append(self.expr())
                 self.nest -= 1
                 self.ws()
@@ -443,9 +630,13 @@ class _Parser:
                     strip = True
                 else:
                     self.expect("}", "to close the interpolation")
+                self.open -= 1
                 continue
-            buf.append(c)
-            self.i += 1
+            j = i + 1  # a run of plain characters at once (a newline alone: the next line may be dedented)
+            while c != "\n" and j < stop and s[j] not in _TEMPLATE_STOPS:
+                j += 1
+            buf.append(s[i:j])
+            self.i = j
         if buf:
             parts.append("".join(buf))
         if not parts:
@@ -478,6 +669,11 @@ def parse(src):
     """Expression text -> tree; PlanError (with `.pos`) when it is not valid."""
     if not isinstance(src, str):
         raise _err("an expression must be text, got %s" % _type(src), 0)
+    n = len(src)
+    if n >= 2 and src[0] == '"' and src[n - 1] == '"':  # a plain string, the commonest attribute: no parser
+        body = src[1:n - 1]
+        if '"' not in body and "\\" not in body and "${" not in body and "%{" not in body and "\n" not in body:
+            return ("lit", 0, 1, body)
     return _Parser(src).parse_all()
 
 
@@ -502,22 +698,24 @@ def _type(v):
 type_name = _type
 
 
-def _equal(a, b):
+def _equal(a, b, budget=None):
     ta = _type(a)
     if ta != _type(b):
         return False
+    if budget is not None:
+        budget.step()
     if ta == "list":
         if len(a) != len(b):
             return False
         for x, y in zip(a, b):
-            if not _equal(x, y):
+            if not _equal(x, y, budget):
                 return False
         return True
     if ta == "object":
         if len(a) != len(b):
             return False
         for k in a:
-            if k not in b or not _equal(a[k], b[k]):
+            if k not in b or not _equal(a[k], b[k], budget):
                 return False
         return True
     return a == b
@@ -555,8 +753,11 @@ def _number(v, what, pos):
 
 
 def _finite(v, pos):
-    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-        raise _err("number out of range", pos)
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise _err("number out of range", pos)
+    elif v > MAX_INT or v < -MAX_INT:
+        raise _err("number out of range (whole numbers go up to %d)" % MAX_INT, pos)
     return v
 
 
@@ -579,7 +780,7 @@ def _arith(op, a, b, pos):
     return _finite(a / b, pos)
 
 
-# ---- functions ---------------------------------------------------------------------------------------------
+# ---- functions: each takes the Budget first and accounts for what it makes BEFORE making it ---------------------
 
 def _want(v, t, fname, n):
     if _type(v) != t:
@@ -587,13 +788,19 @@ def _want(v, t, fname, n):
     return v
 
 
-def _fn_join(sep, items):
+def _fn_join(b, sep, items):
     _want(sep, "string", "join", 1)
     _want(items, "list", "join", 2)
-    return sep.join([to_text(x) for x in items])
+    b.step(len(items))
+    texts = [to_text(x) for x in items]
+    n = len(sep) * max(len(texts) - 1, 0)
+    for t in texts:
+        n += len(t)
+    b.made(n)
+    return sep.join(texts)
 
 
-def _fn_lookup(obj, key, *default):
+def _fn_lookup(b, obj, key, *default):
     _want(obj, "object", "lookup", 1)
     if key in obj:
         return obj[key]
@@ -602,52 +809,92 @@ def _fn_lookup(obj, key, *default):
     raise PlanError("lookup(): no key %s and no default" % quote(key))
 
 
-def _fn_contains(items, value):
+def _fn_contains(b, items, value):
     _want(items, "list", "contains", 1)
     for x in items:
-        if _equal(x, value):
+        if _equal(x, value, b):
             return True
     return False
 
 
-def _fn_length(v):
+def _fn_length(b, v):
     if _type(v) not in ("list", "object", "string"):
         raise PlanError("length(): needs a list, object or string, got %s" % _type(v))
     return len(v)
 
 
-def _fn_coalesce(*args):
+def _fn_coalesce(b, *args):
     for a in args:
         if a is not None and a != "":
             return a
     raise PlanError("coalesce(): every argument is null or empty")
 
 
-def _fn_concat(*lists):
+def _fn_concat(b, *lists):
     out = []
     for n, x in enumerate(lists):
-        out.extend(_want(x, "list", "concat", n + 1))
-    return out
+        _want(x, "list", "concat", n + 1)
+    for x in lists:
+        b.step(len(x))
+        if len(out) + len(x) > b.limits.value:
+            raise over_limit("value", b.limits, "a list of %d elements" % (len(out) + len(x)))
+        out.extend(x)
+    size, depth = b.composite(out)
+    return b.record(out, size, depth)
 
 
-def _str_fn(name, f, nargs):
-    def fn(*args):
+def _fn_case(b, s, upper):
+    b.made(len(s))
+    return s.upper() if upper else s.lower()
+
+
+def _fn_trimspace(b, s):
+    return s.strip()
+
+
+def _fn_replace(b, s, old, new):
+    if not old:
+        return s
+    b.step(len(s) // 64 + 1)
+    count = s.count(old)
+    b.made(len(s) + count * (len(new) - len(old)))
+    return s.replace(old, new)
+
+
+def _fn_split(b, sep, s):
+    b.step(len(s) // 64 + 1)
+    parts = s.count(sep) + 1 if sep else len(s)
+    size = 16 + len(s) - len(sep) * (parts - 1) + 8 * parts if sep else 16 + 9 * len(s)
+    b.made(size, 1)
+    return b.record(s.split(sep) if sep else [c for c in s], size, 1)
+
+
+def _fn_startswith(b, s, prefix):
+    return s[:len(prefix)] == prefix
+
+
+def _fn_endswith(b, s, suffix):
+    return len(suffix) <= len(s) and s[len(s) - len(suffix):] == suffix
+
+
+def _strings(name, f, nargs):
+    def fn(b, *args):
         for n, a in enumerate(args[:nargs]):
             _want(a, "string", name, n + 1)
-        return f(*args)
+        return f(b, *args)
     return fn
 
 
 # name -> (min args, max args or -1, function). Deliberately few: what boot plans need.
 FUNCTIONS = {
     "join": (2, 2, _fn_join),
-    "lower": (1, 1, _str_fn("lower", lambda s: s.lower(), 1)),
-    "upper": (1, 1, _str_fn("upper", lambda s: s.upper(), 1)),
-    "trimspace": (1, 1, _str_fn("trimspace", lambda s: s.strip(), 1)),
-    "replace": (3, 3, _str_fn("replace", lambda s, a, b: s.replace(a, b) if a else s, 3)),
-    "split": (2, 2, _str_fn("split", lambda sep, s: s.split(sep) if sep else [c for c in s], 2)),
-    "startswith": (2, 2, _str_fn("startswith", lambda s, p: s[:len(p)] == p, 2)),
-    "endswith": (2, 2, _str_fn("endswith", lambda s, p: len(p) <= len(s) and s[len(s) - len(p):] == p, 2)),
+    "lower": (1, 1, _strings("lower", lambda b, s: _fn_case(b, s, False), 1)),
+    "upper": (1, 1, _strings("upper", lambda b, s: _fn_case(b, s, True), 1)),
+    "trimspace": (1, 1, _strings("trimspace", _fn_trimspace, 1)),
+    "replace": (3, 3, _strings("replace", _fn_replace, 3)),
+    "split": (2, 2, _strings("split", _fn_split, 2)),
+    "startswith": (2, 2, _strings("startswith", _fn_startswith, 2)),
+    "endswith": (2, 2, _strings("endswith", _fn_endswith, 2)),
     "lookup": (2, 3, _fn_lookup),
     "contains": (2, 2, _fn_contains),
     "length": (1, 1, _fn_length),
@@ -659,11 +906,13 @@ FUNCTIONS = {
 # ---- evaluation -----------------------------------------------------------------------------------------------
 
 class Scope:
-    """Variables an expression can reference. `get(root, attr)` returns `root` (attr None) or `root.attr`;
-    subclasses resolve lazily (plan locals). Errors are PlanError without a position."""
+    """Variables an expression can reference, and the Budget of the evaluation. `get(root, attr)` returns `root`
+    (attr None) or `root.attr`; subclasses resolve lazily (plan locals). Errors are PlanError without a
+    position."""
 
-    def __init__(self, variables):
+    def __init__(self, variables, limits=None):
         self.variables = variables
+        self.budget = Budget(limits)
 
     def get(self, root, attr):
         if root not in self.variables:
@@ -679,8 +928,14 @@ def get_attr(value, attr, what):
     if _type(value) != "object":
         raise PlanError("%s is a %s, it has no attribute %s" % (what, _type(value), quote(attr)))
     if attr not in value:
-        raise PlanError("%s has no attribute %s (it has: %s)" % (what, quote(attr), ", ".join(sorted(value)) or "none"))
+        raise PlanError("%s has no attribute %s (it has: %s)" % (what, quote(attr), some(sorted(value))))
     return value[attr]
+
+
+def some(names, n=20):
+    """The first `n` names, comma-separated (an object from a plan may have thousands)."""
+    text = ", ".join(names[:n]) or "none"
+    return text + (", ... (%d in all)" % len(names) if len(names) > n else "")
 
 
 def _locate(exc, pos):
@@ -699,7 +954,19 @@ def _root_ref(node):
 
 
 def evaluate(node, scope):
-    """The value of a parsed expression; references go through `scope.get`."""
+    """The value of a parsed expression; references go through `scope.get`; within the scope's Budget (every
+    node is a step and a level of nesting; every value is accounted for before it is made)."""
+    b = scope.budget
+    b.steps += 1
+    if b.steps > b.limits.steps:
+        raise over_limit("steps", b.limits)
+    b.enter()
+    v = _evaluate(node, scope, b)
+    b.depth -= 1
+    return v
+
+
+def _evaluate(node, scope, b):
     k = node[0]
     pos = node[1]
     if k == "lit":
@@ -716,8 +983,17 @@ def evaluate(node, scope):
         if len(parts) == 1:
             return evaluate(parts[0], scope)  # a lone interpolation keeps its type, as in HCL
         out = []
+        n = 0
         for p in parts:
-            out.append(p if isinstance(p, str) else to_text(evaluate(p, scope), p[1]))
+            t = p if isinstance(p, str) else to_text(evaluate(p, scope), p[1])
+            n += len(t)
+            if n > b.limits.value:
+                raise _locate(over_limit("value", b.limits, "a string of more than %d bytes" % n), pos)
+            out.append(t)
+        try:
+            b.made(n)
+        except PlanError as e:
+            raise _locate(e, pos) from None
         return "".join(out)
     if k == "cond":
         c = evaluate(node[3], scope)
@@ -732,26 +1008,28 @@ def evaluate(node, scope):
                 raise _err("operator %s needs bools, got %s" % (op, _type(a)), pos)
             if (op == "&&" and not a) or (op == "||" and a):
                 return a
-            b = evaluate(node[5], scope)
-            if _type(b) != "bool":
-                raise _err("operator %s needs bools, got %s" % (op, _type(b)), pos)
-            return b
-        b = evaluate(node[5], scope)
-        if op == "==":
-            return _equal(a, b)
-        if op == "!=":
-            return not _equal(a, b)
+            c = evaluate(node[5], scope)
+            if _type(c) != "bool":
+                raise _err("operator %s needs bools, got %s" % (op, _type(c)), pos)
+            return c
+        c = evaluate(node[5], scope)
+        if op == "==" or op == "!=":
+            try:
+                same = _equal(a, c, b)
+            except PlanError as e:
+                raise _locate(e, pos) from None
+            return same if op == "==" else not same
         if op in ("<", "<=", ">", ">="):
             a = _number(a, "operator " + op, pos)
-            b = _number(b, "operator " + op, pos)
+            c = _number(c, "operator " + op, pos)
             if op == "<":
-                return a < b
+                return a < c
             if op == "<=":
-                return a <= b
+                return a <= c
             if op == ">":
-                return a > b
-            return a >= b
-        return _arith(op, a, b, pos)
+                return a > c
+            return a >= c
+        return _arith(op, a, c, pos)
     if k == "un":
         x = evaluate(node[4], scope)
         if node[3] == "!":
@@ -760,7 +1038,12 @@ def evaluate(node, scope):
             return not x
         return -_number(x, "unary -", pos)
     if k == "list":
-        return [evaluate(x, scope) for x in node[3]]
+        items = [evaluate(x, scope) for x in node[3]]
+        try:
+            size, depth = b.composite(items)
+        except PlanError as e:
+            raise _locate(e, pos) from None
+        return b.record(items, size, depth)
     if k == "obj":
         out = {}
         for kn, vn in node[3]:
@@ -768,7 +1051,11 @@ def evaluate(node, scope):
             if _type(key) not in ("string", "number", "bool"):
                 raise _err("an object key must be a string, got %s" % _type(key), kn[1])
             out[to_text(key, kn[1])] = evaluate(vn, scope)
-        return out
+        try:
+            size, depth = b.composite(list(out.values()), out)
+        except PlanError as e:
+            raise _locate(e, pos) from None
+        return b.record(out, size, depth)
     if k == "attr":
         return _attr_of(evaluate(node[3], scope), node[4], pos)
     if k == "index":
@@ -811,7 +1098,7 @@ def _call(node, scope):
         raise _err("%s() takes %s arguments, got %d" % (name, want, len(args)), pos)
     values = [evaluate(a, scope) for a in args]
     try:
-        return fn(*values)
+        return fn(scope.budget, *values)
     except PlanError as e:
         raise _locate(e, pos) from None
 
@@ -863,11 +1150,11 @@ def references(node, out=None):
 class Expr:
     """One attribute's expression: its text, the line it starts on (for messages) and its parsed tree."""
 
-    def __init__(self, src, line=None):
+    def __init__(self, src, line=None, node=None):
         self.src = src
         self.line = line
         try:
-            self.node = parse(src)
+            self.node = node or parse(src)  # `node`: the tree an HCL reader already made of this very text
         except PlanError as e:
             raise self.place(e) from None
 
@@ -883,9 +1170,11 @@ class Expr:
         return exc
 
     def evaluate(self, scope):
+        depth = scope.budget.depth
         try:
             return evaluate(self.node, scope)
         except PlanError as e:
+            scope.budget.depth = depth
             raise self.place(e) from None
 
     def references(self):

@@ -15,7 +15,7 @@ and a plan without default_target whose arch has exactly one target boots that t
 import arches
 from bootplan import PlanError, quote
 from bootplan.cmdline import duration
-from bootplan.expr import Expr, Scope, format_number, get_attr, type_name
+from bootplan.expr import DEFAULT_LIMITS, Budget, Expr, Scope, format_number, get_attr, over_limit, some, type_name
 
 FORMAT = "cloud-boot.plan.v1"
 HCL_MEDIA_TYPE = "application/vnd.cloud-boot.plan.v1+hcl"  # the original's plan layer (REFERENCE §2.1)
@@ -36,6 +36,7 @@ EXITS = ("kexec", "reboot")
 FILESYSTEMS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "zfs")
 DEFAULT_PROMPT = "Select a boot target:"
 MAX_SUBPLAN_DEPTH = 8
+_ROOT_BITS = {"arch": 1, "lldp": 2}
 # What `check` evaluates each target with, besides "no LLDP frame".
 SAMPLE_LLDP = {"chassis_id": "00:00:5e:00:53:01", "port_id": "Ethernet1", "system_name": "switch1",
                "system_desc": "switch", "port_desc": "uplink", "mgmt_addr": "192.0.2.1"}
@@ -88,6 +89,13 @@ def parse_duration(value):
 
 # ---- the parsed form ------------------------------------------------------------------------------------------
 
+def _line(value):
+    """A line number from the parsed form: a whole number from 1 (anything else, NaN included, is no line)."""
+    if type(value) is int and 0 < value < (1 << 31):
+        return value
+    return None
+
+
 def _attrs(node, where, file):
     raw = node.get("attrs", {})
     if not isinstance(raw, dict):
@@ -97,11 +105,9 @@ def _attrs(node, where, file):
         a = raw[name]
         if not isinstance(a, dict) or not isinstance(a.get("expr"), str):
             raise PlanError("malformed parsed plan: attribute %s in %s" % (quote(name), where), file=file)
-        line = a.get("line")
-        if line is not None and type_name(line) != "number":
-            line = None
+        line = _line(a.get("line"))
         try:
-            out[name] = Expr(a["expr"], line)
+            out[name] = Expr(a["expr"], line, getattr(a, "node", None))
         except PlanError as e:
             raise e.locate(file) from None
     return out
@@ -114,6 +120,10 @@ def _blocks(node, where, file):
     for b in raw:
         if not isinstance(b, dict) or not isinstance(b.get("type"), str) or not isinstance(b.get("labels", []), list):
             raise PlanError("malformed parsed plan: a block in %s" % where, file=file)
+        for label in b.get("labels", []):
+            if not isinstance(label, str):
+                raise PlanError("malformed parsed plan: a label of a %s block is not a string" % quote(b["type"]),
+                                file=file, line=_line(b.get("line")))
     return raw
 
 
@@ -133,6 +143,9 @@ class Target:
         self.attrs = attrs
         self.disk = disk  # None or {attr: Expr}
         self.disk_line = disk_line
+        e = attrs.get("arch")
+        fixed, value = (True, "") if e is None else e.literal()
+        self.fixed_arch = canonical_arch(value) if fixed and isinstance(value, str) else None
 
     def __repr__(self):
         return "Target(%r)" % self.name
@@ -145,6 +158,8 @@ class Target:
 
     def arch_filter(self, scope):
         """The target's `arch` attribute in Go's spelling ("" = every arch)."""
+        if self.fixed_arch is not None:
+            return self.fixed_arch
         return canonical_arch(self._string("arch", scope))
 
     def matches(self, scope, arch):
@@ -206,6 +221,17 @@ def _check_exit(value, e):
         raise PlanError("exit %s is not one of %s" % (quote(value), ", ".join(EXITS)), line=e.line)
 
 
+def _check_reference(text, field, e):
+    """PlanError unless `text` is an OCI reference (registry/repository[:tag][@digest]), as a pull would read it."""
+    from oci.errors import OciError
+    from oci.ref import parse
+
+    try:
+        parse(text)
+    except OciError as exc:
+        raise PlanError("%s %s is not an OCI reference: %s" % (field, quote(text[:200]), exc), line=e.line) from None
+
+
 def _cmdline(e, scope):
     if e is None:
         return ""
@@ -253,6 +279,7 @@ class _Scope(Scope):
         self.me = me
         self.values = {}
         self.stack = []
+        self.budget = base.budget if base is not None else Budget(plan.limits)
 
     def child(self, me):
         return _Scope(self.plan, self.arch, self.lldp, base=self, me=me)
@@ -287,7 +314,7 @@ class _Scope(Scope):
             return self.values[name]
         exprs = self.plan.locals
         if name not in exprs:
-            raise PlanError("no local %s (locals: %s)" % (quote(name), ", ".join(sorted(exprs)) or "none"))
+            raise PlanError("no local %s (locals: %s)" % (quote(name), some(sorted(exprs))))
         if name in self.stack:
             cycle = self.stack[self.stack.index(name):] + [name]
             e = PlanError("locals form a cycle: %s" % " -> ".join(["local." + n for n in cycle]))
@@ -312,13 +339,15 @@ class Plan:
     """A compiled plan: `targets` (declaration order), `locals`, `menu`, `default_target`, `dns`, `mirrors`
     (Exprs)."""
 
-    def __init__(self, parsed, file=None):
+    def __init__(self, parsed, file=None, limits=None):
         if not isinstance(parsed, dict):
             raise PlanError("malformed parsed plan: not an object", file=file)
         fmt = parsed.get("format", FORMAT)
         if fmt != FORMAT:
-            raise PlanError("parsed plan format %s is not %s" % (quote(str(fmt)), FORMAT), file=file)
-        self.file = file or parsed.get("file") or "plan.hcl"
+            raise PlanError("parsed plan format %s is not %s" % (quote(str(fmt)[:100]), FORMAT), file=file)
+        named = parsed.get("file")
+        self.file = file or (named if isinstance(named, str) and named else None) or "plan.hcl"
+        self.limits = limits or DEFAULT_LIMITS
         f = self.file
         top = _attrs(parsed, "the plan", f)
         _only(top, TOP_ATTRS, "the plan", f)
@@ -330,8 +359,15 @@ class Plan:
         self.menu_line = None
         self.locals = {}
         self.targets = []
-        for b in _blocks(parsed, "the plan", f):
-            kind, labels, line = b["type"], b.get("labels", []), b.get("line")
+        blocks = _blocks(parsed, "the plan", f)
+        count = 0
+        for b in blocks:
+            if b["type"] == "target":
+                count += 1
+        if count > self.limits.targets:
+            raise over_limit("targets", self.limits, "%d targets" % count).locate(f)
+        for b in blocks:
+            kind, labels, line = b["type"], b.get("labels", []), _line(b.get("line"))
             try:
                 attrs = _attrs(b, kind, f)
                 inner = _blocks(b, kind, f)
@@ -349,8 +385,8 @@ class Plan:
             if labels:
                 raise PlanError("a %s block takes no name" % kind, file=f, line=line)
             if inner:
-                raise PlanError("a %s block holds attributes only, not a %s block" % (kind, inner[0]["type"]),
-                                file=f, line=inner[0].get("line"))
+                raise PlanError("a %s block holds attributes only, not a %s block" % (kind, quote(inner[0]["type"])),
+                                file=f, line=_line(inner[0].get("line")))
             if kind == "menu":
                 if self.menu is not None:
                     raise PlanError("a second menu block (the first is on line %s)" % self.menu_line, file=f, line=line)
@@ -374,13 +410,13 @@ class Plan:
         for b in inner:
             if b["type"] != "disk":
                 raise PlanError("unknown block %s in a target (only disk)" % quote(b["type"]), file=f,
-                                line=b.get("line"), target=name)
+                                line=_line(b.get("line")), target=name)
             if disk is not None:
-                raise PlanError("a second disk block", file=f, line=b.get("line"), target=name)
+                raise PlanError("a second disk block", file=f, line=_line(b.get("line")), target=name)
             if b.get("labels"):
-                raise PlanError("a disk block takes no name", file=f, line=b.get("line"), target=name)
+                raise PlanError("a disk block takes no name", file=f, line=_line(b.get("line")), target=name)
             disk = _attrs(b, "disk", f)
-            disk_line = b.get("line")
+            disk_line = _line(b.get("line"))
             if _blocks(b, "disk", f):
                 raise PlanError("a disk block holds attributes only", file=f, line=disk_line, target=name)
             for a in disk:
@@ -493,7 +529,7 @@ class Plan:
             if not options:
                 raise PlanError("no target for arch %s (%s)" % (arch, self._archs(sc)), file=self.file)
             raise PlanError("no default_target, and %d targets for arch %s (%s): name one (cloudboot.target=)"
-                            % (len(options), arch, ", ".join([t.name for t in options])), file=self.file)
+                            % (len(options), arch, some([t.name for t in options])), file=self.file)
         others = []
         for t in self.targets:
             if t.name == name:
@@ -503,20 +539,23 @@ class Plan:
         if others:
             raise PlanError("no target %s for arch %s (it is for %s)" % (quote(name), arch, ", ".join(others)),
                             file=self.file, line=line)
-        raise PlanError("no target %s (targets: %s)" % (quote(name), ", ".join(self.names()) or "none"),
+        raise PlanError("no target %s (targets: %s)" % (quote(name), some(self.names())),
                         file=self.file, line=line)
 
     def names(self):
         """Target names, first occurrence order."""
         out = []
+        seen = set()
         for t in self.targets:
-            if t.name not in out:
+            if t.name not in seen:
+                seen.add(t.name)
                 out.append(t.name)
         return out
 
     def _archs(self, sc):
-        return ", ".join(["%s is for %s" % (t.name, t.arch_filter(sc) or "every arch") for t in self.targets]) or \
-            "the plan has no targets"
+        if not self.targets:
+            return "the plan has no targets"
+        return some(["%s is for %s" % (t.name, t.arch_filter(sc) or "every arch") for t in self.targets])
 
     def select(self, arch, target="", menu=None, lldp=None, ask=None):
         """REFERENCE §2.3: cloudboot.target wins; cloudboot.menu=0 -> default; a menu (cloudboot.menu=1 or a
@@ -575,11 +614,15 @@ class Plan:
                 self._check_refs(t.disk[a], True, t)
         out = {}
         first = True
-        for arch in ARCHES:
-            for lldp in (None, SAMPLE_LLDP):
+        flags = self._dependencies()
+        done = set()
+        for ai in range(len(ARCHES)):
+            arch = ARCHES[ai]
+            for li in (0, 1):
+                lldp = SAMPLE_LLDP if li else None
                 sc = self.scope(arch, lldp)
                 try:
-                    self._check_arch(arch, sc, out)
+                    self._check_arch(arch, sc, out, (flags, done, ai, li))
                 except PlanError as e:
                     if not first:  # the first pass passed: this error depends on the arch or on LLDP
                         e.msg += " [when arch = %s, %s]" % (arch, "LLDP seen" if lldp else "no LLDP")
@@ -587,11 +630,52 @@ class Plan:
                 first = False
         return out
 
-    def _check_arch(self, arch, sc, out):
+    def _dependencies(self):
+        """For each target, whether its values can depend on `arch` (bit 1) or on `lldp` (bit 2), through locals
+        too: a target that depends on neither is resolved once by check(), not once per arch and LLDP case."""
+        direct = {}
+        for name in self.locals:
+            bits, uses = 0, []
+            for root, attr, _ in self.locals[name].references():
+                bits |= _ROOT_BITS.get(root, 0)
+                if root == "local":
+                    uses.extend([attr] if attr is not None else list(self.locals))
+            direct[name] = (bits, uses)
+        bits_of = {}
+        for start in direct:  # depth-first without recursion (a chain of locals may be long); no cycles here
+            stack = [start]
+            while stack:
+                name = stack[-1]
+                if name in bits_of:
+                    stack.pop()
+                    continue
+                bits, uses = direct[name]
+                todo = [u for u in uses if u in direct and u not in bits_of and u not in stack]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                for u in uses:
+                    bits |= bits_of.get(u, 0)
+                bits_of[name] = bits
+                stack.pop()
+        out = []
+        for t in self.targets:
+            bits = 0
+            for e in list(t.attrs.values()) + list((t.disk or {}).values()):
+                for root, attr, _ in e.references():
+                    bits |= _ROOT_BITS.get(root, 0)
+                    if root == "local":
+                        for u in ([attr] if attr is not None else list(self.locals)):
+                            bits |= bits_of.get(u, 0)
+            out.append(bits)
+        return out
+
+    def _check_arch(self, arch, sc, out, skip=None):
         settings = self.settings(arch, scope=sc)
         seen = {}
         names = []
-        for t in self.targets:
+        for i in range(len(self.targets)):
+            t = self.targets[i]
             a = self._in_target(t, t.arch_filter, sc)
             if a and a not in ARCHES:
                 raise PlanError("arch %s is not one of %s" % (quote(a), ", ".join(ARCHES)), file=self.file,
@@ -603,11 +687,20 @@ class Plan:
                                 % (arch, seen[t.name]), file=self.file, line=t.line, target=t.name)
             seen[t.name] = t.line
             names.append(t.name)
-            self.resolve(t, arch, scope=sc)
+            if skip is not None:
+                flags, done, ai, li = skip
+                key = (i, ai if flags[i] & 1 else -1, li if flags[i] & 2 else -1)
+                if key in done:
+                    continue  # resolved already in a case its values cannot tell apart from this one
+                done.add(key)
+            got = self.resolve(t, arch, scope=sc)
+            for field in OCI_FIELDS + ("subplan",):
+                if got[field]:
+                    self._in_target(t, _check_reference, got[field], field, t.attrs[field])
         default = settings["default_target"]
-        if default and default not in self.names():
-            raise PlanError("default_target %s names no target (targets: %s)" % (quote(default),
-                            ", ".join(self.names()) or "none"), file=self.file, line=self.default_target.line)
+        if default and not [t for t in self.targets if t.name == default]:
+            raise PlanError("default_target %s names no target (targets: %s)" % (quote(default), some(self.names())),
+                            file=self.file, line=self.default_target.line)
         if names:
             out[arch] = names
 
@@ -622,7 +715,7 @@ class Plan:
                     msg = "unknown function %s() (available: %s)" % (attr, ", ".join(sorted(FUNCTIONS)))
             elif root == "local":
                 if attr is not None and attr not in self.locals:
-                    msg = "no local %s (locals: %s)" % (quote(attr), ", ".join(sorted(self.locals)) or "none")
+                    msg = "no local %s (locals: %s)" % (quote(attr), some(sorted(self.locals)))
             elif root == "lldp":
                 if attr is not None and attr not in LLDP_KEYS and attr != "available":
                     msg = "lldp has no attribute %s (it has: available, %s)" % (quote(attr), ", ".join(LLDP_KEYS))
@@ -689,26 +782,34 @@ def compile_plan(parsed, file=None):
     return Plan(parsed, file)
 
 
-def check(parsed, file=None):
+def check(parsed, file=None, limits=None):
     """Full static check of a parsed plan; returns {arch: [target names]}."""
-    return Plan(parsed, file).check()
+    return Plan(parsed, file, limits).check()
 
 
-def render(parsed, arch, target="", lldp=None, menu=None, ask=None):
+def limits_from(cmd):
+    """The Limits a boot evaluates plans within: the defaults, or `cloudboot.plan.limits=name=N,...` (a malformed
+    value was reported by bootplan.cmdline.check and is not in `cmd`)."""
+    from bootplan.expr import Limits
+
+    return Limits.parse(cmd.get("cloudboot.plan.limits", ""))
+
+
+def render(parsed, arch, target="", lldp=None, menu=None, ask=None, limits=None):
     """Select (REFERENCE §2.3) and resolve the target a machine of `arch` would boot; returns its dict."""
-    plan = parsed if isinstance(parsed, Plan) else Plan(parsed)
+    plan = parsed if isinstance(parsed, Plan) else Plan(parsed, limits=limits)
     t = plan.select(arch, target=target, menu=menu, lldp=lldp, ask=ask)
     return plan.resolve(t, arch, lldp)
 
 
-def follow(parsed, arch, fetch, target="", lldp=None, menu=None, ask=None):
+def follow(parsed, arch, fetch, target="", lldp=None, menu=None, ask=None, limits=None):
     """render(), then through subplans: while the chosen target is a `subplan`, `fetch(ref)` gives the inner
     plan's parsed form (or a Plan), which is selected afresh (cloudboot.target does not carry over, the menu
-    settings do), at most MAX_SUBPLAN_DEPTH plans deep, never the same ref twice. Returns the final target
-    dict with `via`: the subplan refs followed, outermost first. An inner plan that names no `exit` keeps the
-    one the outer target had."""
+    settings do), at most MAX_SUBPLAN_DEPTH plans deep, never the same ref twice, each plan within `limits`
+    (bootplan.expr.Limits; the defaults when None). Returns the final target dict with `via`: the subplan refs
+    followed, outermost first. An inner plan that names no `exit` keeps the one the outer target had."""
     via = []
-    t = render(parsed, arch, target=target, lldp=lldp, menu=menu, ask=ask)
+    t = render(parsed, arch, target=target, lldp=lldp, menu=menu, ask=ask, limits=limits)
     while t["source"] == "subplan":
         outer_exit = t["exit"]
         ref = t["subplan"]
@@ -719,7 +820,7 @@ def follow(parsed, arch, fetch, target="", lldp=None, menu=None, ask=None):
             raise PlanError("subplans nested deeper than %d: %s" % (MAX_SUBPLAN_DEPTH, " -> ".join(via)))
         inner = fetch(ref)
         try:
-            t = render(inner, arch, lldp=lldp, menu=menu, ask=ask)
+            t = render(inner, arch, lldp=lldp, menu=menu, ask=ask, limits=limits)
         except PlanError as e:
             if e.file is None or e.file == "plan.hcl":
                 e.file = ref

@@ -232,7 +232,7 @@ def choose_target(session, ref_text):
     parsed = session.plan(ref_text)
     try:
         return plan.follow(parsed, session.arch, session.plan, target=session.opts.get("cloudboot.target", ""),
-                           menu=session.opts.get("cloudboot.menu"), ask=_ask)
+                           menu=session.opts.get("cloudboot.menu"), ask=_ask, limits=plan.limits_from(session.opts))
     except PlanError as exc:
         raise NetbootError("plan %s: %s" % (ref_text, exc)) from None
 

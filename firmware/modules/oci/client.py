@@ -16,6 +16,7 @@ from oci import http
 from oci.auth import basic_header, parse_challenges
 from oci.errors import (
     AuthError,
+    DeadlineExceeded,
     DigestMismatch,
     ManifestError,
     NotFound,
@@ -325,7 +326,7 @@ class Client(http.Retrying):
                     # the registry is still coming back
                     resp.close()
                     while True:
-                        if resumed >= self.retries or not total:
+                        if resumed >= self.retries or not total or isinstance(exc, DeadlineExceeded):
                             raise exc from None
                         self._pause(resumed, str(exc))
                         resumed += 1
@@ -375,7 +376,7 @@ class Client(http.Retrying):
                 self.fetch_blob(ref, digest, sink, size, max_size)
                 return sink
             except TransportError as exc:
-                if attempt >= self.retries:
+                if attempt >= self.retries or isinstance(exc, DeadlineExceeded):
                     raise
                 self._pause(attempt, str(exc))
                 attempt += 1
@@ -395,13 +396,18 @@ class Client(http.Retrying):
         return bytes(self._fetch_retrying(ref, digest, _BytesSink, size, max_size).buf)
 
     def fetch_blob_to_path(self, ref, digest, path, size=None, max_size=None):
-        """Download into `<path>.part`, verify, then rename to `path` (a failure leaves no `path`)."""
+        """Download into `<path>.part`, verify, then rename to `path` (a failure leaves no `path`). The `.part`
+        file is created anew ("x": a link planted at its name is removed, never written through). CPython."""
         import os
 
         part = path + ".part"
 
         def make_sink():
-            return open(part, "wb")
+            try:
+                os.remove(part)
+            except OSError:
+                pass
+            return open(part, "xb")
 
         try:
             f = self._fetch_retrying(ref, digest, make_sink, size, max_size)

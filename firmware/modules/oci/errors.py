@@ -13,6 +13,11 @@ class TransportError(OciError):
     """The connection failed or timed out (retried with backoff before it surfaces)."""
 
 
+class DeadlineExceeded(TransportError):
+    """A request (connect to last byte) outlived its deadline; never retried: a registry that slow (or one that
+    trickles a byte at a time) would be again."""
+
+
 class RegistryError(OciError):
     """The registry answered with a status we do not expect; `status` carries it."""
 

@@ -15,7 +15,7 @@ with fakes.
 
 import time
 
-from oci.errors import TransportError
+from oci.errors import DeadlineExceeded, TransportError
 
 #: Statuses worth another attempt (timeouts, rate limits, server errors); the callers share them.
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
@@ -237,6 +237,8 @@ class Retrying:
         while True:
             try:
                 resp = attempt_once()
+            except DeadlineExceeded:
+                raise
             except TransportError as exc:
                 if attempt >= self.retries or self._over_budget(started, attempt):
                     raise TransportError("%s: %s (after %d attempts)" % (what, exc, attempt + 1)) from None

@@ -19,6 +19,8 @@ import time
 from cloudboot import disksecrets
 from cloudboot.cliopts import add_json, add_verb, add_verb_group, print_json
 from cloudboot.errors import CloudBootError
+from cloudboot.untrusted import shown
+from diskfs.fsbase import Stat
 
 CHUNK = 1 << 20
 
@@ -27,17 +29,24 @@ def open_fs(args: argparse.Namespace):
     import diskfs
     from cloudboot.diskimage import open_image
     from cloudboot.diskimage.address import open_target
+    from diskfs import formats
 
     target = open_target(args.image, datasets=True)
     options = disksecrets.options(args.passphrase_file, args.key_file, args.luks_limit)
     if getattr(args, "subvol", None):
         options["subvol"] = int(args.subvol) if args.subvol.isdigit() else args.subvol
-    devices = [open_image(p) for p in getattr(args, "device", None) or []]
+    paths = getattr(args, "device", None) or []
+    devices = [open_image(p) for p in paths]
     if target.dataset:  # a ZFS pool: its other devices, like this one, on the images or in their partition 1
         from diskfs.zfslabel import member
 
         options["dataset"] = target.dataset
         devices = [member(d) or d for d in devices]
+    elif "subvol" in options or paths:  # btrfs's alone: elsewhere they would be ignored (or not understood)
+        fmt = formats.find(target.device, formats.FILESYSTEM)
+        if fmt is not None and fmt.name not in ("btrfs", "zfs_member"):
+            flag = "--subvol" if "subvol" in options else "--device"
+            raise CloudBootError(f"{args.image}: {flag} is for btrfs; this is {fmt.title or fmt.name}")
     return diskfs.open(target.device, devices=devices or None, **options)
 
 
@@ -121,38 +130,39 @@ def _image_line(image: dict) -> str:
     return f"{image['format']} image ({', '.join(facts)}), "
 
 
-def _entry(fs, name: str, path: str, follow: bool = False) -> dict:
+def _entry(fs, name: str, node) -> dict:
     """An entry's inode fields, as `stat` and `ls --json` give them."""
-    st = fs.stat(path, follow=follow)
+    st = Stat(node)
     out = {"name": name, "type": statmod.filemode(st.st_mode)[0].replace("-", "f"),
            "mode": statmod.filemode(st.st_mode), "mode_octal": f"{st.st_mode:o}", "inode": st.st_ino,
            "links": st.st_nlink, "uid": st.st_uid, "gid": st.st_gid, "size": st.st_size, "mtime": st.st_mtime}
     if statmod.S_ISLNK(st.st_mode):
-        out["target"] = fs.readlink(path)
+        out["target"] = fs.readlink_inode(node)
     return out
 
 
 def _line(e: dict) -> str:
     text = f"{e['mode']} {e['links']:>3} {e['uid']:>5} {e['gid']:>5} {e['size']:>12} " \
-           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(e['mtime']))} {e['name']}"
-    return text + (" -> " + e["target"] if "target" in e else "")
+           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(e['mtime']))} {shown(e['name'])}"
+    return text + (" -> " + shown(e["target"]) if "target" in e else "")
 
 
 def _ls(args: argparse.Namespace) -> int:
     """List a directory (or name one file), like ls(1)."""
     fs = open_fs(args)
     path = args.path
-    if not fs.lookup(path).is_dir():
-        entries = [_entry(fs, path, path, follow=True)]
+    node = fs.lookup(path)
+    if not node.is_dir():
+        entries = [_entry(fs, path, node)]
+    elif args.long or args.json:
+        entries = [_entry(fs, n, child) for n, child in fs.children(path)]
     else:
-        names = fs.listdir(path)
-        entries = [_entry(fs, n, path.rstrip("/") + "/" + n) for n in names] if args.long or args.json else \
-            [{"name": n} for n in names]
+        entries = [{"name": n} for n in fs.listdir(path)]
     if args.json:
         print_json(entries)
         return 0
     for e in entries:
-        print(_line(e) if args.long else e["name"])
+        print(_line(e) if args.long else shown(e["name"]))
     return 0
 
 
@@ -176,17 +186,18 @@ def _cat(args: argparse.Namespace) -> int:
 
 def _stat(args: argparse.Namespace) -> int:
     """An entry's type, mode, inode, links, owner, size and mtime."""
-    e = _entry(open_fs(args), args.path, args.path, follow=args.follow)
+    fs = open_fs(args)
+    e = _entry(fs, args.path, fs.lookup(args.path, follow=args.follow))
     if args.json:
         print_json(e)
         return 0
-    print(f"path: {args.path}")
+    print(f"path: {shown(args.path)}")
     print(f"type: {e['type']}  mode: {e['mode']} ({e['mode_octal']})")
     print(f"inode: {e['inode']}  links: {e['links']}  uid: {e['uid']}  gid: {e['gid']}")
     print(f"size: {e['size']}")
     print(f"mtime: {e['mtime']} ({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(e['mtime']))})")
     if "target" in e:
-        print(f"target: {e['target']}")
+        print(f"target: {shown(e['target'])}")
     return 0
 
 

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from cloudboot.cliopts import add_json, add_verb, print_json
+from cloudboot.untrusted import shown
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -24,9 +25,9 @@ def _run(args: argparse.Namespace) -> int:
     for i, sig in enumerate(info["signatures"], 1):
         print(f"  signature {i} (type {sig['type']:#06x}):")
         for c in sig["certificates"]:
-            print(f"    subject {c['subject']}, issuer {c['issuer']}, serial {c['serial']}")
+            print(shown(f"    subject {c['subject']}, issuer {c['issuer']}, serial {c['serial']}"))
     for s in info["sections"]:
-        print(f"  {s['name']:<8} size {s['size']:>10}  vaddr {s['vaddr']:#010x}  "
+        print(f"  {shown(s['name']):<8} size {s['size']:>10}  vaddr {s['vaddr']:#010x}  "
               f"flags {s['characteristics']:#010x}  sha256 {s['sha256'][:16]}")
         if "text" in s:
             for line in s["text"].rstrip("\n").splitlines():

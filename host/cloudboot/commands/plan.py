@@ -11,26 +11,36 @@ import argparse
 from pathlib import Path
 
 from bootplan import plan as bplan
+from bootplan.expr import LIMITS, some
 from cloudboot.cliopts import add_arch, add_json, add_verb, add_verb_group, print_json
-from cloudboot.planfile import parse_lldp, read_plan, render_target
+from cloudboot.planfile import load_plan, parse_limits, parse_lldp, read_plan, render_target
+from cloudboot.untrusted import shown
+
+
+def _add_limit(p: argparse.ArgumentParser) -> None:
+    """`--limit NAME=N`: raise (or lower) one of the evaluation's limits."""
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+                   help="an evaluation limit, repeatable (N may end in K, M or G); the limits and their defaults: "
+                        + "; ".join(f"{n}={d} ({doc})" for n, d, doc in LIMITS))
 
 
 def _check(args: argparse.Namespace) -> int:
     """Check each plan in full, for every arch and with and without LLDP; the first problem is reported with
     its file and line."""
+    limits = parse_limits(args.limit)
     for path in args.files:
-        plan = bplan.Plan(read_plan(path), str(path))
+        plan = load_plan(path, limits)
         by_arch = plan.check()
         names = plan.names()
         archs = ", ".join(by_arch) or "no arch"
-        print(f"{path}: ok, {len(names)} target(s) ({', '.join(names)}) for {archs}")
+        print(shown(f"{path}: ok, {len(names)} target(s) ({some(names)}) for {archs}"))
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
     """The target a machine would boot from the plan (REFERENCE §2.3, without a menu), with every expression
     evaluated."""
-    t = render_target(args.file, args.arch.go, args.target or "", parse_lldp(args.lldp))
+    t = render_target(args.file, args.arch.go, args.target or "", parse_lldp(args.lldp), parse_limits(args.limit))
     if args.json:
         print_json(t)
         return 0
@@ -42,7 +52,7 @@ def _render(args: argparse.Namespace) -> int:
     rows.append(("cmdline", t["cmdline"]))
     for key, value in rows:
         if value:
-            print(f"{key:<12} {value}")
+            print(f"{key:<12} {shown(str(value))}")
     return 0
 
 
@@ -59,12 +69,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "print the parsed form the firmware evaluates.", "SUBCOMMAND")
     c = add_verb(verbs, "check", _check, "syntax, references, types and the one-source rule, for every arch")
     c.add_argument("files", type=Path, nargs="+", metavar="FILE", help="plan files (HCL, or parsed .json)")
+    _add_limit(c)
     r = add_verb(verbs, "render", _render, "the selected target, fully resolved")
     r.add_argument("file", type=Path, metavar="FILE", help="the plan (HCL, or parsed .json)")
     add_arch(r, "the machine's architecture", required=True)
     r.add_argument("--target", help="target name (as cloudboot.target=); default: default_target")
     r.add_argument("--lldp", action="append", default=[], metavar="KEY=VALUE",
                    help=f"what LLDP saw ({', '.join(bplan.LLDP_KEYS)}); repeatable")
+    _add_limit(r)
     add_json(r)
     d = add_verb(verbs, "parse", _parse, "print the parsed form (JSON) that the firmware evaluates")
     d.add_argument("file", type=Path, metavar="FILE", help="the plan (HCL)")

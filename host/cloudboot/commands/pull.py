@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cloudboot.cliopts import add_cosign_key, add_dir, add_json, add_platform, add_verb, print_result
+from cloudboot.cliopts import add_cosign_key, add_dir, add_json, add_platform, add_verb, positive, print_result
 from cloudboot.registry.client import add_registry_options, client_from_args, parse_ref
 
 
 def _run(args: argparse.Namespace) -> int:
     """Resolve the platform's manifest (through an index if there is one), check its cosign signature as
-    --cosign says, and download every layer into DIR, named by its title; a layer is renamed into place only
-    once its digest matched."""
+    --cosign says, and download every layer into DIR, named by its title. Layers are staged next to DIR and
+    moved into place only when every one verified (a failed pull leaves DIR as it was); titles that are not
+    plain file names, or that two layers share, are refused; a file already in DIR is replaced only with
+    --force."""
     from cloudboot.registry.pull import pull_layers
 
     verifier = None
@@ -22,7 +24,8 @@ def _run(args: argparse.Namespace) -> int:
         verifier = Verifier.from_file(args.cosign_key)
     policy = args.cosign or ("enforce" if verifier else "off")
     res = pull_layers(client_from_args(args), parse_ref(args.ref, args), args.platform, args.dir, verifier=verifier,
-                      policy=policy, max_size=args.max_size, log=lambda m: print(f"cloud-boot: {m}", file=sys.stderr))
+                      policy=policy, max_size=args.max_size, force=args.force,
+                      log=lambda m: print(f"cloud-boot: {m}", file=sys.stderr))
     signed = "signature verified" if res["verified"] else "signature not checked"
     text = "\n".join([f"{res['ref']}: {len(res['files'])} layer(s), {signed}"]
                      + [str(args.dir / name) for name in res["files"]])
@@ -37,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_platform(p, "the manifest picked from an index (default linux/amd64)", default="linux/amd64")
     add_cosign_key(p, "cosign public key (cosign.pub, PEM); enables --cosign enforce unless told otherwise")
     p.add_argument("--cosign", choices=["enforce", "warn", "off"], help="signature policy")
-    p.add_argument("--max-size", type=int, default=4 << 30, help="cap per layer in bytes (default 4 GiB)")
+    p.add_argument("--max-size", type=positive(int), default=4 << 30, help="cap per layer in bytes (default 4 GiB)")
+    p.add_argument("--force", action="store_true", help="replace files of DIR that layers have the names of")
     add_json(p)
     add_registry_options(p)

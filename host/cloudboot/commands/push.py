@@ -34,9 +34,6 @@ def _artifact(args: argparse.Namespace) -> int:
 
     ref = parse_ref(args.ref, args)
     files = {flag: Path(getattr(args, flag)) for flag, _, _ in PAYLOADS if getattr(args, flag)}
-    for path in files.values():
-        if not path.is_file():
-            raise CloudBootError(f"push artifact: {path}: no such file")
     return _pushed(args, ref, push_artifact(client_from_args(args), ref, args.platform, files, args.cmdline))
 
 

@@ -66,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_verb(sub, "qemu", _run, "boot an EFI app, disk image or ISO under QEMU + EDK2")
+    p.set_defaults(raw_stdout=True)  # --exec prints what the firmware's Python printed, as it is
     p.add_argument("image", nargs="?", help="an .efi file, a raw/qcow2 disk image or an .iso")
     add_arch(p, "the machine to boot", required=True)
     p.add_argument("--built", action="store_true", help="boot this tree's build/firmware/BOOT<ARCH>.EFI")

@@ -16,6 +16,7 @@ from cloudboot.diskimage.qcow2 import MAX_CHAIN, Qcow2
 from cloudboot.diskimage.qcow2 import convert as _qcow2_convert
 from cloudboot.diskimage.udif import SECTOR, Udif
 from cloudboot.errors import CloudBootError
+from cloudboot.image.output import check_output, install
 from diskfs import formats
 from diskfs.blockdev import BlockDevice, read
 from diskfs.errors import Corrupt, NotFound, Unsupported
@@ -163,8 +164,7 @@ def convert(src, out: str, fmt: str = "qcow2") -> str:
     if fmt not in ("qcow2", "raw"):
         raise CloudBootError(f"{out}: cannot write {fmt} images (qcow2 or raw)")
     directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory):
-        raise CloudBootError(f"{out}: the directory {directory} does not exist")
+    check_output(out)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(out)}.")
     os.close(fd)
     try:
@@ -183,8 +183,7 @@ def convert(src, out: str, fmt: str = "qcow2") -> str:
             f.sync()
         finally:
             f.close()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        install(tmp, out)
         tmp = ""
     except OSError as exc:
         raise CloudBootError(f"{out}: cannot write: {exc.strerror or exc}") from None

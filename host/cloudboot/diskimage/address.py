@@ -92,8 +92,9 @@ def open_target(spec: str, write: bool = False, datasets: bool = False) -> Targe
                 raise CloudBootError(f"{image}: {part} is neither a partition (a number, LABEL=, UUID=, PARTLABEL=, "
                                      "PARTUUID=) nor a ZFS pool on the image")
             return Target(pool, disk, image, getattr(pool, "offset", 0), part)
-        if not part.isdigit() and kind not in KINDS:
-            raise CloudBootError(f"{spec}: partition must be a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
+        if not part.isdigit() and (kind not in KINDS or not part.partition("=")[2]):
+            raise CloudBootError(f"{spec}: partition must be a number, LABEL=, UUID=, PARTLABEL= or PARTUUID= "
+                                 "with a value")
         if kind in ("LABEL", "UUID"):
             dev, where = resolve([disk], part)
             if dev is None:

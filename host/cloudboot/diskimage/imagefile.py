@@ -16,6 +16,7 @@ import stat
 import struct
 
 from cloudboot.errors import CloudBootError
+from cloudboot.image.output import kind_of
 from diskfs.errors import NotFound, Unsupported
 
 LOCK_START, LOCK_LEN = 100, 200  # QEMU's permission bytes (100 + n) and its "not shared" bytes (200 + n)
@@ -69,15 +70,16 @@ class ImageFile:
     def __init__(self, path: str, write: bool = False) -> None:
         self.path = self.name = str(path)
         self.writable = write
-        try:
-            self.fd = os.open(self.path, (os.O_RDWR if write else os.O_RDONLY) | os.O_CLOEXEC)
+        try:  # non-blocking: a FIFO is refused below instead of waited on
+            self.fd = os.open(self.path, (os.O_RDWR if write else os.O_RDONLY) | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise NotFound(f"{self.path}: cannot open{' for writing' if write else ''}: {exc.strerror}",
                            self.path) from None
         try:
             st = os.fstat(self.fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise NotFound(f"{self.path}: is a directory", self.path)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+                raise CloudBootError(f"{self.path}: is {kind_of(st.st_mode)}, not an image file or a block device")
+            os.set_blocking(self.fd, True)
             if write:
                 lock_exclusive(self.fd, self.path)
             self.size = st.st_size if stat.S_ISREG(st.st_mode) else os.lseek(self.fd, 0, os.SEEK_END)

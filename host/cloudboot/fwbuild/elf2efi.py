@@ -8,14 +8,13 @@ the ELF addend, i.e. the address at image base 0), and the headers get the sizes
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import arches
 from cloudboot.errors import CloudBootError
+from cloudboot.image.output import write_atomic
 from cloudboot.image.pe import pe_checksum
 
 PAGE = 0x1000
@@ -271,12 +270,4 @@ def convert(elf_path: str | Path, efi_path: str | Path, *, subsystem: int = 10) 
         raise Elf2EfiError(f"{elf_path}: cannot read: {exc.strerror}") from None
     image = convert_bytes(data, str(elf_path), subsystem=subsystem)
     efi_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=efi_path.parent, prefix=f".{efi_path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(image)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, efi_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(efi_path, image)

@@ -11,7 +11,7 @@ import struct
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
-from cloudboot.image.output import write_atomic
+from cloudboot.image.output import check_output, write_atomic
 from cloudboot.image.pe import PeImage, pe_checksum
 
 OID_SHA256 = "2.16.840.1.101.3.4.2.1"
@@ -88,15 +88,27 @@ def sign(image: bytes, name: str, key_pem: bytes, cert_pem: bytes) -> bytes:
 
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:  # cryptography: "Password was not given but private key is encrypted"
+        raise CloudBootError("--key: the private key is encrypted; give an unencrypted PEM key (e.g. `openssl rsa "
+                             "-in db.key -out db-plain.key`)") from None
+    except ValueError as exc:
+        raise CloudBootError(f"--key: cannot load the signing key: {exc}") from None
+    try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as exc:
-        raise CloudBootError(f"cannot load the signing key or certificate: {exc}") from None
+        raise CloudBootError(f"--cert: cannot load the certificate: {exc}") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise CloudBootError("only RSA signing keys are supported for Authenticode "
                              "(UEFI db keys are RSA-2048)")
+    if key.public_key().public_numbers() != cert.public_key().public_numbers():
+        raise CloudBootError("--key does not match --cert: the certificate is for another key (a signature "
+                             "firmware could never verify)")
+    # What inspect refuses is refused here too: a malformed image signed would still not boot.
+    PeImage(image, name).check_sections()
     padded = image + bytes(-len(image) % 8)  # the certificate table starts 8-byte aligned
     pe = PeImage(padded, name)
     if pe.signature_size():
+        signatures(pe)  # a malformed table is its own error
         raise CloudBootError(f"{name}: already signed")
     digest = authenticode_digest(pe)
 
@@ -180,10 +192,10 @@ def signatures(pe: PeImage) -> list[dict]:
 
 
 
-def self_signed(common_name: str, directory: Path) -> tuple[Path, Path]:
+def self_signed(common_name: str, directory: Path, force: bool = False) -> tuple[Path, Path]:
     """A new RSA-2048 key and a self-signed CA certificate (ten years) as `directory`/db.key and db.crt, for test
     Secure Boot databases. The key file is created mode 0600: it is never readable by others, not even while
-    it is being written."""
+    it is being written. Existing files are replaced only with `force` (a key lost is a database to redo)."""
     import datetime
 
     from cryptography import x509
@@ -193,6 +205,9 @@ def self_signed(common_name: str, directory: Path) -> tuple[Path, Path]:
 
     if not directory.is_dir():
         raise CloudBootError(f"{directory}: not a directory")
+    key_path, cert_path = directory / "db.key", directory / "db.crt"
+    check_output(key_path, force, "a signing key")
+    check_output(cert_path, force, "a certificate")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
@@ -201,8 +216,7 @@ def self_signed(common_name: str, directory: Path) -> tuple[Path, Path]:
             .not_valid_after(now + datetime.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
-    key_path, cert_path = directory / "db.key", directory / "db.crt"
     write_atomic(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()), mode=0o600)
-    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+                                             serialization.NoEncryption()), mode=0o600, force=force)
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), force=force)
     return key_path, cert_path

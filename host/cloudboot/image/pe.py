@@ -129,7 +129,12 @@ class PeImage:
         return bytes(self.data[s.raw_offset:s.raw_offset + min(s.raw_size, s.vsize)])
 
     def check_sections(self) -> None:
-        """Every section's raw data lies inside the file (what `inspect` and the UKI builder rely on)."""
+        """SizeOfHeaders covers the section table and lies inside the file, and every section's raw data lies
+        inside the file (what `inspect`, `sign` and the UKI builder rely on)."""
+        end = self.table + 40 * self.nsections
+        if not end <= self.size_of_headers <= len(self.data):
+            raise CloudBootError(f"{self.name}: SizeOfHeaders {self.size_of_headers:#x} is not between the end of "
+                                 f"the section table ({end:#x}) and the end of the file ({len(self.data):#x})")
         for s in self.sections():
             if s.raw_size and s.raw_offset + s.raw_size > len(self.data):
                 raise CloudBootError(f"{self.name}: section {s.name!r} raw data [{s.raw_offset:#x}, "

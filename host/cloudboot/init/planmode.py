@@ -211,7 +211,7 @@ def choose(cmd: dict[str, str], session: Session, lldp: dict[str, str]) -> dict:
     try:
         t = plan.follow(parsed, session.arch, lambda inner: fetch_plan(session, inner),
                         target=cmd.get("cloudboot.target", ""), lldp=lldp, menu=cmd.get("cloudboot.menu"),
-                        ask=menu.ask)
+                        ask=menu.ask, limits=plan.limits_from(cmd))
         settings = plan.Plan(parsed).settings(session.arch, lldp)
     except PlanError as exc:
         raise InitError(f"plan {ref or cmd.get('cloudboot.image')}: {exc}") from None

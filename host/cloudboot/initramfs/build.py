@@ -22,6 +22,7 @@ from pathlib import Path
 
 import arches
 from cloudboot.errors import CloudBootError
+from cloudboot.image.output import check_output, install
 from cloudboot.initramfs import compress, cpio, debian, kmods
 from cloudboot.initramfs import python as pysel
 from cloudboot.initramfs.pycompile import compile_modules, upstream
@@ -201,8 +202,7 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
                              f"{', '.join(a.debian for a in arches.ARCHES if a.init)}")
     arch = target.debian
     method = compression or compress.method_for(output)
-    if not output.parent.is_dir():
-        raise CloudBootError(f"{output}: the directory {output.parent} does not exist")
+    check_output(output)
     archive = debian.Archive(arch)
     kernel = debian.fetch_kernel(archive, kernel_package)
     ver = python_version(archive, python)
@@ -275,8 +275,7 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
         if method != "none" and size > budget_mib * (1 << 20):  # the budget is for what a bootloader loads
             raise CloudBootError(f"{output}: {size / (1 << 20):.1f} MiB compressed is over the {budget_mib:g} MiB "
                                  "budget")
-        os.chmod(tmp_out, 0o644)
-        os.replace(tmp_out, output)
+        install(tmp_out, output)
     finally:
         for p in (tmp_raw, tmp_out):
             Path(p).unlink(missing_ok=True)

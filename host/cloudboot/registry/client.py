@@ -5,13 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cloudboot.cliopts import positive
+from cloudboot.errors import CloudBootError
 from oci.client import Client
 from oci.ref import Reference, parse
 from oci.transport_cpython import Transport
+
+DEADLINE = 600.0  # seconds for one request, a layer's whole download included (4 GiB at 7 MB/s)
+IDLE = 60.0  # seconds a connection may stay silent
 
 
 def docker_config_credentials(registry: str, config: Path | None = None) -> tuple[str, str] | None:
@@ -63,7 +69,9 @@ def add_registry_options(p) -> None:
     g.add_argument("--plain-http", action="store_true", help="talk plain HTTP (default only for 127.0.0.1/localhost)")
     g.add_argument("--insecure", action="store_true", help="TLS without certificate verification")
     g.add_argument("--ca-file", help="extra CA bundle (PEM) for the registry's certificate")
-    g.add_argument("--timeout", type=float, default=60.0, help="seconds per connect/read (default 60)")
+    g.add_argument("--timeout", type=positive(float), default=DEADLINE,
+                   help=f"seconds for each whole request, connect to last byte (default {DEADLINE:g}); a connection "
+                        f"silent for {IDLE:g} s is given up sooner")
 
 
 def client_from_args(args) -> Client:
@@ -74,7 +82,10 @@ def client_from_args(args) -> Client:
     from oci.mirrors import Endpoints
     from oci.srv import Resolver
 
-    transport = Transport(timeout=args.timeout, insecure=args.insecure, cafile=args.ca_file)
+    try:
+        transport = Transport(timeout=IDLE, deadline=args.timeout, insecure=args.insecure, cafile=args.ca_file)
+    except (OSError, ssl.SSLError) as exc:  # only the CA bundle is read here
+        raise CloudBootError(f"--ca-file {args.ca_file}: {getattr(exc, 'strerror', None) or exc}") from None
     say = lambda msg: print(f"cloud-boot: {msg}", file=sys.stderr)  # noqa: E731
     # `_oci._tcp.<domain>` registries resolve through the name servers of /etc/resolv.conf (DNS SRV)
     return Client(transport, credentials=credentials_for(args.username, password), log=say,

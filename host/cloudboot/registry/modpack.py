@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
+from cloudboot.image.output import atomic_output
 
 
 def _header(ino: int, mode: int, size: int, name: bytes, mtime: int, nlink: int = 1) -> bytes:
@@ -42,7 +43,7 @@ def build_modpack(src: Path, out: Path) -> int:
     rel = src.resolve().name
     mtime = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
     count = 0
-    with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+    with atomic_output(out) as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         cpio = _Cpio(gz, mtime)
         cpio.add("lib", stat.S_IFDIR | 0o755)
         cpio.add("lib/modules", stat.S_IFDIR | 0o755)

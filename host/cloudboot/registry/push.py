@@ -16,6 +16,7 @@ from pathlib import Path
 
 import oci
 from cloudboot.errors import CloudBootError
+from cloudboot.image.output import open_input
 from oci.client import Client, is_index, parse_json_object, sha256_digest
 from oci.ref import Reference, parse_platform
 
@@ -62,11 +63,17 @@ class _Progress(io.RawIOBase):
         return self.f.seek(pos, whence)
 
 
+def _open(path: Path):
+    """`path` opened for reading when it is a regular file (a FIFO would block a push forever, a device is not a
+    layer): a CloudBootError otherwise."""
+    return os.fdopen(open_input(path, "layer file"), "rb")
+
+
 def file_digest(path: Path) -> tuple[str, int]:
     """(sha256 digest, size) of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     size = 0
-    with open(path, "rb") as f:
+    with _open(path) as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
             size += len(chunk)
@@ -88,7 +95,7 @@ def push_file(client: Client, ref: Reference, path: Path, media_type: str, annot
               label: str = "") -> dict:
     """Upload a blob from a file (streamed, with a progress bar on a TTY); return its descriptor."""
     digest, size = file_digest(path)
-    with open(path, "rb") as f:
+    with _open(path) as f:
         client.push_blob(ref, _Progress(f, size, label or path.name), digest, size)
     desc = {"mediaType": media_type, "digest": digest, "size": size}
     if annotations:
@@ -103,6 +110,8 @@ def push_artifact(client: Client, ref: Reference, platform: str, files: dict[str
     if not files and cmdline is None:
         raise CloudBootError("push artifact: give at least one of --kernel, --initrd, --modules, --modloop, "
                              "--apkovl, --squashfs, --cmdline")
+    for path in files.values():  # every input checked before the first byte goes to the registry
+        _open(Path(path)).close()
     config = push_bytes(client, ref, canonical_json({"architecture": arch, "created": None, "os": os_}),
                         oci.MT_CONFIG)
     layers = []

@@ -1,0 +1,74 @@
+"""The CLI's top-level guard and its terminal: an unexpected exception (a bug) is one line and a status, its
+traceback only under `--debug` or CLOUDBOOT_DEBUG=1; names read from untrusted images reach the terminal escaped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.hostile import cli, ok, refused
+
+# A verb with a bug: `plan check` replaced by one that raises what no library means to raise, with a message that
+# carries a terminal escape.
+BUGGY = ("import cloudboot.commands.plan as m\n"
+         "def boom(args):\n"
+         "    raise RuntimeError('\\x1b]0;pwned\\x07')\n"
+         "m._check = boom\n"
+         "from cloudboot.cli import main\n"
+         "raise SystemExit(main())\n")
+
+
+def buggy(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BUGGY, *args], capture_output=True, timeout=60,
+                          env={**{k: v for k, v in os.environ.items() if k != "CLOUDBOOT_DEBUG"}, **(env or {})})
+
+
+def test_a_bug_is_one_line_and_a_status_with_the_traceback_only_when_asked(tmp_path: Path) -> None:
+    proc = buggy("plan", "check", "x.hcl")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("cloud-boot: error: internal error (RuntimeError: \\e]0;pwned\\x07); this is a bug"), err
+    assert "please report it" in err and "--debug" in err and "\x1b" not in err and "\x07" not in err, err
+    for how in (buggy("--debug", "plan", "check", "x.hcl"), buggy("plan", "check", "x.hcl",
+                                                                   env={"CLOUDBOOT_DEBUG": "1"})):
+        err = how.stderr.decode()
+        assert how.returncode == 1 and "Traceback (most recent call last)" in err and "def boom" not in err, err
+        assert "in boom" in err and err.rstrip().splitlines()[-1].startswith("cloud-boot: error: internal error")
+    assert "Traceback" not in buggy("plan", "check", "x.hcl", env={"CLOUDBOOT_DEBUG": "0"}).stderr.decode()
+
+
+@pytest.mark.skipif(not shutil.which("mkfs.ext4"), reason="mkfs.ext4 (e2fsprogs) missing")
+def test_names_from_an_image_are_escaped_on_the_terminal(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name in (b"red\x1b[31mX", b"two\nlines", b"bad\xff", b"rtl\xe2\x80\xaeevil", b"plain"):
+        with open(os.path.join(os.fsencode(tree), name), "wb") as f:
+            f.write(b"x")
+    img = tmp_path / "fs.img"
+    with open(img, "wb") as f:
+        f.truncate(8 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(img)], check=True, capture_output=True)
+    out = ok(subprocess.run([sys.executable, "-c", "from cloudboot.cli import main; raise SystemExit(main())",
+                             "fs", "ls", str(img), "/"], capture_output=True, timeout=60))
+    assert "\x1b" not in out and "\u202e" not in out, out
+    names = set(out.split())
+    assert {"red\\e[31mX", "two\\nlines", "bad\\xff", "rtl\\u202eevil", "plain"} <= names, out
+
+
+def test_options_that_were_tracebacks_or_ignored(tmp_path: Path, testdata: str) -> None:
+    """`fs --subvol`/`--device` on ext4 or XFS (a traceback, or silently ignored), `IMG@LABEL=` with no value, a
+    missing or unreadable `--ca-file`: each one line naming what is wrong."""
+    ext4, xfs = str(Path(testdata) / "ext4-many.img"), str(Path(testdata) / "xfs-many.img")
+    refused(cli("fs", "ls", "--subvol", "5", ext4, "/"), "--subvol is for btrfs; this is ext2/3/4")
+    refused(cli("fs", "ls", "--device", xfs, xfs, "/"), "--device is for btrfs; this is XFS")
+    refused(cli("fs", "ls", ext4 + "@LABEL=", "/"), "@LABEL=: partition must be", "with a value")
+    junk = tmp_path / "ca.pem"
+    junk.write_text("junk")
+    for ca, why in ((tmp_path / "none.pem", "No such file"), (junk, "no certificate")):
+        refused(cli("pull", "127.0.0.1:1/x:1", "-d", str(tmp_path / "o"), "--ca-file", str(ca)), f"--ca-file {ca}: ",
+                why)
