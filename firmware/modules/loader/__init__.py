@@ -220,6 +220,19 @@ def _link_target(fsys, path):
         return None
 
 
+def _disk_cmdline(cand, fsys):
+    """(command line, where it came from) for a disk kernel: CloudBootCmdline, else the BLS entry's options,
+    else what the distro's GRUB would pass (bootplan.distroargs)."""
+    from bootplan import distroargs
+
+    text = uefi.cmdline_variable()
+    if text:
+        return text, "CloudBootCmdline variable"
+    if cand.options:
+        return cand.options, cand.source
+    return distroargs.find(fsys, cand.linux, "root=UUID=%s" % fsys.uuid_str)
+
+
 def boot_disks():
     """Step (d): kernels on ext4/XFS/btrfs filesystems of any disk (BLS entries, then distro names), newest
     first; a candidate that fails (truncated kernel, unreadable file) says why and the next one is tried."""
@@ -243,7 +256,8 @@ def boot_disks():
             print("cloud-boot: choosing %s: %s, %s" % (cand.version, cand.source, why))
         else:
             print("cloud-boot: trying the next candidate: %s %s on %s" % (cand.version, cand.linux, where))
-        cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % fsys.uuid_str
+        cmdline, why = _disk_cmdline(cand, fsys)
+        print("cloud-boot: kernel arguments from %s" % why)  # own line: terminals wrap at 80 or 100
         print("cloud-boot: command line: %s" % cmdline)
         linux = initrd = None
         try:

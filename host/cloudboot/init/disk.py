@@ -106,6 +106,25 @@ def _copy_out(fs, path: str, dest: str) -> int:
     return n
 
 
+def _paired_initrd(fs, kernel: str) -> list[str]:
+    """The initrd of a pinned kernel, paired by its version suffix (REFERENCE.md §4.2 step 4), logged."""
+    from bootplan import discover
+
+    found = discover.initrd_for(fs, kernel)
+    log(f"disk: initrd for {kernel}: " + (f"{found[0]} (same version)" if found else
+                                          "none of its version (set cloudboot.disk.initrd= to choose one)"))
+    return found
+
+
+def _distro_args(fs, kernel: str) -> str:
+    """What the distro's GRUB would pass to `kernel` (bootplan.distroargs), with where it came from logged."""
+    from bootplan import distroargs
+
+    args, source = distroargs.find(fs, kernel, f"root=UUID={fs.uuid_str}")
+    log(f"disk: kernel arguments from {source}: {args}")
+    return args
+
+
 def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whole_disks) -> DiskTarget:
     """Resolve cloudboot.disk=, open its filesystem, choose the kernel and initrd and copy them to workdir."""
     import diskfs
@@ -135,7 +154,7 @@ def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whol
     options, source = "", "cloudboot.disk.kernel"
     try:
         if pinned_kernel:
-            kernel, initrds = pinned_kernel, [pinned_initrd] if pinned_initrd else []
+            kernel, initrds = pinned_kernel, [pinned_initrd] if pinned_initrd else _paired_initrd(fs, pinned_kernel)
         else:
             found = discover.find(fs, log=lambda m: log(f"disk: {m}"))
             if not found:
@@ -162,8 +181,11 @@ def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whol
                         out.write(f.read())
                     os.unlink(part)
             log(f"disk: initrd {' + '.join(initrds)} ({total} bytes)")
+        if not options:
+            options = _distro_args(fs, kernel)
     except diskfs.DiskfsError as exc:
         raise InitError(f"{where}: {exc}") from None
-    # BLS options first, so the operator's cloudboot.cmdline (later tokens) wins (REFERENCE.md §4.2).
+    # BLS options (or the distro's GRUB arguments) first, so the operator's cloudboot.cmdline (later tokens)
+    # wins (REFERENCE.md §4.2).
     cmdline = " ".join(s for s in (options, cmd.get("cloudboot.cmdline", "")) if s)
     return DiskTarget(kpath, ipath, cmdline, f"{kernel} on {where}")
