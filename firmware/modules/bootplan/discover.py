@@ -65,21 +65,35 @@ def kernel_version(name):
     return None
 
 
-def initrd_for(fs, kernel):
-    """[path] of the initrd paired with the kernel at `kernel` by its version suffix (a symlink such as Debian's
-    /vmlinuz lends its target's), or [] when none is there. Never another version's initrd: a kernel booted
-    with the wrong version's modules fails later and less clearly than one booted without an initrd."""
+def initrd_for(fs, kernel, follow=True):
+    """[path] of the initrd paired with the kernel at `kernel` by its version suffix, in the kernel's directory
+    (a symlink such as Debian's /vmlinuz pairs as its target), or [] when none is there. Never another
+    version's initrd: a kernel with the wrong version's modules fails later and less clearly than without."""
     d, _, name = kernel.rpartition("/")
     version = kernel_version(name)
     if version is None:
-        try:
-            version = kernel_version(fs.readlink(kernel).rsplit("/", 1)[-1])
-        except Exception:  # noqa: BLE001 - not a symlink (or no readlink): no version to pair by
-            version = None
-    if version is None:
-        return []
+        target = _link(fs, kernel) if follow else None
+        return initrd_for(fs, _join(d, target), False) if target else []
     names = _listdir(fs, d or "/")
     return [d + "/" + p % version for p in INITRD_PATTERNS if (p % version) in names][:1]
+
+
+def _link(fs, path):
+    try:
+        return fs.readlink(path)
+    except Exception:  # noqa: BLE001 - not a symlink (or no readlink): nothing to follow
+        return None
+
+
+def _join(d, target):
+    """The absolute path of a symlink's target (`..` and `.` resolved)."""
+    parts = [] if target.startswith("/") else [p for p in d.split("/") if p]
+    for p in target.split("/"):
+        if p == "..":
+            parts = parts[:-1]
+        elif p and p != ".":
+            parts.append(p)
+    return "/" + "/".join(parts)
 
 
 def from_names(fs):

@@ -190,13 +190,13 @@ def disk_candidates():
         disk = BlockIoDevice(bio)
         try:
             parts = diskfs.partitions(disk)
-        except diskfs.DiskfsError as exc:
-            print("cloud-boot: %s: %s" % (disk.name, exc))
+        except (diskfs.DiskfsError, OSError) as exc:  # OSError: EfiError from ReadBlocks on a failing disk
+            print("cloud-boot: %s: skipped: %s" % (disk.name, exc))
             continue
         for part in parts:
             try:
                 fsys = diskfs.open_filesystem(part.device(disk))
-            except diskfs.DiskfsError as exc:
+            except (diskfs.DiskfsError, OSError) as exc:
                 print("cloud-boot: %s partition %d: %s" % (disk.name, part.number, exc))
                 continue
             if fsys is None:
@@ -204,7 +204,7 @@ def disk_candidates():
             label = "%s partition %d (%s %r)" % (disk.name, part.number, fsys.TYPE, fsys.label)
             try:
                 found = discover.find(fsys, log=lambda m, label=label: print("cloud-boot: %s: %s" % (label, m)))
-            except diskfs.DiskfsError as exc:
+            except (diskfs.DiskfsError, OSError) as exc:
                 print("cloud-boot: %s: %s" % (label, exc))
                 continue
             for cand in found:

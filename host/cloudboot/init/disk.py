@@ -52,14 +52,14 @@ def seen(disks: list) -> list[str]:
     for disk in disks:
         try:
             parts = diskfs.partitions(disk)
-        except diskfs.DiskfsError as exc:
+        except (diskfs.DiskfsError, OSError) as exc:
             out.append(f"{disk.name}: <partition table error: {exc}>")
             continue
         for part in parts:
             where = disk.name if part.number == 0 else f"{disk.name} partition {part.number}"
             try:
                 fstype, label, uuid = probe(part.device(disk))
-            except diskfs.DiskfsError as exc:
+            except (diskfs.DiskfsError, OSError) as exc:
                 out.append(f"{where}: <read error: {exc}>")
                 continue
             extra = f" partlabel={part.name!r} partuuid={part.part_guid}" if part.part_guid else ""
@@ -67,11 +67,21 @@ def seen(disks: list) -> list[str]:
     return out
 
 
+def _report_once(reported: set[str], line: str) -> None:
+    """Log a damaged or unreadable device once, not on every poll of the wait loop."""
+    if line not in reported:
+        reported.add(line)
+        log(line)
+
+
 def find_device(spec: str, wait: float, disks_fn=whole_disks):
     """(device, description) for a spec, waiting up to `wait` seconds for it to appear."""
     from diskfs.probe import resolve
 
+    from diskfs import FsError
+
     deadline = time.monotonic() + wait
+    reported: set[str] = set()
     while True:
         if spec.startswith("/"):
             if os.path.exists(spec):
@@ -82,9 +92,9 @@ def find_device(spec: str, wait: float, disks_fn=whole_disks):
             for path in disks_fn():
                 try:
                     disks.append(_open(path))
-                except OSError as exc:
-                    log(f"disk: cannot open {path}: {exc.strerror}")
-            dev, desc = resolve(disks, spec)
+                except (OSError, FsError) as exc:  # FileDevice says NotFound, naming the path and why
+                    _report_once(reported, f"disk: cannot open {path}: {exc}")
+            dev, desc = resolve(disks, spec, report=lambda m: _report_once(reported, f"disk: {m}"))
             if dev is not None:
                 return dev, desc
         if time.monotonic() >= deadline:
