@@ -76,9 +76,8 @@ def _report_once(reported: set[str], line: str) -> None:
 
 def find_device(spec: str, wait: float, disks_fn=whole_disks):
     """(device, description) for a spec, waiting up to `wait` seconds for it to appear."""
-    from diskfs.probe import resolve
-
     from diskfs import FsError
+    from diskfs.probe import resolve
 
     deadline = time.monotonic() + wait
     reported: set[str] = set()
