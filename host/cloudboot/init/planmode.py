@@ -204,6 +204,19 @@ def ask_console(entries: list[tuple[str, str]], default: str, settings: dict) ->
         end = None  # as the original: a wrong answer stops the countdown
 
 
+def menu_settings(cmd: dict[str, str], settings: dict) -> dict:
+    """The plan's menu settings with cloudboot.menu.timeout= and cloudboot.menu.prompt= from the command line
+    winning (REFERENCE §1.1; `0` waits forever), as the firmware's menu takes its timeout."""
+    from cloudboot.init.cmdline import duration
+
+    menu = dict(settings.get("menu") or {})
+    if "cloudboot.menu.timeout" in cmd:
+        menu["timeout"] = duration(cmd["cloudboot.menu.timeout"])  # checked up front: a valid duration
+    if cmd.get("cloudboot.menu.prompt"):
+        menu["prompt"] = cmd["cloudboot.menu.prompt"]
+    return dict(settings, menu=menu)
+
+
 def choose(cmd: dict[str, str], session: Session, lldp: dict[str, str]) -> dict:
     """The resolved target dict (through subplans) the command line and the plan select."""
     from bootplan import PlanError, plan
@@ -213,7 +226,7 @@ def choose(cmd: dict[str, str], session: Session, lldp: dict[str, str]) -> dict:
     try:
         t = plan.follow(parsed, session.arch, lambda inner: fetch_plan(session, inner),
                         target=cmd.get("cloudboot.target", ""), lldp=lldp, menu=cmd.get("cloudboot.menu"),
-                        ask=ask_console)
+                        ask=lambda entries, default, s: ask_console(entries, default, menu_settings(cmd, s)))
         settings = plan.Plan(parsed).settings(session.arch, lldp)
     except PlanError as exc:
         raise InitError(f"plan {ref or cmd.get('cloudboot.image')}: {exc}") from None
