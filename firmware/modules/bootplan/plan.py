@@ -161,6 +161,7 @@ class Target:
         for f in STRING_FIELDS:
             out[f] = self._string(f, sc)
         out["cmdline"] = _cmdline(self.attrs.get("cmdline"), sc)
+        out["cmdline_line"] = self.attrs["cmdline"].line if "cmdline" in self.attrs else self.line  # for errors
         out["disk"] = None
         if self.disk is not None:
             out["disk"] = _disk(self.disk, self.disk_line, sc)

@@ -147,24 +147,48 @@ def legacy_plan(ref: str) -> dict:
                         "attrs": {"index": {"line": 1, "expr": json.dumps(ref.replace("${", "$${"))}}}]}
 
 
-def render_cmdline(text: str, lease, primary_ref) -> str:
-    """The original's post-plan templating: `{{.IPSpec}}`, `{{.IP}}`, ... from the network and the primary
-    registry (missing keys render empty, as Go's missingkey=zero)."""
-    import re
+def render_cmdline(text: str, lease, primary_ref, modloop_url: str = "", where: str = "the command line") -> str:
+    """The original's post-plan templating (bootplan.cmdtemplate): `{{.IPSpec}}`, `{{.IP}}`, `{{.ModloopURL}}`,
+    `{{if .IP}}...{{end}}` ... from the network and the primary registry (a known field without a value is
+    empty, as Go's missingkey=zero); a template it cannot render is an InitError naming `where`."""
+    from bootplan import cmdtemplate
 
     if "{{" not in text:
         return text
-    values = {}
+    values = dict.fromkeys(("IP", "Netmask", "CIDR", "Gateway", "Iface", "DNS", "IPSpec", "Registry",
+                            "RegistryScheme", "RegistryBase"), "")
+    values.update(DNSAll=[], ModloopURL=modloop_url)
     if lease is not None:
-        dns = lease.dns
+        dns = list(lease.dns)
         values.update(IP=lease.address, Netmask=lease.netmask, CIDR=f"{lease.address}/{lease.prefix}",
-                      Gateway=lease.gateway, Iface=lease.iface, DNS=dns[0] if dns else "", DNSAll=" ".join(dns),
+                      Gateway=lease.gateway, Iface=lease.iface, DNS=dns[0] if dns else "", DNSAll=dns,
                       IPSpec=":".join([lease.address, "", lease.gateway, lease.netmask, "", lease.iface, "off"]
                                       + dns[:2]))
     if primary_ref is not None:
         values.update(Registry=primary_ref.registry, RegistryScheme=primary_ref.scheme,
                       RegistryBase=f"{primary_ref.scheme}://{primary_ref.registry}/v2")
-    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: values.get(m.group(1), ""), text)
+    try:
+        return cmdtemplate.render(text, values)
+    except cmdtemplate.TemplateError as exc:
+        raise InitError(f"{where}: template: {exc}") from None
+
+
+def apkovl_cpio(src: str, dest: str) -> str:
+    """The apkovl wrapped as the original does (REFERENCE §2.5): a gzip newc cpio holding `apkovl.tar.gz`."""
+    import gzip
+
+    with open(src, "rb") as f:
+        data = f.read()
+
+    def entry(ino: int, mode: int, name: bytes, body: bytes) -> bytes:
+        head = b"070701" + b"".join(b"%08X" % v for v in (ino, mode, 0, 0, 1, 0, len(body), 0, 0, 0, 0,
+                                                        len(name) + 1, 0))
+        return head + name + b"\0" * (1 + -(110 + len(name) + 1) % 4) + body + b"\0" * (-len(body) % 4)
+
+    with open(dest, "wb") as out:
+        out.write(gzip.compress(entry(1, 0o100644, b"apkovl.tar.gz", data) + entry(0, 0, b"TRAILER!!!", b""),
+                                mtime=0))
+    return dest
 
 
 def ask_console(entries: list[tuple[str, str]], default: str, settings: dict) -> str:
@@ -258,7 +282,9 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
             files[role] = session.pull(pinned, layer, os.path.join(workdir, f"{field}-{role}"), role)
     if "kernel" not in files:
         raise InitError("no kernel layer found in any referenced artifact")
-    pieces = [files[r] for r in ("initrd", "modules") if r in files]
+    if "apkovl" in files:
+        files["apkovl"] = apkovl_cpio(files["apkovl"], os.path.join(workdir, "apkovl.cpio.gz"))
+    pieces = [files[r] for r in ("initrd", "modules", "apkovl") if r in files]
     initrd = pieces[0] if len(pieces) == 1 else None
     if len(pieces) > 1:
         initrd = os.path.join(workdir, "initrd.joined")
@@ -268,13 +294,17 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
                     while chunk := f.read(1 << 20):
                         out.write(chunk)
     cmdline = t.get("cmdline") or ""
+    where = f"target {t['name']!r} cmdline (plan line {t.get('cmdline_line')})"
     if not cmdline and "cmdline" in files:
         with open(files["cmdline"], encoding="utf-8", errors="replace") as f:
             cmdline = f.read().strip()
+        where = f"target {t['name']!r}: the artifact's cmdline layer"
     primary = next((t[f] for f in ("index", "kernel", "initrd", "modules") if t.get(f)), "")
-    cmdline = render_cmdline(cmdline, lease, session.ref(primary) if primary else None)
+    cmdline = render_cmdline(cmdline, lease, session.ref(primary) if primary else None, modloop_url, where)
     if modloop_url and "modloop=" not in cmdline:
         cmdline = f"{cmdline} modloop={modloop_url}".strip()
+    if "apkovl" in files and "apkovl=" not in cmdline:
+        cmdline = f"{cmdline} apkovl=/apkovl.tar.gz".strip()
     if "cloudboot.cmdline" in session.cmd:
         cmdline = session.cmd["cloudboot.cmdline"]
     return PlanTarget(files["kernel"], initrd, cmdline, f"target {t['name']!r}")
