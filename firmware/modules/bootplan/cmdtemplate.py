@@ -93,3 +93,29 @@ def render(text, values):
     if stack:
         raise TemplateError("{{if}} without {{end}}")
     return "".join(out)
+
+
+def _prefix(netmask):
+    bits = 0
+    for part in netmask.split("."):
+        try:
+            bits += bin(int(part) & 255).count("1")
+        except ValueError:
+            return 0
+    return bits
+
+
+def values(address="", netmask="", gateway="", iface="", dns=(), ref=None, modloop_url=""):
+    """Every field the original knew (REFERENCE §2.2), from a lease and the primary registry reference
+    (`ref`: registry, scheme); a field without a value is empty, as Go's missingkey=zero."""
+    dns = list(dns)
+    out = {"IP": address, "Netmask": netmask, "Gateway": gateway, "Iface": iface, "DNS": dns[0] if dns else "",
+           "DNSAll": dns, "ModloopURL": modloop_url, "CIDR": "", "IPSpec": "",
+           "Registry": "", "RegistryScheme": "", "RegistryBase": ""}
+    if address:
+        out["CIDR"] = "%s/%d" % (address, _prefix(netmask))
+        out["IPSpec"] = ":".join([address, "", gateway, netmask, "", iface, "off"] + dns[:2])
+    if ref is not None:
+        out.update(Registry=ref.registry, RegistryScheme=ref.scheme,
+                   RegistryBase="%s://%s/v2" % (ref.scheme, ref.registry))
+    return out

@@ -155,18 +155,9 @@ def render_cmdline(text: str, lease, primary_ref, modloop_url: str = "", where: 
 
     if "{{" not in text:
         return text
-    values = dict.fromkeys(("IP", "Netmask", "CIDR", "Gateway", "Iface", "DNS", "IPSpec", "Registry",
-                            "RegistryScheme", "RegistryBase"), "")
-    values.update(DNSAll=[], ModloopURL=modloop_url)
-    if lease is not None:
-        dns = list(lease.dns)
-        values.update(IP=lease.address, Netmask=lease.netmask, CIDR=f"{lease.address}/{lease.prefix}",
-                      Gateway=lease.gateway, Iface=lease.iface, DNS=dns[0] if dns else "", DNSAll=dns,
-                      IPSpec=":".join([lease.address, "", lease.gateway, lease.netmask, "", lease.iface, "off"]
-                                      + dns[:2]))
-    if primary_ref is not None:
-        values.update(Registry=primary_ref.registry, RegistryScheme=primary_ref.scheme,
-                      RegistryBase=f"{primary_ref.scheme}://{primary_ref.registry}/v2")
+    net = {} if lease is None else dict(address=lease.address, netmask=lease.netmask, gateway=lease.gateway,
+                                        iface=lease.iface, dns=lease.dns)
+    values = cmdtemplate.values(ref=primary_ref, modloop_url=modloop_url, **net)
     try:
         return cmdtemplate.render(text, values)
     except cmdtemplate.TemplateError as exc:
