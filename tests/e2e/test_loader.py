@@ -460,3 +460,27 @@ def test_cascade_boots_fedora_bls_entry_with_its_options(tmp_path, machine, arch
     line = m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
     assert f"cb.marker=fedora-{arch}" in line and "rootflags=subvol=root" in line and "fedora-old" not in line
     assert m.wait(120) == 0
+
+
+def test_cascade_passes_the_distros_grub_arguments(tmp_path, machine) -> None:
+    """A Debian-cloud-like disk without BLS entries and no CloudBootCmdline: the kernel gets what GRUB would
+    pass, root=UUID=<fs> ro + GRUB_CMDLINE_LINUX(_DEFAULT) from /etc/default/grub and grub.d/*.cfg (the serial
+    console there is the only one the kernel is told about), and the loader says where the arguments came from."""
+    arch = "x86_64"
+    tree = _boot_tree(tmp_path, arch, {"6.12.117-cloud": None})
+    (tree / "etc/default/grub.d").mkdir(parents=True)
+    (tree / "etc/default/grub").write_text('GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n'
+                                           'GRUB_CMDLINE_LINUX=""\n')
+    console = arches.get(arch).linux_console
+    (tree / "etc/default/grub.d/10_cloud.cfg").write_text(
+        f'GRUB_CMDLINE_LINUX_DEFAULT="console=tty0 console={console},115200 panic=-1 cb.marker=grub-args"\n')
+    disk = _gpt_disk(tmp_path, [_mkfs(tmp_path, arch, tree)])
+    m = machine(arch, efi=firmware_file(arch), append="cloudboot.wait=0", disks=[disk], extra=["-no-reboot"])
+    m.expect("choosing 6.12.117-cloud", 120)
+    m.expect("kernel arguments from /etc/default/grub + /etc/default/grub.d/10_cloud.cfg", 30)
+    line = m.expect(re.compile(rb"command line: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert "root=UUID=6b1c3c2e-6f1d-4c53-9a2a-2f0c1a6f7e01 ro console=tty0" in line
+    m.expect(MARKER, 240)
+    line = m.expect(re.compile(rb"cmdline: [^\r\n]*\r?\n"), 30).group(0).decode()
+    assert f"console={console},115200 panic=-1 cb.marker=grub-args" in line and "quiet" not in line
+    assert m.wait(120) == 0

@@ -581,6 +581,45 @@ def vfat(out: Path, trees: dict[str, Path]) -> None:
     _sh("mkfs.vfat", "-C", "-n", "CBESP", "-i", "1234ABCD", out, "8192")
 
 
+def ext4_debian_cloud(out: Path, trees: dict[str, Path]) -> None:
+    """A Debian-cloud-like root: two kernels, grub.cfg naming only the older one (its `linux` line with
+    `$vars`), /etc/default/grub + grub.d/*.cfg (console=ttyS0 in GRUB_CMDLINE_LINUX_DEFAULT, as Debian's cloud
+    images put it) for the newer one. Its own tree: adding one to TREES would rebuild every image."""
+    root = out.parent / (out.name + ".tree")
+    shutil.rmtree(root, ignore_errors=True)
+    for rel, text in {
+        "boot/vmlinuz-6.1.0-9-cloud-amd64": "MZ older kernel",
+        "boot/initrd.img-6.1.0-9-cloud-amd64": "070701 older initrd",
+        "boot/vmlinuz-6.12.10-cloud-amd64": "MZ newer kernel",
+        "boot/initrd.img-6.12.10-cloud-amd64": "070701 newer initrd",
+        "boot/grub/grub.cfg": (
+            "# DO NOT EDIT\nset default=\"0\"\nif [ -s $prefix/grubenv ]; then\n  load_env\nfi\n"
+            "set extra='quiet splash'\nfunction load_video {\n  insmod all_video\n}\n"
+            "menuentry 'Debian GNU/Linux' --class debian $menuentry_id_option 'gnulinux-simple' {\n"
+            "\tload_video\n\tset root='hd0,gpt1'\n"
+            "\tlinux\t/boot/vmlinuz-6.1.0-9-cloud-amd64 root=PARTUUID=abcd ro  console=tty0 "
+            "console=ttyS0,115200 ${extra} \"x=a b\" $unset_var\n"
+            "\tinitrd\t/boot/initrd.img-6.1.0-9-cloud-amd64\n}\n"
+            "submenu 'Advanced options' {\n  menuentry 'recovery' {\n"
+            "    linux /boot/vmlinuz-6.1.0-9-cloud-amd64 root=PARTUUID=abcd ro single\n  }\n}\n"),
+        "etc/default/grub": (
+            "# If you change this file, run 'update-grub'\nGRUB_DEFAULT=0\nGRUB_TIMEOUT=5\n"
+            "GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`\n"
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"\"\n"),
+        "etc/default/grub.d/10_cloud.cfg": (
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200 "
+            "consoleblank=0\"\nGRUB_TERMINAL=\"console serial\"\n"),
+        "etc/default/grub.d/20_extra.cfg": "export GRUB_CMDLINE_LINUX='net.ifnames=0'\n"
+                                          "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX biosdevname=0\"\n",
+        "etc/default/grub.d/README": "not a .cfg: GRUB_CMDLINE_LINUX=ignored\n",
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    _blank(out, 16 * MiB)
+    _sh("mkfs.ext4", "-q", "-F", "-L", "debcloud", "-U", UUID, "-d", root, out)
+    shutil.rmtree(root)
+
+
 def luks(out: Path, trees: dict[str, Path], kind: str) -> None:
     _blank(out, 32 * MiB)
     label = ["--label", "cbcrypt"] if kind == "luks2" else []
@@ -781,6 +820,7 @@ IMAGES = {
     "zfs-mirror.img": (zfs_pool, ("mirror", (("data", "tree", {"compression": "gzip"}, None),))),
     "zfs-raidz1.img": (zfs_pool, ("raidz1", (("data", "tree", {"compression": "lzjb"}, None),))),
     "zfs-raidz2.img": (zfs_pool, ("raidz2", (("data", "tree", {"compression": "gzip-1"}, None),))),
+    "ext4-debian-cloud.img": (ext4_debian_cloud, ()),
     "zfs-raidz3.img": (zfs_pool, ("raidz3", (("data", "tree", {"compression": "off"}, None),))),
 }
 # Pools made by OpenZFS in a VM (tests/portable/openzfs.py): feature flags, lz4, zstd, embedded blocks, large

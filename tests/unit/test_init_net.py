@@ -79,9 +79,9 @@ def test_cmdline_templating_as_the_original() -> None:
     from oci.ref import parse
 
     lease = net.Lease("eth0", "10.0.2.15", 24, "10.0.2.2", ["10.0.2.3"])
-    out = planmode.render_cmdline("ip={{.IPSpec}} reg={{ .RegistryBase }} x={{.Nope}}", lease,
+    out = planmode.render_cmdline("ip={{.IPSpec}} reg={{ .RegistryBase }} x={{.Registry}}", lease,
                                   parse("10.0.2.2:5000/boot/k:1", plain_http=True))
-    assert out == "ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off:10.0.2.3 reg=http://10.0.2.2:5000/v2 x="
+    assert out == "ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off:10.0.2.3 reg=http://10.0.2.2:5000/v2 x=10.0.2.2:5000"
     assert planmode.render_cmdline("plain", None, None) == "plain"
 
 

@@ -165,6 +165,7 @@ def _ext4(tmp: Path, name: str, label: str, files: dict[str, bytes], partitioned
     return img
 
 
+FS_UUID = "11111111-2222-3333-4444-555555555555"
 KERNEL = b"MZ" + bytes(range(256)) * 40
 FILES = {
     "boot/vmlinuz-6.1.0-9-amd64": b"MZ old",
@@ -184,11 +185,12 @@ def test_disk_mode_distro_names(tmp_path: Path) -> None:
                      disks_fn=lambda: [str(other), str(img)])
     assert Path(t.kernel).read_bytes() == KERNEL  # the newest version, never the rescue image
     assert Path(t.initrd).read_bytes() == b"070701 new initrd"
-    assert t.cmdline == "console=ttyS0 x=1"
+    assert t.cmdline == f"root=UUID={FS_UUID} ro console=ttyS0 x=1"  # no GRUB files: root=UUID= ro, as GRUB
     assert "/boot/vmlinuz-6.12.10-amd64" in t.description and "partition 1" in t.description
     t = disk.prepare({"cloudboot.disk": "PARTLABEL=cbroot", "cloudboot.disk.kernel": "/boot/vmlinuz-6.1.0-9-amd64",
                       "cloudboot.disk.fs": "ext4"}, str(work), disks_fn=lambda: [str(img)])
-    assert Path(t.kernel).read_bytes() == b"MZ old" and t.initrd is None and t.cmdline == ""
+    assert Path(t.kernel).read_bytes() == b"MZ old" and t.cmdline == f"root=UUID={FS_UUID} ro"
+    assert Path(t.initrd).read_bytes() == b"old initrd"  # a pinned kernel gets its version's initrd
     t = disk.prepare({"cloudboot.disk": str(other), "cloudboot.disk.kernel": "/etc/x"}, str(work),
                      disks_fn=lambda: [])
     assert Path(t.kernel).read_bytes() == b"1"

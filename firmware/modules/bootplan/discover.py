@@ -51,8 +51,49 @@ def sorted_entries(pairs):
     return [(e, c) for e in order for e2, c in pairs if e2 is e]
 
 
-INITRD_PATTERNS = ("initrd.img-%s", "initramfs-%s.img", "initrd-%s", "initramfs-%s")
+#: The initrd of kernel <prefix><v>, in the kernel's directory, first match: Debian/Ubuntu, Fedora/RHEL/Arch,
+#: openSUSE, Alpine (initramfs-<flavour>), and initramfs.<v> as the original also paired (REFERENCE §4.2 step 4).
+INITRD_PATTERNS = ("initrd.img-%s", "initramfs-%s.img", "initrd-%s", "initramfs-%s", "initramfs.%s")
 KERNEL_PREFIXES = ("vmlinuz-", "Image-")  # Image-<v>: openSUSE's arm64 kernels
+
+
+def kernel_version(name):
+    """The version suffix of a kernel file name (`vmlinuz-6.1.0-9-amd64` -> `6.1.0-9-amd64`), or None."""
+    for p in KERNEL_PREFIXES:
+        if name.startswith(p) and len(name) > len(p):
+            return name[len(p):]
+    return None
+
+
+def initrd_for(fs, kernel, follow=True):
+    """[path] of the initrd paired with the kernel at `kernel` by its version suffix, in the kernel's directory
+    (a symlink such as Debian's /vmlinuz pairs as its target), or [] when none is there. Never another
+    version's initrd: a kernel with the wrong version's modules fails later and less clearly than without."""
+    d, _, name = kernel.rpartition("/")
+    version = kernel_version(name)
+    if version is None:
+        target = _link(fs, kernel) if follow else None
+        return initrd_for(fs, _join(d, target), False) if target else []
+    names = _listdir(fs, d or "/")
+    return [d + "/" + p % version for p in INITRD_PATTERNS if (p % version) in names][:1]
+
+
+def _link(fs, path):
+    try:
+        return fs.readlink(path)
+    except Exception:  # noqa: BLE001 - not a symlink (or no readlink): nothing to follow
+        return None
+
+
+def _join(d, target):
+    """The absolute path of a symlink's target (`..` and `.` resolved)."""
+    parts = [] if target.startswith("/") else [p for p in d.split("/") if p]
+    for p in target.split("/"):
+        if p == "..":
+            parts = parts[:-1]
+        elif p and p != ".":
+            parts.append(p)
+    return "/" + "/".join(parts)
 
 
 def from_names(fs):
@@ -61,10 +102,9 @@ def from_names(fs):
     for d in ("/boot", ""):
         names = _listdir(fs, d or "/")
         for name in names:
-            prefix = [p for p in KERNEL_PREFIXES if name.startswith(p)]
-            if not prefix or name.endswith((".old", ".bak")):
+            version = kernel_version(name)
+            if version is None or name.endswith((".old", ".bak")):
                 continue
-            version = name[len(prefix[0]):]
             initrd = [d + "/" + p % version for p in INITRD_PATTERNS if (p % version) in names]
             out.append(Candidate(version, d + "/" + name, initrd[:1], "", "%s/%s" % (d, name)))
     real = [c for c in out if "rescue" not in c.version]

@@ -181,6 +181,7 @@ class Target:
             out[f] = self._string(f, sc)
         out["cmdline"] = _cmdline(self.attrs.get("cmdline"), sc)
         _check_exit(out["exit"], self.attrs.get("exit"))
+        out["cmdline_line"] = self.attrs["cmdline"].line if "cmdline" in self.attrs else self.line  # for errors
         out["disk"] = None
         if self.disk is not None:
             out["disk"] = _disk(self.disk, self.disk_line, sc)

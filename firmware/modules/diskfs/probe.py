@@ -8,6 +8,7 @@ them (ZFS: the pool GUID in decimal)."""
 import struct
 
 from diskfs.blockdev import read
+from diskfs.errors import FsError
 from diskfs.formats import identify
 from diskfs.partition import partitions
 
@@ -31,15 +32,22 @@ def ext_flavor(dev) -> str:
     return "ext3" if compat & 0x4 else "ext2"
 
 
-def resolve(disks, spec):
+def resolve(disks, spec, report=None):
     """The device matching a LABEL=/UUID=/PARTLABEL=/PARTUUID= spec among `disks`, or None.
 
-    Returns (device, description). UUID comparison ignores case."""
+    Returns (device, description). UUID comparison ignores case. A disk or partition that cannot be read
+    (damaged table, I/O error) is passed to `report(line)` naming the device and why, and the scan goes on to
+    the next, as the original did (REFERENCE §4.1); without `report` its error is raised."""
     kind, _, want = spec.partition("=")
     if kind not in ("LABEL", "UUID", "PARTLABEL", "PARTUUID") or not want:
         raise ValueError("device spec %r is not LABEL=, UUID=, PARTLABEL= or PARTUUID=" % spec)
     for disk in disks:
-        for part in partitions(disk):
+        try:
+            parts = partitions(disk)
+        except (FsError, OSError) as exc:
+            _skip(report, disk.name, exc)
+            continue
+        for part in parts:
             dev = part.device(disk)
             where = ("partition %d of %s" % (part.number, disk.name)) if part.number else disk.name
             if kind == "PARTLABEL" and part.name == want:
@@ -47,8 +55,18 @@ def resolve(disks, spec):
             if kind == "PARTUUID" and part.part_guid and part.part_guid.lower() == want.lower():
                 return dev, where
             if kind in ("LABEL", "UUID"):
-                fstype, label, uuid = probe(dev)
+                try:
+                    fstype, label, uuid = probe(dev)
+                except (FsError, OSError) as exc:
+                    _skip(report, where, exc)
+                    continue
                 value = label if kind == "LABEL" else uuid.lower()
                 if fstype and value == (want if kind == "LABEL" else want.lower()):
                     return dev, "%s %s" % (fstype, where)
     return None, ""
+
+
+def _skip(report, where, exc):
+    if report is None:
+        raise exc
+    report("%s: skipped, cannot be read: %s" % (where, exc))

@@ -190,13 +190,13 @@ def disk_candidates():
         disk = BlockIoDevice(bio)
         try:
             parts = diskfs.partitions(disk)
-        except diskfs.DiskfsError as exc:
-            print("cloud-boot: %s: %s" % (disk.name, exc))
+        except (diskfs.DiskfsError, OSError) as exc:  # OSError: EfiError from ReadBlocks on a failing disk
+            print("cloud-boot: %s: skipped: %s" % (disk.name, exc))
             continue
         for part in parts:
             try:
                 fsys = diskfs.open_filesystem(part.device(disk))
-            except diskfs.DiskfsError as exc:
+            except (diskfs.DiskfsError, OSError) as exc:
                 print("cloud-boot: %s partition %d: %s" % (disk.name, part.number, exc))
                 continue
             if fsys is None:
@@ -204,7 +204,7 @@ def disk_candidates():
             label = "%s partition %d (%s %r)" % (disk.name, part.number, fsys.TYPE, fsys.label)
             try:
                 found = discover.find(fsys, log=lambda m, label=label: print("cloud-boot: %s: %s" % (label, m)))
-            except diskfs.DiskfsError as exc:
+            except (diskfs.DiskfsError, OSError) as exc:
                 print("cloud-boot: %s: %s" % (label, exc))
                 continue
             for cand in found:
@@ -218,6 +218,19 @@ def _link_target(fsys, path):
         return fsys.readlink(path)
     except Exception:  # noqa: BLE001 - not a symlink (or unreadable): nothing to add
         return None
+
+
+def _disk_cmdline(cand, fsys):
+    """(command line, where it came from) for a disk kernel: CloudBootCmdline, else the BLS entry's options,
+    else what the distro's GRUB would pass (bootplan.distroargs)."""
+    from bootplan import distroargs
+
+    text = uefi.cmdline_variable()
+    if text:
+        return text, "CloudBootCmdline variable"
+    if cand.options:
+        return cand.options, cand.source
+    return distroargs.find(fsys, cand.linux, "root=UUID=%s" % fsys.uuid_str)
 
 
 def boot_disks():
@@ -243,7 +256,8 @@ def boot_disks():
             print("cloud-boot: choosing %s: %s, %s" % (cand.version, cand.source, why))
         else:
             print("cloud-boot: trying the next candidate: %s %s on %s" % (cand.version, cand.linux, where))
-        cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % fsys.uuid_str
+        cmdline, why = _disk_cmdline(cand, fsys)
+        print("cloud-boot: kernel arguments from %s" % why)  # own line: terminals wrap at 80 or 100
         print("cloud-boot: command line: %s" % cmdline)
         linux = initrd = None
         try:

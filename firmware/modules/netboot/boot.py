@@ -103,7 +103,7 @@ class Session:
         from netstack import http
         from oci.client import Client
 
-        self.opts = opts
+        self.opts, self.lease = opts, lease
         self.arch = arches.get(_uefi.ARCH).go
         self.plain = opts.get("cloudboot.insecure") == "1"
         timeout = grammar.duration(opts.get("cloudboot.net.timeout", "20s"))
@@ -282,8 +282,26 @@ def materialize(session, t):
             if s.addr == regions["kernel"][0]:
                 s.addr = 0
         session.sinks.append(_Owned(kaddr, ksize, core))
-    cmdline = session.opts.get("cloudboot.cmdline") or t.get("cmdline") or cmdline_layer
+    cmdline = session.opts.get("cloudboot.cmdline") or _render(session, t, t.get("cmdline") or cmdline_layer)
     return (kaddr, ksize), initrd, cmdline
+
+
+def _render(session, t, text):
+    """The plan's templates (bootplan.cmdtemplate) from the DHCP lease and the primary registry; the kernel's
+    interface name is not known here, so {{.Iface}} is empty (klibc's ip= then takes any interface)."""
+    from bootplan import cmdtemplate
+
+    if "{{" not in text:
+        return text
+    lease = session.lease
+    net = {} if lease is None else {"address": lease.address, "netmask": lease.netmask, "gateway": lease.gateway,
+                                    "dns": lease.dns}
+    primary = [t[f] for f in ("index", "kernel", "initrd", "modules") if t.get(f)]
+    try:
+        return cmdtemplate.render(text, cmdtemplate.values(ref=session.ref(primary[0]) if primary else None, **net))
+    except cmdtemplate.TemplateError as exc:
+        raise NetbootError("target %r cmdline (plan line %s): template: %s" % (t["name"], t.get("cmdline_line"),
+                                                                               exc)) from None
 
 
 class _Owned:

@@ -63,14 +63,14 @@ def seen(disks: list) -> list[str]:
     for disk in disks:
         try:
             parts = diskfs.partitions(disk)
-        except diskfs.DiskfsError as exc:
+        except (diskfs.DiskfsError, OSError) as exc:
             out.append(f"{disk.name}: <partition table error: {exc}>")
             continue
         for part in parts:
             where = disk.name if part.number == 0 else f"{disk.name} partition {part.number}"
             try:
                 fstype, label, uuid = probe(part.device(disk))
-            except diskfs.DiskfsError as exc:
+            except (diskfs.DiskfsError, OSError) as exc:
                 out.append(f"{where}: <read error: {exc}>")
                 continue
             extra = f" partlabel={part.name!r} partuuid={part.part_guid}" if part.part_guid else ""
@@ -78,11 +78,20 @@ def seen(disks: list) -> list[str]:
     return out
 
 
+def _report_once(reported: set[str], line: str) -> None:
+    """Log a damaged or unreadable device once, not on every poll of the wait loop."""
+    if line not in reported:
+        reported.add(line)
+        log(line)
+
+
 def find_device(spec: str, wait: float, disks_fn=whole_disks):
     """(device, description) for a spec, waiting up to `wait` seconds for it to appear."""
+    from diskfs import FsError
     from diskfs.probe import resolve
 
     deadline = time.monotonic() + wait
+    reported: set[str] = set()
     while True:
         if spec.startswith("/"):
             if os.path.exists(spec):
@@ -93,9 +102,9 @@ def find_device(spec: str, wait: float, disks_fn=whole_disks):
             for path in disks_fn():
                 try:
                     disks.append(_open(path))
-                except OSError as exc:
-                    log(f"disk: cannot open {path}: {exc.strerror}")
-            dev, desc = resolve(disks, spec)
+                except (OSError, FsError) as exc:  # FileDevice says NotFound, naming the path and why
+                    _report_once(reported, f"disk: cannot open {path}: {exc}")
+            dev, desc = resolve(disks, spec, report=lambda m: _report_once(reported, f"disk: {m}"))
             if dev is not None:
                 return dev, desc
         if time.monotonic() >= deadline:
@@ -134,6 +143,25 @@ def _luks_options(cmd: dict[str, str], where: str) -> dict:
         except CloudBootError as exc:
             raise InitError(f"cloudboot.disk.luks-limits: {exc}") from None
     return options
+
+
+def _paired_initrd(fs, kernel: str) -> list[str]:
+    """The initrd of a pinned kernel, paired by its version suffix (REFERENCE.md §4.2 step 4), logged."""
+    from bootplan import discover
+
+    found = discover.initrd_for(fs, kernel)
+    log(f"disk: initrd for {kernel}: " + (f"{found[0]} (same version)" if found else
+                                          "none of its version (set cloudboot.disk.initrd= to choose one)"))
+    return found
+
+
+def _distro_args(fs, kernel: str) -> str:
+    """What the distro's GRUB would pass to `kernel` (bootplan.distroargs), with where it came from logged."""
+    from bootplan import distroargs
+
+    args, source = distroargs.find(fs, kernel, f"root=UUID={fs.uuid_str}")
+    log(f"disk: kernel arguments from {source}: {args}")
+    return args
 
 
 def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whole_disks) -> DiskTarget:
@@ -241,7 +269,7 @@ def _boot_files(fs, cmd: dict[str, str], where: str, workdir: str) -> DiskTarget
     options, source = "", "cloudboot.disk.kernel"
     try:
         if pinned_kernel:
-            kernel, initrds = pinned_kernel, [pinned_initrd] if pinned_initrd else []
+            kernel, initrds = pinned_kernel, [pinned_initrd] if pinned_initrd else _paired_initrd(fs, pinned_kernel)
         else:
             found = discover.find(fs, log=lambda m: log(f"disk: {m}"))
             if not found:
@@ -268,8 +296,11 @@ def _boot_files(fs, cmd: dict[str, str], where: str, workdir: str) -> DiskTarget
                         out.write(f.read())
                     os.unlink(part)
             log(f"disk: initrd {' + '.join(initrds)} ({total} bytes)")
+        if not options:
+            options = _distro_args(fs, kernel)
     except diskfs.DiskfsError as exc:
         raise InitError(f"{where}: {exc}") from None
-    # BLS options first, so the operator's cloudboot.cmdline (later tokens) wins (REFERENCE.md §4.2).
+    # BLS options (or the distro's GRUB arguments) first, so the operator's cloudboot.cmdline (later tokens)
+    # wins (REFERENCE.md §4.2).
     cmdline = " ".join(s for s in (options, cmd.get("cloudboot.cmdline", "")) if s)
     return DiskTarget(kpath, ipath, cmdline, f"{kernel} on {where}")

@@ -181,24 +181,52 @@ def legacy_plan(ref: str) -> dict:
                         "attrs": {"index": {"line": 1, "expr": json.dumps(ref.replace("${", "$${"))}}}]}
 
 
-def render_cmdline(text: str, lease, primary_ref) -> str:
-    """The original's post-plan templating: `{{.IPSpec}}`, `{{.IP}}`, ... from the network and the primary
-    registry (missing keys render empty, as Go's missingkey=zero)."""
-    import re
+def render_cmdline(text: str, lease, primary_ref, modloop_url: str = "", where: str = "the command line") -> str:
+    """The original's post-plan templating (bootplan.cmdtemplate): `{{.IPSpec}}`, `{{.IP}}`, `{{.ModloopURL}}`,
+    `{{if .IP}}...{{end}}` ... from the network and the primary registry (a known field without a value is
+    empty, as Go's missingkey=zero); a template it cannot render is an InitError naming `where`."""
+    from bootplan import cmdtemplate
 
     if "{{" not in text:
         return text
-    values = {}
-    if lease is not None:
-        dns = lease.dns
-        values.update(IP=lease.address, Netmask=lease.netmask, CIDR=f"{lease.address}/{lease.prefix}",
-                      Gateway=lease.gateway, Iface=lease.iface, DNS=dns[0] if dns else "", DNSAll=" ".join(dns),
-                      IPSpec=":".join([lease.address, "", lease.gateway, lease.netmask, "", lease.iface, "off"]
-                                      + dns[:2]))
-    if primary_ref is not None:
-        values.update(Registry=primary_ref.registry, RegistryScheme=primary_ref.scheme,
-                      RegistryBase=f"{primary_ref.scheme}://{primary_ref.registry}/v2")
-    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: values.get(m.group(1), ""), text)
+    net = {} if lease is None else dict(address=lease.address, netmask=lease.netmask, gateway=lease.gateway,
+                                        iface=lease.iface, dns=lease.dns)
+    values = cmdtemplate.values(ref=primary_ref, modloop_url=modloop_url, **net)
+    try:
+        return cmdtemplate.render(text, values)
+    except cmdtemplate.TemplateError as exc:
+        raise InitError(f"{where}: template: {exc}") from None
+
+
+def apkovl_cpio(src: str, dest: str) -> str:
+    """The apkovl wrapped as the original does (REFERENCE §2.5): a gzip newc cpio holding `apkovl.tar.gz`."""
+    import gzip
+
+    with open(src, "rb") as f:
+        data = f.read()
+
+    def entry(ino: int, mode: int, name: bytes, body: bytes) -> bytes:
+        head = b"070701" + b"".join(b"%08X" % v for v in (ino, mode, 0, 0, 1, 0, len(body), 0, 0, 0, 0,
+                                                        len(name) + 1, 0))
+        return head + name + b"\0" * (1 + -(110 + len(name) + 1) % 4) + body + b"\0" * (-len(body) % 4)
+
+    with open(dest, "wb") as out:
+        out.write(gzip.compress(entry(1, 0o100644, b"apkovl.tar.gz", data) + entry(0, 0, b"TRAILER!!!", b""),
+                                mtime=0))
+    return dest
+
+
+def menu_settings(cmd: dict[str, str], settings: dict) -> dict:
+    """The plan's menu settings with cloudboot.menu.timeout= and cloudboot.menu.prompt= from the command line
+    winning (REFERENCE §1.1; `0` waits forever), as the firmware's menu takes its timeout."""
+    from cloudboot.init.cmdline import duration
+
+    menu = dict(settings.get("menu") or {})
+    if "cloudboot.menu.timeout" in cmd:
+        menu["timeout"] = duration(cmd["cloudboot.menu.timeout"])  # checked up front: a valid duration
+    if cmd.get("cloudboot.menu.prompt"):
+        menu["prompt"] = cmd["cloudboot.menu.prompt"]
+    return dict(settings, menu=menu)
 
 
 def choose(cmd: dict[str, str], session: Session, lldp: dict[str, str]) -> dict:
@@ -211,7 +239,8 @@ def choose(cmd: dict[str, str], session: Session, lldp: dict[str, str]) -> dict:
     try:
         t = plan.follow(parsed, session.arch, lambda inner: fetch_plan(session, inner),
                         target=cmd.get("cloudboot.target", ""), lldp=lldp, menu=cmd.get("cloudboot.menu"),
-                        ask=menu.ask, limits=plan.limits_from(cmd))
+                        ask=lambda entries, default, s: menu.ask(entries, default, menu_settings(cmd, s)),
+                        limits=plan.limits_from(cmd))
         settings = plan.Plan(parsed).settings(session.arch, lldp)
     except PlanError as exc:
         raise InitError(f"plan {ref or cmd.get('cloudboot.image')}: {exc}") from None
@@ -246,7 +275,9 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
             files[role] = session.pull(pinned, layer, os.path.join(workdir, f"{field}-{role}"), role)
     if "kernel" not in files:
         raise InitError("no kernel layer found in any referenced artifact")
-    pieces = [files[r] for r in ("initrd", "modules") if r in files]
+    if "apkovl" in files:
+        files["apkovl"] = apkovl_cpio(files["apkovl"], os.path.join(workdir, "apkovl.cpio.gz"))
+    pieces = [files[r] for r in ("initrd", "modules", "apkovl") if r in files]
     initrd = pieces[0] if len(pieces) == 1 else None
     if len(pieces) > 1:
         initrd = os.path.join(workdir, "initrd.joined")
@@ -256,13 +287,18 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
                     while chunk := f.read(1 << 20):
                         out.write(chunk)
     cmdline = t.get("cmdline") or ""
+    where = f"target {t['name']!r} cmdline (plan line {t.get('cmdline_line')})"
     if not cmdline and "cmdline" in files:
         with open(files["cmdline"], encoding="utf-8", errors="replace") as f:
             cmdline = f.read().strip()
+        where = f"target {t['name']!r}: the artifact's cmdline layer"
     primary = next((t[f] for f in ("index", "kernel", "initrd", "modules") if t.get(f)), "")
-    cmdline = render_cmdline(cmdline, lease, session.client.endpoint_ref(session.ref(primary)) if primary else None)
+    cmdline = render_cmdline(cmdline, lease, session.client.endpoint_ref(session.ref(primary)) if primary else None,
+                             modloop_url, where)
     if modloop_url and "modloop=" not in cmdline:
         cmdline = f"{cmdline} modloop={modloop_url}".strip()
+    if "apkovl" in files and "apkovl=" not in cmdline:
+        cmdline = f"{cmdline} apkovl=/apkovl.tar.gz".strip()
     if "cloudboot.cmdline" in session.cmd:
         cmdline = session.cmd["cloudboot.cmdline"]
     return PlanTarget(files["kernel"], initrd, cmdline, f"target {t['name']!r}", t["name"], t.get("exit", ""))
