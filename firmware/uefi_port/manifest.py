@@ -2,7 +2,7 @@
 module("_boot.py", base_path="$(CB_MODULES)")
 package("uefi", base_path="$(CB_MODULES)")
 package("loader", base_path="$(CB_MODULES)")
-# bootplan without hcl.py: HCL text is parsed on the host (python-hcl2); the firmware evaluates the parsed form.
+# bootplan without hcl.py: HCL text is parsed on the host (bootplan.hcl); the firmware evaluates the parsed form.
 package("bootplan", files=["__init__.py", "bls.py", "cmdline.py", "cmdtemplate.py", "discover.py", "distroargs.py",
                              "expr.py", "plan.py", "version.py"],
         base_path="$(CB_MODULES)")
