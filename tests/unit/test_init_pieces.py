@@ -263,7 +263,7 @@ def test_disk_mode_zfs(testdata: str, tmp_path: Path) -> None:
     found = disk.prepare({"cloudboot.disk": "cbzfssingle/ROOT/debian", "cloudboot.cmdline": "x=1"}, work,
                          disks_fn=lambda: [str(t / "vfat.img"), str(t / "zfs-single.img")])
     assert "/boot/vmlinuz-6.12.117-amd64 on ZFS cbzfssingle/ROOT/debian" in found.description
-    assert Path(found.kernel).read_bytes()[:2] == b"MZ" and found.cmdline == "x=1"
+    assert Path(found.kernel).read_bytes()[:2] == b"MZ" and found.cmdline == "root=ZFS=cbzfssingle/ROOT/debian ro x=1"
     t2 = disk.prepare({"cloudboot.disk": "/cbzfsmirror/data", "cloudboot.disk.fs": "zfs"}, work,
                       disks_fn=lambda: [str(t / "zfs-mirror.img")])  # one of two legs
     assert Path(t2.kernel).read_bytes() == Path(found.kernel).read_bytes()

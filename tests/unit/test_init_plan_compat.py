@@ -4,11 +4,11 @@ the console menu reading a pipe as stdin; only the registry fetch of the plan is
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bootplan import hcl
-from cloudboot.init import planmode
+from cloudboot.init import menu, planmode
 from cloudboot.init.errors import InitError
 
 PLAN = """
@@ -42,7 +42,8 @@ def _choose(monkeypatch: pytest.MonkeyPatch, cmd: dict[str, str], plan_timeout: 
     """The chosen target's name; "2" + Enter arrive on stdin `typed_after` seconds into the menu."""
     monkeypatch.setattr(planmode, "fetch_plan", lambda session, ref: hcl.parse(PLAN % plan_timeout, "plan.hcl"))
     r, w = os.pipe()
-    monkeypatch.setattr(sys, "stdin", os.fdopen(r, "r"))
+    monkeypatch.setattr(menu, "console_is_vt", lambda: True)  # the serial console alone, read from the pipe
+    monkeypatch.setattr(menu, "Console", functools.partial(menu.Console, in_fd=r))
 
     def type_two() -> None:
         time.sleep(typed_after)
@@ -55,6 +56,7 @@ def _choose(monkeypatch: pytest.MonkeyPatch, cmd: dict[str, str], plan_timeout: 
     finally:
         typist.join()
         os.close(w)
+        os.close(r)
 
 
 def test_cmdline_timeout_zero_waits_forever_and_prompt_wins(monkeypatch, capsys) -> None:

@@ -159,7 +159,8 @@ def _distro_args(fs, kernel: str) -> str:
     """What the distro's GRUB would pass to `kernel` (bootplan.distroargs), with where it came from logged."""
     from bootplan import distroargs
 
-    args, source = distroargs.find(fs, kernel, f"root=UUID={fs.uuid_str}")
+    dataset = getattr(fs, "dataset", None)  # a ZFS root is named as Debian's zfs-initramfs reads it
+    args, source = distroargs.find(fs, kernel, f"root=ZFS={dataset}" if dataset else f"root=UUID={fs.uuid_str}")
     log(f"disk: kernel arguments from {source}: {args}")
     return args
 
