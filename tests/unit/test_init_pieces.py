@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudboot.init import disk, kexec, linux, main, modules, rescue
+from cloudboot.init import disk, efivars, kexec, linux, main, modules, planmode, rescue
 from cloudboot.init.errors import InitError
 
 DEP = """\
@@ -268,6 +268,17 @@ def test_exit_sinks_and_targets() -> None:
     assert main.check_exit({"cloudboot.exit": "kexec"}) == "kexec"
     with pytest.raises(InitError, match="reboot sink"):
         main.check_exit({"cloudboot.exit": "reboot"})
-    with pytest.raises(InitError, match="nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or "
-                                        "cloudboot.disk="):
-        main.choose_target({})
+    with pytest.raises(InitError, match="nothing to boot: no plan reference on the kernel command line"):
+        planmode.settle_source({}, None, "", {})
+
+
+def test_cloudboot_cmdline_variable_from_efivarfs(tmp_path: Path) -> None:
+    """The efivarfs file is 4 attribute bytes + the data; the firmware's rules for what is usable."""
+    path = tmp_path / f"CloudBootCmdline-{efivars.VENDOR}"
+    assert efivars.cmdline_variable(str(tmp_path)) == (None, "unset")
+    path.write_bytes(b"\x07\x00\x00\x00cloudboot.plan=reg.example:5000/p:1 console=ttyS0\r\n\0")
+    assert efivars.cmdline_variable(str(tmp_path)) == ("cloudboot.plan=reg.example:5000/p:1 console=ttyS0", "")
+    path.write_bytes(b"\x07\x00\x00\x00console=ttyS0 \xff")
+    assert efivars.cmdline_variable(str(tmp_path)) == (None, "byte 0xff at offset 14 is not printable ASCII")
+    path.write_bytes(b"\x07\x00\x00\x00" + b"a" * 4096)
+    assert efivars.cmdline_variable(str(tmp_path)) == (None, "longer than 4095 characters")

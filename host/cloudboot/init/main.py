@@ -4,7 +4,8 @@ The boot, in order (each step logs; timed phases feed the benchmark):
   1. mount proc, sysfs, devtmpfs, /run (tmpfs); reattach the console if the kernel could not open it;
   2. read /proc/cmdline and check every cloudboot.* value (a bad one is FATAL at once);
   3. load the initramfs's kernel modules in dependency order; mount efivarfs when the firmware is EFI;
-  4. the target: disk mode (cloudboot.disk=) through the portable disk core;
+  4. the target: disk mode (cloudboot.disk=) through the portable disk core, else plan mode (network, the
+     plan from the first source that names one: planmode.plan_source);
   5. the exit: cloudboot.exit=kexec (default) -> kexec_file_load (arm64 without it: kexec_load, kexec_arm64)
      + reboot(LINUX_REBOOT_CMD_KEXEC).
 Any failure: `FATAL: <reason>` and a Python rescue prompt on the console; PID 1 never exits.
@@ -16,7 +17,8 @@ import errno
 import os
 import sys
 
-from cloudboot.init import cmdline, kexec, linux, modules
+from cloudboot.init import cmdline, efivars, kexec, linux, modules
+from cloudboot.init.efivars import EFIVARS
 from cloudboot.init.errors import InitError
 from cloudboot.init.log import log, now, phase
 from cloudboot.init.rescue import fatal
@@ -29,9 +31,6 @@ PSEUDO = [
     ("devtmpfs", "/dev", "devtmpfs", linux.MS_NOSUID, "mode=0755"),
     ("tmpfs", "/run", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=0755"),
 ]
-EFIVARS = "/sys/firmware/efi/efivars"
-#: Keys that ask for plan mode (network, registry).
-PLAN_KEYS = ("cloudboot.plan", "cloudboot.image", "cloudboot.metadata.url")
 
 
 def mount_pseudo() -> None:
@@ -85,9 +84,11 @@ def check_exit(cmd: dict[str, str]) -> str:
     return sink
 
 
-def choose_target(cmd: dict[str, str]):
+def choose_target(cmd: dict[str, str], variable: dict[str, str] | None = None):
     """The boot target the command line asks for, its files ready in WORKDIR: disk mode (cloudboot.disk=),
-    else plan mode over the network (cloudboot.plan=, cloudboot.image=, or a metadata URL that names one)."""
+    else plan mode over the network, the plan named by the first of the sources planmode.plan_source lists
+    (the command line, the DHCP boot file name, CloudBootCmdline, a metadata URL). `variable`: the
+    CloudBootCmdline variable's keys (None when unset)."""
     from cloudboot.init import disk
 
     spec = cmd.get("cloudboot.disk", "")
@@ -95,9 +96,6 @@ def choose_target(cmd: dict[str, str]):
         log(f"arch={os.uname().machine} booting from local disk {spec}")
         with phase("disk"):
             return disk.prepare(cmd, WORKDIR)
-    if not any(cmd.get(k) for k in PLAN_KEYS):
-        raise InitError("nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or "
-                        "cloudboot.disk=<LABEL=...|UUID=...|PARTLABEL=...|PARTUUID=...|/dev/...>")
     from cloudboot.init import lldp, net, planmode
 
     log(f"arch={os.uname().machine} booting via cmdline keys plan={cmd.get('cloudboot.plan', '')} "
@@ -112,7 +110,26 @@ def choose_target(cmd: dict[str, str]):
         name = cmd.get("cloudboot.lldp.name") or f"cloud-boot-{os.uname().machine}"
         listener = lldp.Listener(net.ethernet_links(), wait, cmd.get("cloudboot.lldp.tx", "1") != "0", name).start()
     with phase("plan"):
-        return planmode.run(cmd, WORKDIR, listener, leases[0] if leases else None)
+        return planmode.run(cmd, WORKDIR, listener, leases[0] if leases else None, variable)
+
+
+def read_variable(cmd: dict[str, str]) -> dict[str, str] | None:
+    """CloudBootCmdline's keys from efivarfs (None when unset or unusable, which is logged); the keys the
+    kernel's command line lacks are added to `cmd` and checked like it."""
+    from bootplan.cmdline import parse
+
+    text, why = efivars.cmdline_variable()
+    if text is None:
+        if why != "unset":
+            log(f"CloudBootCmdline ignored: {why}")
+        return None
+    variable = parse(text)
+    added = {k: v for k, v in variable.items() if k not in cmd}
+    log(f"CloudBootCmdline: {text}" + (f" (adds {' '.join(sorted(added))})" if added else ""))
+    cmd.update(added)
+    for warning in cmdline.check(added):
+        log(f"cmdline: {warning}")
+    return variable
 
 
 def run(cmd: dict[str, str]) -> None:
@@ -131,9 +148,10 @@ def run(cmd: dict[str, str]) -> None:
     with phase("modules"):
         loaded = modules.load_all(f"/lib/modules/{uname.release}")
     log(f"modules: loaded {' '.join(loaded) or 'none'}")
-    mount_efivarfs()
+    variable = read_variable(cmd) if mount_efivarfs() else None
+    sink = check_exit(cmd)  # again: CloudBootCmdline may have added cloudboot.exit
     os.makedirs(WORKDIR, exist_ok=True)
-    target = choose_target(cmd)
+    target = choose_target(cmd, variable)
     if sink == "kexec":
         log(f'kexec load (kernel={target.kernel} initrd={target.initrd} cmdline="{target.cmdline}") '
             f"from {target.description}")

@@ -2,9 +2,16 @@
 target chosen and resolved (bootplan), then either its OCI artifacts pulled into /run/cloud-boot or its
 disk{} handed to disk mode (REFERENCE.md §2, §3.3, §5.1).
 
-Precedence of settings (docs of the original): command line < plan < metadata URL; `cloudboot.cmdline`
-always replaces the target's command line. Every blob is verified (sha256, size) before it is used;
-downloads print progress lines."""
+Where the plan comes from (`plan_source`, logged as `plan: <ref> from <source>`), first match wins:
+  1. `cloudboot.plan=`/`cloudboot.image=` on the kernel command line that did not come from the
+     CloudBootCmdline variable: the UKI's .cmdline, i.e. a plan baked into the medium (`cloud-boot build
+     --plan`), which the network never overrides;
+  2. the DHCP boot file name (option 67, or the header's `file` field) when it is an OCI reference;
+  3. `cloudboot.plan=`/`cloudboot.image=` in the CloudBootCmdline variable (read from efivarfs too);
+  4. the `plan`/`image` the metadata URL (`cloudboot.metadata.url=`) names.
+The metadata URL's other keys override the command line as before (the original's "metadata wins");
+`cloudboot.cmdline` always replaces the target's command line. Every blob is verified (sha256, size)
+before it is used; downloads print progress lines."""
 
 from __future__ import annotations
 
@@ -21,6 +28,52 @@ ROLE_BY_TITLE = {"vmlinuz": "kernel", "kernel": "kernel", "initrd": "initrd", "i
                  "squashfs": "squashfs", "filesystem.squashfs": "squashfs", "cmdline": "cmdline"}
 DOWNLOADED = ("kernel", "initrd", "modules", "apkovl", "cmdline")
 COSIGN_KEY = "/etc/cosign.pub"
+#: The keys that name a plan (the legacy image key makes a one-target plan of an artifact index).
+SOURCE_KEYS = ("cloudboot.plan", "cloudboot.image")
+NOTHING_TO_BOOT = ("nothing to boot: no plan reference on the kernel command line (cloudboot.plan=<ref> or "
+                   "cloudboot.image=<ref>), in the DHCP boot file name, in the CloudBootCmdline variable or from "
+                   "a metadata URL (cloudboot.metadata.url=), and no cloudboot.disk=")
+
+
+def oci_reference(text: str) -> str:
+    """`text` if it is an OCI reference naming its registry host (`host.name[:port]/repo[:tag]`, `localhost`,
+    an IP, optionally `http://`/`https://`/`oci://`); ValueError saying why not otherwise (a PXE file name such
+    as `pxelinux.0` or `boot/grubx64.efi` is not one)."""
+    from oci.errors import BadReference
+    from oci.ref import parse
+
+    try:
+        ref = parse(text)
+    except BadReference as exc:
+        raise ValueError(str(exc)) from None
+    host = ref.registry
+    if not (host.startswith("[") or "." in host or ":" in host or host == "localhost"):
+        raise ValueError(f"{host!r} is not a registry host (want a dotted name, an IP, host:port or localhost)")
+    return text.strip()
+
+
+def plan_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile: str,
+                metadata: dict[str, str]) -> tuple[str, str, str] | None:
+    """(key, reference, where it came from) for the plan to boot, in the module doc's order; None when no
+    source names one. `cmd` is the kernel command line (CloudBootCmdline's keys filled in where it lacked
+    them), `variable` CloudBootCmdline's keys (None when unset), `bootfile` the DHCP boot file name, `metadata`
+    the metadata URL's overrides."""
+    var = variable or {}
+    for key in SOURCE_KEYS:
+        if cmd.get(key) and var.get(key) != cmd[key]:
+            return key, cmd[key], "the kernel command line (baked into the medium)"
+    if bootfile:
+        try:
+            return "cloudboot.plan", oci_reference(bootfile), "the DHCP boot file name"
+        except ValueError as exc:
+            log(f"dhcp: boot file name {bootfile!r} ignored: not an OCI reference ({exc})")
+    for key in SOURCE_KEYS:
+        if var.get(key):
+            return key, var[key], "the CloudBootCmdline variable"
+    for key in SOURCE_KEYS:
+        if metadata.get(key):
+            return key, metadata[key], f"the metadata URL {cmd.get('cloudboot.metadata.url', '')}"
+    return None
 
 
 class PlanTarget:
@@ -267,8 +320,28 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
     return PlanTarget(files["kernel"], initrd, cmdline, f"target {t['name']!r}")
 
 
-def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None) -> PlanTarget:
-    """Plan mode end to end (the network is up): overrides, plan, target, artifacts or disk."""
+def settle_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile: str,
+                  metadata: dict[str, str]) -> None:
+    """Put the winning plan reference (plan_source) into `cmd` as its only plan key, and the metadata URL's
+    other overrides over the command line; log where the plan came from. InitError when nothing names one."""
+    chosen = plan_source(cmd, variable, bootfile, metadata)
+    if chosen is None:
+        raise InitError(NOTHING_TO_BOOT)
+    key, ref, where = chosen
+    log(f"plan: {key.removeprefix('cloudboot.')} {ref} from {where}")
+    for other in SOURCE_KEYS:
+        if metadata.get(other) and metadata[other] != ref:
+            log(f"metadata: {other}={metadata[other]} not used: the plan comes from {where}")
+    cmd.update({k: v for k, v in metadata.items() if k not in SOURCE_KEYS})
+    for other in SOURCE_KEYS:
+        cmd.pop(other, None)
+    cmd[key] = ref
+
+
+def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None,
+        variable: dict[str, str] | None = None) -> PlanTarget:
+    """Plan mode end to end (the network is up): overrides, plan source, plan, target, artifacts or disk.
+    `variable`: the CloudBootCmdline variable's keys (None when unset)."""
     import cloudmeta
     from bootplan.plan import canonical_arch
 
@@ -276,15 +349,16 @@ def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None) -> Pl
     OciError = _oci_errors()
     session = Session(cmd, arch)
     try:
+        overrides: dict[str, str] = {}
         source = cloudmeta.from_cmdline(session.transport, cmd, log=lambda m: log(f"metadata: {m}"))
         if source is not None:
             overrides = source.fetch_or_fallback()
             if overrides:
                 log("metadata: " + " ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
-                cmd.update(overrides)
-                session = Session(cmd, arch)
-        if not (cmd.get("cloudboot.plan") or cmd.get("cloudboot.image")):
-            raise InitError("nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or cloudboot.disk=")
+        settle_source(cmd, variable, lease.bootfile if lease is not None else "", overrides)
+        if overrides:  # cloudboot.insecure, credentials... may have changed
+            session.transport.close()
+            session = Session(cmd, arch)
         lldp = lldp_listener.snapshot() if lldp_listener else {}
         t = choose(cmd, session, lldp)
         log(f'target="{t["name"]}" index={t.get("index", "")} kernel={t.get("kernel", "")} '
