@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 
 def source_date_epoch() -> int | None:
@@ -40,3 +42,28 @@ def frozen_clock() -> Iterator[None]:
     finally:
         time.time, time.localtime = saved[0], saved[1]
         DosDateTime.now = saved[2]
+
+
+@contextlib.contextmanager
+def build_epoch(root: Path) -> Iterator[tuple[int | None, str]]:
+    """SOURCE_DATE_EPOCH for a build, and where it came from: the environment's when set (an explicit value
+    wins), else the last commit's time when `root` is a git checkout (set in the environment for the block,
+    so every library reads it), else None (timestamps are the build's own: not reproducible)."""
+    epoch = source_date_epoch()
+    if epoch is not None:
+        yield epoch, "SOURCE_DATE_EPOCH"
+        return
+    if not (root / ".git").exists() or not shutil.which("git"):
+        yield None, "unset (not a git checkout): timestamps are the build's own, so not reproducible"
+        return
+    from cloudboot.run import run
+
+    out = run(["git", "-C", str(root), "log", "-1", "--format=%ct"], capture=True).stdout.decode().strip()
+    if not out.isdigit():
+        yield None, "unset (no commit yet): timestamps are the build's own, so not reproducible"
+        return
+    os.environ["SOURCE_DATE_EPOCH"] = out
+    try:
+        yield int(out), "the last commit's time"
+    finally:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)

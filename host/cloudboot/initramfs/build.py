@@ -84,6 +84,19 @@ def python_version(archive: debian.Archive, wanted: str | None) -> str:
                          f"{archive.depends('python3-minimal')}")
 
 
+def sources_key(*extra: str) -> str:
+    """A short hash of everything of ours that goes into an initramfs (init, this builder, the portable core)
+    and of `extra` (arch, options...): what caches of built images are keyed by."""
+    h = hashlib.sha256()
+    dirs = [ROOT / "host/cloudboot/init", ROOT / "host/cloudboot/initramfs"] + [MODULES_DIR / p for p in PORTABLE]
+    for d in dirs:
+        for p in sorted(d.rglob("*.py")) if d.is_dir() else []:
+            h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes())
+    for e in extra:
+        h.update(e.encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def _portable_roots() -> list[str]:
     names = []
     for pkg in PORTABLE:

@@ -13,6 +13,7 @@ from cloudboot.errors import CloudBootError
 from cloudboot.run import echo, which
 
 METHODS = ("zstd", "gzip", "none")
+GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 #: zstd's default level for initramfs images. Level 19 uses an 8 MiB window, well inside what the kernel's
 #: unzstd accepts; --ultra levels (window up to 128 MiB) are never used.
 ZSTD_LEVEL = 19
@@ -52,9 +53,9 @@ def compress_file(src: Path, dest: Path, method: str, level: int | None = None) 
 
 def decompress(data: bytes) -> bytes:
     """The cpio bytes inside a zstd, gzip or uncompressed initramfs (by magic)."""
-    if data[:2] == b"\x1f\x8b":
+    if data[:2] == GZIP_MAGIC:
         return gzip.decompress(data)
-    if data[:4] == b"\x28\xb5\x2f\xfd":
+    if data[:4] == ZSTD_MAGIC:
         zstd = which("zstd", "reading zstd-compressed initramfs images")
         proc = subprocess.run([zstd, "-q", "-d", "-c"], input=data, capture_output=True)
         if proc.returncode != 0:
