@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 CB     := $(VENV)/bin/cloud-boot
 STAMP  := $(VENV)/.installed
 
-.PHONY: all deps firmware iso test unit bench run lint clean fuzz
+.PHONY: all deps firmware iso demo test unit bench run lint clean fuzz
 all: iso
 
 $(STAMP): pyproject.toml
@@ -25,8 +25,14 @@ firmware: $(STAMP)
 	$(CB) deps --no-qemu
 	$(CB) firmware --arch $(ARCH)
 
+# The cloud medium: firmware + a UKI (Debian kernel + our init) per arch where the init runs, in one hybrid ISO.
 iso: firmware
-	$(CB) iso --from-build -o build/boot.iso
+	$(CB) build -o build/boot.iso
+
+# build/boot.iso booting from a plan in a throw-away local registry, console on this terminal (Ctrl-C quits).
+demo: $(STAMP)
+	$(CB) deps
+	$(CB) demo --arch $(if $(filter all,$(ARCH)),x86_64,$(ARCH)) build/boot.iso
 
 run: $(STAMP)
 	$(CB) qemu --arch $(if $(filter all,$(ARCH)),x86_64,$(ARCH)) --built --interactive

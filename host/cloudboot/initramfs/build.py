@@ -33,8 +33,9 @@ DIST = "usr/lib/python3/dist-packages"
 #: Debian Python packages init uses (ECDSA for cosign, through cloudboot.init.signature); only the modules
 #: reached from init's imports are shipped.
 PY_PACKAGES = ["python3-cryptography", "python3-cffi-backend"]  # (cffi: a virtual dependency, named here)
-#: Imported by compiled code, where the import scan cannot see it (cryptography's Rust bindings load cffi).
-HIDDEN_IMPORTS = ["_cffi_backend"]
+#: Imported by compiled code, where the import scan cannot see it: cryptography's Rust bindings load cffi;
+#: _ctypes loads ctypes._layout from Python 3.14 on (for every Structure, as the init's syscalls use).
+HIDDEN_IMPORTS = ["_cffi_backend", "ctypes._layout"]
 BUDGET_MIB = 20
 
 INIT_SCRIPT = '''#!/usr/bin/python{version} -IBSu

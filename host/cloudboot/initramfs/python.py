@@ -36,12 +36,13 @@ EXCLUDE = {"test", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3", "ens
            "wsgiref", "tomllib", "zoneinfo", "multiprocessing", "concurrent", "asyncio", "idle", "_pydecimal",
            "_pyio", "_pydatetime", "mailbox", "profile", "cProfile", "pstats", "trace", "timeit", "tabnanny",
            "__phello__", "__hello__", "_ctypes_test", "xxlimited", "xxsubtype", "readline", "rlcompleter",
-           "_sqlite3", "_curses", "_curses_panel", "_dbm", "sysconfig", "_sysconfigdata", "webbrowser",
+           "_sqlite3", "_curses", "_curses_panel", "_dbm", "_sysconfigdata", "webbrowser",
            "distutils", "pyexpat", "xml", "_testcapi", "_testinternalcapi", "_testbuffer", "_testmultiphase",
            "_testsinglephase", "_testclinic", "_testimportmultiple", "_xxtestfuzz", "_testlimitedcapi",
            "_testclinic_limited", "_testexternalinspection", "_interpreters", "_interpchannels", "_interpqueues",
            "_lsprof", "_tkinter", "ossaudiodev", "nis", "crypt", "spwd", "_crypt",
            "bcrypt"}  # cryptography imports it only to load encrypted OpenSSH private keys
+# (sysconfig itself ships: ctypes imports it from Python 3.14 on, reading its data only on Android/Cygwin.)
 
 #: Our own code's directory in the image: never holds extension modules.
 IMAGE_LIBDIR_HINT = "usr/lib/cloudboot"

@@ -196,17 +196,16 @@ def machine(iso: Path, arch: arches.Arch, bootfile: str | None, as_disk: bool = 
                    echo=echo, memory_mb=memory_mb, readonly_disks=True)
 
 
-#: What `check` waits for, in the console's cleaned text.
-_EVENTS = re.compile(rb"type a choice|" + MARKER.encode() + rb"|FATAL: [^\r\n]*|nothing bootable found")
-
-
 @dataclass
 class Checked:
     """What `check` saw: where the init said the plan came from, and when things happened (seconds after QEMU
-    started: "plan source", "menu", "target up" or "plan fetched")."""
+    started: "plan source", "menu", then "target up" or "plan fetched")."""
 
     source: str
     marks: dict[str, float]
+
+
+_MENU, _CHOSEN = "type a choice", 'target="'
 
 
 def check(vm, until: str = "target", timeout: float = 900) -> Checked:
@@ -221,30 +220,29 @@ def check(vm, until: str = "target", timeout: float = 900) -> Checked:
     def left() -> float:
         return max(1.0, deadline - time.monotonic())
 
+    def failed(text: str) -> CloudBootError:
+        return CloudBootError(f"{vm.arch}: {text.split('FATAL: ', 1)[-1]}\n{vm.tail()}")
+
+    goal = _CHOSEN if until == "plan" else MARKER
+    events = re.compile(re.escape(_MENU.encode()) + b"|" + re.escape(goal.encode()) + b"|FATAL: [^\r\n]*")
     try:
-        line = vm.expect_line(r"cloud-boot: \[.*\] (plan: \S+ \S+ from |FATAL: )", left())
-        if "FATAL: " in line.text:
-            raise CloudBootError(f"{vm.arch}: {line.text.split('FATAL: ', 1)[1]}\n{vm.tail()}")
+        line = vm.expect_line(r"cloud-boot: (\[.*\] plan: \S+ \S+ from |.*FATAL: )|nothing bootable found",
+                              left())
+        if "plan: " not in line.text:
+            raise failed(line.text)
         marks["plan source"] = line.at
         source = line.text.split(" from ", 1)[1]
-        if until == "plan":
-            line = vm.expect_line(r'target="|FATAL: ', left())
-            if "FATAL: " in line.text:
-                raise CloudBootError(f"{vm.arch}: {line.text.split('FATAL: ', 1)[1]}\n{vm.tail()}")
-            marks["plan fetched"] = line.at
-            return Checked(source, marks)
         while True:
-            m = vm.expect(_EVENTS, left())
+            event = vm.expect(events, left()).group(0).decode("utf-8", "replace")
             now = time.monotonic() - vm.t0
-            event = m.group(0).decode("utf-8", "replace")
-            if event == "type a choice":
+            if event == _MENU:
                 marks.setdefault("menu", now)
                 vm.send("\n")
-            elif event == MARKER:
-                marks["target up"] = now
+            elif event == goal:
+                marks["plan fetched" if until == "plan" else "target up"] = now
                 return Checked(source, marks)
             else:
-                raise CloudBootError(f"{vm.arch}: {event}\n{vm.tail()}")
+                raise failed(event)
     except HarnessTimeout as exc:
         raise CloudBootError(str(exc)) from None
 
