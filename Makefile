@@ -27,7 +27,7 @@ firmware: $(STAMP)
 
 # The cloud medium: firmware + a UKI (Debian kernel + our init) per arch where the init runs, in one hybrid ISO.
 iso: firmware
-	$(CB) build -o build/boot.iso
+	$(CB) build --arch $(ARCH) -o build/boot.iso
 
 # build/boot.iso booting from a plan in a throw-away local registry, console on this terminal (Ctrl-C quits).
 demo: $(STAMP)

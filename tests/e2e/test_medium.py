@@ -1,0 +1,194 @@
+"""The cloud medium end to end: the ISO `make iso` builds (built once per session; its parts cached by their
+inputs) boots from CD and as a disk and reaches the demo target through the demo's registry, the plan's
+reference coming from the DHCP boot file name; a medium with a baked `--plan` boots it whatever DHCP says;
+riscv64 reaches the init's plan fetch; a rebuild is bit-identical. The ESP's layout is read back with mtools.
+And the faults, init-level (Debian's kernel + the init booted directly, QEMU user networking): no DHCP lease,
+a plan reference that does not resolve, a registry answering 5xx, a target not published for this arch - each
+one FATAL line naming what failed, then the rescue prompt."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pefile
+import pytest
+
+import arches
+from cloudboot.initramfs import trial
+from cloudboot.medium import demo
+from cloudboot.medium.build import UKI_BUDGET_MIB, build, esp_name
+from cloudboot.medium.options import Options, check
+from cloudboot.paths import build_dir
+from tests.e2e.conftest import firmware_file
+from tests.e2e.initvm import fatal_then_rescue
+from tests.ociregistry import FaultProxy, free_port
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 900  # TCG on 2 shared cores: x86_64 takes ~40 s to the target, aarch64 ~35 s, riscv64 ~45 s to the plan
+BAKED = "the kernel command line (baked into the medium)"
+DHCP = "the DHCP boot file name"
+
+
+def _build(out, **options):
+    for a in arches.ARCHES:
+        firmware_file(a.name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return build(check(Options(output=out, **options)), say=print)
+
+
+@pytest.fixture(scope="session")
+def medium():
+    """`make iso`'s medium (every arch, default options), built once per session."""
+    out = build_dir() / "test-medium" / "boot.iso"
+    return out, _build(out)
+
+
+@pytest.fixture(scope="module")
+def published():
+    """The demo's registry: per-arch artifacts under one index, and the plan with its menu."""
+    with demo.registry(say=print) as pub:
+        yield pub
+
+
+def _boot(iso, arch: str, bootfile: str | None, as_disk: bool = False, until: str = "target"):
+    """Boot the medium and run the demo's check; (what it saw, the console's lines)."""
+    vm = demo.machine(iso, arches.get(arch), bootfile, as_disk=as_disk, echo=False)
+    with vm:
+        seen = demo.check(vm, until, TIMEOUT)
+        return seen, vm.lines()
+
+
+def _target_cmdline(lines: list[str]) -> str:
+    return next(line for line in lines if line.startswith("cmdline: "))
+
+
+def test_medium_layout(medium) -> None:
+    """Every arch's firmware in \\EFI\\BOOT, a UKI per init arch in \\EFI\\Linux (read back by mtools from GPT
+    partition 2, where the partition table says), each UKI under the budget, for its arch (pefile), with the
+    build's command line."""
+    iso, res = medium
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(iso)], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    esp = f"{iso}@@{table['partitions'][1]['start'] * table.get('sectorsize', 512)}"
+    listing = subprocess.run(["mdir", "-b", "-i", esp, "::/EFI/BOOT", "::/EFI/Linux"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    names = {p.rstrip("/").rsplit("/", 1)[-1].upper() for p in listing}
+    assert {a.efi_name for a in arches.ARCHES} <= names
+    by_arch = {a.arch: a for a in res.arches}
+    assert by_arch["loongarch64"].uki is None and "CLOUD-BOOT-LOONGARCH64.EFI" not in names
+    for name in ("x86_64", "aarch64", "riscv64"):
+        a = by_arch[name]
+        uki = a.uki.read_bytes()
+        on_esp = subprocess.run(["mcopy", "-n", "-i", esp, f"::/{esp_name(name)}", "-"], capture_output=True,
+                                check=True).stdout
+        assert on_esp == uki and a.uki_size == len(uki) <= UKI_BUDGET_MIB << 20, name
+        pe = pefile.PE(data=uki, fast_load=True)
+        sections = {s.Name.rstrip(b"\0").decode(): s for s in pe.sections}
+        assert {".linux", ".initrd", ".cmdline", ".uname", ".osrel"} <= set(sections)
+        cmdline = sections[".cmdline"]
+        assert cmdline.get_data()[:cmdline.Misc_VirtualSize] == \
+            f"console={arches.get(name).linux_console} quiet".encode()
+        assert pe.FILE_HEADER.Machine == arches.get(name).pe_machine
+
+
+@pytest.mark.parametrize("as_disk", [False, True], ids=["cd", "disk"])
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_plan_from_dhcp_boot_file_name(medium, published, arch: str, as_disk: bool) -> None:
+    seen, lines = _boot(medium[0], arch, published.bootfile, as_disk)
+    assert seen.source == DHCP and "menu" in seen.marks
+    line = _target_cmdline(lines)
+    assert "demo.target=demo-shell" in line and "ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off" in line, line
+    assert f"from:    http://10.0.2.2:{published.port}/cloud-boot/demo-debian:v1" in lines
+
+
+def test_riscv64_reaches_the_plan_fetch(medium, published) -> None:
+    seen, lines = _boot(medium[0], "riscv64", published.bootfile, until="plan")
+    assert seen.source == DHCP and "plan fetched" in seen.marks
+    assert any('target="demo-shell" index=http://10.0.2.2:' in line for line in lines)
+
+
+@pytest.fixture(scope="module")
+def baked(published, tmp_path_factory):
+    """A medium for x86_64 and aarch64 with the demo plan baked in (built from the cached parts)."""
+    out = tmp_path_factory.mktemp("baked") / "baked.iso"
+    _build(out, arch=["x86_64", "aarch64"], plan=published.bootfile)
+    return out
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_baked_plan(baked, published, arch: str) -> None:
+    """The baked plan boots without a boot file name (aarch64) and wins over one naming another plan
+    (x86_64: the network never overrides what the medium was built with)."""
+    other = f"http://10.0.2.2:{published.port}/cloud-boot/no-such-plan:v1" if arch == "x86_64" else None
+    seen, lines = _boot(baked, arch, other)
+    assert seen.source == BAKED
+    assert "demo.target=demo-shell" in _target_cmdline(lines)
+
+
+def test_rebuild_is_bit_identical(medium, tmp_path) -> None:
+    """Everything rebuilt (kernels recompressed, initramfs images remade; Debian's packages from the cache)."""
+    iso, res = medium
+    again = tmp_path / "again.iso"
+    for a in arches.ARCHES:
+        firmware_file(a.name)
+    build(check(Options(output=again)), say=print, use_cache=False)
+    assert again.read_bytes() == iso.read_bytes()
+
+
+# ---- faults, init-level (x86_64; Debian's kernel + the init booted directly) ------------------------------
+
+def _init_vm(netdev: str, append: str = ""):
+    return trial.machine("amd64", trial.boot_kernel("amd64"), trial.initramfs("amd64"),
+                         f"panic=-1 cloudboot.lldp=0 {append}", nic=True, netdev=netdev).start()
+
+
+def test_no_dhcp_lease_is_fatal() -> None:
+    """A link where nobody answers DHCP (QEMU's socket backend into an unused UDP port): FATAL at the deadline."""
+    q = _init_vm(f"socket,udp=127.0.0.1:{free_port()},localaddr=127.0.0.1:{free_port()}")
+    try:
+        print(fatal_then_rescue(q, 240, "net: no DHCP lease on eth0 within 30s"))
+    finally:
+        q.kill()
+
+
+def test_unresolvable_plan_reference_is_fatal(published) -> None:
+    ref = f"http://10.0.2.2:{published.port}/cloud-boot/no-such-plan:v1"
+    q = _init_vm(f"user,bootfile={ref}")
+    try:
+        q.expect_line(rf"plan: plan {re.escape(ref)} from the DHCP boot file name", 240)
+        print(fatal_then_rescue(q, 120, "registry: ", "cloud-boot/no-such-plan"))
+    finally:
+        q.kill()
+
+
+def test_registry_answering_5xx_is_fatal(published) -> None:
+    """Every request answered 503 by a proxy in front of the registry: retried, then FATAL naming the status."""
+    proxy = FaultProxy(published.host)
+    proxy.fail, proxy.status = 1 << 30, 503
+    q = _init_vm(f"user,bootfile=http://10.0.2.2:{proxy.port}/cloud-boot/demo-plan:v1")
+    try:
+        print(fatal_then_rescue(q, 240, "registry: ", "503"))
+        assert proxy.seen >= 2  # the client retried before giving up
+    finally:
+        q.kill()
+        proxy.stop()
+
+
+def test_target_missing_for_this_arch_is_fatal(published, tmp_path) -> None:
+    """A plan whose target's index has no linux/amd64 manifest."""
+    from cloudboot.cli import main as cli
+
+    reg = published.host
+    assert cli(["push", "index", f"{reg}/cloud-boot/arm-only:v1", "-p",
+                f"linux/arm64={reg}/cloud-boot/demo-debian:v1-arm64"]) == 0
+    plan = tmp_path / "arm-only.hcl"
+    plan.write_text(f'target "arm-only" {{\n  index = "http://10.0.2.2:{published.port}/cloud-boot/arm-only:v1"\n}}\n')
+    assert cli(["push", "plan", f"{reg}/cloud-boot/arm-only-plan:v1", "--file", str(plan)]) == 0
+    q = _init_vm(f"user,bootfile=http://10.0.2.2:{published.port}/cloud-boot/arm-only-plan:v1")
+    try:
+        print(fatal_then_rescue(q, 240, "linux/amd64"))
+    finally:
+        q.kill()
