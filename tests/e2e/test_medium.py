@@ -128,14 +128,108 @@ def test_baked_plan(baked, published, arch: str) -> None:
     assert "demo.target=demo-shell" in _target_cmdline(lines)
 
 
-def test_rebuild_is_bit_identical(medium, tmp_path) -> None:
-    """Everything rebuilt (kernels recompressed, initramfs images remade; Debian's packages from the cache)."""
+def test_rebuild_is_bit_identical(medium, tmp_path, monkeypatch) -> None:
+    """x86_64's UKI rebuilt from nothing (its initramfs remade; Debian's packages from the cache) is the same
+    bytes, and so is the whole ISO rebuilt (its parts from their caches)."""
     iso, res = medium
-    again = tmp_path / "again.iso"
-    for a in arches.ARCHES:
-        firmware_file(a.name)
-    build(check(Options(output=again)), say=print, use_cache=False)
-    assert again.read_bytes() == iso.read_bytes()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(res.epoch))  # a commit meanwhile must not move the clock
+    first = {a.arch: a.uki.read_bytes() for a in res.arches if a.uki}
+    fresh = build(check(Options(arch=["x86_64"], output=tmp_path / "x86_64.iso")), say=print, use_cache=False)
+    assert fresh.arches[0].uki.read_bytes() == first["x86_64"]
+    again = build(check(Options(output=tmp_path / "again.iso")), say=print)
+    assert again.output.read_bytes() == iso.read_bytes()
+
+
+def _demo_process(tmp_path, *args: str):
+    """`cloud-boot demo ARGS` on a pseudo-terminal (as `make demo` runs it); (process, pty master fd)."""
+    import os
+    import pty
+    import sys
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "dumb"}
+    proc = subprocess.Popen([sys.executable, "-m", "cloudboot", "demo", *args], stdin=slave, stdout=slave,
+                            stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    return proc, master
+
+
+def _read_until(master: int, pattern: str, timeout: float, seen: bytearray) -> re.Match:
+    import os
+    import select
+    import time
+
+    rx, deadline = re.compile(pattern.encode()), time.monotonic() + timeout
+    while not (m := rx.search(seen)):
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {pattern!r} within {timeout:.0f}s:\n{seen[-3000:].decode(errors='replace')}"
+        if select.select([master], [], [], min(left, 1.0))[0]:
+            try:
+                seen += os.read(master, 65536)
+            except OSError:  # the process is gone
+                assert rx.search(seen), f"ended without {pattern!r}:\n{seen[-3000:].decode(errors='replace')}"
+    return m
+
+
+def _gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] == "Z"  # a zombie nobody reaped is gone too
+
+
+def _registry_of(seen: bytearray) -> tuple[int, str]:
+    m = re.search(rb"registry: docker-registry on \S+ \(pid (\d+), storage (\S+)\)", seen)
+    return int(m.group(1)), m.group(2).decode()
+
+
+def test_interactive_demo_menu_choice(medium, tmp_path) -> None:
+    """`make demo`'s form on a terminal: the menu is shown, the second target chosen with `2` + Enter boots (it
+    prints its report and powers off), the demo exits 0 and leaves no registry behind."""
+    import os
+    from pathlib import Path
+
+    proc, master = _demo_process(tmp_path, str(medium[0]), "--arch", "x86_64")
+    seen = bytearray()
+    try:
+        _read_until(master, r"cloud-boot demo: choose a target", TIMEOUT, seen)
+        _read_until(master, r"type a choice", 60, seen)
+        os.write(master, b"2\r")
+        _read_until(master, r"target:  demo-report", 300, seen)
+        _read_until(master, demo.MARKER, 60, seen)
+        assert proc.wait(120) == 0
+        pid, storage = _registry_of(seen)
+        assert _gone(pid) and not Path(storage).exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
+def test_ctrl_c_cleans_up(medium, tmp_path) -> None:
+    """Ctrl-C while QEMU runs (SIGINT to the demo's process group, as a terminal sends it): QEMU, the registry
+    and its storage are gone, and the demo says it was interrupted."""
+    import os
+    import signal
+    from pathlib import Path
+
+    proc, master = _demo_process(tmp_path, str(medium[0]), "--arch", "x86_64", "--check")
+    seen = bytearray()
+    try:
+        qemu = int(_read_until(master, r"qemu: pid (\d+)", TIMEOUT, seen).group(1))
+        _read_until(master, r"cloud-boot firmware", 120, seen)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(60) == 130
+        pid, storage = _registry_of(seen)
+        assert _gone(qemu) and _gone(pid) and not Path(storage).exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
 
 
 # ---- faults, init-level (x86_64; Debian's kernel + the init booted directly) ------------------------------
