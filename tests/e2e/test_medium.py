@@ -273,14 +273,20 @@ def test_registry_answering_5xx_is_fatal(published) -> None:
 
 def test_target_missing_for_this_arch_is_fatal(published, tmp_path) -> None:
     """A plan whose target's index has no linux/amd64 manifest."""
-    from cloudboot.cli import main as cli
+    from cloudboot.registry.push import push_index, push_plan
+    from oci.client import Client
+    from oci.ref import parse
+    from oci.transport_cpython import Transport
 
     reg = published.host
-    assert cli(["push", "index", f"{reg}/cloud-boot/arm-only:v1", "-p",
-                f"linux/arm64={reg}/cloud-boot/demo-debian:v1-arm64"]) == 0
+    transport = Transport()
+    client = Client(transport)
+    push_index(client, parse(f"{reg}/cloud-boot/arm-only:v1"),
+               [("linux/arm64", parse(f"{reg}/cloud-boot/demo-debian:v1-arm64"))])
     plan = tmp_path / "arm-only.hcl"
     plan.write_text(f'target "arm-only" {{\n  index = "http://10.0.2.2:{published.port}/cloud-boot/arm-only:v1"\n}}\n')
-    assert cli(["push", "plan", f"{reg}/cloud-boot/arm-only-plan:v1", "--file", str(plan)]) == 0
+    push_plan(client, parse(f"{reg}/cloud-boot/arm-only-plan:v1"), plan)
+    transport.close()
     q = _init_vm(f"user,bootfile=http://10.0.2.2:{published.port}/cloud-boot/arm-only-plan:v1")
     try:
         print(fatal_then_rescue(q, 240, "linux/amd64"))

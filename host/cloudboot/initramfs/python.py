@@ -3,12 +3,12 @@
 * The interpreter is `python3.X-minimal` (the X the suite's `python3-minimal` depends on), its standard
   library `libpython3.X-minimal` + `libpython3.X-stdlib`, all from the kernel's suite.
 * Python modules: the import closure of init, the portable core and the interpreter's start-up needs,
-  found by reading `import` statements: in our own code every one (inside functions and `try` blocks too:
-  over-approximating), in the standard library and Debian's packages only those that run when the module
-  is imported (module and class bodies, not function bodies nor `if __name__ == "__main__":`), since a
-  library function's own lazy imports serve features init does not call (tarfile, zipfile, argparse for a
-  module's command line...: 55 modules, 1.3 MB). Names that resolve to no file are built into the
-  interpreter or absent on Linux.
+  found by reading `import` statements: in our code and Debian's packages (cryptography imports lazily
+  what it needs at run time) every one, inside functions and `try` blocks too (over-approximating); in the
+  standard library only those that run when a module is imported (module and class bodies, not function
+  bodies nor `if __name__ == "__main__":`): its functions' lazy imports serve features init does not call
+  (tarfile, zipfile, argparse for a module's command line...: 55 modules, 1.3 MB; the ones left out were
+  reviewed for 3.13). Names that resolve to no file are built into the interpreter or absent on Linux.
 * Shared libraries: the DT_NEEDED closure of the interpreter and of the extension modules kept, plus the
   dynamic loader (PT_INTERP), read from the ELF files themselves.
 """
@@ -46,6 +46,8 @@ EXCLUDE = {"test", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3", "ens
 
 #: Our own code's directory in the image: never holds extension modules.
 IMAGE_LIBDIR_HINT = "usr/lib/cloudboot"
+#: The standard library's directory in the image (not dist-packages).
+_STDLIB = re.compile(r"usr/lib/python3\.\d+/")
 _IMPORT_LINE = re.compile(r"^[ \t]*import[ \t]+([\w \t,.]+)")
 _FROM_LINE = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(.*)")
 
@@ -247,9 +249,8 @@ def module_closure(roots: list[str], search: list[tuple[str, Path]], dynload: di
             ext[image_path or name] = host
             continue
         py[image_path] = host
-        ours = image_path.startswith(IMAGE_LIBDIR_HINT + "/")
         todo.extend(imports_of(host.read_text(encoding="utf-8", errors="replace"), name, is_pkg,
-                               at_import_only=not ours))
+                               at_import_only=_STDLIB.match(image_path) is not None))
     names = sorted(n for n in seen if find_module(n, search, dynload))
     return py, ext, names
 
