@@ -24,6 +24,8 @@ from cloudboot.run import run, which
 
 ZSTD_LEVEL = 19
 MIB = 1 << 20
+#: initramfs images kept per arch (with and without a cosign key, older sources...), the least recently used go
+KEEP = 4
 
 
 @dataclass
@@ -95,9 +97,11 @@ def initramfs(arch: Arch, package: str | None, cosign_key: Path | None, pem: byt
     out = work / f"init-{key}.cpio.zst"
     stamp = out.with_suffix(".json")
     if use_cache and out.is_file() and stamp.is_file():
+        out.touch()  # recently used: kept by the pruning below
         return Initramfs(out, json.loads(stamp.read_text())["report"], True)
-    for old in work.glob("init-*"):
+    for old in sorted(work.glob("init-*.cpio.zst"), key=lambda p: p.stat().st_mtime)[:-KEEP]:
         old.unlink()
+        old.with_suffix(".json").unlink(missing_ok=True)
     res = build(arch.debian, out, kernel_package=package, cosign_key=cosign_key, cryptography=pem is not None,
                 budget_mib=20)
     if res.kernel is not None and res.kernel.release != k.release:
