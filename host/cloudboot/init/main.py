@@ -110,7 +110,8 @@ def choose_target(cmd: dict[str, str], variable: dict[str, str] | None = None):
         name = cmd.get("cloudboot.lldp.name") or f"cloud-boot-{os.uname().machine}"
         listener = lldp.Listener(net.ethernet_links(), wait, cmd.get("cloudboot.lldp.tx", "1") != "0", name).start()
     with phase("plan"):
-        return planmode.run(cmd, WORKDIR, listener, leases[0] if leases else None, variable)
+        bootfile = next((lz.bootfile for lz in leases if lz.bootfile), "")  # the first link that has one
+        return planmode.run(cmd, WORKDIR, listener, leases[0] if leases else None, variable, bootfile)
 
 
 def read_variable(cmd: dict[str, str]) -> dict[str, str] | None:

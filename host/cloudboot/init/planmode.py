@@ -339,9 +339,10 @@ def settle_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile
 
 
 def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None,
-        variable: dict[str, str] | None = None) -> PlanTarget:
+        variable: dict[str, str] | None = None, bootfile: str | None = None) -> PlanTarget:
     """Plan mode end to end (the network is up): overrides, plan source, plan, target, artifacts or disk.
-    `variable`: the CloudBootCmdline variable's keys (None when unset)."""
+    `lease`: the default route's (for the command line's templates); `variable`: the CloudBootCmdline
+    variable's keys (None when unset); `bootfile`: the DHCP boot file name (default: the lease's)."""
     import cloudmeta
     from bootplan.plan import canonical_arch
 
@@ -355,7 +356,9 @@ def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None,
             overrides = source.fetch_or_fallback()
             if overrides:
                 log("metadata: " + " ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
-        settle_source(cmd, variable, lease.bootfile if lease is not None else "", overrides)
+        if bootfile is None:
+            bootfile = lease.bootfile if lease is not None else ""
+        settle_source(cmd, variable, bootfile, overrides)
         if overrides:  # cloudboot.insecure, credentials... may have changed
             session.transport.close()
             session = Session(cmd, arch)
