@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import arches
@@ -118,13 +118,11 @@ def demo_initrd(arch: arches.Arch) -> Path:
 
 @dataclass
 class Published:
-    """What the demo registry serves: the host's view (`host`) and the guest's (the boot file name)."""
+    """The demo registry: the host's address of it (`host`, 127.0.0.1:PORT) and the guest's (the boot file
+    name)."""
 
     host: str
     port: int
-    plan: str
-    index: str
-    arches: list[str] = field(default_factory=list)
 
     @property
     def bootfile(self) -> str:
@@ -145,7 +143,7 @@ def publish(registry_host: str, say: Callable[[str], None] = _stderr) -> Publish
     port = int(registry_host.rsplit(":", 1)[1])
     transport = Transport(timeout=60)
     client = Client(transport, log=lambda m: say(f"  registry: {m}"))
-    entries, names = [], []
+    entries = []
     try:
         for a in arches.ARCHES:
             if not a.init:
@@ -155,7 +153,6 @@ def publish(registry_host: str, say: Callable[[str], None] = _stderr) -> Publish
             digest = push_artifact(client, ref, f"linux/{a.go}", {"kernel": kernel, "initrd": demo_initrd(a)})
             say(f"  pushed {pinned(ref, digest)} (Debian {release} + demo initramfs)")
             entries.append((f"linux/{a.go}", ref))
-            names.append(a.name)
         index = parse(f"{registry_host}/{INDEX_REF}")
         say(f"  pushed {pinned(index, push_index(client, index, entries))} (multi-arch index)")
         with tempfile.TemporaryDirectory(prefix="cloudboot-demo-plan-") as tmp:
@@ -167,7 +164,7 @@ def publish(registry_host: str, say: Callable[[str], None] = _stderr) -> Publish
         raise CloudBootError(f"demo registry {registry_host}: {exc}") from None
     finally:
         transport.close()
-    return Published(registry_host, port, str(plan), str(index), names)
+    return Published(registry_host, port)
 
 
 @contextlib.contextmanager
