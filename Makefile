@@ -51,10 +51,11 @@ bench: $(STAMP)
 	$(CB) firmware --arch all
 	$(PY) -m bench $(BENCH_ARGS)
 
-# The filesystem mutation fuzzer, long: FUZZ_SECONDS per filesystem (ext4, XFS, btrfs), default 600.
+# The mutation fuzzers, long: FUZZ_SECONDS per filesystem (ext4, XFS, btrfs) and per disk image (qcow2, UDIF
+# variants), default 600 each.
 FUZZ_SECONDS ?= 600
 fuzz: $(STAMP)
-	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py tests/unit/test_diskimage_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check host harness firmware/modules tests bench

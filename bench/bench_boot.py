@@ -9,11 +9,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
+import arches
 from bench.report import report
 from cloudboot.fwbuild.firmware import firmware_dir
 from cloudboot.fwbuild.hello import build_hello
 from cloudboot.harness.machine import Machine
-from cloudboot.harness.profiles import PROFILES
 from cloudboot.harness.repl import BANNER
 
 RUNS = 3
@@ -29,8 +29,8 @@ def _marks(arch: str, efi: Path, patterns: dict[str, re.Pattern | bytes]) -> dic
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cloudboot-bench-") as work:
-        for arch, prof in PROFILES.items():
-            ours = firmware_dir() / prof.efi_name
+        for arch in arches.NAMES:
+            ours = firmware_dir() / arches.get(arch).efi_name
             hello = build_hello(arch, Path(work))
             runs = [_marks(arch, ours, {"banner": BANNER, "prompt": b">>> "}) for _ in range(RUNS)]
             t_banner = statistics.median(r["banner"] for r in runs)

@@ -22,6 +22,18 @@ CHUNK = 1 << 20
 _CHECK = [b""]  # the first bytes of the last MiB of the file, to catch a reader returning the wrong data
 
 
+def big_tree(work: Path, size: int) -> None:
+    """work/tree/big: `size` bytes, each MiB a rotation of one pattern (not compressible to nothing, not all
+    alike); _CHECK gets the first bytes of its last MiB."""
+    (work / "tree").mkdir()
+    block = bytes((i * 7 + 3) & 0xFF for i in range(CHUNK))
+    with open(work / "tree/big", "wb") as f:
+        for i in range(size // CHUNK):
+            f.write(block[i & 0xFF:] + block[:i & 0xFF])
+    last = size // CHUNK - 1
+    _CHECK[0] = (block[last & 0xFF:] + block[:last & 0xFF])[:16]
+
+
 def _image(work: Path, kind: str, size: int) -> Path:
     from tests.portable.images import btrfs_env, btrfs_tool, protofile
 
@@ -84,13 +96,7 @@ def main() -> None:
     size = int(os.environ.get("FS_BENCH_MIB", "512")) << 20
     work = Path(tempfile.mkdtemp(prefix="cloudboot-bench-fsread-"))
     try:
-        (work / "tree").mkdir()
-        block = bytes((i * 7 + 3) & 0xFF for i in range(CHUNK))
-        with open(work / "tree/big", "wb") as f:
-            for i in range(size // CHUNK):
-                f.write(block[i & 0xFF:] + block[:i & 0xFF])  # not compressible to nothing, not all alike
-        last = size // CHUNK - 1
-        _CHECK[0] = (block[last & 0xFF:] + block[:last & 0xFF])[:16]
+        big_tree(work, size)
         mib = size / (1 << 20)
         for kind in ("ext4", "xfs", "btrfs"):
             image = _image(work, kind, size)

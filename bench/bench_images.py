@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import arches
 from bench.report import report
 from cloudboot.fwbuild.firmware import firmware_dir
 from cloudboot.harness.guests import guest
 from cloudboot.image.esp import esp_size
-from cloudboot.image.inputs import BOOT_NAMES
 
 RUNS = 3
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -33,7 +33,7 @@ def _time(cmds: list[list[str]]) -> float:
 
 
 def _iso(work: Path) -> None:
-    efis = {name: firmware_dir() / name for name in BOOT_NAMES.values()}
+    efis = {a.efi_name: firmware_dir() / a.efi_name for a in arches.ARCHES}
     ours_iso, ref_iso = work / "ours.iso", work / "ref.iso"
     ours = [[sys.executable, "-m", "cloudboot", "iso", "--from-build", "-o", str(ours_iso)]]
     esp, stage = work / "esp.img", work / "stage"
@@ -59,7 +59,7 @@ def _uki(work: Path) -> None:
     from cloudboot.harness.oracles import ukify
 
     g = guest("x86_64")
-    stub = firmware_dir() / "BOOTX64.EFI"
+    stub = firmware_dir() / arches.get("x86_64").efi_name
     osrel = work / "os-release"
     osrel.write_text("ID=cloud-boot\nNAME=cloud-boot\nVERSION_ID=1\n")
     common = ["--stub", str(stub), "--linux", str(g.kernel), "--initrd", str(g.initrd), "--cmdline",

@@ -10,12 +10,12 @@ import secrets
 import tempfile
 from pathlib import Path
 
+import arches
 from bench.report import report
 from cloudboot.cli import main as cli
-from cloudboot.initramfs import trial
+from cloudboot.harness import trial
 
-ARCHES = ("amd64", "arm64")
-CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0"}
+ARCHES = ("amd64", "arm64")  # the arches whose init boots fast enough under TCG to measure
 PHASE = re.compile(r"cloud-boot: \[\s*([\d.]+)\] phase (\S+) ([\d.]+)s")
 KEXEC = re.compile(r"cloud-boot: \[\s*([\d.]+)\] kexec boot$")
 
@@ -49,7 +49,7 @@ def _direct(arch: str) -> float:
 
 
 def main() -> None:
-    from tests.ociregistry import serving
+    from cloudboot.registry.local import serving
 
     with serving(Path(tempfile.mkdtemp(prefix="cloudboot-bench-init-"))) as reg:
         for arch in ARCHES:
@@ -57,7 +57,7 @@ def main() -> None:
 
 
 def _bench(arch: str, reg) -> None:
-    cmdline = f"console={CONSOLE[arch]} panic=-1"
+    cmdline = f"console={arches.get(arch).linux_console} panic=-1"
     disk, _ = trial.target_disk(arch)
     direct = _direct(arch)
     phases, kexec_at, marker = _run(arch, f'cloudboot.disk=LABEL=CBTARGET cloudboot.cmdline="{cmdline}"', [disk])
@@ -70,7 +70,7 @@ def _bench(arch: str, reg) -> None:
     plan.write_text(f'target "t" {{\n  index = "10.0.2.2:{port}/{ref}"\n  cmdline = "{cmdline}"\n}}\n')
     cli(["push", "artifact", f"{reg.host}/{ref}", "--platform", f"linux/{arch}", "--kernel",
          str(trial.boot_kernel(arch)), "--initrd", str(trial.target_initrd(arch))])
-    cli(["push", "plan", f"{reg.host}/plans/bench-{arch}:v1", "--file", str(plan)])
+    cli(["push", "plan", f"{reg.host}/plans/bench-{arch}:v1", str(plan)])
     phases, kexec_at, marker = _run(arch, f"cloudboot.plan=10.0.2.2:{port}/plans/bench-{arch}:v1 "
                                     "cloudboot.insecure=1 cloudboot.lldp=0", nic=True)
     print(f"  {arch} plan mode: kernel start -> kexec call {kexec_at:.2f}s; phases: "

@@ -19,20 +19,19 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import arches
 from bench.report import report
 from cloudboot.fwbuild.firmware import firmware_dir
 from cloudboot.harness import esp
 from cloudboot.harness.guests import MARKER, guest
 from cloudboot.harness.machine import Machine
-from cloudboot.harness.profiles import profile
 from cloudboot.paths import cache_dir
 
 RUNS = 3
 LINUX_VERSION = re.compile(rb"Linux version \d")
 VERSION = "6.12.117-cloud"
-#: arch -> (grub-mkstandalone -O platform, Debian package of the modules, its Debian arch)
-GRUB = {"x86_64": ("x86_64-efi", "grub-efi-amd64-bin", "amd64"),
-        "aarch64": ("arm64-efi", "grub-efi-arm64-bin", "arm64")}
+#: arch -> grub-mkstandalone -O platform (its modules: Debian's grub-efi-<debian arch>-bin)
+GRUB = {"x86_64": "x86_64-efi", "aarch64": "arm64-efi"}
 GRUB_MODULES = "part_gpt part_msdos fat ext2 search search_label linux gzio normal configfile echo test boot"
 
 
@@ -52,14 +51,14 @@ def _linux_version_seconds(arch: str, **kw) -> float:
 
 
 def _esp_target(work: Path) -> None:
-    for arch in ("x86_64", "aarch64"):
+    for arch in GRUB:
         g = guest(arch)
-        cmdline = f"console={profile(arch).linux_console} panic=-1"
+        cmdline = f"console={arches.get(arch).linux_console} panic=-1"
         (work / "cmdline").write_text(cmdline + " initrd=\\EFI\\Linux\\initrd.cpio\n")
         image = esp.make_esp(work / f"esp-{arch}.img", {"EFI/Linux/cloud-boot.efi": g.kernel,
                                                          "EFI/Linux/initrd.cpio": g.initrd,
                                                          "cmdline": work / "cmdline"}, size_mb=96)
-        ours = firmware_dir() / profile(arch).efi_name
+        ours = firmware_dir() / arches.get(arch).efi_name
         t_ours = statistics.median(_marker_seconds(arch, efi=ours, append="cloudboot.wait=0", disks=[image])
                                    for _ in range(RUNS))
         t_ref = statistics.median(_marker_seconds(arch, extra_kernel=(g.kernel, g.initrd, cmdline))
@@ -73,13 +72,14 @@ def grub_modules(arch: str) -> Path:
     (through a private apt configuration: the foreign arch's package is never installed)."""
     from cloudboot.toolchain import apt
 
-    platform, package, debarch = GRUB[arch]
+    platform, debarch = GRUB[arch], arches.get(arch).debian
+    package = f"grub-efi-{debarch}-bin"
     root = cache_dir() / "test-tools" / f"grub-{apt.host_codename()}-{debarch}"
     mods = root / "usr/lib/grub" / platform
     if not (mods / "linux.mod").exists():
         host = apt.host_arch()
         pa = apt.PrivateApt(f"grub-{apt.host_codename()}", [apt.host_codename()],
-                            [host] + [a for a in ("amd64", "arm64") if a != host])
+                            [host] + [d for d in (arches.get(a).debian for a in GRUB) if d != host])
         debs = root.parent / f"grub-debs-{debarch}"
         shutil.rmtree(debs, ignore_errors=True)
         for deb in pa.download([f"{package}:{debarch}"], debs):
@@ -97,7 +97,7 @@ def grub_image(arch: str, cfg: str, out: Path) -> Path:
     mods = grub_modules(arch)
     cfg_file = out.with_suffix(".cfg")
     cfg_file.write_text(cfg)
-    subprocess.run(["grub-mkstandalone", "-O", GRUB[arch][0], "-d", str(mods), "-o", str(out),
+    subprocess.run(["grub-mkstandalone", "-O", GRUB[arch], "-d", str(mods), "-o", str(out),
                     f"--modules={GRUB_MODULES}", f"--install-modules={GRUB_MODULES}", "--locales=", "--fonts=",
                     "--themes=", f"boot/grub/grub.cfg={cfg_file}"], check=True, capture_output=True)
     return out
@@ -133,8 +133,8 @@ def debian_disk(arch: str, work: Path, cmdline: str) -> Path:
 
 
 def _grub_vs_ours(work: Path) -> None:
-    for arch in ("x86_64", "aarch64"):
-        cmdline = f"console={profile(arch).linux_console} panic=-1"
+    for arch in GRUB:
+        cmdline = f"console={arches.get(arch).linux_console} panic=-1"
         disk = debian_disk(arch, work, cmdline)
         cfg = ("set timeout=0\n"
                "search --no-floppy --label debroot --set=root\n"
@@ -142,7 +142,7 @@ def _grub_vs_ours(work: Path) -> None:
                f"initrd /boot/initrd.img-{VERSION}\n"
                "boot\n")
         grub = grub_image(arch, cfg, work / f"grub-{arch}.efi")
-        ours = firmware_dir() / profile(arch).efi_name
+        ours = firmware_dir() / arches.get(arch).efi_name
         t_ours = statistics.median(_linux_version_seconds(arch, efi=ours, append="cloudboot.wait=0", disks=[disk])
                                    for _ in range(RUNS))
         t_grub = statistics.median(_linux_version_seconds(arch, efi=grub, esp=True, disks=[disk])

@@ -79,11 +79,12 @@ print(*timed(True), *timed(False))
 
 def _firmware(work: Path, raw: bytes) -> tuple[float, float] | None:
     """MB/s of (libzstd, Python decoder) inside the x86_64 firmware, if it is built."""
+    import arches
     from cloudboot.fwbuild.firmware import firmware_dir
     from cloudboot.harness.machine import Machine
     from cloudboot.harness.repl import Repl
 
-    efi = firmware_dir() / "BOOTX64.EFI"
+    efi = firmware_dir() / arches.get("x86_64").efi_name
     if not efi.is_file():
         return None
     comp = subprocess.run(["zstd", "-q", "-19", "-c"], input=raw[:FW_SAMPLE], capture_output=True,

@@ -12,13 +12,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import arches
 from cloudboot.errors import CloudBootError
 
 #: Features that would change what the firmware does to our unsigned app or to the machine model.
 _AVOID = {"secure-boot", "enrolled-keys", "requires-smm"}
-#: Debian package that ships EDK2 for each arch (named in error messages).
-PACKAGE = {"x86_64": "ovmf", "aarch64": "qemu-efi-aarch64", "riscv64": "qemu-efi-riscv64",
-           "loongarch64": "qemu-efi-loongarch64"}
 
 
 @dataclass(frozen=True)
@@ -89,6 +87,8 @@ def find_firmware(arch: str, secure_boot: bool = False) -> Firmware:
     """The EDK2 CODE/VARS pair for arch, or a CloudBootError naming the package (or variable) to set.
 
     `secure_boot` asks for a build that enforces Secure Boot once keys are enrolled in its VARS."""
+    target = arches.get(arch)
+    arch = target.name
     key = f"CLOUDBOOT_FIRMWARE_{arch.upper()}"
     code, nvram = os.environ.get(f"{key}_CODE"), os.environ.get(f"{key}_VARS")
     if (code or nvram) and not secure_boot:
@@ -98,12 +98,10 @@ def find_firmware(arch: str, secure_boot: bool = False) -> Firmware:
             if not Path(p).is_file():
                 raise CloudBootError(f"{key}_*: firmware file {p} does not exist")
         return Firmware(arch, Path(code), Path(nvram))
-    if arch not in PACKAGE:
-        raise CloudBootError(f"unsupported arch {arch!r}; supported: {', '.join(PACKAGE)}")
     for fw in _candidates(arch, secure_boot):
         if fw.code.is_file() and fw.vars.is_file():
             return fw
     kind = "Secure Boot capable " if secure_boot else ""
     raise CloudBootError(f"no {kind}EDK2 firmware for {arch}: no usable descriptor in /usr/share/qemu/firmware "
-                         f"(install the Debian package '{PACKAGE[arch]}', run 'make deps', or set "
+                         f"(install the Debian package '{target.edk2_package}', run 'make deps', or set "
                          f"{key}_CODE and {key}_VARS)")

@@ -1,29 +1,17 @@
-"""Linux guests for boot tests: Debian's kernel for the arch and a tiny busybox initrd whose /init prints a
-marker and /proc/cmdline, then powers off. Downloaded once through the private apt config and cached."""
+"""Linux guests for boot tests: Debian's kernel for the arch (the one the init's initramfs is built for, from
+the suite the `arches` table names) and a tiny busybox initrd whose /init prints a marker and /proc/cmdline,
+then powers off. Downloaded once through the private apt config and cached."""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloudboot.errors import CloudBootError
+import arches
+from cloudboot.image.output import write_atomic
+from cloudboot.initramfs import cpio, debian
 from cloudboot.paths import cache_dir
-from cloudboot.run import run, which
-from cloudboot.toolchain import apt
 
-#: arch -> (Debian arch, suite, kernel metapackage). riscv64's trixie index is broken on this archive
-#: (TOOLCHAIN-NOTES §6) and loong64 is only in sid; sid splits the image into linux-binary-<version>.
-KERNELS = {
-    "x86_64": ("amd64", "trixie", "linux-image-amd64"),
-    "aarch64": ("arm64", "trixie", "linux-image-arm64"),
-    "riscv64": ("riscv64", "sid", "linux-image-riscv64"),
-    "loongarch64": ("loong64", "sid", "linux-image-loong64"),
-}
-#: Where packages put the kernel image (EFI stub PE, or EFI zboot on loong64).
-IMAGE_GLOBS = ("boot/vmlinuz-*", "boot/vmlinux-*", "usr/lib/modules/*/vmlinuz", "usr/lib/modules/*/vmlinux")
 MARKER = "CLOUDBOOT-TEST-INITRD-OK"
 
 
@@ -51,55 +39,29 @@ class Guest:
     version: str
 
 
-def _apt(arch: str) -> apt.PrivateApt:
-    debarch, suite, _ = KERNELS[arch]
-    return apt.PrivateApt(f"{suite}-{debarch}", [suite], archs=[debarch])
-
-
-def _resolve(pa: apt.PrivateApt, package: str) -> str:
-    """The versioned package a metapackage depends on (linux-image-amd64 -> linux-image-6.12...-amd64)."""
-    pa.update()
-    out = subprocess.run(["apt-cache", "depends", package], env=pa.env(), capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        line = line.strip()
-        if line.startswith("Depends: linux-image-"):
-            return line.split(": ", 1)[1]
-    raise CloudBootError(f"cannot resolve {package} to a versioned kernel package (apt-cache depends: {out!r})")
+def busybox_initrd(arch: str, init: str, out: Path) -> Path:
+    """Debian's busybox-static for `arch` with `init` as /init, as a newc cpio (our writer) at `out`; made
+    again only when the package or the script changed."""
+    archive = debian.Archive(arch)
+    deb = archive.fetch(["busybox-static"])[0]
+    key = deb.path.name + init
+    stamp = out.with_suffix(".key")
+    if out.exists() and stamp.exists() and stamp.read_text() == key:
+        return out
+    a = cpio.Archive()
+    a.file("bin/busybox", archive.unpack(deb) / "usr/bin/busybox", 0o755)
+    a.file("init", init.encode(), 0o755)
+    a.dir("proc")
+    a.dir("dev")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, a.to_bytes())
+    stamp.write_text(key)
+    return out
 
 
 def guest(arch: str) -> Guest:
-    """Kernel + test initrd for arch, from the cache or downloaded now."""
-    if arch not in KERNELS:
-        raise CloudBootError(f"no test kernel for {arch}; have {', '.join(KERNELS)}")
-    debarch, _, meta = KERNELS[arch]
-    pa = _apt(arch)
-    root = cache_dir() / "guests" / arch
-    stamp = root / "ready"
-    if not stamp.exists():
-        which("dpkg-deb")
-        which("cpio", "building the test initrd")
-        shutil.rmtree(root, ignore_errors=True)
-        image = _resolve(pa, meta)
-        binary = image.replace("linux-image-", "linux-binary-", 1)
-        has_binary = subprocess.run(["apt-cache", "show", binary], env=pa.env(), capture_output=True).returncode == 0
-        debs = pa.download([binary if has_binary else image, "busybox-static"], root / "debs")
-        for deb in debs:
-            apt.extract_deb(deb, root / "tree")
-        kernels = sorted(k for g in IMAGE_GLOBS for k in (root / "tree").glob(g))
-        if not kernels:
-            raise CloudBootError(f"no kernel image ({', '.join(IMAGE_GLOBS)}) in {binary if has_binary else image}")
-        shutil.copyfile(kernels[-1], root / "vmlinuz")
-        (root / "version").write_text(image.removeprefix("linux-image-"))
-        initrd_tree = root / "initrd"
-        (initrd_tree / "bin").mkdir(parents=True)
-        (initrd_tree / "proc").mkdir()
-        shutil.copyfile(root / "tree/usr/bin/busybox", initrd_tree / "bin/busybox")
-        (initrd_tree / "bin/busybox").chmod(0o755)
-        (initrd_tree / "init").write_text(INIT)
-        (initrd_tree / "init").chmod(0o755)
-        files = sorted(str(p.relative_to(initrd_tree)) for p in initrd_tree.rglob("*"))
-        cpio = run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=initrd_tree, capture=True,
-                   input_text="\n".join(files) + "\n")
-        (root / "initrd.cpio").write_bytes(cpio.stdout)
-        stamp.write_text(hashlib.sha256((root / "vmlinuz").read_bytes()).hexdigest())
-    return Guest(arch, root / "vmlinuz", root / "initrd.cpio", (root / "version").read_text())
+    """Kernel + test initrd for arch (any spelling), from the cache or downloaded now."""
+    a = arches.get(arch)
+    kernel, release = debian.kernel_image(a.name)
+    return Guest(a.name, kernel, busybox_initrd(a.name, INIT, cache_dir() / "test-initrd" / a.name / "initrd.cpio"),
+                 release)

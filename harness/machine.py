@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.harness import console, esp
 from cloudboot.harness.firmware import Firmware, find_firmware
-from cloudboot.harness.profiles import profile
 from cloudboot.run import which
 
 T = TypeVar("T")
@@ -70,8 +70,8 @@ class Machine:
                  extra: list[str] = (), echo: bool = False, firmware: Firmware | None = None,
                  extra_kernel: tuple[Path, Path, str] | None = None, linux: bool = True, uefi: bool = True,
                  readonly_disks: bool = False, netdev: str = "user") -> None:
-        self.profile = profile(arch)
-        self.arch = self.profile.arch
+        self.profile = arches.get(arch)
+        self.arch = self.profile.name
         self.efi, self.append, self.use_esp = efi, append, esp
         self.disks, self.iso, self.nics, self.netdev = [Path(d) for d in disks], iso, nics, netdev
         self.memory_mb = memory_mb or self.profile.memory_mb
@@ -96,7 +96,8 @@ class Machine:
     def command(self) -> list[str]:
         """The QEMU command line (also what `cloud-boot qemu` echoes)."""
         p = self.profile
-        cmd = [which(p.qemu, f"running {self.arch} guests"), "-M", p.machine_arg(self.linux), *p.cpu,
+        machine = f"{p.machine},{p.linux_machine_options}" if self.linux and p.linux_machine_options else p.machine
+        cmd = [which(p.qemu, f"running {self.arch} guests"), "-M", machine, *p.cpu,
                "-m", str(self.memory_mb),
                # not -nographic: it multiplexes the monitor on stdio, and its Ctrl-A escape eats the raw REPL's.
                "-display", "none", "-serial", "stdio", "-monitor", "none",
@@ -318,8 +319,10 @@ def _die_with_parent() -> None:
 
 def _disk(path: Path, node: str, bootindex: int | None, readonly: bool = False, serial: bool = True) -> list[str]:
     # Once any device has a bootindex, OVMF connects only devices that have one: give every disk one.
-    with open(path, "rb") as f:
-        fmt = "qcow2" if f.read(4) == b"QFI\xfb" else "raw"
+    from cloudboot.diskimage import detect
+
+    fmt = {"qcow2": "qcow2", "udif": "dmg", "raw": "raw"}[detect(str(path))]
+    readonly = readonly or fmt == "dmg"  # QEMU reads UDIF only
     drive = f"if=none,id={node},format={fmt},file={path}" + (",readonly=on" if readonly else "")
     device = f"virtio-blk-pci,drive={node}" + (f",bootindex={bootindex}" if bootindex is not None else "")
     return ["-drive", drive, "-device", device + (f",serial={node}" if serial else "")]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ociregistry import Registry, serving
+from cloudboot.registry.local import Registry, serving
 
 
 # ---- diskfs fixtures (owned by the disk-core work; tests/portable/images.py) --------------------------------
@@ -31,6 +31,17 @@ def zstddata() -> str:
     path = str(build())
     os.environ["CLOUDBOOT_ZSTDDATA"] = path
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def httptest() -> Iterator[str]:
+    """tests/httptestserver.py on 127.0.0.1; portable tests find it through $CLOUDBOOT_HTTPTEST."""
+    from tests.httptestserver import HttpTestServer
+
+    server = HttpTestServer()
+    os.environ["CLOUDBOOT_HTTPTEST"] = server.address
+    yield server.address
+    server.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Real registries for the OCI tests: Debian's `docker-registry` (distribution 2.8) on 127.0.0.1 with a temporary
 storage directory, plain, with htpasswd (bcrypt) Basic auth, or with token auth backed by a small JWT token
 server (ES256, x5c) run in-process; plus a fault-injecting HTTP proxy for 5xx/timeouts. The registry runner
-itself is cloudboot.registry.local (the demo uses it too), re-exported here."""
+itself is cloudboot.registry.local (the demo uses it too)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from cloudboot.registry.local import (  # noqa: F401 (re-exported for the tests and benchmarks)
-    PASSWORD,
-    USER,
-    Registry,
-    ensure_registry_packages,
-    free_port,
-    serving,
-)
+from cloudboot.registry.local import PASSWORD, USER, free_port
 
 # ---- token server ------------------------------------------------------------------------------------------------
 

@@ -103,4 +103,9 @@ void cb_poll_interrupt(void);
 #define MICROPY_VM_HOOK_RETURN            MICROPY_VM_HOOK_POLL
 #define MICROPY_ENABLE_SCHEDULER          (1)
 
+/* The network has no interrupts: whenever MicroPython waits (a socket in modlwip.c polls), the NIC's
+ * receive ring and lwIP's timers are serviced (modnet.c). */
+void cb_net_poll(void);
+#define MICROPY_INTERNAL_EVENT_HOOK       cb_net_poll()
+
 #define MP_STATE_PORT MP_STATE_VM

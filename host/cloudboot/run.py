@@ -6,9 +6,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from pathlib import Path
 
+import arches
 from cloudboot.errors import CloudBootError, MissingTool
 
 #: Which Debian package provides a tool we call, for the "install X" message.
@@ -22,10 +23,7 @@ PACKAGE_OF = {
     "mmd": "mtools",
     "xorriso": "xorriso",
     "qemu-img": "qemu-utils",
-    "qemu-system-x86_64": "qemu-system-x86",
-    "qemu-system-aarch64": "qemu-system-arm",
-    "qemu-system-riscv64": "qemu-system-riscv",
-    "qemu-system-loongarch64": "qemu-system-misc",
+    **{a.qemu: a.qemu_package for a in arches.ARCHES},
     "quilt": "quilt",
     "sfdisk": "fdisk",
 }
@@ -51,21 +49,24 @@ def run(
     env: Mapping[str, str] | None = None,
     quiet: bool = False,
     capture: bool = False,
-    input_text: str | None = None,
+    input: bytes | None = None,  # noqa: A002 - subprocess's name for it
+    ok: Container[int] | None = (0,),
 ) -> subprocess.CompletedProcess:
-    """Run `cmd`, echoing it; raise CloudBootError with the tail of its output if it fails.
+    """Run `cmd`, echoing it; raise CloudBootError with the tail of its output if its status is not in `ok`
+    (None: any status, the caller reads `.returncode`).
 
-    `capture` keeps stdout as bytes (in `.stdout`); `input_text` is fed to stdin."""
+    `quiet` keeps stdout and stderr off the terminal (shown only if it fails); `capture` keeps stdout as bytes
+    in `.stdout` and stderr for the failure message; `input` is fed to stdin."""
     cmd = [str(c) for c in cmd]
     echo(cmd)
     if "/" not in cmd[0]:
         which(cmd[0])
     out = subprocess.PIPE if (quiet or capture) else None
-    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT if quiet else None,
-                          text=not capture, input=input_text.encode() if (capture and input_text) else input_text)
-    if proc.returncode != 0:
-        output = proc.stdout.decode(errors="replace") if isinstance(proc.stdout, bytes) else (proc.stdout or "")
-        tail = "\n".join(output.splitlines()[-30:])
+    err = subprocess.PIPE if capture else subprocess.STDOUT if quiet else None
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=err, input=input)
+    if ok is not None and proc.returncode not in ok:
+        output = (proc.stderr if capture else proc.stdout) or b""
+        tail = "\n".join(output.decode(errors="replace").splitlines()[-30:])
         raise CloudBootError(f"command failed with status {proc.returncode}: {shlex.join(cmd)}"
                              + (f"\n{tail}" if tail else ""))
     return proc

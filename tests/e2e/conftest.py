@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
+import arches
 from cloudboot.fwbuild.firmware import firmware_dir
 from cloudboot.harness.machine import Machine
-from cloudboot.harness.profiles import PROFILES
 from cloudboot.harness.repl import Repl
 
-ARCHES = list(PROFILES)
+ARCHES = list(arches.NAMES)
 
 
 def firmware_file(arch: str) -> Path:
     """build/firmware/BOOT<ARCH>.EFI; missing is a failure under CI (make test builds it), a skip otherwise."""
-    path = firmware_dir() / PROFILES[arch].efi_name
+    path = firmware_dir() / arches.get(arch).efi_name
     if not path.is_file():
         if os.environ.get("CI"):
             pytest.fail(f"{path} is missing: `make test` builds it before pytest runs")

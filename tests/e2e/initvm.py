@@ -1,10 +1,10 @@
 """Console checks shared by the init e2e tests (test_init_boot, test_init_plan): the kexec'd target and the
-FATAL + rescue prompt path, on a VM from `cloudboot.initramfs.trial.machine`."""
+FATAL + rescue prompt path, on a VM from `cloudboot.harness.trial.machine`."""
 
 from __future__ import annotations
 
+from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
-from cloudboot.initramfs import trial
 
 
 def target_cmdline(q: Machine, timeout: float = 240) -> str:

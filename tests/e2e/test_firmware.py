@@ -68,6 +68,43 @@ def test_variable_round_trip(firmware_repl) -> None:
                                 "cloud-boot"]
 
 
+def test_cmdline_tokenized_as_init_does(firmware_repl) -> None:
+    """REFERENCE §1's vectors tokenized inside the firmware (bootplan.cmdline, frozen) give what the init's
+    cmdline gives on CPython; the loader's options merge LoadOptions and CloudBootCmdline in that grammar and
+    report malformed and unknown keys as the init would refuse or warn about them."""
+    import json
+
+    from cloudboot.init import cmdline as init_cmdline
+    from tests.portable.test_cmdline_arches import VECTORS
+
+    arch, repl, _ = firmware_repl
+    texts = [text for text, _ in VECTORS]
+    out = repl.exec(
+        "import json\n"
+        "from bootplan import cmdline\n"
+        f"for t in json.loads({json.dumps(texts)!r}):\n"
+        "    print(json.dumps([cmdline.split(t), sorted(cmdline.parse(t).items())]))\n", timeout=120)
+    got = [json.loads(line) for line in out.splitlines()]
+    want = [[init_cmdline.split(t), sorted([k, v] for k, v in init_cmdline.parse(t).items())] for t in texts]
+    assert got == want
+    assert [dict(pairs) for _, pairs in got] == [parsed for _, parsed in VECTORS]
+
+    out = repl.exec(
+        "import json, uefi, loader\n"
+        "uefi.set_variable('CloudBootCmdline', b'cloudboot.menu.prompt=\"Pick one:\" cloudboot.menu=yes '\n"
+        "                  b'cloudboot.bogus cloudboot.menu.timeout=1m30s')\n"
+        "try:\n"
+        "    print(json.dumps(sorted(loader.options(report=True).items())))\n"
+        "finally:\n"
+        "    uefi.set_variable('CloudBootCmdline', b'')\n", timeout=120)
+    lines = out.splitlines()
+    assert lines[:2] == ["cloud-boot: bad kernel command line value cloudboot.menu='yes': want one of '0', '1' "
+                         "(ignored)", "cloud-boot: unknown key cloudboot.bogus='1' ignored"], out
+    assert dict(json.loads(lines[2])) == {"cloudboot.repl": "1", "cb.test": arch,
+                                          "cloudboot.menu.prompt": "Pick one:", "cloudboot.bogus": "1",
+                                          "cloudboot.menu.timeout": "1m30s"}
+
+
 def test_blockio_reads_attached_disk(firmware_repl) -> None:
     _, repl, disk = firmware_repl
     out = repl.exec(

@@ -11,8 +11,8 @@ import secrets
 
 import pytest
 
+from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
-from cloudboot.initramfs import trial
 from tests.e2e.initvm import fatal_then_rescue, target_cmdline
 
 pytestmark = pytest.mark.e2e

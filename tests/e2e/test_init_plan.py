@@ -14,8 +14,8 @@ import threading
 import pytest
 
 from cloudboot.cli import main as cli
+from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
-from cloudboot.initramfs import trial
 from tests.e2e.initvm import fatal_then_rescue, target_cmdline
 
 pytestmark = pytest.mark.e2e
@@ -82,7 +82,7 @@ def pushed(registry, tmp_path_factory):
                     str(trial.boot_kernel(arch)), "--initrd", str(trial.target_initrd(arch))]) == 0
         refs += ["-p", f"linux/{arch}={ref}"]
     assert cli(["push", "index", f"{registry.host}/boot/debian:6.12", *refs]) == 0  # multi-arch: each picks its own
-    assert cli(["push", "plan", f"{registry.host}/plans/smoke:v1", "--file", str(plan)]) == 0
+    assert cli(["push", "plan", f"{registry.host}/plans/smoke:v1", str(plan)]) == 0
     meta = Metadata()
     yield f"{GUEST_HOST}:{port}", meta, token
     meta.server.shutdown()
@@ -147,10 +147,10 @@ def test_cosign_enforced_by_init(pushed, registry, cosign_keys, tmp_path) -> Non
     """An initramfs with /etc/cosign.pub boots what was signed with the key, and refuses an unsigned plan."""
     reg, _, token = pushed
     for ref in ("plans/smoke:v1", "boot/debian:6.12"):
-        assert cli(["sign-artifact", f"{registry.host}/{ref}", "--key", str(cosign_keys / "cosign.key")]) == 0
+        assert cli(["sign-artifact", f"{registry.host}/{ref}", "--cosign-key", str(cosign_keys / "cosign.key")]) == 0
     unsigned = tmp_path / "unsigned.hcl"
     unsigned.write_text(f'target "t" {{\n  index = "{reg}/boot/debian:6.12"\n}}\n')
-    assert cli(["push", "plan", f"{registry.host}/plans/unsigned:v1", "--file", str(unsigned)]) == 0
+    assert cli(["push", "plan", f"{registry.host}/plans/unsigned:v1", str(unsigned)]) == 0
     initrd = trial.initramfs(ARCH, cosign_key=cosign_keys / "cosign.pub")
 
     def boot(plan: str) -> Machine:

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
+import arches
 from cloudboot.harness import esp
 from cloudboot.harness.guests import MARKER, guest
-from cloudboot.harness.profiles import profile
 from cloudboot.harness.repl import Repl
 from tests.e2e.conftest import firmware_file
 
@@ -29,7 +29,7 @@ def _esp(tmp_path, arch: str, cmdline: str | None):
 
 @pytest.mark.parametrize("arch", LINUX_ARCHES)
 def test_cascade_boots_esp_target_with_cmdline_file(tmp_path, machine, arch: str) -> None:
-    console = profile(arch).linux_console
+    console = arches.get(arch).linux_console
     cmdline = f"console={console} panic=-1 initrd=\\EFI\\Linux\\initrd.cpio cb.marker=esp-{arch}"
     m = machine(arch, efi=firmware_file(arch), append="", disks=[_esp(tmp_path, arch, cmdline)],
                 extra=["-no-reboot"])
@@ -66,7 +66,7 @@ def test_variable_cmdline_wins_and_loadfile2_initrd(tmp_path, machine) -> None:
 
 def _bls_esp(tmp_path, arch: str, gzip_kernel: bool = False):
     g = guest(arch)
-    console = profile(arch).linux_console
+    console = arches.get(arch).linux_console
     entries = {
         "debian-6.1.0-9.conf": "title Debian old\nversion 6.1.0-9\nlinux /vmlinuz\ninitrd /initrd.cpio\n"
                                f"options console={console} panic=-1 cb.marker=bls-old\n",
@@ -191,7 +191,7 @@ def _run_loader(machine, arch: str, disks: list, marker: str, append: str = "clo
     m = machine(arch, efi=firmware_file(arch), append=append, disks=disks, extra=["-no-reboot"])
     repl = Repl(m)
     repl.wait_banner(120)
-    cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker={marker}"
+    cmdline = f"console={arches.get(arch).linux_console} panic=-1 cb.marker={marker}"
     repl.exec(f"import uefi\nuefi.set_variable('CloudBootCmdline', b'{cmdline}')")
     m.send(b"import loader\nloader.run()\x04")
     return m
@@ -255,13 +255,34 @@ def test_cascade_boots_newest_kernel_from_disk(tmp_path, machine, arch: str, fst
     assert m.wait(120) == 0
 
 
+def test_cascade_boots_from_a_relabelled_qcow2_disk(tmp_path, machine) -> None:
+    """The disk as a compressed qcow2 image, relabelled by `cloud-boot label` (the superblock's clusters are new
+    ones): QEMU takes it as qcow2, and the firmware's reader sees the new label and boots the kernel."""
+    import subprocess
+    import sys
+
+    arch = "x86_64"
+    qcow = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", "-c", str(_ext4_disk(tmp_path, arch)), str(qcow)],
+                   check=True)
+    proc = subprocess.run([sys.executable, "-m", "cloudboot", "label", f"{qcow}@2", "relabelled"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    m = _run_loader(machine, arch, [qcow], "qcow2-disk")
+    m.expect("found /boot/vmlinuz-6.12.117-cloud", 120)
+    m.expect("(ext4 'relabelled')", 10)
+    m.expect(MARKER, 240)
+    assert m.wait(120) == 0
+    assert subprocess.run(["qemu-img", "check", str(qcow)], capture_output=True).returncode == 0
+
+
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine, arch: str) -> None:
     """AlmaLinux/RHEL layout: a separate XFS /boot whose BLS entries name the kernel, options included; the
     EFI stub takes the initrd from our LoadFile2 provider."""
     import subprocess
 
-    from cloudboot.image.xfsproto import protofile
+    from cloudboot.harness.xfsproto import protofile
 
     g = guest(arch)
     boot = tmp_path / "boot"
@@ -271,7 +292,7 @@ def test_cascade_boots_bls_entry_from_xfs_boot_partition(tmp_path, machine, arch
     (boot / "loader/entries/abc-5.14.0-503.el9.x86_64.conf").write_text(
         "title AlmaLinux (5.14.0-503.el9.x86_64) 9.5\nversion 5.14.0-503.el9.x86_64\n"
         "linux /vmlinuz-5.14.0-503.el9.x86_64\ninitrd /initramfs-5.14.0-503.el9.x86_64.img\n"
-        f"options console={profile(arch).linux_console} panic=-1 cb.marker=alma-xfs\n")
+        f"options console={arches.get(arch).linux_console} panic=-1 cb.marker=alma-xfs\n")
     proto = protofile(boot, tmp_path / "proto")
     text = proto.read_text()
     for link in (boot / "vmlinuz-5.14.0-503.el9.x86_64", boot / "initramfs-5.14.0-503.el9.x86_64.img"):
@@ -384,7 +405,7 @@ def _fedora_disk(tmp_path, arch: str):
     g = guest(arch)
     farch = "aarch64" if arch == "aarch64" else "x86_64"
     new, old = f"6.8.5-301.fc40.{farch}", f"6.7.9-200.fc39.{farch}"
-    console = profile(arch).linux_console
+    console = arches.get(arch).linux_console
     root_uuid = "5c0f3e1a-9d2b-4c7e-8f6a-1b2c3d4e5f60"
     boot = tmp_path / "fboot"
     (boot / "loader/entries").mkdir(parents=True)

@@ -16,14 +16,15 @@ import pefile
 import pytest
 
 import arches
-from cloudboot.initramfs import trial
+from cloudboot.harness import trial
 from cloudboot.medium import demo
 from cloudboot.medium.build import UKI_BUDGET_MIB, build, esp_name
 from cloudboot.medium.options import Options, check
 from cloudboot.paths import build_dir
 from tests.e2e.conftest import firmware_file
 from tests.e2e.initvm import fatal_then_rescue
-from tests.ociregistry import FaultProxy, free_port
+from cloudboot.registry.local import free_port
+from tests.ociregistry import FaultProxy
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ ARCH = "aarch64"  # its Secure Boot EDK2 needs no SMM machine model
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("keys")
-    proc = subprocess.run([sys.executable, "-m", "cloudboot", "genkey", "-o", str(d)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "cloudboot", "genkey", "-d", str(d)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     signed = d / "signed.efi"
     proc = subprocess.run([sys.executable, "-m", "cloudboot", "sign", str(firmware_file(ARCH)), "--key",

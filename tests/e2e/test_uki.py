@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
+import arches
 from cloudboot.harness.guests import MARKER, guest
-from cloudboot.harness.profiles import profile
 from tests.e2e.conftest import firmware_file
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 def test_uki_with_our_stub_boots_linux(tmp_path, machine, arch: str) -> None:
     g = guest(arch)
     uki = tmp_path / "uki.efi"
-    cmdline = f"console={profile(arch).linux_console} panic=-1 cb.marker=uki-{arch}"
+    cmdline = f"console={arches.get(arch).linux_console} panic=-1 cb.marker=uki-{arch}"
     proc = subprocess.run([sys.executable, "-m", "cloudboot", "uki", "--stub", str(firmware_file(arch)),
                            "--linux", str(g.kernel), "--initrd", str(g.initrd), "--cmdline", cmdline,
                            "--uname", g.version, "-o", str(uki)], capture_output=True, text=True)

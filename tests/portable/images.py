@@ -23,7 +23,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from cloudboot.image.xfsproto import protofile
+from cloudboot.harness.xfsproto import protofile
 from cloudboot.paths import build_dir, cache_dir
 
 UUID = "01234567-89ab-cdef-0123-456789abcdef"

@@ -37,7 +37,7 @@ def test_durations():
                        ("0", 0), ("-2s", -2), ("1.5m", 90), ("2m3ms", 120.003), (" 7s ", 7), ("10us", 1e-5)):
         got = cmdline.duration(text)
         assert abs(got - want) < 1e-9, "duration(%r) = %r; want %r" % (text, got, want)
-    for bad in ("", "s", "5x", "5 s", "1..2s", ".s", "-", "m5"):
+    for bad in ("", "s", "5x", "5 s", "1..2s", ".s", "-", "m5", "9999999999s", "9" * 400):
         try:
             cmdline.duration(bad)
         except ValueError:
@@ -75,3 +75,26 @@ def test_arch_select():
         pass
     else:
         raise AssertionError("empty selection accepted")
+
+
+def test_merge_later_text_wins_and_quotes_stay_in_their_text():
+    got = cmdline.merge('cloudboot.menu=0 a="open', "cloudboot.menu=1 b")
+    assert got == {"cloudboot.menu": "1", "a": "open", "b": "1"}, got
+
+
+def test_check_keys():
+    good, bad, unknown = cmdline.check(cmdline.parse(
+        "console=ttyS0 cloudboot.menu=yes cloudboot.menu.timeout=1m30s cloudboot.bogus cloudboot.repl "
+        "cloudboot.wait=250 cloudboot.disk=LABEL= cloudboot.lldp.wait=-1s"))
+    assert good == {"console": "ttyS0", "cloudboot.menu.timeout": "1m30s", "cloudboot.bogus": "1",
+                    "cloudboot.repl": "1", "cloudboot.wait": "250", "cloudboot.lldp.wait": "-1s"}, good
+    assert bad == ["bad kernel command line value cloudboot.disk='LABEL=': LABEL= needs a value",
+                   "bad kernel command line value cloudboot.menu='yes': want one of '0', '1'"], bad
+    assert unknown == ["unknown key cloudboot.bogus='1' ignored"], unknown
+    for token, why in (("cloudboot.wait=1s", "whole number of milliseconds"), ("cloudboot.menu.timeout=-1s",
+                       "cannot be negative"), ("cloudboot.disk=vda", "<pool>/<dataset>"),
+                       ("cloudboot.disk.kernel=boot/vmlinuz", "absolute path"), ("cloudboot.plan=", "empty value")):
+        _, bad, _ = cmdline.check(cmdline.parse(token))
+        assert len(bad) == 1 and why in bad[0], (token, bad)
+    for spec in ("/dev/vda2", "UUID=0123", "PARTLABEL=root", "tank/ROOT/debian"):
+        assert cmdline.check({"cloudboot.disk": spec})[1] == [], spec

@@ -5,7 +5,11 @@ import struct
 
 import fstree
 
-from diskfs.probe import ext_flavor, nvlist_top, probe, resolve
+import diskfs
+from diskfs import formats
+from diskfs.errors import NotFound, Unsupported
+from diskfs.probe import ext_flavor, probe, resolve
+from diskfs.zfslabel import nvlist_top
 
 UUID = "01234567-89ab-cdef-0123-456789abcdef"
 
@@ -22,6 +26,47 @@ def test_probe_types_labels_uuids():
     assert probe(fstree.dev("swap.img")) == ("swap", "cbswap", UUID)
     assert probe(fstree.dev("ext4-frag.img"))[0] == "ext4"
     assert probe(fstree.memdev(bytes(300 * 1024))) == (None, "", "")
+
+
+def test_one_registry_names_detects_and_opens():
+    assert [f.name for f in formats.FORMATS] == ["ext4", "xfs", "btrfs", "luks", "vfat", "swap", "zfs_member"]
+    for name, kind in (("ext4-4k.img", "ext4"), ("xfs-v5.img", "xfs"), ("btrfs.img", "btrfs"), ("vfat.img", None),
+                       ("luks2.img", None), ("swap.img", None)):
+        dev = fstree.dev(name)
+        assert diskfs.detect(dev) == kind, name
+        fs = diskfs.open_filesystem(dev)
+        assert (fs.TYPE if fs else None) == kind, name
+    luks = formats.find(fstree.dev("luks1.img"))
+    assert luks.role == formats.CONTAINER
+    exc = fstree.raises(Unsupported, luks.open, fstree.dev("luks1.img"), None, {})
+    assert "LUKS cannot be opened" in str(exc), exc
+    exc = fstree.raises(NotFound, diskfs.open, fstree.memdev(bytes(8192), "blank"))
+    assert str(exc) == "blank: no ext2/3/4, XFS or btrfs filesystem found", exc
+    assert diskfs.detect(fstree.memdev(b"", "empty")) is None and probe(fstree.memdev(b"")) == (None, "", "")
+
+
+class _Fake(formats.Format):
+    name, title, role = "fakefs", "FakeFS", formats.FILESYSTEM
+
+    def match(self, head, dev):
+        return head[:4] == b"FAKE"
+
+    def open(self, dev, devices, options):
+        return ("opened", dev.name, options)
+
+
+def test_a_new_format_joins_the_registry():
+    fake = _Fake()
+    formats.register(fake, before="luks")
+    try:
+        assert [f.name for f in formats.FORMATS][:5] == ["ext4", "xfs", "btrfs", "fakefs", "luks"]
+        dev = fstree.memdev(b"FAKE" + bytes(8188), "fake")
+        assert diskfs.detect(dev) == "fakefs" and probe(dev) == ("fakefs", "", "")
+        assert diskfs.open(dev, verify=False) == ("opened", "fake", {"verify": False})
+        exc = fstree.raises(NotFound, diskfs.open, fstree.memdev(bytes(8192), "blank"))
+        assert "no ext2/3/4, XFS, btrfs or FakeFS filesystem found" in str(exc), exc
+    finally:
+        formats.FORMATS.remove(fake)
 
 
 def test_ext_flavors_as_blkid_names_them():

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
+from cloudboot.harness import trial
 from cloudboot.initramfs import build as irbuild
-from cloudboot.initramfs import debian, kmods, trial
+from cloudboot.initramfs import debian, kmods
 from cloudboot.initramfs import python as pysel
-from cloudboot.paths import ROOT
+from cloudboot.paths import MODULES_DIR, ROOT
 
 ARCH = "amd64"
 #: crc32c's crypto driver first: btrfs and xfs ask the crypto API for it, and there is no modprobe to load it.
@@ -96,7 +97,8 @@ def _initramfs(out: Path, jobs: list[tuple[str, str, list[str], list[str]]],
     ver = irbuild.python_version(archive, None)
     b = irbuild.Builder()
     roots = pysel.STARTUP + ["pathlib", "struct", "traceback", "cloudboot.init.linux"]
-    irbuild.add_python(b, archive, ver, roots, [(irbuild.IMAGE_LIBDIR, ROOT / "host")], [])
+    own = [(irbuild.IMAGE_LIBDIR, ROOT / "host"), (irbuild.IMAGE_LIBDIR, MODULES_DIR)]  # cloudboot, arches
+    irbuild.add_python(b, archive, ver, roots, own, [])
     mods = kmods.select(archive.unpack(kernel.modules_deb), kernel.release, MODULES,
                         archive.unpack(kernel.base_deb) if kernel.base_deb else None)
     moddir = f"/usr/lib/modules/{kernel.release}"

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ociregistry import FaultProxy, Registry, TokenServer, serving
+from cloudboot.registry.local import Registry, serving
+from tests.ociregistry import FaultProxy, TokenServer
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +39,11 @@ def fault_proxy(registry) -> Iterator[FaultProxy]:
     proxy = FaultProxy(registry.host)
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def diskimages(testdata: str):
+    """qcow2 and UDIF images made by qemu-img, pydmg and tests/udifwrite.py (tests/diskimages.py)."""
+    from tests.diskimages import build
+
+    return build(testdata)

@@ -13,9 +13,9 @@ from elftools.elf.relocation import RelocationSection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.fwbuild import elf2efi
-from cloudboot.fwbuild.cross import TARGETS
 from cloudboot.fwbuild.hello import build_hello
 from cloudboot.toolchain import zig
 
@@ -23,7 +23,7 @@ from cloudboot.toolchain import zig
 @pytest.fixture(scope="module")
 def hellos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("hello")
-    return {arch: build_hello(arch, out) for arch in TARGETS}
+    return {arch: build_hello(arch, out) for arch in arches.NAMES}
 
 
 def _elf_relocs(elf_path: Path) -> list[tuple[int, int]]:
@@ -37,11 +37,11 @@ def _pe_relocs(pe: pefile.PE) -> list[int]:
     return sorted(e.rva for block in pe.DIRECTORY_ENTRY_BASERELOC for e in block.entries if e.type == 10)
 
 
-@pytest.mark.parametrize("arch", list(TARGETS))
+@pytest.mark.parametrize("arch", arches.NAMES)
 def test_headers_sections_and_checksum(hellos: dict[str, Path], arch: str) -> None:
     pe = pefile.PE(str(hellos[arch]))
     assert pe.OPTIONAL_HEADER.Magic == 0x20B
-    assert pe.FILE_HEADER.Machine == TARGETS[arch].pe_machine
+    assert pe.FILE_HEADER.Machine == arches.get(arch).pe_machine
     assert pe.OPTIONAL_HEADER.Subsystem == 10
     assert (pe.OPTIONAL_HEADER.SectionAlignment, pe.OPTIONAL_HEADER.FileAlignment) == (0x1000, 0x200)
     assert pe.OPTIONAL_HEADER.CheckSum == pe.generate_checksum()
@@ -58,7 +58,7 @@ def test_headers_sections_and_checksum(hellos: dict[str, Path], arch: str) -> No
     assert all(not (s.Characteristics & 0x80000000 and s.Characteristics & 0x20000000) for s in pe.sections)
 
 
-@pytest.mark.parametrize("arch", list(TARGETS))
+@pytest.mark.parametrize("arch", arches.NAMES)
 def test_every_relative_relocation_becomes_dir64(hellos: dict[str, Path], arch: str) -> None:
     efi = hellos[arch]
     elf_relocs = _elf_relocs(efi.with_suffix(".elf"))

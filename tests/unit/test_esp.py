@@ -102,7 +102,7 @@ def test_esp_verb_reproducible_and_clean_failures(tmp_path: Path) -> None:
         (["--extra", f"{app}=EFI/BOOT/bootx64.efi"], "would replace an EFI boot file"),
         (["--extra", f"{app}=a", "--extra", f"{app}=A"], "is already given by --extra"),
         (["--extra", f"{tmp_path / 'nope'}=a"], "--extra " + str(tmp_path / "nope") + ": No such file"),
-        (["--size", "9M", "--extra", f"{app}=a", "--extra", f"{app}=b", "--size", "eight"],
+        (["--esp-size", "9M", "--extra", f"{app}=a", "--extra", f"{app}=b", "--esp-size", "eight"],
          "invalid size 'eight'"),
         ([], "nothing to put on the ESP"),
     ]:

@@ -103,3 +103,31 @@ def test_truncated_image_is_a_clean_error(tmp_path: Path, testdata: str) -> None
     proc = run("ls", str(bad), "/")
     err = proc.stderr.decode()
     assert proc.returncode == 1 and err.count("\n") == 1 and ("outside" in err or "not mapped" in err), err
+
+
+def test_info_on_a_file_that_is_not_a_disk_image(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_bytes(b"just some text, no partition table and no superblock\n" * 2000)
+    proc = run("info", str(junk))
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and not proc.stdout, proc.stdout
+    assert err == f"cloud-boot: error: {junk}: not a disk image: no partition table, and no filesystem or " \
+                  "container that diskfs recognises\n", err
+    empty = tmp_path / "empty.img"
+    empty.write_bytes(b"")
+    proc = run("info", str(empty))
+    assert proc.returncode == 1 and proc.stderr.decode().count("\n") == 1, proc.stderr
+
+
+def test_json_output(disk: str) -> None:
+    import json
+
+    info = json.loads(run("info", disk, "--json").stdout)
+    assert info["table"] == "gpt" and [p["type"] for p in info["partitions"]] == ["ext4", "xfs", "btrfs"]
+    assert json.loads(run("info", disk + "@3", "--json").stdout)["type"] == "btrfs"
+    names = [e["name"] for e in json.loads(run("ls", disk + "@1", "/etc", "--json").stdout)]
+    assert "hostname" in names
+    st = json.loads(run("stat", disk + "@2", "/etc/hostname", "--json").stdout)
+    assert st["size"] == 11 and st["type"] == "f"
+    link = json.loads(run("stat", disk + "@2", "/vmlinuz", "--json").stdout)
+    assert link["type"] == "l" and link["target"] == "boot/vmlinuz-6.12.117-amd64"

@@ -9,6 +9,7 @@ in REGRESSIONS below.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -93,6 +94,35 @@ def _alarm(signum, frame):
     raise Hang(f"no answer within {HANG_SECONDS} s: a loop?")
 
 
+@contextlib.contextmanager
+def bounded():
+    """The fuzzers' discipline around one mutated input: FsError is the expected way out, anything else
+    propagates (a bug), and HANG_SECONDS without an answer is a Hang."""
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(HANG_SECONDS)
+    try:
+        yield
+    except FsError:
+        pass
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def fuzz(run) -> None:
+    """`run(flips)` on EXAMPLES hypothesis examples, then (`make fuzz`) on new ones until FUZZ_SECONDS pass."""
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(FLIPS)
+    def prop(flips):
+        run(flips)
+
+    prop()
+    stop = time.monotonic() + FUZZ_SECONDS
+    while time.monotonic() < stop:
+        prop()
+
+
 def run_mutated(kind: str, flips: list[tuple[int, int, int]]) -> None:
     """Open and exercise the image with the flips applied; only FsError may come out."""
     meta = metadata(kind)
@@ -100,15 +130,10 @@ def run_mutated(kind: str, flips: list[tuple[int, int, int]]) -> None:
     for index, where, mask in flips:
         offset, length = meta[index % len(meta)]
         dev.flip(offset + where % length, mask)
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(HANG_SECONDS)
     try:
-        exercise(diskfs.open(dev))
-    except FsError:
-        pass
+        with bounded():
+            exercise(diskfs.open(dev))
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
         dev.close()
 
 
@@ -116,23 +141,9 @@ FLIPS = st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 1 << 16), st.
                  min_size=1, max_size=6)
 
 
-def _fuzz(kind: str):
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(FLIPS)
-    def prop(flips):
-        run_mutated(kind, flips)
-
-    return prop
-
-
 @pytest.mark.parametrize("kind", sorted(IMAGES))
 def test_fuzz_metadata(kind: str) -> None:
-    prop = _fuzz(kind)
-    prop()
-    stop = time.monotonic() + FUZZ_SECONDS
-    while time.monotonic() < stop:  # `make fuzz`: new random examples until the time is up
-        prop()
+    fuzz(lambda flips: run_mutated(kind, flips))
 
 
 # Crashes the fuzzer found, kept as regression tests: (filesystem, [(metadata block index, offset, xor mask)]).

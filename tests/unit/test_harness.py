@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 import sys
@@ -9,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.harness import console
 from cloudboot.harness.firmware import find_firmware
-from cloudboot.harness.pe import check_efi
-from cloudboot.harness.profiles import PROFILES, profile
 from cloudboot.harness.repl import FirmwareError, parse_response
+from cloudboot.image.pe import PeImage
 
 
 def _pe(tmp_path: Path, machine: int, magic: int = 0x20B, subsystem: int = 10) -> Path:
@@ -22,7 +23,8 @@ def _pe(tmp_path: Path, machine: int, magic: int = 0x20B, subsystem: int = 10) -
     data[:2] = b"MZ"
     struct.pack_into("<I", data, 0x3C, 0x80)
     data[0x80:0x84] = b"PE\0\0"
-    struct.pack_into("<H", data, 0x84, machine)
+    struct.pack_into("<HH", data, 0x84, machine, 0)  # no sections
+    struct.pack_into("<H", data, 0x94, 240)  # SizeOfOptionalHeader
     struct.pack_into("<H", data, 0x98, magic)
     struct.pack_into("<H", data, 0x98 + 68, subsystem)
     path = tmp_path / "app.efi"
@@ -30,18 +32,23 @@ def _pe(tmp_path: Path, machine: int, magic: int = 0x20B, subsystem: int = 10) -
     return path
 
 
+def check_efi(path: Path, arch: str) -> None:
+    PeImage(path.read_bytes(), str(path)).check_efi(arch)
+
+
 def test_check_efi_accepts_matching_machine(tmp_path: Path) -> None:
-    for arch, prof in PROFILES.items():
-        check_efi(_pe(tmp_path, prof.pe_machine), arch)
+    for arch in arches.ARCHES:
+        check_efi(_pe(tmp_path, arch.pe_machine), arch.name)
+        check_efi(_pe(tmp_path, arch.pe_machine), arch.go)
 
 
 @pytest.mark.parametrize(("kw", "reason"), [
-    ({"machine": 0xAA64}, "machine 0xaa64 (aarch64) does not match --arch x86_64"),
-    ({"machine": 0x8664, "magic": 0x10B}, "optional header magic 0x10b"),
-    ({"machine": 0x8664, "subsystem": 3}, "subsystem 3 is not an EFI application"),
+    ({"machine": 0xAA64}, "machine 0xaa64 (aarch64) is not x86_64's (0x8664)"),
+    ({"machine": 0x8664, "magic": 0x10B}, "not a PE32+ image: optional header magic 0x10b"),
+    ({"machine": 0x8664, "subsystem": 3}, "subsystem 3 is not an EFI application or driver"),
 ])
 def test_check_efi_refuses_with_reason(tmp_path: Path, kw: dict, reason: str) -> None:
-    with pytest.raises(CloudBootError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(CloudBootError, match=re.escape(reason)):
         check_efi(_pe(tmp_path, **kw), "x86_64")
 
 
@@ -83,10 +90,15 @@ def test_firmware_error_carries_type_and_traceback() -> None:
     assert err.exc_type == "KeyError" and "KeyError: 'k'" in str(err)
 
 
-def test_profiles_accept_debian_arch_names() -> None:
-    assert profile("amd64").arch == "x86_64" and profile("loong64").arch == "loongarch64"
-    with pytest.raises(CloudBootError, match="unsupported arch 'sparc'"):
-        profile("sparc")
+def test_machine_accepts_every_arch_spelling() -> None:
+    from cloudboot.harness.machine import Machine
+
+    for spelling, name in (("amd64", "x86_64"), ("x64", "x86_64"), ("loong64", "loongarch64")):
+        m = Machine(spelling)
+        m.kill()
+        assert m.arch == name
+    with pytest.raises(arches.ArchError, match="unknown architecture 'sparc'"):
+        Machine("sparc")
 
 
 def test_firmware_override_and_missing_file_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,24 +114,27 @@ def test_firmware_override_and_missing_file_messages(tmp_path: Path, monkeypatch
 
 
 def test_descriptor_discovery_finds_edk2_for_every_arch() -> None:
-    for arch in PROFILES:  # `make test` installs them first
+    for arch in arches.NAMES:  # `make test` installs them first
         fw = find_firmware(arch)
         assert fw.code.is_file() and fw.vars.is_file() and fw.descriptor is not None
 
 
 def test_command_line_devices_and_vars_copy(tmp_path: Path) -> None:
     from cloudboot.harness.machine import Machine
+    from tests.udifwrite import write
 
-    disk, qcow = tmp_path / "a.img", tmp_path / "b.qcow2"
+    disk, qcow, dmg = tmp_path / "a.img", tmp_path / "b.qcow2", tmp_path / "c.dmg"
     disk.write_bytes(bytes(4096))
     qcow.write_bytes(b"QFI\xfb" + bytes(4092))
-    m = Machine("riscv64", efi=tmp_path / "app.efi", append="x y", disks=[disk, qcow], nics=1)
+    write(disk, dmg, "UDZO")
+    m = Machine("riscv64", efi=tmp_path / "app.efi", append="x y", disks=[disk, qcow, dmg], nics=1)
     try:
         cmd = m.command()
         line = " ".join(cmd)
         assert cmd[cmd.index("-M") + 1] == "virt,acpi=off"
         assert "-kernel" in cmd and cmd[cmd.index("-append") + 1] == "x y"
         assert f"format=raw,file={disk}" in line and f"format=qcow2,file={qcow}" in line
+        assert f"format=dmg,file={dmg},readonly=on" in line  # content, not the name, tells the format
         # every disk has a boot index (OVMF connects only those once any device has one)
         assert "virtio-blk-pci,drive=d0,bootindex=1" in line and "virtio-blk-pci,drive=d1,bootindex=2" in line
         assert "virtio-net-pci,netdev=n0,romfile=" in line and "-net none" not in line
@@ -141,7 +156,7 @@ def test_command_line_devices_and_vars_copy(tmp_path: Path) -> None:
 
 def test_direct_kernel_boot_command_line(tmp_path: Path) -> None:
     """trial.machine: QEMU's own kernel boot (no EDK2), read-only disks with serial dN unless writable."""
-    from cloudboot.initramfs import trial
+    from cloudboot.harness import trial
 
     kernel, initrd, disk = tmp_path / "vmlinuz", tmp_path / "initrd", tmp_path / "d.img"
     for f in (kernel, initrd, disk):

@@ -1,12 +1,21 @@
 """cloudboot.init.cmdline: the original's tokenizer semantics (its own test cases, REFERENCE.md §1), values
-checked up front, durations."""
+checked up front, durations; the same grammar as the firmware's (bootplan.cmdline)."""
 
 from __future__ import annotations
 
 import pytest
 
+from bootplan import cmdline as portable
 from cloudboot.init import cmdline
 from cloudboot.init.errors import InitError
+from tests.portable.test_cmdline_arches import VECTORS
+
+
+@pytest.mark.parametrize("text, want", VECTORS)
+def test_init_reads_the_reference_vectors_as_the_firmware_does(text: str, want: dict[str, str]) -> None:
+    """REFERENCE §1's vectors: init's parse is the portable one (the firmware runs the same in QEMU)."""
+    assert cmdline.parse(text) == portable.parse(text) == want
+    assert cmdline.split(text) == portable.split(text)
 
 
 @pytest.mark.parametrize("text, tokens", [
@@ -46,7 +55,7 @@ def test_duration(text: str, seconds: float) -> None:
     assert cmdline.duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "5x", "s", "1m30", "-5s", "five"])
+@pytest.mark.parametrize("text", ["", "5x", "s", "1m30", "five", "1..2s"])
 def test_bad_duration(text: str) -> None:
     with pytest.raises(ValueError):
         cmdline.duration(text)
@@ -57,6 +66,8 @@ def test_check_accepts_good_values_and_warns_on_unknown_keys() -> None:
                         "cloudboot.disk.kernel=/boot/vmlinuz cloudboot.disk.wait=2s cloudboot.menu.timeout=1m "
                         "cloudboot.cosign=warn cloudboot.bogus=1 console=ttyS0 quiet")
     assert cmdline.check(cmd) == ["unknown key cloudboot.bogus='1' ignored"]
+    # the firmware's own keys are known (a CloudBootCmdline that carries them reaches init too)
+    assert cmdline.check(cmdline.parse("cloudboot.repl cloudboot.wait=0 cloudboot.lldp.wait=-1s")) == []
     for spec in ("/dev/vda2", "UUID=0123", "PARTLABEL=root", "PARTUUID=ab-cd", "tank/ROOT/debian"):
         assert cmdline.check({"cloudboot.disk": spec}) == []
 
@@ -69,6 +80,9 @@ def test_check_accepts_good_values_and_warns_on_unknown_keys() -> None:
     ("cloudboot.disk.fs=ntfs", ["ntfs", "'ext4', 'xfs', 'btrfs', 'zfs'"]),
     ("cloudboot.disk.kernel=boot/vmlinuz", ["absolute path"]),
     ("cloudboot.disk.wait=soon", ["not a duration"]),
+    ("cloudboot.disk.wait=-5s", ["cannot be negative"]),
+    ("cloudboot.menu.timeout=-1", ["cannot be negative"]),
+    ("cloudboot.wait=1s", ["whole number of milliseconds"]),
     ("cloudboot.menu=yes", ["'0', '1'"]),
     ("cloudboot.plan=", ["empty value"]),
     ("cloudboot.keymap=de", ["'fr-mac'"]),

@@ -16,8 +16,9 @@ import pytest
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
+from cloudboot.harness import trial
 from cloudboot.init.modules import load_order, module_name, parse_dep
-from cloudboot.initramfs import compress, cpio, trial
+from cloudboot.initramfs import compress, cpio
 from cloudboot.initramfs.build import build
 
 ARCH = "amd64"
@@ -172,7 +173,9 @@ def test_cli_bad_input(tmp_path: Path) -> None:
         return subprocess.run([sys.executable, "-m", "cloudboot", "initramfs", *args], capture_output=True, text=True)
 
     p = cli("--arch", "sparc64", "-o", str(tmp_path / "x.cpio.zst"))
-    assert p.returncode == 2 and "invalid choice: 'sparc64'" in p.stderr
+    assert p.returncode == 2 and "argument --arch: unknown architecture 'sparc64'" in p.stderr
+    p = cli("--arch", "loong64", "-o", str(tmp_path / "x.cpio.zst"))
+    assert p.returncode == 1 and "no initramfs for loongarch64" in p.stderr
     p = cli("--arch", "amd64", "-o", str(tmp_path / "x.img"))
     assert p.returncode == 1 and "cannot tell the compression from the name" in p.stderr
     p = cli("--arch", "amd64", "-o", str(tmp_path / "nodir" / "x.cpio"))

@@ -72,7 +72,9 @@ def test_command_lines_per_arch(fw: Path, tmp_path: Path) -> None:
     ({"target": 'a"b'}, "--target: unbalanced double quote"),
     ({"cmdline": "console=ttyS0\nx"}, "--cmdline: character '\\n' at offset 13 is not printable ASCII"),
     ({"extra_cmdline": "x" * 3000}, "the command line for x86_64 is 3020 characters"),
-    ({"exit": "halt"}, "--exit 'halt': want kexec or reboot"),
+    ({"exit": "halt"}, "--exit 'halt': want one of 'kexec', 'reboot'"),
+    ({"extra_cmdline": "cloudboot.exitt=kexec"}, "the command line for x86_64: unknown key cloudboot.exitt="),
+    ({"cmdline": "cloudboot.menu=2"}, "the command line for x86_64: bad kernel command line value cloudboot.menu="),
     ({"kernel_package": ["6.12.1-amd64"]}, "several arches get a UKI"),
     ({"kernel_package": ["loong64=7.2"], "arch": ["x86_64"]}, "loongarch64 gets no UKI"),
     ({"kernel_package": ["x86_64=bad version"]}, "want a kernel release"),
@@ -113,14 +115,14 @@ def test_outputs_and_firmware_checked(fw: Path, tmp_path: Path) -> None:
 
 
 def test_cli_checks_before_building(fw: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    """A bad flag is one line and status 1, and nothing is built or downloaded (the build is a tripwire)."""
+    """A bad flag is one line and status 1 (2: a usage error), and nothing is built or downloaded (the build is a tripwire)."""
     def tripwire(*a, **k):
         raise AssertionError("the build started before the inputs were checked")
 
     monkeypatch.setattr(medium_build, "build", tripwire)
-    for argv in (["--plan", "x"], ["--arch", "nope"], ["--metadata-url", "file:///etc/passwd"],
-                 ["--kernel-package", "1.0"]):
-        assert cli(["build", "--firmware-dir", str(fw), "-o", str(tmp_path / "b.iso"), *argv]) == 1
+    for argv, status in ((["--plan", "x"], 1), (["--arch", "nope"], 2), (["--metadata-url", "file:///etc/passwd"], 1),
+                         (["--kernel-package", "1.0"], 1)):
+        assert cli(["build", "--firmware-dir", str(fw), "-o", str(tmp_path / "b.iso"), *argv]) == status
         err = capsys.readouterr().err
         assert err.startswith("cloud-boot: error: ") and err.count("\n") == 1, err
 

@@ -110,14 +110,14 @@ def test_cosign_signs_we_verify(registry, cosign, tmp_path, capsys) -> None:
     verifier = Verifier.from_file(cosign["pub"])
     _, pinned, top, verified = resolve_verified(client(), parse(ref), "linux", "amd64", verifier, "enforce")
     assert verified and pinned.digest == top
-    code = main(["pull", ref, "-o", str(tmp_path / "out"), "--key", str(cosign["pub"])])
+    code = main(["pull", ref, "-d", str(tmp_path / "out"), "--cosign-key", str(cosign["pub"]), "--json"])
     assert code == 0 and json.loads(capsys.readouterr().out)["verified"] is True
 
 
 def test_we_sign_cosign_verifies(registry, cosign, tmp_path, capsys, monkeypatch) -> None:
     ref = push(registry, capsys, "sig/by-us", tmp_path)
     monkeypatch.setenv("COSIGN_PASSWORD", PASSWORD)
-    assert main(["sign-artifact", ref, "--key", str(cosign["key"])]) == 0
+    assert main(["sign-artifact", ref, "--cosign-key", str(cosign["key"])]) == 0
     printed = capsys.readouterr().out.strip()
     r = run_cosign(cosign, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", ref)
     assert r.returncode == 0, r.stderr
@@ -127,7 +127,7 @@ def test_we_sign_cosign_verifies(registry, cosign, tmp_path, capsys, monkeypatch
     idx = f"{registry.host}/sig/by-us:idx"
     assert main(["push", "index", idx, "-p", f"linux/amd64={ref}"]) == 0
     capsys.readouterr()
-    assert main(["sign-artifact", idx, "--key", str(cosign["key"])]) == 0
+    assert main(["sign-artifact", idx, "--cosign-key", str(cosign["key"])]) == 0
     capsys.readouterr()
     r = run_cosign(cosign, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", idx)
     assert r.returncode == 0, r.stderr
@@ -152,7 +152,7 @@ def test_tampering_refused_under_enforce(registry, cosign, tmp_path, capsys, mon
     logged = []
     _, _, _, verified = resolve_verified(c, ref, "linux", "amd64", verifier, "warn", logged.append)
     assert verified is False and "cosign (warn)" in logged[0]
-    code = main(["pull", str(ref), "-o", str(tmp_path / "o1"), "--key", str(cosign["pub"])])
+    code = main(["pull", str(ref), "-d", str(tmp_path / "o1"), "--cosign-key", str(cosign["pub"])])
     assert code == 1 and "no cosign signature" in capsys.readouterr().err
 
     # 2. a tampered signature: the annotation holds another key's signature

@@ -20,7 +20,7 @@ from oci.client import Client, check_manifest, is_index, parse_json_object, sele
 from oci.errors import BadReference, ManifestError, OciError
 from oci.ref import parse, parse_platform
 from oci.transport_cpython import Transport
-from tests.ociregistry import free_port
+from cloudboot.registry.local import free_port
 
 
 class MetaServer:

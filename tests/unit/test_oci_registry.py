@@ -18,7 +18,7 @@ from oci.errors import AuthError, DigestMismatch, NotFound, ServerError, TooLarg
 from oci.pull import first_layer, resolve_verified
 from oci.ref import parse
 from oci.transport_cpython import Transport
-from tests.ociregistry import PASSWORD, USER
+from cloudboot.registry.local import PASSWORD, USER
 
 PLAN = """
 default_target = "prod"
@@ -81,7 +81,7 @@ def test_artifact_round_trip(registry, payloads, tmp_path, capsys) -> None:
     assert c.fetch_blob_bytes(pinned, first_layer(manifest, oci.MT_CMDLINE)["digest"]) == b"console=ttyS0 quiet"
 
     # the CLI pull gives the same bytes
-    code, out, err = cli(capsys, "pull", ref, "-o", tmp_path / "cli")
+    code, out, err = cli(capsys, "pull", ref, "-d", tmp_path / "cli", "--json")
     assert code == 0, err
     assert json.loads(out)["files"] == ["vmlinuz", "initrd", "modules", "cmdline"]
     assert (tmp_path / "cli/vmlinuz").read_bytes() == k.read_bytes()
@@ -98,7 +98,7 @@ def test_plan_push_has_hcl_and_parsed_layers(registry, tmp_path, capsys) -> None
     plan = tmp_path / "prod.hcl"
     plan.write_text(PLAN)
     ref = f"{registry.host}/plans/prod:v1"
-    code, out, err = cli(capsys, "push", "plan", ref, "--file", plan)
+    code, out, err = cli(capsys, "push", "plan", ref, plan)
     assert code == 0, err
     c = client()
     manifest, pinned, _, _ = resolve_verified(c, parse(ref), "linux", "arm64")
@@ -111,7 +111,7 @@ def test_plan_push_has_hcl_and_parsed_layers(registry, tmp_path, capsys) -> None
 
     bad = tmp_path / "bad.hcl"
     bad.write_text('target "x" {\n  kernel = \n')
-    code, _, err = cli(capsys, "push", "plan", ref, "--file", bad)
+    code, _, err = cli(capsys, "push", "plan", ref, bad)
     assert code == 1 and err.startswith("cloud-boot: error: not pushing an invalid plan: bad.hcl:") and "\n" not in err
 
 
@@ -137,8 +137,10 @@ def test_multi_arch_index(registry, tmp_path, capsys) -> None:
         manifest, pinned, _, _ = resolve_verified(c, parse(ref), "linux", machine)
         data = c.fetch_blob_bytes(pinned, first_layer(manifest, oci.MT_KERNEL)["digest"])
         assert data == f"kernel for {arch}".encode() * 100
-    code, _, err = cli(capsys, "pull", ref, "-o", tmp_path / "x", "--platform", "linux/s390x")
-    assert code == 1 and "no manifest in index for linux/s390x" in err
+    code, _, err = cli(capsys, "pull", ref, "-d", tmp_path / "x", "--platform", "windows/x86_64")
+    assert code == 1 and "no manifest in index for windows/amd64" in err
+    code, _, err = cli(capsys, "pull", ref, "-d", tmp_path / "x", "--platform", "linux/s390x")
+    assert code == 2 and err.startswith("cloud-boot: error: argument --platform: unknown architecture 's390x'")
 
 
 def test_htpasswd_auth(registry_htpasswd, payloads, tmp_path, capsys, monkeypatch) -> None:
@@ -155,7 +157,7 @@ def test_htpasswd_auth(registry_htpasswd, payloads, tmp_path, capsys, monkeypatc
     # environment
     monkeypatch.setenv("REGISTRY_USERNAME", USER)
     monkeypatch.setenv("REGISTRY_PASSWORD", PASSWORD)
-    assert cli(capsys, "pull", ref, "-o", tmp_path / "env")[0] == 0
+    assert cli(capsys, "pull", ref, "-d", tmp_path / "env")[0] == 0
     monkeypatch.delenv("REGISTRY_USERNAME")
     monkeypatch.delenv("REGISTRY_PASSWORD")
     # docker config file
@@ -163,7 +165,7 @@ def test_htpasswd_auth(registry_htpasswd, payloads, tmp_path, capsys, monkeypatc
     auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     (tmp_path / "docker/config.json").write_text(json.dumps({"auths": {registry_htpasswd.host: {"auth": auth}}}))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
-    code, _, err = cli(capsys, "pull", ref, "-o", tmp_path / "cfg")
+    code, _, err = cli(capsys, "pull", ref, "-d", tmp_path / "cfg")
     assert code == 0, err
     assert (tmp_path / "cfg/vmlinuz").read_bytes() == k.read_bytes()
 
@@ -217,8 +219,8 @@ def test_distinct_errors(registry, fault_proxy, payloads, tmp_path, capsys) -> N
 
     # CLI: one line each, distinct
     messages = set()
-    for argv in (["pull", f"{registry.host}/errs/kernel:nope", "-o", tmp_path / "a"],
-                 ["pull", ref, "-o", tmp_path / "b", "--max-size", "100"]):
+    for argv in (["pull", f"{registry.host}/errs/kernel:nope", "-d", tmp_path / "a"],
+                 ["pull", ref, "-d", tmp_path / "b", "--max-size", "100"]):
         code, _, err = cli(capsys, *argv)
         assert code == 1 and "\n" not in err and "Traceback" not in err
         messages.add(err)
@@ -240,7 +242,7 @@ def test_tampered_blob_is_never_used(registry, payloads, tmp_path, capsys) -> No
     with pytest.raises(DigestMismatch, match="digest mismatch"):
         c.fetch_blob_to_path(pinned, layer["digest"], str(target), size=layer["size"])
     assert not target.exists() and not (tmp_path / "vmlinuz.part").exists()
-    code, _, err = cli(capsys, "pull", ref, "-o", tmp_path / "cli")
+    code, _, err = cli(capsys, "pull", ref, "-d", tmp_path / "cli")
     assert code == 1 and "blob digest mismatch" in err
     assert not (tmp_path / "cli/vmlinuz").exists()
 
@@ -252,7 +254,7 @@ def test_modpack(registry, tmp_path, capsys) -> None:
     (src / "modules.dep").write_text("kernel/drivers/net/virtio_net.ko:\n")
     (src / "build").symlink_to("/usr/src/linux-headers-6.12.0-test")
     out = tmp_path / "mods.cpio.gz"
-    code, printed, err = cli(capsys, "push", "modpack", "--src", src, "-o", out,
+    code, printed, err = cli(capsys, "push", "modpack", src, "-o", out,
                              "--push", f"{registry.host}/boot/modules:6.12.0-test")
     assert code == 0, err
     assert printed.startswith(f"{registry.host}/boot/modules:6.12.0-test@sha256:")

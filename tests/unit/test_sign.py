@@ -66,3 +66,43 @@ def test_non_rsa_key_and_garbage_refused(tmp_path: Path, app: Path) -> None:
                 str(tmp_path / "o.efi"))
     assert proc.returncode == 1 and "cannot load the signing key" in proc.stderr
     assert not (tmp_path / "o.efi").exists()
+
+
+def test_genkey_key_is_private_from_creation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """genkey's db.key is created 0600 and never has group/other bits, even under umask 0 (no chmod after the
+    fact); db.crt is 0644; the pair signs."""
+    import os
+    import stat
+
+    from cloudboot.cli import main
+
+    created: list[tuple[str, int]] = []
+    chmods: list[tuple[str, int]] = []
+    real_open, real_chmod = os.open, os.chmod
+
+    def spy_open(path, flags, mode=0o777, *a, **kw):
+        if flags & os.O_CREAT:
+            created.append((os.path.basename(os.fsdecode(path)), mode))
+        return real_open(path, flags, mode, *a, **kw)
+
+    def spy_chmod(path, mode, *a, **kw):
+        chmods.append((os.path.basename(os.fsdecode(path)), mode))
+        return real_chmod(path, mode, *a, **kw)
+
+    monkeypatch.setattr(os, "open", spy_open)
+    monkeypatch.setattr(os, "chmod", spy_chmod)
+    old_umask = os.umask(0)
+    try:
+        assert main(["genkey", "-d", str(tmp_path), "--cn", "mode test"]) == 0
+    finally:
+        os.umask(old_umask)
+        monkeypatch.undo()
+    key_files = [(n, m) for n, m in created if n == "db.key" or n.startswith(".db.key.")]
+    assert key_files and all(m & 0o077 == 0 for _, m in key_files), created
+    assert all(m & 0o077 == 0 for n, m in chmods if "db.key" in n), chmods
+    assert stat.S_IMODE((tmp_path / "db.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "db.crt").stat().st_mode) == 0o644
+    key = serialization.load_pem_private_key((tmp_path / "db.key").read_bytes(), None)
+    cert = x509.load_pem_x509_certificate((tmp_path / "db.crt").read_bytes())
+    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+    assert "CN=mode test" in capsys.readouterr().out

@@ -179,7 +179,7 @@ def test_refusals(tmp_path: Path, stub: Path, inputs: dict[str, Path]) -> None:
     _refused(tmp_path, ["--stub", str(stub), *linux, "--section", ".a:x", "--section", ".a:y"],
              "duplicate section '.a'")
     _refused(tmp_path, ["--stub", str(stub), *linux, "--section", "novalue"], "invalid --section 'novalue'")
-    _refused(tmp_path, ["--stub", str(inputs["initrd1"]), *linux], "not a PE image (no MZ header)")
+    _refused(tmp_path, ["--stub", str(inputs["initrd1"]), *linux], "not a PE32+ image: no MZ header at offset 0")
     _refused(tmp_path, ["--stub", str(tmp_path / "missing.efi"), *linux], "missing.efi: No such file")
     _refused(tmp_path, ["--stub", str(stub), "--linux", str(tmp_path)], "is a directory")
     _refused(tmp_path, ["--stub", str(stub), *linux, "--sbat", str(inputs["extra"])], "not SBAT data")
@@ -197,8 +197,8 @@ def test_fuzz_inspect_only_clean_errors(tmp_path: Path, stub: Path) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from cloudboot.commands.inspect import describe
     from cloudboot.errors import CloudBootError
+    from cloudboot.image.describe import describe
 
     original = stub.read_bytes()
     target = tmp_path / "fuzz.efi"

@@ -30,7 +30,7 @@ def uki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     proc = _cli("uki", "--stub", str(stub), "--linux", str(d / "vmlinuz"), "--initrd", str(d / "initrd"),
                 "--cmdline", "console=ttyS0", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
-    proc = _cli("genkey", "-o", str(d), "--cn", "cloud-boot uki test")
+    proc = _cli("genkey", "-d", str(d), "--cn", "cloud-boot uki test")
     assert proc.returncode == 0, proc.stderr
     return out, d / "db.key", d / "db.crt"
 

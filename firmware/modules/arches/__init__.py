@@ -16,21 +16,26 @@ class Arch:
 
     name: UEFI/QEMU/`uname -m` name; go: Go's and OCI's (`platform.architecture`, plan `arch`); debian: the
     Debian port; efi_suffix: the part of `\\EFI\\BOOT\\BOOT<suffix>.EFI`; pe_machine: PE/COFF Machine;
-    qemu/machine/cpu/memory_mb: how QEMU runs it; linux_console: the serial console Linux names;
-    linux_machine_options: what a Linux guest needs added to `-M`; zig_target/cflags: the firmware's C
-    compiler target; kernel_suite: where Debian ships a kernel for it; init: whether Debian ships what the
+    elf_machine/elf_relative: ELF e_machine and the R_*_RELATIVE relocation type; qemu/machine/cpu/memory_mb:
+    how QEMU runs it; qemu_package/edk2_package: the Debian packages with that QEMU and its EDK2 build;
+    linux_console: the serial console Linux names; linux_machine_options: what a Linux guest needs added to
+    `-M`; zig_target/cflags: the firmware's C compiler target; kernel_suite: where we take Debian's kernel
+    (and the init's packages) for it, kernel_package its metapackage; init: whether Debian ships what the
     Linux init path needs (CPython, cryptography, kernel modules) for it.
     """
 
-    def __init__(self, name, go, debian, efi_suffix, pe_machine, qemu, machine, cpu, linux_console,
-                 zig_target, cflags, kernel_suite, init, aliases, linux_machine_options="", memory_mb=1024):
+    def __init__(self, name, go, debian, efi_suffix, pe_machine, elf, qemu, machine, cpu, packages,
+                 linux_console, zig_target, cflags, kernel_suite, init, aliases, linux_machine_options="",
+                 memory_mb=1024):
         self.name = name
         self.go = go
         self.debian = debian
         self.efi_suffix = efi_suffix
         self.efi_name = "BOOT" + efi_suffix + ".EFI"
         self.pe_machine = pe_machine
+        self.elf_machine, self.elf_relative = elf
         self.qemu = qemu
+        self.qemu_package, self.edk2_package = packages
         self.machine = machine
         self.cpu = cpu
         self.memory_mb = memory_mb
@@ -39,6 +44,7 @@ class Arch:
         self.zig_target = zig_target
         self.cflags = cflags
         self.kernel_suite = kernel_suite
+        self.kernel_package = "linux-image-" + debian
         self.init = init
         self.aliases = aliases
 
@@ -55,17 +61,21 @@ class Arch:
 
 
 ARCHES = (
-    Arch("x86_64", "amd64", "amd64", "X64", 0x8664, "qemu-system-x86_64", "q35", (), "ttyS0",
-         "x86_64-linux-none", ("-mno-red-zone",), "trixie", True, ("x64",)),
-    Arch("aarch64", "arm64", "arm64", "AA64", 0xAA64, "qemu-system-aarch64", "virt", ("-cpu", "cortex-a57"),
-         "ttyAMA0", "aarch64-linux-none", ("-mstrict-align",), "trixie", True, ("aa64",)),
+    Arch("x86_64", "amd64", "amd64", "X64", 0x8664, (62, 8), "qemu-system-x86_64", "q35", (),
+         ("qemu-system-x86", "ovmf"), "ttyS0", "x86_64-linux-none", ("-mno-red-zone",), "trixie", True, ("x64",)),
+    Arch("aarch64", "arm64", "arm64", "AA64", 0xAA64, (183, 1027), "qemu-system-aarch64", "virt",
+         ("-cpu", "cortex-a57"), ("qemu-system-arm", "qemu-efi-aarch64"), "ttyAMA0", "aarch64-linux-none",
+         ("-mstrict-align",), "trixie", True, ("aa64",)),
     # riscv64 Linux needs ACPI off: its EFI stub otherwise generates an empty DTB and the guest resets.
-    Arch("riscv64", "riscv64", "riscv64", "RISCV64", 0x5064, "qemu-system-riscv64", "virt", (), "ttyS0",
-         "riscv64-linux-none", (), "trixie", True, (), linux_machine_options="acpi=off"),
+    # Its packages come from sid: trixie's riscv64 index is broken on the archive we use (TOOLCHAIN-NOTES §6).
+    Arch("riscv64", "riscv64", "riscv64", "RISCV64", 0x5064, (243, 3), "qemu-system-riscv64", "virt", (),
+         ("qemu-system-riscv", "qemu-efi-riscv64"), "ttyS0", "riscv64-linux-none", (), "sid", True, (),
+         linux_machine_options="acpi=off"),
     # LSX/LASX trap (#SXD) in UEFI context: the firmware does not enable the vector units. Debian's loong64
     # kernel is in sid only, and the init's Python packages are not built there yet.
-    Arch("loongarch64", "loong64", "loong64", "LOONGARCH64", 0x6264, "qemu-system-loongarch64", "virt",
-         ("-cpu", "la464"), "ttyS0", "loongarch64-linux-none", ("-mno-lsx", "-mno-lasx"), "sid", False, ()),
+    Arch("loongarch64", "loong64", "loong64", "LOONGARCH64", 0x6264, (258, 3), "qemu-system-loongarch64", "virt",
+         ("-cpu", "la464"), ("qemu-system-misc", "qemu-efi-loongarch64"), "ttyS0", "loongarch64-linux-none",
+         ("-mno-lsx", "-mno-lasx"), "sid", False, ()),
 )
 
 NAMES = tuple(a.name for a in ARCHES)
@@ -85,7 +95,10 @@ def known():
 
 
 def get(name):
-    """The Arch for any of its spellings (case-insensitive, surrounding blanks ignored); ArchError otherwise."""
+    """The Arch for any of its spellings (case-insensitive, surrounding blanks ignored) or an Arch itself;
+    ArchError otherwise."""
+    if isinstance(name, Arch):
+        return name
     key = (name or "").strip().lower() if isinstance(name, str) else name
     arch = _BY_SPELLING.get(key)
     if arch is None:
@@ -93,12 +106,24 @@ def get(name):
     return arch
 
 
-def by_pe_machine(machine):
-    """The Arch whose PE/COFF Machine is `machine`, or None."""
+def go_name(name):
+    """Go's (OCI's, plans') spelling of a known architecture; any other name unchanged (an OCI index may list
+    platforms we do not boot, and a plan's own check names a bad `arch` better than we could here)."""
+    arch = _BY_SPELLING.get(name.strip().lower()) if isinstance(name, str) else None
+    return arch.go if arch else name
+
+
+def find(field, value):
+    """The Arch whose `field` (e.g. `pe_machine`, `elf_machine`) is `value`, or None."""
     for a in ARCHES:
-        if a.pe_machine == machine:
+        if getattr(a, field) == value:
             return a
     return None
+
+
+def by_pe_machine(machine):
+    """The Arch whose PE/COFF Machine is `machine`, or None."""
+    return find("pe_machine", machine)
 
 
 def select(spec):

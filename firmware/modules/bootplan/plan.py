@@ -12,14 +12,15 @@ Unlike the original, a local may use other locals (in any order; cycles are repo
 and a plan without default_target whose arch has exactly one target boots that target.
 """
 
+import arches
 from bootplan import PlanError, quote
+from bootplan.cmdline import duration
 from bootplan.expr import Expr, Scope, format_number, get_attr, type_name
 
 FORMAT = "cloud-boot.plan.v1"
 HCL_MEDIA_TYPE = "application/vnd.cloud-boot.plan.v1+hcl"  # the original's plan layer (REFERENCE §2.1)
 PARSED_MEDIA_TYPE = "application/vnd.cloud-boot.plan.v1+json"  # ours: the parsed form, for the firmware
-ARCHES = ("amd64", "arm64", "riscv64", "loong64")  # Go's names, as plans and OCI platforms spell them
-ARCH_ALIASES = {"x86_64": "amd64", "x64": "amd64", "aarch64": "arm64", "loongarch64": "loong64"}
+ARCHES = tuple([a.go for a in arches.ARCHES])  # Go's names, as plans and OCI platforms spell them
 LLDP_KEYS = ("chassis_id", "port_id", "system_name", "system_desc", "port_desc", "mgmt_addr")
 SELF_KEYS = ("name", "arch", "version")
 OCI_FIELDS = ("index", "kernel", "initrd", "modules")
@@ -37,9 +38,8 @@ SAMPLE_LLDP = {"chassis_id": "00:00:5e:00:53:01", "port_id": "Ethernet1", "syste
 
 
 def canonical_arch(arch):
-    """Go's name for an architecture (`x86_64` -> `amd64`, `aarch64` -> `arm64`); others unchanged."""
-    arch = (arch or "").strip().lower()
-    return ARCH_ALIASES.get(arch, arch)
+    """Go's name for an architecture (`x86_64` -> `amd64`, `aarch64` -> `arm64`); others lowercased."""
+    return arches.go_name((arch or "").strip().lower())
 
 
 def lldp_object(values=None):
@@ -59,7 +59,7 @@ def lldp_object(values=None):
 
 def parse_duration(value):
     """A menu timeout in seconds: a number, a bare integer string ("12"), a Go duration ("5s", "1m30s",
-    "1.5s", "500ms") or "" (0)."""
+    "1.5s", "500ms"; bootplan.cmdline's grammar, the command line's) or "" (0); never negative."""
     if value is None:
         return 0
     if type_name(value) == "number":
@@ -71,42 +71,15 @@ def parse_duration(value):
     text = value.strip()
     if text == "":
         return 0
-    if _all_digits(text):
-        return int(text)
-    units = (("ns", 1e-9), ("us", 1e-6), ("\u00b5s", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600))
-    total = 0
-    i = 0
-    n = len(text)
-    bad = PlanError("timeout %s is not a duration (like 5s, 1m30s, or a number of seconds)" % quote(value))
-    if text == "0":
-        return 0
-    while i < n:
-        j = i
-        while j < n and (("0" <= text[j] <= "9") or text[j] == "."):
-            j += 1
-        if j == i or text[i:j].count(".") > 1 or text[i:j] == ".":
-            raise bad
-        number = float(text[i:j])
-        for unit, scale in units:
-            if text[j:j + len(unit)] == unit:
-                # "m" must not swallow the "m" of "ms"
-                if unit == "m" and text[j:j + 2] == "ms":
-                    continue
-                total += number * scale
-                i = j + len(unit)
-                break
-        else:
-            raise bad
+    try:
+        total = duration(text) if text[0] not in "+-" else -1
+    except ValueError:
+        total = -1
+    if total < 0:
+        raise PlanError("timeout %s is not a duration (like 5s, 1m30s, or a number of seconds)" % quote(value))
     if total == int(total):
         return int(total)
     return total
-
-
-def _all_digits(text):
-    for c in text:
-        if not ("0" <= c <= "9"):
-            return False
-    return text != ""
 
 
 # ---- the parsed form ------------------------------------------------------------------------------------------

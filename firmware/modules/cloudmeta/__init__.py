@@ -22,7 +22,6 @@ from oci.errors import TransportError
 
 BODY_MAX = 1 << 20
 ERROR_BODY_MAX = 4096
-_REDIRECTS = (301, 302, 303, 307, 308)
 MAX_DEPTH = 8
 
 
@@ -108,31 +107,14 @@ class Fetcher(http.Retrying):
         self.transport = transport
         self.max_redirects = max_redirects
 
-    def _once(self, method, url, headers, body):
-        first = http.origin(url)
-        for _ in range(self.max_redirects + 1):
-            resp = self.transport.request(method, url, headers, body)
-            if resp.status not in _REDIRECTS:
-                return resp
-            location = resp.headers.get("location")
-            http.drain(resp)
-            if not location:
-                raise MetadataError("%s: redirect without Location" % url, resp.status)
-            url = http.resolve(url, location)
-            if http.origin(url) != first and "Authorization" in headers:
-                headers = dict(headers)
-                del headers["Authorization"]
-            if resp.status == 303:
-                method, body = "GET", None
-        raise MetadataError("%s: too many redirects" % url, 310)
-
     def request(self, method, url, headers, body=None, cap=BODY_MAX):
         """(status, headers, body bytes) after retries; TransportError/5xx that persist raise MetadataError."""
         what = "%s %s" % (method, url)
 
         def once():
             # The body is read inside the attempt: a transport error halfway through it is retried too.
-            resp = self._once(method, url, headers, body)
+            resp = http.follow_redirects(self.transport, method, url, headers, body, self.max_redirects,
+                                         MetadataError)
             data, truncated = http.read_capped(resp, cap)
             resp.close()
             whole = http.BytesResponse(resp.status, resp.headers, data)

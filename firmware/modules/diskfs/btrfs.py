@@ -116,6 +116,23 @@ class Chunk:
             self.copies, self.parity = 1, 0
 
 
+def csum(ctype, data):
+    """The btrfs checksum of data as stored, for checksum type `ctype` (None when this runtime cannot compute it:
+    MicroPython's hashlib has no blake2b)."""
+    if ctype == 0:
+        return struct.pack("<I", crc32c(data))
+    if ctype == 1:
+        return struct.pack("<Q", xxhash64(data))
+    import hashlib
+
+    if ctype == 2:
+        return hashlib.sha256(data).digest()
+    try:
+        return hashlib.blake2b(data, digest_size=32).digest()
+    except (AttributeError, TypeError):
+        return None
+
+
 class Btrfs(FsBase):
     """A btrfs filesystem over one or more devices."""
 
@@ -240,19 +257,7 @@ class Btrfs(FsBase):
         return got is None or got == bytes(want[:len(got)])
 
     def _csum(self, ctype, data):
-        """The checksum of data as stored (None when this runtime cannot compute it)."""
-        if ctype == 0:
-            return struct.pack("<I", crc32c(data))
-        if ctype == 1:
-            return struct.pack("<Q", xxhash64(data))
-        import hashlib
-
-        if ctype == 2:
-            return hashlib.sha256(data).digest()
-        try:
-            return hashlib.blake2b(data, digest_size=32).digest()
-        except (AttributeError, TypeError):  # MicroPython's hashlib has no blake2b: not verified
-            return None
+        return csum(ctype, data)
 
     # ---- chunks and logical addresses ----
     def _add_chunk(self, buf, pos, logical, end):

@@ -84,16 +84,16 @@ _POLY = 0x82F63B78  # CRC-32C, bit-reflected
 _SECTOR_MAPS = {}  # sector size -> (translate tables, tables of the final map), or False
 
 
-def _mulmod(a, b):
-    """a * b in GF(2)[X] modulo the CRC-32C polynomial, both in the bit-reflected form of CRC values (X^0 is
-    0x80000000): the multiplication zlib's crc32_combine uses."""
+def mulmod(a, b, poly=_POLY):
+    """a * b in GF(2)[X] modulo a CRC-32 polynomial (CRC-32C's by default), both in the bit-reflected form of CRC
+    values (X^0 is 0x80000000): the multiplication zlib's crc32_combine uses."""
     p = 0
     m = 0x80000000
     while m:
         if a & m:
             p ^= b
         m >>= 1
-        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+        b = (b >> 1) ^ poly if b & 1 else b >> 1
     return p
 
 
@@ -130,7 +130,7 @@ def _sector_maps(sector):
     for j in range(32):
         v = 1 << j
         for _ in range(k):
-            v = _mulmod(v, v)
+            v = mulmod(v, v)
         cols.append(v)
     # invert phi^k (Gaussian elimination over GF(2)); squaring is invertible when the polynomial is squarefree
     pivots = {}  # top bit -> (image, preimage)
@@ -158,10 +158,10 @@ def _sector_maps(sector):
     tr = [[bytes((inv_t[b][x] >> (8 * o)) & 0xFF for x in range(256)) for o in range(4)] for b in range(4)]
     g = 1 << 30  # X, then X^(8 * sector) = X^(2^(k + 5))
     for _ in range(k + 5):
-        g = _mulmod(g, g)
+        g = mulmod(g, g)
     final = []
     for j in range(32):
-        v, out = _mulmod(1 << j, g), 0
+        v, out = mulmod(1 << j, g), 0
         for bit in range(32):
             if v >> bit & 1:
                 out ^= inv[bit]

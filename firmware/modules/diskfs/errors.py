@@ -46,3 +46,18 @@ def corrupt(device, structure, offset, detail):
     if offset is None:
         return Corrupt("%s: %s: %s" % (device, structure, detail), structure, None)
     return Corrupt("%s: %s at byte %d (0x%x): %s" % (device, structure, offset, offset, detail), structure, offset)
+
+
+def check_incompat(device, fs, bits, table):
+    """GRUB's allow-list for incompat feature bits. `table` maps bit -> (name, readable, why): the first set
+    bit marked unreadable raises Unsupported("<device>: <fs> incompat 0x<bit> (<name>) unsupported: <why>"),
+    then set bits the table does not know raise "<device>: <fs> incompat 0x<bits> unknown to this reader"."""
+    known = 0
+    for bit in sorted(table):
+        known |= bit
+        name, readable, why = table[bit]
+        if bits & bit and not readable:
+            raise Unsupported("%s: %s incompat 0x%x (%s) unsupported: %s" % (device, fs, bit, name, why), name)
+    if bits & ~known:
+        raise Unsupported("%s: %s incompat 0x%x unknown to this reader" % (device, fs, bits & ~known),
+                          "incompat 0x%x" % (bits & ~known))

@@ -4,8 +4,9 @@
 blocks (looked up per run, never flattened); inline data; linear and htree directories (htree read linearly,
 as GRUB does: the leaves hold every entry); fast and slow symlinks; sparse and huge files; metadata_csum
 (superblock, group descriptors, inodes, extent blocks, directory leaves and htree nodes: a mismatch is Corrupt)
-and gdt_csum. A journal that needs recovery is replayed in memory (committed transactions only, revokes
-honoured), so a filesystem from a crashed system reads as the kernel would see it after mounting.
+and gdt_csum. A journal that needs recovery is replayed in memory by diskfs.jbd2 (committed transactions
+only, revokes honoured), so a filesystem from a crashed system reads as the kernel would see it after
+mounting.
 
 Incompat features are an explicit allow-list with the reason for each (GRUB's way), so an image using
 anything else fails by name.
@@ -13,9 +14,10 @@ anything else fails by name.
 
 import struct
 
+from diskfs import jbd2
 from diskfs.checksum import crc16, crc32c_raw
-from diskfs.errors import NotFound, Unsupported, corrupt
-from diskfs.fsbase import FsBase, InodeBase
+from diskfs.errors import NotFound, Unsupported, check_incompat, corrupt
+from diskfs.fsbase import CACHE_BLOCKS, FsBase, InodeBase
 
 MAGIC = 0xEF53
 # incompat bit -> (name, readable?, why)
@@ -51,8 +53,6 @@ ENCRYPT_FL, INDEX_FL, HUGE_FILE_FL, EXTENTS_FL, EA_INODE_FL, INLINE_DATA_FL = (0
 EXTENT_MAGIC = 0xF30A
 MAX_EXTENT_DEPTH = 5
 MAX_SYMLINK = 4096
-CACHE_BLOCKS = 64
-JBD2_MAGIC = 0xC03B3998
 
 
 def _name(raw):
@@ -95,8 +95,7 @@ class Ext4(FsBase):
     def __init__(self, dev, verify: bool = True):
         self.dev = dev
         self.verify = verify
-        self._cache = {}
-        self._cache_order = []
+        self._cache_clear()
         self._extents_ok = {}  # (byte offset, inode) -> the cached block whose checksum was verified (once per block)
         self._groups = {}
         self.journal_replayed = 0
@@ -105,18 +104,11 @@ class Ext4(FsBase):
             overlay = self._replay_journal()
             if overlay:
                 self.dev = overlay
-                self._cache, self._cache_order, self._groups = {}, [], {}
+                self._cache_clear()
+                self._groups = {}
                 self._parse_super(self._raw(1024, 1024))
 
     # ---- superblock ----
-    def _raw(self, offset, length):
-        if offset < 0 or offset + length > self.dev.size:
-            raise corrupt(self.dev.name, "ext4 read", offset, "%d bytes past the end of the %d-byte device"
-                          % (length, self.dev.size))
-        buf = bytearray(length)
-        self.dev.readinto(offset, buf)
-        return buf
-
     def _parse_super(self, sb):
         name = self.dev.name
         if struct.unpack_from("<H", sb, 56)[0] != MAGIC:
@@ -133,16 +125,7 @@ class Ext4(FsBase):
         self.block_size = bs = 1024 << log_bs
         self.inode_size = struct.unpack_from("<H", sb, 88)[0] if self.rev else 128
         self.first_ino = struct.unpack_from("<I", sb, 84)[0] if self.rev else 11
-        for bit in sorted(INCOMPAT):
-            if self.incompat & bit and not INCOMPAT[bit][1]:
-                raise Unsupported("%s: ext4 incompat 0x%x (%s) unsupported: %s"
-                                  % (name, bit, INCOMPAT[bit][0], INCOMPAT[bit][2]), INCOMPAT[bit][0])
-        known = 0
-        for bit in INCOMPAT:
-            known |= bit
-        if self.incompat & ~known:
-            raise Unsupported("%s: ext4 incompat 0x%x unknown to this reader" % (name, self.incompat & ~known),
-                              "incompat 0x%x" % (self.incompat & ~known))
+        check_incompat(name, "ext4", self.incompat, INCOMPAT)
         self.is64 = bool(self.incompat & INC_64BIT)
         self.desc_size = struct.unpack_from("<H", sb, 254)[0] if self.is64 else 32
         self.blocks_count = blocks_lo | ((struct.unpack_from("<I", sb, 336)[0] << 32) if self.is64 else 0)
@@ -201,10 +184,7 @@ class Ext4(FsBase):
             raise corrupt(self.dev.name, what, None, "block %d is outside the filesystem (%d blocks)"
                           % (n, self.blocks_count))
         data = self._raw(n * self.block_size, self.block_size)
-        if len(self._cache_order) >= CACHE_BLOCKS:
-            self._cache.pop(self._cache_order.pop(0), None)
-        self._cache[n] = data
-        self._cache_order.append(n)
+        self._cache_put(n, data)
         return data
 
     def _has_super(self, group):
@@ -645,182 +625,22 @@ class Ext4(FsBase):
             raise Unsupported("%s: needs_recovery with an external journal device" % name, "journal_dev")
         jnode = self.inode(self.journal_inum)
         bs = self.block_size
-        jmap = {}
+        offsets = {}
 
-        def jblock(n):
-            """Device offset of journal block n."""
-            got = jmap.get(n)
+        def locate(n):
+            """Device offset of journal block n (the journal is a file: its extents say where)."""
+            got = offsets.get(n)
             if got is None:
                 for length, src in self.runs(jnode, n * bs, bs):
                     if src is None or length != bs:
                         raise corrupt(name, "jbd2 journal", None, "journal block %d is a hole" % n)
                     got = src
-                if len(jmap) > 4096:
-                    jmap.clear()
-                jmap[n] = got
+                if len(offsets) > 4096:
+                    offsets.clear()
+                offsets[n] = got
             return got
 
-        jsb = self._raw(jblock(0), bs)
-        magic, btype = struct.unpack_from(">II", jsb, 0)
-        if magic != JBD2_MAGIC or btype not in (3, 4):
-            raise corrupt(name, "jbd2 superblock", jblock(0), "bad magic or block type")
-        jbs, maxlen, first, seq, start = struct.unpack_from(">IIIII", jsb, 12)
-        compat, incompat, _ = struct.unpack_from(">III", jsb, 0x24) if btype == 4 else (0, 0, 0)
-        if jbs != bs or maxlen * bs > jnode.size + bs or first < 1 or first >= maxlen:
-            raise corrupt(name, "jbd2 superblock", jblock(0), "block size %d, %d blocks, first %d"
-                          % (jbs, maxlen, first))
-        if not start:
-            return None  # the journal is empty: nothing was left unapplied
-        if incompat & 0x20:
-            raise Unsupported("%s: the journal needs fast-commit replay" % name, "jbd2 fast_commit")
-        if incompat & ~(0x1 | 0x2 | 0x4 | 0x8 | 0x10):
-            raise Unsupported("%s: jbd2 incompat 0x%x" % (name, incompat), "jbd2 incompat")
-        csum3, csum2, is64 = bool(incompat & 0x10), bool(incompat & 0x8), bool(incompat & 0x2)
-        jseed = crc32c_raw(0xFFFFFFFF, jsb[0x30:0x40])
-        if (csum2 or csum3) and self.verify:
-            c = crc32c_raw(0xFFFFFFFF, jsb[:0xFC] + b"\0\0\0\0" + jsb[0x100:1024])
-            if c != struct.unpack_from(">I", jsb, 0xFC)[0]:
-                raise corrupt(name, "jbd2 superblock", jblock(0), "checksum mismatch")
-        if csum3:
-            tag_size = 16
-        else:
-            tag_size = (12 if is64 else 8) + (2 if csum2 else 0)
-        tail = 4 if (csum2 or csum3) else 0
-
-        def nxt(b):
-            b += 1
-            return first if b >= maxlen else b
-
-        # pass 1: walk the log, transactions in order until one is not committed; collect what they wrote
-        transactions = []  # (sequence, [(fs block, journal block, escaped, tag csum)], [revoked fs blocks])
-        block = start
-        steps = 0
-        writes, revokes = [], []
-        while True:
-            hdr = self._raw(jblock(block), bs)
-            m, kind, hseq = struct.unpack_from(">III", hdr, 0)
-            if m != JBD2_MAGIC or hseq != seq:
-                break
-            steps += 1
-            if steps > maxlen:
-                raise corrupt(name, "jbd2 journal", jblock(block), "the log does not end")
-            if kind == 1:  # descriptor
-                if tail and self.verify and crc32c_raw(jseed, hdr[:bs - 4] + b"\0\0\0\0") != \
-                        struct.unpack_from(">I", hdr, bs - 4)[0]:
-                    break  # a stale descriptor: the log ends here
-                pos = 12
-                dblock = block
-                while pos + tag_size <= bs - tail:
-                    if csum3:
-                        lo, flags, hi, tsum = struct.unpack_from(">IIII", hdr, pos)
-                    else:
-                        lo, tsum, flags = struct.unpack_from(">IHH", hdr, pos)
-                        hi = struct.unpack_from(">I", hdr, pos + 8)[0] if is64 else 0
-                    pos += tag_size
-                    if not flags & 0x2:
-                        pos += 16  # the journal UUID
-                    dblock = nxt(dblock)
-                    steps += 1
-                    writes.append((lo | (hi << 32) if is64 else lo, dblock, bool(flags & 0x1), tsum, flags))
-                    if flags & 0x8:
-                        break
-                block = nxt(dblock)
-                continue
-            if kind == 2:  # commit
-                if tail and self.verify:
-                    c = crc32c_raw(jseed, hdr[:16] + b"\0\0\0\0" + hdr[20:])
-                    if struct.unpack_from(">I", hdr, 16)[0] != c:
-                        break  # a torn commit: this transaction did not happen
-                transactions.append((seq, writes, revokes))
-                writes, revokes = [], []
-                seq = (seq + 1) & 0xFFFFFFFF
-                block = nxt(block)
-                continue
-            if kind == 5:  # revoke
-                if tail and self.verify and crc32c_raw(jseed, hdr[:bs - 4] + b"\0\0\0\0") != \
-                        struct.unpack_from(">I", hdr, bs - 4)[0]:
-                    break
-                count = struct.unpack_from(">I", hdr, 12)[0]
-                rsize = 8 if is64 else 4
-                if count > bs - tail or count < 16:
-                    raise corrupt(name, "jbd2 revoke block", jblock(block), "%d bytes of records" % count)
-                for p in range(16, count - rsize + 1, rsize):
-                    revokes.append(struct.unpack_from(">Q" if is64 else ">I", hdr, p)[0])
-                block = nxt(block)
-                continue
-            raise corrupt(name, "jbd2 journal", jblock(block), "block type %d inside the log" % kind)
-        # pass 2: revoked (block -> newest revoking transaction); pass 3: newest copy of each block wins
-        revoked = {}
-        for tseq, _, rev in transactions:
-            for b in rev:
-                revoked[b] = tseq
-        overlay = {}
-        for tseq, tw, _ in transactions:
-            for fsb, jb, escaped, tsum, _ in tw:
-                r = revoked.get(fsb)
-                if r is not None and _seq_ge(r, tseq):
-                    continue
-                if fsb >= self.blocks_count:
-                    raise corrupt(name, "jbd2 descriptor", None, "journaled block %d is outside the filesystem"
-                                  % fsb)
-                if self.verify and (csum2 or csum3):
-                    data = self._raw(jblock(jb), bs)
-                    c = crc32c_raw(crc32c_raw(jseed, struct.pack(">I", tseq)), data)
-                    if (c if csum3 else c & 0xFFFF) != tsum:
-                        raise corrupt(name, "jbd2 journal block %d (for block %d)" % (jb, fsb), jblock(jb),
-                                      "checksum mismatch in transaction %d" % tseq)
-                overlay[fsb] = (jblock(jb), escaped)
-        self.journal_replayed = len(transactions)
-        if not overlay:
-            return None
-        return JournalOverlay(self.dev, bs, overlay)
-
-
-def _seq_ge(a, b):
-    """jbd2 sequence comparison with wraparound: a >= b."""
-    return ((a - b) & 0xFFFFFFFF) < 0x80000000
-
-
-class JournalOverlay:
-    """The device as it will be once the journal is replayed: journaled blocks read from the journal."""
-
-    def __init__(self, dev, block_size, blocks):
-        self.parent, self.bs, self.blocks = dev, block_size, blocks
-        self.sorted = sorted(blocks)
-        self.name, self.size = dev.name, dev.size
-        self.sector_size = getattr(dev, "sector_size", 512)
-
-    def readinto(self, offset, buf):
-        n = len(buf)
-        first, last = offset // self.bs, (offset + n - 1) // self.bs
-        lo, hi = 0, len(self.sorted)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.sorted[mid] < first:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo >= len(self.sorted) or self.sorted[lo] > last:
-            self.parent.readinto(offset, buf)
-            return
-        mv = memoryview(buf)
-        pos = 0
-        while pos < n:
-            blk, within = divmod(offset + pos, self.bs)
-            take = min(n - pos, self.bs - within)
-            got = self.blocks.get(blk)
-            if got is None:
-                # read up to the next journaled block in one go
-                while lo < len(self.sorted) and self.sorted[lo] < blk:
-                    lo += 1
-                stop = n if lo >= len(self.sorted) else min(n, self.sorted[lo] * self.bs - offset)
-                self.parent.readinto(offset + pos, mv[pos:stop])
-                pos = stop
-                continue
-            src, escaped = got
-            data = bytearray(self.bs)
-            self.parent.readinto(src, data)
-            if escaped:
-                data[0:4] = struct.pack(">I", JBD2_MAGIC)
-            mv[pos:pos + take] = data[within:within + take]
-            pos += take
+        journal = jbd2.Journal(name, self._raw, locate, bs, jnode.size, self.verify)
+        blocks = journal.replay(self.blocks_count)
+        self.journal_replayed = journal.transactions
+        return jbd2.Overlay(self.dev, bs, blocks) if blocks else None

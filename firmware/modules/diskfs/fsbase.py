@@ -10,11 +10,12 @@ A reader subclasses FsBase and provides:
 Inodes have number, mode, size, nlink, uid, gid, mtime and is_dir()/is_symlink()/is_file().
 """
 
-from diskfs.errors import Corrupt, NotFound
+from diskfs.errors import Corrupt, NotFound, corrupt
 
 MAX_SYMLINKS = 40  # as Linux's path walk
 MAX_PATH = 4096
 MAX_DEPTH = 4096  # directories below the top in walk()
+CACHE_BLOCKS = 64  # metadata blocks a reader keeps (ext4, XFS)
 S_IFMT, S_IFDIR, S_IFREG, S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
 _ZEROS = None
 
@@ -122,6 +123,27 @@ class FsBase:
     label = ""
     uuid = bytes(16)
 
+    # ---- reading the device (for readers) ----
+    def _raw(self, offset, length, what=None):
+        """`length` bytes of the device at `offset`, a bytearray; Corrupt naming `what` (default "<type>
+        read") when they run past its end."""
+        if offset < 0 or offset + length > self.dev.size:
+            raise corrupt(self.dev.name, what or self.TYPE + " read", offset,
+                          "%d bytes past the end of the %d-byte device" % (length, self.dev.size))
+        buf = bytearray(length)
+        self.dev.readinto(offset, buf)
+        return buf
+
+    def _cache_clear(self):
+        self._cache, self._cache_order = {}, []
+
+    def _cache_put(self, key, data):
+        """Keep a metadata block for later `self._cache.get(key)`; the oldest of CACHE_BLOCKS goes."""
+        if len(self._cache_order) >= CACHE_BLOCKS:
+            self._cache.pop(self._cache_order.pop(0), None)
+        self._cache[key] = data
+        self._cache_order.append(key)
+
     # ---- what readers may override ----
     def child(self, inode, name):
         """The ref of `name` in directory `inode`, or None."""
@@ -158,7 +180,7 @@ class FsBase:
     # ---- the public API ----
     @property
     def uuid_str(self) -> str:
-        from diskfs.probe import uuid_text
+        from diskfs.formats import uuid_text
 
         return uuid_text(self.uuid)
 

@@ -13,7 +13,7 @@ anything else fails with e.g. "XFS incompat 0x10 (needsrepair) unsupported".
 import struct
 
 from diskfs.checksum import crc32c
-from diskfs.errors import NotFound, Unsupported, corrupt
+from diskfs.errors import NotFound, Unsupported, check_incompat, corrupt
 from diskfs.fsbase import FsBase, InodeBase
 
 MAGIC = b"XFSB"
@@ -34,7 +34,6 @@ DIFLAG2_BIGTIME, DIFLAG2_NREXT64 = 0x8, 0x10
 LEAF_OFFSET = 32 << 30  # directory data blocks live below 32 GiB of the directory's address space
 MAX_BTREE_LEVEL = 9
 MAX_SYMLINK = 1024  # XFS_SYMLINK_MAXLEN
-CACHE_BLOCKS = 64
 
 
 def _name(raw):
@@ -44,7 +43,7 @@ def _name(raw):
         return "".join(chr(b) if b < 0x80 else chr(0xDC00 + b) for b in raw)
 
 
-def _crc_ok(block, off):
+def crc_ok(block, off):
     """XFS CRC: CRC-32C of the block with its CRC field zeroed, stored little-endian."""
     data = bytes(block[:off]) + b"\0\0\0\0" + bytes(block[off + 4:])
     return crc32c(data) == struct.unpack_from("<I", block, off)[0]
@@ -97,8 +96,7 @@ class Xfs(FsBase):
     def __init__(self, dev, verify: bool = True):
         self.dev = dev
         self.verify = verify
-        self._cache = {}
-        self._cache_order = []
+        self._cache_clear()
         name = dev.name
         sb = self._raw(0, 512, "XFS superblock")
         if sb[:4] != MAGIC:
@@ -129,19 +127,10 @@ class Xfs(FsBase):
         self.meta_uuid = self.uuid
         if self.version == 5:
             sbfull = self._raw(0, self.sectsize, "XFS superblock")
-            if self.verify and not _crc_ok(sbfull, 224):
+            if self.verify and not crc_ok(sbfull, 224):
                 raise corrupt(name, "XFS superblock", 0, "CRC mismatch")
             self.ro_compat, self.incompat = struct.unpack_from(">II", sb, 212)
-            for bit in sorted(INCOMPAT):
-                if self.incompat & bit and not INCOMPAT[bit][1]:
-                    raise Unsupported("%s: XFS incompat 0x%x (%s) unsupported: %s"
-                                      % (name, bit, INCOMPAT[bit][0], INCOMPAT[bit][2]), INCOMPAT[bit][0])
-            known = 0
-            for bit in INCOMPAT:
-                known |= bit
-            if self.incompat & ~known:
-                raise Unsupported("%s: XFS incompat 0x%x unknown to this reader" % (name, self.incompat & ~known),
-                                  "incompat 0x%x" % (self.incompat & ~known))
+            check_incompat(name, "XFS", self.incompat, INCOMPAT)
             self.ftype = True
             if self.incompat & 0x4:
                 self.meta_uuid = bytes(sb[248:264])
@@ -157,14 +146,6 @@ class Xfs(FsBase):
         self.btree_hdr = 72 if self.crc else 24  # long-format B+tree block header
 
     # ---- raw access ----
-    def _raw(self, offset, length, what):
-        if offset < 0 or offset + length > self.dev.size:
-            raise corrupt(self.dev.name, what, offset, "%d bytes past the end of the %d-byte device"
-                          % (length, self.dev.size))
-        buf = bytearray(length)
-        self.dev.readinto(offset, buf)
-        return buf
-
     def fsb_offset(self, fsb, count=1, what="XFS block"):
         """Device byte offset of filesystem block `fsb` (AG number and AG block packed as XFS does)."""
         agno, agbno = fsb >> self.agblklog, fsb & ((1 << self.agblklog) - 1)
@@ -177,17 +158,14 @@ class Xfs(FsBase):
         data = self._cache.get(fsb)
         if data is None:
             data = self._raw(self.fsb_offset(fsb, 1, what), self.block_size, what)
-            if len(self._cache_order) >= CACHE_BLOCKS:
-                self._cache.pop(self._cache_order.pop(0), None)
-            self._cache[fsb] = data
-            self._cache_order.append(fsb)
+            self._cache_put(fsb, data)
         return data
 
     def _check_v5_block(self, blk, what, where, crc_off, uuid_off, owner_off, blkno_off, owner):
         """A v5 metadata block's CRC, UUID, owner and self-address."""
         if not (self.crc and self.verify):
             return
-        if not _crc_ok(blk, crc_off):
+        if not crc_ok(blk, crc_off):
             raise corrupt(self.dev.name, what, where, "CRC mismatch")
         if bytes(blk[uuid_off:uuid_off + 16]) != self.meta_uuid:
             raise corrupt(self.dev.name, what, where, "belongs to another filesystem (UUID)")
@@ -209,7 +187,7 @@ class Xfs(FsBase):
         blk = self._block((agno << self.agblklog) | agbno, "XFS inode cluster")
         raw = blk[idx * self.inode_size:(idx + 1) * self.inode_size]
         if self.crc and self.verify:
-            if not _crc_ok(raw, 100):
+            if not crc_ok(raw, 100):
                 raise corrupt(self.dev.name, "XFS inode %d" % number, where, "CRC mismatch")
             if struct.unpack_from(">Q", raw, 152)[0] != number or bytes(raw[160:176]) != self.meta_uuid:
                 raise corrupt(self.dev.name, "XFS inode %d" % number, where, "inode number or UUID mismatch")

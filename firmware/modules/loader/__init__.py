@@ -1,5 +1,6 @@
 """The firmware's boot cascade (firmware-only): UKI stub -> \\EFI\\Linux\\<target>.efi on FAT -> BLS Type #1
-entries on FAT volumes (menu when there are several) -> disks.
+entries on FAT volumes (menu when there are several) -> disks; the network (Path D, netboot.boot) first or
+last or not at all, as netboot.boot.arrange decides.
 
 The ESP target's names: `CloudBootTarget` alone when it is set, else `cloud-boot-<arch>` (this firmware's
 arch: x86_64, aarch64, riscv64, loongarch64), then `cloud-boot`; so one ESP can carry a UKI per arch (the
@@ -10,6 +11,7 @@ Each step prints what it found and why it wins or is skipped; the first bootable
 
 import uefi
 from bootplan import bls
+from bootplan import cmdline as grammar
 from loader import kernel, menu, uki
 from uefi import core, fs, handoff, mem
 
@@ -96,7 +98,7 @@ def boot_esp_target():
 def _initrd_args(vol, cmdline):
     """The `initrd=` files of the command line, read from the volume and joined, for the LoadFile2 hand-off:
     kernels from 7.x on (riscv64 first) dropped the EFI stub's own `initrd=` file loader."""
-    paths = [w[7:] for w in cmdline.split() if w.startswith("initrd=") and len(w) > 7]
+    paths = [w[7:] for w in grammar.split(cmdline) if w.startswith("initrd=") and len(w) > 7]
     found = [p for p in paths if vol.exists(p)]
     for p in paths:
         if p not in found:
@@ -107,29 +109,27 @@ def _initrd_args(vol, cmdline):
     return _concat([vol.read_into_pages(p) for p in found])
 
 
-def _words():
-    return (uefi.load_options() + " " + uefi.cmdline_variable()).split()
+def options(report=False):
+    """The cloudboot.* options of this boot: LoadOptions, then CloudBootCmdline (its keys win), in the grammar
+    the init reads (bootplan.cmdline). Malformed values count as absent; `report` prints them and unknown
+    keys (once, from run())."""
+    opts, bad, unknown = grammar.check(grammar.merge(uefi.load_options(), uefi.cmdline_variable()))
+    if report:
+        for msg in bad:
+            print("cloud-boot: %s (ignored)" % msg)
+        for msg in unknown:
+            print("cloud-boot: %s" % msg)
+    return opts
 
 
 def _menu(labels):
     """Index of the candidate to boot. REFERENCE §1: cloudboot.menu=0|1 forces the menu off or on (else it is
     shown when there is a choice), cloudboot.menu.timeout=<duration> (default 5 s; 0 waits for a key)."""
-    from bootplan.plan import PlanError, parse_duration
-
-    opts = {}
-    for w in _words():
-        kv = w.split("=", 1)
-        opts[kv[0]] = kv[1] if len(kv) > 1 else ""
+    opts = options()
     mode = opts.get("cloudboot.menu")
     if mode == "0" or (mode != "1" and len(labels) < 2):
         return 0
-    timeout = 5
-    if "cloudboot.menu.timeout" in opts:
-        try:
-            timeout = parse_duration(opts["cloudboot.menu.timeout"])
-        except PlanError as exc:
-            print("cloud-boot: cloudboot.menu.timeout ignored: %s" % exc)
-    return menu.choose(labels, 0, timeout)
+    return menu.choose(labels, 0, grammar.duration(opts.get("cloudboot.menu.timeout", "5")))
 
 
 def bls_entries():
@@ -236,11 +236,6 @@ def disk_candidates():
     return out
 
 
-def _uuid_text(raw):
-    h = "".join("%02x" % b for b in raw)
-    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
-
-
 def _link_target(fsys, path):
     """The target when `path` is a symlink (openSUSE's /boot/vmlinuz-<v> -> ../usr/lib/modules/<v>/vmlinuz)."""
     try:
@@ -272,7 +267,7 @@ def boot_disks():
             print("cloud-boot: choosing %s: %s, %s" % (cand.version, cand.source, why))
         else:
             print("cloud-boot: trying the next candidate: %s %s on %s" % (cand.version, cand.linux, where))
-        cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % _uuid_text(fsys.uuid)
+        cmdline = uefi.cmdline_variable() or cand.options or "root=UUID=%s ro" % fsys.uuid_str
         print("cloud-boot: command line: %s" % cmdline)
         linux = initrd = None
         try:
@@ -290,7 +285,10 @@ def boot_disks():
 
 def run():
     """Try each step in order; returns (to the REPL) only if nothing could be booted."""
-    for step in (boot_uki, boot_esp_target, boot_bls, boot_disks):
+    options(report=True)
+    from netboot import boot as netboot  # Path D: placed (or left out) by the command line, says why
+
+    for step in netboot.arrange([boot_uki, boot_esp_target, boot_bls, boot_disks]):
         try:
             if step():
                 print("cloud-boot: %s: the image returned" % step.__name__)

@@ -10,6 +10,7 @@ import binascii
 import hashlib
 import json
 
+import arches
 import oci
 from oci import http
 from oci.auth import basic_header, parse_challenges
@@ -24,13 +25,12 @@ from oci.errors import (
     TooLarge,
     TransportError,
 )
-from oci.ref import ARCH_ALIASES, check_digest
+from oci.ref import check_digest
 
 MANIFEST_MAX = 4 << 20
 TOKEN_MAX = 1 << 20
 ERROR_BODY_MAX = 4096
 CHUNK = 1 << 20
-_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def sha256_digest(data):
@@ -141,30 +141,9 @@ class Client(http.Retrying):
 
     def _send(self, method, url, headers, body, follow_auth=True):
         """One request with bounded redirects and retries; returns the final response (body unread)."""
-        return self._retrying(lambda: self._send_redirects(method, url, headers, body), "%s %s" % (method, url))
-
-    def _rewind_body(self, body):
-        if body is not None and not isinstance(body, (bytes, bytearray, memoryview)):
-            body.seek(0)
-
-    def _send_redirects(self, method, url, headers, body):
-        first = http.origin(url)
-        for _ in range(self.max_redirects + 1):
-            self._rewind_body(body)
-            resp = self.transport.request(method, url, headers, body)
-            if resp.status not in _REDIRECTS:
-                return resp
-            location = resp.headers.get("location")
-            http.drain(resp)
-            if not location:
-                raise RegistryError("%s %s: redirect %d without Location" % (method, url, resp.status), resp.status)
-            url = http.resolve(url, location)
-            if http.origin(url) != first and "Authorization" in headers:
-                headers = dict(headers)
-                del headers["Authorization"]  # never hand registry credentials to a blob store
-            if resp.status == 303:
-                method, body = "GET", None
-        raise RegistryError("%s: more than %d redirects" % (url, self.max_redirects), 310)
+        return self._retrying(lambda: http.follow_redirects(self.transport, method, url, headers, body,
+                                                            self.max_redirects, RegistryError),
+                              "%s %s" % (method, url))
 
     def request(self, method, ref, path, headers=None, body=None, what=""):
         """A registry API request under `ref.base_url()`; answers one auth challenge; maps error statuses."""
@@ -273,8 +252,25 @@ class Client(http.Retrying):
             buf = bytearray(CHUNK)
             mv = memoryview(buf)
             total = 0
+            resumed = 0
             while True:
-                n = resp.readinto(buf)
+                try:
+                    n = resp.readinto(buf)
+                except TransportError as exc:
+                    # a dropped connection: ask for the rest (the hash and the sink simply go on), also while
+                    # the registry is still coming back
+                    resp.close()
+                    while True:
+                        if resumed >= self.retries or not total:
+                            raise exc from None
+                        self._pause(resumed, str(exc))
+                        resumed += 1
+                        try:
+                            resp = self._resume(ref, digest, total, exc)
+                            break
+                        except TransportError as again:
+                            exc = again
+                    continue
                 if not n:
                     break
                 total += n
@@ -292,6 +288,17 @@ class Client(http.Retrying):
             raise DigestMismatch("%s: blob %s is %d bytes, descriptor says %d" % (ref.name(), digest, total, size))
         return total
 
+    def _resume(self, ref, digest, offset, cause):
+        """The rest of a blob from `offset` (Range); a server that answers anything but the matching 206
+        re-raises `cause` (the download then starts over)."""
+        resp = self.request("GET", ref, "/blobs/" + digest, {"Range": "bytes=%d-" % offset}, what="blob " + digest)
+        if resp.status == 206 and resp.headers.get("content-range", "").startswith("bytes %d-" % offset):
+            if self.log:
+                self.log("resuming %s at byte %d" % (digest, offset))
+            return resp
+        http.drain(resp)
+        raise cause
+
     def _fetch_retrying(self, ref, digest, make_sink, size, max_size):
         # a transport error in the middle of a body restarts the whole download with a fresh sink
         attempt = 0
@@ -305,6 +312,11 @@ class Client(http.Retrying):
                     raise
                 self._pause(attempt, str(exc))
                 attempt += 1
+
+    def fetch_blob_to_sink(self, ref, digest, make_sink, size=None, max_size=None):
+        """Stream a verified blob into `make_sink()` (called again for each attempt that must start over);
+        returns the sink that holds the verified bytes."""
+        return self._fetch_retrying(ref, digest, make_sink, size, max_size)
 
     def fetch_blob_bytes(self, ref, digest, size=None, max_size=64 << 20):
         """The verified bytes of a (small) blob."""
@@ -439,7 +451,7 @@ def check_manifest(doc, where):
 
 def select_platform(index, os, arch, variant=None, where="index"):
     """The FIRST descriptor of an index whose platform is os/arch (and variant when given)."""
-    arch = ARCH_ALIASES.get(arch, arch)
+    arch = arches.go_name(arch)
     manifests = index.get("manifests")
     if not isinstance(manifests, list):
         raise ManifestError("%s: index has no manifests list" % where)
@@ -449,7 +461,7 @@ def select_platform(index, os, arch, variant=None, where="index"):
         plat = desc.get("platform")
         if not isinstance(plat, dict):
             continue
-        if plat.get("os") != os or ARCH_ALIASES.get(plat.get("architecture"), plat.get("architecture")) != arch:
+        if plat.get("os") != os or arches.go_name(plat.get("architecture")) != arch:
             continue
         if variant and plat.get("variant") not in (None, variant):
             continue

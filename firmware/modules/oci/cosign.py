@@ -18,8 +18,29 @@ from oci.client import check_manifest, parse_json_object
 from oci.errors import NotFound, OciError, SignatureError
 
 POLICIES = ("enforce", "warn", "off")
+#: DER SubjectPublicKeyInfo of an ecPublicKey on prime256v1, up to the 65-byte uncompressed point
+P256_SPKI_PREFIX = binascii.unhexlify("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 PAYLOAD_MAX = 64 << 10
 SIGNATURE_TYPE = "cosign container image signature"
+
+
+def p256_point_from_pem(text):
+    """The 65-byte uncompressed point (04 X Y) of a `cosign.pub` PEM holding an ECDSA P-256 key; ValueError
+    naming what it is otherwise (the firmware verifies P-256 only, as the original's Path D)."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("ascii", "replace")
+    begin, end = "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----"
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError("no PEM PUBLIC KEY block")
+    try:
+        der = binascii.a2b_base64("".join(text[i + len(begin):j].split()))
+    except Exception:
+        raise ValueError("the PUBLIC KEY block is not base64") from None
+    if len(der) != len(P256_SPKI_PREFIX) + 65 or der[:len(P256_SPKI_PREFIX)] != P256_SPKI_PREFIX or \
+            der[len(P256_SPKI_PREFIX)] != 4:
+        raise ValueError("not an ECDSA P-256 public key (%d-byte SubjectPublicKeyInfo)" % len(der))
+    return der[len(P256_SPKI_PREFIX):]
 
 
 def signature_tag(digest):

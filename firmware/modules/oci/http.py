@@ -8,8 +8,9 @@ where `headers` is a dict, `body` is None, bytes, or a file-like object with rea
 `Content-Length`), and the response has `status` (int), `headers` (dict with lowercase keys), and
 `readinto(buf) -> int` (0 at the end), `read(n=-1) -> bytes`, `close()`. A transport raises
 `oci.errors.TransportError` for connection failures and timeouts. It does not follow redirects and does
-no authentication: the callers do both. CPython fills it with `oci.transport_cpython`; the firmware's TCP/IP
-stack fills it later; tests fill it with fakes.
+no authentication: the callers do both, redirects through `follow_redirects` (the one credential policy).
+CPython fills it with `oci.transport_cpython`; the firmware's TCP/IP stack fills it later; tests fill it
+with fakes.
 """
 
 import time
@@ -18,6 +19,7 @@ from oci.errors import TransportError
 
 #: Statuses worth another attempt (timeouts, rate limits, server errors); the callers share them.
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+REDIRECTS = (301, 302, 303, 307, 308)
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 
@@ -109,6 +111,35 @@ def resolve(base, location):
     if q >= 0:
         path = path[:q]
     return "%s://%s%s/%s" % (scheme, netloc, path[:path.rfind("/")], location)
+
+
+def follow_redirects(transport, method, url, headers, body=None, max_redirects=5, error=TransportError):
+    """`transport.request(...)`, following up to `max_redirects` redirects (301, 302, 303, 307, 308) by the one
+    policy every client here shares; returns the first response that is not a redirect (body unread).
+
+    Credentials never leave the first origin: once a redirect points to another scheme, host or port (a
+    registry sending blobs to a storage service, https -> http included), `Authorization` is dropped for
+    that hop and every later one. A 303 turns the request into a body-less GET; other redirects repeat the
+    method and body (a file-like body is rewound first). A redirect without Location, or more than
+    `max_redirects` of them, raises `error(message, status)` (the caller's exception class)."""
+    first = origin(url)
+    for _ in range(max_redirects + 1):
+        if body is not None and not isinstance(body, (bytes, bytearray, memoryview)):
+            body.seek(0)
+        resp = transport.request(method, url, headers, body)
+        if resp.status not in REDIRECTS:
+            return resp
+        location = resp.headers.get("location")
+        drain(resp)
+        if not location:
+            raise error("%s %s: redirect %d without Location" % (method, url, resp.status), resp.status)
+        url = resolve(url, location)
+        if origin(url) != first and "Authorization" in headers:
+            headers = dict(headers)
+            del headers["Authorization"]
+        if resp.status == 303:
+            method, body = "GET", None
+    raise error("%s: more than %d redirects" % (url, max_redirects), 310)
 
 
 def read_capped(resp, cap):

@@ -5,15 +5,13 @@ reference must name one), `@digest` wins over the tag, the tag defaults to `late
 `localhost`/`127.0.0.1`/`[::1]` default to plain http.
 """
 
+import arches
 from oci.errors import BadReference
 
 DEFAULT_TAG = "latest"
 _LOWER_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ALNUM = _LOWER_ALNUM + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _HEX = "0123456789abcdef"
-#: GOARCH names (the OCI platform vocabulary) for the names machines give themselves.
-ARCH_ALIASES = {"x86_64": "amd64", "x64": "amd64", "aarch64": "arm64", "loongarch64": "loong64",
-                "riscv64": "riscv64", "amd64": "amd64", "arm64": "arm64", "loong64": "loong64"}
 _DIGEST_HEX_LEN = {"sha256": 64, "sha512": 128}
 
 
@@ -166,9 +164,10 @@ def parse(text, plain_http=None):
 
 
 def parse_platform(text):
-    """`os/arch[/variant]` -> (os, arch, variant or None); arch names are normalised to GOARCH names."""
+    """`os/arch[/variant]` -> (os, arch, variant or None); arch names we know are normalised to GOARCH names
+    (the OCI platform vocabulary), others kept."""
     parts = text.split("/") if isinstance(text, str) else []
     if len(parts) not in (2, 3) or not parts[0] or not parts[1] or (len(parts) == 3 and not parts[2]):
         raise BadReference("bad platform %r: want os/arch[/variant], e.g. linux/arm64" % (text,))
-    arch = ARCH_ALIASES.get(parts[1], parts[1])
+    arch = arches.go_name(parts[1])
     return parts[0], arch, (parts[2] if len(parts) == 3 else None)

@@ -16,7 +16,8 @@ _BS = {
     "CreateEvent": 7, "WaitForEvent": 9, "CheckEvent": 12, "InstallProtocolInterface": 13,
     "UninstallProtocolInterface": 15, "HandleProtocol": 16, "LocateHandle": 19, "LocateDevicePath": 20, "LoadImage": 22,
     "StartImage": 23, "Exit": 24, "UnloadImage": 25, "Stall": 28, "SetWatchdogTimer": 29,
-    "ConnectController": 30, "OpenProtocol": 32, "CloseProtocol": 33, "LocateHandleBuffer": 36,
+    "ConnectController": 30, "DisconnectController": 31, "OpenProtocol": 32, "CloseProtocol": 33,
+    "LocateHandleBuffer": 36,
     "LocateProtocol": 37, "InstallMultipleProtocolInterfaces": 38, "UninstallMultipleProtocolInterfaces": 39,
     "CalculateCrc32": 40, "CopyMem": 41, "SetMem": 42,
 }

@@ -6,4 +6,6 @@ __attribute__((noreturn)) void abort(void);
 void *malloc(size_t n);
 void *calloc(size_t n, size_t s);
 void free(void *p);
+/* lwIP's netif_find parses interface numbers with it (modnet.c). */
+int atoi(const char *s);
 #endif

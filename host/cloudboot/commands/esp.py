@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from cloudboot.errors import CloudBootError
+from cloudboot.cliopts import add_esp_options, add_output, add_verb
 
 
 def _run(args: argparse.Namespace) -> int:
+    """A FAT EFI System Partition image holding the given EFI apps as \\EFI\\BOOT\\BOOT<ARCH>.EFI and any other
+    files; FAT16 below 512 MiB, FAT32 from there (firmware types FAT by cluster count)."""
     from cloudboot.image.esp import build_esp, fat_info
-    from cloudboot.image.inputs import efi_files, extra_files, merge, parse_efi_args, parse_size
+    from cloudboot.image.inputs import esp_inputs, parse_size
     from cloudboot.image.output import write_atomic
 
-    if not args.efi and not args.extra:
-        raise CloudBootError("nothing to put on the ESP "
-                             "(give --efi linux/<arch>=<path> and/or --extra SRC=DST)")
-    files = merge(efi_files(parse_efi_args(args.efi)) if args.efi else {}, extra_files(args.extra))
-    image = build_esp(files, parse_size(args.size) if args.size else None, label=args.label)
+    boot, extra = esp_inputs(args.efi, args.extra, need_efi=False)
+    files = {**boot, **extra}
+    image = build_esp(files, parse_size(args.esp_size) if args.esp_size else None, label=args.label)
     write_atomic(args.output, image)
     info = fat_info(image)
     print(f"{args.output}: {len(image)} bytes, FAT{info.fat_type} ({info.clusters} clusters of "
@@ -27,14 +26,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """The `esp` verb."""
-    p = sub.add_parser("esp", help="build a FAT ESP image with \\EFI\\BOOT\\BOOT<ARCH>.EFI files and extras",
-                       description="FAT16 below 512 MiB, FAT32 from there "
-                                   "(firmware types FAT by cluster count).")
-    p.add_argument("--efi", action="append", default=[], metavar="linux/ARCH=PATH",
-                   help="an EFI application for an arch (repeatable): \\EFI\\BOOT\\BOOT<ARCH>.EFI")
-    p.add_argument("--extra", action="append", default=[], metavar="SRC=DST",
-                   help="another file (repeatable)")
-    p.add_argument("--size", help="image size (e.g. 64M; default: files x 3/2 + 8M, rounded up to 16M)")
+    p = add_verb(sub, "esp", _run, "build a FAT ESP image with \\EFI\\BOOT\\BOOT<ARCH>.EFI files and extras")
+    add_esp_options(p)
     p.add_argument("--label", default="ESP", help="volume label (default ESP)")
-    p.add_argument("-o", "--output", type=Path, required=True)
-    p.set_defaults(func=_run)
+    add_output(p, "the ESP image")

@@ -1,5 +1,5 @@
-"""`cloud-boot fs info|ls|cat|stat IMAGE[@PARTITION] [PATH]`: look inside disk images and filesystems (ext2/3/4,
-XFS, btrfs) with the portable reader the firmware uses, without mounting anything.
+"""`cloud-boot fs info|ls|cat|stat IMAGE[@PARTITION] [PATH]`: look inside disk images (raw, qcow2, UDIF) and
+filesystems (ext2/3/4, XFS, btrfs) with the portable reader the firmware uses, without mounting anything.
 
 PARTITION is a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=; without it the whole image is the filesystem
 (or, for `info`, the partition table is listed). Every failure is one line on stderr and a non-zero exit.
@@ -13,113 +13,137 @@ import stat as statmod
 import sys
 import time
 
+from cloudboot.cliopts import add_json, add_verb, add_verb_group, print_json
 from cloudboot.errors import CloudBootError
 
 CHUNK = 1 << 20
 
 
-def _split(spec: str) -> tuple[str, str | None]:
-    """IMAGE[@PARTITION]: an existing path wins (image names may hold '@'), else split at the last '@'."""
-    if os.path.exists(spec) or "@" not in spec:
-        return spec, None
-    image, _, part = spec.rpartition("@")
-    return image, part
-
-
-def open_device(spec: str):
-    """(device, description) for IMAGE[@PARTITION]."""
-    from diskfs.blockdev import FileDevice
-    from diskfs.partition import find
-    from diskfs.probe import resolve
-
-    image, part = _split(spec)
-    if not os.path.exists(image):
-        raise CloudBootError(f"{image}: no such file")
-    disk = FileDevice(image)
-    if part is None:
-        return disk, image
-    kind = part.partition("=")[0]
-    if kind in ("LABEL", "UUID"):
-        dev, where = resolve([disk], part)
-        if dev is None:
-            raise CloudBootError(f"{image}: no filesystem with {part}")
-        return dev, where
-    if not part.isdigit() and kind not in ("PARTLABEL", "PARTUUID"):
-        raise CloudBootError(f"{spec}: partition must be a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
-    p = find(disk, part)
-    if p is None:
-        raise CloudBootError(f"{image}: no partition {part}")
-    return p.device(disk), f"partition {p.number} of {image}"
-
-
 def open_fs(args: argparse.Namespace):
     import diskfs
-    from diskfs.blockdev import FileDevice
+    from cloudboot.diskimage import open_image
+    from cloudboot.diskimage.address import open_target
 
-    dev, _ = open_device(args.image)
+    dev = open_target(args.image).device
     options = {}
     if getattr(args, "subvol", None):
         options["subvol"] = int(args.subvol) if args.subvol.isdigit() else args.subvol
-    devices = [FileDevice(p) for p in getattr(args, "device", None) or []]
+    devices = [open_image(p) for p in getattr(args, "device", None) or []]
     return diskfs.open(dev, devices=devices or None, **options)
 
 
-def _kind(mode: int) -> str:
-    return statmod.filemode(mode)
-
-
-def _info(args: argparse.Namespace) -> int:
-    import diskfs
+def _table(dev, where: str) -> dict:
+    """A disk's partition table and what each partition holds; CloudBootError when the image is neither a
+    partitioned disk nor a filesystem (or container) we recognise."""
     from diskfs.partition import read_table
     from diskfs.probe import probe
 
-    dev, where = open_device(args.image)
-    if diskfs.detect(dev) is None and _split(args.image)[1] is None:
-        table = read_table(dev)
-        if not table.scheme:
-            kind, label, uuid = probe(dev)
-            print(f"{where}: {kind or 'nothing known'}" + (f" label {label!r} uuid {uuid}" if kind else ""))
-            return 0
-        print(f"{where}: {table.scheme} disk {table.disk_id}, {dev.size} bytes")
-        for w in table.warnings:
+    table = read_table(dev)
+    if not table.scheme:
+        kind, label, uuid = probe(dev)
+        if not kind:
+            raise CloudBootError(f"{where}: not a disk image: no partition table, and no filesystem or container "
+                                 "that diskfs recognises")
+        return {"device": where, "type": kind, "label": label, "uuid": uuid}
+    parts = []
+    for p in table.partitions:
+        kind, label, uuid = probe(p.device(dev))
+        parts.append({"number": p.number, "start": p.offset, "size": p.size, "type": kind, "label": label,
+                      "uuid": uuid, "partlabel": p.name, "partuuid": p.part_guid})
+    return {"device": where, "table": table.scheme, "disk_id": table.disk_id, "size": dev.size,
+            "warnings": list(table.warnings), "partitions": parts}
+
+
+def _info(args: argparse.Namespace) -> int:
+    """A filesystem's superblock facts, or (for a whole disk) its partition table with what each partition
+    holds. An image that is neither is an error."""
+    import diskfs
+    from cloudboot.diskimage.address import open_target, split
+
+    target = open_target(args.image)
+    dev, where = target.device, target.where
+    whole_disk = diskfs.detect(dev) is None and split(args.image)[1] is None
+    image = target.disk.info()
+    if whole_disk:
+        info = _table(dev, where)
+    else:
+        fs = open_fs(args)
+        info = dict(fs.info())
+        if hasattr(fs, "subvolumes"):
+            info["subvolumes"] = [{"id": sid, "path": path} for sid, path in fs.subvolumes()]
+    if image["format"] != "raw":
+        info["image"] = image
+    if args.json:
+        print_json(info)
+    elif whole_disk and "partitions" in info:
+        print(f"{where}: {_image_line(image)}{info['table']} disk {info['disk_id']}, {info['size']} bytes")
+        for w in info["warnings"]:
             print(f"  warning: {w}")
-        for p in table.partitions:
-            kind, label, uuid = probe(p.device(dev))
-            print(f"  {p.number:>3}  start {p.offset:>12}  size {p.size:>12}  {kind or '-':<10} label {label!r}"
-                  f"  uuid {uuid or '-'}  partlabel {p.name!r}  partuuid {p.part_guid or '-'}")
-        return 0
-    fs = open_fs(args)
-    for key, value in fs.info().items():
-        print(f"{key}: {value}")
-    if hasattr(fs, "subvolumes"):
-        for sid, path in fs.subvolumes():
-            print(f"subvolume {sid}: {path}")
+        for p in info["partitions"]:
+            print(f"  {p['number']:>3}  start {p['start']:>12}  size {p['size']:>12}  {p['type'] or '-':<10} "
+                  f"label {p['label']!r}  uuid {p['uuid'] or '-'}  partlabel {p['partlabel']!r}  "
+                  f"partuuid {p['partuuid'] or '-'}")
+    elif whole_disk:
+        print(f"{where}: {_image_line(image)}{info['type']} label {info['label']!r} uuid {info['uuid']}")
+    else:
+        if image["format"] != "raw":
+            print(f"image: {_image_line(image)[:-2]}")
+        for key, value in info.items():
+            if key not in ("subvolumes", "image"):
+                print(f"{key}: {value}")
+        for sv in info.get("subvolumes", []):
+            print(f"subvolume {sv['id']}: {sv['path']}")
     return 0
 
 
-def _line(fs, name: str, st, path: str) -> str:
-    text = f"{_kind(st.st_mode)} {st.st_nlink:>3} {st.st_uid:>5} {st.st_gid:>5} {st.st_size:>12} " \
-           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(st.st_mtime))} {name}"
+def _image_line(image: dict) -> str:
+    """'qcow2 image (v3, 64 MiB virtual, backing base.qcow2), ' or '' for a raw image."""
+    if image["format"] == "raw":
+        return ""
+    facts = [f"v{image['version']}"] if "version" in image else [image.get("variant", "")]
+    facts.append(f"{image['virtual_size']} bytes virtual")
+    if image.get("backing_file"):
+        facts.append(f"backing {image['backing_file']}")
+    return f"{image['format']} image ({', '.join(facts)}), "
+
+
+def _entry(fs, name: str, path: str, follow: bool = False) -> dict:
+    """An entry's inode fields, as `stat` and `ls --json` give them."""
+    st = fs.stat(path, follow=follow)
+    out = {"name": name, "type": statmod.filemode(st.st_mode)[0].replace("-", "f"),
+           "mode": statmod.filemode(st.st_mode), "mode_octal": f"{st.st_mode:o}", "inode": st.st_ino,
+           "links": st.st_nlink, "uid": st.st_uid, "gid": st.st_gid, "size": st.st_size, "mtime": st.st_mtime}
     if statmod.S_ISLNK(st.st_mode):
-        text += " -> " + fs.readlink(path)
-    return text
+        out["target"] = fs.readlink(path)
+    return out
+
+
+def _line(e: dict) -> str:
+    text = f"{e['mode']} {e['links']:>3} {e['uid']:>5} {e['gid']:>5} {e['size']:>12} " \
+           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(e['mtime']))} {e['name']}"
+    return text + (" -> " + e["target"] if "target" in e else "")
 
 
 def _ls(args: argparse.Namespace) -> int:
+    """List a directory (or name one file), like ls(1)."""
     fs = open_fs(args)
     path = args.path
-    node = fs.lookup(path)
-    if not node.is_dir():
-        st = fs.stat(path, follow=True)
-        print(_line(fs, path, st, path) if args.long else path)
+    if not fs.lookup(path).is_dir():
+        entries = [_entry(fs, path, path, follow=True)]
+    else:
+        names = fs.listdir(path)
+        entries = [_entry(fs, n, path.rstrip("/") + "/" + n) for n in names] if args.long or args.json else \
+            [{"name": n} for n in names]
+    if args.json:
+        print_json(entries)
         return 0
-    for name in fs.listdir(path):
-        full = path.rstrip("/") + "/" + name
-        print(_line(fs, name, fs.stat(full), full) if args.long else name)
+    for e in entries:
+        print(_line(e) if args.long else e["name"])
     return 0
 
 
 def _cat(args: argparse.Namespace) -> int:
+    """Write a file's bytes to stdout (symlinks followed)."""
     fs = open_fs(args)
     out = sys.stdout.buffer
     buf = bytearray(CHUNK)
@@ -137,57 +161,41 @@ def _cat(args: argparse.Namespace) -> int:
 
 
 def _stat(args: argparse.Namespace) -> int:
-    fs = open_fs(args)
-    st = fs.stat(args.path, follow=args.follow)
+    """An entry's type, mode, inode, links, owner, size and mtime."""
+    e = _entry(open_fs(args), args.path, args.path, follow=args.follow)
+    if args.json:
+        print_json(e)
+        return 0
     print(f"path: {args.path}")
-    print(f"type: {_kind(st.st_mode)[0].replace('-', 'f')}  mode: {_kind(st.st_mode)} ({st.st_mode:o})")
-    print(f"inode: {st.st_ino}  links: {st.st_nlink}  uid: {st.st_uid}  gid: {st.st_gid}")
-    print(f"size: {st.st_size}")
-    print(f"mtime: {st.st_mtime} ({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(st.st_mtime))})")
-    if statmod.S_ISLNK(st.st_mode):
-        print(f"target: {fs.readlink(args.path)}")
+    print(f"type: {e['type']}  mode: {e['mode']} ({e['mode_octal']})")
+    print(f"inode: {e['inode']}  links: {e['links']}  uid: {e['uid']}  gid: {e['gid']}")
+    print(f"size: {e['size']}")
+    print(f"mtime: {e['mtime']} ({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(e['mtime']))})")
+    if "target" in e:
+        print(f"target: {e['target']}")
     return 0
-
-
-def _guard(fn):
-    """diskfs errors (and OS errors on the image) as one-line CloudBootErrors."""
-    def run(args: argparse.Namespace) -> int:
-        from diskfs.errors import FsError
-
-        try:
-            return fn(args)
-        except FsError as exc:
-            raise CloudBootError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-        except OSError as exc:
-            raise CloudBootError(f"{args.image}: {exc}") from None
-    return run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """The `fs` verb and its info/ls/cat/stat subcommands."""
-    p = sub.add_parser("fs", help="look inside a disk image or filesystem (ext2/3/4, XFS, btrfs) without mounting")
-    verbs = p.add_subparsers(dest="fs_command", required=True, metavar="info|ls|cat|stat")
-
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("image", help="IMAGE[@PARTITION]: a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
-        q.add_argument("--device", action="append", metavar="IMAGE",
-                       help="another device of a multi-device btrfs (repeatable)")
-        q.add_argument("--subvol", help="btrfs: a subvolume path (from the top level) or id instead of the default")
-
-    q = verbs.add_parser("info", help="the filesystem's type, label, UUID and layout, or the partition table")
-    common(q)
-    q.set_defaults(func=_guard(_info))
-    q = verbs.add_parser("ls", help="list a directory")
-    common(q)
-    q.add_argument("path", nargs="?", default="/")
-    q.add_argument("-l", "--long", action="store_true", help="mode, links, owner, size, mtime, link target")
-    q.set_defaults(func=_guard(_ls))
-    q = verbs.add_parser("cat", help="write a file's bytes to stdout")
-    common(q)
-    q.add_argument("path")
-    q.set_defaults(func=_guard(_cat))
-    q = verbs.add_parser("stat", help="an entry's inode fields")
-    common(q)
-    q.add_argument("path")
-    q.add_argument("-L", "--follow", action="store_true", help="follow a final symlink")
-    q.set_defaults(func=_guard(_stat))
+    verbs = add_verb_group(sub, "fs", "look inside a disk image or filesystem (ext2/3/4, XFS, btrfs) without mounting",
+                           "Read disk images with the portable reader the firmware uses (no mount, no root). "
+                           "IMAGE[@PARTITION] names a whole image or one partition: a number, LABEL=, UUID=, "
+                           "PARTLABEL= or PARTUUID=.", "info|ls|cat|stat")
+    q = {}
+    for name, func, summary in (("info", _info, "a filesystem's type, label, UUID and layout, or a partition table"),
+                                ("ls", _ls, "list a directory"), ("cat", _cat, "write a file's bytes to stdout"),
+                                ("stat", _stat, "an entry's inode fields")):
+        q[name] = add_verb(verbs, name, func, summary)
+        q[name].add_argument("image", help="IMAGE[@PARTITION]: a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
+        q[name].add_argument("--device", action="append", metavar="IMAGE",
+                             help="another device of a multi-device btrfs (repeatable)")
+        q[name].add_argument("--subvol", help="btrfs: a subvolume path (from the top level) or id instead of the "
+                                              "default")
+        if name != "cat":
+            add_json(q[name])
+    q["ls"].add_argument("path", nargs="?", default="/", help="the directory (default /)")
+    q["ls"].add_argument("-l", "--long", action="store_true", help="mode, links, owner, size, mtime, link target")
+    q["cat"].add_argument("path", help="the file")
+    q["stat"].add_argument("path", help="the entry")
+    q["stat"].add_argument("-L", "--follow", action="store_true", help="follow a final symlink")

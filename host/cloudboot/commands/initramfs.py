@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from cloudboot.initramfs import compress, debian
+from cloudboot.cliopts import add_arch, add_cosign_key, add_output, add_verb
+from cloudboot.initramfs import compress
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Assemble Debian's CPython, cloud-boot's init and the portable core, and the kernel modules init needs
+    (from the same Debian kernel package) into a newc cpio, compressed; prints a size breakdown.
+    SOURCE_DATE_EPOCH makes it reproducible."""
     from cloudboot.initramfs.build import build, report
 
     res = build(args.arch, args.output, kernel_package=args.kernel_package, python=args.python,
@@ -19,12 +22,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("initramfs", help="build the init initramfs (CPython PID 1, kernel modules) for an arch",
-                       description="Assemble Debian's CPython, cloud-boot's init and the portable core, and the "
-                                   "kernel modules init needs (from the same Debian kernel package) into a newc "
-                                   "cpio, compressed; prints a size breakdown. SOURCE_DATE_EPOCH makes it "
-                                   "reproducible.")
-    p.add_argument("--arch", required=True, choices=sorted(debian.ARCHES), help="target (Debian) architecture")
+    p = add_verb(sub, "initramfs", _run, "build the init initramfs (CPython PID 1, kernel modules) for an arch")
+    add_arch(p, "the machine the init runs on", required=True)
     p.add_argument("--kernel-package", metavar="VER",
                    help="kernel release (e.g. 6.12.117+deb13-amd64) or linux-image-* package; default: the "
                         "suite's current kernel")
@@ -34,7 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compression", choices=compress.METHODS, help="default: from the output name")
     p.add_argument("--level", type=int, help=f"compression level (zstd default {compress.ZSTD_LEVEL}, gzip 9)")
     p.add_argument("--max-mib", type=float, default=20, help="fail when the result is larger (default 20 MiB)")
-    p.add_argument("--cosign-key", type=Path, metavar="cosign.pub",
-                   help="public key installed as /etc/cosign.pub: init verifies plans and artifacts with it")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file (.cpio.zst, .cpio.gz, .cpio)")
-    p.set_defaults(func=_run)
+    add_cosign_key(p, "cosign public key (cosign.pub) installed as /etc/cosign.pub: init verifies plans and "
+                      "artifacts with it")
+    add_output(p, "the initramfs (.cpio.zst, .cpio.gz or .cpio)")

@@ -8,64 +8,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from bootplan import PlanError
 from bootplan import plan as bplan
-from cloudboot.errors import CloudBootError
-
-
-def read_plan(path: Path) -> dict:
-    """A plan file (HCL, or the parsed form as .json) -> parsed form; every problem is a CloudBootError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CloudBootError(f"{path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise CloudBootError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    try:
-        if path.suffix == ".json":
-            try:
-                parsed = json.loads(text)
-            except ValueError as exc:
-                raise PlanError(f"not JSON: {exc}", file=str(path)) from None
-            bplan.Plan(parsed, str(path))
-            return parsed
-        return bplan.load(text, str(path))
-    except PlanError as exc:
-        raise CloudBootError(str(exc)) from None
-
-
-def parse_lldp(items: list[str]) -> dict[str, str]:
-    """`key=value` pairs from --lldp into the lldp object's fields."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in bplan.LLDP_KEYS:
-            raise CloudBootError(f"--lldp {item!r}: expected KEY=VALUE with KEY one of {', '.join(bplan.LLDP_KEYS)}")
-        out[key] = value
-    return out
-
-
-def render_target(path: Path, arch: str, target: str = "", lldp: dict[str, str] | None = None) -> dict:
-    """The target a machine of `arch` boots from the plan at `path` (selection of REFERENCE §2.3 without a
-    menu), fully resolved."""
-    parsed = read_plan(path)
-    try:
-        return bplan.render(parsed, arch, target=target, lldp=lldp or {}, menu="0")
-    except PlanError as exc:
-        raise CloudBootError(str(exc)) from None
+from cloudboot.cliopts import add_arch, add_json, add_verb, add_verb_group, print_json
+from cloudboot.planfile import parse_lldp, read_plan, render_target
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Check each plan in full, for every arch and with and without LLDP; the first problem is reported with
+    its file and line."""
     for path in args.files:
-        parsed = read_plan(path)
-        try:
-            plan = bplan.Plan(parsed, str(path))
-            by_arch = plan.check()
-        except PlanError as exc:
-            raise CloudBootError(str(exc)) from None
+        plan = bplan.Plan(read_plan(path), str(path))
+        by_arch = plan.check()
         names = plan.names()
         archs = ", ".join(by_arch) or "no arch"
         print(f"{path}: ok, {len(names)} target(s) ({', '.join(names)}) for {archs}")
@@ -73,12 +28,11 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    arch = bplan.canonical_arch(args.arch)
-    if arch not in bplan.ARCHES:
-        raise CloudBootError(f"--arch {args.arch}: one of {', '.join(bplan.ARCHES)} (or x86_64, aarch64, loongarch64)")
-    t = render_target(args.file, arch, args.target or "", parse_lldp(args.lldp))
+    """The target a machine would boot from the plan (REFERENCE §2.3, without a menu), with every expression
+    evaluated."""
+    t = render_target(args.file, args.arch.go, args.target or "", parse_lldp(args.lldp))
     if args.json:
-        print(json.dumps(t, indent=2))
+        print_json(t)
         return 0
     rows = [("target", t["name"]), ("arch", t["arch"] or "any"), ("version", t["version"]), ("label", t["label"]),
             ("source", t["source"])]
@@ -93,24 +47,24 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
-    print(json.dumps(read_plan(args.file), indent=2))
+    """Print the plan's parsed form: the JSON that `push plan` ships beside the HCL so the firmware never parses
+    HCL (the output is JSON itself)."""
+    print_json(read_plan(args.file))
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="check a boot plan (HCL) or show the target a machine would boot")
-    verbs = p.add_subparsers(dest="plan_verb", metavar="SUBCOMMAND", required=True)
-    c = verbs.add_parser("check", help="syntax, references, types and the one-source rule, for every arch")
-    c.add_argument("files", type=Path, nargs="+", metavar="FILE")
-    c.set_defaults(func=_check)
-    r = verbs.add_parser("render", help="the selected target, fully resolved")
-    r.add_argument("file", type=Path, metavar="FILE")
-    r.add_argument("--arch", required=True, help="machine architecture: amd64, arm64, riscv64, loong64")
+    verbs = add_verb_group(sub, "plan", "check a boot plan (HCL) or show the target a machine would boot",
+                           "Boot plans (REFERENCE §2): check them, render the target a machine would boot, or "
+                           "print the parsed form the firmware evaluates.", "SUBCOMMAND")
+    c = add_verb(verbs, "check", _check, "syntax, references, types and the one-source rule, for every arch")
+    c.add_argument("files", type=Path, nargs="+", metavar="FILE", help="plan files (HCL, or parsed .json)")
+    r = add_verb(verbs, "render", _render, "the selected target, fully resolved")
+    r.add_argument("file", type=Path, metavar="FILE", help="the plan (HCL, or parsed .json)")
+    add_arch(r, "the machine's architecture", required=True)
     r.add_argument("--target", help="target name (as cloudboot.target=); default: default_target")
     r.add_argument("--lldp", action="append", default=[], metavar="KEY=VALUE",
                    help=f"what LLDP saw ({', '.join(bplan.LLDP_KEYS)}); repeatable")
-    r.add_argument("--json", action="store_true", help="machine-readable output")
-    r.set_defaults(func=_render)
-    d = verbs.add_parser("parse", help="print the parsed form (JSON) that the firmware evaluates")
-    d.add_argument("file", type=Path, metavar="FILE")
-    d.set_defaults(func=_parse)
+    add_json(r)
+    d = add_verb(verbs, "parse", _parse, "print the parsed form (JSON) that the firmware evaluates")
+    d.add_argument("file", type=Path, metavar="FILE", help="the plan (HCL)")

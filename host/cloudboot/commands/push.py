@@ -3,116 +3,103 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
+from cloudboot.cliopts import (
+    add_json,
+    add_output,
+    add_platform,
+    add_verb,
+    add_verb_group,
+    platform_ref_type,
+    print_result,
+)
 from cloudboot.errors import CloudBootError
 from cloudboot.registry.client import add_registry_options, client_from_args, parse_ref
-from oci.errors import OciError
 
 
-def oci_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Registry failures (OciError) become CloudBootError: one line, exit status 1."""
+def _pushed(args: argparse.Namespace, ref, digest: str) -> int:
+    from cloudboot.registry.push import pinned
 
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except OciError as exc:
-            raise CloudBootError(str(exc)) from None
-
-    return wrapped
+    print_result(args, pinned(ref, digest), {"ref": pinned(ref, digest), "digest": digest})
+    return 0
 
 
-@oci_errors
 def _artifact(args: argparse.Namespace) -> int:
-    from cloudboot.registry.push import PAYLOADS, pinned, push_artifact
+    """One manifest whose layers are the given payloads, in the original's order and media types, and the
+    command line as a text layer."""
+    from cloudboot.registry.push import PAYLOADS, push_artifact
 
     ref = parse_ref(args.ref, args)
     files = {flag: Path(getattr(args, flag)) for flag, _, _ in PAYLOADS if getattr(args, flag)}
     for path in files.values():
         if not path.is_file():
             raise CloudBootError(f"push artifact: {path}: no such file")
-    digest = push_artifact(client_from_args(args), ref, args.platform, files, args.cmdline)
-    print(pinned(ref, digest))
-    return 0
+    return _pushed(args, ref, push_artifact(client_from_args(args), ref, args.platform, files, args.cmdline))
 
 
-@oci_errors
 def _plan(args: argparse.Namespace) -> int:
-    from cloudboot.registry.push import pinned, push_plan
+    """Check the plan in full, then push its HCL layer and its parsed form (so the firmware never parses
+    HCL)."""
+    from cloudboot.registry.push import push_plan
 
     ref = parse_ref(args.ref, args)
-    print(pinned(ref, push_plan(client_from_args(args), ref, Path(args.file))))
-    return 0
+    return _pushed(args, ref, push_plan(client_from_args(args), ref, args.file))
 
 
-@oci_errors
 def _index(args: argparse.Namespace) -> int:
-    from cloudboot.registry.push import pinned, push_index
+    """An OCI index listing one manifest per platform (copied into the index's repository when it lives
+    elsewhere), in the order given."""
+    from cloudboot.registry.push import push_index
 
     ref = parse_ref(args.ref, args)
-    entries = []
-    for item in args.platform:
-        platform, sep, child = item.partition("=")
-        if not sep or not child:
-            raise CloudBootError(f"push index: -p {item!r}: want os/arch=REF")
-        entries.append((platform, parse_ref(child, args)))
+    entries = [(platform, parse_ref(child, args)) for platform, child in args.platform]
     if not entries:
         raise CloudBootError("push index: give at least one -p os/arch=REF")
-    print(pinned(ref, push_index(client_from_args(args), ref, entries)))
-    return 0
+    return _pushed(args, ref, push_index(client_from_args(args), ref, entries))
 
 
-@oci_errors
 def _modpack(args: argparse.Namespace) -> int:
-    import oci
+    """Pack a kernel's module tree into the modules cpio.gz an artifact's modules layer carries; with --push,
+    push it as an artifact of its own."""
     from cloudboot.registry.modpack import build_modpack
-    from cloudboot.registry.push import canonical_json, manifest_json, pinned, push_bytes, push_file
+    from cloudboot.registry.push import push_modpack
 
-    out = Path(args.output)
-    build_modpack(Path(args.src), out)
+    build_modpack(args.src, args.output)
     if not args.push:
-        print(out)
+        print(args.output)
         return 0
     ref = parse_ref(args.push, args)
-    client = client_from_args(args)
-    config = push_bytes(client, ref, canonical_json({"created": None}), oci.MT_CONFIG)
-    layer = push_file(client, ref, out, oci.MT_MODULES, {oci.ANN_TITLE: "modules", oci.ANN_SOURCE_BASENAME: out.name})
-    print(pinned(ref, client.push_manifest(ref, manifest_json(config, [layer]), oci.MT_OCI_MANIFEST)))
-    return 0
+    return _pushed(args, ref, push_modpack(client_from_args(args), ref, args.output))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("push", help="push kernels, initrds, modules, plans and indexes to an OCI registry")
-    verbs = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    verbs = add_verb_group(sub, "push", "push kernels, initrds, modules, plans and indexes to an OCI registry",
+                           "Push boot artifacts, plans and multi-arch indexes (REFERENCE §3) and print what was "
+                           "pushed as REF@digest.", "WHAT")
 
-    a = verbs.add_parser("artifact", help="a boot artifact: kernel/initrd/modules/... and cmdline layers")
+    a = add_verb(verbs, "artifact", _artifact, "a boot artifact: kernel/initrd/modules/... and cmdline layers")
     a.add_argument("ref", help="registry/repo:tag")
-    a.add_argument("--platform", required=True, help="os/arch, e.g. linux/arm64")
-    for flag, title, _ in (("kernel", "kernel image", 0), ("initrd", "initrd", 0),
-                           ("modules", "modules cpio.gz (see push modpack)", 0), ("modloop", "Alpine modloop", 0),
-                           ("apkovl", "Alpine apkovl", 0), ("squashfs", "Debian live squashfs", 0)):
+    add_platform(a, "the artifact's platform", required=True)
+    for flag, title in (("kernel", "kernel image"), ("initrd", "initrd"),
+                        ("modules", "modules cpio.gz (see push modpack)"), ("modloop", "Alpine modloop"),
+                        ("apkovl", "Alpine apkovl"), ("squashfs", "Debian live squashfs")):
         a.add_argument(f"--{flag}", metavar="FILE", help=title)
     a.add_argument("--cmdline", metavar="TEXT", help="kernel command line (a raw text layer)")
-    add_registry_options(a)
-    a.set_defaults(func=_artifact)
 
-    pl = verbs.add_parser("plan", help="a plan: the HCL file plus its parsed JSON form")
-    pl.add_argument("ref")
-    pl.add_argument("--file", "-f", required=True, help="plan.hcl")
-    add_registry_options(pl)
-    pl.set_defaults(func=_plan)
+    pl = add_verb(verbs, "plan", _plan, "a plan: the HCL file plus its parsed JSON form")
+    pl.add_argument("ref", help="registry/repo:tag")
+    pl.add_argument("file", type=Path, metavar="FILE", help="the plan (HCL)")
 
-    ix = verbs.add_parser("index", help="a multi-arch index over per-platform manifests")
-    ix.add_argument("ref")
-    ix.add_argument("-p", "--platform", action="append", default=[], metavar="OS/ARCH=REF",
-                    help="one per platform, in the order the index lists them")
-    add_registry_options(ix)
-    ix.set_defaults(func=_index)
+    ix = add_verb(verbs, "index", _index, "a multi-arch index over per-platform manifests")
+    ix.add_argument("ref", help="registry/repo:tag")
+    ix.add_argument("-p", "--platform", action="append", default=[], type=platform_ref_type, metavar="OS/ARCH=REF",
+                    help="one per platform, in the order the index lists them (the arch in any spelling)")
 
-    mp = verbs.add_parser("modpack", help="pack /lib/modules/VER into a modules cpio.gz (and push it)")
-    mp.add_argument("--src", required=True, help="/lib/modules/<release>")
-    mp.add_argument("-o", "--output", required=True, help="out.cpio.gz")
+    mp = add_verb(verbs, "modpack", _modpack, "pack /lib/modules/VER into a modules cpio.gz (and push it)")
+    mp.add_argument("src", type=Path, metavar="SRC", help="/lib/modules/<release>")
+    add_output(mp, "the modules cpio.gz")
     mp.add_argument("--push", metavar="REF", help="also push it as an artifact with one modules layer")
-    add_registry_options(mp)
-    mp.set_defaults(func=_modpack)
+    for q in (a, pl, ix, mp):
+        add_json(q)
+        add_registry_options(q)

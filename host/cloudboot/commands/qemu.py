@@ -7,19 +7,22 @@ import sys
 import time
 from pathlib import Path
 
+from cloudboot.cliopts import add_arch, add_verb
 from cloudboot.errors import CloudBootError
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Start QEMU with EDK2 for the arch and show the serial console; with --exec, run Python in our
+    firmware's REPL and print its output."""
     from cloudboot.fwbuild.firmware import firmware_dir
     from cloudboot.harness.machine import Machine
-    from cloudboot.harness.pe import check_efi
-    from cloudboot.harness.profiles import profile
     from cloudboot.harness.repl import BANNER, Repl
-    from cloudboot.run import echo
+    from cloudboot.image.output import read_input
+    from cloudboot.image.pe import PeImage
+    from cloudboot.run import echo, run
 
-    prof = profile(args.arch)
-    image = firmware_dir() / prof.efi_name if args.built else args.image
+    arch = args.arch
+    image = firmware_dir() / arch.efi_name if args.built else args.image
     if image is None:
         raise CloudBootError("give an IMAGE (.efi, disk image or .iso) or --built")
     image = Path(image)
@@ -27,21 +30,19 @@ def _run(args: argparse.Namespace) -> int:
         raise CloudBootError(f"{image}: no such file" + (" (run `make firmware`)" if args.built else ""))
     kind = "iso" if image.suffix.lower() == ".iso" else "efi" if image.suffix.lower() == ".efi" else "disk"
     if kind == "efi":
-        check_efi(image, prof.arch)
+        PeImage(read_input(image, "image"), str(image)).check_efi(arch.name)
     append = args.append
     if args.exec is not None and kind == "efi":
         append = " ".join(filter(None, [append, "cloudboot.repl"]))
-    vm = Machine(prof.arch, efi=image if kind == "efi" else None, append=append, esp=args.esp,
+    vm = Machine(arch.name, efi=image if kind == "efi" else None, append=append, esp=args.esp,
                  iso=image if kind == "iso" else None, disks=([image] if kind == "disk" else []) + args.disk,
                  nics=args.nic, memory_mb=args.memory, echo=args.exec is None)
-    echo(vm.command())
     if args.interactive:  # the terminal is the serial console (Ctrl-A is not intercepted: use poweroff)
-        import subprocess
-
         try:
-            return subprocess.call(vm.command())
+            return run(vm.command(), ok=None).returncode
         finally:
             vm.kill()
+    echo(vm.command())
     status = 0
     with vm:
         repl = Repl(vm)
@@ -58,15 +59,15 @@ def _run(args: argparse.Namespace) -> int:
                 pass  # not our firmware (another EFI app, an ISO...): the console was still shown
             status = vm.wait(args.timeout) if args.timeout else vm.proc.wait()
     summary = ", ".join(f"{k} {v:.2f} s" for k, v in vm.marks.items())
-    print(f"\n[{prof.arch}] QEMU exit status {status}; {summary or 'no banner seen'}; "
+    print(f"\n[{arch.name}] QEMU exit status {status}; {summary or 'no banner seen'}; "
           f"total {time.monotonic() - vm.t0:.2f} s", file=sys.stderr)
     return 0 if status == 0 else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("qemu", help="boot an EFI app, disk image or ISO under QEMU + EDK2")
+    p = add_verb(sub, "qemu", _run, "boot an EFI app, disk image or ISO under QEMU + EDK2")
     p.add_argument("image", nargs="?", help="an .efi file, a raw/qcow2 disk image or an .iso")
-    p.add_argument("--arch", required=True, help="x86_64, aarch64, riscv64, loongarch64 (or amd64, arm64, loong64)")
+    add_arch(p, "the machine to boot", required=True)
     p.add_argument("--built", action="store_true", help="boot this tree's build/firmware/BOOT<ARCH>.EFI")
     p.add_argument("--disk", action="append", type=Path, default=[], help="attach a disk image (repeatable)")
     p.add_argument("--nic", action="count", default=0, help="add a virtio-net NIC on QEMU user networking")
@@ -76,4 +77,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=120, help="seconds for each wait (default 120)")
     p.add_argument("--memory", type=int, help="guest memory in MiB")
     p.add_argument("--interactive", action="store_true", help="attach this terminal to the serial console")
-    p.set_defaults(func=_run)

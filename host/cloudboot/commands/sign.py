@@ -5,30 +5,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cloudboot.errors import CloudBootError
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CloudBootError(f"{what} {path}: {exc.strerror}") from None
+from cloudboot.cliopts import add_output, add_verb
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cloudboot.commands.uki import write_atomic
+    """Add an Authenticode signature (PKCS#7, SHA-256) to a PE32+ image, as sbsign does, so firmware with the
+    certificate in db boots it."""
     from cloudboot.image.authenticode import sign
+    from cloudboot.image.output import read_input, write_atomic
 
-    signed = sign(_read(args.image, "image"), str(args.image), _read(args.key, "--key"), _read(args.cert, "--cert"))
+    signed = sign(read_input(args.image, "image"), str(args.image), read_input(args.key, "--key"),
+                  read_input(args.cert, "--cert"))
     write_atomic(args.output, signed)
     print(f"{args.output}: signed ({len(signed)} bytes)")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sign", help="Authenticode-sign a PE32+ image (checked by sbverify in the tests)")
-    p.add_argument("image", type=Path)
-    p.add_argument("--key", type=Path, required=True, help="PEM RSA private key")
-    p.add_argument("--cert", type=Path, required=True, help="PEM X.509 certificate")
-    p.add_argument("-o", "--output", type=Path, required=True)
-    p.set_defaults(func=_run)
+    p = add_verb(sub, "sign", _run, "Authenticode-sign a PE32+ image (checked by sbverify in the tests)")
+    p.add_argument("image", type=Path, help="the PE32+ image (UKI or EFI app)")
+    p.add_argument("--key", type=Path, required=True, help="PEM RSA private key (e.g. genkey's db.key)")
+    p.add_argument("--cert", type=Path, required=True, help="PEM X.509 certificate (e.g. genkey's db.crt)")
+    add_output(p, "the signed image")

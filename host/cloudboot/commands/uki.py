@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cloudboot.cliopts import add_output, add_verb
 from cloudboot.errors import CloudBootError
 from cloudboot.image.output import read_input, write_atomic
-
-__all__ = ["register", "write_atomic"]  # write_atomic: also used by the sign and genkey verbs
 
 
 def _text_or_file(value: str, what: str) -> bytes:
@@ -26,6 +25,8 @@ def _section(spec: str) -> tuple[str, bytes]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """A Unified Kernel Image: the stub (our firmware, or systemd's) with .linux, .initrd, .cmdline, ...
+    sections, laid out as systemd's ukify does; text is stored verbatim."""
     from cloudboot.image.uki import UkiParts, build_uki
 
     parts = UkiParts(
@@ -45,8 +46,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """The `uki` verb."""
-    p = sub.add_parser("uki", help="build a Unified Kernel Image from a stub, a kernel and initrds",
-                       description="Sections are laid out as systemd's ukify does; text is stored verbatim.")
+    p = add_verb(sub, "uki", _run, "build a Unified Kernel Image from a stub, a kernel and initrds")
     p.add_argument("--stub", type=Path, required=True, help="the EFI stub (e.g. build/firmware/BOOTX64.EFI)")
     p.add_argument("--linux", type=Path, required=True, help="the kernel image (.linux)")
     p.add_argument("--initrd", type=Path, action="append", default=[],
@@ -58,5 +58,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sbat", type=Path, help="SBAT data, merged with the stub's and kernel's (.sbat)")
     p.add_argument("--section", action="append", default=[], metavar="NAME:TEXT|@PATH",
                    help="another section (repeatable; name of at most 8 characters)")
-    p.add_argument("-o", "--output", type=Path, required=True)
-    p.set_defaults(func=_run)
+    add_output(p, "the UKI")

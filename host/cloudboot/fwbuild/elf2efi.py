@@ -14,15 +14,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.image.pe import pe_checksum
 
 PAGE = 0x1000
 FILE_ALIGN = 0x200
 MAX_IMAGE = 256 << 20  # an EFI application's loaded size; anything bigger is a corrupt header
-#: ELF e_machine -> (PE Machine, the arch's R_*_RELATIVE type).
-MACHINES = {62: (0x8664, 8), 183: (0xAA64, 1027), 243: (0x5064, 3), 258: (0x6264, 3)}
-MACHINE_NAMES = {62: "x86_64", 183: "aarch64", 243: "riscv64", 258: "loongarch64"}
 
 PT_LOAD, PT_DYNAMIC = 1, 2
 SHF_ALLOC = 2
@@ -70,9 +68,10 @@ class _Elf:
         if self.type != 3:
             raise Elf2EfiError(f"{name}: e_type {self.type} is not ET_DYN: link with -static-pie so the image "
                                "can be relocated")
-        if self.machine not in MACHINES:
-            raise Elf2EfiError(f"{name}: e_machine {self.machine} is not one of x86_64, aarch64, riscv64, "
-                               "loongarch64")
+        self.arch = arches.find("elf_machine", self.machine)
+        if self.arch is None:
+            raise Elf2EfiError(f"{name}: e_machine {self.machine} is not one of "
+                               f"{', '.join(f'{a.elf_machine} ({a.name})' for a in arches.ARCHES)}")
         if self.phentsize != 56 or self.phoff + 56 * self.phnum > len(data):
             raise Elf2EfiError(f"{name}: program headers at offset {self.phoff:#x} run past the end of the file")
         self.phdrs = [struct.unpack_from("<IIQQQQQQ", data, self.phoff + 56 * i) for i in range(self.phnum)]
@@ -130,7 +129,7 @@ class _Elf:
         if ent != 24:
             raise Elf2EfiError(f"{self.name}: DT_RELAENT is {ent}, expected 24")
         base = self.vaddr_to_offset(tags[DT_RELA], size)
-        relative = MACHINES[self.machine][1]
+        relative = self.arch.elf_relative
         out = []
         for i in range(0, size, 24):
             r_offset, r_info, r_addend = struct.unpack_from("<QQq", self.data, base + i)
@@ -233,9 +232,8 @@ def convert_bytes(data: bytes, name: str = "<elf>", *, subsystem: int = 10) -> b
     out[0:2] = b"MZ"
     struct.pack_into("<I", out, 0x3C, pe_off)
     out[pe_off:pe_off + 4] = b"PE\0\0"
-    pe_machine = MACHINES[elf.machine][0]
     # Characteristics: EXECUTABLE_IMAGE | LARGE_ADDRESS_AWARE | DEBUG_STRIPPED
-    struct.pack_into("<HHIIIHH", out, pe_off + 4, pe_machine, len(sections), 0, 0, 0, opt_size, 0x0222)
+    struct.pack_into("<HHIIIHH", out, pe_off + 4, elf.arch.pe_machine, len(sections), 0, 0, 0, opt_size, 0x0222)
     opt = pe_off + 24
     size_code = sum(_align(len(s.data), FILE_ALIGN) for s in code)
     size_idata = sum(_align(len(s.data), FILE_ALIGN) for s in sections if not s.flags & SCN_CODE)

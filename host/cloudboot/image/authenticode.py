@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from pathlib import Path
 
 from cloudboot.errors import CloudBootError
+from cloudboot.image.output import write_atomic
 from cloudboot.image.pe import PeImage, pe_checksum
 
 OID_SHA256 = "2.16.840.1.101.3.4.2.1"
@@ -176,3 +178,31 @@ def signatures(pe: PeImage) -> list[dict]:
         pos += (length + 7) // 8 * 8
     return out
 
+
+
+def self_signed(common_name: str, directory: Path) -> tuple[Path, Path]:
+    """A new RSA-2048 key and a self-signed CA certificate (ten years) as `directory`/db.key and db.crt, for test
+    Secure Boot databases. The key file is created mode 0600: it is never readable by others, not even while
+    it is being written."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    if not directory.is_dir():
+        raise CloudBootError(f"{directory}: not a directory")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    key_path, cert_path = directory / "db.key", directory / "db.crt"
+    write_atomic(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()), mode=0o600)
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path

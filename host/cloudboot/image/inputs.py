@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.image.output import read_input
 
-#: Platform names and aliases -> our arch names.
-PLATFORMS = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64",
-             "riscv64": "riscv64", "loong64": "loongarch64", "loongarch64": "loongarch64"}
-#: The removable-media boot file name of each arch (UEFI spec 3.5.1.1).
-BOOT_NAMES = {"x86_64": "BOOTX64.EFI", "aarch64": "BOOTAA64.EFI", "riscv64": "BOOTRISCV64.EFI",
-              "loongarch64": "BOOTLOONGARCH64.EFI"}
-ALLOWED = "amd64/x86_64, arm64/aarch64, riscv64, loong64/loongarch64"
+
+def esp_inputs(efi: list[str], extra: list[str], defaults: dict[str, Path] | None = None,
+               need_efi: bool = True) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(boot files, extra files) for an ESP from `--efi linux/ARCH=PATH` and `--extra SRC=DST` (plus
+    `defaults` {arch: path} for arches not given), every file checked and none replacing another."""
+    inputs = parse_efi_args(efi)
+    for arch, path in (defaults or {}).items():
+        inputs.setdefault(arch, path)
+    if not (inputs or need_efi or extra):
+        raise CloudBootError("nothing to put on the ESP (give --efi linux/<arch>=<path> and/or --extra SRC=DST)")
+    files = extra_files(extra)
+    boot = efi_files(inputs) if inputs or need_efi else {}
+    merge(boot, files)
+    return boot, files
 
 
 def parse_efi_args(specs: list[str]) -> dict[str, Path]:
-    """['linux/amd64=PATH', ...] -> {arch: path}, with clear errors for every malformed piece."""
+    """['linux/amd64=PATH', ...] -> {arch: path} (any spelling of the arch), with clear errors for every
+    malformed piece."""
     out: dict[str, Path] = {}
     for spec in specs:
         platform, sep, path = spec.partition("=")
@@ -26,9 +35,7 @@ def parse_efi_args(specs: list[str]) -> dict[str, Path]:
         os_name, slash, arch = platform.partition("/")
         if os_name != "linux" or not slash:
             raise CloudBootError(f"invalid --efi platform {platform!r} (want linux/<arch>)")
-        if arch not in PLATFORMS:
-            raise CloudBootError(f"unsupported arch {arch!r} (allowed: {ALLOWED})")
-        name = PLATFORMS[arch]
+        name = arches.get(arch).name
         if name in out:
             raise CloudBootError(f"duplicate EFI input for {name}: {out[name]} and {path}")
         out[name] = Path(path)
@@ -38,7 +45,7 @@ def parse_efi_args(specs: list[str]) -> dict[str, Path]:
 def efi_files(inputs: dict[str, Path]) -> dict[str, bytes]:
     """{arch: path} -> {'EFI/BOOT/BOOT<ARCH>.EFI': bytes}, each checked to be a PE32+ EFI application whose
     machine is the arch's."""
-    from cloudboot.image.pe import SUBSYSTEMS, PeImage
+    from cloudboot.image.pe import PeImage
 
     if not inputs:
         raise CloudBootError("no EFI inputs supplied (give --efi linux/<arch>=<path> or --from-build)")
@@ -48,16 +55,8 @@ def efi_files(inputs: dict[str, Path]) -> dict[str, bytes]:
             raise CloudBootError(f"{path}: {'not a regular file' if path.exists() else 'no such file'} "
                                  f"(EFI input for {arch})")
         data = read_input(path, f"EFI input for {arch}")
-        try:
-            pe = PeImage(data, str(path))
-        except CloudBootError as exc:
-            raise CloudBootError(f"{exc} (EFI input for {arch}: not a PE32+ image)") from None
-        if pe.arch != arch:
-            raise CloudBootError(f"{path}: machine {pe.machine:#06x} ({pe.arch}) does not match the arch "
-                                 f"it is given for ({arch})")
-        if pe.subsystem not in SUBSYSTEMS:
-            raise CloudBootError(f"{path}: subsystem {pe.subsystem} is not an EFI application")
-        out[f"EFI/BOOT/{BOOT_NAMES[arch]}"] = data
+        PeImage(data, str(path)).check_efi(arch)
+        out[f"EFI/BOOT/{arches.get(arch).efi_name}"] = data
     return out
 
 

@@ -23,7 +23,8 @@ def read_input(path: Path, what: str) -> bytes:
 def write_atomic(out: Path, data: bytes, mode: int = 0o644) -> None:
     """Write `out` through a temporary file and a rename: never a half-written output, and any failure
     (missing directory, no permission, full disk, a directory in the way) is one CloudBootError naming
-    `out`."""
+    `out`. The temporary file is created 0600 (mkstemp) and given `mode` only before the rename, so a
+    private output (mode 0600) is never readable by others, not even while it is written."""
     out = Path(out)
     if not out.parent.is_dir():
         raise CloudBootError(f"{out}: the directory {out.parent} does not exist")

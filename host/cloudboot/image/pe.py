@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import arches
 from cloudboot.errors import CloudBootError
 
 SCN_CNT_CODE = 0x00000020
@@ -21,8 +22,6 @@ SCN_DATA_READ = SCN_CNT_INITIALIZED_DATA | SCN_MEM_READ
 SCN_CODE_READ = SCN_CNT_CODE | SCN_MEM_READ
 DLL_NX_COMPAT = 0x0100
 DIR_SECURITY = 4
-#: Machine field -> our arch name.
-MACHINES = {0x8664: "x86_64", 0xAA64: "aarch64", 0x5064: "riscv64", 0x6264: "loongarch64"}
 SUBSYSTEMS = {10: "EFI application", 11: "EFI boot service driver", 12: "EFI runtime driver"}
 
 
@@ -39,73 +38,64 @@ class SectionInfo:
     index: int = 0
 
 
+def _opt_field(offset: int, fmt: str, doc: str) -> property:
+    """A read-only optional-header field of a PeImage."""
+    return property(lambda self: struct.unpack_from(fmt, self.data, self.opt + offset)[0], doc=doc)
+
+
 class PeImage:
     """A PE32+ file in memory with its header offsets parsed and checked; every malformation is a
     CloudBootError naming the file."""
 
     def __init__(self, data: bytes, name: str) -> None:
         self.data, self.name = bytearray(data), name
-        if len(data) < 0x40 or data[:2] != b"MZ":
-            raise CloudBootError(f"{name}: not a PE image (no MZ header)")
+        if data[:2] != b"MZ":
+            raise CloudBootError(f"{name}: not a PE32+ image: no MZ header at offset 0")
+        if len(data) < 0x40:
+            raise CloudBootError(f"{name}: not a PE32+ image: truncated DOS header")
         self.pe = struct.unpack_from("<I", data, 0x3C)[0]
-        if self.pe + 24 > len(data) or data[self.pe:self.pe + 4] != b"PE\0\0":
-            raise CloudBootError(f"{name}: not a PE image (no PE signature at {self.pe:#x})")
+        if self.pe + 26 > len(data) or data[self.pe:self.pe + 4] != b"PE\0\0":
+            raise CloudBootError(f"{name}: not a PE32+ image: no PE signature at offset {self.pe:#x}")
         self.machine, self.nsections = struct.unpack_from("<HH", data, self.pe + 4)
         self.opt_size = struct.unpack_from("<H", data, self.pe + 20)[0]
         self.opt = self.pe + 24
+        magic = struct.unpack_from("<H", data, self.opt)[0]
+        if magic != 0x20B:
+            raise CloudBootError(f"{name}: not a PE32+ image: optional header magic {magic:#x} (PE32+ is 0x20b)")
         # Up to the certificate-table directory entry (opt + 152) must be present to read or sign the image.
         if self.opt_size < 160 or self.opt + self.opt_size > len(data):
             raise CloudBootError(f"{name}: truncated PE optional header "
                                  f"({self.opt_size} bytes at {self.opt:#x})")
-        if struct.unpack_from("<H", data, self.opt)[0] != 0x20B:
-            raise CloudBootError(f"{name}: not PE32+ (optional header magic is not 0x20b)")
         self.table = self.opt + self.opt_size
         if self.table + 40 * self.nsections > len(data):
             raise CloudBootError(f"{name}: section table runs past the end of the file")
 
-    # ---- header fields ----
+    # ---- header fields (offsets into the optional header) ----
+    section_alignment = _opt_field(32, "<I", "OptionalHeader.SectionAlignment.")
+    file_alignment = _opt_field(36, "<I", "OptionalHeader.FileAlignment.")
+    size_of_image = _opt_field(56, "<I", "OptionalHeader.SizeOfImage.")
+    size_of_headers = _opt_field(60, "<I", "OptionalHeader.SizeOfHeaders.")
+    checksum = _opt_field(64, "<I", "OptionalHeader.CheckSum as stored.")
+    subsystem = _opt_field(68, "<H", "OptionalHeader.Subsystem (10: EFI application).")
+    dll_characteristics = _opt_field(70, "<H", "OptionalHeader.DllCharacteristics (NX_COMPAT is 0x100).")
+
     def _u32(self, off: int) -> int:
         return struct.unpack_from("<I", self.data, off)[0]
 
     @property
-    def section_alignment(self) -> int:
-        """OptionalHeader.SectionAlignment."""
-        return self._u32(self.opt + 32)
-
-    @property
-    def file_alignment(self) -> int:
-        """OptionalHeader.FileAlignment."""
-        return self._u32(self.opt + 36)
-
-    @property
-    def subsystem(self) -> int:
-        """OptionalHeader.Subsystem (10: EFI application)."""
-        return struct.unpack_from("<H", self.data, self.opt + 68)[0]
-
-    @property
-    def dll_characteristics(self) -> int:
-        """OptionalHeader.DllCharacteristics (NX_COMPAT is 0x100)."""
-        return struct.unpack_from("<H", self.data, self.opt + 70)[0]
-
-    @property
-    def size_of_headers(self) -> int:
-        """OptionalHeader.SizeOfHeaders."""
-        return self._u32(self.opt + 60)
-
-    @property
-    def size_of_image(self) -> int:
-        """OptionalHeader.SizeOfImage."""
-        return self._u32(self.opt + 56)
-
-    @property
-    def checksum(self) -> int:
-        """OptionalHeader.CheckSum as stored."""
-        return self._u32(self.opt + 64)
-
-    @property
     def arch(self) -> str:
         """Our arch name for the machine field, or its hex value."""
-        return MACHINES.get(self.machine, f"{self.machine:#06x}")
+        a = arches.by_pe_machine(self.machine)
+        return a.name if a else f"{self.machine:#06x}"
+
+    def check_efi(self, arch: str) -> None:
+        """CloudBootError unless this is an EFI application or driver for `arch` (any spelling)."""
+        want = arches.get(arch)
+        if self.machine != want.pe_machine:
+            raise CloudBootError(f"{self.name}: machine {self.machine:#06x} ({self.arch}) is not {want.name}'s "
+                                 f"({want.pe_machine:#06x})")
+        if self.subsystem not in SUBSYSTEMS:
+            raise CloudBootError(f"{self.name}: subsystem {self.subsystem} is not an EFI application or driver")
 
     def directory(self, index: int) -> tuple[int, int]:
         """Data directory `index` as (address, size); (0, 0) when the header has fewer directories."""

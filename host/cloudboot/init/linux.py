@@ -8,18 +8,16 @@ from __future__ import annotations
 import ctypes
 import os
 
-#: uname -m -> {call: number}
-SYSCALLS = {
-    "x86_64": {"finit_module": 313, "kexec_load": 246, "kexec_file_load": 320, "reboot": 169},
-    "aarch64": {"finit_module": 273, "kexec_load": 104, "kexec_file_load": 294, "reboot": 142},
-    "riscv64": {"finit_module": 273, "kexec_load": 104, "kexec_file_load": 294, "reboot": 142},
-    "loongarch64": {"finit_module": 273, "kexec_load": 104, "kexec_file_load": 294, "reboot": 142},
-}
+import arches
+
+#: x86_64's own numbers, and the generic table every other arch we boot uses.
+X86_64_SYSCALLS = {"finit_module": 313, "kexec_load": 246, "kexec_file_load": 320, "reboot": 169}
+GENERIC_SYSCALLS = {"finit_module": 273, "kexec_load": 104, "kexec_file_load": 294, "reboot": 142}
 
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 KEXEC_FILE_NO_INITRAMFS = 0x4
 #: kexec_load flags: the image's arch in bits 16-31 (include/uapi/linux/kexec.h; the ELF machine number).
-KEXEC_ARCH_AARCH64 = 183 << 16
+KEXEC_ARCH_AARCH64 = arches.get("aarch64").elf_machine << 16
 LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2 = 0xFEE1DEAD, 672274793
 LINUX_REBOOT_CMD_KEXEC = 0x45584543
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
@@ -38,10 +36,11 @@ def libc() -> ctypes.CDLL:
 def syscall_number(name: str, machine: str | None = None) -> int:
     """The number of syscall `name` on `machine` (default: this one); OSError for an arch we do not know."""
     machine = machine or os.uname().machine
-    table = SYSCALLS.get(machine)
-    if table is None:
-        raise OSError(f"no syscall table for machine {machine!r} (have {', '.join(SYSCALLS)})")
-    return table[name]
+    try:
+        arch = arches.get(machine)
+    except arches.ArchError as exc:
+        raise OSError(f"no syscall table for machine {machine!r}: {exc}") from None
+    return (X86_64_SYSCALLS if arch.name == "x86_64" else GENERIC_SYSCALLS)[name]
 
 
 def _check(ret: int, what: str) -> int:

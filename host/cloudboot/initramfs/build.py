@@ -4,7 +4,7 @@ Layout of the image (merged /usr, like the Debian it comes from):
   /init                                  Python script run by the kernel (shebang: the interpreter below)
   /usr/bin/python3.X                     Debian's interpreter; stdlib under /usr/lib/python3.X (pruned)
   /usr/lib/<triplet>/*.so*               shared libraries the interpreter and kept extensions need
-  /usr/lib/cloudboot/                    cloudboot.init + the portable core (diskfs, bootplan, oci, compat)
+  /usr/lib/cloudboot/                    cloudboot.init + the portable core (arches, diskfs, bootplan, ...)
   /usr/lib/modules/<release>/            kernel modules (uncompressed) + modules.dep for exactly those
   /etc/cloud-boot/initramfs.json         what went in: suite, package versions, modules, Python modules
   /bin /sbin /lib /lib64 -> usr/...      merged-/usr symlinks (the ELF interpreter path goes through them)
@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.initramfs import compress, cpio, debian, kmods
 from cloudboot.initramfs import python as pysel
@@ -27,7 +28,7 @@ from cloudboot.initramfs.pycompile import cache_path, compile_modules, upstream
 from cloudboot.paths import MODULES_DIR, ROOT
 
 #: The portable core packages shipped next to init (those present in firmware/modules/).
-PORTABLE = ["diskfs", "bootplan", "oci", "compat", "cloudmeta"]
+PORTABLE = ["arches", "diskfs", "bootplan", "oci", "compat", "cloudmeta"]
 IMAGE_LIBDIR = "usr/lib/cloudboot"
 DIST = "usr/lib/python3/dist-packages"
 #: Debian Python packages init uses (ECDSA for cosign, through cloudboot.init.signature); only the modules
@@ -208,7 +209,12 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     only for images without `cosign_key` (the cloud medium's, to fit its UKI size budget)."""
     if cosign_key and not cryptography:
         raise CloudBootError("an initramfs with a cosign key needs cryptography to check signatures")
-    arch = debian.check_arch(arch)
+    target = arches.get(arch)
+    if not target.init:
+        raise CloudBootError(f"no initramfs for {target.name}: Debian does not ship what the init needs (CPython, "
+                             f"cryptography, kernel modules) for {target.debian} yet; build for "
+                             f"{', '.join(a.debian for a in arches.ARCHES if a.init)}")
+    arch = target.debian
     method = compression or compress.method_for(output)
     if not output.parent.is_dir():
         raise CloudBootError(f"{output}: the directory {output.parent} does not exist")

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import subprocess
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
-from cloudboot.run import echo, which
+from cloudboot.run import run, which
 
 METHODS = ("zstd", "gzip", "none")
 GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
@@ -36,11 +35,7 @@ def compress_file(src: Path, dest: Path, method: str, level: int | None = None) 
     """Write `src` compressed with `method` to `dest` (replaced atomically by the caller's rename)."""
     if method == "zstd":
         zstd = which("zstd", "zstd-compressed initramfs images")
-        cmd = [zstd, "-q", "-f", f"-{level or ZSTD_LEVEL}", "-T0", "--check", str(src), "-o", str(dest)]
-        echo(cmd)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CloudBootError(f"zstd failed ({proc.returncode}): {proc.stderr.strip()}")
+        run([zstd, "-q", "-f", f"-{level or ZSTD_LEVEL}", "-T0", "--check", src, "-o", dest], quiet=True)
     elif method == "gzip":
         with open(src, "rb") as fin, open(dest, "wb") as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=level or 9, mtime=0) as fout:
@@ -51,16 +46,30 @@ def compress_file(src: Path, dest: Path, method: str, level: int | None = None) 
         raise CloudBootError(f"unknown compression {method!r}; use one of {', '.join(METHODS)}")
 
 
+def unzstd(data: bytes, what: str) -> bytes:
+    """The content of the zstd frames in `data` (python-zstandard, no external tool); CloudBootError naming
+    `what` when they are corrupt or cut short."""
+    import zstandard
+
+    out = []
+    while data:
+        d = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            out.append(d.decompress(data))
+        except zstandard.ZstdError as exc:
+            raise CloudBootError(f"{what}: bad zstd data: {exc}") from None
+        if not d.eof:
+            raise CloudBootError(f"{what}: zstd data cut short")
+        data = d.unused_data
+    return b"".join(out)
+
+
 def decompress(data: bytes) -> bytes:
     """The cpio bytes inside a zstd, gzip or uncompressed initramfs (by magic)."""
     if data[:2] == GZIP_MAGIC:
         return gzip.decompress(data)
     if data[:4] == ZSTD_MAGIC:
-        zstd = which("zstd", "reading zstd-compressed initramfs images")
-        proc = subprocess.run([zstd, "-q", "-d", "-c"], input=data, capture_output=True)
-        if proc.returncode != 0:
-            raise CloudBootError(f"zstd -d failed: {proc.stderr.decode(errors='replace').strip()}")
-        return proc.stdout
+        return unzstd(data, "initramfs")
     if data[:6] == b"070701":
         return data
     raise CloudBootError(f"not a zstd, gzip or newc cpio image (starts with {data[:6]!r})")

@@ -1,27 +1,22 @@
 """Debian packages of the initramfs's target arch, through our private apt configuration, cached.
 
-Kernels per arch follow TOOLCHAIN-NOTES §4: amd64 and arm64 from trixie; riscv64 from sid (trixie's
-riscv64 index is broken on the archive we use, §6). CPython comes from the same suite as the kernel.
+Each arch's suite and kernel metapackage are the `arches` table's (TOOLCHAIN-NOTES §4, §6): amd64 and arm64
+from trixie, riscv64 and loong64 from sid. CPython comes from the same suite as the kernel.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.paths import cache_dir
+from cloudboot.run import run
 from cloudboot.toolchain import apt
 
-#: Debian arch -> (suite, kernel metapackage, QEMU arch name, `uname -m` in the guest)
-ARCHES = {
-    "amd64": ("trixie", "linux-image-amd64", "x86_64"),
-    "arm64": ("trixie", "linux-image-arm64", "aarch64"),
-    "riscv64": ("sid", "linux-image-riscv64", "riscv64"),
-}
 #: Dependencies we never follow: configuration, data and tooling packages a PID 1 does not use.
 STOP = {"debconf", "cdebconf", "debconf-2.0", "media-types", "mime-support", "netbase", "tzdata",
         "readline-common", "dpkg", "perl-base", "libc-bin", "libdebian-installer4", "libnewt0.52", "libslang2",
@@ -37,22 +32,14 @@ class Deb:
     path: Path
 
 
-def check_arch(arch: str) -> str:
-    """The Debian arch name, or a CloudBootError listing the ones we build for."""
-    if arch not in ARCHES:
-        aliases = {v[2]: k for k, v in ARCHES.items()}
-        if arch in aliases:
-            return aliases[arch]
-        raise CloudBootError(f"unknown arch {arch!r}: use one of {', '.join(ARCHES)}")
-    return arch
-
-
 class Archive:
-    """One suite of the Debian archive for one arch: package metadata, downloads and unpacked trees."""
+    """One suite of the Debian archive for one arch (any spelling; `.arch` is Debian's): package metadata,
+    downloads and unpacked trees. The suite defaults to the one we take the arch's kernel from."""
 
     def __init__(self, arch: str, suite: str | None = None) -> None:
-        self.arch = check_arch(arch)
-        self.suite = suite or ARCHES[self.arch][0]
+        self.target = arches.get(arch)
+        self.arch = self.target.debian
+        self.suite = suite or self.target.kernel_suite
         self.apt = apt.PrivateApt(f"{self.suite}-{self.arch}", [self.suite], archs=[self.arch])
         self.root = cache_dir() / "initramfs" / f"{self.suite}-{self.arch}"
         self._updated = False
@@ -69,9 +56,10 @@ class Archive:
         packages the suite does not have are absent from the result."""
         want = [p for p in packages if p not in self._fields]
         if want:
-            proc = subprocess.run(["apt-cache", "show", "--no-all-versions", *want], env=self._env(),
-                                  capture_output=True, text=True)
-            for para in proc.stdout.split("\n\n"):
+            # status 100: none of them is in the suite (those found are printed either way)
+            proc = run(["apt-cache", "show", "--no-all-versions", *want], env=self._env(), capture=True,
+                       ok=(0, 100))
+            for para in proc.stdout.decode().split("\n\n"):
                 fields = _parse_paragraph(para)
                 if "Package" in fields:
                     self._fields.setdefault(fields["Package"], fields)
@@ -180,7 +168,7 @@ def resolve_kernel(archive: Archive, kernel_package: str | None) -> tuple[str, s
     """(release, linux-image package) for `--kernel-package` (a release such as 6.12.117+deb13-amd64, or
     a package name), or the suite's current kernel when None."""
     if kernel_package is None:
-        meta = ARCHES[archive.arch][1]
+        meta = archive.target.kernel_package
         image = next((d for d in archive.depends(meta) if re.match(r"linux-image-\d", d)), None)
         if image is None:
             raise CloudBootError(f"{meta} in {archive.suite} depends on no versioned linux-image package")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import lzma
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from elftools.elf.elffile import ELFFile
 
 from cloudboot.errors import CloudBootError
 from cloudboot.init.modules import load_order, module_name
-from cloudboot.run import which
 
 #: What init needs from the kernel: virtio disks/NICs/SCSI (virtio_pci is built in on 6.12+), FAT for the
 #: ESP with the code pages a default vfat mount asks for (no modprobe in the initramfs to fetch them), and
@@ -54,11 +52,9 @@ def decompress(path: Path) -> bytes:
     if path.name.endswith(".xz"):
         return lzma.decompress(data)
     if path.name.endswith(".zst"):
-        proc = subprocess.run([which("zstd", "zstd-compressed kernel modules"), "-q", "-d", "-c"], input=data,
-                              capture_output=True)
-        if proc.returncode != 0:
-            raise CloudBootError(f"{path}: zstd -d failed: {proc.stderr.decode(errors='replace').strip()}")
-        return proc.stdout
+        from cloudboot.initramfs.compress import unzstd
+
+        return unzstd(data, str(path))
     if path.name.endswith(".gz"):
         import gzip
 

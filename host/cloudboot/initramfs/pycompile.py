@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
+import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.initramfs import debian
 from cloudboot.initramfs import python as pysel
+from cloudboot.run import run
 from cloudboot.toolchain import apt
 
 COMPILER = r"""
@@ -49,9 +50,10 @@ class Compiler:
     def __init__(self, suite: str, version: str, target_upstream: str) -> None:
         self.version = version
         host = apt.host_arch()
-        if host not in debian.ARCHES:
-            raise CloudBootError(f"no Debian Python for the host arch {host!r} to byte-compile with")
-        archive = debian.Archive(host, suite)
+        try:
+            archive = debian.Archive(host, suite)
+        except arches.ArchError:
+            raise CloudBootError(f"no Debian Python for the host arch {host!r} to byte-compile with") from None
         roots = [f"python{version}-minimal", f"libpython{version}-minimal", f"libpython{version}-stdlib"]
         debs = archive.fetch(archive.closure(roots))
         ver = next(d.version for d in debs if d.name == roots[0])
@@ -89,10 +91,10 @@ class Compiler:
         env = {"PYTHONHOME": str(home), "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
         cmd = [str(self.loader), "--library-path", self.libpath, str(self.python), "-S", "-B",
                str(workdir / "compile.py"), str(workdir / "jobs.json")]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CloudBootError(f"byte-compiling with {self.python.name} failed: "
-                                 f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
+        try:
+            run(cmd, env=env, quiet=True)
+        except CloudBootError as exc:
+            raise CloudBootError(f"byte-compiling with {self.python.name} failed: {exc}") from None
         return out
 
 

@@ -279,7 +279,6 @@ def _interactive(vm) -> int:
 def run(iso: Path, arch_name: str, *, check_only: bool = False, until: str = "target", as_disk: bool = False,
         timeout: float = 900, memory_mb: int | None = None, say: Callable[[str], None] = _stderr) -> int:
     """The demo: registry, publish, boot `iso` on `arch_name`; interactive unless `check_only`. 0 on success."""
-    from cloudboot.harness.profiles import profile
     from cloudboot.run import which
 
     try:
@@ -294,7 +293,7 @@ def run(iso: Path, arch_name: str, *, check_only: bool = False, until: str = "ta
     iso = Path(iso)
     if not iso.is_file():
         raise CloudBootError(f"{iso}: no such file: build the medium first (make iso)")
-    which(profile(arch.name).qemu, f"booting the demo on {arch.name}")
+    which(arch.qemu, f"booting the demo on {arch.name}")
     started = time.monotonic()
     with _signals_end_the_demo():
         with registry(say) as pub:

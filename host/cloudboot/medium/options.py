@@ -3,7 +3,8 @@ naming the flag), and the UKI command line they make (REFERENCE §1.1, the origi
 
 Command line of each arch's UKI: `--cmdline` (default `console=<the arch's serial console>`), `quiet` unless
 `--verbose`, then `cloudboot.plan=` | `cloudboot.image=`, `cloudboot.target=`, `cloudboot.insecure=1`,
-`cloudboot.exit=`, `cloudboot.metadata.url=`, then `--extra-cmdline`; empty parts skipped.
+`cloudboot.exit=`, `cloudboot.metadata.url=`, then `--extra-cmdline`; empty parts skipped. Every `cloudboot.*`
+key in it must be one of bootplan.cmdline's KEYS with a value its check takes (as the init would demand).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import arches
+from bootplan import cmdline as grammar
 from cloudboot.errors import CloudBootError
 
 #: x86's COMMAND_LINE_SIZE (2048 with its NUL), the smallest of the arches we boot.
@@ -75,6 +77,15 @@ def _value(flag: str, value: str) -> str:
     if '"' in value:
         raise CloudBootError(f"{flag}: {value!r} may not contain a double quote")
     return f'"{value}"' if any(c in value for c in " \t") else value
+
+
+def _known(flag: str, key: str, value: str) -> str:
+    """`value` if bootplan.cmdline's check of `key` (the init's and the firmware's) takes it."""
+    try:
+        grammar.KEYS[key](value)
+    except ValueError as exc:
+        raise CloudBootError(f"{flag} {value!r}: {exc}") from None
+    return value
 
 
 def _reference(flag: str, text: str) -> str:
@@ -159,9 +170,7 @@ def check(o: Options) -> Medium:
     if o.insecure:
         keys.append(("cloudboot.insecure", "1"))
     if o.exit is not None:
-        if o.exit not in ("kexec", "reboot"):
-            raise CloudBootError(f"--exit {o.exit!r}: want kexec or reboot")
-        keys.append(("cloudboot.exit", o.exit))
+        keys.append(("cloudboot.exit", _known("--exit", "cloudboot.exit", o.exit)))
     if o.metadata_url is not None:
         keys.append(("cloudboot.metadata.url", _url("--metadata-url", o.metadata_url)))
     base = _text("--cmdline", o.cmdline) if o.cmdline is not None else None
@@ -182,6 +191,9 @@ def check(o: Options) -> Medium:
         if len(line) > MAX_CMDLINE:
             raise CloudBootError(f"the command line for {a.name} is {len(line)} characters, over the kernel's "
                                  f"{MAX_CMDLINE}: {line[:60]}...")
+        _, bad, unknown = grammar.check(grammar.parse(line))
+        if bad or unknown:  # from --cmdline/--extra-cmdline: the init would refuse or ignore it
+            raise CloudBootError(f"the command line for {a.name}: {(bad + unknown)[0]}")
         cmdlines[a.name] = line
     fw_dir = Path(o.firmware_dir) if o.firmware_dir else firmware_dir()
     firmware = {}

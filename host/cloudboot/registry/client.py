@@ -9,9 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cloudboot.errors import CloudBootError
 from oci.client import Client
-from oci.errors import OciError
 from oci.ref import Reference, parse
 from oci.transport_cpython import Transport
 
@@ -79,8 +77,5 @@ def client_from_args(args) -> Client:
 
 
 def parse_ref(text: str, args=None) -> Reference:
-    """Parse a reference honouring --plain-http; bad references become CloudBootError."""
-    try:
-        return parse(text, plain_http=True if args is not None and getattr(args, "plain_http", False) else None)
-    except OciError as exc:
-        raise CloudBootError(str(exc)) from None
+    """Parse a reference honouring --plain-http (BadReference when it is malformed)."""
+    return parse(text, plain_http=True if args is not None and getattr(args, "plain_http", False) else None)

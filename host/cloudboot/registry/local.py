@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
-from cloudboot.run import echo
+from cloudboot.run import echo, run
 
 #: The htpasswd user of auth="htpasswd" registries.
 USER, PASSWORD = "tester", "s3cret-pass"
@@ -38,20 +38,27 @@ def ensure_registry_packages() -> None:
 
 
 class Registry:
-    """A running `docker-registry serve CONFIG`; `host` is `127.0.0.1:PORT`, `root` its storage."""
+    """A running `docker-registry serve CONFIG`; `host` is `127.0.0.1:PORT`, `root` its storage.
 
-    def __init__(self, work: Path, auth: str = "none", token_realm: str = "", token_cert: Path | None = None):
+    `tls` (certificate, key) serves https; `port` and `storage` let a restarted registry take over another's
+    address and blobs."""
+
+    def __init__(self, work: Path, auth: str = "none", token_realm: str = "", token_cert: Path | None = None,
+                 tls: tuple[Path, Path] | None = None, port: int | None = None, storage: Path | None = None):
         self.work = work
-        self.root = work / "storage"
+        work.mkdir(parents=True, exist_ok=True)
+        self.root = storage or work / "storage"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
         lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
                  "storage:", "  filesystem:", f"    rootdirectory: {self.root}", "  delete:", "    enabled: true",
                  "http:", f"  addr: 127.0.0.1:{self.port}", f"  secret: {os.urandom(8).hex()}"]
+        if tls:
+            lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
         if auth == "htpasswd":
             htpasswd = work / "htpasswd"
-            subprocess.run(["htpasswd", "-Bbc", str(htpasswd), USER, PASSWORD], check=True, capture_output=True)
+            run(["htpasswd", "-Bbc", htpasswd, USER, PASSWORD], quiet=True)
             lines += ["auth:", "  htpasswd:", "    realm: cloud-boot-test", f"    path: {htpasswd}"]
         elif auth == "token":
             lines += ["auth:", "  token:", f"    realm: {token_realm}", "    service: cloud-boot-test",
@@ -78,6 +85,13 @@ class Registry:
         """Where distribution keeps a blob's bytes (to tamper with them)."""
         hexd = digest.split(":", 1)[1]
         return self.root / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
+
+    def kill(self) -> None:
+        """SIGKILL: connections drop mid-transfer (stop() lets distribution finish what it serves)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
 
     def stop(self) -> None:
         """Terminate the registry (killed after 10 s) and close its log; the storage stays (the caller's)."""

@@ -87,12 +87,9 @@ def push_bytes(client: Client, ref: Reference, data: bytes, media_type: str,
 def push_file(client: Client, ref: Reference, path: Path, media_type: str, annotations: dict | None = None,
               label: str = "") -> dict:
     """Upload a blob from a file (streamed, with a progress bar on a TTY); return its descriptor."""
-    try:
-        digest, size = file_digest(path)
-        with open(path, "rb") as f:
-            client.push_blob(ref, _Progress(f, size, label or path.name), digest, size)
-    except OSError as exc:
-        raise CloudBootError(f"{path}: {exc.strerror or exc}") from None
+    digest, size = file_digest(path)
+    with open(path, "rb") as f:
+        client.push_blob(ref, _Progress(f, size, label or path.name), digest, size)
     desc = {"mediaType": media_type, "digest": digest, "size": size}
     if annotations:
         desc["annotations"] = annotations
@@ -119,34 +116,24 @@ def push_artifact(client: Client, ref: Reference, platform: str, files: dict[str
     return client.push_manifest(ref, manifest_json(config, layers), oci.MT_OCI_MANIFEST)
 
 
-def parse_plan_text(text: str, filename: str) -> dict:
-    """The parsed form of a plan (what the firmware and the init evaluate), checked in full before pushing."""
-    from bootplan import PlanError, plan
-
-    try:
-        parsed = plan.load(text, filename)
-        plan.check(parsed, filename)
-    except PlanError as exc:
-        raise CloudBootError(f"not pushing an invalid plan: {exc}") from None
-    return parsed
-
-
 def push_plan(client: Client, ref: Reference, path: Path) -> str:
     """`push plan`: config {"created":null}; the raw HCL layer (REFERENCE §2.1), then the parsed JSON layer."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CloudBootError(f"{path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CloudBootError(f"{path}: not UTF-8 text") from None
-    parsed = parse_plan_text(text, path.name)
+    from cloudboot.planfile import for_push
+
+    raw, parsed = for_push(path)
     config = push_bytes(client, ref, b'{"created":null}', oci.MT_CONFIG)
     layers = [push_bytes(client, ref, raw, oci.MT_PLAN, {oci.ANN_TITLE: path.name}),
               push_bytes(client, ref, canonical_json(parsed), oci.MT_PLAN_JSON,
                          {oci.ANN_TITLE: path.stem + ".json"})]
     return client.push_manifest(ref, manifest_json(config, layers), oci.MT_OCI_MANIFEST)
+
+
+def push_modpack(client: Client, ref: Reference, path: Path) -> str:
+    """`push modpack --push`: an artifact whose one layer is the modules cpio.gz at `path`."""
+    config = push_bytes(client, ref, canonical_json({"created": None}), oci.MT_CONFIG)
+    layer = push_file(client, ref, path, oci.MT_MODULES, {oci.ANN_TITLE: "modules",
+                                                          oci.ANN_SOURCE_BASENAME: path.name})
+    return client.push_manifest(ref, manifest_json(config, [layer]), oci.MT_OCI_MANIFEST)
 
 
 def _copy_manifest(client: Client, src: Reference, dst: Reference, raw: bytes, media_type: str) -> None:

@@ -5,9 +5,9 @@ The archive's address is read from the machine's own apt sources, so nothing her
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-import subprocess
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
@@ -50,9 +50,10 @@ def host_codename() -> str:
     return m.group(1) if m else "unknown"
 
 
+@functools.cache
 def host_arch() -> str:
     """dpkg's name for the host architecture."""
-    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+    return run(["dpkg", "--print-architecture"], capture=True).stdout.decode().strip()
 
 
 class PrivateApt:
@@ -137,7 +138,8 @@ class PrivateApt:
 
 def system_install(packages: list[str]) -> None:
     """Install packages from the system's own sources (root; `apt-get update` once per run if needed)."""
-    missing = [p for p in packages if not _installed(p)]
+    installed = _installed(packages)
+    missing = [p for p in packages if p not in installed]
     if not missing:
         return
     if os.geteuid() != 0:
@@ -151,9 +153,11 @@ def system_install(packages: list[str]) -> None:
         run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
 
 
-def _installed(package: str) -> bool:
-    proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
-    return proc.returncode == 0 and "install ok installed" in proc.stdout
+def _installed(packages: list[str]) -> set[str]:
+    """Which of `packages` dpkg has installed (one dpkg-query; status 1 when it knows not all of them)."""
+    proc = run(["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *packages], capture=True, ok=(0, 1))
+    lines = [line.split(" ", 1) for line in proc.stdout.decode().splitlines()]
+    return {name.split(":")[0] for name, *status in lines if status and status[0].endswith("install ok installed")}
 
 
 def extract_deb(deb: Path, root: Path) -> None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 
+import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.paths import cache_dir
+from cloudboot.run import run
 from cloudboot.toolchain import apt
 
-ARCHES = ("x86_64", "aarch64", "riscv64", "loongarch64")
-QEMU_PACKAGES = ["qemu-system-x86", "qemu-system-arm", "qemu-system-misc", "qemu-system-riscv", "qemu-utils"]
-FIRMWARE_PACKAGES = ["ovmf", "qemu-efi-aarch64", "qemu-efi-riscv64", "qemu-efi-loongarch64"]
+QEMU_PACKAGES = sorted({a.qemu_package for a in arches.ARCHES}) + ["qemu-utils"]
+FIRMWARE_PACKAGES = [a.edk2_package for a in arches.ARCHES]
 #: riscv64 and loongarch64 EDK2 in pflash need QEMU >= 9 (TOOLCHAIN-NOTES §2).
 MIN_QEMU = (9, 0)
 
@@ -27,19 +27,18 @@ def firmware_root():
     return cache_dir() / "firmware" / "root"
 
 
-def qemu_version(binary: str = "qemu-system-x86_64") -> tuple[int, int] | None:
+def qemu_version(binary: str) -> tuple[int, int] | None:
     """(major, minor) of an installed QEMU binary, or None when absent."""
     path = shutil.which(binary)
     if not path:
         return None
-    out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
+    out = run([path, "--version"], capture=True).stdout.decode()
     m = re.search(r"version (\d+)\.(\d+)", out)
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def _qemu_ok() -> bool:
-    bins = ["qemu-system-x86_64", "qemu-system-aarch64", "qemu-system-riscv64", "qemu-system-loongarch64"]
-    versions = [qemu_version(b) for b in bins]
+    versions = [qemu_version(a.qemu) for a in arches.ARCHES]
     return all(v is not None and v >= MIN_QEMU for v in versions) and shutil.which("qemu-img") is not None
 
 
@@ -47,7 +46,7 @@ def _firmware_ok() -> bool:
     from cloudboot.harness.firmware import find_firmware
 
     try:
-        for arch in ARCHES:
+        for arch in arches.NAMES:
             find_firmware(arch)
     except CloudBootError:
         return False
@@ -67,8 +66,9 @@ def ensure_qemu() -> None:
     else:
         apt.system_install(QEMU_PACKAGES + ["opensbi"])
     if not _qemu_ok():
+        have = ", ".join(f"{a.qemu} {qemu_version(a.qemu)}" for a in arches.ARCHES)
         raise CloudBootError(f"QEMU >= {MIN_QEMU[0]} for all four arches is still missing after install "
-                             f"(have x86_64 {qemu_version()}); install {' '.join(QEMU_PACKAGES)} >= 9")
+                             f"(have {have}); install {' '.join(QEMU_PACKAGES)} >= 9")
 
 
 def ensure_firmware() -> None:

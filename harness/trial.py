@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
+import arches
 from cloudboot.errors import CloudBootError
-from cloudboot.harness.guests import marker_init
+from cloudboot.harness.guests import busybox_initrd, marker_init
 from cloudboot.harness.machine import Machine
-from cloudboot.harness.profiles import profile
-from cloudboot.image.xfsproto import protofile
-from cloudboot.initramfs import cpio, debian
+from cloudboot.harness.xfsproto import protofile
+from cloudboot.initramfs import debian
 from cloudboot.initramfs.build import sources_key
 from cloudboot.paths import build_dir
-from cloudboot.run import which
+from cloudboot.run import run, which
 
 MARKER = "CLOUDBOOT-KEXEC-TARGET-OK"
 TARGET_INIT = marker_init(MARKER, "target cmdline")
@@ -47,23 +46,8 @@ def initramfs(arch: str, cosign_key: Path | None = None) -> Path:
 
 
 def target_initrd(arch: str) -> Path:
-    """busybox-static of the target arch + the marker /init, as a newc cpio (our writer)."""
-    out = _workdir(arch) / "target-initrd.cpio"
-    archive = debian.Archive(arch)
-    deb = archive.fetch(["busybox-static"])[0]
-    key = deb.path.name + TARGET_INIT
-    stamp = out.with_suffix(".key")
-    if out.exists() and stamp.exists() and stamp.read_text() == key:
-        return out
-    busybox = archive.unpack(deb) / "usr/bin/busybox"
-    a = cpio.Archive()
-    a.file("bin/busybox", busybox, 0o755)
-    a.file("init", TARGET_INIT.encode(), 0o755)
-    a.dir("proc")
-    a.dir("dev")
-    out.write_bytes(a.to_bytes())
-    stamp.write_text(key)
-    return out
+    """busybox-static of the target arch + the marker /init, as a newc cpio."""
+    return busybox_initrd(arch, TARGET_INIT, _workdir(arch) / "target-initrd.cpio")
 
 
 def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
@@ -97,12 +81,12 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
     else:  # mkfs.xfs (6.1) populates only from a protofile
         proto = protofile(tree, img.with_suffix(".proto"))
         mkfs = [which("mkfs.xfs"), "-q", "-f", "-L", "CBTARGET", "-p", str(proto), str(fs)]
-    subprocess.run(mkfs, check=True, capture_output=True)
+    run(mkfs, quiet=True)
     size_mib = -(-fs.stat().st_size // (1 << 20))  # mkfs.btrfs --rootdir grows the file when the tree needs it
     with open(img, "wb") as f:
         f.truncate((size_mib + 2) << 20)
-    subprocess.run([which("sfdisk"), "-q", str(img)], check=True, capture_output=True,
-                   input=f"label: gpt\nstart=2048, size={size_mib * 2048}, name=cbtarget\n".encode())
+    run([which("sfdisk"), "-q", img], quiet=True,
+        input=f"label: gpt\nstart=2048, size={size_mib * 2048}, name=cbtarget\n".encode())
     with open(img, "r+b") as out, open(fs, "rb") as src:
         out.seek(2048 * 512)
         shutil.copyfileobj(src, out, 1 << 20)
@@ -122,16 +106,16 @@ def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path
     ACPI) instead of QEMU's direct kernel boot (on arm64: QEMU's DTB, no EFI). `nic`: one virtio NIC on QEMU
     user networking (the host's 127.0.0.1 is 10.0.2.2), or on the `-netdev` backend `netdev`. Disk n is a
     virtio disk with serial `dn` (/sys/block/vdX/serial), read-only unless `writable`."""
-    prof = profile(debian.check_arch(arch))
+    a = arches.get(arch)
     # TCG everywhere, as the harness does (nested KVM is not reliable on CI machines).
-    return Machine(prof.arch, extra_kernel=(kernel, initrd, f"console={prof.linux_console} {append}"),
+    return Machine(a.name, extra_kernel=(kernel, initrd, f"console={a.linux_console} {append}"),
                    disks=disks or [], nics=1 if nic else 0, memory_mb=memory_mb, uefi=efi,
                    readonly_disks=not writable, extra=["-smp", "2", "-no-reboot"], netdev=netdev)
 
 
 def console(arch: str) -> str:
     """The serial console device Linux uses on `arch`'s machine (ttyS0, ttyAMA0)."""
-    return profile(debian.check_arch(arch)).linux_console
+    return arches.get(arch).linux_console
 
 
 def boot_kernel(arch: str) -> Path:

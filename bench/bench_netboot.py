@@ -1,0 +1,125 @@
+"""Path D's speed. (a) A 64 MiB blob over HTTP into our firmware (lwIP + our virtio-net driver + netstack.http,
+sha256 verified, as every Path D download is; and the plain transfer) next to Debian's iPXE (`ipxe.efi`,
+x86_64) fetching the same file with `imgfetch` in the same QEMU setup (q35, OVMF, user networking, virtio-net).
+(b) Per arch: QEMU start -> the target initrd's marker through Path D (firmware alone, plan from the DHCP boot
+file name, kernel + initrd from a registry on 127.0.0.1) next to QEMU's own -kernel/-initrd of the same files
+(bench_init gives the UKI+init+kexec path's figure)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import secrets
+import tempfile
+import threading
+from pathlib import Path
+
+import arches
+from bench.report import report
+from cloudboot.fwbuild.firmware import firmware_dir
+from cloudboot.harness.guests import MARKER, guest
+from cloudboot.harness.machine import Machine
+from cloudboot.harness.repl import Repl
+from tests.e2e.netbootvm import GUEST_HOST, PLAN, nic_args, push_boot_index, push_plan
+
+BLOB_MB = 64
+IPXE = Path("/usr/lib/ipxe/ipxe.efi")  # Debian's `ipxe` package (x86_64 EFI build)
+FETCH = re.compile(r"FETCH (\d+) (\d+) (\d+)")
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+
+def _serve(directory: Path) -> http.server.ThreadingHTTPServer:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(directory)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def _ours(port: int) -> tuple[float, float]:
+    """(verified MiB/s, plain MiB/s) of our firmware fetching blob.bin, from its own tick counter."""
+    efi = firmware_dir() / arches.get("x86_64").efi_name
+    with Machine("x86_64", efi=efi, append="cloudboot.repl", extra=nic_args()) as m:
+        repl = Repl(m)
+        repl.wait_banner(120)
+        repl.enter(60)
+        repl.exec("from netboot import link\nnic, lease = link.bring_up(print)", 120)
+        out = repl.exec(
+            "import time, hashlib\nfrom netstack import http\nt = http.Transport()\nbuf = bytearray(1 << 20)\n"
+            "def fetch(hashed):\n"
+            "    t0 = time.ticks_ms()\n"
+            f"    r = t.request('GET', 'http://{GUEST_HOST}:{port}/blob.bin', {{}})\n"
+            "    h = hashlib.sha256()\n    n = 0\n"
+            "    while True:\n"
+            "        k = r.readinto(buf)\n"
+            "        if not k:\n            break\n"
+            "        if hashed:\n            h.update(memoryview(buf)[:k])\n"
+            "        n += k\n"
+            "    print('FETCH', int(hashed), n, time.ticks_diff(time.ticks_ms(), t0))\n"
+            "fetch(True)\nfetch(False)\n", 600)
+    rates = {}
+    for hashed, n, ms in FETCH.findall(out):
+        rates[hashed] = int(n) / (1 << 20) / (int(ms) / 1000)
+    return rates["1"], rates["0"]
+
+
+def _ipxe(port: int, work: Path) -> float:
+    """MiB/s of iPXE's imgfetch of blob.bin (serial timestamps around it; the script comes by DHCP)."""
+    (work / "bench.ipxe").write_text(f"#!ipxe\necho IPXE-FETCH-START\nimgfetch http://{GUEST_HOST}:{port}/blob.bin\n"
+                                     "echo IPXE-FETCH-DONE\npoweroff\n")
+    net = ["-netdev", f"user,id=n0,bootfile=http://{GUEST_HOST}:{port}/bench.ipxe",
+           "-device", "virtio-net-pci,netdev=n0,romfile=,disable-legacy=on"]
+    with Machine("x86_64", efi=IPXE, extra=net) as m:
+        start = m.expect_line("IPXE-FETCH-START", 180).at
+        done = m.expect_line("IPXE-FETCH-DONE", 600).at
+    return BLOB_MB / (done - start)
+
+
+def _path_d(arch: str, plan_url: str) -> float:
+    efi = firmware_dir() / arches.get(arch).efi_name
+    with Machine(arch, efi=efi, append="cloudboot.wait=0", extra=nic_args(plan_url) + ["-no-reboot"]) as m:
+        return m.expect_line(MARKER, 900).at
+
+
+def _direct(arch: str, cmdline: str) -> float:
+    """QEMU start -> marker, QEMU loading the kernel itself; loongarch64's Debian kernel is an EFI zboot image
+    QEMU cannot load, so there EDK2 takes it from QEMU's -kernel (the fw_cfg path) instead."""
+    g = guest(arch)
+    with Machine(arch, extra_kernel=(g.kernel, g.initrd, cmdline), uefi=arch == "loongarch64",
+                 extra=["-no-reboot"]) as m:
+        return m.expect_line(MARKER, 900).at
+
+
+def main() -> None:
+    from cloudboot.registry.local import serving
+
+    work = Path(tempfile.mkdtemp(prefix="cloudboot-bench-netboot-"))
+    with open(work / "blob.bin", "wb") as f:
+        f.write(os.urandom(BLOB_MB << 20))
+    srv = _serve(work)
+    port = srv.server_address[1]
+    try:
+        verified, plain = _ours(port)
+        if IPXE.is_file():
+            ipxe = _ipxe(port, work)
+            report(f"x86_64: {BLOB_MB} MiB HTTP, sha256 verified", verified, "iPXE imgfetch", ipxe, "MiB/s")
+            report(f"x86_64: {BLOB_MB} MiB HTTP, plain transfer", plain, "iPXE imgfetch", ipxe, "MiB/s")
+        else:
+            print(f"x86_64: {BLOB_MB} MiB HTTP: ours {verified:.1f} MiB/s verified, {plain:.1f} plain; no {IPXE} "
+                  "(apt-get install ipxe) for the reference", flush=True)
+    finally:
+        srv.shutdown()
+    with serving(work / "registry") as reg:
+        token = secrets.token_hex(4)
+        push_boot_index(reg, work, list(arches.NAMES))
+        plan_url = push_plan(reg, work, "plans/bench:v1", PLAN.format(reg=f"{GUEST_HOST}:{reg.port}", token=token))
+        for arch in arches.NAMES:
+            cmdline = f"console={arches.get(arch).linux_console} panic=-1 cbnet={token}"
+            ref = "EDK2 -kernel/-initrd" if arch == "loongarch64" else "QEMU -kernel/-initrd"
+            report(f"{arch}: QEMU start -> marker, Path D", _path_d(arch, plan_url), ref, _direct(arch, cmdline))

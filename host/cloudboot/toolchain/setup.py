@@ -1,0 +1,37 @@
+"""Everything building and testing need, installed once and then only checked (`cloud-boot deps`)."""
+
+from __future__ import annotations
+
+import arches
+from cloudboot.run import which
+from cloudboot.toolchain import apt, lwip, mbedtls, micropython, qemu, zig, zstd
+
+#: Host tools the build and the tests call, with the Debian package of each.
+HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk",
+                 "e2fsprogs", "xfsprogs", "btrfs-progs", "cryptsetup-bin", "sbsigntool", "gdisk", "xz-utils", "zstd",
+                 "cpio", "systemd-boot-efi", "genisoimage",  # image tests: Debian's systemd stub, isoinfo
+                 "docker-registry", "apache2-utils", "curl",  # OCI tests: registry, htpasswd (bcrypt); bench: curl
+                 "device-tree-compiler", "binutils-aarch64-linux-gnu",  # arm64 kexec tests' oracles: dtc, objdump
+                 "dmg2img", "7zip",  # UDIF tests' oracles (7zz reads lzfse and xz chunks too)
+                 "ca-certificates", "ipxe"]  # the firmware's TLS roots; bench_netboot's reference (ipxe.efi)
+
+
+def ensure_all(*, firmware_tests: bool = True) -> None:
+    """Everything `make firmware` and `make test` need, installed once and then only checked; prints where
+    each part is."""
+    apt.system_install(HOST_PACKAGES)
+    print(f"zig: {zig.zig_exe()}")
+    print(f"MicroPython {micropython.VERSION}: {micropython.source_dir()}")
+    print(f"mpy-cross: {micropython.mpy_cross()}")
+    print(f"libzstd {zstd.VERSION}: {zstd.source_dir()}")
+    print(f"lwIP {lwip.VERSION}: {lwip.source_dir()}")
+    print(f"Mbed TLS {mbedtls.VERSION}: {mbedtls.source_dir()}")
+    if firmware_tests:
+        print(f"unix port: {micropython.unix_port()}")
+        qemu.ensure_qemu()
+        qemu.ensure_firmware()
+        from cloudboot.harness.firmware import find_firmware
+
+        for arch in arches.ARCHES:
+            fw = find_firmware(arch.name)
+            print(f"{arch.name}: {which(arch.qemu)} QEMU {qemu.qemu_version(arch.qemu)}, firmware {fw.code}")
