@@ -21,9 +21,9 @@ from cloudboot.medium import demo
 from cloudboot.medium.build import UKI_BUDGET_MIB, build, esp_name
 from cloudboot.medium.options import Options, check
 from cloudboot.paths import build_dir
+from cloudboot.registry.local import free_port
 from tests.e2e.conftest import firmware_file
 from tests.e2e.initvm import fatal_then_rescue
-from cloudboot.registry.local import free_port
 from tests.ociregistry import FaultProxy
 
 pytestmark = pytest.mark.e2e

@@ -115,7 +115,8 @@ def test_outputs_and_firmware_checked(fw: Path, tmp_path: Path) -> None:
 
 
 def test_cli_checks_before_building(fw: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    """A bad flag is one line and status 1 (2: a usage error), and nothing is built or downloaded (the build is a tripwire)."""
+    """A bad flag is one line and status 1 (2: a usage error), and nothing is built or downloaded (the build
+    is a tripwire)."""
     def tripwire(*a, **k):
         raise AssertionError("the build started before the inputs were checked")
 
