@@ -12,11 +12,12 @@ from pathlib import Path
 
 import arches
 from cloudboot.errors import CloudBootError
-from cloudboot.harness.guests import busybox_initrd, marker_init
+from cloudboot.harness.guests import marker_init
 from cloudboot.harness.machine import Machine
 from cloudboot.harness.xfsproto import protofile
 from cloudboot.initramfs import debian
 from cloudboot.initramfs.build import sources_key
+from cloudboot.initramfs.busybox import busybox_initrd
 from cloudboot.paths import build_dir
 from cloudboot.run import run, which
 

@@ -94,26 +94,11 @@ def _stderr(message: str) -> None:
 
 def demo_initrd(arch: arches.Arch) -> Path:
     """busybox-static of `arch` + the demo /init as a newc cpio (cached under build/demo/<arch>/)."""
-    from cloudboot.initramfs import cpio, debian
+    from cloudboot.initramfs.busybox import busybox_initrd
     from cloudboot.paths import build_dir
 
-    archive = debian.Archive(arch.debian)
-    deb = archive.fetch(["busybox-static"])[0]
-    out = build_dir() / "demo" / arch.name / "demo-initrd.cpio"
-    stamp = out.with_suffix(".key")
-    key = deb.path.name + "\n" + DEMO_INIT
-    if out.is_file() and stamp.is_file() and stamp.read_text() == key:
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    a = cpio.Archive()
-    a.file("bin/busybox", archive.unpack(deb) / "usr/bin/busybox", 0o755)
-    a.file("init", DEMO_INIT.encode(), 0o755)
-    for d in ("proc", "sys", "dev", "tmp", "root"):
-        a.dir(d)
-    a.device("dev/console", "c", 5, 1, 0o600)
-    out.write_bytes(a.to_bytes())
-    stamp.write_text(key)
-    return out
+    return busybox_initrd(arch.debian, DEMO_INIT, build_dir() / "demo" / arch.name / "demo-initrd.cpio",
+                          dirs=("proc", "sys", "dev", "tmp", "root"), console=True)
 
 
 @dataclass
