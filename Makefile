@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 CB     := $(VENV)/bin/cloud-boot
 STAMP  := $(VENV)/.installed
 
-.PHONY: all deps firmware iso demo test unit bench run lint clean fuzz
+.PHONY: all deps firmware iso demo test unit bench run lint clean fuzz fixtures-openzfs
 all: iso
 
 $(STAMP): pyproject.toml
@@ -43,6 +43,12 @@ test: $(STAMP)
 	$(PY) -m ruff check host harness firmware/modules tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The OpenZFS test pools (zfs-dkms built in a trixie chroot for the fixture VM's kernel: about 30 minutes on a
+# cold cache, then cached). `make test` builds them only when CLOUDBOOT_OPENZFS=1 or when that cache exists.
+fixtures-openzfs: $(STAMP)
+	$(CB) deps
+	$(PY) -m tests.portable.images --openzfs
+
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
@@ -51,8 +57,8 @@ bench: $(STAMP)
 	$(CB) firmware --arch all
 	$(PY) -m bench $(BENCH_ARGS)
 
-# The mutation fuzzers, long: FUZZ_SECONDS per filesystem (ext4, XFS, btrfs) and per disk image (qcow2, UDIF
-# variants), default 600 each.
+# The mutation fuzzers, long: FUZZ_SECONDS per format (ext4, XFS, btrfs, ZFS, LUKS1, LUKS2) and per disk image
+# (qcow2, UDIF variants), default 600 each.
 FUZZ_SECONDS ?= 600
 fuzz: $(STAMP)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py tests/unit/test_diskimage_fuzz.py -k metadata -p no:cacheprovider $(PYTEST_ARGS)

@@ -22,18 +22,6 @@ CHUNK = 1 << 20
 _CHECK = [b""]  # the first bytes of the last MiB of the file, to catch a reader returning the wrong data
 
 
-def big_tree(work: Path, size: int) -> None:
-    """work/tree/big: `size` bytes, each MiB a rotation of one pattern (not compressible to nothing, not all
-    alike); _CHECK gets the first bytes of its last MiB."""
-    (work / "tree").mkdir()
-    block = bytes((i * 7 + 3) & 0xFF for i in range(CHUNK))
-    with open(work / "tree/big", "wb") as f:
-        for i in range(size // CHUNK):
-            f.write(block[i & 0xFF:] + block[:i & 0xFF])
-    last = size // CHUNK - 1
-    _CHECK[0] = (block[last & 0xFF:] + block[:last & 0xFF])[:16]
-
-
 def _image(work: Path, kind: str, size: int) -> Path:
     from tests.portable.images import btrfs_env, btrfs_tool, protofile
 
@@ -51,6 +39,18 @@ def _image(work: Path, kind: str, size: int) -> Path:
     return image
 
 
+def write_big(tree: Path, size: int) -> None:
+    """tree/big: `size` bytes, each MiB a rotation of one pattern (not compressible to nothing, not all alike);
+    the readers check the first bytes of its last MiB."""
+    tree.mkdir(parents=True, exist_ok=True)
+    block = bytes((i * 7 + 3) & 0xFF for i in range(CHUNK))
+    with open(tree / "big", "wb") as f:
+        for i in range(size // CHUNK):
+            f.write(block[i & 0xFF:] + block[:i & 0xFF])
+    last = size // CHUNK - 1
+    _CHECK[0] = (block[last & 0xFF:] + block[:last & 0xFF])[:16]
+
+
 def _raw(image: Path, size: int) -> float:
     buf = bytearray(CHUNK)
     t0 = time.perf_counter()
@@ -64,7 +64,8 @@ def _raw(image: Path, size: int) -> float:
     return time.perf_counter() - t0
 
 
-def _ours(image: Path, size: int, **options) -> float:
+def ours(image: Path, size: int, **options) -> float:
+    """Seconds to open `image` with diskfs (`options` passed on) and read /big through in 1 MiB pieces."""
     from diskfs import open_filesystem
     from diskfs.blockdev import FileDevice
 
@@ -96,13 +97,13 @@ def main() -> None:
     size = int(os.environ.get("FS_BENCH_MIB", "512")) << 20
     work = Path(tempfile.mkdtemp(prefix="cloudboot-bench-fsread-"))
     try:
-        big_tree(work, size)
+        write_big(work / "tree", size)
         mib = size / (1 << 20)
         for kind in ("ext4", "xfs", "btrfs"):
             image = _image(work, kind, size)
             _raw(image, size)  # warm the page cache
             t_raw = statistics.median(_raw(image, size) for _ in range(RUNS))
-            t_ours = statistics.median(_ours(image, size) for _ in range(RUNS))
+            t_ours = statistics.median(ours(image, size) for _ in range(RUNS))
             report(f"{kind} {mib:.0f} MiB file read (MiB/s)", mib / t_ours, "raw image read", mib / t_raw,
                    unit="MiB/s")
             if kind == "ext4":
@@ -110,7 +111,7 @@ def main() -> None:
                 report(f"{kind} {mib:.0f} MiB file read (MiB/s)", mib / t_ours, "debugfs dump", mib / t_dbg,
                        unit="MiB/s")
             if kind == "btrfs":
-                t_nov = statistics.median(_ours(image, size, verify_data=False) for _ in range(RUNS))
+                t_nov = statistics.median(ours(image, size, verify_data=False) for _ in range(RUNS))
                 report(f"{kind} {mib:.0f} MiB, no data csums (MiB/s)", mib / t_nov, "raw image read", mib / t_raw,
                        unit="MiB/s")
             image.unlink()

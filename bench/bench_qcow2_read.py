@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_fs_read import _CHECK, CHUNK, _image, _raw, big_tree
+from bench.bench_fs_read import _CHECK, CHUNK, _image, _raw, write_big
 from bench.report import report
 
 RUNS = 3
@@ -54,7 +54,7 @@ def main() -> None:
     size = int(os.environ.get("FS_BENCH_MIB", "512")) << 20
     work = Path(tempfile.mkdtemp(prefix="cloudboot-bench-qcow2-"))
     try:
-        big_tree(work, size)
+        write_big(work / "tree", size)
         raw = _image(work, "ext4", size)
         mib = size / (1 << 20)
         _raw(raw, size)

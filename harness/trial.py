@@ -6,6 +6,7 @@ the build directory by a hash of its inputs, so a session builds each image once
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -51,16 +52,25 @@ def target_initrd(arch: str) -> Path:
     return busybox_initrd(arch, TARGET_INIT, _workdir(arch) / "target-initrd.cpio")
 
 
-def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
+#: Where `cryptsetup reencrypt --encrypt` moves the filesystem of an encrypted target (room for the header).
+LUKS_SHIFT_MIB = 8
+
+
+def target_disk(arch: str, fstype: str = "ext4", luks_passphrase: str | None = None) -> tuple[Path, str]:
     """A GPT disk whose partition 1 (PARTLABEL cbtarget, LABEL CBTARGET) holds /boot/vmlinuz-<release> and
     /boot/initrd.img-<release> (the test initrd), Debian style, on ext4, xfs or btrfs (made by mkfs from the
-    tree); returns (image, kernel release)."""
+    tree), inside LUKS2 (argon2id, small costs; its label CBTARGET too) when `luks_passphrase` is given;
+    returns (image, kernel release)."""
+    if fstype == "zfs":
+        return zfs_target(arch)
     if fstype not in ("ext4", "xfs", "btrfs"):
-        raise CloudBootError(f"target_disk: no {fstype} images (ext4, xfs, btrfs)")
+        raise CloudBootError(f"target_disk: no {fstype} images (ext4, xfs, btrfs, zfs)")
     kernel, release = debian.kernel_image(arch)
     initrd = target_initrd(arch)
-    img = _workdir(arch) / f"target-{fstype}.img"
+    img = _workdir(arch) / (f"target-{fstype}.img" if luks_passphrase is None else f"target-luks2-{fstype}.img")
     key = f"{kernel.name} {kernel.stat().st_size} {initrd.stat().st_size} {initrd.stat().st_mtime_ns} v2"
+    if luks_passphrase is not None:
+        key += f" luks2 {hashlib.sha256(luks_passphrase.encode()).hexdigest()}"
     stamp = img.with_suffix(".key")
     if img.exists() and stamp.exists() and stamp.read_text() == key:
         return img, release
@@ -83,6 +93,8 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
         proto = protofile(tree, img.with_suffix(".proto"))
         mkfs = [which("mkfs.xfs"), "-q", "-f", "-L", "CBTARGET", "-p", str(proto), str(fs)]
     run(mkfs, quiet=True)
+    if luks_passphrase is not None:
+        _encrypt(fs, luks_passphrase)
     size_mib = -(-fs.stat().st_size // (1 << 20))  # mkfs.btrfs --rootdir grows the file when the tree needs it
     with open(img, "wb") as f:
         f.truncate((size_mib + 2) << 20)
@@ -95,6 +107,62 @@ def target_disk(arch: str, fstype: str = "ext4") -> tuple[Path, str]:
     shutil.rmtree(tree)
     stamp.write_text(key)
     return img, release
+
+
+ZFS_POOL = "cbtarget"
+
+
+def zfs_target(arch: str) -> tuple[Path, str]:
+    """A ZFS mirror (zfs-fuse) over target-zfs.img and target-zfs.dev1: cbtarget/ROOT/debian (mountpoint /)
+    whose /boot is its child cbtarget/ROOT/debian/boot (mountpoint /boot, gzip) holding vmlinuz-<release> and
+    initrd.img-<release>; returns (the first leg, kernel release). Booting with the first leg alone is a mirror
+    with one device missing."""
+    from cloudboot.harness.zfsfuse import make_pool
+
+    kernel, release = debian.kernel_image(arch)
+    initrd = target_initrd(arch)
+    img = _workdir(arch) / "target-zfs.img"
+    legs = [img, img.with_suffix(".dev1")]
+    key = f"{kernel.name} {kernel.stat().st_size} {initrd.stat().st_size} {initrd.stat().st_mtime_ns} zfs v1"
+    stamp = img.with_suffix(".key")
+    if all(p.exists() for p in legs) and stamp.exists() and stamp.read_text() == key:
+        return img, release
+    stamp.unlink(missing_ok=True)
+    tree = _workdir(arch) / "target-tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    (tree / "boot").mkdir(parents=True)
+    (tree / "etc").mkdir()
+    (tree / "etc/hostname").write_text("cloud-boot zfs target\n")
+    shutil.copyfile(kernel, tree / "boot" / f"vmlinuz-{release}")
+    shutil.copyfile(initrd, tree / "boot" / f"initrd.img-{release}")
+    size = max(128 << 20, 2 * (kernel.stat().st_size + initrd.stat().st_size) + (64 << 20))
+    for leg in legs:
+        with open(leg, "wb") as f:
+            f.truncate(size)
+    make_pool(ZFS_POOL, ["mirror", *legs], [("ROOT", None, {"mountpoint": "none"}, None),
+                                            ("ROOT/debian", tree, {"mountpoint": "/"}, None),
+                                            ("ROOT/debian/boot", None, {"mountpoint": "/boot", "compression": "gzip"},
+                                             None)], _workdir(arch) / "target-zfs.work")
+    shutil.rmtree(tree)
+    stamp.write_text(key)
+    return img, release
+
+
+def _encrypt(fs: Path, passphrase: str) -> None:
+    """Turn a filesystem image into LUKS2 holding it, in place: cryptsetup's offline reencryption (its own
+    userspace encryption; no device-mapper, no root)."""
+    with open(fs, "r+b") as f:
+        f.truncate(fs.stat().st_size + (LUKS_SHIFT_MIB << 20))
+    work = fs.with_suffix(".luks-work")  # reencrypt keeps a temporary header in its working directory
+    work.mkdir(exist_ok=True)
+    try:
+        run([which("cryptsetup", "encrypted test targets"), "reencrypt", "--encrypt", "--batch-mode",
+             "--type", "luks2", "--label", "CBTARGET", "--pbkdf", "argon2id",
+             "--pbkdf-force-iterations", "4", "--pbkdf-memory", "32768", "--pbkdf-parallel", "1",
+             "--key-file", "-", "--reduce-device-size", f"{LUKS_SHIFT_MIB}M", str(fs)],
+            input=passphrase.encode(), quiet=True, cwd=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,

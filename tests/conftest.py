@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,22 @@ def testdata() -> str:
     path = str(build())
     os.environ["CLOUDBOOT_TESTDATA"] = path
     return path
+
+
+@pytest.fixture(autouse=True)
+def _openzfs_pools(request: pytest.FixtureRequest, testdata: str) -> None:
+    """Tests marked `openzfs` (and the portable test_openzfs module) read the pools OpenZFS made, which
+    tests/portable/images.py builds only when asked: without them they are skipped, saying how to build them."""
+    from tests.portable import images
+
+    if request.node.get_closest_marker("openzfs") and not images.openzfs_built(Path(testdata)):
+        pytest.skip(images.OPENZFS_SKIP)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name == "test_openzfs.py":  # portable: plain functions, no pytest marks of their own
+            item.add_marker(pytest.mark.openzfs)
 # ---- end of diskfs fixtures --------------------------------------------------------------------------------
 
 

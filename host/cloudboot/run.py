@@ -15,6 +15,7 @@ from cloudboot.errors import CloudBootError, MissingTool
 #: Which Debian package provides a tool we call, for the "install X" message.
 PACKAGE_OF = {
     "apt-get": "apt",
+    "cryptsetup": "cryptsetup-bin",
     "dpkg-source": "dpkg-dev",
     "dpkg-deb": "dpkg",
     "make": "make",

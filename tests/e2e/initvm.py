@@ -1,7 +1,11 @@
-"""Console checks shared by the init e2e tests (test_init_boot, test_init_plan): the kexec'd target and the
-FATAL + rescue prompt path, on a VM from `cloudboot.harness.trial.machine`."""
+"""What the init e2e tests (test_init_boot, test_init_plan) share: console checks for the kexec'd target and the
+FATAL + rescue prompt path, on a VM from `cloudboot.harness.trial.machine`, and a metadata server."""
 
 from __future__ import annotations
+
+import http.server
+import json
+import threading
 
 from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
@@ -26,3 +30,27 @@ def fatal_then_rescue(q: Machine, timeout: float, *want: str) -> str:
     q.expect_line(r"PID 1 stays; new rescue prompt", 60)
     assert "Kernel panic" not in q.text
     return line
+
+
+class Metadata:
+    """A 127.0.0.1 HTTP server answering GET /meta.json with `document` (404 elsewhere)."""
+
+    def __init__(self) -> None:
+        self.document: dict = {}
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                body = json.dumps(outer.document).encode()
+                self.send_response(200 if self.path == "/meta.json" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -6,22 +6,19 @@ and a plan without the asked target each end in FATAL and the rescue prompt."""
 
 from __future__ import annotations
 
-import http.server
-import json
 import secrets
-import threading
 
 import pytest
 
 from cloudboot.cli import main as cli
 from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
-from tests.e2e.initvm import fatal_then_rescue, target_cmdline
+from tests.e2e.initvm import Metadata, fatal_then_rescue, target_cmdline
+from tests.e2e.netbootvm import GUEST_HOST
 
 pytestmark = pytest.mark.e2e
 
 ARCH = "amd64"  # the failure cases run on amd64 only; the full path runs on amd64 and arm64 (kexec_load)
-GUEST_HOST = "10.0.2.2"  # QEMU user networking's address of the host's 127.0.0.1
 BOOT_TIMEOUT = 240
 PLAN = """
 locals {{
@@ -40,30 +37,6 @@ target "other" {{
   index = "${{local.registry}}/boot/debian:riscv64-only"
 }}
 """
-
-
-class Metadata:
-    """A 127.0.0.1 HTTP server answering GET /meta.json with `document` (404 elsewhere)."""
-
-    def __init__(self) -> None:
-        self.document: dict = {}
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                body = json.dumps(outer.document).encode()
-                self.send_response(200 if self.path == "/meta.json" else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +73,7 @@ def test_metadata_plan_registry_kexec(pushed, arch: str) -> None:
     q = _boot(f"cloudboot.metadata.url=http://{GUEST_HOST}:{meta.server.server_address[1]}/meta.json", arch)
     try:
         q.expect_line(r"net: eth\d+ 10\.0\.2\.15/24 gw 10\.0\.2\.2 .*\(dhcp\)", BOOT_TIMEOUT)
-        q.expect_line(rf"metadata: .*cloudboot.plan={reg}/plans/smoke:v1", 60)
+        q.expect_line(rf"plan: plan {reg}/plans/smoke:v1 from the metadata URL ", 60)
         q.expect_line(r'target="debian" index=10\.0\.2\.2:\d+/boot/debian:6\.12', 120)
         q.expect_line(r"kernel: pulling \d+ bytes", 60)
         q.expect_line(r"kexec boot$", 240)

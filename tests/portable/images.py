@@ -1,6 +1,6 @@
 """Test data for the portable disk core: filesystem images made by the real tools (mkfs.ext4 -d, mkfs.xfs -p,
-mkfs.btrfs --rootdir, btrfs-convert, sgdisk/sfdisk, debugfs, xfs_db, cryptsetup, mkswap), no root, no mounts;
-what mkfs cannot fill (multi-device btrfs, an XFS B+tree data fork) is filled by Linux in one VM (vmimages).
+mkfs.btrfs --rootdir, btrfs-convert, sgdisk/sfdisk, debugfs, xfs_db, cryptsetup, qemu-img, mkswap), no root,
+no mounts; what mkfs cannot fill (multi-device btrfs, an XFS B+tree data fork) is filled by Linux in one VM (vmimages).
 
 Each image has a recipe (a function and its arguments); it is rebuilt only when its recipe, its source tree
 or the tool versions change (a key stored next to it), and images build in parallel. Every source tree also
@@ -23,7 +23,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from cloudboot.harness import zfsfuse
 from cloudboot.harness.xfsproto import protofile
+from cloudboot.harness.zfsfuse import make_pool
 from cloudboot.paths import build_dir, cache_dir
 
 UUID = "01234567-89ab-cdef-0123-456789abcdef"
@@ -468,6 +470,114 @@ def luks(out: Path, trees: dict[str, Path], kind: str) -> None:
         "--pbkdf-force-iterations", "1000", out, "-", input=b"secret")
 
 
+PASSPHRASE = b"correct horse \xe2\x9c\x93"  # not ASCII: the bytes are what counts
+SECOND_PASSPHRASE = b"second slot"
+LUKS2_SHIFT = 8 * MiB  # reencrypt --encrypt moves the filesystem this far to make room for the header
+
+
+def _inner_fs(out: Path, trees: dict[str, Path], fstype: str, size: int) -> None:
+    """The basic tree in a filesystem image of `size` bytes (4 KiB blocks and sectors: any LUKS sector size fits)."""
+    if fstype == "ext4":
+        ext4(out, trees, "tree", size, "-b", "4096")
+    elif fstype == "xfs":
+        xfs(out, trees, "tree", size, "-s", "size=4096")
+    else:
+        btrfs(out, trees, "tree", size, "-M")
+
+
+def luks_uuid(name: str) -> str:
+    """One UUID per LUKS image: cryptsetup locks by UUID, and the images are made in parallel."""
+    h = hashlib.sha256(name.encode()).hexdigest()
+    return "-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:32]))
+
+
+def luks_fs(out: Path, trees: dict[str, Path], kind: str, fstype: str, size: int, cipher: str, key_bits: int,
+            hash_name: str, pbkdf: str, sector: int = 512, second_slot: bool = False) -> None:
+    """A filesystem inside LUKS, every byte written by real LUKS code, no device-mapper: LUKS2 by `cryptsetup
+    reencrypt --encrypt` (offline: cryptsetup's own userspace encryption of the filesystem, header and all);
+    LUKS1 by `cryptsetup luksFormat` and its payload by QEMU's LUKS driver (`qemu-img convert -n`), another
+    implementation. Small KDF costs. `second_slot`: a second keyslot (pbkdf2) opened by SECOND_PASSPHRASE."""
+    inner = out.parent / (out.stem + ".inner")
+    _inner_fs(inner, trees, fstype, size)
+    pw = out.parent / (out.stem + ".pw")
+    pw.write_bytes(PASSPHRASE)
+    costs = (["--pbkdf-force-iterations", "1000"] if pbkdf == "pbkdf2" else
+             ["--pbkdf-force-iterations", "4", "--pbkdf-memory", "16384", "--pbkdf-parallel", "2"])
+    common = ["--batch-mode", "--type", kind, "--cipher", cipher, "--key-size", str(key_bits), "--hash", hash_name,
+              "--pbkdf", pbkdf, *costs, "--uuid", luks_uuid(out.name), "--key-file", pw]
+    try:
+        if kind == "luks2":
+            with open(inner, "r+b") as f:
+                f.truncate(size + LUKS2_SHIFT)
+            work = out.parent / (out.stem + ".work")  # reencrypt keeps a temporary header in its directory
+            work.mkdir(exist_ok=True)
+            _sh("cryptsetup", "reencrypt", "--encrypt", *common, "--label", out.stem, "--sector-size", str(sector),
+                "--reduce-device-size", f"{LUKS2_SHIFT >> 20}M", inner, cwd=work)
+            shutil.rmtree(work)
+            inner.rename(out)
+        else:
+            _blank(out, size + 4 * MiB)
+            _sh("cryptsetup", "luksFormat", *common, out)
+            _sh("qemu-img", "convert", "-n", "--object", f"secret,id=pw,file={pw}", "-f", "raw", inner,
+                "--target-image-opts", f"driver=luks,key-secret=pw,file.filename={out}")
+        if second_slot:
+            other = out.parent / (out.stem + ".pw2")
+            other.write_bytes(SECOND_PASSPHRASE)
+            _sh("cryptsetup", "luksAddKey", "--batch-mode", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
+                "--key-file", pw, out, other)
+            other.unlink()
+    finally:
+        pw.unlink(missing_ok=True)
+        inner.unlink(missing_ok=True)
+
+
+#: ZFS pool layouts -> (vdev args with {0}, {1}... for the device files, number of devices)
+ZFS_LAYOUTS = {"single": ("{0}", 1), "mirror": ("mirror {0} {1}", 2), "raidz1": ("raidz1 {0} {1} {2}", 3),
+               "raidz2": ("raidz2 {0} {1} {2} {3}", 4), "raidz3": ("raidz3 {0} {1} {2} {3} {4}", 5)}
+
+
+def zfs_pool(out: Path, trees: dict[str, Path], layout: str, datasets: tuple) -> None:
+    """A ZFS pool written by zfs-fuse (real ZFS code in userspace: pool version 23) over `out` (and out.dev1,
+    out.dev2... for more devices), 64 MiB each. `datasets`: (name, tree or None, properties, snapshot or None);
+    each tree is copied in through the FUSE mount (sparse files stay sparse); a snapshot is taken after the
+    copy and then the live dataset changed (/etc/hostname rewritten, /etc/file-0000 removed). Finally every
+    dataset is unmounted, set canmount=noauto and given its final mountpoint (so nothing is mounted on the
+    host), and the pool exported. <out>.zdb is `zdb -C -u`'s account of it (the oracle for the vdev tree and
+    the uberblock)."""
+    vdevs, count = ZFS_LAYOUTS[layout]
+    pool = "cb" + out.stem.replace("-", "").replace(".", "")[:20]
+    paths = [out] + [out.parent / f"{out.stem}.dev{i}" for i in range(1, count)]
+    for p in paths:
+        _blank(p, 64 * MiB)
+    zdb = make_pool(pool, vdevs.format(*paths).split(),
+                    [(name, trees[tree] if tree else None, props, snap) for name, tree, props, snap in datasets],
+                    out.parent / (out.stem + ".zfswork"))
+    (out.parent / (out.name + ".zdb")).write_text(zdb)
+
+
+def openzfs_pool(out: Path, trees: dict[str, Path], layout: str, datasets: tuple) -> list[Path]:
+    """The host half of a pool OpenZFS makes (build() then runs openzfs.fill on all of them in one VM): device
+    files (out, out.dev1...), 128 MiB each, GPT-partitioned as OpenZFS does a whole disk (partition 1, type
+    Solaris /usr, from 1 MiB: the pool goes there; the VM has no udev for zpool to label disks itself).
+    Returns the device images."""
+    count = len([w for w in layout.split() if w.startswith("d")])
+    paths = [out] + [out.parent / f"{out.stem}.dev{i}" for i in range(1, count)]
+    for p in paths:
+        _blank(p, 128 * MiB)
+        _sh("sgdisk", "-n", "1:2048:0", "-t", "1:BF01", "-c", "1:zfs", p)
+    return paths
+
+
+def _openzfs_fill(out: Path, names: list[str], trees: dict[str, Path]) -> None:
+    from tests.portable import openzfs
+
+    jobs = []
+    for name in names:
+        fn, (layout, datasets), _ = _recipe(name)
+        jobs.append(("cb" + name[:-4].replace("-", ""), layout, fn(out / name, trees, layout, datasets), datasets))
+    openzfs.fill(jobs, {t: trees[t] for t in ("tree", "many")}, out)
+
+
 def swap(out: Path, trees: dict[str, Path]) -> None:
     _blank(out, 8 * MiB)
     _sh("mkswap", "-L", "cbswap", "-U", UUID, out)
@@ -531,8 +641,69 @@ IMAGES = {
     "luks1.img": (luks, ("luks1",)),
     "luks2.img": (luks, ("luks2",)),
     "swap.img": (swap, ()),
+    # every cipher and KDF the LUKS reader knows, each with a filesystem inside (tests/portable/test_luks.py)
+    "luks1-xts-sha1.img": (luks_fs, ("luks1", "ext4", 24 * MiB, "aes-xts-plain64", 256, "sha1", "pbkdf2")),
+    "luks1-essiv-sha256.img": (luks_fs, ("luks1", "ext4", 24 * MiB, "aes-cbc-essiv:sha256", 256, "sha256", "pbkdf2")),
+    "luks1-xts-sha512.img": (luks_fs, ("luks1", "btrfs", 48 * MiB, "aes-xts-plain64", 512, "sha512", "pbkdf2")),
+    "luks2-pbkdf2.img": (luks_fs, ("luks2", "ext4", 24 * MiB, "aes-xts-plain64", 512, "sha256", "pbkdf2", 512)),
+    "luks2-argon2i.img": (luks_fs, ("luks2", "xfs", 300 * MiB, "aes-cbc-essiv:sha256", 256, "sha256", "argon2i",
+                                    2048)),
+    "luks2-argon2id.img": (luks_fs, ("luks2", "ext4", 24 * MiB, "aes-xts-plain64", 512, "sha512", "argon2id", 4096),
+                           {"second_slot": True}),
+    # ZFS pools by zfs-fuse (tests/portable/test_zfs.py): every classic layout; datasets for compression,
+    # checksums, children with mountpoints, snapshots, a 10,000-entry (fat ZAP) directory
+    "zfs-single.img": (zfs_pool, ("single", (
+        ("", None, {"compression": "lzjb", "mountpoint": "/srv"}, None),
+        ("ROOT", None, {"mountpoint": "none"}, None),
+        ("ROOT/debian", "tree", {"mountpoint": "/", "checksum": "sha256"}, "installed"),  # its /boot: the next one
+        ("ROOT/debian/boot", None, {"mountpoint": "/boot", "compression": "gzip-9", "checksum": "fletcher2"}, None),
+        ("zle", "tree", {"compression": "zle", "checksum": "fletcher4"}, None),
+        ("plain", "tree", {"compression": "off", "recordsize": "8K"}, None),
+        ("many", "many", {"compression": "lzjb"}, None)))),
+    "zfs-mirror.img": (zfs_pool, ("mirror", (("data", "tree", {"compression": "gzip"}, None),))),
+    "zfs-raidz1.img": (zfs_pool, ("raidz1", (("data", "tree", {"compression": "lzjb"}, None),))),
+    "zfs-raidz2.img": (zfs_pool, ("raidz2", (("data", "tree", {"compression": "gzip-1"}, None),))),
+    "zfs-raidz3.img": (zfs_pool, ("raidz3", (("data", "tree", {"compression": "off"}, None),))),
 }
+# Pools made by OpenZFS in a VM (tests/portable/openzfs.py): feature flags, lz4, zstd, embedded blocks, large
+#: dnodes, system attributes; natively encrypted datasets (passphrase and raw key: openzfs.KEYS)
+OPENZFS_IMAGES = {
+    "openzfs.img": (openzfs_pool, ("d0", (
+        ("", None, {}),
+        ("lz4", "tree", {"compression": "lz4", "dnodesize": "auto", "xattr": "sa"}),
+        ("zstd", "tree", {"compression": "zstd", "recordsize": "16K"}),
+        ("sha512", "tree", {"compression": "gzip", "checksum": "sha512"}),
+        ("many", "many", {"compression": "lz4"}),
+        ("enc-pass", "tree", {"encryption": "aes-256-gcm", "keyformat": "passphrase",
+                              "keylocation": "file:///cbkeys/pass"}),
+        ("enc-raw", "tree", {"encryption": "aes-256-ccm", "keyformat": "raw", "keylocation": "file:///cbkeys/raw"}),
+    ))),
+    "openzfs-raidz2.img": (openzfs_pool, ("raidz2 d0 d1 d2 d3", (("data", "tree", {"compression": "lz4"}),))),
+}
+IMAGES.update(OPENZFS_IMAGES)
 DEPENDS = {"gpt-backup.img": "gpt-disk.img"}
+
+
+#: The OpenZFS pools cost a zfs-dkms build in a chroot (tests/portable/openzfs.py) on a machine without its
+#: cache, so build() makes them only when CLOUDBOOT_OPENZFS=1 or (unless it is 0) when that cache exists.
+OPENZFS_ENABLE = "CLOUDBOOT_OPENZFS"
+OPENZFS_SKIP = ("OpenZFS fixture pools not built (zfs-dkms in a trixie chroot: about 30 min on a cold cache): "
+                "run `make fixtures-openzfs`, or set CLOUDBOOT_OPENZFS=1 for `make test`")
+
+
+def openzfs_wanted() -> bool:
+    """Build the OpenZFS pools now? When asked to, or when the chroot they need is already cached."""
+    from tests.portable import openzfs
+
+    flag = os.environ.get(OPENZFS_ENABLE)
+    if flag in ("0", "1"):
+        return flag == "1"
+    return (cache_dir() / "openzfs" / openzfs._key(vmimages_release()) / "done").exists()
+
+
+def openzfs_built(out: Path) -> bool:
+    """Are the OpenZFS pools among the images in `out`?"""
+    return all((out / name).exists() for name in OPENZFS_IMAGES)
 
 
 def _recipe(name: str):
@@ -543,17 +714,38 @@ def _recipe(name: str):
 _KERNEL: list[str] = []
 
 
+def vmimages_release() -> str:
+    from tests.portable import vmimages
+
+    return vmimages.kernel_release()
+
+
+def _zfs_version() -> str:
+    proc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "zfs-fuse"], capture_output=True, text=True)
+    return proc.stdout
+
+
 def _key(name: str, versions: str) -> str:
     fn, args, kwargs = _recipe(name)
     parts = [inspect.getsource(fn), repr(args), repr(sorted(kwargs.items())), versions,
              inspect.getsource(protofile), inspect.getsource(_blank)]
     parts += [inspect.getsource(f) for f in TREES.values()]
+    if fn is openzfs_pool:
+        from tests.portable import openzfs
+
+        if not _KERNEL:
+            _KERNEL.append(vmimages_release())
+        parts += [_KERNEL[0], inspect.getsource(openzfs), inspect.getsource(_openzfs_fill)]
     if fn is vm_fs:  # what the kernel writes depends on the kernel
         from tests.portable import vmimages
 
         if not _KERNEL:
             _KERNEL.append(vmimages.kernel_release())
         parts += [_KERNEL[0], inspect.getsource(vmimages), inspect.getsource(_vm_fill), repr(VM_TREES)]
+    if fn is luks_fs:  # the encrypting tools' versions too
+        parts += [_sh("cryptsetup", "--version"), _sh("qemu-img", "--version"), inspect.getsource(_inner_fs)]
+    if fn is zfs_pool:
+        parts += [inspect.getsource(zfsfuse), repr(ZFS_LAYOUTS), _zfs_version()]
     if name in DEPENDS:
         parts.append(_key(DEPENDS[name], versions))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
@@ -599,18 +791,26 @@ def build(names: list[str] | None = None, out: Path | None = None, jobs: int | N
         fn(out / name, trees, *args, **kwargs)
         (out / f"{name}.key").write_text(keys[name])
 
-    def vm(names: list[str]) -> None:
+    def vm(names: list[str], fill) -> None:
         for name in names:
             (out / f"{name}.key").unlink(missing_ok=True)
-        _vm_fill(out, names, trees)
+        fill(out, names, trees)
         for name in names:
             (out / f"{name}.key").write_text(keys[name])
 
     in_vm = [n for n in wanted if _recipe(n)[0] is vm_fs and not fresh(n)]
+    in_openzfs = [n for n in wanted if _recipe(n)[0] is openzfs_pool and not fresh(n)]
+    if in_openzfs and not openzfs_wanted():  # stale ones go, so that their tests skip rather than read them
+        print(f"test images: {', '.join(in_openzfs)} left out: {OPENZFS_SKIP}", file=sys.stderr)
+        for name in in_openzfs:
+            for p in [out / name, out / f"{name}.key", *out.glob(f"{name[:-4]}.dev*")]:
+                p.unlink(missing_ok=True)
+        in_openzfs = []
     first = [n for n in wanted if n in DEPENDS.values()]
-    rest = [n for n in wanted if n not in first and n not in DEPENDS and _recipe(n)[0] is not vm_fs]
+    rest = [n for n in wanted if n not in first and n not in DEPENDS and _recipe(n)[0] not in (vm_fs, openzfs_pool)]
     with ThreadPoolExecutor(max_workers=jobs or max(2, os.cpu_count() or 2)) as pool:
-        futures = [pool.submit(vm, in_vm)] if in_vm else []
+        futures = [pool.submit(vm, in_vm, _vm_fill)] if in_vm else []
+        futures += [pool.submit(vm, in_openzfs, _openzfs_fill)] if in_openzfs else []
         for f in futures + [pool.submit(one, n) for n in first + rest]:
             f.result()
         for f in [pool.submit(one, n) for n in wanted if n in DEPENDS]:
@@ -618,5 +818,8 @@ def build(names: list[str] | None = None, out: Path | None = None, jobs: int | N
     return out
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m tests.portable.images [NAME... | --openzfs]
+    if sys.argv[1:] == ["--openzfs"]:  # make fixtures-openzfs
+        os.environ[OPENZFS_ENABLE] = "1"
+        sys.argv[1:] = list(OPENZFS_IMAGES)
     print(build(sys.argv[1:] or None))

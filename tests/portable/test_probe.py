@@ -6,8 +6,8 @@ import struct
 import fstree
 
 import diskfs
-from diskfs import formats
-from diskfs.errors import NotFound, Unsupported
+from diskfs import crypto, formats
+from diskfs.errors import FsError, Locked, NotFound, Unsupported
 from diskfs.probe import ext_flavor, probe, resolve
 from diskfs.zfslabel import nvlist_top
 
@@ -28,20 +28,29 @@ def test_probe_types_labels_uuids():
     assert probe(fstree.memdev(bytes(300 * 1024))) == (None, "", "")
 
 
+def _portable():
+    """The registry's names without the image formats (qcow2, UDIF) the host's diskimage package puts first once
+    it is imported (as in a pytest run that also holds tests/unit)."""
+    return [f.name for f in formats.FORMATS if f.name not in ("qcow2", "udif")]
+
+
 def test_one_registry_names_detects_and_opens():
-    assert [f.name for f in formats.FORMATS] == ["ext4", "xfs", "btrfs", "luks", "vfat", "swap", "zfs_member"]
+    assert _portable() == ["ext4", "xfs", "btrfs", "luks", "vfat", "swap", "zfs_member"]
     for name, kind in (("ext4-4k.img", "ext4"), ("xfs-v5.img", "xfs"), ("btrfs.img", "btrfs"), ("vfat.img", None),
-                       ("luks2.img", None), ("swap.img", None)):
+                       ("swap.img", None)):
         dev = fstree.dev(name)
         assert diskfs.detect(dev) == kind, name
         fs = diskfs.open_filesystem(dev)
         assert (fs.TYPE if fs else None) == kind, name
     luks = formats.find(fstree.dev("luks1.img"))
     assert luks.role == formats.CONTAINER
-    exc = fstree.raises(Unsupported, luks.open, fstree.dev("luks1.img"), None, {})
-    assert "LUKS cannot be opened" in str(exc), exc
+    exc = fstree.raises(FsError, diskfs.open_filesystem, fstree.dev("luks2.img"))  # a container, opened with a key
+    if crypto.has_provider():
+        assert isinstance(exc, Locked) and "LUKS2 is encrypted: a passphrase or key file is needed" in str(exc), exc
+    else:  # MicroPython, as the firmware
+        assert isinstance(exc, Unsupported) and "LUKS: needs the Linux init" in str(exc), exc
     exc = fstree.raises(NotFound, diskfs.open, fstree.memdev(bytes(8192), "blank"))
-    assert str(exc) == "blank: no ext2/3/4, XFS or btrfs filesystem found", exc
+    assert str(exc) == "blank: no ext2/3/4, XFS, btrfs or ZFS filesystem found", exc
     assert diskfs.detect(fstree.memdev(b"", "empty")) is None and probe(fstree.memdev(b"")) == (None, "", "")
 
 
@@ -59,12 +68,12 @@ def test_a_new_format_joins_the_registry():
     fake = _Fake()
     formats.register(fake, before="luks")
     try:
-        assert [f.name for f in formats.FORMATS][:5] == ["ext4", "xfs", "btrfs", "fakefs", "luks"]
+        assert _portable()[:5] == ["ext4", "xfs", "btrfs", "fakefs", "luks"]
         dev = fstree.memdev(b"FAKE" + bytes(8188), "fake")
         assert diskfs.detect(dev) == "fakefs" and probe(dev) == ("fakefs", "", "")
         assert diskfs.open(dev, verify=False) == ("opened", "fake", {"verify": False})
         exc = fstree.raises(NotFound, diskfs.open, fstree.memdev(bytes(8192), "blank"))
-        assert "no ext2/3/4, XFS, btrfs or FakeFS filesystem found" in str(exc), exc
+        assert "no ext2/3/4, XFS, btrfs, FakeFS or ZFS filesystem found" in str(exc), exc
     finally:
         formats.FORMATS.remove(fake)
 

@@ -134,18 +134,28 @@ def fill(jobs: list[tuple[str, str, list[Path], list[str]]], generators: dict[st
         disks += devices
     initrd = work / "vmfs-initrd.cpio"
     kernel = _initramfs(initrd, vm_jobs, generators, helpers)
+    try:
+        text, took = run_vm(initrd, disks, 1024, OK, FAIL, TIMEOUT,
+                            f"filling {', '.join(j[0] for j in jobs)} under {kernel.release}")
+    finally:
+        initrd.unlink(missing_ok=True)
+    print(f"vmimages: {len(jobs)} filesystems filled by Linux {kernel.release} in {took:.0f} s")
+    return text
+
+
+def run_vm(initrd: Path, disks: list[Path], memory_mb: int, ok: str, fail: str, timeout: float,
+           what: str) -> tuple[str, float]:
+    """Boot Debian's kernel with `initrd` and writable `disks` until a line starts with `ok` or `fail`;
+    (transcript, seconds). CloudBootError with the console's tail for `fail` or a timeout."""
     image, _ = debian.kernel_image(ARCH)
-    qemu = trial.machine(ARCH, image, initrd, "panic=-1 loglevel=4", disks, memory_mb=1024, writable=True)
+    qemu = trial.machine(ARCH, image, initrd, "panic=-1 loglevel=4", disks, memory_mb=memory_mb, writable=True)
     t0 = time.monotonic()
     qemu.start()
     try:
-        qemu.expect_line(f"^({OK}|{FAIL})$", TIMEOUT)
-        if FAIL in qemu.lines():
-            raise CloudBootError(f"filling {', '.join(j[0] for j in jobs)} under {kernel.release} failed:\n"
-                                 + qemu.tail(60))
-        qemu.wait(60)
+        qemu.expect_line(f"^({ok}|{fail})", timeout)
+        if any(line.startswith(fail) for line in qemu.lines()):
+            raise CloudBootError(f"{what} failed:\n" + qemu.tail(60))
+        qemu.wait(120)
     finally:
         qemu.kill()
-        initrd.unlink(missing_ok=True)
-    print(f"vmimages: {len(jobs)} filesystems filled by Linux {kernel.release} in {time.monotonic() - t0:.0f} s")
-    return qemu.text
+    return qemu.text, time.monotonic() - t0

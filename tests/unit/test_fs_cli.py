@@ -82,7 +82,7 @@ def test_partuuid_and_whole_images(disk: str, testdata: str) -> None:
     (("cat", "{disk}@1", "/nope"), "no such file"),
     (("ls", "{disk}@9", "/"), "no partition 9"),
     (("ls", "{disk}@LABEL=NOPE", "/"), "LABEL=NOPE"),
-    (("ls", "{disk}@bogus", "/"), "partition must be"),
+    (("ls", "{disk}@bogus", "/"), "bogus is neither a partition (a number, LABEL="),
     (("cat", "{disk}@1", "/boot"), "is a directory"),
     (("ls", "{disk}@1", "/etc/hostname/x"), "not a directory"),
     (("stat", "{disk}@1", "/etc/loop-a/x"), "symbolic links"),
@@ -103,6 +103,107 @@ def test_truncated_image_is_a_clean_error(tmp_path: Path, testdata: str) -> None
     proc = run("ls", str(bad), "/")
     err = proc.stderr.decode()
     assert proc.returncode == 1 and err.count("\n") == 1 and ("outside" in err or "not mapped" in err), err
+
+
+def test_luks_images_with_passphrase_and_key_files(testdata: str, tmp_path: Path) -> None:
+    want = manifest(testdata)
+    pw = tmp_path / "pw"
+    pw.write_bytes("correct horse \u2713\n".encode())  # a passphrase file: its first line
+    key = tmp_path / "key"
+    key.write_bytes("correct horse \u2713".encode())  # a key file: its exact bytes
+    for image in ("luks1-xts-sha512.img", "luks2-argon2i.img"):
+        path = str(Path(testdata) / image)
+        for flag, f in (("--passphrase-file", pw), ("--key-file", key)):
+            proc = run("cat", flag, str(f), path, KERNEL)
+            assert proc.returncode == 0, proc.stderr
+            assert hashlib.sha256(proc.stdout).hexdigest() == want[KERNEL][2], (image, flag)
+        proc = run("info", "--passphrase-file", str(pw), path)
+        assert proc.returncode == 0 and "(LUKS" in proc.stdout.decode(), proc.stderr
+    path = str(Path(testdata) / "luks2-argon2id.img")
+    proc = run("info", path)  # no key: the container is named
+    assert proc.returncode == 0 and "luks2 label 'luks2-argon2id'" in proc.stdout.decode()
+    for args, message in (
+            (["ls"], "LUKS2 is encrypted: a passphrase or key file is needed to open it"),
+            (["ls", "--key-file", str(pw)], "LUKS2: wrong passphrase: no keyslot opens with it (tried keyslots 0, 1)"),
+            (["ls", "--passphrase-file", str(pw), "--luks-limit", "max_memory_kib=1024"],
+             "Argon2 memory in KiB 16384 is over the limit of 1024 (raise the LUKS limit max_memory_kib"),
+            (["ls", "--passphrase-file", str(pw), "--luks-limit", "max_ram=1"], "LUKS limit 'max_ram=1': want NAME="),
+            (["ls", "--passphrase-file", str(tmp_path / "none")], "none: cannot read")):
+        proc = run(*args, path)
+        err = proc.stderr.decode()
+        assert proc.returncode != 0 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert "correct horse" not in err
+
+
+def test_zfs_datasets_snapshots_and_missing_devices(testdata: str) -> None:
+    want = manifest(testdata)
+    t = Path(testdata)
+    pool = "cbzfsraidz2"
+    devs = ["--device", str(t / "zfs-raidz2.dev3")]  # two of four devices missing
+    proc = run("cat", *devs, f"{t / 'zfs-raidz2.img'}@{pool}/data", KERNEL)
+    assert proc.returncode == 0, proc.stderr
+    assert hashlib.sha256(proc.stdout).hexdigest() == want[KERNEL][2]
+    proc = run("info", *devs, f"{t / 'zfs-raidz2.img'}@{pool}/data")
+    assert "devices: 2 found, 2 missing" in proc.stdout.decode()
+    single = t / "zfs-single.img"
+    proc = run("cat", f"{single}@ROOT/debian@installed", "/etc/hostname")  # the pool name may be left out
+    assert proc.returncode == 0 and proc.stdout == b"cloud-boot\n", proc.stderr
+    proc = run("ls", f"{single}@cbzfssingle/ROOT/debian", "/boot")  # a child dataset at its mountpoint
+    assert proc.stdout.decode().split() == sorted(p.rsplit("/", 1)[1] for p in want if p.startswith("/boot/"))
+    for args, message in (
+            (["ls", f"{single}@nope"], "ZFS pool cbzfssingle has no dataset cbzfssingle/nope (it has"),
+            (["ls", f"{t / 'zfs-raidz2.img'}@{pool}/data"], "no copy could be read (missing devices: 3)")):
+        proc = run(*args)
+        err = proc.stderr.decode()
+        assert proc.returncode != 0 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_luks_and_zfs_inside_qcow2_and_udif(testdata: str, tmp_path: Path) -> None:
+    """Images addressed as any other (diskimage.address): LUKS in a compressed qcow2 and in a UDZO image, a ZFS
+    dataset of a raidz2 pool whose devices are qcow2 images (qemu-img's, the test UDIF writer's)."""
+    from tests.diskimages import convert
+    from tests.udifwrite import write as udif_write
+
+    want = manifest(testdata)
+    t = Path(testdata)
+    pw = tmp_path / "pw"
+    pw.write_bytes("correct horse \u2713\n".encode())
+    convert(tmp_path / "luks1.qcow2", t / "luks1-xts-sha512.img", "-f", "raw", "-c")  # raw: not QEMU's LUKS
+    udif_write(t / "luks2-pbkdf2.img", tmp_path / "luks2.dmg", "UDZO")
+    for image in ("luks1.qcow2", "luks2.dmg"):
+        proc = run("cat", "--passphrase-file", str(pw), str(tmp_path / image), KERNEL)
+        assert proc.returncode == 0, proc.stderr
+        assert hashlib.sha256(proc.stdout).hexdigest() == want[KERNEL][2], image
+    proc = run("info", str(tmp_path / "luks2.dmg"))  # no key: the image format and the container named
+    assert proc.returncode == 0 and "udif image (UDZO" in proc.stdout.decode() and "luks2 label" in proc.stdout.decode()
+    convert(tmp_path / "raidz2.qcow2", t / "zfs-raidz2.img")
+    convert(tmp_path / "raidz2-dev3.qcow2", t / "zfs-raidz2.dev3")
+    proc = run("cat", "--device", str(tmp_path / "raidz2-dev3.qcow2"), f"{tmp_path / 'raidz2.qcow2'}@cbzfsraidz2/data",
+               KERNEL)
+    assert proc.returncode == 0, proc.stderr
+    assert hashlib.sha256(proc.stdout).hexdigest() == want[KERNEL][2]
+    proc = run("ls", f"{tmp_path / 'luks1.qcow2'}@pool/data")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "pool/data is neither a partition" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.openzfs
+def test_openzfs_encrypted_datasets(testdata: str, tmp_path: Path) -> None:
+    """A pool OpenZFS made in partition 1 (as it does on a whole disk); its encrypted datasets opened with
+    --passphrase-file (keyformat=passphrase) and --key-file (keyformat=raw)."""
+    want = manifest(testdata)
+    image = Path(testdata) / "openzfs.img"
+    pw = tmp_path / "pw"
+    pw.write_bytes(b"openzfs passphrase\n")
+    raw = tmp_path / "raw"
+    raw.write_bytes(bytes(range(32)))
+    for flag, f, dataset in (("--passphrase-file", pw, "enc-pass"), ("--key-file", raw, "enc-raw")):
+        proc = run("cat", flag, str(f), f"{image}@cbopenzfs/{dataset}", KERNEL)
+        assert proc.returncode == 0, proc.stderr
+        assert hashlib.sha256(proc.stdout).hexdigest() == want[KERNEL][2], dataset
+    proc = run("ls", "--key-file", str(pw), f"{image}@cbopenzfs/enc-raw")
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and "a raw key is 32 bytes, not 19" in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_info_on_a_file_that_is_not_a_disk_image(tmp_path: Path) -> None:

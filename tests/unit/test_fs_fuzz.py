@@ -1,6 +1,7 @@
-"""A mutation fuzzer per filesystem (ext4, XFS, btrfs): bytes of the metadata blocks of images made by the real
-tools are flipped (hypothesis picks which), then the image is opened, walked and its files read. Anything but
-the typed errors (FsError: Corrupt, Unsupported, NotFound) is a bug, and so is a hang or an unbounded allocation.
+"""A mutation fuzzer per filesystem (ext4, XFS, btrfs, ZFS by zfs-fuse and by OpenZFS) and container (LUKS1, LUKS2 with
+ext4 inside): bytes of the metadata blocks of images made by the real tools are flipped (hypothesis picks which),
+then the image is opened, walked and its files read. Anything but the typed errors (FsError: Corrupt, Unsupported,
+NotFound) is a bug, and so is a hang or an unbounded allocation.
 
 Under `make test` each filesystem gets a short bounded run (derandomized under CI, the "ci" profile in
 tests/conftest.py); `make fuzz` runs each for FUZZ_SECONDS (default 600). Crashes found become regression tests
@@ -29,7 +30,26 @@ import diskfs  # noqa: E402
 from diskfs.blockdev import FileDevice  # noqa: E402
 from diskfs.errors import FsError  # noqa: E402
 
-IMAGES = {"ext4": "ext4-4k.img", "xfs": "xfs-v5.img", "btrfs": "btrfs.img"}
+IMAGES = {"ext4": "ext4-4k.img", "xfs": "xfs-v5.img", "btrfs": "btrfs.img", "luks1": "luks1-xts-sha1.img",
+          "luks2": "luks2-pbkdf2.img", "zfs": "zfs-single.img", "openzfs": "openzfs.img"}
+#: How each image opens. LUKS: KDF costs bounded so that a mutated cost ends quickly (the limits are the defence).
+_LUKS = {"passphrase": b"correct horse \xe2\x9c\x93",
+         "luks_limits": {"max_iterations": 100000, "max_memory_kib": 65536, "max_time": 8}}
+#: ZFS: the dataset with a child at its mountpoint; checksums off, or nearly every flip would stop there.
+#: OpenZFS: the pool sits in partition 1 (PARTITION); the dataset with system attributes, lz4, embedded blocks.
+OPTIONS = {"luks1": _LUKS, "luks2": _LUKS,
+           "zfs": {"dataset": "ROOT/debian", "verify_data": False, "verify_metadata": False},
+           "openzfs": {"dataset": "lz4", "verify_data": False, "verify_metadata": False}}
+PARTITION = {"openzfs": 1}
+
+
+def _open(kind: str, dev):
+    """The image opened as the fuzzer's target (its partition, when the format sits in one)."""
+    if kind in PARTITION:
+        dev = [p for p in diskfs.partitions(dev) if p.number == PARTITION[kind]][0].device(dev)
+    return diskfs.open(dev, **OPTIONS.get(kind, {}))
+
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "0"))
 HANG_SECONDS = 30
@@ -80,7 +100,7 @@ def metadata(kind: str) -> list[tuple[int, int]]:
     """(offset, length) of the blocks a clean traversal reads as metadata, sorted."""
     if kind not in _META:
         rec = Recorder(fstree.data(IMAGES[kind]))
-        exercise(diskfs.open(rec))
+        exercise(_open(kind, rec))
         rec.close()
         _META[kind] = sorted(rec.reads.items())
     return _META[kind]
@@ -132,7 +152,7 @@ def run_mutated(kind: str, flips: list[tuple[int, int, int]]) -> None:
         dev.flip(offset + where % length, mask)
     try:
         with bounded():
-            exercise(diskfs.open(dev))
+            exercise(_open(kind, dev))
     finally:
         dev.close()
 
@@ -141,7 +161,11 @@ FLIPS = st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 1 << 16), st.
                  min_size=1, max_size=6)
 
 
-@pytest.mark.parametrize("kind", sorted(IMAGES))
+#: Each kind as a test parameter; the OpenZFS pool is built only when asked (tests/portable/openzfs.py).
+KINDS = [pytest.param(k, marks=[pytest.mark.openzfs] if k == "openzfs" else []) for k in sorted(IMAGES)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_fuzz_metadata(kind: str) -> None:
     fuzz(lambda flips: run_mutated(kind, flips))
 
@@ -154,5 +178,9 @@ REGRESSIONS: list[tuple[str, list[tuple[int, int, int]]]] = [
 def test_fuzz_regressions() -> None:
     for kind, flips in REGRESSIONS:
         run_mutated(kind, flips)
-    for kind in IMAGES:  # and the first metadata block smashed outright (the superblock region)
-        run_mutated(kind, [(0, i, 0xFF) for i in range(0, 4096, 61)])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_first_metadata_block_smashed(kind: str) -> None:
+    """The first metadata block (the superblock region) smashed outright."""
+    run_mutated(kind, [(0, i, 0xFF) for i in range(0, 4096, 61)])

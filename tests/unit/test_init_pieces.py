@@ -227,6 +227,65 @@ def test_disk_mode_failures_say_what_was_seen(tmp_path: Path) -> None:
                      disks_fn=lambda: [])
 
 
+def test_disk_mode_luks(testdata: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A LUKS2 device (cryptsetup-made, tests/portable/images.py) opened with cloudboot.disk.luks-passphrase;
+    the filesystem type check applies to what is inside; the passphrase is never printed."""
+    image = str(Path(testdata) / "luks2-argon2id.img")
+    secret = "correct horse \u2713"
+    t = disk.prepare({"cloudboot.disk": "LABEL=luks2-argon2id", "cloudboot.disk.luks-passphrase": secret,
+                      "cloudboot.disk.fs": "ext4", "cloudboot.disk.kernel": "/boot/vmlinuz-6.12.117-amd64"},
+                     str(tmp_path / "run"), disks_fn=lambda: [image])
+    assert Path(t.kernel).read_bytes()[:2] == b"MZ" and "(luks2)" in t.description
+    found = disk.prepare({"cloudboot.disk": image, "cloudboot.disk.luks-passphrase": secret}, str(tmp_path / "run"))
+    assert found.kernel and "vmlinuz-6.12.117-amd64" in found.description  # discovery inside the container
+    for cmd, message in (
+            ({}, "is LUKS-encrypted: set cloudboot.disk.luks-passphrase= .preferably in the metadata"),
+            ({"cloudboot.disk.luks-passphrase": "nope"}, "LUKS2: wrong passphrase: no keyslot opens with it"),
+            ({"cloudboot.disk.luks-passphrase": secret, "cloudboot.disk.fs": "xfs"},
+             "cloudboot.disk.fs=xfs but .* holds ext4"),
+            ({"cloudboot.disk.luks-passphrase": secret, "cloudboot.disk.luks-limits": "max_memory_kib=1024"},
+             "over the limit of 1024 .raise the LUKS limit max_memory_kib"),
+            ({"cloudboot.disk.luks-passphrase": secret, "cloudboot.disk.luks-limits": "max_mem=1"},
+             "cloudboot.disk.luks-limits: LUKS limit 'max_mem=1'")):
+        with pytest.raises(InitError, match=message):
+            disk.prepare({"cloudboot.disk": image, **cmd}, str(tmp_path / "run"))
+    out = capsys.readouterr()
+    assert "horse" not in out.out + out.err
+
+
+def test_disk_mode_zfs(testdata: str, tmp_path: Path) -> None:
+    """cloudboot.disk=<pool>/<dataset> on zfs-fuse pools (tests/portable/images.py): the devices found by label,
+    /boot read through its own child dataset, a mirror with a leg missing; names the pools it saw otherwise."""
+    t = Path(testdata)
+    work = str(tmp_path / "run")
+    found = disk.prepare({"cloudboot.disk": "cbzfssingle/ROOT/debian", "cloudboot.cmdline": "x=1"}, work,
+                         disks_fn=lambda: [str(t / "vfat.img"), str(t / "zfs-single.img")])
+    assert "/boot/vmlinuz-6.12.117-amd64 on ZFS cbzfssingle/ROOT/debian" in found.description
+    assert Path(found.kernel).read_bytes()[:2] == b"MZ" and found.cmdline == "x=1"
+    t2 = disk.prepare({"cloudboot.disk": "/cbzfsmirror/data", "cloudboot.disk.fs": "zfs"}, work,
+                      disks_fn=lambda: [str(t / "zfs-mirror.img")])  # one of two legs
+    assert Path(t2.kernel).read_bytes() == Path(found.kernel).read_bytes()
+    with pytest.raises(InitError, match="no device holds ZFS pool rpool after 0s; pools seen: .*cbzfsmirror"):
+        disk.prepare({"cloudboot.disk": "rpool/ROOT", "cloudboot.disk.wait": "0"}, work,
+                     disks_fn=lambda: [str(t / "zfs-mirror.img")])
+    with pytest.raises(InitError, match="ZFS cbzfsmirror/nope: .*has no dataset cbzfsmirror/nope"):
+        disk.prepare({"cloudboot.disk": "cbzfsmirror/nope"}, work, disks_fn=lambda: [str(t / "zfs-mirror.img")])
+
+
+@pytest.mark.openzfs
+def test_disk_mode_openzfs_encrypted(testdata: str, tmp_path: Path) -> None:
+    """A pool OpenZFS put in partition 1, its dataset encrypted (keyformat=passphrase): opened with
+    cloudboot.disk.zfs-passphrase, refused by name without it."""
+    t = Path(testdata)
+    work = str(tmp_path / "run")
+    enc = disk.prepare({"cloudboot.disk": "cbopenzfs/enc-pass", "cloudboot.disk.zfs-passphrase": "openzfs passphrase"},
+                       work, disks_fn=lambda: [str(t / "openzfs.img")])
+    assert enc.description.startswith("/boot/vmlinuz-6.12.117-amd64 on ZFS cbopenzfs/enc-pass"), enc.description
+    assert Path(enc.kernel).read_bytes() == (t / "tree/boot/vmlinuz-6.12.117-amd64").read_bytes()
+    with pytest.raises(InitError, match="enc-pass is encrypted .keyformat passphrase.: a passphrase is needed"):
+        disk.prepare({"cloudboot.disk": "cbopenzfs/enc-pass"}, work, disks_fn=lambda: [str(t / "openzfs.img")])
+
+
 def test_rescue_prompt_never_returns_on_its_own(capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rescue.time, "sleep", lambda s: None)

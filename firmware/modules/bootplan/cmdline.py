@@ -142,6 +142,13 @@ def _device(value):
     raise ValueError("want /dev/..., LABEL=, UUID=, PARTLABEL=, PARTUUID= or <pool>/<dataset>")
 
 
+def _limits(value):
+    for item in value.split(","):
+        name, eq, number = item.partition("=")
+        if not eq or not name or not number.isdigit():
+            raise ValueError("want NAME=NUMBER[,NAME=NUMBER...] (e.g. max_memory_kib=8388608)")
+
+
 def _milliseconds(value):
     if not value or not value.isdigit():
         raise ValueError("want a whole number of milliseconds (0 skips the window)")
@@ -157,8 +164,9 @@ def _anything(value):
 
 
 #: Every cloudboot.* key, with its check. REFERENCE §1.1's keys (read by the init), plus ours:
-#: cloudboot.disk.wait (the init: how long to wait for the disk), cloudboot.repl and cloudboot.wait (the
-#: firmware: enter the REPL at once; the REPL key window in milliseconds).
+#: cloudboot.disk.wait (the init: how long to wait for the disk), cloudboot.disk.luks-limits (the init: raise
+#: LUKS header limits, diskfs.luks.LIMITS), cloudboot.disk.zfs-passphrase (an encrypted ZFS dataset),
+#: cloudboot.repl and cloudboot.wait (the firmware: enter the REPL at once; the REPL key window in milliseconds).
 KEYS = {
     "cloudboot.exit": _choice("kexec", "reboot"),
     "cloudboot.disk": _device,
@@ -166,6 +174,8 @@ KEYS = {
     "cloudboot.disk.kernel": _abs_path,
     "cloudboot.disk.initrd": _abs_path,
     "cloudboot.disk.luks-passphrase": _anything,
+    "cloudboot.disk.luks-limits": _limits,
+    "cloudboot.disk.zfs-passphrase": _anything,
     "cloudboot.disk.wait": _duration,
     "cloudboot.plan": _nonempty,
     "cloudboot.image": _nonempty,

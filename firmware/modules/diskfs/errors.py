@@ -41,6 +41,19 @@ class NotFound(FsError):
         self.path = path
 
 
+class Locked(FsError):
+    """An encrypted volume that needs a key, or whose key did not open it (a wrong passphrase)."""
+
+
+class LimitExceeded(FsError):
+    """An on-disk value over a limit this reader keeps (a KDF cost, a metadata size) to refuse hostile input
+    before any work; `limit` names the limit a caller can raise."""
+
+    def __init__(self, message, limit=None):
+        super().__init__(message)
+        self.limit = limit
+
+
 def corrupt(device, structure, offset, detail):
     """A Corrupt error with the standard message: `device: structure at byte N: detail`."""
     if offset is None:

@@ -5,16 +5,15 @@ Each entry (a `Format`) knows its magic (`match`, on the device's first HEAD byt
 one read per device), its label and UUID as blkid prints them (`identify`) and, by its role, what opening it
 gives:
 
-  FILESYSTEM  `open(dev, devices, options)` -> a filesystem (fsbase.FsBase): ext2/3/4, XFS, btrfs. The
+  FILESYSTEM  `open(dev, devices, options)` -> a filesystem (fsbase.FsBase): ext2/3/4, XFS, btrfs, ZFS. The
               reader module is imported only then (a probe costs no reader's memory).
-  CONTAINER   holds another block device. `open` will unlock it (a passphrase or key in `options`) and
-              return the device inside, and `diskfs.open_filesystem` will look again on that device. LUKS is
-              recognized today; unlocking it is not written yet, so its `open` says so.
-  NAMED       recognized and named only (a FAT ESP, swap, a ZFS pool member until a ZFS reader joins as a
-              FILESYSTEM).
+  CONTAINER   holds another block device. `open` unlocks it (a passphrase or key in `options`) and
+              returns the device inside, and `diskfs.open_filesystem` looks again on that device: LUKS.
+  NAMED       recognized and named only (a FAT ESP, swap).
 
-A new format (ZFS, LUKS unlocking, qcow2) is a Format subclass passed to `register`, before any entry whose
-magic could also match its bytes.
+A new format (qcow2) is a Format subclass passed to `register`, before any entry whose magic could also match
+its bytes. Secrets (`passphrase`, `key`) and container limits (`luks_limits`) reach only the entries that name
+them in `takes`.
 """
 
 import binascii
@@ -23,6 +22,7 @@ import struct
 from diskfs.errors import Unsupported
 
 FILESYSTEM, CONTAINER, NAMED = "filesystem", "container", "named"
+SECRETS = ("passphrase", "key", "luks_limits")  # options only the formats that `take` them see
 HEAD = 0x11000  # the bytes every match() sees: btrfs's superblock (at 64 KiB) is the furthest in
 
 
@@ -47,6 +47,7 @@ class Format:
     name = ""  #: the type probe() reports (blkid's name)
     title = ""  #: how messages name it ("ext2/3/4")
     role = NAMED
+    takes = ()  #: which of SECRETS its open() uses
 
     def match(self, head, dev) -> bool:
         """Does `head` (the first min(HEAD, dev.size) bytes of `dev`) carry this format's magic?"""
@@ -112,6 +113,7 @@ class Btrfs(Format):
 
 class Luks(Format):
     name, title, role = "luks", "LUKS", CONTAINER
+    takes = SECRETS
 
     def match(self, head, dev):
         return len(head) >= 512 and head[:6] == b"LUKS\xba\xbe"
@@ -120,6 +122,11 @@ class Luks(Format):
         if struct.unpack_from(">H", head, 6)[0] == 1:
             return "luks1", "", clean(head[168:208])
         return "luks2", clean(head[24:72]), clean(head[168:208])
+
+    def open(self, dev, devices, options):
+        from diskfs.luks import open_device
+
+        return open_device(dev, options)
 
 
 class Vfat(Format):
@@ -159,7 +166,8 @@ class Swap(Format):
 
 
 class ZfsMember(Format):
-    name, title = "zfs_member", "ZFS"
+    name, title, role = "zfs_member", "ZFS", FILESYSTEM
+    takes = ("passphrase", "key")  # native encryption
 
     def match(self, head, dev):
         from diskfs import zfslabel
@@ -171,6 +179,11 @@ class ZfsMember(Format):
 
         pool = zfslabel.pool(dev)
         return None if pool is None else (self.name, pool[0], pool[1])
+
+    def open(self, dev, devices, options):
+        from diskfs.zfs import Zfs
+
+        return Zfs(dev, devices=devices, **options)
 
 
 #: In order: the first entry whose magic matches names the device.
@@ -192,11 +205,18 @@ def _head(dev):
     return read(dev, 0, min(dev.size, HEAD)) if dev.size else b""
 
 
+def options_for(fmt, options):
+    """`options` without the SECRETS that `fmt` does not take."""
+    return dict((k, v) for k, v in options.items() if k not in SECRETS or k in fmt.takes)
+
+
 def find(dev, role=None):
-    """The first entry (of `role`, when given) whose magic `dev` carries, or None."""
+    """The first entry (of `role`, or of one of the roles in a tuple, when given) whose magic `dev` carries,
+    or None."""
     head = _head(dev)
+    roles = role if isinstance(role, tuple) else (role,)
     for fmt in FORMATS:
-        if head and (role is None or fmt.role == role) and fmt.match(head, dev):
+        if head and (role is None or fmt.role in roles) and fmt.match(head, dev):
             return fmt
     return None
 

@@ -345,8 +345,11 @@ class Xfs(FsBase):
     def _dir_block(self, inode, dblock):
         """A whole directory block starting at file block `dblock` (its blocks may be in several extents)."""
         if self.dirblklog == 0:
-            _, _, fsb = self._map(inode, dblock)
-            where = self.fsb_offset(fsb)
+            start, _, fsb = self._map(inode, dblock)
+            if fsb is None:
+                raise corrupt(self.dev.name, "XFS directory inode %d" % inode.number, None,
+                              "directory block at file block %d has a hole" % dblock)
+            where = self.fsb_offset(fsb + (dblock - start))  # the block's place inside its extent
             return self._raw(where, self.block_size, "XFS directory block"), where
         out = bytearray()
         where = None

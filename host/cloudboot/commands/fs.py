@@ -1,8 +1,11 @@
 """`cloud-boot fs info|ls|cat|stat IMAGE[@PARTITION] [PATH]`: look inside disk images (raw, qcow2, UDIF) and
-filesystems (ext2/3/4, XFS, btrfs) with the portable reader the firmware uses, without mounting anything.
+filesystems (ext2/3/4, XFS, btrfs, ZFS; under LUKS with --passphrase-file or --key-file) with the portable
+reader the firmware uses, without mounting anything.
 
 PARTITION is a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=; without it the whole image is the filesystem
-(or, for `info`, the partition table is listed). Every failure is one line on stderr and a non-zero exit.
+(or, for `info`, the partition table is listed). For ZFS, IMAGE@POOL/DATASET[@SNAPSHOT] names the dataset
+(default: the pool's bootfs, else its root) and --device adds the pool's other devices. Every failure is one
+line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import stat as statmod
 import sys
 import time
 
+from cloudboot import disksecrets
 from cloudboot.cliopts import add_json, add_verb, add_verb_group, print_json
 from cloudboot.errors import CloudBootError
 
@@ -24,12 +28,17 @@ def open_fs(args: argparse.Namespace):
     from cloudboot.diskimage import open_image
     from cloudboot.diskimage.address import open_target
 
-    dev = open_target(args.image).device
-    options = {}
+    target = open_target(args.image, datasets=True)
+    options = disksecrets.options(args.passphrase_file, args.key_file, args.luks_limit)
     if getattr(args, "subvol", None):
         options["subvol"] = int(args.subvol) if args.subvol.isdigit() else args.subvol
     devices = [open_image(p) for p in getattr(args, "device", None) or []]
-    return diskfs.open(dev, devices=devices or None, **options)
+    if target.dataset:  # a ZFS pool: its other devices, like this one, on the images or in their partition 1
+        from diskfs.zfslabel import member
+
+        options["dataset"] = target.dataset
+        devices = [member(d) or d for d in devices]
+    return diskfs.open(target.device, devices=devices or None, **options)
 
 
 def _table(dev, where: str) -> dict:
@@ -60,9 +69,10 @@ def _info(args: argparse.Namespace) -> int:
     import diskfs
     from cloudboot.diskimage.address import open_target, split
 
-    target = open_target(args.image)
+    target = open_target(args.image, datasets=True)
     dev, where = target.device, target.where
-    whole_disk = diskfs.detect(dev) is None and split(args.image)[1] is None
+    keyed = args.passphrase_file or args.key_file  # then a container is opened and what is inside described
+    whole_disk = diskfs.detect(dev) is None and split(args.image)[1] is None and not keyed
     image = target.disk.info()
     if whole_disk:
         info = _table(dev, where)
@@ -71,6 +81,8 @@ def _info(args: argparse.Namespace) -> int:
         info = dict(fs.info())
         if hasattr(fs, "subvolumes"):
             info["subvolumes"] = [{"id": sid, "path": path} for sid, path in fs.subvolumes()]
+        if hasattr(fs, "snapshots"):
+            info["snapshots"] = list(fs.snapshots())
     if image["format"] != "raw":
         info["image"] = image
     if args.json:
@@ -89,10 +101,12 @@ def _info(args: argparse.Namespace) -> int:
         if image["format"] != "raw":
             print(f"image: {_image_line(image)[:-2]}")
         for key, value in info.items():
-            if key not in ("subvolumes", "image"):
+            if key not in ("subvolumes", "snapshots", "image"):
                 print(f"{key}: {value}")
         for sv in info.get("subvolumes", []):
             print(f"subvolume {sv['id']}: {sv['path']}")
+        if "snapshots" in info:
+            print(f"snapshots: {', '.join(info['snapshots']) or '-'}")
     return 0
 
 
@@ -178,20 +192,30 @@ def _stat(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """The `fs` verb and its info/ls/cat/stat subcommands."""
-    verbs = add_verb_group(sub, "fs", "look inside a disk image or filesystem (ext2/3/4, XFS, btrfs) without mounting",
+    verbs = add_verb_group(sub, "fs", "look inside a disk image or filesystem (ext2/3/4, XFS, btrfs, ZFS, LUKS) "
+                           "without mounting",
                            "Read disk images with the portable reader the firmware uses (no mount, no root). "
                            "IMAGE[@PARTITION] names a whole image or one partition: a number, LABEL=, UUID=, "
-                           "PARTLABEL= or PARTUUID=.", "info|ls|cat|stat")
+                           "PARTLABEL= or PARTUUID=; IMAGE@POOL/DATASET[@SNAPSHOT] names a ZFS dataset. LUKS "
+                           "opens with --passphrase-file or --key-file.", "info|ls|cat|stat")
     q = {}
     for name, func, summary in (("info", _info, "a filesystem's type, label, UUID and layout, or a partition table"),
                                 ("ls", _ls, "list a directory"), ("cat", _cat, "write a file's bytes to stdout"),
                                 ("stat", _stat, "an entry's inode fields")):
         q[name] = add_verb(verbs, name, func, summary)
-        q[name].add_argument("image", help="IMAGE[@PARTITION]: a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
+        q[name].add_argument("image", help="IMAGE[@PARTITION]: a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=; "
+                                           "IMAGE@POOL/DATASET[@SNAPSHOT] for ZFS")
         q[name].add_argument("--device", action="append", metavar="IMAGE",
-                             help="another device of a multi-device btrfs (repeatable)")
+                             help="another device of a multi-device btrfs or ZFS pool (repeatable)")
         q[name].add_argument("--subvol", help="btrfs: a subvolume path (from the top level) or id instead of the "
                                               "default")
+        q[name].add_argument("--passphrase-file", metavar="FILE", help="LUKS or encrypted ZFS: the passphrase is "
+                                                                      "this file's first line ('-': standard input)")
+        q[name].add_argument("--key-file", metavar="FILE", help="LUKS or encrypted ZFS: a key file, its exact "
+                                                               "bytes (cryptsetup's key file; ZFS's raw or hex key)")
+        q[name].add_argument("--luks-limit", action="append", metavar="NAME=N",
+                             help="raise a LUKS header limit: max_iterations, max_memory_kib, max_time, "
+                                  "max_threads, max_stripes (repeatable)")
         if name != "cat":
             add_json(q[name])
     q["ls"].add_argument("path", nargs="?", default="/", help="the directory (default /)")

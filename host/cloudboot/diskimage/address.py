@@ -1,7 +1,9 @@
-"""IMAGE[@PARTITION]: the one way verbs name a disk image or one of its partitions (`fs`, `label`).
+"""IMAGE[@PARTITION]: the one way verbs name a disk image or one of its partitions (`fs`, `label`), and
+IMAGE@POOL/DATASET[@SNAPSHOT] a ZFS dataset (`fs`).
 
 IMAGE is a raw, qcow2 or UDIF file (told apart by content); PARTITION is a number, LABEL=, UUID=, PARTLABEL=
-or PARTUUID=. An existing path wins over the split, so image names may hold '@'.
+or PARTUUID=; anything else after the '@' is a ZFS dataset name. An existing path wins over the split, so
+image names may hold '@'.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ KINDS = ("LABEL", "UUID", "PARTLABEL", "PARTUUID")
 
 
 def split(spec: str) -> tuple[str, str | None]:
-    """(image, partition or None)."""
+    """(image, partition or dataset, or None): an existing path wins, else its shortest prefix before an '@'
+    that exists (a ZFS snapshot name holds '@' too), else the split at the last '@'."""
     if os.path.exists(spec) or "@" not in spec:
         return spec, None
+    for i, ch in enumerate(spec):
+        if ch == "@" and os.path.exists(spec[:i]):
+            return spec[:i], spec[i + 1:]
     image, _, part = spec.rpartition("@")
     return image, part
 
@@ -51,22 +57,26 @@ class Window(BlockDevice):
 @dataclass
 class Target:
     """What IMAGE[@PARTITION] names: `device` (the whole disk or a Window on it), `disk` (the image's disk),
-    `where` (for messages), `offset` (of the partition in the disk)."""
+    `where` (for messages), `offset` (of the partition in the disk); for IMAGE@POOL/DATASET, `dataset` and
+    the pool's device (the image, or its partition 1 as OpenZFS uses a whole disk)."""
 
     device: BlockDevice
     disk: BlockDevice
     where: str
     offset: int = 0
+    dataset: str | None = None
 
     def close(self) -> None:
         self.disk.close()
 
 
-def open_target(spec: str, write: bool = False) -> Target:
-    """Open IMAGE[@PARTITION]; `write` opens the image under the exclusive lock (diskimage.open_image)."""
+def open_target(spec: str, write: bool = False, datasets: bool = False) -> Target:
+    """Open IMAGE[@PARTITION] (and IMAGE@POOL/DATASET[@SNAPSHOT] when `datasets`); `write` opens the image
+    under the exclusive lock (diskimage.open_image)."""
     from cloudboot.diskimage import open_image
     from diskfs.partition import find
     from diskfs.probe import resolve
+    from diskfs.zfslabel import member
 
     image, part = split(spec)
     if not os.path.exists(image):
@@ -76,6 +86,12 @@ def open_target(spec: str, write: bool = False) -> Target:
         if part is None:
             return Target(disk, disk, image)
         kind = part.partition("=")[0]
+        if datasets and "=" not in part and not part.isdigit():
+            pool = member(disk)
+            if pool is None:
+                raise CloudBootError(f"{image}: {part} is neither a partition (a number, LABEL=, UUID=, PARTLABEL=, "
+                                     "PARTUUID=) nor a ZFS pool on the image")
+            return Target(pool, disk, image, getattr(pool, "offset", 0), part)
         if not part.isdigit() and kind not in KINDS:
             raise CloudBootError(f"{spec}: partition must be a number, LABEL=, UUID=, PARTLABEL= or PARTUUID=")
         if kind in ("LABEL", "UUID"):

@@ -1,5 +1,14 @@
 """Disk mode (`cloudboot.disk=`): find the device, read the distro's kernel and initrd through the portable
-core (diskfs: GPT/MBR, ext4/XFS/btrfs, read in userland, never mounted), ready for kexec.
+core (diskfs: GPT/MBR, ext4/XFS/btrfs/ZFS, LUKS1/LUKS2 unlocked in userland, never mounted), ready for kexec.
+
+ZFS (`cloudboot.disk=<pool>/<dataset>`, or any name with cloudboot.disk.fs=zfs): the pool's devices are found by
+their labels on every disk and partition, a missing mirror or raidz member is tolerated, child datasets appear
+at their mountpoints, and the kernel is discovered as elsewhere (the original required disk.kernel/initrd); an
+encrypted dataset opens with `cloudboot.disk.zfs-passphrase=` (like the LUKS one, best kept in the metadata).
+
+A LUKS device is opened with `cloudboot.disk.luks-passphrase=`, which may come from the metadata URL (the
+caller merged it into `cmd`: better than the command line, which the kernel prints); `cloudboot.disk.luks-limits=`
+raises the header limits (`max_memory_kib=8388608,...`). The passphrase is never logged.
 
 Device specs as the original (REFERENCE.md §4.1): `/dev/...` verbatim, or LABEL=/UUID=/PARTLABEL=/PARTUUID=
 over every partition of every whole disk (whole-disk filesystems count too); when nothing matches, the
@@ -106,30 +115,125 @@ def _copy_out(fs, path: str, dest: str) -> int:
     return n
 
 
+def _luks_options(cmd: dict[str, str], where: str) -> dict:
+    """diskfs.open options for a LUKS device: the passphrase and any raised limits (InitError without one)."""
+    from cloudboot.disksecrets import luks_limits
+    from cloudboot.errors import CloudBootError
+
+    passphrase = cmd.get("cloudboot.disk.luks-passphrase", "")
+    if not passphrase:
+        raise InitError(f"{where} is LUKS-encrypted: set cloudboot.disk.luks-passphrase= (preferably in the "
+                        "metadata, cloudboot.metadata.url=, rather than on the command line the kernel prints)")
+    options: dict = {"passphrase": passphrase.encode()}
+    limits = cmd.get("cloudboot.disk.luks-limits", "")
+    if limits:
+        try:
+            options["luks_limits"] = luks_limits(limits.split(","))
+        except CloudBootError as exc:
+            raise InitError(f"cloudboot.disk.luks-limits: {exc}") from None
+    return options
+
+
 def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whole_disks) -> DiskTarget:
     """Resolve cloudboot.disk=, open its filesystem, choose the kernel and initrd and copy them to workdir."""
     import diskfs
-    from bootplan import discover
     from diskfs.probe import probe
 
     spec = cmd["cloudboot.disk"]
     fstype_wanted = cmd.get("cloudboot.disk.fs", "")
-    if fstype_wanted == "zfs":
-        raise InitError("cloudboot.disk.fs=zfs: ZFS is not readable by this init yet (ext4, xfs, btrfs are)")
+    name = zfs_name(cmd)
+    if name is not None:
+        return prepare_zfs(cmd, name, workdir, disks_fn)
     from cloudboot.init.cmdline import duration
 
     wait = duration(cmd.get("cloudboot.disk.wait", "10s"))
     dev, where = find_device(spec, wait, disks_fn)
     fstype, label, uuid = probe(dev)
-    if fstype in ("luks1", "luks2"):
-        raise InitError(f"{where} is {fstype.upper()}-encrypted; unlocking LUKS is not in this init yet")
-    if fstype_wanted and fstype and fstype != fstype_wanted:
+    options = _luks_options(cmd, where) if fstype in ("luks1", "luks2") else {}
+    if fstype_wanted and fstype and fstype not in ("luks1", "luks2") and fstype != fstype_wanted:
         raise InitError(f"cloudboot.disk.fs={fstype_wanted} but {where} holds {fstype}")
     try:
-        fs = diskfs.open(dev)
+        fs = diskfs.open(dev, **options)
     except diskfs.DiskfsError as exc:
         raise InitError(f"{where}: {exc}") from None
+    if options:
+        log(f"disk: {where}: {fstype} label={label!r} uuid={uuid} unlocked")
+        where, label, uuid = f"{where} ({fstype})", fs.label, fs.uuid_str
+        if fstype_wanted and fs.TYPE != fstype_wanted:
+            raise InitError(f"cloudboot.disk.fs={fstype_wanted} but {where} holds {fs.TYPE}")
+        fstype = fs.TYPE
     log(f"disk: {where}: {fstype} label={label!r} uuid={uuid}")
+    return _boot_files(fs, cmd, where, workdir)
+
+
+def zfs_name(cmd: dict[str, str]) -> str | None:
+    """The ZFS `<pool>[/<dataset>][@<snapshot>]` that cloudboot.disk= names (cloudboot.disk.fs=zfs, or a spec
+    that is neither a path nor KEY=VALUE), or None."""
+    spec = cmd.get("cloudboot.disk", "")
+    if cmd.get("cloudboot.disk.fs") == "zfs":
+        return spec.strip("/")
+    if spec and not spec.startswith("/") and "=" not in spec:
+        return spec
+    return None
+
+
+def find_pool(name: str, wait: float, disks_fn=whole_disks) -> list:
+    """The devices (whole disks and partitions) whose ZFS labels name pool `name`, waiting up to `wait`
+    seconds for the first; the pool's own GUID then picks the members, so a missing mirror leg is fine."""
+    import diskfs
+    from diskfs.zfslabel import pool as pool_of
+
+    deadline = time.monotonic() + wait
+    while True:
+        found, seen = [], []
+        for path in disks_fn():
+            try:
+                disk = _open(path)
+                parts = [p.device(disk) for p in diskfs.partitions(disk)]
+            except (OSError, diskfs.DiskfsError) as exc:
+                log(f"disk: cannot read {path}: {exc}")
+                continue
+            for dev in parts:
+                try:
+                    got = pool_of(dev)
+                except diskfs.DiskfsError:
+                    got = None
+                if got:
+                    seen.append(f"{dev.name}: pool {got[0]!r}")
+                if got and got[0] == name:
+                    found.append(dev)
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            raise InitError(f"no device holds ZFS pool {name} after {wait:g}s; pools seen: "
+                            + ("; ".join(seen) or "none"))
+        time.sleep(0.1)
+
+
+def prepare_zfs(cmd: dict[str, str], name: str, workdir: str, disks_fn=whole_disks) -> DiskTarget:
+    """Disk mode on a ZFS dataset: the pool's devices gathered by label, the dataset opened (children at
+    their mountpoints, so a separate /boot dataset is found), then the same kernel discovery as elsewhere."""
+    import diskfs
+    from cloudboot.init.cmdline import duration
+
+    pool = name.split("/")[0].split("@")[0]
+    devs = find_pool(pool, duration(cmd.get("cloudboot.disk.wait", "10s")), disks_fn)
+    secret = cmd.get("cloudboot.disk.zfs-passphrase", "")  # an encrypted dataset (keyformat=passphrase)
+    try:
+        fs = diskfs.open(devs[0], devices=devs[1:], dataset=name, passphrase=secret.encode() if secret else None)
+    except diskfs.DiskfsError as exc:
+        raise InitError(f"ZFS {name}: {exc}") from None
+    info = fs.info()
+    log(f"disk: ZFS pool {pool} ({info['devices']}, txg {info['txg']}): dataset {fs.dataset}, "
+        f"mounted below: {info['mounted below']}")
+    return _boot_files(fs, cmd, f"ZFS {fs.dataset}", workdir)
+
+
+def _boot_files(fs, cmd: dict[str, str], where: str, workdir: str) -> DiskTarget:
+    """The kernel and initrd (pinned, else BLS then distro names) copied to workdir, and the command line."""
+    import diskfs
+    from bootplan import discover
+
     pinned_kernel = cmd.get("cloudboot.disk.kernel", "")
     pinned_initrd = cmd.get("cloudboot.disk.initrd", "")
     options, source = "", "cloudboot.disk.kernel"

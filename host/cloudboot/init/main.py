@@ -88,11 +88,12 @@ def choose_target(cmd: dict[str, str], variable: dict[str, str] | None = None):
     """The boot target the command line asks for, its files ready in WORKDIR: disk mode (cloudboot.disk=),
     else plan mode over the network, the plan named by the first of the sources planmode.plan_source lists
     (the command line, the DHCP boot file name, CloudBootCmdline, a metadata URL). `variable`: the
-    CloudBootCmdline variable's keys (None when unset)."""
+    CloudBootCmdline variable's keys (None when unset). With a metadata URL, disk mode too waits for the
+    network: the metadata may hold the disk's settings (a LUKS passphrase), and they win over the command line."""
     from cloudboot.init import disk
 
     spec = cmd.get("cloudboot.disk", "")
-    if spec:
+    if spec and not cmd.get("cloudboot.metadata.url"):
         log(f"arch={os.uname().machine} booting from local disk {spec}")
         with phase("disk"):
             return disk.prepare(cmd, WORKDIR)
@@ -104,7 +105,7 @@ def choose_target(cmd: dict[str, str], variable: dict[str, str] | None = None):
     with phase("network"):
         leases = net.bring_up(cmd)
     listener = None
-    if cmd.get("cloudboot.lldp", "1") != "0":
+    if cmd.get("cloudboot.lldp", "1") != "0" and not spec:
         wait = cmd.get("cloudboot.lldp.wait", "10s") or "0"
         wait = 0.0 if wait.startswith("-") else cmdline.duration(wait)
         name = cmd.get("cloudboot.lldp.name") or f"cloud-boot-{os.uname().machine}"

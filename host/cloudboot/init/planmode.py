@@ -1,6 +1,8 @@
 """Plan mode (`cloudboot.plan=` / `cloudboot.image=`): metadata overrides, the plan from the registry, the
 target chosen and resolved (bootplan), then either its OCI artifacts pulled into /run/cloud-boot or its
-disk{} handed to disk mode (REFERENCE.md §2, §3.3, §5.1).
+disk{} handed to disk mode (REFERENCE.md §2, §3.3, §5.1). With `cloudboot.disk=` set (on the command line or by
+the metadata) disk mode runs right after the metadata overrides: that is how a LUKS passphrase kept in the
+metadata reaches the unlock (the original re-read /proc/cmdline and lost it, REFERENCE §4.6).
 
 Where the plan comes from (`plan_source`, logged as `plan: <ref> from <source>`), first match wins:
   1. `cloudboot.plan=`/`cloudboot.image=` on the kernel command line that did not come from the
@@ -324,6 +326,8 @@ def settle_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile
                   metadata: dict[str, str]) -> None:
     """Put the winning plan reference (plan_source) into `cmd` as its only plan key, and the metadata URL's
     other overrides over the command line; log where the plan came from. InitError when nothing names one."""
+    import cloudmeta
+
     chosen = plan_source(cmd, variable, bootfile, metadata)
     if chosen is None:
         raise InitError(NOTHING_TO_BOOT)
@@ -332,7 +336,7 @@ def settle_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile
     for other in SOURCE_KEYS:
         if metadata.get(other) and metadata[other] != ref:
             log(f"metadata: {other}={metadata[other]} not used: the plan comes from {where}")
-    cmd.update({k: v for k, v in metadata.items() if k not in SOURCE_KEYS})
+    cmd.update(cloudmeta.merge(cmd, {k: v for k, v in metadata.items() if k not in SOURCE_KEYS}, log))
     for other in SOURCE_KEYS:
         cmd.pop(other, None)
     cmd[key] = ref
@@ -354,8 +358,13 @@ def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None,
         source = cloudmeta.from_cmdline(session.transport, cmd, log=lambda m: log(f"metadata: {m}"))
         if source is not None:
             overrides = source.fetch_or_fallback()
-            if overrides:
-                log("metadata: " + " ".join(f"{k}={v}" for k, v in sorted(overrides.items())))
+        if cmd.get("cloudboot.disk") or overrides.get("cloudboot.disk"):  # disk mode, with the metadata's settings
+            from cloudboot.init import disk
+
+            cmd.update(cloudmeta.merge(cmd, overrides, log))  # logs each change, secrets as ***
+            log(f"booting from local disk {cmd['cloudboot.disk']} (settings from the metadata URL)")
+            with phase("disk"):
+                return disk.prepare(cmd, workdir)
         if bootfile is None:
             bootfile = lease.bootfile if lease is not None else ""
         settle_source(cmd, variable, bootfile, overrides)

@@ -31,9 +31,9 @@ from cloudboot.paths import MODULES_DIR, ROOT
 PORTABLE = ["arches", "diskfs", "bootplan", "oci", "compat", "cloudmeta"]
 IMAGE_LIBDIR = "usr/lib/cloudboot"
 DIST = "usr/lib/python3/dist-packages"
-#: Debian Python packages init uses (ECDSA for cosign, through cloudboot.init.signature); only the modules
-#: reached from init's imports are shipped.
-PY_PACKAGES = ["python3-cryptography", "python3-cffi-backend"]  # (cffi: a virtual dependency, named here)
+#: Debian Python packages init uses (ECDSA for cosign, through cloudboot.init.signature; AES, PBKDF2 and Argon2
+#: for LUKS, through diskfs.cryptocpython); only the modules reached from init's imports are shipped.
+PY_PACKAGES = ["python3-cryptography", "python3-argon2", "python3-cffi-backend"]  # (cffi: virtual, named here)
 #: Imported by compiled code, where the import scan cannot see it: cryptography's Rust bindings load cffi;
 #: _ctypes loads ctypes._layout from Python 3.14 on (for every Structure, as the init's syscalls use).
 HIDDEN_IMPORTS = ["_cffi_backend", "ctypes._layout"]

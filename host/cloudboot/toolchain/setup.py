@@ -13,7 +13,9 @@ HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "
                  "docker-registry", "apache2-utils", "curl",  # OCI tests: registry, htpasswd (bcrypt); bench: curl
                  "device-tree-compiler", "binutils-aarch64-linux-gnu",  # arm64 kexec tests' oracles: dtc, objdump
                  "dmg2img", "7zip",  # UDIF tests' oracles (7zz reads lzfse and xz chunks too)
-                 "ca-certificates", "ipxe"]  # the firmware's TLS roots; bench_netboot's reference (ipxe.efi)
+                 "ca-certificates", "ipxe",  # the firmware's TLS roots; bench_netboot's reference (ipxe.efi)
+                 "zfs-fuse",  # ZFS test pools (userspace ZFS, pool version 23; main in Debian 12 and 13)
+                 "debootstrap"]  # the trixie chroot that builds OpenZFS (zfs-dkms) for the OpenZFS test pools
 
 
 def ensure_all(*, firmware_tests: bool = True) -> None:
