@@ -3,7 +3,7 @@ module("_boot.py", base_path="$(CB_MODULES)")
 package("uefi", base_path="$(CB_MODULES)")
 package("loader", base_path="$(CB_MODULES)")
 # bootplan without hcl.py: HCL text is parsed on the host (python-hcl2); the firmware evaluates the parsed form.
-package("bootplan", files=["__init__.py", "bls.py", "cmdline.py", "discover.py", "expr.py", "plan.py", "version.py"],
+package("bootplan", files=["__init__.py", "bls.py", "cmdline.py", "discover.py", "expr.py", "netorder.py", "plan.py", "version.py"],
         base_path="$(CB_MODULES)")
 package("diskfs", base_path="$(CB_MODULES)")
 package("compat", base_path="$(CB_MODULES)")

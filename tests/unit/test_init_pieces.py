@@ -342,3 +342,22 @@ def test_cloudboot_cmdline_variable_from_efivarfs(tmp_path: Path) -> None:
     assert efivars.cmdline_variable(str(tmp_path)) == (None, "byte 0xff at offset 14 is not printable ASCII")
     path.write_bytes(b"\x07\x00\x00\x00" + b"a" * 4096)
     assert efivars.cmdline_variable(str(tmp_path)) == (None, "longer than 4095 characters")
+
+
+def test_encrypted_target_without_crypto_modules_names_the_build_flag(testdata: str, tmp_path: Path) -> None:
+    """An init built without cryptography/argon2 (the cloud medium's default) that meets a LUKS device or an
+    encrypted ZFS dataset stops with one line naming `cloud-boot build --luks`, before asking for a passphrase."""
+    from diskfs import crypto
+
+    t = Path(testdata)
+    before = crypto._PROVIDER[:]
+    crypto.set_provider(None)  # as in an initramfs without the crypto modules
+    try:
+        with pytest.raises(InitError) as err:
+            disk.prepare({"cloudboot.disk": "LABEL=luks2-argon2id"}, str(tmp_path / "run"),
+                         disks_fn=lambda: [str(t / "luks2-argon2id.img")])
+        assert str(err.value) == (f"luks2 {t / 'luks2-argon2id.img'} is LUKS-encrypted, but this init has no crypto "
+                                  "modules (cryptography, argon2): build the medium with `cloud-boot build --luks`")
+    finally:
+        crypto._PROVIDER[:] = before
+    crypto.provider()  # restored: the other tests decrypt

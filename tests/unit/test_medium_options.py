@@ -111,7 +111,11 @@ def test_outputs_and_firmware_checked(fw: Path, tmp_path: Path) -> None:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     key.write_bytes(pem)
     (fw / "BOOTAA64.EFI").write_bytes(_pe(0xAA64))
-    assert _check(fw, tmp_path, cosign_key=key).cosign_pem == pem
+    checked = _check(fw, tmp_path, cosign_key=key)
+    assert checked.cosign_pem == pem and checked.crypto  # a key needs the crypto modules to check signatures
+    assert _check(fw, tmp_path, luks=True).crypto and not _check(fw, tmp_path).crypto  # --luks: LUKS opens
+    with pytest.raises(CloudBootError, match="--luks: only UKIs use it"):
+        _check(fw, tmp_path, arch=["loongarch64"], luks=True)
 
 
 def test_cli_checks_before_building(fw: Path, tmp_path: Path, monkeypatch, capsys) -> None:

@@ -76,23 +76,43 @@ def boot_uki():
     return True
 
 
-def boot_esp_target():
-    """Step (b): \\EFI\\Linux\\<target>.efi on any FAT volume (names from target_names, in order)."""
-    names = target_names()
-    paths = ["\\EFI\\Linux\\%s.efi" % name for name in names]
+def esp_target(paths):
+    """(volume, path) of the first of `paths` on any FAT volume, or None."""
     volumes = fs.volumes()
     for path in paths:
         for vol in volumes:
-            if not vol.exists(path):
-                continue
-            cmdline, why = _cmdline_for(vol)
-            addr, size = vol.read_into_pages(path)
-            print("cloud-boot: booting %s (%d bytes) from volume %x" % (path, size, vol.handle))
-            print("cloud-boot: command line from %s: %s" % (why, cmdline))
-            handoff.start_image(addr, size, cmdline, _initrd_args(vol, cmdline), vol.handle)
-            return True
-    print("cloud-boot: no %s on any FAT volume" % " or ".join(paths))
-    return False
+            if vol.exists(path):
+                return vol, path
+    return None
+
+
+def _target_paths():
+    return ["\\EFI\\Linux\\%s.efi" % name for name in target_names()]
+
+
+def uki_on_medium():
+    """What the cascade would boot before the network as a cloud-boot UKI for this arch (this image itself,
+    or \\EFI\\Linux\\<target>.efi), described; None when there is none (netboot's placement asks)."""
+    if ".linux" in uki.own_sections():
+        return "this image's own .linux (UKI stub mode)"
+    found = esp_target(_target_paths())
+    return None if found is None else found[1]
+
+
+def boot_esp_target():
+    """Step (b): \\EFI\\Linux\\<target>.efi on any FAT volume (names from target_names, in order)."""
+    paths = _target_paths()
+    found = esp_target(paths)
+    if found is None:
+        print("cloud-boot: no %s on any FAT volume" % " or ".join(paths))
+        return False
+    vol, path = found
+    cmdline, why = _cmdline_for(vol)
+    addr, size = vol.read_into_pages(path)
+    print("cloud-boot: booting %s (%d bytes) from volume %x" % (path, size, vol.handle))
+    print("cloud-boot: command line from %s: %s" % (why, cmdline))
+    handoff.start_image(addr, size, cmdline, _initrd_args(vol, cmdline), vol.handle)
+    return True
 
 
 def _initrd_args(vol, cmdline):
@@ -288,7 +308,7 @@ def run():
     options(report=True)
     from netboot import boot as netboot  # Path D: placed (or left out) by the command line, says why
 
-    for step in netboot.arrange([boot_uki, boot_esp_target, boot_bls, boot_disks]):
+    for step in netboot.arrange([boot_uki, boot_esp_target, boot_bls, boot_disks], uki_on_medium):
         try:
             if step():
                 print("cloud-boot: %s: the image returned" % step.__name__)

@@ -21,8 +21,8 @@ def _run(args: argparse.Namespace) -> int:
     medium = check(Options(arch=[a.name for a in args.arch], plan=args.plan, image=args.image,
                            metadata_url=args.metadata_url, target=args.target, cmdline=args.cmdline,
                            extra_cmdline=args.extra_cmdline, exit=args.exit, cosign_key=args.cosign_key,
-                           insecure=args.insecure, kernel_package=args.kernel_package, verbose=args.verbose,
-                           output=args.output, firmware_dir=args.firmware_dir))
+                           luks=args.luks, insecure=args.insecure, kernel_package=args.kernel_package,
+                           verbose=args.verbose, output=args.output, firmware_dir=args.firmware_dir))
     res = build(medium)
     print_result(args, report(res), res.as_json())
     return 0
@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                 "default kexec)")
     add_cosign_key(p, "cosign public key (cosign.pub) built into the init: plans and artifacts must be signed "
                       "with it")
+    p.add_argument("--luks", action="store_true", help="put the crypto modules (cryptography, argon2; ~1.3 MiB "
+                   "per UKI) into the init so it opens LUKS disks and encrypted ZFS datasets (implied by "
+                   "--cosign-key)")
     p.add_argument("--insecure", action="store_true", help="plain HTTP to registries (cloudboot.insecure=1)")
     p.add_argument("--kernel-package", action="append", default=[], metavar="[ARCH=]VERSION",
                    help="Debian kernel release or linux-image-* package (default: the suite's generic kernel "

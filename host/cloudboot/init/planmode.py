@@ -37,23 +37,6 @@ NOTHING_TO_BOOT = ("nothing to boot: no plan reference on the kernel command lin
                    "a metadata URL (cloudboot.metadata.url=), and no cloudboot.disk=")
 
 
-def oci_reference(text: str) -> str:
-    """`text` if it is an OCI reference naming its registry host (`host.name[:port]/repo[:tag]`, `localhost`,
-    an IP, optionally `http://`/`https://`/`oci://`); ValueError saying why not otherwise (a PXE file name such
-    as `pxelinux.0` or `boot/grubx64.efi` is not one)."""
-    from oci.errors import BadReference
-    from oci.ref import parse
-
-    try:
-        ref = parse(text)
-    except BadReference as exc:
-        raise ValueError(str(exc)) from None
-    host = ref.registry
-    if not (host.startswith("[") or "." in host or ":" in host or host == "localhost"):
-        raise ValueError(f"{host!r} is not a registry host (want a dotted name, an IP, host:port or localhost)")
-    return text.strip()
-
-
 def plan_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile: str,
                 metadata: dict[str, str]) -> tuple[str, str, str] | None:
     """(key, reference, where it came from) for the plan to boot, in the module doc's order; None when no
@@ -65,9 +48,12 @@ def plan_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile: 
         if cmd.get(key) and var.get(key) != cmd[key]:
             return key, cmd[key], "the kernel command line (baked into the medium)"
     if bootfile:
+        from oci.errors import BadReference
+        from oci.ref import bootfile_reference
+
         try:
-            return "cloudboot.plan", oci_reference(bootfile), "the DHCP boot file name"
-        except ValueError as exc:
+            return "cloudboot.plan", bootfile_reference(bootfile), "the DHCP boot file name"
+        except BadReference as exc:
             log(f"dhcp: boot file name {bootfile!r} ignored: not an OCI reference ({exc})")
     for key in SOURCE_KEYS:
         if var.get(key):

@@ -205,8 +205,9 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
           budget_mib: float = BUDGET_MIB, cosign_key: Path | None = None, cryptography: bool = True) -> Result:
     """Build the initramfs for `arch` into `output`; returns sizes and the manifest. `cosign_key`: a PEM
     public key installed as /etc/cosign.pub (init then checks signatures, cloudboot.cosign=enforce default).
-    `cryptography=False` leaves Debian's cryptography out (1.2 MiB compressed): what checks signatures, so
-    only for images without `cosign_key` (the cloud medium's, to fit its UKI size budget)."""
+    `cryptography=False` leaves Debian's cryptography and argon2 out (1.2 MiB compressed): what checks
+    signatures and opens LUKS, so only for images without `cosign_key` (the cloud medium's unless built with
+    --luks, to fit its UKI size budget)."""
     if cosign_key and not cryptography:
         raise CloudBootError("an initramfs with a cosign key needs cryptography to check signatures")
     target = arches.get(arch)

@@ -111,7 +111,7 @@ def build(medium: Medium, say: Callable[[str], None] = _stderr, use_cache: bool 
             say(f"  {k.source.name} {k.release}: {k.source.stat().st_size / MIB:.2f} MiB"
                 + (f", zstd -{parts.ZSTD_LEVEL} {k.path.stat().st_size / MIB:.2f} MiB" if k.compressed else ""))
             progress(f"{a.name}: initramfs")
-            init = parts.initramfs(a, package, medium.cosign_key, medium.cosign_pem, use_cache)
+            init = parts.initramfs(a, package, medium.cosign_key, medium.cosign_pem, medium.crypto, use_cache)
             say(f"  {init.path.name}" + (" (cached)" if init.cached else "") + "\n  "
                 + "\n  ".join(init.report.splitlines()[:1]))
             progress(f"{a.name}: UKI")

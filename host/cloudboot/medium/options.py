@@ -37,6 +37,7 @@ class Options:
     extra_cmdline: str | None = None
     exit: str | None = None
     cosign_key: Path | None = None
+    luks: bool = False
     insecure: bool = False
     kernel_package: list[str] = field(default_factory=list)
     verbose: bool = False
@@ -57,6 +58,9 @@ class Medium:
     cosign_key: Path | None
     cosign_pem: bytes | None
     output: Path
+    #: the init carries the crypto modules (cryptography, argon2): LUKS and encrypted ZFS open, signatures
+    #: are checked; asked for with --luks, implied by a cosign key
+    crypto: bool = False
 
 
 def _text(flag: str, value: str) -> str:
@@ -179,7 +183,7 @@ def check(o: Options) -> Medium:
                                       ("--metadata-url", o.metadata_url), ("--exit", o.exit),
                                       ("--cmdline", o.cmdline), ("--extra-cmdline", o.extra_cmdline),
                                       ("--cosign-key", o.cosign_key), ("--kernel-package", o.kernel_package),
-                                      ("--insecure", o.insecure)) if given]
+                                      ("--insecure", o.insecure), ("--luks", o.luks)) if given]
     if asked and not linux:
         raise CloudBootError(f"{asked[0]}: only UKIs use it, and none of {', '.join(a.name for a in chosen)} gets "
                              f"one (the init runs on {', '.join(a.name for a in arches.ARCHES if a.init)})")
@@ -213,4 +217,4 @@ def check(o: Options) -> Medium:
         raise CloudBootError(f"-o {out}: the directory {out.parent} does not exist")
     pem = _cosign_key(o.cosign_key) if o.cosign_key else None
     return Medium(chosen, linux, firmware, cmdlines, _kernel_packages(o.kernel_package, linux), o.cosign_key, pem,
-                  out)
+                  out, crypto=o.luks or pem is not None)

@@ -3,9 +3,9 @@ init's initramfs as `.initrd`.
 
 A kernel that does not unpack itself (arm64's and riscv64's plain `Image`, 31-38 MB) is stored
 zstd-compressed (-19, one frame; ~11 MB), which our stub unpacks before starting it (loader.kernel); an x86
-bzImage and an EFI zboot image are kept as they are. The medium's initramfs leaves Debian's cryptography out
-unless a cosign key is built in (nothing else in the init uses it), which keeps each UKI under 20 MiB with
-Debian's generic kernels.
+bzImage and an EFI zboot image are kept as they are. The medium's initramfs leaves Debian's cryptography and argon2 out
+unless a cosign key or `--luks` asks for them (signatures, LUKS and encrypted ZFS are all that use them), which
+keeps each UKI under 20 MiB with Debian's generic kernels.
 """
 
 from __future__ import annotations
@@ -80,10 +80,11 @@ class Initramfs:
     cached: bool
 
 
-def initramfs(arch: Arch, package: str | None, cosign_key: Path | None, pem: bytes | None,
+def initramfs(arch: Arch, package: str | None, cosign_key: Path | None, pem: bytes | None, crypto: bool,
               use_cache: bool = True) -> Initramfs:
     """The init's initramfs for `arch`, cached under build/medium/<arch>/ by everything that goes into it: our
-    sources, the kernel and Python packages' versions, the cosign key, SOURCE_DATE_EPOCH."""
+    sources, the kernel and Python packages' versions, the cosign key, the crypto modules (`crypto`: for
+    LUKS, implied by a key), SOURCE_DATE_EPOCH."""
     from cloudboot.initramfs.build import build, python_version, report, sources_key
 
     archive = debian.Archive(arch.debian)
@@ -91,18 +92,20 @@ def initramfs(arch: Arch, package: str | None, cosign_key: Path | None, pem: byt
     py = python_version(archive, None)
     py_version = archive.show(f"python{py}-minimal")["Version"]
     key = sources_key(arch.debian, k.release, k.modules_deb.version, py_version,
-                      os.environ.get("SOURCE_DATE_EPOCH", ""), hashlib.sha256(pem or b"").hexdigest())
+                      os.environ.get("SOURCE_DATE_EPOCH", ""), hashlib.sha256(pem or b"").hexdigest(),
+                      "crypto" if crypto or pem else "")
     work = build_dir() / "medium" / arch.name
     work.mkdir(parents=True, exist_ok=True)
-    out = work / f"init-{key}.cpio.zst"
+    out = work / f"init-{key}.cpio.xz"  # xz: 0.5 MiB smaller than zstd -19, what the 20 MiB budget needs
     stamp = out.with_suffix(".json")
     if use_cache and out.is_file() and stamp.is_file():
         out.touch()  # recently used: kept by the pruning below
         return Initramfs(out, json.loads(stamp.read_text())["report"], True)
-    for old in sorted(work.glob("init-*.cpio.zst"), key=lambda p: p.stat().st_mtime)[:-KEEP]:
+    images = [p for p in work.glob("init-*.cpio.*") if p.suffix != ".json"]  # .xz (and .zst of older builds)
+    for old in sorted(images, key=lambda p: p.stat().st_mtime)[:-KEEP]:
         old.unlink()
         old.with_suffix(".json").unlink(missing_ok=True)
-    res = build(arch.debian, out, kernel_package=package, cosign_key=cosign_key, cryptography=pem is not None,
+    res = build(arch.debian, out, kernel_package=package, cosign_key=cosign_key, cryptography=crypto or bool(pem),
                 budget_mib=20)
     if res.kernel is not None and res.kernel.release != k.release:
         raise CloudBootError(f"internal error: initramfs built for kernel {res.kernel.release}, not {k.release}")
