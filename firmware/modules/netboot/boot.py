@@ -220,7 +220,7 @@ def plan_reference(lease, opts):
             log("net: boot file name %r ignored: not an OCI reference (%s)" % (lease.bootfile, exc))
     if opts.get("cloudboot.plan"):
         return opts["cloudboot.plan"], "cloudboot.plan="
-    return None, "the DHCP lease has no boot file name and no cloudboot.plan= is set"
+    return None, "no plan reference as the DHCP boot file name and no cloudboot.plan= is set"
 
 
 def _ask(entries, default, settings):
