@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                 "default kexec)")
     add_cosign_key(p, "cosign public key (cosign.pub) built into the init: plans and artifacts must be signed "
                       "with it")
-    p.add_argument("--luks", action="store_true", help="put the crypto modules (cryptography, argon2; ~1.3 MiB "
+    p.add_argument("--luks", action="store_true", help="put the crypto modules (cryptography, argon2; ~1 MiB "
                    "per UKI) into the init so it opens LUKS disks and encrypted ZFS datasets (implied by "
                    "--cosign-key)")
     p.add_argument("--insecure", action="store_true", help="plain HTTP to registries (cloudboot.insecure=1)")
