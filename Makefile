@@ -10,7 +10,7 @@ CB     := $(VENV)/bin/cloud-boot
 STAMP  := $(VENV)/.installed
 TESTS  := $(VENV)/.installed-test
 
-.PHONY: all deps firmware iso test unit bench run lint clean fuzz soak fixtures-openzfs check-fresh
+.PHONY: all deps firmware iso demo test unit bench run lint clean fuzz soak fixtures-openzfs check-fresh
 all: iso
 
 $(STAMP): pyproject.toml
@@ -32,8 +32,14 @@ firmware: $(STAMP)
 	$(CB) deps --no-qemu
 	$(CB) firmware --arch $(ARCH)
 
+# The cloud medium: firmware + a UKI (Debian kernel + our init) per arch where the init runs, in one hybrid ISO.
 iso: firmware
-	$(CB) iso --from-build -o build/boot.iso
+	$(CB) build --arch $(ARCH) -o build/boot.iso
+
+# build/boot.iso booting from a plan in a throw-away local registry, console on this terminal (Ctrl-C quits).
+demo: $(STAMP)
+	$(CB) deps
+	$(CB) demo --arch $(if $(filter all,$(ARCH)),x86_64,$(ARCH)) build/boot.iso
 
 run: $(STAMP)
 	$(CB) qemu --arch $(if $(filter all,$(ARCH)),x86_64,$(ARCH)) --built --interactive

@@ -49,7 +49,7 @@ def _direct(arch: str) -> float:
 
 
 def main() -> None:
-    from tests.ociregistry import serving
+    from cloudboot.registry.local import serving
 
     with serving(Path(tempfile.mkdtemp(prefix="cloudboot-bench-init-"))) as reg:
         for arch in ARCHES:

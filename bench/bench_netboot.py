@@ -97,7 +97,7 @@ def _direct(arch: str, cmdline: str) -> float:
 
 
 def main() -> None:
-    from tests.ociregistry import serving
+    from cloudboot.registry.local import serving
 
     work = Path(tempfile.mkdtemp(prefix="cloudboot-bench-netboot-"))
     with open(work / "blob.bin", "wb") as f:

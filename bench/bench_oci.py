@@ -26,7 +26,7 @@ class _Null:
 
 
 def main() -> None:
-    from tests.ociregistry import Registry, ensure_registry_packages
+    from cloudboot.registry.local import Registry, ensure_registry_packages
 
     ensure_registry_packages()
     curl = shutil.which("curl")

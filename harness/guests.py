@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import arches
-from cloudboot.image.output import write_atomic
-from cloudboot.initramfs import cpio, debian
+from cloudboot.initramfs import debian
+from cloudboot.initramfs.busybox import busybox_initrd
 from cloudboot.paths import cache_dir
 
 MARKER = "CLOUDBOOT-TEST-INITRD-OK"
@@ -37,26 +37,6 @@ class Guest:
     kernel: Path
     initrd: Path
     version: str
-
-
-def busybox_initrd(arch: str, init: str, out: Path) -> Path:
-    """Debian's busybox-static for `arch` with `init` as /init, as a newc cpio (our writer) at `out`; made
-    again only when the package or the script changed."""
-    archive = debian.Archive(arch)
-    deb = archive.fetch(["busybox-static"])[0]
-    key = deb.path.name + init
-    stamp = out.with_suffix(".key")
-    if out.exists() and stamp.exists() and stamp.read_text() == key:
-        return out
-    a = cpio.Archive()
-    a.file("bin/busybox", archive.unpack(deb) / "usr/bin/busybox", 0o755)
-    a.file("init", init.encode(), 0o755)
-    a.dir("proc")
-    a.dir("dev")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, a.to_bytes())
-    stamp.write_text(key)
-    return out
 
 
 def guest(arch: str) -> Guest:

@@ -59,7 +59,10 @@ class Machine:
     kernel booted by QEMU itself (`extra_kernel`).
 
     Disk n is a virtio disk with serial `dn` (/sys/block/vdX/serial in a Linux guest), writable unless
-    `readonly_disks`. Use as a context manager: QEMU is killed on exit whatever happened.
+    `readonly_disks`. Each of the `nics` virtio NICs sits on `-netdev <netdev>`: QEMU's user networking by
+    default (the host's 127.0.0.1 is 10.0.2.2; `user,bootfile=REF` makes its DHCP hand out a boot file name),
+    or any other backend (e.g. `socket,udp=...` for a link where no DHCP server answers). Use as a context
+    manager: QEMU is killed on exit whatever happened.
 
     `vars_file`: the firmware's variable store lives in that file (copied from the template when missing) and
     outlives the VM, so boot entries persist from one Machine to the next. `bootindex=False` gives no device
@@ -72,11 +75,12 @@ class Machine:
                  disks: list[Path] = (), iso: Path | None = None, nics: int = 0, memory_mb: int | None = None,
                  extra: list[str] = (), echo: bool = False, firmware: Firmware | None = None,
                  extra_kernel: tuple[Path, Path, str] | None = None, linux: bool = True, uefi: bool = True,
-                 readonly_disks: bool = False, vars_file: Path | None = None, bootindex: bool = True) -> None:
+                 readonly_disks: bool = False, vars_file: Path | None = None, bootindex: bool = True,
+                 netdev: str = "user") -> None:
         self.profile = arches.get(arch)
         self.arch = self.profile.name
         self.efi, self.append, self.use_esp = efi, append, esp
-        self.disks, self.iso, self.nics = [Path(d) for d in disks], iso, nics
+        self.disks, self.iso, self.nics, self.netdev = [Path(d) for d in disks], iso, nics, netdev
         self.memory_mb = memory_mb or self.profile.memory_mb
         self.extra, self.echo = list(extra), echo
         self.firmware = firmware  # default: find_firmware(arch)
@@ -137,7 +141,7 @@ class Machine:
                          readonly=self.readonly_disks)
             index += 1
         for n in range(self.nics):
-            cmd += ["-netdev", f"user,id=n{n}", "-device", f"virtio-net-pci,netdev=n{n},romfile="]
+            cmd += ["-netdev", f"{self.netdev},id=n{n}", "-device", f"virtio-net-pci,netdev=n{n},romfile="]
         if not self.nics:
             cmd += ["-net", "none"]
         return cmd + self.extra

@@ -13,28 +13,17 @@ from pathlib import Path
 
 import arches
 from cloudboot.errors import CloudBootError
-from cloudboot.harness.guests import busybox_initrd, marker_init
+from cloudboot.harness.guests import marker_init
 from cloudboot.harness.machine import Machine
 from cloudboot.harness.xfsproto import protofile
 from cloudboot.initramfs import debian
-from cloudboot.initramfs.build import PORTABLE
-from cloudboot.paths import MODULES_DIR, ROOT, build_dir
+from cloudboot.initramfs.build import sources_key
+from cloudboot.initramfs.busybox import busybox_initrd
+from cloudboot.paths import build_dir
 from cloudboot.run import run, which
 
 MARKER = "CLOUDBOOT-KEXEC-TARGET-OK"
 TARGET_INIT = marker_init(MARKER, "target cmdline")
-
-
-def _sources_key(*extra: str) -> str:
-    h = hashlib.sha256()
-    dirs = [ROOT / "host/cloudboot/init", ROOT / "host/cloudboot/initramfs"]
-    dirs += [MODULES_DIR / p for p in PORTABLE]
-    for d in dirs:
-        for p in sorted(d.rglob("*.py")) if d.is_dir() else []:
-            h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes())
-    for e in extra:
-        h.update(e.encode())
-    return h.hexdigest()[:16]
 
 
 def _workdir(arch: str) -> Path:
@@ -51,7 +40,7 @@ def initramfs(arch: str, cosign_key: Path | None = None) -> Path:
     pem = cosign_key.read_text() if cosign_key else ""
     out = _workdir(arch) / ("init-cosign.cpio.zst" if cosign_key else "init.cpio.zst")
     stamp = out.with_suffix(".key")
-    key = _sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""), pem)
+    key = sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""), pem)
     if not (out.exists() and stamp.exists() and stamp.read_text() == key):
         build(arch, out, cosign_key=cosign_key)
         stamp.write_text(key)
@@ -257,19 +246,20 @@ def _encrypt(fs: Path, passphrase: str) -> None:
 
 
 def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,
-            memory_mb: int = 1024, nic: bool = False, efi: bool = False, writable: bool = False) -> Machine:
+            memory_mb: int = 1024, nic: bool = False, efi: bool = False, writable: bool = False,
+            netdev: str = "user") -> Machine:
     """A VM (not started: `.start()` or `with`) booting `kernel` + `initrd` with `console=<the arch's serial>
     <append>`, 2 CPUs, no reboot (a panic or the target's poweroff ends QEMU).
 
     `efi`: boot through EDK2 in pflash (QEMU hands the kernel to it over fw_cfg; on arm64 that means EFI stub +
     ACPI) instead of QEMU's direct kernel boot (on arm64: QEMU's DTB, no EFI). `nic`: one virtio NIC on QEMU
-    user networking (the host's 127.0.0.1 is 10.0.2.2). Disk n is a virtio disk with serial `dn`
-    (/sys/block/vdX/serial), read-only unless `writable`."""
+    user networking (the host's 127.0.0.1 is 10.0.2.2), or on the `-netdev` backend `netdev`. Disk n is a
+    virtio disk with serial `dn` (/sys/block/vdX/serial), read-only unless `writable`."""
     a = arches.get(arch)
     # TCG everywhere, as the harness does (nested KVM is not reliable on CI machines).
     return Machine(a.name, extra_kernel=(kernel, initrd, f"console={a.linux_console} {append}"),
                    disks=disks or [], nics=1 if nic else 0, memory_mb=memory_mb, uefi=efi,
-                   readonly_disks=not writable, extra=["-smp", "2", "-no-reboot"])
+                   readonly_disks=not writable, extra=["-smp", "2", "-no-reboot"], netdev=netdev)
 
 
 def uki_medium(arch: str, append: str, out: Path) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ociregistry import Registry, serving
+from cloudboot.registry.local import Registry, serving
 
 
 # ---- diskfs fixtures (owned by the disk-core work; tests/portable/images.py) --------------------------------

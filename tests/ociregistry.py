@@ -1,119 +1,21 @@
 """Real registries for the OCI tests: Debian's `docker-registry` (distribution 2.8) on 127.0.0.1 with a temporary
 storage directory, plain, with htpasswd (bcrypt) Basic auth, or with token auth backed by a small JWT token
-server (ES256, x5c) run in-process; plus a fault-injecting HTTP proxy for 5xx/timeouts."""
+server (ES256, x5c) run in-process; plus a fault-injecting HTTP proxy for 5xx/timeouts. The registry runner
+itself is cloudboot.registry.local (the demo uses it too)."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import json
 import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-USER, PASSWORD = "tester", "s3cret-pass"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ensure_registry_packages() -> None:
-    """docker-registry and htpasswd (apache2-utils), installed from the system's apt sources if missing."""
-    if shutil.which("docker-registry") and shutil.which("htpasswd"):
-        return
-    from cloudboot.toolchain.apt import system_install
-
-    system_install(["docker-registry", "apache2-utils"])
-
-
-class Registry:
-    """A running `docker-registry serve CONFIG`; `host` is `127.0.0.1:PORT`, `root` its storage.
-
-    `tls` (certificate, key) serves https; `port` and `storage` let a restarted registry take over another's
-    address and blobs."""
-
-    def __init__(self, work: Path, auth: str = "none", token_realm: str = "", token_cert: Path | None = None,
-                 tls: tuple[Path, Path] | None = None, port: int | None = None, storage: Path | None = None):
-        self.work = work
-        work.mkdir(parents=True, exist_ok=True)
-        self.root = storage or work / "storage"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
-                 "storage:", "  filesystem:", f"    rootdirectory: {self.root}", "  delete:", "    enabled: true",
-                 "http:", f"  addr: 127.0.0.1:{self.port}", f"  secret: {os.urandom(8).hex()}"]
-        if tls:
-            lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
-        if auth == "htpasswd":
-            htpasswd = work / "htpasswd"
-            subprocess.run(["htpasswd", "-Bbc", str(htpasswd), USER, PASSWORD], check=True, capture_output=True)
-            lines += ["auth:", "  htpasswd:", "    realm: cloud-boot-test", f"    path: {htpasswd}"]
-        elif auth == "token":
-            lines += ["auth:", "  token:", f"    realm: {token_realm}", "    service: cloud-boot-test",
-                      "    issuer: cloud-boot-test-issuer", f"    rootcertbundle: {token_cert}"]
-        self.config = work / "config.yml"
-        self.config.write_text("\n".join(lines) + "\n")
-        self.log = open(work / "registry.log", "wb")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(self.config)], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"docker-registry did not start: {(work / 'registry.log').read_text()[-2000:]}")
-
-    def blob_path(self, digest: str) -> Path:
-        """Where distribution keeps a blob's bytes (to tamper with them)."""
-        hexd = digest.split(":", 1)[1]
-        return self.root / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
-
-    def kill(self) -> None:
-        """SIGKILL: connections drop mid-transfer (stop() lets distribution finish what it serves)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-@contextlib.contextmanager
-def serving(work: Path, **kw) -> Iterator[Registry]:
-    """A started Registry in `work` (its Debian packages installed first if missing; `kw` as Registry's),
-    stopped on exit: what the `registry*` fixtures and bench_init hold."""
-    ensure_registry_packages()
-    reg = Registry(work, **kw)
-    try:
-        yield reg
-    finally:
-        reg.stop()
-
+from cloudboot.registry.local import PASSWORD, USER, free_port
 
 # ---- token server ------------------------------------------------------------------------------------------------
 

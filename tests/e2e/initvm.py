@@ -21,9 +21,9 @@ def target_cmdline(q: Machine, timeout: float = 240) -> str:
     return q.expect_line(r"target cmdline:", 30).text
 
 
-def fatal_then_rescue(q: Machine, timeout: float, *want: str) -> None:
+def fatal_then_rescue(q: Machine, timeout: float, *want: str) -> str:
     """The init's FATAL line (containing each of `want`) within `timeout` s, then a working Python rescue prompt
-    run by PID 1 that, when left, prompts again; the kernel never panics."""
+    run by PID 1 that, when left, prompts again; the kernel never panics. Returns the FATAL line."""
     line = q.expect_line(r"FATAL: ", timeout).text
     for text in want:
         assert text in line, line
@@ -33,6 +33,7 @@ def fatal_then_rescue(q: Machine, timeout: float, *want: str) -> None:
     q.send("exit()\n")  # leaving the prompt: PID 1 stays and prompts again
     q.expect_line(r"PID 1 stays; new rescue prompt", 60)
     assert "Kernel panic" not in q.text
+    return line
 
 
 def push_debian(registry, ref: str, initrd: Callable[[str], Path], plan: Path, plan_ref: str) -> None:

@@ -66,7 +66,7 @@ def test_metadata_plan_registry_kexec(pushed, arch: str) -> None:
     q = _boot(f"cloudboot.metadata.url=http://{GUEST_HOST}:{meta.server.server_address[1]}/meta.json", arch)
     try:
         q.expect_line(r"net: eth\d+ 10\.0\.2\.15/24 gw 10\.0\.2\.2 .*\(dhcp\)", BOOT_TIMEOUT)
-        q.expect_line(rf"metadata: .*cloudboot.plan={reg}/plans/smoke:v1", 60)
+        q.expect_line(rf"plan: plan {reg}/plans/smoke:v1 from the metadata URL ", 60)
         q.expect_line(r'target="debian" index=10\.0\.2\.2:\d+/boot/debian:6\.12', 120)
         q.expect_line(r"kernel: pulling \d+ bytes", 60)
         q.expect_line(r"kexec boot$", 240)

@@ -107,7 +107,8 @@ def test_faults_at_the_repl(signed, registry, httptest, tmp_path, machine) -> No
     """One keyed x86_64 firmware at its REPL, each fault a clear line: unsigned and wrongly signed plans
     refused under enforce (and warn lets the unsigned one through), 404, 401, 5xx after bounded retries,
     a connection dropped mid-blob resumed with Range, a silent server, a digest mismatch, a DNS failure."""
-    from tests.ociregistry import FaultProxy, Registry
+    from cloudboot.registry.local import Registry
+    from tests.ociregistry import FaultProxy
 
     keyed, signed_url, unsigned_url, wrong_url, _ = signed
     auth_reg = Registry(tmp_path / "auth", auth="htpasswd")
@@ -197,7 +198,8 @@ def test_https_token_auth_signed_plan_and_registry_restart(signed, tmp_path, mac
     socket buffers hold) initrd downloads, the registry
     is killed and started again on the same port and storage: the download resumes, verifies, boots."""
     from cloudboot.fwbuild.firmware import add_sections, ca_section, cosign_key_section
-    from tests.ociregistry import PASSWORD, USER, Registry, TokenServer, free_port
+    from cloudboot.registry.local import PASSWORD, USER, Registry, free_port
+    from tests.ociregistry import TokenServer
     from tests.testca import make_ca
 
     keyed, _, _, _, token = signed

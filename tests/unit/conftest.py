@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ociregistry import FaultProxy, Registry, TokenServer, serving
+from cloudboot.registry.local import Registry, serving
+from tests.ociregistry import FaultProxy, TokenServer
 
 
 @pytest.fixture(scope="session")

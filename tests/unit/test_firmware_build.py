@@ -53,3 +53,23 @@ def test_manifest_freezes_bootplan_but_its_cpython_only_hcl() -> None:
                     "module": lambda *a, **k: None})
     have = sorted(p.name for p in (MODULES_DIR / "bootplan").glob("*.py"))
     assert sorted(frozen["bootplan"]) == [n for n in have if n != "hcl.py"]
+
+
+def test_the_build_epoch_is_the_last_commits_time(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Firmware, initramfs and medium share one SOURCE_DATE_EPOCH default (the TLS clock's floor here), so a
+    rebuild of the same commit on another day gives the same bytes."""
+    import time
+
+    from cloudboot.fwbuild import firmware
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.setattr(firmware, "ROOT", tmp_path)
+    today = int(time.time()) // 86400 * 86400
+    assert firmware.build_epoch() in (today, today + 86400)  # not a git checkout: the start of today
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True,
+                   env={"GIT_COMMITTER_DATE": "@1700000000 +0000", "PATH": "/usr/bin:/bin"})
+    assert firmware.build_epoch() == 1700000000
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
+    assert firmware.build_epoch() == 1800000000

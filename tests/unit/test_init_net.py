@@ -14,9 +14,9 @@ from cloudboot.init.errors import InitError
 MAC = bytes.fromhex("525400123456")
 
 
-def _reply(kind: int, xid: int, yiaddr: str, options: bytes) -> bytes:
+def _reply(kind: int, xid: int, yiaddr: str, options: bytes, file: bytes = b"", sname: bytes = b"") -> bytes:
     bootp = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 2, 1, 6, 0, xid, 0, 0, bytes(4), socket.inet_aton(yiaddr),
-                        bytes(4), bytes(4), MAC.ljust(16, b"\0"), b"", b"")
+                        bytes(4), bytes(4), MAC.ljust(16, b"\0"), sname, file)
     payload = bootp + net.MAGIC + bytes([53, 1, kind]) + options + b"\xff"
     return net.udp_ip_packet(payload, "10.0.2.2", "255.255.255.255", 67, 68)
 
@@ -46,6 +46,54 @@ def test_ack_parsed_into_a_lease() -> None:
     truncated = _reply(net.DHCP_ACK, 77, "10.0.2.15", bytes([6, 200, 1, 2]))
     assert net.parse_reply(truncated, 77) is None
     assert net.parse_reply(b"\x45" + bytes(30), 77) is None
+
+
+def test_boot_file_name_from_option_67_or_the_file_field() -> None:
+    """Option 67 wins over the BOOTP `file` field (what QEMU user networking's bootfile= fills); with option 52
+    the `file` field holds options, not a name; the discover asks for option 67."""
+    ref = b"http://10.0.2.2:5000/cloud-boot/demo-plan:v1"
+    assert 67 in net.PARAMS
+    reply = net.parse_reply(_reply(net.DHCP_ACK, 9, "10.0.2.15", b"", file=ref), 9)
+    assert reply["bootfile"] == ref.decode()
+    assert net._lease_from("eth0", reply).bootfile == ref.decode()
+    opt67 = bytes([67, 11]) + b"reg.x/p:one"
+    assert net.parse_reply(_reply(net.DHCP_ACK, 9, "10.0.2.15", opt67, file=ref), 9)["bootfile"] == "reg.x/p:one"
+    overloaded = bytes([52, 1, 1])  # `file` carries options: option 67 inside it
+    file_opts = bytes([67, 11]) + b"reg.y/p:two" + b"\xff"
+    assert net.parse_reply(_reply(net.DHCP_ACK, 9, "10.0.2.15", overloaded, file=file_opts), 9)["bootfile"] == \
+        "reg.y/p:two"
+    assert net.parse_reply(_reply(net.DHCP_ACK, 9, "10.0.2.15", bytes([52, 1, 1]), file=b"\x43\xc8abc"), 9) is None
+    assert net.parse_reply(_reply(net.DHCP_ACK, 9, "10.0.2.15", bytes([52, 0])), 9)["bootfile"] == ""
+    assert net.parse_reply(_reply(net.DHCP_ACK, 9, "10.0.2.15", b"", file=b"\xffbinary"), 9)["bootfile"] == ""
+
+
+def test_plan_source_order() -> None:
+    """Baked (the kernel command line's own plan) > DHCP boot file > CloudBootCmdline > metadata URL."""
+    boot = "http://10.0.2.2:5000/cloud-boot/demo-plan:v1"
+    meta = {"cloudboot.plan": "meta.example/p:1", "cloudboot.target": "t2"}
+    var = {"cloudboot.plan": "var.example/p:1"}
+    src = planmode.plan_source
+    assert src({"cloudboot.plan": "baked.example/p:1"}, var, boot, meta)[1:] == \
+        ("baked.example/p:1", "the kernel command line (baked into the medium)")
+    assert src({"cloudboot.image": "baked.example/i:1"}, None, boot, {})[:2] == ("cloudboot.image", "baked.example/i:1")
+    # the same plan as CloudBootCmdline's: the firmware passed the variable as the command line
+    assert src({"cloudboot.plan": "var.example/p:1"}, var, boot, meta)[1:] == (boot, "the DHCP boot file name")
+    assert src({"cloudboot.plan": "var.example/p:1"}, var, "", meta)[1:] == \
+        ("var.example/p:1", "the CloudBootCmdline variable")
+    assert src({"cloudboot.metadata.url": "http://169.254.169.254/m"}, None, "", meta)[1:] == \
+        ("meta.example/p:1", "the metadata URL http://169.254.169.254/m")
+    for not_oci in ("pxelinux.0", "boot/grubx64.efi", "undionly.kpxe"):
+        assert src({}, None, not_oci, meta)[1] == "meta.example/p:1"
+    assert src({}, None, "localhost/p:1", {})[1] == "localhost/p:1"
+    assert src({}, None, "", {}) is None
+
+
+def test_settle_source_keeps_one_plan_key_and_metadata_overrides() -> None:
+    cmd = {"cloudboot.image": "var.example/i:1", "cloudboot.target": "a", "cloudboot.metadata.url": "http://m/x"}
+    planmode.settle_source(cmd, {"cloudboot.image": "var.example/i:1"}, "reg.example:5000/p:2",
+                           {"cloudboot.plan": "meta.example/p:1", "cloudboot.target": "b"})
+    assert cmd == {"cloudboot.plan": "reg.example:5000/p:2", "cloudboot.target": "b",
+                   "cloudboot.metadata.url": "http://m/x"}
 
 
 def test_static_ip_argument() -> None:

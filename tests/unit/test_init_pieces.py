@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import arches
-from cloudboot.init import disk, kexec, linux, main, modules, rescue
+from cloudboot.init import disk, efivars, kexec, linux, main, modules, planmode, rescue
 from cloudboot.init.errors import InitError
 
 DEP = """\
@@ -338,6 +338,36 @@ def test_exit_sinks_and_targets() -> None:
     assert main.exit_sink({"cloudboot.exit": "reboot"}, plain) == "reboot"
     with pytest.raises(InitError, match="cloudboot.exit='halt': want 'kexec' or 'reboot'"):
         main.exit_sink({"cloudboot.exit": "halt"}, plain)  # metadata values come after the command line checks
-    with pytest.raises(InitError, match="nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or "
-                                        "cloudboot.disk="):
-        main.choose_target({})
+    with pytest.raises(InitError, match="nothing to boot: no plan reference on the kernel command line"):
+        planmode.settle_source({}, None, "", {})
+
+
+def test_cloudboot_cmdline_variable_from_efivarfs(tmp_path: Path) -> None:
+    """The efivarfs file is 4 attribute bytes + the data; the firmware's rules for what is usable."""
+    path = tmp_path / f"CloudBootCmdline-{efivars.CLOUDBOOT}"
+    assert efivars.cmdline_variable(str(tmp_path)) == (None, "unset")
+    path.write_bytes(b"\x07\x00\x00\x00cloudboot.plan=reg.example:5000/p:1 console=ttyS0\r\n\0")
+    assert efivars.cmdline_variable(str(tmp_path)) == ("cloudboot.plan=reg.example:5000/p:1 console=ttyS0", "")
+    path.write_bytes(b"\x07\x00\x00\x00console=ttyS0 \xff")
+    assert efivars.cmdline_variable(str(tmp_path)) == (None, "byte 0xff at offset 14 is not printable ASCII")
+    path.write_bytes(b"\x07\x00\x00\x00" + b"a" * 4096)
+    assert efivars.cmdline_variable(str(tmp_path)) == (None, "longer than 4095 characters")
+
+
+def test_encrypted_target_without_crypto_modules_names_the_build_flag(testdata: str, tmp_path: Path) -> None:
+    """An init built without cryptography/argon2 (the cloud medium's default) that meets a LUKS device or an
+    encrypted ZFS dataset stops with one line naming `cloud-boot build --luks`, before asking for a passphrase."""
+    from diskfs import crypto
+
+    t = Path(testdata)
+    before = crypto._PROVIDER[:]
+    crypto.set_provider(None)  # as in an initramfs without the crypto modules
+    try:
+        with pytest.raises(InitError) as err:
+            disk.prepare({"cloudboot.disk": "LABEL=luks2-argon2id"}, str(tmp_path / "run"),
+                         disks_fn=lambda: [str(t / "luks2-argon2id.img")])
+        assert str(err.value) == (f"luks2 {t / 'luks2-argon2id.img'} is LUKS-encrypted, but this init has no crypto "
+                                  "modules (cryptography, argon2): build the medium with `cloud-boot build --luks`")
+    finally:
+        crypto._PROVIDER[:] = before
+    crypto.provider()  # restored: the other tests decrypt

@@ -135,7 +135,7 @@ def test_bad_input_is_refused() -> None:
         cpio.read(b"garbage" * 20)
 
 
-@pytest.mark.parametrize("method", ["zstd", "gzip", "none"])
+@pytest.mark.parametrize("method", ["zstd", "xz", "gzip", "none"])
 def test_compression_round_trip(tmp_path: Path, method: str) -> None:
     raw = tmp_path / "in.cpio"
     raw.write_bytes(_sample(0).to_bytes())
@@ -145,6 +145,10 @@ def test_compression_round_trip(tmp_path: Path, method: str) -> None:
     if method == "zstd":
         assert packed[:4] == b"\x28\xb5\x2f\xfd"
         tool = subprocess.run(["zstd", "-d", "-c", str(out)], capture_output=True, check=True).stdout
+        assert tool == raw.read_bytes()
+    elif method == "xz":  # the kernel's decoder: CRC32 check (stream flags 00 01), read back by xz itself
+        assert packed[:8] == b"\xfd7zXZ\x00\x00\x01"
+        tool = subprocess.run(["xz", "-d", "-c", str(out)], capture_output=True, check=True).stdout
         assert tool == raw.read_bytes()
     elif method == "gzip":
         assert packed[:2] == b"\x1f\x8b" and packed[4:8] == b"\0\0\0\0"  # no timestamp in the header
@@ -158,6 +162,7 @@ def test_compression_round_trip(tmp_path: Path, method: str) -> None:
 def test_method_for_names() -> None:
     assert compress.method_for(Path("x.cpio.zst")) == "zstd"
     assert compress.method_for(Path("x.cpio.gz")) == "gzip"
+    assert compress.method_for(Path("x.cpio.xz")) == "xz"
     assert compress.method_for(Path("x.cpio")) == "none"
     with pytest.raises(CloudBootError, match="cannot tell"):
         compress.method_for(Path("x.img"))

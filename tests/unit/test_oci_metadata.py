@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cloudmeta
+from cloudboot.registry.local import free_port
 from oci import http
 from oci.auth import parse_challenges
 from oci.client import Client, check_manifest, is_index, parse_json_object, select_platform
 from oci.errors import BadReference, ManifestError, OciError
 from oci.ref import parse, parse_platform
 from oci.transport_cpython import Transport
-from tests.ociregistry import free_port
 
 
 class MetaServer:

@@ -13,12 +13,12 @@ import pytest
 
 import oci
 from cloudboot.cli import main
+from cloudboot.registry.local import PASSWORD, USER
 from oci.client import Client, sha256_digest
 from oci.errors import AuthError, DigestMismatch, NotFound, ServerError, TooLarge, TransportError
 from oci.pull import first_layer, resolve_verified
 from oci.ref import parse
 from oci.transport_cpython import Transport
-from tests.ociregistry import PASSWORD, USER
 
 PLAN = """
 default_target = "prod"

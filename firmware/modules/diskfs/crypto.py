@@ -21,6 +21,10 @@ from diskfs.errors import Unsupported
 _PROVIDER = []
 
 
+class NoProvider(Unsupported):
+    """This runtime has no crypto provider (the firmware; an init built without the crypto modules)."""
+
+
 def provider(what="LUKS"):
     """The crypto provider of this runtime; Unsupported("<what>: needs the Linux init ...") without one."""
     if not _PROVIDER:
@@ -31,7 +35,7 @@ def provider(what="LUKS"):
         except ImportError:
             _PROVIDER.append(None)
     if _PROVIDER[0] is None:
-        raise Unsupported("%s: needs the Linux init (no AES, PBKDF2 or Argon2 on this runtime)" % what, what)
+        raise NoProvider("%s: needs the Linux init (no AES, PBKDF2 or Argon2 on this runtime)" % what, what)
     return _PROVIDER[0]
 
 

@@ -2,6 +2,10 @@
 entries on FAT volumes (menu when there are several) -> disks; the network (Path D, netboot.boot) first or
 last or not at all, as netboot.boot.arrange decides.
 
+The ESP target's names: `CloudBootTarget` alone when it is set, else `cloud-boot-<arch>` (this firmware's
+arch: x86_64, aarch64, riscv64, loongarch64), then `cloud-boot`; so one ESP can carry a UKI per arch (the
+cloud medium `cloud-boot build` makes) and each arch's firmware finds its own.
+
 Each step prints what it found and why it wins or is skipped; the first bootable candidate is started.
 """
 
@@ -16,14 +20,25 @@ DEFAULT_TARGET = "cloud-boot"
 
 def target_name():
     """CloudBootTarget (at most 64 of [A-Za-z0-9._-]) or the default; anything else is reported and ignored."""
+    return _target_variable() or DEFAULT_TARGET
+
+
+def _target_variable():
     raw = uefi.get_variable("CloudBootTarget")
     name = "".join(chr(b) for b in raw[:65]).strip("\r\n \t\0") if raw else ""
     for i, c in enumerate(name):
         if i >= 64 or not ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c in "._-"):
             print("cloud-boot: CloudBootTarget ignored: %r at offset %d (want at most 64 of A-Z a-z 0-9 . _ -)"
                   % (c, i))
-            return DEFAULT_TARGET
-    return name or DEFAULT_TARGET
+            return ""
+    return name
+
+
+def target_names():
+    """The \\EFI\\Linux\\<name>.efi names to try, in order: CloudBootTarget alone when it is set, else
+    cloud-boot-<arch> then cloud-boot."""
+    name = _target_variable()
+    return [name] if name else ["%s-%s" % (DEFAULT_TARGET, uefi.ARCH), DEFAULT_TARGET]
 
 
 def _cmdline_for(volume):
@@ -50,25 +65,54 @@ def boot_uki():
     print("cloud-boot: UKI stub mode: .linux %d bytes, .initrd %d bytes" % (
         sections[".linux"][1], sections.get(".initrd", (0, 0))[1]))
     print("cloud-boot: command line from %s: %s" % (why, cmdline))
-    handoff.start_image(*sections[".linux"], cmdline, sections.get(".initrd"), uefi.loaded_image().device_handle)
+    # .linux may be a zstd/gzip-compressed Image (the cloud medium's arm64/riscv64 kernels, to fit its size
+    # budget): unpacked into pages of its own; the section itself belongs to this image and is never freed.
+    linux = kernel.unpack(*sections[".linux"], owned=False)
+    try:
+        handoff.start_image(linux[0], linux[1], cmdline, sections.get(".initrd"), uefi.loaded_image().device_handle)
+    finally:
+        if linux != sections[".linux"]:
+            _free(linux)
     return True
 
 
+def esp_target(paths):
+    """(volume, path) of the first of `paths` on any FAT volume, or None."""
+    volumes = fs.volumes()
+    for path in paths:
+        for vol in volumes:
+            if vol.exists(path):
+                return vol, path
+    return None
+
+
+def _target_paths():
+    return ["\\EFI\\Linux\\%s.efi" % name for name in target_names()]
+
+
+def uki_on_medium():
+    """What the cascade would boot before the network as a cloud-boot UKI for this arch (this image itself,
+    or \\EFI\\Linux\\<target>.efi), described; None when there is none (netboot's placement asks)."""
+    if ".linux" in uki.own_sections():
+        return "this image's own .linux (UKI stub mode)"
+    found = esp_target(_target_paths())
+    return None if found is None else found[1]
+
+
 def boot_esp_target():
-    """Step (b): \\EFI\\Linux\\<target>.efi on any FAT volume."""
-    name = target_name()
-    path = "\\EFI\\Linux\\%s.efi" % name
-    for vol in fs.volumes():
-        if not vol.exists(path):
-            continue
-        cmdline, why = _cmdline_for(vol)
-        addr, size = vol.read_into_pages(path)
-        print("cloud-boot: booting %s (%d bytes) from volume %x" % (path, size, vol.handle))
-        print("cloud-boot: command line from %s: %s" % (why, cmdline))
-        handoff.start_image(addr, size, cmdline, _initrd_args(vol, cmdline), vol.handle)
-        return True
-    print("cloud-boot: no %s on any FAT volume (target %r)" % (path, name))
-    return False
+    """Step (b): \\EFI\\Linux\\<target>.efi on any FAT volume (names from target_names, in order)."""
+    paths = _target_paths()
+    found = esp_target(paths)
+    if found is None:
+        print("cloud-boot: no %s on any FAT volume" % " or ".join(paths))
+        return False
+    vol, path = found
+    cmdline, why = _cmdline_for(vol)
+    addr, size = vol.read_into_pages(path)
+    print("cloud-boot: booting %s (%d bytes) from volume %x" % (path, size, vol.handle))
+    print("cloud-boot: command line from %s: %s" % (why, cmdline))
+    handoff.start_image(addr, size, cmdline, _initrd_args(vol, cmdline), vol.handle)
+    return True
 
 
 def _initrd_args(vol, cmdline):
@@ -278,7 +322,7 @@ def run():
     options(report=True)
     from netboot import boot as netboot  # Path D: placed (or left out) by the command line, says why
 
-    for step in netboot.arrange([boot_uki, boot_esp_target, boot_bls, boot_disks]):
+    for step in netboot.arrange([boot_uki, boot_esp_target, boot_bls, boot_disks], uki_on_medium):
         try:
             if step():
                 print("cloud-boot: %s: the image returned" % step.__name__)

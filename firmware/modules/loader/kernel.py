@@ -16,22 +16,23 @@ class KernelFormatError(OSError):
     """The file is not a kernel this firmware can start; the message says what it is."""
 
 
-def unpack(addr, size):
-    """(address, size) of a startable image, given the file's bytes in pages at addr."""
+def unpack(addr, size, owned=True):
+    """(address, size) of a startable image, given the file's bytes at addr: as it is for a PE, else unpacked
+    into fresh pages, the input's pages freed when `owned` (pages of ours, not part of a loaded image)."""
     head = mem.read(addr, 4)
     if head[:2] == b"MZ":
         return addr, size
     if head[:2] == GZIP:
-        return _gunzip(addr, size)
+        return _gunzip(addr, size, owned)
     if head == ZSTD:
-        return _unzstd(addr, size)
+        return _unzstd(addr, size, owned)
     raise KernelFormatError("not an EFI-stub kernel (starts with %r, no MZ header)" % head)
 
 
 MAX_KERNEL = 512 << 20  # an unpacked kernel larger than this is not a kernel
 
 
-def _unzstd(addr, size):
+def _unzstd(addr, size, owned):
     from compat import zstd
 
     try:
@@ -45,11 +46,12 @@ def _unzstd(addr, size):
     dest = core.allocate_pages(pages)
     mem.view(dest, len(out))[:] = out
     print("cloud-boot: unpacked zstd kernel: %d -> %d bytes" % (size, len(out)))
-    core.free_pages(addr, max(1, (size + 4095) // 4096))
+    if owned:
+        core.free_pages(addr, max(1, (size + 4095) // 4096))
     return dest, len(out)
 
 
-def _gunzip(addr, size):
+def _gunzip(addr, size, owned):
     out_size = struct.unpack("<I", mem.read(addr + size - 4, 4))[0]  # ISIZE: the unpacked size (< 4 GiB)
     pages = max(1, (out_size + 4095) // 4096)
     dest = core.allocate_pages(pages)
@@ -65,5 +67,6 @@ def _gunzip(addr, size):
         core.free_pages(dest, pages)
         raise KernelFormatError("gzip kernel unpacked to %d of %d bytes, or not an EFI-stub image" % (done, out_size))
     print("cloud-boot: gunzipped kernel: %d -> %d bytes" % (size, out_size))
-    core.free_pages(addr, max(1, (size + 4095) // 4096))
+    if owned:
+        core.free_pages(addr, max(1, (size + 4095) // 4096))
     return dest, out_size

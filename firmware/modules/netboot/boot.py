@@ -6,8 +6,9 @@ Where the plan reference comes from, first that exists: the DHCP boot file name 
 `file` field), `cloudboot.plan=` in the firmware's load options or in the CloudBootCmdline variable.
 `cloudboot.insecure=1` means plain HTTP for every registry (as in the Linux init).
 
-Where the step sits (`arrange`): `cloudboot.net=0` leaves it out, `cloudboot.net=1` or a configured
-`cloudboot.plan=` puts it first, otherwise it runs last, after the disks (a lease without a boot file name
+Where the step sits (`arrange`, bootplan.netorder): `cloudboot.net=0` leaves it out, `cloudboot.net=1` puts it
+first, and so does a configured `cloudboot.plan=` when the boot medium has no cloud-boot UKI for this arch (with
+one, its Linux init takes the plan); otherwise it runs last, after the disks (a lease without a boot file name
 then just says so). Every reason is printed.
 """
 
@@ -40,17 +41,19 @@ def options():
     return loader_options()
 
 
-def arrange(steps):
-    """The cascade's steps with the network step placed (or left out), the reason printed."""
-    opts = options()
-    net = opts.get("cloudboot.net", "")
-    if net == "0":
-        log("network boot off (cloudboot.net=0)")
+def arrange(steps, uki):
+    """The cascade's steps with the network step placed (or left out) by bootplan.netorder, the reason printed.
+    `uki`: a callable naming the cloud-boot UKI for this arch on the boot medium, or None."""
+    from bootplan import netorder
+
+    where, why = netorder.place(options(), uki)
+    if where == "off":
+        log("network boot off (%s)" % why)
         return steps
-    if net == "1" or opts.get("cloudboot.plan"):
-        log("network boot first (%s)" % ("cloudboot.net=1" if net == "1" else "cloudboot.plan= is set"))
+    if where == "first":
+        log("network boot first (%s)" % why)
         return [boot_network] + steps
-    log("network boot after the disks (no cloudboot.plan=; cloudboot.net=1 puts it first, =0 turns it off)")
+    log("network boot after the disks (%s)" % why)
     return steps + [boot_network]
 
 
@@ -205,12 +208,19 @@ def _cosign_policy(opts):
 
 
 def plan_reference(lease, opts):
-    """(reference, where it came from), or (None, why there is none)."""
+    """(reference, where it came from), or (None, why there is none). A boot file name that is no OCI
+    reference (`pxelinux.0`) is passed over, as the Linux init does (oci.ref.bootfile_reference)."""
+    from oci.errors import BadReference
+    from oci.ref import bootfile_reference
+
     if lease.bootfile:
-        return lease.bootfile, "DHCP boot file name"
+        try:
+            return bootfile_reference(lease.bootfile), "DHCP boot file name"
+        except BadReference as exc:
+            log("net: boot file name %r ignored: not an OCI reference (%s)" % (lease.bootfile, exc))
     if opts.get("cloudboot.plan"):
         return opts["cloudboot.plan"], "cloudboot.plan="
-    return None, "the DHCP lease has no boot file name and no cloudboot.plan= is set"
+    return None, "no plan reference as the DHCP boot file name and no cloudboot.plan= is set"
 
 
 def _ask(entries, default, settings):

@@ -170,6 +170,18 @@ def parse(text, plain_http=None):
     return Reference(registry, rest, tag, digest, scheme)
 
 
+def bootfile_reference(text):
+    """The DHCP boot file name `text` (option 67 or the BOOTP `file` field) as a plan reference, stripped, if it
+    is an OCI reference naming its registry host (a dotted name, an IP, host:port or `localhost`); BadReference
+    saying why not otherwise: a PXE file name such as `pxelinux.0` or `boot/grubx64.efi` is not one. The Linux
+    init and the firmware's network boot both decide with this."""
+    ref = parse(text)
+    host = ref.registry
+    if not (host.startswith("[") or "." in host or ":" in host or host == "localhost"):
+        raise BadReference("%r is not a registry host (want a dotted name, an IP, host:port or localhost)" % host)
+    return text.strip()
+
+
 def parse_platform(text):
     """`os/arch[/variant]` -> (os, arch, variant or None); arch names we know are normalised to GOARCH names
     (the OCI platform vocabulary), others kept."""

@@ -35,4 +35,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-mib", type=float, default=20, help="fail when the result is larger (default 20 MiB)")
     add_cosign_key(p, "cosign public key (cosign.pub) installed as /etc/cosign.pub: init verifies plans and "
                       "artifacts with it")
-    add_output(p, "the initramfs (.cpio.zst, .cpio.gz or .cpio)")
+    add_output(p, "the initramfs (.cpio.zst, .cpio.xz, .cpio.gz or .cpio)")

@@ -12,7 +12,7 @@ from cloudboot.errors import CloudBootError
 from cloudboot.fwbuild import elf2efi
 from cloudboot.image.output import read_input, write_atomic
 from cloudboot.image.pe import PeImage
-from cloudboot.paths import PORT_DIR, build_dir
+from cloudboot.paths import PORT_DIR, ROOT, build_dir
 from cloudboot.run import run, which
 from cloudboot.toolchain import lwip, mbedtls, micropython, zig, zstd
 
@@ -26,9 +26,13 @@ def firmware_dir() -> Path:
 
 
 def build_epoch() -> int:
-    """The TLS clock's floor: SOURCE_DATE_EPOCH, else the start of today (UTC), so a day's builds agree."""
-    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
-        return int(os.environ["SOURCE_DATE_EPOCH"])
+    """The TLS clock's floor: the builds' one SOURCE_DATE_EPOCH (image.clock.default_epoch: the environment's,
+    else the last commit's time, so a rebuild on another day is bit-identical), else the start of today (UTC)."""
+    from cloudboot.image.clock import default_epoch
+
+    epoch, _ = default_epoch(ROOT)
+    if epoch is not None:
+        return epoch
     import time
 
     return int(time.time()) // 86400 * 86400

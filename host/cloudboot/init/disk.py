@@ -126,11 +126,22 @@ def _copy_out(fs, path: str, dest: str) -> int:
     return n
 
 
+def need_crypto(what: str) -> None:
+    """InitError naming the fix when this init was built without the crypto modules (the cloud medium's default:
+    they do not fit its UKI size budget), before any passphrase is asked for."""
+    from diskfs import crypto
+
+    if not crypto.has_provider():
+        raise InitError(f"{what}, but this init has no crypto modules (cryptography, argon2): build the medium "
+                        "with `cloud-boot build --luks`")
+
+
 def _luks_options(cmd: dict[str, str], where: str) -> dict:
     """diskfs.open options for a LUKS device: the passphrase and any raised limits (InitError without one)."""
     from cloudboot.disksecrets import luks_limits
     from cloudboot.errors import CloudBootError
 
+    need_crypto(f"{where} is LUKS-encrypted")
     passphrase = cmd.get("cloudboot.disk.luks-passphrase", "")
     if not passphrase:
         raise InitError(f"{where} is LUKS-encrypted: set cloudboot.disk.luks-passphrase= (preferably in the "
@@ -249,10 +260,14 @@ def prepare_zfs(cmd: dict[str, str], name: str, workdir: str, disks_fn=whole_dis
 
     pool = name.split("/")[0].split("@")[0]
     devs = find_pool(pool, duration(cmd.get("cloudboot.disk.wait", "10s")), disks_fn)
+    from diskfs import crypto
+
     secret = cmd.get("cloudboot.disk.zfs-passphrase", "")  # an encrypted dataset (keyformat=passphrase)
     try:
         fs = diskfs.open(devs[0], devices=devs[1:], dataset=name, passphrase=secret.encode() if secret else None)
     except diskfs.DiskfsError as exc:
+        if isinstance(exc, crypto.NoProvider):
+            need_crypto(f"ZFS {name} is encrypted")
         raise InitError(f"ZFS {name}: {exc}") from None
     info = fs.info()
     log(f"disk: ZFS pool {pool} ({info['devices']}, txg {info['txg']}): dataset {fs.dataset}, "

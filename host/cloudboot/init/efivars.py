@@ -324,3 +324,25 @@ def reset(store: Efivarfs, numbers: list[int] | None = None) -> list[str]:
         if store.delete(name, CLOUDBOOT):
             done.append(f"deleted {name}")
     return done
+
+
+MAX_CMDLINE = 4095  # the firmware's limit for CloudBootCmdline
+
+
+def cmdline_variable(root: str = EFIVARS) -> tuple[str | None, str]:
+    """(CloudBootCmdline's text, "") or (None, why it is not used): unset, unreadable, not printable ASCII, or
+    longer than 4095 characters (the firmware's rules: trailing CR/LF/blanks/NUL trimmed). It counts even when
+    the kernel's command line came from elsewhere (a UKI's .cmdline)."""
+    try:
+        got = Efivarfs(root).read("CloudBootCmdline", CLOUDBOOT)
+    except EfiVarError as exc:
+        return None, str(exc)
+    if got is None:
+        return None, "unset"
+    text = got[1].rstrip(b"\r\n \t\0")
+    if len(text) > MAX_CMDLINE:
+        return None, f"longer than {MAX_CMDLINE} characters"
+    for i, b in enumerate(text):
+        if not (0x20 <= b <= 0x7E or b == 0x09):
+            return None, f"byte {b:#04x} at offset {i} is not printable ASCII"
+    return text.decode("ascii"), ""

@@ -4,7 +4,8 @@ The boot, in order (each step logs; timed phases feed the benchmark):
   1. mount proc, sysfs, devtmpfs, /run (tmpfs); reattach the console if the kernel could not open it;
   2. read /proc/cmdline and check every cloudboot.* value (a bad one is FATAL at once);
   3. load the initramfs's kernel modules in dependency order; mount efivarfs when the firmware is EFI;
-  4. the target: disk mode (cloudboot.disk=) through the portable disk core;
+  4. the target: disk mode (cloudboot.disk=) through the portable disk core, else plan mode (network, the
+     plan from the first source that names one: planmode.plan_source);
   5. the exit: cloudboot.exit=kexec (default) -> kexec_file_load (arm64 without it: kexec_load, kexec_arm64)
      + reboot(LINUX_REBOOT_CMD_KEXEC); cloudboot.exit=reboot (or the plan's `exit = "reboot"`) -> Path C:
      stage on the cache ESP, Boot#### + BootOrder, reboot(LINUX_REBOOT_CMD_RESTART) (reboot.py).
@@ -19,7 +20,8 @@ import errno
 import os
 import sys
 
-from cloudboot.init import cmdline, kexec, keymap, linux, modules
+from cloudboot.init import cmdline, efivars, kexec, keymap, linux, modules
+from cloudboot.init.efivars import EFIVARS
 from cloudboot.init.errors import InitError
 from cloudboot.init.log import log, now, phase
 from cloudboot.init.rescue import fatal
@@ -32,9 +34,6 @@ PSEUDO = [
     ("devtmpfs", "/dev", "devtmpfs", linux.MS_NOSUID, "mode=0755"),
     ("tmpfs", "/run", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=0755"),
 ]
-EFIVARS = "/sys/firmware/efi/efivars"
-#: Keys that ask for plan mode (network, registry).
-PLAN_KEYS = ("cloudboot.plan", "cloudboot.image", "cloudboot.metadata.url")
 
 
 def mount_pseudo() -> None:
@@ -99,11 +98,12 @@ def lldp_default_name(machine: str) -> str:
         return f"cloud-boot-{machine}"
 
 
-def choose_target(cmd: dict[str, str]):
+def choose_target(cmd: dict[str, str], variable: dict[str, str] | None = None):
     """The boot target the command line asks for, its files ready in WORKDIR: disk mode (cloudboot.disk=),
-    else plan mode over the network (cloudboot.plan=, cloudboot.image=, or a metadata URL that names one).
-    With a metadata URL, disk mode too waits for the network: the metadata may hold the disk's settings (a
-    LUKS passphrase), and they win over the command line."""
+    else plan mode over the network, the plan named by the first of the sources planmode.plan_source lists
+    (the command line, the DHCP boot file name, CloudBootCmdline, a metadata URL). `variable`: the
+    CloudBootCmdline variable's keys (None when unset). With a metadata URL, disk mode too waits for the
+    network: the metadata may hold the disk's settings (a LUKS passphrase), and they win over the command line."""
     from cloudboot.init import disk
 
     spec = cmd.get("cloudboot.disk", "")
@@ -111,9 +111,6 @@ def choose_target(cmd: dict[str, str]):
         log(f"arch={os.uname().machine} booting from local disk {spec}")
         with phase("disk"):
             return disk.prepare(cmd, WORKDIR)
-    if not any(cmd.get(k) for k in PLAN_KEYS):
-        raise InitError("nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or "
-                        "cloudboot.disk=<LABEL=...|UUID=...|PARTLABEL=...|PARTUUID=...|/dev/...>")
     from cloudboot.init import lldp, net, planmode
 
     log(f"arch={os.uname().machine} booting via cmdline keys plan={cmd.get('cloudboot.plan', '')} "
@@ -128,7 +125,27 @@ def choose_target(cmd: dict[str, str]):
         name = cmd.get("cloudboot.lldp.name") or lldp_default_name(os.uname().machine)
         listener = lldp.Listener(net.ethernet_links(), wait, cmd.get("cloudboot.lldp.tx", "1") != "0", name).start()
     with phase("plan"):
-        return planmode.run(cmd, WORKDIR, listener, leases[0] if leases else None)
+        bootfile = next((lz.bootfile for lz in leases if lz.bootfile), "")  # the first link that has one
+        return planmode.run(cmd, WORKDIR, listener, leases[0] if leases else None, variable, bootfile)
+
+
+def read_variable(cmd: dict[str, str]) -> dict[str, str] | None:
+    """CloudBootCmdline's keys from efivarfs (None when unset or unusable, which is logged); the keys the
+    kernel's command line lacks are added to `cmd` and checked like it."""
+    from bootplan.cmdline import parse
+
+    text, why = efivars.cmdline_variable()
+    if text is None:
+        if why != "unset":
+            log(f"CloudBootCmdline ignored: {why}")
+        return None
+    variable = parse(text)
+    added = {k: v for k, v in variable.items() if k not in cmd}
+    log(f"CloudBootCmdline: {text}" + (f" (adds {' '.join(sorted(added))})" if added else ""))
+    cmd.update(added)
+    for warning in cmdline.check(added):
+        log(f"cmdline: {warning}")
+    return variable
 
 
 def run(cmd: dict[str, str]) -> None:
@@ -147,12 +164,13 @@ def run(cmd: dict[str, str]) -> None:
         loaded = modules.load_all(f"/lib/modules/{uname.release}")
     log(f"modules: loaded {' '.join(loaded) or 'none'}")
     efi = mount_efivarfs()
+    variable = read_variable(cmd) if efi else None  # CloudBootCmdline may add keys, cloudboot.exit too
     if cmd.get("cloudboot.exit") == "reboot" and not efi:
         raise InitError("cloudboot.exit=reboot needs UEFI variables, and this kernel was not booted through "
                         f"UEFI (no {EFIVARS}): boot the medium from UEFI firmware, or use cloudboot.exit=kexec")
     keymap.apply(cmd.get("cloudboot.keymap", ""))
     os.makedirs(WORKDIR, exist_ok=True)
-    target = choose_target(cmd)
+    target = choose_target(cmd, variable)
     sink = exit_sink(cmd, target)
     if sink == "reboot":
         from cloudboot.init import disk, reboot

@@ -29,17 +29,20 @@ ARPHRD_ETHER = 1
 
 DHCP_DISCOVER, DHCP_OFFER, DHCP_REQUEST, DHCP_ACK, DHCP_NAK = 1, 2, 3, 5, 6
 MAGIC = b"\x63\x82\x53\x63"
-#: subnet mask, router, DNS servers, host name, domain name, lease time, server id
-PARAMS = bytes([1, 3, 6, 12, 15, 51, 54])
+#: subnet mask, router, DNS servers, host name, domain name, lease time, server id, boot file name
+PARAMS = bytes([1, 3, 6, 12, 15, 51, 54, 67])
+OPT_OVERLOAD, OPT_BOOTFILE = 52, 67
 
 
 class Lease:
     """An interface's IPv4 configuration (from DHCP or `ip=`)."""
 
     def __init__(self, iface: str, address: str, prefix: int, gateway: str = "", dns: list[str] | None = None,
-                 server: str = "", lease: int = 0, source: str = "dhcp") -> None:
+                 server: str = "", lease: int = 0, source: str = "dhcp", bootfile: str = "") -> None:
         self.iface, self.address, self.prefix, self.gateway = iface, address, prefix, gateway
         self.dns, self.server, self.lease, self.source = dns or [], server, lease, source
+        #: the DHCP boot file name (option 67, else the BOOTP header's `file` field); "" when none
+        self.bootfile = bootfile
 
     @property
     def netmask(self) -> str:
@@ -218,8 +221,36 @@ def udp_ip_packet(payload: bytes, src: str = "0.0.0.0", dst: str = "255.255.255.
     return hdr[:10] + struct.pack("!H", _checksum(hdr)) + hdr[12:] + udp
 
 
+def _options(b: bytes, i: int, end: int, into: dict[int, bytes]) -> bool:
+    """Options from b[i:end] into `into` (a repeated option is concatenated, RFC 3396); False if truncated."""
+    while i < end:
+        code = b[i]
+        if code == 255:
+            break
+        if code == 0:
+            i += 1
+            continue
+        if i + 2 > end or i + 2 + b[i + 1] > end:
+            return False  # truncated option: not a reply we can trust
+        into[code] = into.get(code, b"") + bytes(b[i + 2:i + 2 + b[i + 1]])
+        i += 2 + b[i + 1]
+    return True
+
+
+def _cstring(field: bytes) -> str:
+    """A NUL-terminated BOOTP header field as text (bytes that are not ASCII make it unusable: "")."""
+    raw = field.split(b"\0", 1)[0]
+    try:
+        return raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return ""
+
+
 def parse_reply(packet: bytes, xid: int) -> dict | None:
-    """The DHCP reply in an IPv4 packet for transaction `xid`, as a dict; None for anything else."""
+    """The DHCP reply in an IPv4 packet for transaction `xid`, as a dict; None for anything else.
+
+    `bootfile` is option 67, else the header's `file` field (what QEMU's user networking fills from
+    `bootfile=`); with option 52 (overload) the `file`/`sname` fields carry more options instead."""
     if len(packet) < 20 or packet[0] >> 4 != 4 or packet[9] != 17:
         return None
     ihl = (packet[0] & 0xF) * 4
@@ -230,18 +261,15 @@ def parse_reply(packet: bytes, xid: int) -> dict | None:
     if dport != 68 or b[0] != 2 or struct.unpack_from("!I", b, 4)[0] != xid or b[236:240] != MAGIC:
         return None
     out: dict = {"yiaddr": socket.inet_ntoa(b[16:20]), "options": {}}
-    i = 240
-    while i < len(b):
-        code = b[i]
-        if code == 255:
-            break
-        if code == 0:
-            i += 1
-            continue
-        if i + 2 > len(b) or i + 2 + b[i + 1] > len(b):
-            return None  # truncated option: not a reply we can trust
-        out["options"][code] = bytes(b[i + 2:i + 2 + b[i + 1]])
-        i += 2 + b[i + 1]
+    if not _options(b, 240, len(b), out["options"]):
+        return None
+    overload = (out["options"].get(OPT_OVERLOAD) or b"\0")[0]
+    if overload & 1 and not _options(b, 108, 236, out["options"]):  # `file` holds options
+        return None
+    if overload & 2 and not _options(b, 44, 108, out["options"]):  # `sname` holds options
+        return None
+    name = out["options"].get(OPT_BOOTFILE, b"").split(b"\0", 1)[0]
+    out["bootfile"] = _cstring(name) if name else ("" if overload & 1 else _cstring(b[108:236]))
     kind = out["options"].get(53, b"")
     out["type"] = kind[0] if len(kind) == 1 else 0
     return out
@@ -257,7 +285,7 @@ def _lease_from(iface: str, reply: dict) -> Lease:
     server = socket.inet_ntoa(o[54]) if len(o.get(54, b"")) == 4 else ""
     lease = struct.unpack("!I", o[51])[0] if len(o.get(51, b"")) == 4 else 0
     return Lease(iface, reply["yiaddr"], prefix, socket.inet_ntoa(routers[:4]) if len(routers) >= 4 else "", dns,
-                 server, lease)
+                 server, lease, bootfile=reply.get("bootfile", ""))
 
 
 class _Client:
@@ -371,7 +399,7 @@ def bring_up(cmd: dict[str, str], deadline: float = 30.0, link_wait: float = 10.
             raise InitError(f"net: no DHCP lease on {', '.join(links)} within {deadline:g}s")
     for n, lease in enumerate(leases):
         configure(lease, default_route=n == 0)
-        log(f"net: {lease}")
+        log(f"net: {lease}" + (f" boot file {lease.bootfile!r}" if lease.bootfile else ""))
     dns = [d for d in cmd.get("cloudboot.dns", "").split(",") if d] or [d for lz in leases for d in lz.dns]
     used = write_resolv_conf(dns)
     log(f"net: resolv.conf nameservers {' '.join(used) or 'none'}")

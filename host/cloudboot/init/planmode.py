@@ -4,9 +4,16 @@ disk{} handed to disk mode (REFERENCE.md §2, §3.3, §5.1). With `cloudboot.dis
 the metadata) disk mode runs right after the metadata overrides: that is how a LUKS passphrase kept in the
 metadata reaches the unlock (the original re-read /proc/cmdline and lost it, REFERENCE §4.6).
 
-Precedence of settings (docs of the original): command line < plan < metadata URL; `cloudboot.cmdline`
-always replaces the target's command line. Every blob is verified (sha256, size) before it is used;
-downloads print progress lines."""
+Where the plan comes from (`plan_source`, logged as `plan: <ref> from <source>`), first match wins:
+  1. `cloudboot.plan=`/`cloudboot.image=` on the kernel command line that did not come from the
+     CloudBootCmdline variable: the UKI's .cmdline, i.e. a plan baked into the medium (`cloud-boot build
+     --plan`), which the network never overrides;
+  2. the DHCP boot file name (option 67, or the header's `file` field) when it is an OCI reference;
+  3. `cloudboot.plan=`/`cloudboot.image=` in the CloudBootCmdline variable (read from efivarfs too);
+  4. the `plan`/`image` the metadata URL (`cloudboot.metadata.url=`) names.
+The metadata URL's other keys override the command line as before (the original's "metadata wins");
+`cloudboot.cmdline` always replaces the target's command line. Every blob is verified (sha256, size)
+before it is used; downloads print progress lines."""
 
 from __future__ import annotations
 
@@ -30,6 +37,39 @@ REGISTRY_TIMEOUT = 60.0
 METADATA_TIMEOUT = 10.0
 KEYSTONE_TIMEOUT = 15.0
 RESOLV_CONF = "/etc/resolv.conf"
+
+#: The keys that name a plan (the legacy image key makes a one-target plan of an artifact index).
+SOURCE_KEYS = ("cloudboot.plan", "cloudboot.image")
+NOTHING_TO_BOOT = ("nothing to boot: no plan reference on the kernel command line (cloudboot.plan=<ref> or "
+                   "cloudboot.image=<ref>), in the DHCP boot file name, in the CloudBootCmdline variable or from "
+                   "a metadata URL (cloudboot.metadata.url=), and no cloudboot.disk=")
+
+
+def plan_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile: str,
+                metadata: dict[str, str]) -> tuple[str, str, str] | None:
+    """(key, reference, where it came from) for the plan to boot, in the module doc's order; None when no
+    source names one. `cmd` is the kernel command line (CloudBootCmdline's keys filled in where it lacked
+    them), `variable` CloudBootCmdline's keys (None when unset), `bootfile` the DHCP boot file name, `metadata`
+    the metadata URL's overrides."""
+    var = variable or {}
+    for key in SOURCE_KEYS:
+        if cmd.get(key) and var.get(key) != cmd[key]:
+            return key, cmd[key], "the kernel command line (baked into the medium)"
+    if bootfile:
+        from oci.errors import BadReference
+        from oci.ref import bootfile_reference
+
+        try:
+            return "cloudboot.plan", bootfile_reference(bootfile), "the DHCP boot file name"
+        except BadReference as exc:
+            log(f"dhcp: boot file name {bootfile!r} ignored: not an OCI reference ({exc})")
+    for key in SOURCE_KEYS:
+        if var.get(key):
+            return key, var[key], "the CloudBootCmdline variable"
+    for key in SOURCE_KEYS:
+        if metadata.get(key):
+            return key, metadata[key], f"the metadata URL {cmd.get('cloudboot.metadata.url', '')}"
+    return None
 
 
 class PlanTarget:
@@ -304,40 +344,65 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
     return PlanTarget(files["kernel"], initrd, cmdline, f"target {t['name']!r}", t["name"], t.get("exit", ""))
 
 
-def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None, resolver=None) -> PlanTarget:
-    """Plan mode end to end (the network is up): overrides, plan, target, artifacts or disk. `resolver` answers
-    DNS SRV queries (default: the name servers of /etc/resolv.conf)."""
+def settle_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile: str,
+                  metadata: dict[str, str]) -> None:
+    """Put the winning plan reference (plan_source) into `cmd` as its only plan key, and the metadata URL's
+    other overrides over the command line; log where the plan came from. InitError when nothing names one."""
+    import cloudmeta
+
+    chosen = plan_source(cmd, variable, bootfile, metadata)
+    if chosen is None:
+        raise InitError(NOTHING_TO_BOOT)
+    key, ref, where = chosen
+    log(f"plan: {key.removeprefix('cloudboot.')} {ref} from {where}")
+    for other in SOURCE_KEYS:
+        if metadata.get(other) and metadata[other] != ref:
+            log(f"metadata: {other}={metadata[other]} not used: the plan comes from {where}")
+    cmd.update(cloudmeta.merge(cmd, {k: v for k, v in metadata.items() if k not in SOURCE_KEYS}, log))
+    for other in SOURCE_KEYS:
+        cmd.pop(other, None)
+    cmd[key] = ref
+
+
+def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None,
+        variable: dict[str, str] | None = None, bootfile: str | None = None, resolver=None) -> PlanTarget:
+    """Plan mode end to end (the network is up): overrides, plan source, plan, target, artifacts or disk.
+    `lease`: the default route's (for the command line's templates); `variable`: the CloudBootCmdline
+    variable's keys (None when unset); `bootfile`: the DHCP boot file name (default: the lease's); `resolver`
+    answers DNS SRV queries (default: the name servers of /etc/resolv.conf)."""
+    import cloudmeta
     from bootplan.plan import canonical_arch
 
     arch = canonical_arch(os.uname().machine)
     OciError = _oci_errors()
     session = Session(cmd, arch, resolver)
     try:
+        overrides: dict[str, str] = {}
         source = metadata_source(cmd)
         if source is not None:
             overrides = source.fetch_or_fallback()
             source.close()
-            if overrides:
-                import cloudmeta
+        if overrides.get("cloudboot.keymap"):
+            from cloudboot.init import keymap
 
-                cmd.update(cloudmeta.merge(cmd, overrides, log))  # logs each change, secrets as ***
-                if "cloudboot.keymap" in overrides:
-                    from cloudboot.init import keymap
-
-                    try:
-                        keymap.check(overrides["cloudboot.keymap"])
-                    except ValueError as exc:
-                        raise InitError(f"metadata: cloudboot.keymap: {exc}") from None
-                    keymap.apply(overrides["cloudboot.keymap"])
-                session = Session(cmd, arch, resolver)
-        if cmd.get("cloudboot.disk"):  # disk mode (from the command line or the metadata), with its settings
+            try:
+                keymap.check(overrides["cloudboot.keymap"])
+            except ValueError as exc:
+                raise InitError(f"metadata: cloudboot.keymap: {exc}") from None
+            keymap.apply(overrides["cloudboot.keymap"])
+        if cmd.get("cloudboot.disk") or overrides.get("cloudboot.disk"):  # disk mode, with the metadata's settings
             from cloudboot.init import disk
 
+            cmd.update(cloudmeta.merge(cmd, overrides, log))  # logs each change, secrets as ***
             log(f"booting from local disk {cmd['cloudboot.disk']} (settings from the metadata URL)")
             with phase("disk"):
                 return disk.prepare(cmd, workdir)
-        if not (cmd.get("cloudboot.plan") or cmd.get("cloudboot.image")):
-            raise InitError("nothing to boot: set cloudboot.plan=<ref>, cloudboot.image=<ref> or cloudboot.disk=")
+        if bootfile is None:
+            bootfile = lease.bootfile if lease is not None else ""
+        settle_source(cmd, variable, bootfile, overrides)
+        if overrides:  # cloudboot.insecure, credentials... may have changed
+            session.transport.close()
+            session = Session(cmd, arch, resolver)
         lldp = lldp_listener.snapshot() if lldp_listener else {}
         t = choose(cmd, session, lldp)
         log(f'target="{t["name"]}" index={t.get("index", "")} kernel={t.get("kernel", "")} '

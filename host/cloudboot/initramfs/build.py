@@ -25,7 +25,7 @@ from cloudboot.errors import CloudBootError
 from cloudboot.image.output import check_output, install
 from cloudboot.initramfs import compress, cpio, debian, kmods
 from cloudboot.initramfs import python as pysel
-from cloudboot.initramfs.pycompile import compile_modules, upstream
+from cloudboot.initramfs.pycompile import cache_path, compile_modules, upstream
 from cloudboot.paths import MODULES_DIR, ROOT
 
 #: The portable core packages shipped next to init (those present in firmware/modules/).
@@ -35,9 +35,10 @@ DIST = "usr/lib/python3/dist-packages"
 #: Debian Python packages init uses (ECDSA for cosign, through cloudboot.init.signature; AES, PBKDF2 and Argon2
 #: for LUKS, through diskfs.cryptocpython); only the modules reached from init's imports are shipped.
 PY_PACKAGES = ["python3-cryptography", "python3-argon2", "python3-cffi-backend"]  # (cffi: virtual, named here)
-#: Imported by compiled code, where the import scan cannot see it (cryptography's Rust bindings load cffi),
-#: or looked up by name (the UTF-16 codec of EFI variables, for Path C).
-HIDDEN_IMPORTS = ["_cffi_backend", "encodings.utf_16_le"]
+#: Imported by compiled code, where the import scan cannot see it (cryptography's Rust bindings load cffi;
+#: _ctypes loads ctypes._layout from Python 3.14 on, for every Structure, as the init's syscalls use), or looked
+#: up by name (the UTF-16 codec of EFI variables, for Path C).
+HIDDEN_IMPORTS = ["_cffi_backend", "ctypes._layout", "encodings.utf_16_le"]
 BUDGET_MIB = 20
 
 INIT_SCRIPT = '''#!/usr/bin/python{version} -IBSu
@@ -87,6 +88,19 @@ def python_version(archive: debian.Archive, wanted: str | None) -> str:
                          f"{archive.depends('python3-minimal')}")
 
 
+def sources_key(*extra: str) -> str:
+    """A short hash of everything of ours that goes into an initramfs (init, this builder, the portable core)
+    and of `extra` (arch, options...): what caches of built images are keyed by."""
+    h = hashlib.sha256()
+    dirs = [ROOT / "host/cloudboot/init", ROOT / "host/cloudboot/initramfs"] + [MODULES_DIR / p for p in PORTABLE]
+    for d in dirs:
+        for p in sorted(d.rglob("*.py")) if d.is_dir() else []:
+            h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes())
+    for e in extra:
+        h.update(e.encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def _portable_roots() -> list[str]:
     names = []
     for pkg in PORTABLE:
@@ -134,7 +148,10 @@ def add_python(b: Builder, archive: debian.Archive, ver: str, module_roots: list
                packages: list[str]) -> tuple[list[debian.Deb], list[str], list[str], str, str]:
     """Debian's python`ver` into `b`: the interpreter, the import closure of `module_roots` (searched in `own`
     (image dir, host dir) first, then the stdlib and `packages`), byte-compiled, and every shared library they
-    need. Returns (debs, module names, extension names, upstream version, bytecode note)."""
+    need. Once byte-compiled, the stdlib and Debian's packages ship as bytecode only (`name.pyc` where the
+    source was: the sourceless form Python imports; a quarter smaller compressed); our own code keeps its
+    sources next to its pycs, for readable tracebacks at the rescue prompt. Returns (debs, module names,
+    extension names, upstream version, bytecode note)."""
     roots = [f"python{ver}-minimal", f"libpython{ver}-minimal", f"libpython{ver}-stdlib", *packages]
     debs = archive.fetch(archive.closure(roots))
     trees = [archive.unpack(d) for d in debs]
@@ -150,14 +167,20 @@ def add_python(b: Builder, archive: debian.Archive, ver: str, module_roots: list
         for so in sorted((t / stdlib / "lib-dynload").glob("*.so")):
             dynload[so.name.split(".")[0]] = so
     py_files, extensions, names = pysel.module_closure(module_roots, search, dynload)
-    for path, host in sorted(py_files.items()):
-        ours = path.startswith(IMAGE_LIBDIR)
-        b.file(path, host, 0o644, "cloud-boot (init + portable core)" if ours else "python stdlib")
     pyver = upstream(next(d.version for d in debs if d.name == roots[0]))
     pycs, bytecode_note = compile_modules(archive.suite, ver, pyver, py_files)
-    for path, data in sorted(pycs.items()):
+    for path, host in sorted(py_files.items()):
         ours = path.startswith(IMAGE_LIBDIR)
-        b.file(path, data, 0o644, "cloud-boot (init + portable core)" if ours else "python stdlib")
+        category = "cloud-boot (init + portable core)" if ours else "python stdlib"
+        pyc = pycs.get(cache_path(path, ver))
+        if ours or pyc is None:
+            b.file(path, host, 0o644, category)
+            if pyc is not None:
+                b.file(cache_path(path, ver), pyc, 0o644, category)
+        else:
+            b.file(path.removesuffix(".py") + ".pyc", pyc, 0o644, category)
+    if pycs:
+        bytecode_note += "; stdlib and packages as bytecode only"
     for key, host in sorted(extensions.items()):
         path = key if "/" in key else f"{stdlib}/lib-dynload/{host.name}"
         b.file(path, host, 0o644, "python extension modules")
@@ -192,9 +215,14 @@ def add_libraries(out: cpio.Archive, fs: pysel.Rootfs, elves: list[Path], what: 
 
 def build(arch: str, output: Path, *, kernel_package: str | None = None, python: str | None = None,
           extra_modules: list[str] | None = None, compression: str | None = None, level: int | None = None,
-          budget_mib: float = BUDGET_MIB, cosign_key: Path | None = None) -> Result:
+          budget_mib: float = BUDGET_MIB, cosign_key: Path | None = None, cryptography: bool = True) -> Result:
     """Build the initramfs for `arch` into `output`; returns sizes and the manifest. `cosign_key`: a PEM
-    public key installed as /etc/cosign.pub (init then checks signatures, cloudboot.cosign=enforce default)."""
+    public key installed as /etc/cosign.pub (init then checks signatures, cloudboot.cosign=enforce default).
+    `cryptography=False` leaves Debian's cryptography and argon2 out (1.2 MiB compressed): what checks
+    signatures and opens LUKS, so only for images without `cosign_key` (the cloud medium's unless built with
+    --luks, to fit its UKI size budget)."""
+    if cosign_key and not cryptography:
+        raise CloudBootError("an initramfs with a cosign key needs cryptography to check signatures")
     target = arches.get(arch)
     if not target.init:
         raise CloudBootError(f"no initramfs for {target.name}: Debian does not ship what the init needs (CPython, "
@@ -209,7 +237,8 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     b = Builder()
     own = [(IMAGE_LIBDIR, ROOT / "host"), (IMAGE_LIBDIR, MODULES_DIR)]
     module_roots = pysel.STARTUP + HIDDEN_IMPORTS + _init_roots() + _portable_roots()
-    debs, names, extensions, pyver, bytecode_note = add_python(b, archive, ver, module_roots, own, PY_PACKAGES)
+    debs, names, extensions, pyver, bytecode_note = add_python(b, archive, ver, module_roots, own,
+                                                               PY_PACKAGES if cryptography else [])
 
     # --- kernel modules
     ktree = archive.unpack(kernel.modules_deb)

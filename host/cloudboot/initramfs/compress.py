@@ -1,33 +1,42 @@
-"""Compressing an initramfs the way the kernel can unpack it: zstd (the `zstd` tool) or gzip (Python).
+"""Compressing an initramfs the way the kernel can unpack it: zstd (the `zstd` tool), xz or gzip (Python).
 
-Both outputs are deterministic: zstd writes no timestamp, and gzip's header mtime is set to 0."""
+All outputs are deterministic: zstd and xz write no timestamp, and gzip's header mtime is set to 0. xz is ~7%
+smaller than zstd -19 on the init's image (7.43 -> 6.9 MiB on amd64) and slower to unpack; the cloud medium
+uses it to keep each UKI within its size budget."""
 
 from __future__ import annotations
 
 import gzip
+import lzma
 import shutil
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
 from cloudboot.run import run, which
 
-METHODS = ("zstd", "gzip", "none")
+METHODS = ("zstd", "xz", "gzip", "none")
+GZIP_MAGIC, ZSTD_MAGIC, XZ_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\xfd7zXZ\x00"
 #: zstd's default level for initramfs images. Level 19 uses an 8 MiB window, well inside what the kernel's
 #: unzstd accepts; --ultra levels (window up to 128 MiB) are never used.
 ZSTD_LEVEL = 19
+#: xz as the kernel's decoder wants it (Documentation/staging/xz.rst): CRC32 check, LZMA2 only; a 32 MiB
+#: dictionary (what the kernel allocates while unpacking) covers the whole image, as preset 9's 64 MiB would.
+XZ_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 32 << 20}]
 
 
 def method_for(path: Path) -> str:
-    """The compression an output file's name asks for (.zst -> zstd, .gz -> gzip, .cpio -> none)."""
+    """The compression an output file's name asks for (.zst -> zstd, .xz -> xz, .gz -> gzip, .cpio -> none)."""
     name = path.name
     if name.endswith((".zst", ".zstd")):
         return "zstd"
+    if name.endswith(".xz"):
+        return "xz"
     if name.endswith(".gz"):
         return "gzip"
     if name.endswith(".cpio"):
         return "none"
-    raise CloudBootError(f"{path}: cannot tell the compression from the name; end it in .cpio.zst, .cpio.gz "
-                         "or .cpio (or pass --compression)")
+    raise CloudBootError(f"{path}: cannot tell the compression from the name; end it in .cpio.zst, .cpio.xz, "
+                         ".cpio.gz or .cpio (or pass --compression)")
 
 
 def compress_file(src: Path, dest: Path, method: str, level: int | None = None) -> None:
@@ -35,6 +44,10 @@ def compress_file(src: Path, dest: Path, method: str, level: int | None = None) 
     if method == "zstd":
         zstd = which("zstd", "zstd-compressed initramfs images")
         run([zstd, "-q", "-f", f"-{level or ZSTD_LEVEL}", "-T0", "--check", src, "-o", dest], quiet=True)
+    elif method == "xz":
+        with open(src, "rb") as fin, lzma.open(dest, "wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
+                                               filters=XZ_FILTERS) as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
     elif method == "gzip":
         with open(src, "rb") as fin, open(dest, "wb") as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=level or 9, mtime=0) as fout:
@@ -64,11 +77,16 @@ def unzstd(data: bytes, what: str) -> bytes:
 
 
 def decompress(data: bytes) -> bytes:
-    """The cpio bytes inside a zstd, gzip or uncompressed initramfs (by magic)."""
-    if data[:2] == b"\x1f\x8b":
+    """The cpio bytes inside a zstd, xz, gzip or uncompressed initramfs (by magic)."""
+    if data[:2] == GZIP_MAGIC:
         return gzip.decompress(data)
-    if data[:4] == b"\x28\xb5\x2f\xfd":
+    if data[:6] == XZ_MAGIC:
+        try:
+            return lzma.decompress(data, format=lzma.FORMAT_XZ)
+        except lzma.LZMAError as exc:
+            raise CloudBootError(f"initramfs: bad xz data: {exc}") from None
+    if data[:4] == ZSTD_MAGIC:
         return unzstd(data, "initramfs")
     if data[:6] == b"070701":
         return data
-    raise CloudBootError(f"not a zstd, gzip or newc cpio image (starts with {data[:6]!r})")
+    raise CloudBootError(f"not a zstd, xz, gzip or newc cpio image (starts with {data[:6]!r})")

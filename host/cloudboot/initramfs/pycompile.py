@@ -33,6 +33,12 @@ print(importlib.util.MAGIC_NUMBER.hex(), sys.version.split()[0])
 """
 
 
+def cache_path(image_path: str, version: str) -> str:
+    """Where CPython `version` looks for a source's pyc: `d/x.py` -> `d/__pycache__/x.cpython-3XY.pyc`."""
+    d, _, name = image_path.rpartition("/")
+    return f"{d}/__pycache__/{name.removesuffix('.py')}.cpython-{version.replace('.', '')}.pyc"
+
+
 def upstream(version: str) -> str:
     """3.13.5 from Debian's 3.13.5-2+deb13u5."""
     return version.split(":")[-1].split("-")[0]
@@ -72,12 +78,10 @@ class Compiler:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 if not dest.exists():
                     dest.symlink_to(self.fs.files[path].resolve())
-        tag = f"cpython-{self.version.replace('.', '')}"
         out: dict[str, Path] = {}
         spec = []
         for n, (src, image_path) in enumerate(jobs):
-            d, _, name = image_path.rpartition("/")
-            pyc = f"{d}/__pycache__/{name.removesuffix('.py')}.{tag}.pyc"
+            pyc = cache_path(image_path, self.version)
             target = workdir / "out" / f"{n}.pyc"
             spec.append((str(src), "/" + image_path, str(target)))
             out[pyc] = target

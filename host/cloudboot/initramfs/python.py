@@ -3,8 +3,12 @@
 * The interpreter is `python3.X-minimal` (the X the suite's `python3-minimal` depends on), its standard
   library `libpython3.X-minimal` + `libpython3.X-stdlib`, all from the kernel's suite.
 * Python modules: the import closure of init, the portable core and the interpreter's start-up needs,
-  found by reading `import` statements (over-approximating: imports inside functions and `try` blocks
-  count too; names that resolve to no file are built into the interpreter or absent on Linux).
+  found by reading `import` statements: in our code and Debian's packages (cryptography imports lazily
+  what it needs at run time) every one, inside functions and `try` blocks too (over-approximating); in the
+  standard library only those that run when a module is imported (module and class bodies, not function
+  bodies nor `if __name__ == "__main__":`): its functions' lazy imports serve features init does not call
+  (tarfile, zipfile, argparse for a module's command line...: 55 modules, 1.3 MB; the ones left out were
+  reviewed for 3.13). Names that resolve to no file are built into the interpreter or absent on Linux.
 * Shared libraries: the DT_NEEDED closure of the interpreter and of the extension modules kept, plus the
   dynamic loader (PT_INTERP), read from the ELF files themselves.
 """
@@ -32,14 +36,18 @@ EXCLUDE = {"test", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3", "ens
            "wsgiref", "tomllib", "zoneinfo", "multiprocessing", "concurrent", "asyncio", "idle", "_pydecimal",
            "_pyio", "_pydatetime", "mailbox", "profile", "cProfile", "pstats", "trace", "timeit", "tabnanny",
            "__phello__", "__hello__", "_ctypes_test", "xxlimited", "xxsubtype", "readline", "rlcompleter",
-           "_sqlite3", "_curses", "_curses_panel", "_dbm", "sysconfig", "_sysconfigdata", "webbrowser",
+           "_sqlite3", "_curses", "_curses_panel", "_dbm", "_sysconfigdata", "webbrowser",
            "distutils", "pyexpat", "xml", "_testcapi", "_testinternalcapi", "_testbuffer", "_testmultiphase",
            "_testsinglephase", "_testclinic", "_testimportmultiple", "_xxtestfuzz", "_testlimitedcapi",
            "_testclinic_limited", "_testexternalinspection", "_interpreters", "_interpchannels", "_interpqueues",
-           "_lsprof", "_tkinter", "ossaudiodev", "nis", "crypt", "spwd", "_crypt"}
+           "_lsprof", "_tkinter", "ossaudiodev", "nis", "crypt", "spwd", "_crypt",
+           "bcrypt"}  # cryptography imports it only to load encrypted OpenSSH private keys
+# (sysconfig itself ships: ctypes imports it from Python 3.14 on, reading its data only on Android/Cygwin.)
 
 #: Our own code's directory in the image: never holds extension modules.
 IMAGE_LIBDIR_HINT = "usr/lib/cloudboot"
+#: The standard library's directory in the image (not dist-packages).
+_STDLIB = re.compile(r"usr/lib/python3\.\d+/")
 _IMPORT_LINE = re.compile(r"^[ \t]*import[ \t]+([\w \t,.]+)")
 _FROM_LINE = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(.*)")
 
@@ -124,9 +132,33 @@ def _normpath(path: str) -> str:
     return "/".join(out)
 
 
-def imports_of(source: str, module: str, is_package: bool) -> set[str]:
+def _main_guard(node: ast.AST) -> bool:
+    """`if __name__ == "__main__":`"""
+    t = node.test if isinstance(node, ast.If) else None
+    return (isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__"
+            and len(t.comparators) == 1 and isinstance(t.comparators[0], ast.Constant)
+            and t.comparators[0].value == "__main__")
+
+
+def _import_nodes(tree: ast.AST, at_import_only: bool) -> list[ast.AST]:
+    """Import statements of a module; with `at_import_only` just those that run when it is imported."""
+    if not at_import_only:
+        return [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    out, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out.append(node)
+        todo.extend(node.orelse if _main_guard(node) else ast.iter_child_nodes(node))
+    return out
+
+
+def imports_of(source: str, module: str, is_package: bool, at_import_only: bool = False) -> set[str]:
     """Absolute names of every module an import statement in `source` may load (and each `from X import y`
-    also as X.y, in case y is a submodule)."""
+    also as X.y, in case y is a submodule); with `at_import_only`, of the statements that run when the
+    module is imported (not in function bodies, not under `if __name__ == "__main__":`)."""
     names: set[str] = set()
     pkg = module if is_package else module.rpartition(".")[0]
 
@@ -140,7 +172,7 @@ def imports_of(source: str, module: str, is_package: bool) -> set[str]:
 
     try:
         tree = ast.parse(source)
-        for node in ast.walk(tree):
+        for node in _import_nodes(tree, at_import_only):
             if isinstance(node, ast.Import):
                 names.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom):
@@ -217,7 +249,8 @@ def module_closure(roots: list[str], search: list[tuple[str, Path]], dynload: di
             ext[image_path or name] = host
             continue
         py[image_path] = host
-        todo.extend(imports_of(host.read_text(encoding="utf-8", errors="replace"), name, is_pkg))
+        todo.extend(imports_of(host.read_text(encoding="utf-8", errors="replace"), name, is_pkg,
+                               at_import_only=_STDLIB.match(image_path) is not None))
     names = sorted(n for n in seen if find_module(n, search, dynload))
     return py, ext, names
 
