@@ -74,7 +74,8 @@ def _curls(urls: list[str], work: Path) -> float:
 def main() -> None:
     import arches
     from cloudboot.cli import main as cli
-    from tests.ociregistry import CuttingProxy, Registry, ensure_registry_packages
+    from cloudboot.registry.local import Registry, ensure_registry_packages
+    from tests.ociregistry import CuttingProxy
 
     ensure_registry_packages()
     if not shutil.which("curl"):

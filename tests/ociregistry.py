@@ -9,6 +9,7 @@ import base64
 import datetime
 import json
 import os
+import socket
 import threading
 import time
 import urllib.parse

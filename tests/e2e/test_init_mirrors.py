@@ -13,8 +13,9 @@ import pytest
 
 from cloudboot.cli import main as cli
 from cloudboot.harness import trial
+from cloudboot.registry.local import serving
 from tests.e2e.initvm import target_cmdline
-from tests.ociregistry import CuttingProxy, serving
+from tests.ociregistry import CuttingProxy
 
 pytestmark = pytest.mark.e2e
 

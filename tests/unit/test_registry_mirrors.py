@@ -16,9 +16,10 @@ import pytest
 from cloudboot.cli import main
 from cloudboot.init import planmode
 from cloudboot.init.main import lldp_default_name
+from cloudboot.registry.local import free_port, serving
 from oci.srv import Resolver
 from tests.dnsserver import DnsServer
-from tests.ociregistry import CuttingProxy, free_port, serving
+from tests.ociregistry import CuttingProxy
 
 KERNEL_SIZE = 24 << 20
 
