@@ -19,10 +19,11 @@ from elftools.elf.elffile import ELFFile
 from cloudboot.errors import CloudBootError
 from cloudboot.init.modules import load_order, module_name
 
-#: What init needs from the kernel: virtio disks/NICs/SCSI (virtio_pci is built in on 6.12+) and efivarfs for
-#: EFI variables. No filesystem modules: the init reads every filesystem (the ESP's FAT too) through diskfs and
-#: never mounts one (vfat + its code pages were 0.3 MB the cloud medium's UKI budget could not spare).
-DEFAULT_MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "efivarfs"]
+#: What init needs from the kernel: virtio disks/NICs/SCSI (virtio_pci is built in on 6.12+), efivarfs for EFI
+#: variables, and FAT with the code pages a default vfat mount asks for (no modprobe in the initramfs to fetch
+#: them): the init reads every target filesystem through diskfs, but Path C mounts the cache ESP to stage on it.
+DEFAULT_MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "efivarfs", "vfat", "nls_cp437",
+                   "nls_ascii", "nls_iso8859_1", "nls_utf8"]
 
 
 @dataclass
