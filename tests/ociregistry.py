@@ -98,13 +98,23 @@ class TokenServer:
 
 # ---- fault injection ---------------------------------------------------------------------------------------------
 
+def _forward(handler: BaseHTTPRequestHandler, upstream: str):
+    """Send the request `handler` is serving on to `upstream` (host:port): (connection, response)."""
+    import http.client
+
+    length = int(handler.headers.get("Content-Length") or 0)
+    body = handler.rfile.read(length) if length else None
+    conn = http.client.HTTPConnection(*upstream.split(":"), timeout=30)
+    headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
+    conn.request(handler.command, handler.path, body=body, headers=headers)
+    return conn, conn.getresponse()
+
+
 class FaultProxy:
     """A reverse proxy in front of a registry that answers the first `fail` requests whose path contains
     `match` with `status` (or hangs for `hang` seconds), then forwards everything."""
 
     def __init__(self, upstream: str):
-        import http.client
-
         self.upstream = upstream
         self.fail, self.status, self.match, self.hang, self.seen = 0, 503, "", 0.0, 0
         self.port = free_port()
@@ -119,20 +129,18 @@ class FaultProxy:
 
             def _handle(self):
                 proxy.seen += 1
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
                 if proxy.fail > 0 and proxy.match in self.path:
                     proxy.fail -= 1
+                    length = int(self.headers.get("Content-Length") or 0)
+                    if length:
+                        self.rfile.read(length)
                     if proxy.hang:
                         time.sleep(proxy.hang)
                     self.send_response(proxy.status)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                conn = http.client.HTTPConnection(*proxy.upstream.split(":"), timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
+                conn, resp = _forward(self, proxy.upstream)
                 data = resp.read()
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
@@ -175,12 +183,7 @@ class CuttingProxy:
                 pass
 
             def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection(*proxy.upstream.split(":"), timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
+                conn, resp = _forward(self, proxy.upstream)
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection"):
