@@ -187,7 +187,8 @@ class Checked:
     marks: dict[str, float]
 
 
-_MENU, _CHOSEN = "type a choice", 'target="'
+_MENU = "type a choice"
+_CHOSEN = rb'target="[^"\r\n]*" index=[^\r\n]*\r?\n'  # the whole line: the console's lines are read right after
 
 
 def check(vm, until: str = "target", timeout: float = 900) -> Checked:
@@ -205,8 +206,8 @@ def check(vm, until: str = "target", timeout: float = 900) -> Checked:
     def failed(text: str) -> CloudBootError:
         return CloudBootError(f"{vm.arch}: {text.split('FATAL: ', 1)[-1]}\n{vm.tail()}")
 
-    goal = _CHOSEN if until == "plan" else MARKER
-    events = re.compile(re.escape(_MENU.encode()) + b"|" + re.escape(goal.encode()) + b"|FATAL: [^\r\n]*")
+    goal = _CHOSEN if until == "plan" else re.escape(MARKER.encode())
+    events = re.compile(re.escape(_MENU.encode()) + b"|" + goal + b"|FATAL: [^\r\n]*")
     try:
         line = vm.expect_line(r"cloud-boot: (\[.*\] plan: \S+ \S+ from |.*FATAL: )|nothing bootable found",
                               left())
@@ -220,7 +221,7 @@ def check(vm, until: str = "target", timeout: float = 900) -> Checked:
             if event == _MENU:
                 marks.setdefault("menu", now)
                 vm.send("\n")
-            elif event == goal:
+            elif not event.startswith("FATAL: "):
                 marks["plan fetched" if until == "plan" else "target up"] = now
                 return Checked(source, marks)
             else:
