@@ -21,9 +21,6 @@ import arches
 from bootplan import cmdline as grammar
 
 MAX_PLAN = 4 << 20
-#: layer role by media type, then by title annotation (REFERENCE §2.5), as the Linux init
-ROLE_BY_TITLE = {"vmlinuz": "kernel", "kernel": "kernel", "initrd": "initrd", "initramfs": "initrd",
-                 "modules": "modules", "cmdline": "cmdline"}
 
 
 class NetbootError(Exception):
@@ -86,17 +83,6 @@ class PageSink:
         if self.addr:
             core.free_pages(self.addr, self.pages)
             self.addr = 0
-
-
-def _role(layer):
-    import oci
-
-    by_type = {oci.MT_KERNEL: "kernel", oci.MT_INITRD: "initrd", oci.MT_MODULES: "modules",
-               oci.MT_CMDLINE: "cmdline"}
-    role = by_type.get(layer.get("mediaType", ""))
-    if role:
-        return role
-    return ROLE_BY_TITLE.get((layer.get("annotations") or {}).get(oci.ANN_TITLE, ""), "")
 
 
 class Session:
@@ -250,6 +236,7 @@ def choose_target(session, ref_text):
 def materialize(session, t):
     """(kernel region, initrd region or None, command line) of a resolved OCI target."""
     from loader import kernel
+    from oci.pull import target_layers, target_refs
     from uefi import core, mem
 
     if t.get("source") == "disk":
@@ -257,22 +244,15 @@ def materialize(session, t):
                            "firmware's" % t["name"])
     regions = {}
     cmdline_layer = ""
-    seen = []
-    for field in ("index", "kernel", "initrd", "modules"):
-        text = t.get(field) or ""
-        if not text or text in seen:
-            continue
-        seen.append(text)
-        manifest, pinned = session.manifest(text)
-        for layer in manifest.get("layers", []):
-            role = _role(layer)
-            if role == "cmdline":
-                raw = session.client.fetch_blob_bytes(pinned, layer["digest"], layer.get("size"), 64 << 10)
-                cmdline_layer = raw.decode().strip()
-            elif role in ("kernel", "initrd", "modules"):
-                regions[role] = session.pull(pinned, layer, role)
+    for _, pinned, layer, role in target_layers(t, session.manifest):
+        if role == "cmdline":
+            raw = session.client.fetch_blob_bytes(pinned, layer["digest"], layer.get("size"), 64 << 10)
+            cmdline_layer = raw.decode().strip()
+        elif role in ("kernel", "initrd", "modules"):
+            regions[role] = session.pull(pinned, layer, role)
     if "kernel" not in regions:
-        raise NetbootError("target %r: no kernel layer in %s" % (t["name"], ", ".join(seen) or "its references"))
+        refs = ", ".join(text for _, text in target_refs(t))
+        raise NetbootError("target %r: no kernel layer in %s" % (t["name"], refs or "its references"))
     parts = [regions[r] for r in ("initrd", "modules") if r in regions]
     initrd = parts[0] if parts else None
     if len(parts) > 1:  # initrd + modules: the kernel unpacks concatenated cpio archives

@@ -23,11 +23,8 @@ import time
 
 from cloudboot.init.errors import InitError
 from cloudboot.init.log import log, phase
+from oci.pull import target_layers
 
-#: layer role by media type, then by title annotation (REFERENCE §2.5 resolveKind)
-ROLE_BY_TITLE = {"vmlinuz": "kernel", "kernel": "kernel", "initrd": "initrd", "initramfs": "initrd",
-                 "modules": "modules", "modloop": "modloop", "modloop-virt": "modloop", "apkovl": "apkovl",
-                 "squashfs": "squashfs", "filesystem.squashfs": "squashfs", "cmdline": "cmdline"}
 DOWNLOADED = ("kernel", "initrd", "modules", "apkovl", "cmdline")
 COSIGN_KEY = "/etc/cosign.pub"
 #: Seconds per connect/read, each service its own (REFERENCE §1.1/§4.6: the original's 60 s registry client,
@@ -80,19 +77,6 @@ class PlanTarget:
                  exit: str = "") -> None:
         self.kernel, self.initrd, self.cmdline, self.description = kernel, initrd, cmdline, description
         self.name, self.exit = name, exit
-
-
-def _role(layer: dict) -> str:
-    import oci
-
-    by_type = {oci.MT_KERNEL: "kernel", oci.MT_INITRD: "initrd", oci.MT_MODULES: "modules",
-               oci.MT_MODLOOP: "modloop", oci.MT_APKOVL: "apkovl", oci.MT_SQUASHFS: "squashfs",
-               oci.MT_CMDLINE: "cmdline"}
-    role = by_type.get(layer.get("mediaType", ""))
-    if role:
-        return role
-    title = (layer.get("annotations") or {}).get(oci.ANN_TITLE, "")
-    return ROLE_BY_TITLE.get(title, "")
 
 
 class Session:
@@ -299,19 +283,10 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
     earlier ones per slot; the initrd is the concatenation of initrd + modules (+ apkovl)."""
     files: dict[str, str] = {}
     modloop_url = ""
-    seen: set[str] = set()
-    for field in ("index", "kernel", "initrd", "modules"):
-        text = t.get(field) or ""
-        if not text or text in seen:
-            continue
-        seen.add(text)
-        manifest, pinned = session.manifest(text)
-        for layer in manifest.get("layers", []):
-            role = _role(layer)
-            if role == "modloop":
-                modloop_url = f"{session.client.base_url(pinned)}/blobs/{layer['digest']}"
-            if role not in DOWNLOADED:
-                continue
+    for field, pinned, layer, role in target_layers(t, session.manifest):
+        if role == "modloop":
+            modloop_url = f"{session.client.base_url(pinned)}/blobs/{layer['digest']}"
+        if role in DOWNLOADED:
             files[role] = session.pull(pinned, layer, os.path.join(workdir, f"{field}-{role}"), role)
     if "kernel" not in files:
         raise InitError("no kernel layer found in any referenced artifact")
