@@ -110,13 +110,11 @@ def _forward(handler: BaseHTTPRequestHandler, upstream: str):
     return conn, conn.getresponse()
 
 
-class FaultProxy:
-    """A reverse proxy in front of a registry that answers the first `fail` requests whose path contains
-    `match` with `status` (or hangs for `hang` seconds), then forwards everything."""
+class _Proxy:
+    """A reverse proxy on 127.0.0.1 in front of `upstream` (host:port): every request goes to `handle`."""
 
     def __init__(self, upstream: str):
         self.upstream = upstream
-        self.fail, self.status, self.match, self.hang, self.seen = 0, 503, "", 0.0, 0
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         proxy = self
@@ -128,94 +126,96 @@ class FaultProxy:
                 pass
 
             def _handle(self):
-                proxy.seen += 1
-                if proxy.fail > 0 and proxy.match in self.path:
-                    proxy.fail -= 1
-                    length = int(self.headers.get("Content-Length") or 0)
-                    if length:
-                        self.rfile.read(length)
-                    if proxy.hang:
-                        time.sleep(proxy.hang)
-                    self.send_response(proxy.status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                conn, resp = _forward(self, proxy.upstream)
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
+                proxy.handle(self)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle  # noqa: N815
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd.handle_error = lambda request, address: None  # clients and upstreams cut mid-stream: expected
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
 
 
-class CuttingProxy:
+class FaultProxy(_Proxy):
+    """A reverse proxy in front of a registry that answers the first `fail` requests whose path contains
+    `match` with `status` (or hangs for `hang` seconds), then forwards everything."""
+
+    def __init__(self, upstream: str):
+        self.fail, self.status, self.match, self.hang, self.seen = 0, 503, "", 0.0, 0
+        super().__init__(upstream)
+
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
+        self.seen += 1
+        if self.fail > 0 and self.match in req.path:
+            self.fail -= 1
+            length = int(req.headers.get("Content-Length") or 0)
+            if length:
+                req.rfile.read(length)
+            if self.hang:
+                time.sleep(self.hang)
+            req.send_response(self.status)
+            req.send_header("Content-Length", "0")
+            req.end_headers()
+            return
+        conn, resp = _forward(req, self.upstream)
+        data = resp.read()
+        req.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                req.send_header(k, v)
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        if req.command != "HEAD":
+            req.wfile.write(data)
+        conn.close()
+
+
+class CuttingProxy(_Proxy):
     """A streaming reverse proxy in front of a registry that plays a mirror dying mid-download: once it has
     forwarded `cut_after` bytes of one blob body, it calls `on_cut()` (e.g. the registry's kill), cuts that
     connection and stops listening (later connections are refused). `cut_after=None` only forwards."""
 
     def __init__(self, upstream: str, cut_after: int | None = None, on_cut=None):
+        self.cut_after, self.on_cut = cut_after, on_cut
+        self.cut = threading.Event()
+        super().__init__(upstream)
+
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
         import http.client
 
-        self.upstream, self.cut_after, self.on_cut = upstream, cut_after, on_cut
-        self.cut = threading.Event()
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _handle(self):
-                conn, resp = _forward(self, proxy.upstream)
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection"):
-                        self.send_header(k, v)
-                self.end_headers()
-                sent = 0
-                cutting = proxy.cut_after is not None and "/blobs/" in self.path and self.command == "GET"
-                while self.command != "HEAD":
-                    try:
-                        chunk = resp.read(1 << 16)
-                    except (OSError, http.client.HTTPException):
-                        chunk = b""
-                    if not chunk:
-                        if resp.length:  # the upstream died mid-body: so does this connection
-                            self.close_connection = True
-                            self.connection.shutdown(socket.SHUT_RDWR)
-                        break
-                    if cutting and not proxy.cut.is_set() and sent + len(chunk) >= proxy.cut_after:
-                        self.wfile.write(chunk[:proxy.cut_after - sent])
-                        self.wfile.flush()
-                        proxy._die(self.connection)
-                        self.close_connection = True
-                        break
-                    self.wfile.write(chunk)
-                    sent += len(chunk)
-                conn.close()
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle  # noqa: N815
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.httpd.handle_error = lambda request, address: None  # streams cut by the dying upstream: expected
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        conn, resp = _forward(req, self.upstream)
+        req.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection"):
+                req.send_header(k, v)
+        req.end_headers()
+        sent = 0
+        cutting = self.cut_after is not None and "/blobs/" in req.path and req.command == "GET"
+        while req.command != "HEAD":
+            try:
+                chunk = resp.read(1 << 16)
+            except (OSError, http.client.HTTPException):
+                chunk = b""
+            if not chunk:
+                if resp.length:  # the upstream died mid-body: so does this connection
+                    req.close_connection = True
+                    req.connection.shutdown(socket.SHUT_RDWR)
+                break
+            if cutting and not self.cut.is_set() and sent + len(chunk) >= self.cut_after:
+                req.wfile.write(chunk[:self.cut_after - sent])
+                req.wfile.flush()
+                self._die(req.connection)
+                req.close_connection = True
+                break
+            req.wfile.write(chunk)
+            sent += len(chunk)
+        conn.close()
 
     def _die(self, client: socket.socket) -> None:
         self.cut.set()
@@ -227,7 +227,3 @@ class CuttingProxy:
         except OSError:
             pass
         threading.Thread(target=self.stop, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
