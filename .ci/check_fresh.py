@@ -150,6 +150,9 @@ class Root:
         self.mount("--rbind", "/dev", where="/dev")  # with /dev/pts, /dev/shm
         self.mount("-t", "tmpfs", "-o", "mode=1777", "tmpfs", where="/tmp")
         self.mount("-t", "tmpfs", "-o", "mode=755", "tmpfs", where="/run")
+        lock = self.inside("/run/lock")  # as systemd-tmpfiles makes it at boot: /var/lock (zfs-fuse locks there)
+        lock.mkdir()
+        lock.chmod(0o1777)
         for p in readonly:  # pip's local indexes and wheel directories: read-only, never copied
             if p.is_dir():
                 self.mount("--bind", str(p), where=str(p))
