@@ -104,3 +104,19 @@ def test_inputs_that_are_not_regular_files_are_refused_at_once(tmp_path: Path) -
     refused(cli("uki", "--stub", str(fifo), "--linux", str(fifo), "-o", str(tmp_path / "u.efi"), timeout=60), "FIFO")
     refused(cli("inspect", "/dev/zero", timeout=60), "character device")
     refused(cli("fs", "ls", "/dev/zero", timeout=60), "character device")
+
+
+def test_inspect_of_a_4_gib_sparse_file_is_not_read_into_memory(tmp_path: Path,
+                                                               signing: tuple[Path, Path, Path]) -> None:
+    """`inspect` read its file whole (a MemoryError under a memory limit): it maps it now. Under a 512 MiB data
+    limit, a 4 GiB sparse file of zeros is one line, and one holding an EFI app in front is described."""
+    app = signing[0]
+    zeros, fronted = tmp_path / "zeros.img", tmp_path / "fronted.img"
+    for path, head in ((zeros, b""), (fronted, app.read_bytes())):
+        with open(path, "wb") as f:
+            f.write(head)
+            f.truncate(4 << 30)
+    limit = {resource.RLIMIT_DATA: 512 << 20}
+    refused(cli("inspect", str(zeros), limits=limit), f"{zeros}: not a PE32+ image: no MZ header at offset 0")
+    out = ok(cli("inspect", str(fronted), limits=limit))
+    assert out.startswith(f"{fronted}: PE32+ x86_64, subsystem 10 (EFI application), unsigned") and ".text" in out

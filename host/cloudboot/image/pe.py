@@ -9,6 +9,7 @@ checksum differs: ukify leaves it 0, we compute it.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass
 
@@ -46,11 +47,11 @@ def _opt_field(offset: int, fmt: str, doc: str) -> property:
 
 
 class PeImage:
-    """A PE32+ file in memory with its header offsets parsed and checked; every malformation is a
-    CloudBootError naming the file."""
+    """A PE32+ file in memory (or mapped: a read-only mmap is used as it is, not copied) with its header offsets
+    parsed and checked; every malformation is a CloudBootError naming the file."""
 
-    def __init__(self, data: bytes, name: str) -> None:
-        self.data, self.name = bytearray(data), name
+    def __init__(self, data: bytes | bytearray | mmap.mmap, name: str) -> None:
+        self.data, self.name = (data if isinstance(data, mmap.mmap) else bytearray(data)), name
         if data[:2] != b"MZ":
             raise CloudBootError(f"{name}: not a PE32+ image: no MZ header at offset 0")
         if len(data) < 0x40:
@@ -129,7 +130,11 @@ class PeImage:
     def section_data(self, s: SectionInfo) -> bytes:
         """The bytes the loader maps for `s` (VirtualSize bytes, at most SizeOfRawData of them from the
         file)."""
-        return bytes(self.data[s.raw_offset:s.raw_offset + min(s.raw_size, s.vsize)])
+        return bytes(self.section_view(s))
+
+    def section_view(self, s: SectionInfo) -> memoryview:
+        """section_data without the copy (for hashing a large section of a mapped file)."""
+        return memoryview(self.data)[s.raw_offset:s.raw_offset + min(s.raw_size, s.vsize)]
 
     def check_sections(self) -> None:
         """SizeOfHeaders covers the section table and lies inside the file, and every section's raw data lies
