@@ -14,8 +14,8 @@ UKIFY_SECTIONS = {".linux": False, ".initrd": False, ".ucode": False, ".splash":
 
 
 def describe(path: Path) -> dict:
-    """Machine, subsystem, signatures and sections (size and SHA-256 of what the loader maps, as ukify reports
-    them, and the text of the text sections)."""
+    """Machine, subsystem, signatures (each checked against the image: authenticode_verify) and sections (size
+    and SHA-256 of what the loader maps, as ukify reports them, and the text of the text sections)."""
     from cloudboot.image.authenticode import signatures
     from cloudboot.image.pe import SUBSYSTEMS, PeImage
 
@@ -30,7 +30,7 @@ def describe(path: Path) -> dict:
         if UKIFY_SECTIONS.get(s.name):
             entry["text"] = bytes(data).rstrip(b"\0").replace(b"\0", b"\\0").decode("utf-8", "replace")
         sections.append(entry)
-    sigs = signatures(pe)
+    sigs = signatures(pe, verify=True)
     return {"file": str(path), "machine": pe.arch, "subsystem": pe.subsystem,
             "subsystem_name": SUBSYSTEMS.get(pe.subsystem, "not EFI"), "size_of_image": pe.size_of_image,
             "checksum": pe.checksum, "signed": bool(sigs), "signatures": sigs, "sections": sections}
