@@ -72,3 +72,16 @@ def test_options_that_were_tracebacks_or_ignored(tmp_path: Path, testdata: str) 
     for ca, why in ((tmp_path / "none.pem", "No such file"), (junk, "no certificate")):
         refused(cli("pull", "127.0.0.1:1/x:1", "-d", str(tmp_path / "o"), "--ca-file", str(ca)), f"--ca-file {ca}: ",
                 why)
+
+
+def test_numbers_a_json_plan_cannot_hold(tmp_path: Path) -> None:
+    """A 5000-digit integer in a JSON plan was CPython's own advice (`sys.set_int_max_str_digits()`); 1e999 went
+    through as infinity: each is now the plan language's out-of-range line, as in HCL."""
+    for name, number, want in (("digits", "9" * 5000, "number 9999999999999999999999999999999999999999... out of "
+                                "range (whole numbers go up to 9223372036854775807)"),
+                               ("below", "-9223372036854775809", "out of range"),
+                               ("infinite", "1e999", "number 1e999 out of range")):
+        path = tmp_path / f"{name}.json"
+        path.write_text('{"format": "cloud-boot.plan.v1", "attrs": {}, "blocks": [], "n": ' + number + "}")
+        line = refused(cli("plan", "check", str(path)), f"{path}: not JSON: ", want)
+        assert "sys." not in line, line
