@@ -106,3 +106,23 @@ def test_uki_refuses_a_stub_without_code_or_with_absurd_headers(case: str, app: 
     refused(cli("uki", "--stub", str(path), "--linux", str(app), "-o", str(tmp_path / "u.efi")), str(path), want)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
     ok(cli("uki", "--stub", str(app), "--linux", str(app), "-o", str(tmp_path / "u.efi")))
+
+
+def test_sign_of_a_4_gib_image_and_genkey_of_an_impossible_name(app: Path, keys: tuple[Path, Path, Path],
+                                                                tmp_path: Path) -> None:
+    """A 4 GiB image was read whole and then a struct.error (the certificate table's 32-bit offset); a common name
+    X.509 cannot hold was cryptography's ValueError. Each is one line now, nothing written."""
+    import resource
+
+    key, cert, _ = keys
+    big = tmp_path / "big.efi"
+    with open(big, "wb") as f:
+        f.write(app.read_bytes())
+        f.truncate(4 << 30)
+    refused(cli("sign", str(big), "--key", str(key), "--cert", str(cert), "-o", str(tmp_path / "s.efi"),
+                limits={resource.RLIMIT_DATA: 512 << 20}), f"image {big}: 4294967296 bytes, more than the")
+    for cn, length in (("", 0), ("x" * 65, 65), ("x" * 5000, 5000)):
+        refused(cli("genkey", "-d", str(tmp_path), "--cn", cn), "--cn: a certificate's common name holds 1 to 64 "
+                f"characters; this one has {length}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.efi"]
+    ok(cli("genkey", "-d", str(tmp_path), "--cn", "x" * 64))

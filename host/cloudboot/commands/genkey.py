@@ -19,6 +19,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_verb(sub, "genkey", _run, "make a test signing key and self-signed certificate (db.key, db.crt)")
-    p.add_argument("--cn", default="cloud-boot test db", help="certificate common name")
+    p.add_argument("--cn", default="cloud-boot test db", help="certificate common name (1 to 64 characters)")
     add_dir(p, "where db.key and db.crt are written", default=".")
     p.add_argument("--force", action="store_true", help="replace an existing db.key and db.crt")

@@ -21,6 +21,11 @@ OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 OID_SPC_INDIRECT_DATA = "1.3.6.1.4.1.311.2.1.4"
 OID_SPC_PE_IMAGE_DATA = "1.3.6.1.4.1.311.2.1.15"
+#: The largest image `sign` takes: the certificate table it appends must start below 4 GiB (a 32-bit file offset),
+#: with room for the table itself.
+SIGN_MAX = 0xFFFFFFFF - (64 << 10)
+#: X.509's upper bound on a common name (ub-common-name).
+CN_MAX = 64
 
 
 # ---- a minimal DER encoder ----
@@ -111,6 +116,9 @@ def sign(image: bytes, name: str, key_pem: bytes, cert_pem: bytes) -> bytes:
                              "firmware could never verify)")
     # What inspect refuses is refused here too: a malformed image signed would still not boot.
     PeImage(image, name).check_sections()
+    if len(image) > SIGN_MAX:
+        raise CloudBootError(f"{name}: {len(image)} bytes: too large to sign (the signature must start below 4 GiB, "
+                             "where a PE32+ image's 32-bit offsets reach)")
     padded = image + bytes(-len(image) % 8)  # the certificate table starts 8-byte aligned
     pe = PeImage(padded, name)
     if pe.signature_size():
@@ -218,6 +226,9 @@ def self_signed(common_name: str, directory: Path, force: bool = False) -> tuple
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
 
+    if not 1 <= len(common_name) <= CN_MAX:
+        raise CloudBootError(f"--cn: a certificate's common name holds 1 to {CN_MAX} characters; this one has "
+                             f"{len(common_name)}")
     if not directory.is_dir():
         raise CloudBootError(f"{directory}: not a directory")
     key_path, cert_path = directory / "db.key", directory / "db.crt"
