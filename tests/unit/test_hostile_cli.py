@@ -85,3 +85,21 @@ def test_numbers_a_json_plan_cannot_hold(tmp_path: Path) -> None:
         path.write_text('{"format": "cloud-boot.plan.v1", "attrs": {}, "blocks": [], "n": ' + number + "}")
         line = refused(cli("plan", "check", str(path)), f"{path}: not JSON: ", want)
         assert "sys." not in line, line
+
+
+def test_pe_section_names_are_escaped_on_the_terminal(tmp_path: Path) -> None:
+    """A section name is 8 untrusted bytes: `inspect` shows an escape sequence, a newline or a byte that is not
+    UTF-8 as visible escapes, never raw."""
+    import struct
+
+    from cloudboot.fwbuild.hello import build_hello
+
+    data = bytearray(build_hello("x86_64", tmp_path).read_bytes())
+    pe = struct.unpack_from("<I", data, 0x3C)[0]
+    table = pe + 24 + struct.unpack_from("<H", data, pe + 20)[0]
+    data[table:table + 8] = b"\x1b[31m\n\xff\x07"
+    path = tmp_path / "names.efi"
+    path.write_bytes(bytes(data))
+    out = ok(cli("inspect", str(path)))
+    assert "\x1b" not in out and "\x07" not in out, out
+    assert out.splitlines()[1].startswith("  \\e[31m\\n"), out

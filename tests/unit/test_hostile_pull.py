@@ -135,6 +135,7 @@ def test_existing_files_are_replaced_only_with_force(registry, tmp_path: Path) -
 def test_nonsense_limits_are_usage_errors(tmp_path: Path) -> None:
     for flag, value in (("--max-size", "-1"), ("--max-size", "0"), ("--max-size", "x")):
         refused(cli("pull", "127.0.0.1:1/x:1", "-d", str(tmp_path / "o"), flag, value), flag, "above 0", status=2)
+    refused(cli("pull", "127.0.0.1:1/x:1", "-d", ""), "-d/--dir: an empty path", status=2)  # was the current directory
 
 
 def test_the_clients_part_file_is_not_opened_through_a_link(registry, tmp_path: Path) -> None:

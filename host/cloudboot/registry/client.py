@@ -18,6 +18,7 @@ from oci.transport_cpython import Transport
 
 DEADLINE = 600.0  # seconds for one request, a layer's whole download included (4 GiB at 7 MB/s)
 IDLE = 60.0  # seconds a connection may stay silent
+TIMEOUT_MAX = 7 * 86400  # the largest --timeout: a week (far larger values overflow the timers' time_t)
 
 
 def docker_config_credentials(registry: str, config: Path | None = None) -> tuple[str, str] | None:
@@ -69,7 +70,7 @@ def add_registry_options(p) -> None:
     g.add_argument("--plain-http", action="store_true", help="talk plain HTTP (default only for 127.0.0.1/localhost)")
     g.add_argument("--insecure", action="store_true", help="TLS without certificate verification")
     g.add_argument("--ca-file", help="extra CA bundle (PEM) for the registry's certificate")
-    g.add_argument("--timeout", type=positive(float), default=DEADLINE,
+    g.add_argument("--timeout", type=positive(float, TIMEOUT_MAX), default=DEADLINE,
                    help=f"seconds for each whole request, connect to last byte (default {DEADLINE:g}); a connection "
                         f"silent for {IDLE:g} s is given up sooner")
 
