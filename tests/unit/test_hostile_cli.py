@@ -103,3 +103,19 @@ def test_pe_section_names_are_escaped_on_the_terminal(tmp_path: Path) -> None:
     out = ok(cli("inspect", str(path)))
     assert "\x1b" not in out and "\x07" not in out, out
     assert out.splitlines()[1].startswith("  \\e[31m\\n"), out
+
+
+def test_a_key_file_that_never_ends_is_refused_and_a_fifo_still_works(testdata: str, tmp_path: Path) -> None:
+    """`--key-file /dev/zero` (or `--passphrase-file /dev/urandom`) was read forever: past cryptsetup's 8 MiB key
+    file limit it is one line now. A passphrase from a FIFO (`<(pass show disk)`) is still read."""
+    import threading
+
+    image = str(Path(testdata) / "luks1-xts-sha512.img")
+    for flag, source in (("--key-file", "/dev/zero"), ("--passphrase-file", "/dev/urandom")):
+        refused(cli("fs", "ls", flag, source, image, "/", timeout=60), f"{flag} {source}: more than 8 MiB")
+    fifo = tmp_path / "pw"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes("correct horse \u2713\n".encode()), daemon=True)
+    writer.start()
+    assert "boot" in ok(cli("fs", "ls", "--passphrase-file", str(fifo), image, "/", timeout=120)).split()
+    writer.join(10)
