@@ -8,7 +8,6 @@ import sys
 
 from cloudboot.errors import CloudBootError
 
-
 #: The most a key or passphrase file may hold: cryptsetup's own key file limit (8 MiB). A file that never ends
 #: (/dev/zero, /dev/urandom) is refused there instead of read forever; a FIFO (`<(pass show disk)`) still works.
 SECRET_MAX = 8 << 20
