@@ -119,3 +119,20 @@ def test_a_key_file_that_never_ends_is_refused_and_a_fifo_still_works(testdata: 
     writer.start()
     assert "boot" in ok(cli("fs", "ls", "--passphrase-file", str(fifo), image, "/", timeout=120)).split()
     writer.join(10)
+
+
+def test_nonsense_numbers_are_refused_before_any_work(tmp_path: Path) -> None:
+    """Numbers that built or booted something wrong: `initramfs --level 999` built at zstd's highest level,
+    `--level -5` ran the whole build and then failed in zstd, `--max-mib 0` built an image to refuse it; `qemu
+    --timeout 0` killed QEMU at once, `--memory -5` was handed to QEMU. Each is one line before any work."""
+    out = str(tmp_path / "i.cpio.zst")
+    for args, want, status in (
+            (["--level", "999"], "--level 999: zstd levels go from 1 to 19", 1),
+            (["--level", "-5"], "--level -5: zstd levels go from 1 to 19", 1),
+            (["--compression", "xz", "--level", "3"], "xz takes no level", 1),
+            (["--max-mib", "0"], "--max-mib: '0' is not a number above 0", 2)):
+        refused(cli("initramfs", "--arch", "amd64", *args, "-o", out, timeout=60), want, status=status)
+    for args, want in ((["--timeout", "0"], "--timeout: '0' is not a number above 0"),
+                       (["--memory", "-5"], "--memory: '-5' is not a whole number above 0")):
+        refused(cli("qemu", "--arch", "amd64", *args, out, timeout=60), want, status=2)
+    assert os.listdir(tmp_path) == []
