@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.hostile import cli, ok, refused
+from tests.unit.hostile import cli, ok, refused, tmpfs
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
 
@@ -120,3 +120,25 @@ def test_inspect_of_a_4_gib_sparse_file_is_not_read_into_memory(tmp_path: Path,
     refused(cli("inspect", str(zeros), limits=limit), f"{zeros}: not a PE32+ image: no MZ header at offset 0")
     out = ok(cli("inspect", str(fronted), limits=limit))
     assert out.startswith(f"{fronted}: PE32+ x86_64, subsystem 10 (EFI application), unsigned") and ".text" in out
+
+
+@root_only
+def test_outputs_on_a_read_only_or_full_filesystem(tmp_path: Path, signing: tuple[Path, Path, Path]) -> None:
+    """Every verb writing onto a read-only filesystem, or one too full for its output, is one line naming its
+    output (not the temporary file it made), and leaves nothing there."""
+    app, key, cert = signing
+    src = tmp_path / "hello.txt"
+    src.write_text("hello\n")
+    verbs = {"esp": ["esp", "--extra", f"{src}=hello.txt", "-o"],
+             "sign": ["sign", str(app), "--key", str(key), "--cert", str(cert), "-o"],
+             "uki": ["uki", "--stub", str(app), "--linux", str(app), "-o"],
+             "cache-disk": ["cache-disk", "-o"]}
+    with tmpfs(tmp_path / "ro", "size=64k,ro") as ro, tmpfs(tmp_path / "full", "size=4k") as full:
+        for name, args in verbs.items():
+            out = ro / f"{name}.out"
+            refused(cli(*args, str(out)), f"{out}: cannot write", "Read-only file system")
+            if name != "cache-disk":  # (mkfs.fat's own lines follow the error line there)
+                out = full / f"{name}.out"
+                refused(cli(*args, str(out)), f"{out}: cannot write", "No space left on device")
+            assert os.listdir(full) == [], name
+        refused(cli("genkey", "-d", str(ro)), f"{ro}/db.key: cannot write", "Read-only file system")

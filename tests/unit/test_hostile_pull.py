@@ -5,11 +5,8 @@ than the one asked, output directories on read-only or full filesystems, and non
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ from cloudboot.registry.push import manifest_json
 from oci.client import Client, sha256_digest
 from oci.ref import parse
 from oci.transport_cpython import Transport
-from tests.unit.hostile import cli, ok, refused
+from tests.unit.hostile import cli, ok, refused, tmpfs
 
 
 def push(registry, name: str, layers: list[tuple[str | None, bytes]]) -> str:
@@ -172,17 +169,6 @@ def test_a_platform_asked_is_checked_on_one_manifest_as_on_an_index(registry, tm
     unknown = push(registry, "no-platform", [("k", b"bytes")])  # config {}: nothing to check against
     proc = cli("pull", unknown, "-d", str(tmp_path / "any"), "--platform", "linux/arm64")
     assert ok(proc) and "config names no platform; taking it for linux/arm64" in proc.stderr.decode()
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, options: str) -> Iterator[Path]:
-    """A small tmpfs mounted at `where` (tests run as root), unmounted afterwards."""
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
