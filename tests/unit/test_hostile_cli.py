@@ -136,3 +136,20 @@ def test_nonsense_numbers_are_refused_before_any_work(tmp_path: Path) -> None:
                        (["--memory", "-5"], "--memory: '-5' is not a whole number above 0")):
         refused(cli("qemu", "--arch", "amd64", *args, out, timeout=60), want, status=2)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_closed_standard_output_is_one_line(tmp_path: Path) -> None:
+    """`cloud-boot inspect X >&-` was an AttributeError (sys.stdout is None); output to a full device is the
+    error line too."""
+    from cloudboot.fwbuild.hello import build_hello
+
+    app = str(build_hello("x86_64", tmp_path))
+    main = "from cloudboot.cli import main; raise SystemExit(main())"
+    proc = subprocess.run([sys.executable, "-c", main, "inspect", app], stderr=subprocess.PIPE, timeout=60,
+                          preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 1 and proc.stderr.decode() == ("cloud-boot: error: standard output is closed (send it "
+                                                             "to /dev/null to discard it)\n")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-c", main, "inspect", app], stdout=full, stderr=subprocess.PIPE,
+                              timeout=60)
+    assert proc.returncode == 1 and proc.stderr.decode() == "cloud-boot: error: No space left on device\n"
