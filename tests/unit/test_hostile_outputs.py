@@ -24,7 +24,8 @@ def _esp(out: Path, tmp_path: Path):
 
 
 @root_only
-def test_a_device_node_at_the_output_is_refused_not_replaced(tmp_path: Path) -> None:
+def test_a_device_node_at_the_output_is_refused_not_replaced(tmp_path: Path, signing: tuple[Path, Path, Path]
+                                                            ) -> None:
     # A private copy of /dev/full's node (char 1:7) and a block device node nothing is attached to: the old
     # write_atomic renamed a regular file over both (and `iso -o /dev/sdX` would do it to a disk).
     full = tmp_path / "full"
@@ -34,6 +35,10 @@ def test_a_device_node_at_the_output_is_refused_not_replaced(tmp_path: Path) -> 
     disk = tmp_path / "sdz"
     os.mknod(disk, stat.S_IFBLK | 0o600, os.makedev(7, 250))
     line = refused(_esp(disk, tmp_path), str(disk), "block device", "dd if=")
+    assert stat.S_ISBLK(os.lstat(disk).st_mode)
+    # the issue's `iso -o /dev/sdX`: the hybrid image is refused there the same way
+    iso = cli("iso", "--efi", f"linux/amd64={signing[0]}", "-o", str(disk))
+    refused(iso, str(disk), "block device", "dd if=")
     assert stat.S_ISBLK(os.lstat(disk).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "hello.txt", "sdz"]  # no temporary left
 
