@@ -102,3 +102,27 @@ def test_a_mangled_signature_is_a_verdict_never_an_exception(signed: dict[str, P
     cut = data.draw(st.integers(0, len(blob)))
     matches, why = check_entry(PeImage(image, "x"), bytes(blob[:cut]), certs)
     assert matches in (True, False, None) and isinstance(why, str) and why
+
+
+def test_a_signer_info_cut_short_or_reordered_is_a_verdict(signed: dict[str, Path]) -> None:
+    """SignerInfos with elements missing from the end (the signature gone, the algorithms gone...) are rebuilt as
+    valid DER around them: each is "not verified", never an IndexError."""
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    from cloudboot.image.authenticode import _seq, _set, _tlv
+    from cloudboot.image.authenticode_verify import _Tlv, check_entry
+
+    image = signed["ours"].read_bytes()
+    at, length = _table(image)
+    blob = image[at:at + length]
+    certs = pkcs7.load_der_pkcs7_certificates(blob)
+    oid, wrapped = _Tlv(blob, 0, len(blob)).children()[:2]
+    parts = wrapped.children()[0].children()
+    signer = parts[-1].children()[0].children()
+    pe = PeImage(image, "x")
+    assert check_entry(pe, blob, certs) == (True, "matches the image")
+    for keep in (signer[:k] for k in range(len(signer))):
+        rebuilt = _seq(oid.whole, _tlv(0xA0, _seq(*(p.whole for p in parts[:-1]),
+                                                  _set(_seq(*(e.whole for e in keep))))))
+        matches, why = check_entry(pe, rebuilt, certs)
+        assert matches is None and why.startswith("not verified: "), (len(keep), why)

@@ -73,6 +73,8 @@ def _oid_is(tlv: _Tlv, dotted: str) -> bool:
 def _oid_text(tlv: _Tlv) -> str:
     """The dotted form of an OID element (for messages and the DIGESTS lookup)."""
     body, nums, n = tlv.content, [], 0
+    if len(body) > 64:  # no algorithm's OID is near this long; a hostile one would make huge integers
+        return "?"
     for b in body:
         n = (n << 7) | (b & 0x7F)
         if not b & 0x80:
@@ -144,10 +146,11 @@ def check_entry(pe: PeImage, blob: bytes, certs: list) -> tuple[bool | None, str
         if infos.tag != _SET or not infos.children():
             raise _Unreadable("no SignerInfo")
         signer = infos.children()[0].children(_INT)
-        if len(signer) < 5:
+        rest = signer[3:]
+        attrs = rest[0] if rest and rest[0].tag == _CTX0 else None
+        if len(rest) < (3 if attrs is not None else 2):
             raise _Unreadable("a SignerInfo too short")
-        sid, digest_alg, rest = signer[1], signer[2], signer[3:]
-        attrs = rest[0] if rest[0].tag == _CTX0 else None
+        sid, digest_alg = signer[1], signer[2]
         signature = rest[2] if attrs is not None else rest[1]
         if signature.tag != _OCTETS:
             raise _Unreadable("the SignerInfo's signature is not an OCTET STRING")
