@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import arches
+from cloudboot.errors import CloudBootError
 from oci.errors import OciError
 from oci.ref import parse_platform
 
@@ -114,6 +115,16 @@ def add_esp_options(p: argparse.ArgumentParser) -> None:
                    help="another file for the ESP, e.g. uki.efi=EFI/Linux/cloud-boot.efi (repeatable)")
     p.add_argument("--esp-size", metavar="SIZE",
                    help="ESP size (e.g. 64M; default: files x 3/2 + 8M, rounded up to 16M)")
+
+
+def utf8_bytes(value: str, what: str) -> bytes:
+    """The UTF-8 bytes of a text argument; a CloudBootError naming `what` when the shell passed bytes that are not
+    UTF-8 (Python hands them over as surrogate escapes, which no encoder takes)."""
+    try:
+        return value.encode()
+    except UnicodeEncodeError as exc:
+        byte = value[exc.start].encode("utf-8", "surrogateescape")[0]
+        raise CloudBootError(f"{what}: byte {byte:#04x} at offset {exc.start} is not UTF-8 text") from None
 
 
 def path_type(text: str) -> Path:

@@ -153,3 +153,34 @@ def test_a_closed_standard_output_is_one_line(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-c", main, "inspect", app], stdout=full, stderr=subprocess.PIPE,
                               timeout=60)
     assert proc.returncode == 1 and proc.stderr.decode() == "cloud-boot: error: No space left on device\n"
+
+
+def test_arguments_that_are_not_utf8(registry, tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 in a text argument reached an encoder as surrogate escapes (UnicodeEncodeError):
+    each text that must be UTF-8 is one line naming it now, and a cosign password is taken as the bytes given."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from cloudboot.fwbuild.hello import build_hello
+    from cloudboot.registry.cosign import write_encrypted_key
+
+    bad = os.fsdecode(b"a\xff")  # what Python makes of such an argument
+    app = str(build_hello("x86_64", tmp_path))
+    kernel = tmp_path / "k"
+    kernel.write_bytes(b"kernel")
+    ref = f"{registry.host}/hostile/utf8:1"
+    cases = [(["uki", "--stub", app, "--linux", app, "--cmdline", bad, "-o", str(tmp_path / "u.efi")], "--cmdline"),
+             (["uki", "--stub", app, "--linux", app, "--uname", bad, "-o", str(tmp_path / "u.efi")], "--uname"),
+             (["push", "artifact", ref, "--platform", "linux/amd64", "--cmdline", bad], "--cmdline"),
+             (["push", "multi", ref, "--kernel", f"linux/amd64={kernel}", "--cmdline", bad], "--cmdline"),
+             (["genkey", "-d", str(tmp_path), "--cn", bad], "--cn"),
+             (["pull", ref, "-d", str(tmp_path / "o"), "--username", bad], "the registry user name")]
+    for args, what in cases:
+        refused(cli(*args), f"{what}: byte 0xff at offset 1 is not UTF-8 text")
+    ok(cli("push", "artifact", ref, "--platform", "linux/amd64", "--kernel", str(kernel)))
+    key = tmp_path / "cosign.key"
+    write_encrypted_key(ec.generate_private_key(ec.SECP256R1()), key, b"p\xff", n=1024)
+    env = {**os.environb, b"COSIGN_PASSWORD": b"p\xff"}
+    proc = subprocess.run([sys.executable, "-c", "from cloudboot.cli import main; raise SystemExit(main())",
+                           "sign-artifact", ref, "--cosign-key", str(key)], capture_output=True, env=env, timeout=120)
+    assert ok(proc).startswith(f"{registry.host}/hostile/utf8@sha256:"), proc.stderr
+    ok(cli("pull", ref, "-d", str(tmp_path / "o"), "--cosign-key", str(key.with_suffix(".pub"))))

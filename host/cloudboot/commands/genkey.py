@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cloudboot.cliopts import add_dir, add_verb
+from cloudboot.cliopts import add_dir, add_verb, utf8_bytes
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -12,6 +12,7 @@ def _run(args: argparse.Namespace) -> int:
     test Secure Boot databases and `sign`. Existing files are kept unless --force."""
     from cloudboot.image.authenticode import self_signed
 
+    utf8_bytes(args.cn, "--cn")
     key, cert = self_signed(args.cn, args.dir, force=args.force)
     print(f"{key}, {cert}: CN={args.cn}")
     return 0

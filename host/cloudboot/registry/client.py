@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cloudboot.cliopts import positive
+from cloudboot.cliopts import positive, utf8_bytes
 from cloudboot.errors import CloudBootError
 from oci.client import Client
 from oci.ref import Reference, parse
@@ -52,6 +52,9 @@ def credentials_for(username: str | None, password: str | None) -> Callable[[str
     """Flags first, then REGISTRY_USERNAME/REGISTRY_PASSWORD, then the docker config file."""
     username = username or os.environ.get("REGISTRY_USERNAME")
     password = password if password is not None else os.environ.get("REGISTRY_PASSWORD")
+    for what, value in (("the registry user name", username), ("the registry password", password)):
+        if value:
+            utf8_bytes(value, what)  # a non-UTF-8 byte would fail in the Basic header, mid-request
 
     def lookup(registry: str) -> tuple[str, str] | None:
         if username:
