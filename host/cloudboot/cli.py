@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, a usage error (already printed): its status, not an exception
         return int(exc.code or 0)
     stdout = sys.stdout
+    if stdout is None:  # started with stdout closed (`>&-`): every verb prints its result there
+        print("cloud-boot: error: standard output is closed (send it to /dev/null to discard it)", file=sys.stderr)
+        return 1
     if not getattr(args, "raw_stdout", False):  # a verb that relays a guest's console keeps its bytes
         sys.stdout = SafeText(stdout)
     try:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import arches
+from cloudboot.errors import CloudBootError
 from oci.errors import OciError
 from oci.ref import parse_platform
 
@@ -75,16 +76,17 @@ def platform_file_type(text: str) -> tuple[str, Path]:
     return platform_type(platform), Path(path)
 
 
-def positive(kind: type) -> Callable[[str], int | float]:
+def positive(kind: type, most: int | float | None = None) -> Callable[[str], int | float]:
     """argparse type: a number of `kind` (int or float) above zero (a size cap of -1 or a timeout of 0 is a
-    mistake, not a request for no limit)."""
+    mistake, not a request for no limit), and at most `most` when given."""
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or not value > 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number above 0")
+        if value is None or not value > 0 or value == float("inf") or (most is not None and value > most):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number above 0"
+                                             + (f" and at most {most:g}" if most is not None else ""))
         return value
 
     parse.__name__ = f"positive {kind.__name__}"
@@ -115,16 +117,33 @@ def add_esp_options(p: argparse.ArgumentParser) -> None:
                    help="ESP size (e.g. 64M; default: files x 3/2 + 8M, rounded up to 16M)")
 
 
+def utf8_bytes(value: str, what: str) -> bytes:
+    """The UTF-8 bytes of a text argument; a CloudBootError naming `what` when the shell passed bytes that are not
+    UTF-8 (Python hands them over as surrogate escapes, which no encoder takes)."""
+    try:
+        return value.encode()
+    except UnicodeEncodeError as exc:
+        byte = value[exc.start].encode("utf-8", "surrogateescape")[0]
+        raise CloudBootError(f"{what}: byte {byte:#04x} at offset {exc.start} is not UTF-8 text") from None
+
+
+def path_type(text: str) -> Path:
+    """argparse type: a path, not empty (Path("") is the current directory, which no one means by it)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
 def add_output(p: argparse.ArgumentParser, what: str, *, default: str | None = None) -> None:
     """`-o/--output FILE`: the one file the verb writes; required unless it has a default."""
-    p.add_argument("-o", "--output", type=Path, metavar="FILE", required=default is None,
+    p.add_argument("-o", "--output", type=path_type, metavar="FILE", required=default is None,
                    default=None if default is None else Path(default),
                    help=f"the output file: {what}" + (f" (default {default})" if default else " (required)"))
 
 
 def add_dir(p: argparse.ArgumentParser, what: str, *, default: str | None = None) -> None:
     """`-d/--dir DIR`: the directory a verb that writes several files writes them into."""
-    p.add_argument("-d", "--dir", type=Path, metavar="DIR", required=default is None,
+    p.add_argument("-d", "--dir", type=path_type, metavar="DIR", required=default is None,
                    default=None if default is None else Path(default),
                    help=f"the output directory: {what}" + (f" (default {default})" if default else " (required)"))
 

@@ -8,15 +8,24 @@ import sys
 
 from cloudboot.errors import CloudBootError
 
+#: The most a key or passphrase file may hold: cryptsetup's own key file limit (8 MiB). A file that never ends
+#: (/dev/zero, /dev/urandom) is refused there instead of read forever; a FIFO (`<(pass show disk)`) still works.
+SECRET_MAX = 8 << 20
 
-def _read(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
+
+def _read(path: str, what: str) -> bytes:
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        if path == "-":
+            data = sys.stdin.buffer.read(SECRET_MAX + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(SECRET_MAX + 1)
     except OSError as exc:
         raise CloudBootError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > SECRET_MAX:
+        raise CloudBootError(f"{what} {path}: more than {SECRET_MAX >> 20} MiB (cryptsetup's key file limit); is it "
+                             "the right file?")
+    return data
 
 
 def luks_limits(items: list[str]) -> dict[str, int]:
@@ -37,9 +46,9 @@ def options(passphrase_file: str | None = None, key_file: str | None = None,
     """diskfs.open options for the given files ('-' is standard input) and limits."""
     out: dict = {}
     if passphrase_file:
-        out["passphrase"] = _read(passphrase_file).split(b"\n", 1)[0]
+        out["passphrase"] = _read(passphrase_file, "--passphrase-file").split(b"\n", 1)[0]
     if key_file:
-        out["key"] = _read(key_file)
+        out["key"] = _read(key_file, "--key-file")
     if limits:
         out["luks_limits"] = luks_limits(limits)
     return out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bootplan import PlanError, hcl
 from bootplan import plan as bplan
-from bootplan.expr import Limits
+from bootplan.expr import MAX_INT, Limits
 from cloudboot.errors import CloudBootError
 from cloudboot.image.output import read_input
 
@@ -26,6 +26,21 @@ def read_text(path: Path) -> tuple[bytes, str]:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON (plans have no NaN or infinite numbers)")
+
+
+def _json_int(text: str) -> int:
+    """A JSON whole number within the plan language's range (checked before int(): CPython refuses 4300 digits)."""
+    if len(text.lstrip("-").lstrip("0")) > 19 or not -MAX_INT - 1 <= int(text) <= MAX_INT:
+        clipped = text if len(text) <= 40 else text[:40] + "..."
+        raise ValueError(f"number {clipped} out of range (whole numbers go up to {MAX_INT})")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} out of range")
+    return value
 
 
 def read_plan(path: Path, limits: Limits | None = None) -> dict:
@@ -47,7 +62,7 @@ def _parse(path: Path) -> dict:
         parsed = hcl.parse(text, str(path))
     else:
         try:
-            parsed = json.loads(text, parse_constant=_no_constant)
+            parsed = json.loads(text, parse_constant=_no_constant, parse_int=_json_int, parse_float=_json_float)
         except RecursionError:
             raise PlanError("not a plan: JSON nested too deeply", file=str(path)) from None
         except ValueError as exc:

@@ -55,8 +55,10 @@ def test_reference_defaults_and_parts():
 def test_reference_errors():
     for bad in ("ubuntu", "r.example/", "r.example/UPPER", "r.example/a:", "r.example/a@sha256:abc",
                 "r.example/a@md5:" + HEX, "r.example:0x/a", "r.example/a..b", "r.example/-a", "r.example/a._b",
-                "r.example/a:-tag", "/a", "r.example/a:" + "t" * 129, "r.exa mple/a"):
+                "r.example/a:-tag", "/a", "r.example/a:" + "t" * 129, "r.exa mple/a", "127.0.0.1:0/a", "r:65536/a",
+                "r:" + "9" * 5000 + "/a", "[::1]:0/a", "[::1]:99999/a", "[::1]:/a"):
         _raises(BadReference, parse, bad)
+    assert "bad registry port '0'" in _raises(BadReference, parse, "127.0.0.1:0/x:1")  # was tried 4 times
     assert "missing repository" in _raises(BadReference, parse, "ubuntu")
 
 

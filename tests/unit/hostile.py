@@ -4,11 +4,14 @@ internal-error line."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +54,14 @@ def ok(proc: subprocess.CompletedProcess) -> str:
     """stdout of a run that must succeed."""
     assert proc.returncode == 0, text(proc.stderr)
     return text(proc.stdout)
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A small tmpfs mounted at `where` (tests run as root), unmounted afterwards."""
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)

@@ -111,3 +111,25 @@ def test_esp_verb_reproducible_and_clean_failures(tmp_path: Path) -> None:
                                                                                                  str(out))
         assert proc.returncode == 1 and message in proc.stderr, (bad, proc.stderr)
         assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_a_label_fat_cannot_hold_is_refused_not_truncated(tmp_path: Path) -> None:
+    """`esp --label` used to cut a long label to 11 characters silently (and kept characters FAT forbids): each
+    label FAT cannot hold is now one line naming the rule, nothing written; one it can hold is what fatlabel (the
+    dosfstools oracle) reads back, upper case."""
+    from tests.unit.hostile import cli, ok, refused
+
+    src = tmp_path / "hello.txt"
+    src.write_text("hello\n")
+    out = tmp_path / "esp.img"
+    for label, want in (("ABCDEFGHIJKLMNOP", "holds at most 11 characters; this one has 16"),
+                        ("", "this one is empty"), ("café", "ASCII characters only ('é' is not)"),
+                        ("a*b", "cannot hold '*'"), ("v1.2", "cannot hold '.'"), ("a\nb", "cannot hold '\\n'"),
+                        (" lead", "cannot start with a space")):
+        refused(cli("esp", "--label", label, "--extra", f"{src}=hello.txt", "-o", str(out)), "FAT volume label",
+                want)
+        assert not out.exists(), label
+    ok(cli("esp", "--label", "my esp_2026", "--extra", f"{src}=hello.txt", "-o", str(out)))
+    got = subprocess.run(["fatlabel", str(out)], capture_output=True, text=True, check=True).stdout.strip()
+    assert got == "MY ESP_2026"
+    _fsck(out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.hostile import cli, ok, refused
+from tests.unit.hostile import cli, ok, refused, tmpfs
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
 
@@ -24,7 +24,8 @@ def _esp(out: Path, tmp_path: Path):
 
 
 @root_only
-def test_a_device_node_at_the_output_is_refused_not_replaced(tmp_path: Path) -> None:
+def test_a_device_node_at_the_output_is_refused_not_replaced(tmp_path: Path, signing: tuple[Path, Path, Path]
+                                                            ) -> None:
     # A private copy of /dev/full's node (char 1:7) and a block device node nothing is attached to: the old
     # write_atomic renamed a regular file over both (and `iso -o /dev/sdX` would do it to a disk).
     full = tmp_path / "full"
@@ -34,6 +35,10 @@ def test_a_device_node_at_the_output_is_refused_not_replaced(tmp_path: Path) -> 
     disk = tmp_path / "sdz"
     os.mknod(disk, stat.S_IFBLK | 0o600, os.makedev(7, 250))
     line = refused(_esp(disk, tmp_path), str(disk), "block device", "dd if=")
+    assert stat.S_ISBLK(os.lstat(disk).st_mode)
+    # the issue's `iso -o /dev/sdX`: the hybrid image is refused there the same way
+    iso = cli("iso", "--efi", f"linux/amd64={signing[0]}", "-o", str(disk))
+    refused(iso, str(disk), "block device", "dd if=")
     assert stat.S_ISBLK(os.lstat(disk).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "hello.txt", "sdz"]  # no temporary left
 
@@ -104,3 +109,41 @@ def test_inputs_that_are_not_regular_files_are_refused_at_once(tmp_path: Path) -
     refused(cli("uki", "--stub", str(fifo), "--linux", str(fifo), "-o", str(tmp_path / "u.efi"), timeout=60), "FIFO")
     refused(cli("inspect", "/dev/zero", timeout=60), "character device")
     refused(cli("fs", "ls", "/dev/zero", timeout=60), "character device")
+
+
+def test_inspect_of_a_4_gib_sparse_file_is_not_read_into_memory(tmp_path: Path,
+                                                               signing: tuple[Path, Path, Path]) -> None:
+    """`inspect` read its file whole (a MemoryError under a memory limit): it maps it now. Under a 512 MiB data
+    limit, a 4 GiB sparse file of zeros is one line, and one holding an EFI app in front is described."""
+    app = signing[0]
+    zeros, fronted = tmp_path / "zeros.img", tmp_path / "fronted.img"
+    for path, head in ((zeros, b""), (fronted, app.read_bytes())):
+        with open(path, "wb") as f:
+            f.write(head)
+            f.truncate(4 << 30)
+    limit = {resource.RLIMIT_DATA: 512 << 20}
+    refused(cli("inspect", str(zeros), limits=limit), f"{zeros}: not a PE32+ image: no MZ header at offset 0")
+    out = ok(cli("inspect", str(fronted), limits=limit))
+    assert out.startswith(f"{fronted}: PE32+ x86_64, subsystem 10 (EFI application), unsigned") and ".text" in out
+
+
+@root_only
+def test_outputs_on_a_read_only_or_full_filesystem(tmp_path: Path, signing: tuple[Path, Path, Path]) -> None:
+    """Every verb writing onto a read-only filesystem, or one too full for its output, is one line naming its
+    output (not the temporary file it made), and leaves nothing there."""
+    app, key, cert = signing
+    src = tmp_path / "hello.txt"
+    src.write_text("hello\n")
+    verbs = {"esp": ["esp", "--extra", f"{src}=hello.txt", "-o"],
+             "sign": ["sign", str(app), "--key", str(key), "--cert", str(cert), "-o"],
+             "uki": ["uki", "--stub", str(app), "--linux", str(app), "-o"],
+             "cache-disk": ["cache-disk", "-o"]}
+    with tmpfs(tmp_path / "ro", "size=64k,ro") as ro, tmpfs(tmp_path / "full", "size=4k") as full:
+        for name, args in verbs.items():
+            out = ro / f"{name}.out"
+            refused(cli(*args, str(out)), f"{out}: cannot write", "Read-only file system")
+            if name != "cache-disk":  # (mkfs.fat's own lines follow the error line there)
+                out = full / f"{name}.out"
+                refused(cli(*args, str(out)), f"{out}: cannot write", "No space left on device")
+            assert os.listdir(full) == [], name
+        refused(cli("genkey", "-d", str(ro)), f"{ro}/db.key: cannot write", "Read-only file system")

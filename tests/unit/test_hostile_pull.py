@@ -1,6 +1,7 @@
 """Hostile artifacts through `cloud-boot pull` against the real registry: layer titles that collide or are not
 file names, a symbolic link planted where the download used to go, a layer that fails verification (nothing
-written, an older artifact untouched), files already in the output directory, and nonsense limits."""
+written, an older artifact untouched), files already in the output directory, an artifact for another platform
+than the one asked, output directories on read-only or full filesystems, and nonsense limits."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 import oci
 from cloudboot.registry.push import manifest_json
 from oci.client import Client, sha256_digest
 from oci.ref import parse
 from oci.transport_cpython import Transport
-from tests.unit.hostile import cli, ok, refused
+from tests.unit.hostile import cli, ok, refused, tmpfs
 
 
 def push(registry, name: str, layers: list[tuple[str | None, bytes]]) -> str:
@@ -129,6 +132,7 @@ def test_existing_files_are_replaced_only_with_force(registry, tmp_path: Path) -
 def test_nonsense_limits_are_usage_errors(tmp_path: Path) -> None:
     for flag, value in (("--max-size", "-1"), ("--max-size", "0"), ("--max-size", "x")):
         refused(cli("pull", "127.0.0.1:1/x:1", "-d", str(tmp_path / "o"), flag, value), flag, "above 0", status=2)
+    refused(cli("pull", "127.0.0.1:1/x:1", "-d", ""), "-d/--dir: an empty path", status=2)  # was the current directory
 
 
 def test_the_clients_part_file_is_not_opened_through_a_link(registry, tmp_path: Path) -> None:
@@ -141,3 +145,42 @@ def test_the_clients_part_file_is_not_opened_through_a_link(registry, tmp_path: 
     client.fetch_blob_to_path(parse(ref), sha256_digest(b"layer bytes"), str(tmp_path / "k"), size=11)
     assert victim.read_bytes() == b"precious" and (tmp_path / "k").read_bytes() == b"layer bytes"
     assert not (tmp_path / "k.part").exists() and not (tmp_path / "k.part").is_symlink()
+
+
+def test_a_platform_asked_is_checked_on_one_manifest_as_on_an_index(registry, tmp_path: Path) -> None:
+    """`--platform linux/arm64` on an amd64-only artifact (one manifest whose config says amd64, or an index without
+    arm64) is one line naming both platforms, nothing written; without --platform, or with a config that names no
+    platform, the manifest is taken as it is."""
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"an amd64 kernel")
+    single = f"{registry.host}/hostile/amd64-only:1"
+    ok(cli("push", "artifact", single, "--platform", "linux/amd64", "--kernel", str(kernel)))
+    multi = f"{registry.host}/hostile/amd64-index:1"
+    ok(cli("push", "multi", multi, "--kernel", f"linux/amd64={kernel}"))
+    out = tmp_path / "out"
+    refused(cli("pull", single, "-d", str(out), "--platform", "linux/arm64"),
+            f"{single}: no manifest for linux/arm64 (--platform)", "for linux/amd64")
+    refused(cli("pull", multi, "-d", str(out), "--platform", "linux/arm64"),
+            "no manifest in index for linux/arm64 (has: linux/amd64)")
+    assert not out.exists()
+    for args in ([], ["--platform", "linux/x86_64"]):  # the arch in another spelling is the same platform
+        ok(cli("pull", single, "-d", str(out), "--force", *args))
+        assert (out / "vmlinuz").read_bytes() == b"an amd64 kernel"
+    unknown = push(registry, "no-platform", [("k", b"bytes")])  # config {}: nothing to check against
+    proc = cli("pull", unknown, "-d", str(tmp_path / "any"), "--platform", "linux/arm64")
+    assert ok(proc) and "config names no platform; taking it for linux/arm64" in proc.stderr.decode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_pull_onto_a_read_only_or_full_filesystem_leaves_nothing(registry, tmp_path: Path) -> None:
+    ref = push(registry, "large", [("vmlinuz", os.urandom(3 << 20)), ("initrd", b"small")])
+    with tmpfs(tmp_path / "full", "size=1m") as full, tmpfs(tmp_path / "ro", "size=1m,ro") as ro:
+        for out in (full, full / "out", full / "a" / "b" / "out"):
+            refused(cli("pull", ref, "-d", str(out)), f"{out}/vmlinuz: cannot write", "No space left on device")
+            assert os.listdir(full) == [], out  # no staging directory, no half layer, no parents made for it
+        for out in (ro, ro / "out", ro / "a" / "out"):
+            refused(cli("pull", ref, "-d", str(out)), str(out), "Read-only file system")
+        (full / "file").write_bytes(b"mine")
+        refused(cli("pull", ref, "-d", str(full / "file")), "is not a directory")
+        refused(cli("pull", ref, "-d", str(full / "file" / "a" / "b")), "Not a directory")
+        assert os.listdir(full) == ["file"] and (full / "file").read_bytes() == b"mine"

@@ -65,16 +65,21 @@ def check_registry(host, text):
         if end < 0 or not _only(host[1:end], "0123456789abcdefABCDEF:."):
             raise BadReference("bad registry %r in %r" % (host, text))
         rest = host[end + 1:]
-        if rest and (rest[0] != ":" or not rest[1:] or not _only(rest[1:], "0123456789")):
-            raise BadReference("bad registry port in %r" % text)
+        if rest and (rest[0] != ":" or not _port_ok(rest[1:])):
+            raise BadReference("bad registry port %r in %r" % (rest[1:], text))
         return
     name, port = host, ""
     if ":" in host:
         name, port = host.split(":", 1)
-        if not port or not _only(port, "0123456789") or int(port) > 65535:
+        if not _port_ok(port):
             raise BadReference("bad registry port %r in %r" % (port, text))
     if not name or not _only(name, _ALNUM + ".-") or name[0] in ".-" or name[-1] in ".-":
         raise BadReference("bad registry host %r in %r" % (name, text))
+
+
+def _port_ok(port):
+    """A TCP port: 1 to 65535 in decimal digits (0 is no port to connect to)."""
+    return bool(port) and len(port) <= 5 and _only(port, "0123456789") and 0 < int(port) <= 65535
 
 
 class Reference:

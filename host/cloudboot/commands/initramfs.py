@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cloudboot.cliopts import add_arch, add_cosign_key, add_output, add_verb
+from cloudboot.cliopts import add_arch, add_cosign_key, add_output, add_verb, positive
 from cloudboot.initramfs import compress
 
 
@@ -14,6 +14,7 @@ def _run(args: argparse.Namespace) -> int:
     SOURCE_DATE_EPOCH makes it reproducible."""
     from cloudboot.initramfs.build import build, report
 
+    compress.check_level(args.compression or compress.method_for(args.output), args.level)  # before the build
     res = build(args.arch, args.output, kernel_package=args.kernel_package, python=args.python,
                 extra_modules=args.module, compression=args.compression, level=args.level,
                 budget_mib=args.max_mib, cosign_key=args.cosign_key)
@@ -31,8 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--module", action="append", default=[], metavar="NAME",
                    help="another kernel module to include (with its dependencies); repeatable")
     p.add_argument("--compression", choices=compress.METHODS, help="default: from the output name")
-    p.add_argument("--level", type=int, help=f"compression level (zstd default {compress.ZSTD_LEVEL}, gzip 9)")
-    p.add_argument("--max-mib", type=float, default=20, help="fail when the result is larger (default 20 MiB)")
+    p.add_argument("--level", type=int, help=f"compression level (zstd 1-19, default {compress.ZSTD_LEVEL}; gzip 1-9, "
+                   "default 9)")
+    p.add_argument("--max-mib", type=positive(float), default=20,
+                   help="fail when the result is larger (default 20 MiB)")
     add_cosign_key(p, "cosign public key (cosign.pub) installed as /etc/cosign.pub: init verifies plans and "
                       "artifacts with it")
     add_output(p, "the initramfs (.cpio.zst, .cpio.xz, .cpio.gz or .cpio)")

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_verb(sub, "pull", _run, "download an artifact's layers (verified digests, optional cosign check)")
     p.add_argument("ref", help="registry/repo:tag or registry/repo@digest")
     add_dir(p, "where the layers go (named by their titles)")
-    add_platform(p, "the manifest picked from an index (default linux/amd64)", default="linux/amd64")
+    add_platform(p, "the manifest picked from an index (default linux/amd64); when given, a reference to one "
+                    "manifest must be for it too (its config's os and architecture)")
     add_cosign_key(p, "cosign public key (cosign.pub, PEM); enables --cosign enforce unless told otherwise")
     p.add_argument("--cosign", choices=["enforce", "warn", "off"], help="signature policy")
     p.add_argument("--max-size", type=positive(int), default=4 << 30, help="cap per layer in bytes (default 4 GiB)")

@@ -15,6 +15,7 @@ from cloudboot.cliopts import (
     platform_file_type,
     platform_ref_type,
     print_result,
+    utf8_bytes,
 )
 from cloudboot.errors import CloudBootError
 from cloudboot.registry.client import add_registry_options, client_from_args, parse_ref
@@ -33,6 +34,8 @@ def _artifact(args: argparse.Namespace) -> int:
     from cloudboot.registry.push import PAYLOADS, push_artifact
 
     ref = parse_ref(args.ref, args)
+    if args.cmdline is not None:
+        utf8_bytes(args.cmdline, "--cmdline")
     files = {flag: Path(getattr(args, flag)) for flag, _, _ in PAYLOADS if getattr(args, flag)}
     return _pushed(args, ref, push_artifact(client_from_args(args), ref, args.platform, files, args.cmdline))
 
@@ -64,6 +67,8 @@ def _multi(args: argparse.Namespace) -> int:
     from cloudboot.registry.push import PAYLOADS, pinned, push_multi
 
     ref = parse_ref(args.ref, args)
+    if args.cmdline is not None:
+        utf8_bytes(args.cmdline, "--cmdline")
     files: dict[str, dict[str, Path]] = {}
     for flag, _, _ in PAYLOADS:
         for platform, path in getattr(args, flag):

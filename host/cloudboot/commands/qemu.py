@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from cloudboot.cliopts import add_arch, add_verb
+from cloudboot.cliopts import add_arch, add_verb, positive
 from cloudboot.errors import CloudBootError
 
 
@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
                 vm.expect(BANNER, args.timeout, mark="banner")
             except CloudBootError:
                 pass  # not our firmware (another EFI app, an ISO...): the console was still shown
-            status = vm.wait(args.timeout) if args.timeout else vm.proc.wait()
+            status = vm.wait(args.timeout)
     summary = ", ".join(f"{k} {v:.2f} s" for k, v in vm.marks.items())
     print(f"\n[{arch.name}] QEMU exit status {status}; {summary or 'no banner seen'}; "
           f"total {time.monotonic() - vm.t0:.2f} s", file=sys.stderr)
@@ -75,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--append", help="command line: the EFI app's LoadOptions")
     p.add_argument("--esp", action="store_true", help="boot the .efi from a generated ESP instead of -kernel")
     p.add_argument("--exec", help="run this Python in the firmware's REPL, print its output, power off")
-    p.add_argument("--timeout", type=float, default=120, help="seconds for each wait (default 120)")
-    p.add_argument("--memory", type=int, help="guest memory in MiB")
+    p.add_argument("--timeout", type=positive(float, 7 * 86400), default=120,
+                   help="seconds for each wait (default 120)")
+    p.add_argument("--memory", type=positive(int), help="guest memory in MiB")
     p.add_argument("--interactive", action="store_true", help="attach this terminal to the serial console")

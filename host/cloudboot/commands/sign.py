@@ -11,10 +11,10 @@ from cloudboot.cliopts import add_output, add_verb
 def _run(args: argparse.Namespace) -> int:
     """Add an Authenticode signature (PKCS#7, SHA-256) to a PE32+ image, as sbsign does, so firmware with the
     certificate in db boots it."""
-    from cloudboot.image.authenticode import sign
+    from cloudboot.image.authenticode import SIGN_MAX, sign
     from cloudboot.image.output import read_input, write_atomic
 
-    signed = sign(read_input(args.image, "image"), str(args.image), read_input(args.key, "--key"),
+    signed = sign(read_input(args.image, "image", SIGN_MAX), str(args.image), read_input(args.key, "--key"),
                   read_input(args.cert, "--cert"))
     write_atomic(args.output, signed)
     print(f"{args.output}: signed ({len(signed)} bytes)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cloudboot.cliopts import add_output, add_verb
+from cloudboot.cliopts import add_output, add_verb, utf8_bytes
 from cloudboot.errors import CloudBootError
 from cloudboot.image.output import read_input, write_atomic
 
@@ -14,7 +14,7 @@ def _text_or_file(value: str, what: str) -> bytes:
     """ukify's convention: `@PATH` is a file's contents, anything else the text itself (both verbatim)."""
     if value.startswith("@"):
         return read_input(Path(value[1:]), what)
-    return value.encode()
+    return utf8_bytes(value, what)
 
 
 def _section(spec: str) -> tuple[str, bytes]:
@@ -34,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
         initrds=[read_input(p, "--initrd") for p in args.initrd],
         cmdline=_text_or_file(args.cmdline, "--cmdline") if args.cmdline is not None else None,
         osrel=read_input(args.osrel, "--osrel") if args.osrel else None,
-        uname=args.uname.encode() if args.uname else None,
+        uname=utf8_bytes(args.uname, "--uname") if args.uname else None,
         devicetree=read_input(args.devicetree, "--devicetree") if args.devicetree else None,
         sbat=read_input(args.sbat, "--sbat") if args.sbat else None, sbat_name=str(args.sbat),
         extra=[_section(s) for s in args.section])

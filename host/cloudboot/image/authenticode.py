@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cloudboot.errors import CloudBootError
 from cloudboot.image.output import check_output, write_atomic
-from cloudboot.image.pe import PeImage, pe_checksum
+from cloudboot.image.pe import DIR_SECURITY, PeImage, pe_checksum
 
 OID_SHA256 = "2.16.840.1.101.3.4.2.1"
 OID_RSA = "1.2.840.113549.1.1.1"
@@ -21,6 +21,11 @@ OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 OID_SPC_INDIRECT_DATA = "1.3.6.1.4.1.311.2.1.4"
 OID_SPC_PE_IMAGE_DATA = "1.3.6.1.4.1.311.2.1.15"
+#: The largest image `sign` takes: the certificate table it appends must start below 4 GiB (a 32-bit file offset),
+#: with room for the table itself.
+SIGN_MAX = 0xFFFFFFFF - (64 << 10)
+#: X.509's upper bound on a common name (ub-common-name).
+CN_MAX = 64
 
 
 # ---- a minimal DER encoder ----
@@ -64,11 +69,13 @@ def _alg(oid: str) -> bytes:
     return _seq(_oid(oid), b"\x05\x00")
 
 
-def authenticode_digest(pe: PeImage) -> bytes:
-    """SHA-256 over the image minus the checksum, the certificate-table entry and any certificate table."""
-    data = pe.data
+def authenticode_digest(pe: PeImage, algorithm: str = "sha256") -> bytes:
+    """The Authenticode hash (`algorithm`, a hashlib name): the image minus the checksum, the certificate-table
+    entry and the certificate table itself."""
+    data = memoryview(pe.data)  # no copies of a large (mapped) image's sections
     cksum, certdir = pe.opt + 64, pe.opt + 112 + 4 * 8
-    h = hashlib.sha256()
+    table, table_size = pe.directory(DIR_SECURITY)
+    h = hashlib.new(algorithm)
     h.update(data[:cksum])
     h.update(data[cksum + 4:certdir])
     h.update(data[certdir + 8:pe.size_of_headers])
@@ -76,7 +83,11 @@ def authenticode_digest(pe: PeImage) -> bytes:
     for s in sorted((s for s in pe.sections() if s.raw_size), key=lambda s: s.raw_offset):
         h.update(data[s.raw_offset:s.raw_offset + s.raw_size])
         end = max(end, s.raw_offset + s.raw_size)
-    h.update(data[end:])  # trailing data (none for our images; the table itself is never present here)
+    if table_size and table >= end:  # trailing data up to the table, and any after it
+        h.update(data[end:table])
+        h.update(data[table + table_size:])
+    else:
+        h.update(data[end:])
     return h.digest()
 
 
@@ -105,6 +116,9 @@ def sign(image: bytes, name: str, key_pem: bytes, cert_pem: bytes) -> bytes:
                              "firmware could never verify)")
     # What inspect refuses is refused here too: a malformed image signed would still not boot.
     PeImage(image, name).check_sections()
+    if len(image) > SIGN_MAX:
+        raise CloudBootError(f"{name}: {len(image)} bytes: too large to sign (the signature must start below 4 GiB, "
+                             "where a PE32+ image's 32-bit offsets reach)")
     padded = image + bytes(-len(image) % 8)  # the certificate table starts 8-byte aligned
     pe = PeImage(padded, name)
     if pe.signature_size():
@@ -160,10 +174,14 @@ def _strip_tl(der: bytes) -> bytes:
     return der[2:] if n < 0x80 else der[2 + (n & 0x7F):]
 
 
-def signatures(pe: PeImage) -> list[dict]:
+def signatures(pe: PeImage, verify: bool = False) -> list[dict]:
     """The Authenticode certificate table's entries: type and the certificates each PKCS#7 blob carries
-    (subject, issuer, serial), as `sbverify --list` shows them. Malformed tables are a CloudBootError."""
+    (subject, issuer, serial), as `sbverify --list` shows them; with `verify`, also whether each signature matches
+    the image ("matches": True, False or None when it cannot be told, and "check": the verdict in words, see
+    authenticode_verify). Malformed tables are a CloudBootError."""
     from cryptography.hazmat.primitives.serialization import pkcs7
+
+    from cloudboot.image.authenticode_verify import check_entry
 
     offset, size = pe.directory(4)  # for this directory the address is a file offset
     if not size:
@@ -177,15 +195,20 @@ def signatures(pe: PeImage) -> list[dict]:
         if length < 8 or pos + length > end:
             raise CloudBootError(f"{pe.name}: certificate entry at {pos:#x} has a bad length {length}")
         entry = {"revision": revision, "type": kind, "certificates": []}
+        if verify:
+            entry["matches"], entry["check"] = None, f"not verified: type {kind:#06x} is not a PKCS#7 signature"
         if kind == 0x0002:  # WIN_CERT_TYPE_PKCS_SIGNED_DATA
             try:
-                certs = pkcs7.load_der_pkcs7_certificates(_der_prefix(bytes(pe.data[pos + 8:pos + length])))
+                blob = _der_prefix(bytes(pe.data[pos + 8:pos + length]))
+                certs = pkcs7.load_der_pkcs7_certificates(blob)
             except ValueError as exc:
                 raise CloudBootError(f"{pe.name}: certificate entry at {pos:#x} is not PKCS#7: {exc}") \
                     from None
             entry["certificates"] = [{"subject": c.subject.rfc4514_string(),
                                       "issuer": c.issuer.rfc4514_string(),
                                       "serial": f"{c.serial_number:x}"} for c in certs]
+            if verify:
+                entry["matches"], entry["check"] = check_entry(pe, blob, certs)
         out.append(entry)
         pos += (length + 7) // 8 * 8
     return out
@@ -203,6 +226,9 @@ def self_signed(common_name: str, directory: Path, force: bool = False) -> tuple
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
 
+    if not 1 <= len(common_name) <= CN_MAX:
+        raise CloudBootError(f"--cn: a certificate's common name holds 1 to {CN_MAX} characters; this one has "
+                             f"{len(common_name)}")
     if not directory.is_dir():
         raise CloudBootError(f"{directory}: not a directory")
     key_path, cert_path = directory / "db.key", directory / "db.crt"

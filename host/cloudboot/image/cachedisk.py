@@ -107,7 +107,10 @@ def make(path: Path, size_mib: int = DEFAULT_MIB, force: bool = False, fmt: str 
     if not path.parent.is_dir():
         raise CloudBootError(f"{path}: the directory {path.parent} does not exist")
     mkfs, mmd = which("mkfs.fat", "making the cache disk's FAT32"), which("mmd", "making the cache disk's \\EFI\\Linux")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise CloudBootError(f"{path}: cannot write into {path.parent}: {exc.strerror or exc}") from None
     try:
         head, tail = gpt.gpt_regions(geo.total, [gpt.Partition(gpt.ESP_TYPE, geo.esp_first, geo.esp_last,
                                                                CACHE_NAME)], os.urandom(32))

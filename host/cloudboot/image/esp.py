@@ -28,6 +28,10 @@ FAT32_FROM = 512 * MIB
 MAX_SIZE = 32 * 1024 * MIB
 #: Characters a FAT long file name may not contain (besides control characters).
 _BAD_CHARS = re.compile(r'[\x00-\x1f"*:<>?|\\]')
+#: Characters a FAT volume label (an 8.3 short name's characters, as mkfs.fat checks them) may not contain.
+_BAD_LABEL_CHARS = re.compile(r'[\x00-\x1f\x7f"*+,./:;<=>?\[\\\]|]')
+#: A FAT volume label's size: the boot sector's and the root directory entry's 11 bytes.
+LABEL_MAX = 11
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,29 @@ def fat_info(image: bytes, name: str = "ESP") -> FatInfo:
     label_at = 71 if kind == 32 else 43
     label = image[label_at:label_at + 11].decode("ascii", "replace").rstrip()
     return FatInfo(kind, clusters, spc * bps, total, bps, label)
+
+
+def _set_root_label(path: Path, label: str) -> None:
+    """Give the root directory's volume-label entry the whole label: pyfatfs makes it an 8.3 file name (spaces
+    dropped, 8 characters), and Linux, fatlabel and fsck.fat read that entry before the boot sector's copy."""
+    with open(path, "r+b") as f:
+        boot = f.read(512)
+        info = fat_info(boot)
+        rsvd, nfats = struct.unpack_from("<HB", boot, 14)
+        fat_sectors = struct.unpack_from("<H", boot, 22)[0] or struct.unpack_from("<I", boot, 36)[0]
+        root = (rsvd + nfats * fat_sectors) * info.sector_size
+        if info.fat_type == 32:  # the root directory is a cluster chain; the label entry is in its first cluster
+            root += (struct.unpack_from("<I", boot, 44)[0] - 2) * info.cluster_size
+        f.seek(root)
+        entries = f.read(info.cluster_size)
+        for at in range(0, len(entries), 32):
+            if entries[at] == 0:
+                break
+            if entries[at + 11] == 0x08 and entries[at] != 0xE5:  # ATTR_VOLUME_ID alone: the label entry
+                f.seek(root + at)
+                f.write(label.ljust(LABEL_MAX).encode("ascii"))
+                return
+    raise CloudBootError(f"{path}: pyfatfs wrote no volume label entry")
 
 
 def esp_size(payload_bytes: int) -> int:
@@ -108,11 +135,31 @@ def check_paths(files: dict[str, bytes]) -> dict[str, bytes]:
     return out
 
 
+def fat_label(label: str) -> str:
+    """`label` as a FAT volume label stores it (upper case), or a CloudBootError saying which rule it breaks: 1 to
+    11 ASCII characters, not starting with a space, none of the characters short names may not hold."""
+    if not label:
+        raise CloudBootError(f"--label '': a FAT volume label holds 1 to {LABEL_MAX} characters; this one is empty")
+    wide = next((c for c in label if not c.isascii()), None)
+    if wide:
+        raise CloudBootError(f"--label {label!r}: a FAT volume label holds ASCII characters only ({wide!r} is not)")
+    if len(label) > LABEL_MAX:
+        raise CloudBootError(f"--label {label!r}: a FAT volume label holds at most {LABEL_MAX} characters; this one "
+                             f"has {len(label)}")
+    bad = _BAD_LABEL_CHARS.search(label)
+    if bad:
+        raise CloudBootError(f"--label {label!r}: a FAT volume label cannot hold {bad.group()!r} (nor control "
+                             "characters or any of \" * + , . / : ; < = > ? [ \\ ] |)")
+    if label.startswith(" "):
+        raise CloudBootError(f"--label {label!r}: a FAT volume label cannot start with a space")
+    return label.upper()
+
+
 def build_esp(files: dict[str, bytes], size: int | None = None, label: str = "ESP") -> bytes:
     """A FAT image holding `files` (destination path -> bytes), e.g. {'EFI/BOOT/BOOTX64.EFI': b'MZ...'}.
 
     `size` defaults to `esp_size` of the payload. Too small a size is a CloudBootError saying how much is
-    needed; so are paths FAT cannot hold."""
+    needed; so are paths FAT cannot hold and a label it cannot hold (fat_label)."""
     with warnings.catch_warnings():  # pyfatfs's `fs` dependency imports the deprecated pkg_resources
         warnings.simplefilter("ignore")
         from pyfatfs._exceptions import PyFATException
@@ -126,7 +173,7 @@ def build_esp(files: dict[str, bytes], size: int | None = None, label: str = "ES
         raise CloudBootError(f"ESP size {size} bytes: must be a multiple of 512 between "
                              f"{MIN_SIZE // MIB} MiB and {MAX_SIZE // MIB} MiB")
     fat_type = fat_type_for(size)
-    label = label.upper()[:11]
+    label = fat_label(label)
     # A volume id derived from the content keeps the image reproducible.
     digest = hashlib.sha256(b"".join(k.encode() + b"\0" + v for k, v in sorted(files.items()))).digest()
     volume_id = struct.unpack("<I", digest[:4])[0] or 1
@@ -140,6 +187,7 @@ def build_esp(files: dict[str, bytes], size: int | None = None, label: str = "ES
             pf.mkfs(str(tmp), PyFat.FAT_TYPE_FAT32 if fat_type == 32 else PyFat.FAT_TYPE_FAT16, size=size,
                     label=label, volume_id=volume_id)
             pf.close()
+            _set_root_label(tmp, label)
             with open(tmp, "rb") as f:
                 info = fat_info(f.read(512))
             dirs = {"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import secrets
 import stat
@@ -22,7 +23,8 @@ from typing import BinaryIO
 
 from cloudboot.errors import CloudBootError
 
-#: Inputs read into memory whole are refused above this (give a smaller file; `inspect` maps its file instead).
+#: Inputs read into memory whole are refused above this (give a smaller file; `inspect` maps its file instead:
+#: map_input).
 READ_MAX = 4 << 30
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
           (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
@@ -63,6 +65,20 @@ def read_input(path: Path | str, what: str, max_size: int = READ_MAX) -> bytes:
     if len(data) > max_size:
         raise CloudBootError(f"{what} {path}: more than the {max_size} bytes this input may have")
     return data
+
+
+def map_input(path: Path | str, what: str) -> mmap.mmap | bytes:
+    """The regular file `path` mapped read-only (b"" when empty): what `inspect` reads, so a 4 GiB file costs
+    address space, not memory; a CloudBootError as read_input's otherwise."""
+    fd = open_input(path, what)
+    try:
+        if os.fstat(fd).st_size == 0:
+            return b""
+        return mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+    except OSError as exc:
+        raise CloudBootError(f"{what} {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def refusal(out: Path, mode: int) -> str:

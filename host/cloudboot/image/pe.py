@@ -9,6 +9,7 @@ checksum differs: ukify leaves it 0, we compute it.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ SCN_DATA_READ = SCN_CNT_INITIALIZED_DATA | SCN_MEM_READ
 SCN_CODE_READ = SCN_CNT_CODE | SCN_MEM_READ
 DLL_NX_COMPAT = 0x0100
 DIR_SECURITY = 4
+#: The PE format's largest FileAlignment (64 KiB); a larger one would pad every appended section to it.
+FILE_ALIGNMENT_MAX = 0x10000
 SUBSYSTEMS = {10: "EFI application", 11: "EFI boot service driver", 12: "EFI runtime driver"}
 
 
@@ -44,11 +47,11 @@ def _opt_field(offset: int, fmt: str, doc: str) -> property:
 
 
 class PeImage:
-    """A PE32+ file in memory with its header offsets parsed and checked; every malformation is a
-    CloudBootError naming the file."""
+    """A PE32+ file in memory (or mapped: a read-only mmap is used as it is, not copied) with its header offsets
+    parsed and checked; every malformation is a CloudBootError naming the file."""
 
-    def __init__(self, data: bytes, name: str) -> None:
-        self.data, self.name = bytearray(data), name
+    def __init__(self, data: bytes | bytearray | mmap.mmap, name: str) -> None:
+        self.data, self.name = (data if isinstance(data, mmap.mmap) else bytearray(data)), name
         if data[:2] != b"MZ":
             raise CloudBootError(f"{name}: not a PE32+ image: no MZ header at offset 0")
         if len(data) < 0x40:
@@ -71,6 +74,7 @@ class PeImage:
             raise CloudBootError(f"{name}: section table runs past the end of the file")
 
     # ---- header fields (offsets into the optional header) ----
+    entry_point = _opt_field(16, "<I", "OptionalHeader.AddressOfEntryPoint (an RVA).")
     section_alignment = _opt_field(32, "<I", "OptionalHeader.SectionAlignment.")
     file_alignment = _opt_field(36, "<I", "OptionalHeader.FileAlignment.")
     size_of_image = _opt_field(56, "<I", "OptionalHeader.SizeOfImage.")
@@ -126,7 +130,11 @@ class PeImage:
     def section_data(self, s: SectionInfo) -> bytes:
         """The bytes the loader maps for `s` (VirtualSize bytes, at most SizeOfRawData of them from the
         file)."""
-        return bytes(self.data[s.raw_offset:s.raw_offset + min(s.raw_size, s.vsize)])
+        return bytes(self.section_view(s))
+
+    def section_view(self, s: SectionInfo) -> memoryview:
+        """section_data without the copy (for hashing a large section of a mapped file)."""
+        return memoryview(self.data)[s.raw_offset:s.raw_offset + min(s.raw_size, s.vsize)]
 
     def check_sections(self) -> None:
         """SizeOfHeaders covers the section table and lies inside the file, and every section's raw data lies
@@ -146,10 +154,10 @@ class PeImage:
         """ukify's preparation of a stub: drop a trailing COFF symbol table, realign raw data, pad
         SizeOfHeaders."""
         out = bytearray(self.data)
-        fa = self.file_alignment
-        if fa == 0 or fa & (fa - 1) or self.section_alignment == 0:
-            raise CloudBootError(f"{self.name}: invalid alignment "
-                                 f"(file {fa:#x}, section {self.section_alignment:#x})")
+        fa, sa = self.file_alignment, self.section_alignment
+        if not (_power_of_two(fa) and fa <= FILE_ALIGNMENT_MAX and _power_of_two(sa)):
+            raise CloudBootError(f"{self.name}: invalid alignment (file {fa:#x}, section {sa:#x}; each must be a power "
+                                 f"of two, the file alignment at most {FILE_ALIGNMENT_MAX:#x})")
         symtab, nsyms = struct.unpack_from("<II", out, self.pe + 12)
         if symtab:
             size = 18 * nsyms
@@ -216,6 +224,10 @@ class PeImage:
         for i, (sec_name, payload) in enumerate(appended):
             out += bytes(_align(len(out), fa) - len(out))
             raw_size = _align(len(payload), fa)
+            if _align(vaddr + len(payload), sa) > 0xFFFFFFFF or len(out) + raw_size > 0xFFFFFFFF:
+                raise CloudBootError(f"{self.name}: no room below 4 GiB for section {sec_name} ({len(payload)} bytes "
+                                     f"at {vaddr:#x} in memory, {len(out):#x} in the file, SectionAlignment {sa:#x}): "
+                                     "a PE32+ image's sizes and addresses are 32-bit")
             flags = SCN_CODE_READ if sec_name == ".linux" else SCN_DATA_READ
             header = struct.pack("<8sIIIIIIHHI", sec_name.encode(), len(payload), vaddr, raw_size, len(out),
                                  0, 0, 0, 0, flags)
@@ -223,8 +235,7 @@ class PeImage:
             out[pos:pos + 40] = header
             out += payload + bytes(raw_size - len(payload))
             init_data += len(payload)
-            end = vaddr + len(payload)
-            vaddr = _align(end, sa)
+            vaddr = _align(vaddr + len(payload), sa)
         if appended:
             struct.pack_into("<H", out, base.pe + 6, base.nsections + len(appended))
             struct.pack_into("<I", out, base.opt + 8, init_data & 0xFFFFFFFF)
@@ -254,6 +265,10 @@ def pe_checksum(data: bytes | bytearray, checksum_offset: int) -> int:
     if folded == 0 and any(buf):
         folded = 0xFFFF  # a nonzero sum that folds to a multiple of 0xFFFF ends as 0xFFFF, not 0
     return (folded + len(data)) & 0xFFFFFFFF
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and not n & (n - 1)
 
 
 def _align(n: int, a: int) -> int:

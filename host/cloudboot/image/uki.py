@@ -65,12 +65,25 @@ def join_initrds(initrds: list[bytes]) -> bytes:
     return b"".join(d + bytes(-len(d) % 4) for d in initrds)
 
 
+def check_stub_code(stub: PeImage) -> None:
+    """A CloudBootError naming the stub unless it has sections and its entry point lies in one of them: a UKI
+    whose stub has no code for the firmware to run would be built, and signed, and never start."""
+    sections = stub.sections()
+    if not sections:
+        raise CloudBootError(f"{stub.name}: the stub has no sections (no code for the firmware to run); give an EFI "
+                             "stub, e.g. build/firmware/BOOTX64.EFI")
+    if not any(s.vaddr <= stub.entry_point < s.vaddr + max(s.vsize, s.raw_size) for s in sections):
+        raise CloudBootError(f"{stub.name}: the stub's entry point {stub.entry_point:#x} lies in none of its "
+                             f"sections ({', '.join(s.name for s in sections)}): no code for the firmware to run")
+
+
 def build_uki(stub_data: bytes, stub_name: str, parts: UkiParts) -> tuple[bytes, list[str]]:
     """The UKI image and the names of the sections it gained, in order (ukify's order: .osrel .cmdline .dtb
     .uname .linux .initrd, the extra sections, then .sbat)."""
     stub = PeImage(stub_data, stub_name)
     if stub.subsystem not in (10, 11, 12):
         raise CloudBootError(f"{stub_name}: subsystem {stub.subsystem} is not an EFI application")
+    check_stub_code(stub)
     pes = [stub]
     clear = 0
     kernel = None

@@ -39,8 +39,24 @@ def method_for(path: Path) -> str:
                          ".cpio.gz or .cpio (or pass --compression)")
 
 
+#: The --level each method takes: zstd's without --ultra (see ZSTD_LEVEL), gzip's; xz uses its fixed filters.
+LEVELS = {"zstd": (1, 19), "gzip": (1, 9)}
+
+
+def check_level(method: str, level: int | None) -> None:
+    """A CloudBootError unless `level` (None: the method's default) is one `method` takes."""
+    if level is None:
+        return
+    if method not in LEVELS:
+        raise CloudBootError(f"--level {level}: {method} takes no level (--level is for zstd or gzip)")
+    low, high = LEVELS[method]
+    if not low <= level <= high:
+        raise CloudBootError(f"--level {level}: {method} levels go from {low} to {high}")
+
+
 def compress_file(src: Path, dest: Path, method: str, level: int | None = None) -> None:
     """Write `src` compressed with `method` to `dest` (replaced atomically by the caller's rename)."""
+    check_level(method, level)
     if method == "zstd":
         zstd = which("zstd", "zstd-compressed initramfs images")
         run([zstd, "-q", "-f", f"-{level or ZSTD_LEVEL}", "-T0", "--check", src, "-o", dest], quiet=True)

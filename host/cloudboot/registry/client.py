@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cloudboot.cliopts import positive
+from cloudboot.cliopts import positive, utf8_bytes
 from cloudboot.errors import CloudBootError
 from oci.client import Client
 from oci.ref import Reference, parse
@@ -18,6 +18,7 @@ from oci.transport_cpython import Transport
 
 DEADLINE = 600.0  # seconds for one request, a layer's whole download included (4 GiB at 7 MB/s)
 IDLE = 60.0  # seconds a connection may stay silent
+TIMEOUT_MAX = 7 * 86400  # the largest --timeout: a week (far larger values overflow the timers' time_t)
 
 
 def docker_config_credentials(registry: str, config: Path | None = None) -> tuple[str, str] | None:
@@ -51,6 +52,9 @@ def credentials_for(username: str | None, password: str | None) -> Callable[[str
     """Flags first, then REGISTRY_USERNAME/REGISTRY_PASSWORD, then the docker config file."""
     username = username or os.environ.get("REGISTRY_USERNAME")
     password = password if password is not None else os.environ.get("REGISTRY_PASSWORD")
+    for what, value in (("the registry user name", username), ("the registry password", password)):
+        if value:
+            utf8_bytes(value, what)  # a non-UTF-8 byte would fail in the Basic header, mid-request
 
     def lookup(registry: str) -> tuple[str, str] | None:
         if username:
@@ -69,7 +73,7 @@ def add_registry_options(p) -> None:
     g.add_argument("--plain-http", action="store_true", help="talk plain HTTP (default only for 127.0.0.1/localhost)")
     g.add_argument("--insecure", action="store_true", help="TLS without certificate verification")
     g.add_argument("--ca-file", help="extra CA bundle (PEM) for the registry's certificate")
-    g.add_argument("--timeout", type=positive(float), default=DEADLINE,
+    g.add_argument("--timeout", type=positive(float, TIMEOUT_MAX), default=DEADLINE,
                    help=f"seconds for each whole request, connect to last byte (default {DEADLINE:g}); a connection "
                         f"silent for {IDLE:g} s is given up sooner")
 

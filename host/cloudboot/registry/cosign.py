@@ -132,9 +132,10 @@ def _pem_blocks(text: str) -> list[tuple[str, bytes]]:
 
 
 def _password(password: str | bytes | None) -> bytes:
+    """The password's bytes as they were given (a non-UTF-8 byte from the environment included)."""
     if password is None:
-        password = os.environ.get("COSIGN_PASSWORD", "")
-    return password.encode() if isinstance(password, str) else password
+        return os.environb.get(b"COSIGN_PASSWORD", b"")
+    return password.encode("utf-8", "surrogateescape") if isinstance(password, str) else password
 
 
 def load_private_key(path: Path, password: str | bytes | None = None):

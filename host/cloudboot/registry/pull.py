@@ -11,6 +11,7 @@ with `force` (and never when it is not a regular file). A failed pull leaves the
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import stat
@@ -18,6 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import arches
 import oci
 from cloudboot.errors import CloudBootError
 from cloudboot.image.output import refusal
@@ -45,22 +47,77 @@ def layer_names(manifest: dict, where: str) -> list[str]:
     return names
 
 
+#: The largest image config `pull --platform` reads to see the platform of a manifest that is not an index.
+CONFIG_MAX = 4 << 20
+
+
+def check_platform(client: Client, ref: Reference, manifest: dict, os_: str, arch: str,
+                   log: Callable[[str], None] | None = None) -> None:
+    """A manifest that `ref` names directly (not through an index) must be for `os_`/`arch`, as its config's `os`
+    and `architecture` say (a CloudBootError naming both platforms otherwise); a config that names no platform
+    (not JSON, or without those fields) is taken as it is, with a note through `log`."""
+    config = manifest.get("config")
+    if not isinstance(config, dict) or not str(config.get("mediaType", "")).endswith("json"):
+        found = None
+    elif config["size"] > CONFIG_MAX:
+        raise CloudBootError(f"{ref}: its config is {config['size']} bytes, more than the {CONFIG_MAX} read to "
+                             "see its platform")
+    else:
+        raw = client.fetch_blob_bytes(ref, config["digest"], size=config["size"], max_size=CONFIG_MAX)
+        try:
+            doc = json.loads(raw)
+        except (ValueError, RecursionError):
+            doc = None
+        found = doc if isinstance(doc, dict) and isinstance(doc.get("os"), str) \
+            and isinstance(doc.get("architecture"), str) else None
+    if found is None:
+        if log:
+            log(f"{ref}: one manifest (not an index) whose config names no platform; taking it for {os_}/{arch}")
+        return
+    have = f"{found['os']}/{arches.go_name(found['architecture'])}"
+    if have != f"{os_}/{arch}":
+        raise CloudBootError(f"{ref}: no manifest for {os_}/{arch} (--platform): it names one manifest, not an "
+                             f"index, and that is for {have}")
+
+
 def _existing(out: Path) -> bool:
-    """True when `out` is a directory (or a link to one) to pull into; False when it does not exist (its parents
-    are created); a CloudBootError when it is something else."""
+    """True when `out` is a directory (or a link to one) to pull into; False when it does not exist; a
+    CloudBootError when it is something else."""
     try:
         mode = os.stat(out).st_mode
     except FileNotFoundError:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CloudBootError(f"{out}: cannot create its directory {out.parent}: {exc.strerror or exc}") from None
         return False
     except OSError as exc:
         raise CloudBootError(f"{out}: {exc.strerror or exc}") from None
     if not stat.S_ISDIR(mode):
         raise CloudBootError(f"{out}: is not a directory (pull writes the artifact's layers into a directory)")
     return True
+
+
+def _make_parents(out: Path) -> list[Path]:
+    """Create the missing directories above `out`; returns them, outermost first (a failed pull removes them)."""
+    missing = [d for d in [out.parent, *out.parent.parents] if not d.is_dir()][::-1]
+    made: list[Path] = []
+    for d in missing:
+        try:
+            d.mkdir()
+        except FileExistsError:
+            if d.is_dir():
+                continue
+            _remove_dirs(made)
+            raise CloudBootError(f"{out}: {d} is not a directory") from None
+        except OSError as exc:
+            _remove_dirs(made)
+            raise CloudBootError(f"{out}: cannot create its directory {d}: {exc.strerror or exc}") from None
+        made.append(d)
+    return made
+
+
+def _remove_dirs(made: list[Path]) -> None:
+    """Remove the directories `_make_parents` made (innermost first), each only while it is empty."""
+    for d in reversed(made):
+        with contextlib.suppress(OSError):
+            d.rmdir()
 
 
 def _check_free(out: Path, names: list[str], force: bool) -> None:
@@ -111,21 +168,28 @@ def _place(stage: Path, out: Path, names: list[str], existed: bool, force: bool)
         os.rename(stage / name, out / name)
 
 
-def pull_layers(client: Client, ref: Reference, platform: str, out: Path, *, verifier=None, policy: str = "off",
-                max_size: int = 4 << 30, force: bool = False, log: Callable[[str], None] | None = None) -> dict:
-    """Resolve `platform`'s manifest, check its signature, and write every layer under `out` as the module
-    docstring says; returns {ref (pinned), signed_digest, verified, dir, files (the names written, in layer
-    order)}."""
-    os_, arch, _ = parse_platform(platform)
+def pull_layers(client: Client, ref: Reference, platform: str | None, out: Path, *, verifier=None,
+                policy: str = "off", max_size: int = 4 << 30, force: bool = False,
+                log: Callable[[str], None] | None = None) -> dict:
+    """Resolve `platform`'s manifest (linux/amd64 from an index when None), check its signature, and write every
+    layer under `out` as the module docstring says; returns {ref (pinned), signed_digest, verified, dir, files
+    (the names written, in layer order)}. A `platform` given is also checked against a manifest `ref` names
+    directly (check_platform)."""
+    os_, arch, _ = parse_platform(platform or "linux/amd64")
     manifest, pinned, top, verified = resolve_verified(client, ref, os_, arch, verifier, policy, log=log)
+    if platform and pinned.digest == top:
+        check_platform(client, ref, manifest, os_, arch, log)
     names = layer_names(manifest, str(pinned))
     existed = _existing(out)
     if existed:
         _check_free(out, names, force)
+    made = [] if existed else _make_parents(out)
     try:
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name[:100]}.pull-", dir=out if existed else out.parent))
     except OSError as exc:
+        _remove_dirs(made)
         raise CloudBootError(f"{out}: cannot write there: {exc.strerror or exc}") from None
+    placed = False
     try:
         for layer, name in zip(manifest["layers"], names, strict=True):
             try:
@@ -136,6 +200,9 @@ def pull_layers(client: Client, ref: Reference, platform: str, out: Path, *, ver
             _place(stage, out, names, existed, force)
         except OSError as exc:
             raise CloudBootError(f"{out}: cannot move the pulled layers into place: {exc.strerror or exc}") from None
+        placed = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if not placed:
+            _remove_dirs(made)
     return {"ref": str(pinned), "signed_digest": top, "verified": verified, "dir": str(out), "files": names}
