@@ -1,8 +1,8 @@
 """Hostile plans through `cloud-boot plan`: bombs (strings, lists and replacements that double, values compared
 element by element, chains of locals, nesting) stop at a plan limit with one line, and `plan check` of each stays
 under 256 MiB of address space (RLIMIT_AS on the process, not a timing); numbers, NaN, nesting and references
-that used to crash or pass; plan check linear in the number of targets (counted operations); plan strings
-escaped before the terminal."""
+that used to crash or pass; the HCL reader and plan check linear in the number of targets (counted operations;
+bench/bench_plan.py times them); plan strings escaped before the terminal."""
 
 from __future__ import annotations
 
@@ -159,6 +159,35 @@ def _work(n: int) -> int:
 def test_plan_check_is_linear_in_the_number_of_targets() -> None:
     small, large = _work(2000), _work(8000)
     assert large < 4.5 * small, (small, large)
+
+
+def _parse_work(n: int) -> int:
+    """Python-level calls made by hcl.parse of an n-target plan (plain labels and strings, expressions, templates,
+    comments, a one-line block): the reader must not rescan what it has read."""
+    from bootplan import hcl
+
+    text = "# many targets\nlocals {\n  q = \"quiet\"\n}\n" + "".join(
+        f'target "t{i}" {{\n  kernel = "r/k:{i}"  # a comment\n  cmdline = ["${{local.q}} {i}", local.q]\n'
+        f'  label = "n${{"i"}}"\n  disk {{ fs = "ext4" }}\n}}\n' for i in range(n))
+    calls = 0
+
+    def count(frame, event, arg):
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        parsed = hcl.parse(text)
+    finally:
+        sys.setprofile(None)
+    assert len(parsed["blocks"]) == n + 1
+    return calls
+
+
+def test_hcl_reading_is_linear_in_the_number_of_targets() -> None:
+    small, large = _parse_work(2000), _parse_work(8000)
+    assert large < 4.2 * small, (small, large)
 
 
 def test_check_evaluates_a_target_that_depends_on_nothing_once() -> None:

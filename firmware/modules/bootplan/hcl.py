@@ -145,6 +145,11 @@ class _Reader:
     def label(self, target):
         c = self.char()
         if c == '"':
+            j = self.s.find('"', self.i + 1)
+            plain = self.s[self.i + 1:j] if j > 0 else "\n"
+            if "\n" not in plain and "\\" not in plain and "${" not in plain and "%{" not in plain:
+                self.i = j + 1  # the commonest label, read without the template parser
+                return plain
             p = _Parser(self.s, lines=True)
             p.i = self.i + 1
             start, line = self.i, self.line

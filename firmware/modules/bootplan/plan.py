@@ -677,7 +677,9 @@ class Plan:
         names = []
         for i in range(len(self.targets)):
             t = self.targets[i]
-            a = self._in_target(t, t.arch_filter, sc)
+            a = t.fixed_arch
+            if a is None:  # an arch that needs evaluating (most targets have a literal one, or none)
+                a = self._in_target(t, t.arch_filter, sc)
             if a and a not in ARCHES:
                 raise PlanError("arch %s is not one of %s" % (quote(a), ", ".join(ARCHES)), file=self.file,
                                 line=t.attrs["arch"].line, target=t.name)

@@ -37,6 +37,16 @@ def _short(what, got, want):
     return Corrupt("ZFS %s block decodes to %d bytes, want %d" % (what, got, want), "ZFS " + what)
 
 
+def _copy_match(out, start, mlen):
+    """Append mlen bytes copied from out[start:] one by one as LZ decoders do (a match may overlap what it
+    writes: a run of one byte is offset 1), in slices that double: a long run costs a few copies, not one per
+    byte or per `offset` bytes (that made listing a 10,000-entry lz4 directory take seconds)."""
+    while mlen > 0:
+        piece = out[start:start + min(len(out) - start, mlen)]
+        out += piece
+        mlen -= len(piece)
+
+
 def lzjb(src, lsize):
     """LZJB: a copy map byte per 8 items; an item is a literal byte or a 2-byte (length, offset) match."""
     out = bytearray()
@@ -62,8 +72,7 @@ def lzjb(src, lsize):
             if offset >= mlen:
                 out += out[start:start + mlen]
             else:
-                for k in range(mlen):
-                    out.append(out[start + k])
+                _copy_match(out, start, mlen)
         else:
             if i >= n:
                 break
@@ -105,10 +114,7 @@ def lz4(src, lsize):
         if offset >= mlen:
             out += out[start:start + mlen]
         else:
-            while mlen > 0:
-                piece = out[start:start + min(offset, mlen)]
-                out += piece
-                mlen -= len(piece)
+            _copy_match(out, start, mlen)
     if len(out) != lsize:
         raise _short("lz4", len(out), lsize)
     return bytes(out)
