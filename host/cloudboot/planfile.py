@@ -30,21 +30,21 @@ def _no_constant(name: str) -> None:
 
 def read_plan(path: Path, limits: Limits | None = None) -> dict:
     """A plan file (HCL, or the parsed form as .json) -> its parsed form, schema checked (within `limits`)."""
-    parsed = _parse(path)
+    parsed = _parse(path, limits)
     bplan.Plan(parsed, str(path), limits)
     return parsed
 
 
 def load_plan(path: Path, limits: Limits | None = None) -> bplan.Plan:
     """A plan file -> its compiled Plan (the schema checked once, within `limits`)."""
-    return bplan.Plan(_parse(path), str(path), limits)
+    return bplan.Plan(_parse(path, limits), str(path), limits)
 
 
-def _parse(path: Path) -> dict:
-    """A plan file's parsed form, not yet checked."""
+def _parse(path: Path, limits: Limits | None = None) -> dict:
+    """A plan file's parsed form, not yet checked (HCL read within the `nodes` limit of `limits`)."""
     _, text = read_text(path)
     if path.suffix != ".json":
-        parsed = hcl.parse(text, str(path))
+        parsed = hcl.parse(text, str(path), limits)
     else:
         try:
             parsed = json.loads(text, parse_constant=_no_constant)

@@ -75,7 +75,7 @@ def test_a_limit_can_be_raised_and_is_shown(tmp_path: Path) -> None:
     refused(cli("plan", "check", str(path), "--limit", "value=-1"), "plan limit value must be a whole number")
     refused(cli("plan", "check", str(path), "--limit", "speed=1"), 'unknown plan limit "speed"')
     helptext = ok(cli("plan", "check", "--help"))
-    for name in ("value=", "memory=", "depth=", "targets=", "steps="):
+    for name in ("value=", "memory=", "depth=", "targets=", "steps=", "nodes="):
         assert name in helptext
 
 
@@ -106,10 +106,36 @@ CRASHES = {
 
 @pytest.mark.parametrize("case", sorted(CRASHES))
 def test_malformed_plans_are_one_line(case: str, tmp_path: Path) -> None:
+    """Deep nesting (blocks, expressions, JSON) among them: within 256 MiB too."""
     name, text, want = CRASHES[case]
     path = tmp_path / name
     path.write_text(text)
-    refused(cli("plan", "check", str(path), timeout=300), want)
+    refused(cli("plan", "check", str(path), limits={resource.RLIMIT_AS: MEMORY}, timeout=300), want)
+
+
+def _repeat(item: str, n: int) -> str:
+    return 'target "a" {\n  kernel = "r/k:1"\n  label = length([' + (item + ",") * n + ']) > 0 ? "a" : "b"\n}\n'
+
+
+def test_a_plan_that_repeats_a_construct_a_million_times_stops_at_the_nodes_limit(tmp_path: Path) -> None:
+    """Reading a plan takes memory in proportion to its nodes: a list of 1.2 million elements (2.4 MB of text, a
+    tree of hundreds of MB) stops at `nodes` on its line within 256 MiB; in the parsed JSON form too. Raised
+    past what memory allows, the run ends in the one out-of-memory line instead of a traceback."""
+    path = tmp_path / "repeat.hcl"
+    path.write_text(_repeat("1", 1_200_000))
+    refused(cli("plan", "check", str(path), limits={resource.RLIMIT_AS: MEMORY}, timeout=300),
+            f"{path}:3: target \"a\": over the plan limit nodes=1000000", "--limit nodes=N")
+    parsed = tmp_path / "repeat.json"
+    attrs = {"kernel": {"line": 2, "expr": '"r/k:1"'}, "label": {"line": 3, "expr": "[" + "1," * 1_200_000 + "]"}}
+    parsed.write_text(json.dumps({"format": bplan.FORMAT,
+                                  "blocks": [{"type": "target", "labels": ["a"], "line": 1, "attrs": attrs}]}))
+    refused(cli("plan", "check", str(parsed), limits={resource.RLIMIT_AS: MEMORY}, timeout=300),
+            f"{parsed}:3: target \"a\": over the plan limit nodes=1000000")
+    objects = tmp_path / "objects.hcl"
+    objects.write_text(_repeat("{a = 1}", 600_000))
+    line = refused(cli("plan", "check", str(objects), "--limit", "nodes=100M", limits={resource.RLIMIT_AS: MEMORY},
+                       timeout=300), "out of memory", "--limit")
+    assert "internal error" not in line
 
 
 def test_plan_strings_are_escaped_on_the_terminal(tmp_path: Path) -> None:
