@@ -35,7 +35,7 @@ from oci.client import check_descriptor, check_manifest, is_index, layers_of, pa
 from oci.errors import OciError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-LIMITS = Limits(value=64 << 10, memory=1 << 20, depth=64, targets=1000, steps=200_000)
+LIMITS = Limits(value=64 << 10, memory=1 << 20, depth=64, targets=1000, steps=200_000, nodes=4000)
 PEAK_BYTES = 32 << 20  # traced peak of one run: parsing a seed takes well under 1 MiB, the limits allow 1 MiB
 ARCHES = [a.go for a in arches.ARCHES]
 
@@ -131,7 +131,7 @@ def run_plan(seed: int, edits, as_json: bool) -> None:
                 except (ValueError, RecursionError):
                     return  # not JSON: planfile's one line; the plan code never sees it
             else:
-                parsed = hcl.parse(mutate(text, PLAN_TOKENS, edits), "fuzz.hcl")
+                parsed = hcl.parse(mutate(text, PLAN_TOKENS, edits), "fuzz.hcl", LIMITS)
             exercise_plan(parsed)
 
     traced(run)
