@@ -178,12 +178,24 @@ def _xfs_names(image: Path, directory: bytes) -> set[bytes]:
     return names - {b".", b".."}
 
 
+def _zdb_paths(image: Path, pool: str, work: Path) -> set[bytes]:
+    """The paths (raw bytes, without the leading /) zdb -dddd gives the objects of the pool's root dataset."""
+    with zfsfuse.daemon(work):  # zfs-fuse's zdb asks its daemon
+        out = subprocess.run(["zdb", "-e", "-p", str(image.parent), "-dddd", pool], capture_output=True,
+                             check=True).stdout
+    return {line.split(b"\t")[-1][1:] for line in out.splitlines() if line.strip().startswith(b"path\t/")} - {b""}
+
+
 def names_fs(out: Path, trees: dict[str, Path], fstype: str) -> None:
     """The names tree on `fstype`, read back by the tool's own reader: debugfs rdump and btrfs restore copy the
-    files out (names, bytes, link targets compared); xfs_db lists each directory's names."""
+    files out (names, bytes, link targets compared); xfs_db lists each directory's names, zdb every object's
+    path (zfs-fuse copies the tree in through its FUSE mount)."""
     src = out.parent / (out.stem + ".tree")
     tree_names(src)
     want = _bytes_tree(os.fsencode(src))
+    work = out.parent / (out.stem + ".check")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
     if fstype == "xfs":
         _blank(out, 300 * MiB)
         top = os.fsencode(src)
@@ -192,34 +204,33 @@ def names_fs(out: Path, trees: dict[str, Path], fstype: str) -> None:
                  b" dir\xfe d--755 0 0", b"  f\x80 ---644 0 0 " + os.path.join(top, b"dir\xfe/f\x80"),
                  b"  up\xfd l--777 0 0 " + NAMES_LINK[1], b" $", b" plain ---644 0 0 " + os.path.join(top, b"plain"),
                  b"$", b""]
-        (out.parent / (out.stem + ".proto")).write_bytes(b"\n".join(proto))  # harness.xfsproto writes UTF-8 only
-        _sh("mkfs.xfs", "-q", "-f", "-p", out.parent / (out.stem + ".proto"), out)
-        (out.parent / (out.stem + ".proto")).unlink()
+        (work / "proto").write_bytes(b"\n".join(proto))  # harness.xfsproto writes UTF-8 only
+        _sh("mkfs.xfs", "-q", "-f", "-p", work / "proto", out)
         got = _xfs_names(out, b"/") | {b"dir\xfe/" + n for n in _xfs_names(out, b"/dir\xfe")}
-        checker, ok = version("xfs_db") + " ls", got == set(want)
+        made_by, checker, ok = version("mkfs.xfs"), version("xfs_db") + " ls", got == set(want)
+    elif fstype == "zfs":
+        _blank(out, 64 * MiB)
+        make_pool("cbzfsnames", [out], [("", src, {}, None)], work / "zfs")
+        got = _zdb_paths(out, "cbzfsnames", work)
+        made_by, checker, ok = f"zfs-fuse {_zfs_version()}", "zdb -dddd paths", got == set(want)
     else:
         _blank(out, (200 if fstype == "btrfs" else 16) * MiB)
-        work = out.parent / (out.stem + ".check")
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir()
         if fstype == "btrfs":
             _sh(*btrfs_tool("mkfs.btrfs"), "-q", "-f", "--rootdir", src, out, env=btrfs_env())
             _sh(*btrfs_tool("btrfs"), "restore", "-S", out, work, env=btrfs_env())
-            checker = f"btrfs restore ({version('btrfs')})"
+            made_by, checker = version("mkfs.btrfs"), f"btrfs restore ({version('btrfs')})"
         else:
             _sh("mkfs.ext4", "-q", "-F", "-d", src, out)
             _sh("debugfs", "-R", f"rdump / {work}", out)
-            checker = f"debugfs rdump ({version('debugfs')})"
+            made_by, checker = version("mke2fs"), f"debugfs rdump ({version('debugfs')})"
         got = _bytes_tree(os.fsencode(work))
-        shutil.rmtree(work)
         ok = got == want
+    shutil.rmtree(work)
     shutil.rmtree(src)
     if not ok:
         raise imagecheck.ImageCheckError(f"{out.name}: {checker} read back {sorted(got)}, want {sorted(want)}")
-    made_by = version("mkfs.xfs" if fstype == "xfs" else "mkfs.btrfs" if fstype == "btrfs" else "mke2fs")
     out.with_name(out.name + ".origin").write_text(f"made by: {made_by}\nchecked by: {checker}: {len(want)} "
                                                    "entries, names as bytes\n", encoding="utf-8")
-
 
 
 def manifest_lines(root: Path) -> list:
@@ -862,6 +873,7 @@ IMAGES = {
     "xfs-names.img": (names_fs, ("xfs",)),
     "ext4-names.img": (names_fs, ("ext4",)),
     "btrfs-names.img": (names_fs, ("btrfs",)),
+    "zfs-names.img": (names_fs, ("zfs",)),
     "btrfs.img": (btrfs, ("tree", 200 * MiB)),
     "btrfs-zlib.img": (btrfs, ("tree", 200 * MiB, "--compress", "zlib")),
     "btrfs-lzo.img": (btrfs, ("tree", 200 * MiB, "--compress", "lzo")),
@@ -982,7 +994,9 @@ def _key(name: str, versions: str) -> str:
     parts += [inspect.getsource(f) for f in TREES.values()]
     if fn is names_fs:
         parts += [inspect.getsource(tree_names), repr(NAMES), repr(NAMES_LINK), inspect.getsource(_bytes_tree),
-                  inspect.getsource(_xfs_names)]
+                  inspect.getsource(_xfs_names), inspect.getsource(_zdb_paths)]
+        if args == ("zfs",):
+            parts += [inspect.getsource(zfsfuse), _zfs_version()]
     if fn is openzfs_pool:
         from tests.portable import openzfs
 

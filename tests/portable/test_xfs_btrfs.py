@@ -55,7 +55,7 @@ def test_names_that_are_not_utf8_are_listed_and_reachable_on_every_filesystem():
     # tests/portable/images.py NAMES: bad\xff, caf\xc3\xa9\xe9 (UTF-8 then not), dir\xfe/{f\x80, up\xfd -> ../bad\xff}
     bad, mixed, d = _esc("bad", 0xFF), _esc("caf\u00e9", 0xE9), _esc("dir", 0xFE)
     inner, up = _esc("f", 0x80), _esc("up", 0xFD)
-    for name in ("ext4-names.img", "xfs-names.img", "btrfs-names.img"):
+    for name in ("ext4-names.img", "xfs-names.img", "btrfs-names.img", "zfs-names.img"):
         fs = fstree.fs(name)
         assert [n for n in fs.listdir("/") if n != "lost+found"] == sorted([bad, mixed, d, "plain"]), name
         assert fs.read("/" + bad) == b"bad\n" and fs.read("/" + mixed) == b"mixed\n", name

@@ -1,7 +1,7 @@
 """Names that are not UTF-8 through `cloud-boot fs` on every filesystem (images of tests/portable/images.py NAMES,
-made by mkfs.ext4 -d, mkfs.xfs -p and mkfs.btrfs --rootdir): listed with the byte escaped as `\\xff`, and reached
-by the same bytes given raw on the command line (btrfs refused to list such a directory and a traceback met
-such a path)."""
+made by mkfs.ext4 -d, mkfs.xfs -p, mkfs.btrfs --rootdir and zfs-fuse): listed with the byte escaped as `\\xff`,
+and reached by the same bytes given raw on the command line (btrfs refused to list such a directory and a
+traceback met such a path; ZFS replaced the bytes with U+FFFD, so such a name could not be reached)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from tests.unit.hostile import cli, ok, refused
 
 
-@pytest.mark.parametrize("fstype", ["ext4", "xfs", "btrfs"])
+@pytest.mark.parametrize("fstype", ["ext4", "xfs", "btrfs", "zfs"])
 def test_names_that_are_not_utf8_are_listed_escaped_and_reachable(fstype: str, testdata: str) -> None:
     image = str(Path(testdata) / f"{fstype}-names.img")
     listing = ok(cli("fs", "ls", "-l", image, "/"))
