@@ -7,6 +7,7 @@ bench/bench_plan.py times them); plan strings escaped before the terminal."""
 from __future__ import annotations
 
 import json
+import re
 import resource
 import sys
 from pathlib import Path
@@ -65,6 +66,7 @@ def test_bomb_plans_stop_at_a_limit_within_256_mib(name: str, tmp_path: Path) ->
     line = refused(cli("plan", "check", str(path), limits={resource.RLIMIT_AS: MEMORY}, timeout=300),
                    "over the plan limit ", "--limit")
     assert [x for x in limits if "over the plan limit " + x in line], line
+    assert re.search(re.escape(f"cloud-boot: error: {path}:") + r"\d+: ", line), line  # the plan line
 
 
 def test_a_limit_can_be_raised_and_is_shown(tmp_path: Path) -> None:
