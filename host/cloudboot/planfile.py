@@ -32,7 +32,7 @@ def _no_constant(name: str) -> None:
 
 
 @contextlib.contextmanager
-def _building() -> Iterator[None]:
+def building_tree() -> Iterator[None]:
     """Reading a plan builds a large tree without cycles, and CPython's cyclic collector passing over it again and
     again cost more than the reading (100,000 targets: 7 s to read, 3 s without it): paused while it is built,
     then the tree is kept out of later passes (gc.freeze)."""
@@ -48,7 +48,7 @@ def _building() -> Iterator[None]:
 
 def read_plan(path: Path, limits: Limits | None = None) -> dict:
     """A plan file (HCL, or the parsed form as .json) -> its parsed form, schema checked (within `limits`)."""
-    with _building():
+    with building_tree():
         parsed = _parse(path, limits)
         bplan.Plan(parsed, str(path), limits)
     return parsed
@@ -56,7 +56,7 @@ def read_plan(path: Path, limits: Limits | None = None) -> dict:
 
 def load_plan(path: Path, limits: Limits | None = None) -> bplan.Plan:
     """A plan file -> its compiled Plan (the schema checked once, within `limits`)."""
-    with _building():
+    with building_tree():
         return bplan.Plan(_parse(path, limits), str(path), limits)
 
 
