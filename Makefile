@@ -65,11 +65,12 @@ bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 # The mutation fuzzers, long: FUZZ_SECONDS per filesystem (ext4, XFS, btrfs, ZFS, LUKS1, LUKS2), per disk image (qcow2, UDIF
-# variants) and per parser of untrusted text (plan HCL, plan JSON, OCI manifests and indexes), default 600 each.
+# variants) and per parser of untrusted text (plan HCL, plan JSON, OCI manifests and indexes), default 600 each;
+# each prints how many examples it ran.
 FUZZ_SECONDS ?= 600
 fuzz: $(TESTS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/unit/test_fs_fuzz.py tests/unit/test_diskimage_fuzz.py \
-	  tests/unit/test_parser_fuzz.py -k "metadata or fuzz_parsers_plan or fuzz_parsers_oci" -p no:cacheprovider \
+	  tests/unit/test_parser_fuzz.py -k "metadata or fuzz_parsers_plan or fuzz_parsers_oci" -p no:cacheprovider -s \
 	  $(PYTEST_ARGS)
 
 # Path C soak (not in CI): SOAK_CYCLES of stage -> reboot -> target -> reset in one VM (about 40 s a cycle on x86_64).

@@ -84,10 +84,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = stdout
 
 
+#: MemoryError's line: a constant, printed once the frames that held the memory are gone.
+OUT_OF_MEMORY = ("cloud-boot: error: out of memory: the input needs more than this process may hold (the machine's "
+                 "memory or its ulimit -v); for a plan, its limits (--limit) bound what it may make")
+
+
 def _run(args: argparse.Namespace) -> int:
     """The verb, under the guard main's docstring describes."""
     try:
         return int(args.func(args) or 0)
+    except MemoryError:
+        if args.debug:
+            traceback.print_exc()
+        # leaving this handler frees the traceback's frames (and what they held) before anything is formatted
     except KeyboardInterrupt:
         print("cloud-boot: interrupted", file=sys.stderr)
         return 130
@@ -104,3 +113,5 @@ def _run(args: argparse.Namespace) -> int:
             traceback.print_exc()
         print(f"cloud-boot: error: {unexpected_message(exc)}", file=sys.stderr)
         return 1
+    print(OUT_OF_MEMORY, file=sys.stderr)
+    return 1

@@ -133,6 +133,105 @@ def tree_frag(root: Path, blocks: int = 2000) -> None:
 
 TREES = {"tree": tree_basic, "many": tree_many, "big": tree_big, "frag": tree_frag}
 
+#: The names tree (names_fs): bytes that are not UTF-8 in names and in a link target; kept out of TREES, whose
+#: sources every other image's key hashes. Portable tests expect exactly these.
+NAMES = {b"plain": b"plain\n", b"bad\xff": b"bad\n", b"caf\xc3\xa9\xe9": b"mixed\n", b"dir\xfe/f\x80": b"inner\n"}
+NAMES_LINK = (b"dir\xfe/up\xfd", b"../bad\xff")
+
+
+def tree_names(root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+    top = os.fsencode(root)
+    for rel, data in NAMES.items():
+        path = os.path.join(top, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    os.symlink(NAMES_LINK[1], os.path.join(top, NAMES_LINK[0]))
+
+
+def _bytes_tree(top: bytes) -> dict[bytes, tuple[str, bytes]]:
+    """relative path -> ("f", bytes) / ("d", b"") / ("l", target) of everything below `top`, names as bytes."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, top)
+            if rel == b"lost+found":
+                continue
+            if os.path.islink(path):
+                out[rel] = ("l", os.readlink(path))
+            elif os.path.isdir(path):
+                out[rel] = ("d", b"")
+            else:
+                with open(path, "rb") as f:
+                    out[rel] = ("f", f.read())
+    return out
+
+
+def _xfs_names(image: Path, directory: bytes) -> set[bytes]:
+    """The names xfs_db lists in one directory (raw bytes), without . and .."""
+    proc = subprocess.run([b"xfs_db", b"-r", b"-c", b"path " + directory, b"-c", b"ls", os.fsencode(image)],
+                          capture_output=True, check=True)
+    names = {line.split(None, 5)[5].rsplit(b" (", 1)[0] for line in proc.stdout.splitlines()
+             if len(line.split(None, 5)) == 6}
+    return names - {b".", b".."}
+
+
+def _zdb_paths(image: Path, pool: str, work: Path) -> set[bytes]:
+    """The paths (raw bytes, without the leading /) zdb -dddd gives the objects of the pool's root dataset."""
+    with zfsfuse.daemon(work):  # zfs-fuse's zdb asks its daemon
+        out = subprocess.run(["zdb", "-e", "-p", str(image.parent), "-dddd", pool], capture_output=True,
+                             check=True).stdout
+    return {line.split(b"\t")[-1][1:] for line in out.splitlines() if line.strip().startswith(b"path\t/")} - {b""}
+
+
+def names_fs(out: Path, trees: dict[str, Path], fstype: str) -> None:
+    """The names tree on `fstype`, read back by the tool's own reader: debugfs rdump and btrfs restore copy the
+    files out (names, bytes, link targets compared); xfs_db lists each directory's names, zdb every object's
+    path (zfs-fuse copies the tree in through its FUSE mount)."""
+    src = out.parent / (out.stem + ".tree")
+    tree_names(src)
+    want = _bytes_tree(os.fsencode(src))
+    work = out.parent / (out.stem + ".check")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    if fstype == "xfs":
+        _blank(out, 300 * MiB)
+        top = os.fsencode(src)
+        proto = [b"/dev/null", b"0 0", b"d--755 0 0", b" bad\xff ---644 0 0 " + os.path.join(top, b"bad\xff"),
+                 b" caf\xc3\xa9\xe9 ---644 0 0 " + os.path.join(top, b"caf\xc3\xa9\xe9"),
+                 b" dir\xfe d--755 0 0", b"  f\x80 ---644 0 0 " + os.path.join(top, b"dir\xfe/f\x80"),
+                 b"  up\xfd l--777 0 0 " + NAMES_LINK[1], b" $", b" plain ---644 0 0 " + os.path.join(top, b"plain"),
+                 b"$", b""]
+        (work / "proto").write_bytes(b"\n".join(proto))  # harness.xfsproto writes UTF-8 only
+        _sh("mkfs.xfs", "-q", "-f", "-p", work / "proto", out)
+        got = _xfs_names(out, b"/") | {b"dir\xfe/" + n for n in _xfs_names(out, b"/dir\xfe")}
+        made_by, checker, ok = version("mkfs.xfs"), version("xfs_db") + " ls", got == set(want)
+    elif fstype == "zfs":
+        _blank(out, 64 * MiB)
+        make_pool("cbzfsnames", [out], [("", src, {}, None)], work / "zfs")
+        got = _zdb_paths(out, "cbzfsnames", work)
+        made_by, checker, ok = f"zfs-fuse {_zfs_version()}", "zdb -dddd paths", got == set(want)
+    else:
+        _blank(out, (200 if fstype == "btrfs" else 16) * MiB)
+        if fstype == "btrfs":
+            _sh(*btrfs_tool("mkfs.btrfs"), "-q", "-f", "--rootdir", src, out, env=btrfs_env())
+            _sh(*btrfs_tool("btrfs"), "restore", "-S", out, work, env=btrfs_env())
+            made_by, checker = version("mkfs.btrfs"), f"btrfs restore ({version('btrfs')})"
+        else:
+            _sh("mkfs.ext4", "-q", "-F", "-d", src, out)
+            _sh("debugfs", "-R", f"rdump / {work}", out)
+            made_by, checker = version("mke2fs"), f"debugfs rdump ({version('debugfs')})"
+        got = _bytes_tree(os.fsencode(work))
+        ok = got == want
+    shutil.rmtree(work)
+    shutil.rmtree(src)
+    if not ok:
+        raise imagecheck.ImageCheckError(f"{out.name}: {checker} read back {sorted(got)}, want {sorted(want)}")
+    out.with_name(out.name + ".origin").write_text(f"made by: {made_by}\nchecked by: {checker}: {len(want)} "
+                                                   "entries, names as bytes\n", encoding="utf-8")
+
 
 def manifest_lines(root: Path) -> list:
     """kind \\t path \\t size \\t sha256|target \\t link group, one line per entry under root (sorted).
@@ -771,6 +870,10 @@ IMAGES = {
     "xfs-many.img": (xfs, ("many", 300 * MiB)),
     "xfs-many-v4.img": (xfs, ("many", 300 * MiB, "-m", "crc=0", "-i", "size=256")),
     "xfs-big.img": (xfs_big, ()),
+    "xfs-names.img": (names_fs, ("xfs",)),
+    "ext4-names.img": (names_fs, ("ext4",)),
+    "btrfs-names.img": (names_fs, ("btrfs",)),
+    "zfs-names.img": (names_fs, ("zfs",)),
     "btrfs.img": (btrfs, ("tree", 200 * MiB)),
     "btrfs-zlib.img": (btrfs, ("tree", 200 * MiB, "--compress", "zlib")),
     "btrfs-lzo.img": (btrfs, ("tree", 200 * MiB, "--compress", "lzo")),
@@ -889,6 +992,11 @@ def _key(name: str, versions: str) -> str:
              inspect.getsource(protofile), inspect.getsource(_blank), inspect.getsource(imagecheck),
              inspect.getsource(_check), inspect.getsource(_aligned_sources), repr(KNOWN_DEFECTS.get(name))]
     parts += [inspect.getsource(f) for f in TREES.values()]
+    if fn is names_fs:
+        parts += [inspect.getsource(tree_names), repr(NAMES), repr(NAMES_LINK), inspect.getsource(_bytes_tree),
+                  inspect.getsource(_xfs_names), inspect.getsource(_zdb_paths)]
+        if args == ("zfs",):
+            parts += [inspect.getsource(zfsfuse), _zfs_version()]
     if fn is openzfs_pool:
         from tests.portable import openzfs
 

@@ -112,3 +112,37 @@ def test_damaged_labels_and_blocks():
     other = devices(name)[1]
     fs = diskfs.open(dev, devices=[other], dataset="data")
     assert fs.read("/etc/hostname") == b"cloud-boot\n"
+
+
+def test_lz_matches_that_overlap_what_they_write_decode_in_doubling_copies():
+    from diskfs import zfscompress
+
+    # LZ4: "ab" then a match at offset 2 of 4 + 15 + 255 * 400 + 10 bytes (one extended length): "abab..."
+    mlen = 4 + 15 + 255 * 400 + 10
+    payload = b"\x2f" + b"ab" + b"\x02\x00" + b"\xff" * 400 + b"\x0a"
+    src = len(payload).to_bytes(4, "big") + payload
+    assert zfscompress.lz4(src, 2 + mlen) == b"ab" * ((2 + mlen) // 2) + b"a" * (mlen % 2)
+    # LZJB: literal "xyz" then a match of 66 bytes at offset 3 (the copy map byte marks item 4 as a match)
+    lzjb = bytes([0x08]) + b"xyz" + bytes([(63 << 2) | 0, 3])
+    assert zfscompress.lzjb(lzjb, 69) == b"xyz" * 23
+
+    class Counting:
+        """A bytearray that counts the copies appended to it."""
+
+        def __init__(self, data):
+            self.data, self.copies = bytearray(data), 0
+
+        def __len__(self):
+            return len(self.data)
+
+        def __getitem__(self, key):
+            return self.data[key]
+
+        def __iadd__(self, more):
+            self.data += more
+            self.copies += 1
+            return self
+
+    out = Counting(b"q")
+    zfscompress._copy_match(out, 0, 1 << 16)
+    assert bytes(out.data) == b"q" * ((1 << 16) + 1) and out.copies <= 17, out.copies  # log2 of the run

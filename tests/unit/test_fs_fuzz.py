@@ -133,16 +133,21 @@ def bounded(expected: type[BaseException] | tuple[type[BaseException], ...] = Fs
 def fuzz(run, strategy=None) -> None:
     """`run(example)` on EXAMPLES hypothesis examples of `strategy` (default FLIPS), then (`make fuzz`) on new
     ones until FUZZ_SECONDS pass."""
+    runs = [0]
+
     @settings(max_examples=EXAMPLES, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(strategy if strategy is not None else FLIPS)
     def prop(flips):
+        runs[0] += 1
         run(flips)
 
+    started = time.monotonic()
     prop()
-    stop = time.monotonic() + FUZZ_SECONDS
+    stop = started + FUZZ_SECONDS
     while time.monotonic() < stop:
         prop()
+    print(f"fuzz: {runs[0]} examples in {time.monotonic() - started:.0f} s")  # `make fuzz` shows it (pytest -s)
 
 
 def run_mutated(kind: str, flips: list[tuple[int, int, int]]) -> None:

@@ -1,13 +1,15 @@
 """Hostile plans through `cloud-boot plan`: bombs (strings, lists and replacements that double, values compared
 element by element, chains of locals, nesting) stop at a plan limit with one line, and `plan check` of each stays
 under 256 MiB of address space (RLIMIT_AS on the process, not a timing); numbers, NaN, nesting and references
-that used to crash or pass; plan check linear in the number of targets (counted operations); plan strings
-escaped before the terminal."""
+that used to crash or pass; the HCL reader and plan check linear in the number of targets (counted operations;
+bench/bench_plan.py times them); plan strings escaped before the terminal."""
 
 from __future__ import annotations
 
 import json
+import re
 import resource
+import subprocess
 import sys
 from pathlib import Path
 
@@ -65,6 +67,7 @@ def test_bomb_plans_stop_at_a_limit_within_256_mib(name: str, tmp_path: Path) ->
     line = refused(cli("plan", "check", str(path), limits={resource.RLIMIT_AS: MEMORY}, timeout=300),
                    "over the plan limit ", "--limit")
     assert [x for x in limits if "over the plan limit " + x in line], line
+    assert re.search(re.escape(f"cloud-boot: error: {path}:") + r"\d+: ", line), line  # the plan line
 
 
 def test_a_limit_can_be_raised_and_is_shown(tmp_path: Path) -> None:
@@ -75,7 +78,7 @@ def test_a_limit_can_be_raised_and_is_shown(tmp_path: Path) -> None:
     refused(cli("plan", "check", str(path), "--limit", "value=-1"), "plan limit value must be a whole number")
     refused(cli("plan", "check", str(path), "--limit", "speed=1"), 'unknown plan limit "speed"')
     helptext = ok(cli("plan", "check", "--help"))
-    for name in ("value=", "memory=", "depth=", "targets=", "steps="):
+    for name in ("value=", "memory=", "depth=", "targets=", "steps=", "nodes="):
         assert name in helptext
 
 
@@ -106,11 +109,53 @@ CRASHES = {
 
 @pytest.mark.parametrize("case", sorted(CRASHES))
 def test_malformed_plans_are_one_line(case: str, tmp_path: Path) -> None:
+    """Deep nesting (blocks, expressions, JSON) among them: within 256 MiB too."""
     name, text, want = CRASHES[case]
     path = tmp_path / name
     path.write_text(text)
-    refused(cli("plan", "check", str(path), timeout=300), want)
+    refused(cli("plan", "check", str(path), limits={resource.RLIMIT_AS: MEMORY}, timeout=300), want)
 
+
+def _repeat(item: str, n: int) -> str:
+    return 'target "a" {\n  kernel = "r/k:1"\n  label = length([' + (item + ",") * n + ']) > 0 ? "a" : "b"\n}\n'
+
+
+def test_a_plan_that_repeats_a_construct_a_million_times_stops_at_the_nodes_limit(tmp_path: Path) -> None:
+    """Reading a plan takes memory in proportion to its nodes: a list of 1.2 million elements (2.4 MB of text, a
+    tree of hundreds of MB) stops at `nodes` on its line within 256 MiB; in the parsed JSON form too."""
+    path = tmp_path / "repeat.hcl"
+    path.write_text(_repeat("1", 1_200_000))
+    refused(cli("plan", "check", str(path), limits={resource.RLIMIT_AS: MEMORY}, timeout=300),
+            f"{path}:3: target \"a\": over the plan limit nodes=1000000", "--limit nodes=N")
+    parsed = tmp_path / "repeat.json"
+    attrs = {"kernel": {"line": 2, "expr": '"r/k:1"'}, "label": {"line": 3, "expr": "[" + "1," * 1_200_000 + "]"}}
+    parsed.write_text(json.dumps({"format": bplan.FORMAT,
+                                  "blocks": [{"type": "target", "labels": ["a"], "line": 1, "attrs": attrs}]}))
+    refused(cli("plan", "check", str(parsed), limits={resource.RLIMIT_AS: MEMORY}, timeout=300),
+            f"{parsed}:3: target \"a\": over the plan limit nodes=1000000")
+
+
+# A verb that takes memory until there is none: what a plan whose limits were raised past the machine's does. (A
+# real such plan under RLIMIT_AS is no test: CPython then sometimes spins unwinding its parser's frames, a
+# traceback object at a time, when even those cannot be allocated.)
+GREEDY = ("import cloudboot.commands.plan as m\n"
+          "def greedy(args):\n"
+          "    held = []\n"
+          "    while True:\n"
+          "        held.append(bytearray(1 << 20))\n"
+          "m._check = greedy\n"
+          "from cloudboot.cli import main\n"
+          "raise SystemExit(main())\n")
+
+
+def test_out_of_memory_is_one_line_once_the_memory_is_free() -> None:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+
+    proc = subprocess.run([sys.executable, "-c", GREEDY, "plan", "check", "x.hcl"], capture_output=True, timeout=120,
+                          preexec_fn=limit)
+    line = refused(proc, "out of memory", "--limit")
+    assert "internal error" not in line
 
 def test_plan_strings_are_escaped_on_the_terminal(tmp_path: Path) -> None:
     path = tmp_path / "esc.hcl"
@@ -159,6 +204,35 @@ def _work(n: int) -> int:
 def test_plan_check_is_linear_in_the_number_of_targets() -> None:
     small, large = _work(2000), _work(8000)
     assert large < 4.5 * small, (small, large)
+
+
+def _parse_work(n: int) -> int:
+    """Python-level calls made by hcl.parse of an n-target plan (plain labels and strings, expressions, templates,
+    comments, a one-line block): the reader must not rescan what it has read."""
+    from bootplan import hcl
+
+    text = "# many targets\nlocals {\n  q = \"quiet\"\n}\n" + "".join(
+        f'target "t{i}" {{\n  kernel = "r/k:{i}"  # a comment\n  cmdline = ["${{local.q}} {i}", local.q]\n'
+        f'  label = "n${{"i"}}"\n  disk {{ fs = "ext4" }}\n}}\n' for i in range(n))
+    calls = 0
+
+    def count(frame, event, arg):
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        parsed = hcl.parse(text)
+    finally:
+        sys.setprofile(None)
+    assert len(parsed["blocks"]) == n + 1
+    return calls
+
+
+def test_hcl_reading_is_linear_in_the_number_of_targets() -> None:
+    small, large = _parse_work(2000), _parse_work(8000)
+    assert large < 4.2 * small, (small, large)
 
 
 def test_check_evaluates_a_target_that_depends_on_nothing_once() -> None:

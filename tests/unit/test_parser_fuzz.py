@@ -1,8 +1,8 @@
 """Mutation fuzzers for the parsers of untrusted text, in the filesystem fuzzers' discipline (test_fs_fuzz: bounded
 and fuzz): the plan language (HCL text and the parsed JSON form, read, checked and rendered for every arch) and the
 OCI JSON (manifests and indexes, as resolve and pull read them). Hypothesis picks edits (a byte changed, a token
-of the language inserted, a span deleted or repeated) applied to real seeds: the example plans, a bomb, real
-manifests and indexes.
+of the language inserted, a span deleted or repeated) applied to real seeds: the example plans, a plan calling
+every function, a bomb, real manifests and indexes.
 
 Only the typed errors may come out (PlanError; OciError and the pull's CloudBootError), nothing may run for
 HANG_SECONDS, and no run may go over its budget: each is traced (tracemalloc) and its peak must stay under
@@ -27,7 +27,7 @@ from test_fs_fuzz import bounded, fuzz  # noqa: E402
 import arches  # noqa: E402
 from bootplan import PlanError, hcl  # noqa: E402
 from bootplan import plan as bplan  # noqa: E402
-from bootplan.expr import Limits  # noqa: E402
+from bootplan.expr import FUNCTIONS, Limits  # noqa: E402
 from cloudboot.errors import CloudBootError  # noqa: E402
 from cloudboot.planfile import _no_constant  # noqa: E402
 from cloudboot.registry.pull import layer_names  # noqa: E402
@@ -35,7 +35,7 @@ from oci.client import check_descriptor, check_manifest, is_index, layers_of, pa
 from oci.errors import OciError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-LIMITS = Limits(value=64 << 10, memory=1 << 20, depth=64, targets=1000, steps=200_000)
+LIMITS = Limits(value=64 << 10, memory=1 << 20, depth=64, targets=1000, steps=200_000, nodes=4000)
 PEAK_BYTES = 32 << 20  # traced peak of one run: parsing a seed takes well under 1 MiB, the limits allow 1 MiB
 ARCHES = [a.go for a in arches.ARCHES]
 
@@ -43,9 +43,15 @@ BOMB = ("locals {\n  p0 = \"ab\"\n"
         + "".join(f'  p{i} = "${{local.p{i - 1}}}${{local.p{i - 1}}}"\n' for i in range(1, 40))
         + "  l = concat([local.p3], [local.p3])\n}\n"
         + 'target "a" {\n  kernel = "r/k:1"\n  label = local.p39\n  cmdline = local.l\n}\n')
-PLAN_SEEDS = sorted(p.read_text() for p in (ROOT / "plans").glob("*.hcl")) + [BOMB]
-PLAN_TOKENS = ['${', '}', '{', '[', ']', '"', '(', ')', ',', '=', '\n', 'local.', 'lldp.', 'arch', 'concat(',
-               'replace(', 'join(', 'split(', 'length(', 'lower(', 'format(', '==', '!=', '&&', '||', '!', '?', ':',
+# every function of the plan language called once (the example plans call none), for mutations to start from
+FUNCTION_SEED = ('locals {\n  l = ["a", "B ", "c"]\n  m = {a = "x", b = "y"}\n}\ntarget "f" {\n  kernel = "r/k:1"\n'
+                 '  label = join(",", concat(local.l, [upper("a"), lower("B"), trimspace(" c "), '
+                 'replace("abc", "b", "x")], split("-", "a-b")))\n'
+                 '  cmdline = [lookup(local.m, "a", "z"), coalesce("", "q"), contains(local.l, "a") ? "y" : "n", '
+                 'startswith("ab", "a") && endswith("ab", "b") ? "s" : "t", length(local.l) > 2 ? "l" : "k"]\n}\n')
+PLAN_SEEDS = sorted(p.read_text() for p in (ROOT / "plans").glob("*.hcl")) + [FUNCTION_SEED, BOMB]
+PLAN_TOKENS = ['${', '}', '{', '[', ']', '"', '(', ')', ',', '=', '\n', 'local.', 'lldp.', 'arch',
+               *[name + "(" for name in sorted(FUNCTIONS)], 'format(', '==', '!=', '&&', '||', '!', '?', ':',
                '*', '+', '-', '/', '%', '9' * 30, '1e308', '0.5', 'null', 'true', 'false', 'for ', ' in ', '=>',
                '...', '#', '//', '/*', '*/', '<<EOT\n', '\nEOT\n', '%{', '\\u0000', '\\', '\x00', '\u202e', '\x1b',
                'target "t" {\n', 'locals {\n', 'menu {\n', 'disk {\n', 'subplan = ', 'index = ', 'kernel = ',
@@ -131,7 +137,7 @@ def run_plan(seed: int, edits, as_json: bool) -> None:
                 except (ValueError, RecursionError):
                     return  # not JSON: planfile's one line; the plan code never sees it
             else:
-                parsed = hcl.parse(mutate(text, PLAN_TOKENS, edits), "fuzz.hcl")
+                parsed = hcl.parse(mutate(text, PLAN_TOKENS, edits), "fuzz.hcl", LIMITS)
             exercise_plan(parsed)
 
     traced(run)

@@ -29,6 +29,7 @@ LIMITS = (
     ("depth", 100, "levels of nesting: expressions, locals using locals, values in values"),
     ("targets", 100000, "targets in a plan"),
     ("steps", 10000000, "evaluation steps in one evaluation"),
+    ("nodes", 1000000, "expressions, attributes and blocks read from one plan"),
 )
 _LIMIT_NAMES = tuple([n for n, _, _ in LIMITS])
 
@@ -81,6 +82,21 @@ def _limit_number(name, text):
 
 
 DEFAULT_LIMITS = Limits()
+
+
+class NodeBudget:
+    """What one plan's text may hold (the `nodes` limit): reading a plan takes memory in proportion to its
+    expressions, attributes and blocks, so a plan that repeats a construct a million times stops here, before
+    its tree outgrows the machine."""
+
+    def __init__(self, limits=None):
+        self.limits = limits or DEFAULT_LIMITS
+        self.left = self.limits.nodes
+
+    def take(self, n=1):
+        self.left -= n
+        if self.left < 0:
+            raise over_limit("nodes", self.limits)
 
 
 def over_limit(name, limits, detail=""):
@@ -219,8 +235,9 @@ class _Parser:
     brackets ends the expression, as HCL's grammar says; `ws_from`/`ws_to` remember the last blank run skipped,
     so the expression's own end (without a trailing comment) is known."""
 
-    def __init__(self, src, lines=False):
+    def __init__(self, src, lines=False, budget=None):
         self.s = src
+        self.budget = budget
         self.n = len(src)
         self.i = 0
         self.nest = 0
@@ -285,6 +302,8 @@ class _Parser:
 
     def expr(self):
         self.enter()
+        if self.budget is not None:
+            self.budget.take()
         node = self.binary(1)
         self.ws()
         if self.at("?"):
@@ -665,16 +684,19 @@ class _Parser:
         self.err("unknown escape \\%s in a string" % (c or "(end)"), pos)
 
 
-def parse(src):
-    """Expression text -> tree; PlanError (with `.pos`) when it is not valid."""
+def parse(src, budget=None):
+    """Expression text -> tree (its nodes taken from `budget`, a NodeBudget); PlanError (with `.pos`) when it is
+    not valid."""
     if not isinstance(src, str):
         raise _err("an expression must be text, got %s" % _type(src), 0)
     n = len(src)
     if n >= 2 and src[0] == '"' and src[n - 1] == '"':  # a plain string, the commonest attribute: no parser
         body = src[1:n - 1]
         if '"' not in body and "\\" not in body and "${" not in body and "%{" not in body and "\n" not in body:
+            if budget is not None:
+                budget.take()
             return ("lit", 0, 1, body)
-    return _Parser(src).parse_all()
+    return _Parser(src, budget=budget).parse_all()
 
 
 # ---- values and types ----------------------------------------------------------------------------------
@@ -1150,11 +1172,13 @@ def references(node, out=None):
 class Expr:
     """One attribute's expression: its text, the line it starts on (for messages) and its parsed tree."""
 
-    def __init__(self, src, line=None, node=None):
+    def __init__(self, src, line=None, node=None, budget=None):
         self.src = src
         self.line = line
         try:
-            self.node = node or parse(src)  # `node`: the tree an HCL reader already made of this very text
+            if budget is not None:
+                budget.take()  # the attribute itself
+            self.node = node or parse(src, budget)  # `node`: the tree an HCL reader already made of this very text
         except PlanError as e:
             raise self.place(e) from None
 
@@ -1165,8 +1189,8 @@ class Expr:
 
     def place(self, exc):
         """Turn an error's offset in this expression into a line number (once)."""
-        if exc.line is None and exc.pos is not None:
-            exc.line = self.line_at(exc.pos)
+        if exc.line is None:
+            exc.line = self.line_at(exc.pos) if exc.pos is not None else self.line
         return exc
 
     def evaluate(self, scope):

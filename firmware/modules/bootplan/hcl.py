@@ -15,7 +15,7 @@ the text and bounded in nesting: a plan of 100,000 targets reads in seconds, a d
 """
 
 from bootplan import PlanError, quote
-from bootplan.expr import _desc, _Parser
+from bootplan.expr import NodeBudget, _desc, _Parser
 from bootplan.plan import FORMAT
 
 MAX_BLOCK_DEPTH = 8  # blocks inside blocks (a plan uses two: target, then disk)
@@ -31,12 +31,21 @@ class _Attr(dict):
 
 
 class _Reader:
-    def __init__(self, text, filename):
+    def __init__(self, text, filename, limits=None):
         self.s = text
+        self.budget = NodeBudget(limits)
         self.n = len(text)
         self.i = 0
         self.line = 1
         self.file = filename
+
+    def take(self, line, target):
+        """One node (an attribute, a block, a plain string) from the budget; over it, PlanError at `line`."""
+        try:
+            self.budget.take()
+        except PlanError as e:
+            e.file, e.line, e.target = self.file, line, target
+            raise
 
     def fail(self, msg, line=None, target=None):
         raise PlanError("syntax error: " + msg, file=self.file, line=line or self.line, target=target)
@@ -102,8 +111,9 @@ class _Reader:
         line = self.line
         plain = self.plain_string()
         if plain is not None:
+            self.take(line, target)
             return plain
-        p = _Parser(self.s, lines=True)
+        p = _Parser(self.s, lines=True, budget=self.budget)
         p.i = self.i
         try:
             if p.char() in ("", "\n"):
@@ -145,6 +155,11 @@ class _Reader:
     def label(self, target):
         c = self.char()
         if c == '"':
+            j = self.s.find('"', self.i + 1)
+            plain = self.s[self.i + 1:j] if j > 0 else "\n"
+            if "\n" not in plain and "\\" not in plain and "${" not in plain and "%{" not in plain:
+                self.i = j + 1  # the commonest label, read without the template parser
+                return plain
             p = _Parser(self.s, lines=True)
             p.i = self.i + 1
             start, line = self.i, self.line
@@ -192,6 +207,7 @@ class _Reader:
         if name in out["attrs"]:
             raise PlanError("attribute %s is set twice (first on line %d)" % (quote(name), out["attrs"][name]["line"]),
                             file=self.file, line=line, target=target)
+        self.take(line, target)
         node, src, first = self.expression(target)
         a = _Attr()
         a["line"] = first
@@ -202,6 +218,7 @@ class _Reader:
     def block(self, out, kind, line, depth, target):
         if depth >= MAX_BLOCK_DEPTH:
             self.fail("blocks nested deeper than %d" % MAX_BLOCK_DEPTH, target=target)
+        self.take(line, target)
         labels = []
         while self.char() != "{":
             if self.char() in ("", "\n"):
@@ -233,10 +250,11 @@ class _Reader:
         self.end_of_line("a block", target)
 
 
-def parse(text, filename="plan.hcl"):
-    """HCL text -> parsed form (dict). Syntax errors are PlanError with file and line."""
+def parse(text, filename="plan.hcl", limits=None):
+    """HCL text -> parsed form (dict). Syntax errors are PlanError with file and line; a text holding more than
+    the `nodes` limit (of `limits`, default the defaults) is one too."""
     if not isinstance(text, str):
         raise PlanError("a plan must be text", file=filename)
     out = {"format": FORMAT, "file": filename, "attrs": {}, "blocks": []}
-    _Reader(text, filename).body(out, 0, False, None)
+    _Reader(text, filename, limits).body(out, 0, False, None)
     return out

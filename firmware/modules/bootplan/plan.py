@@ -15,7 +15,18 @@ and a plan without default_target whose arch has exactly one target boots that t
 import arches
 from bootplan import PlanError, quote
 from bootplan.cmdline import duration
-from bootplan.expr import DEFAULT_LIMITS, Budget, Expr, Scope, format_number, get_attr, over_limit, some, type_name
+from bootplan.expr import (
+    DEFAULT_LIMITS,
+    Budget,
+    Expr,
+    NodeBudget,
+    Scope,
+    format_number,
+    get_attr,
+    over_limit,
+    some,
+    type_name,
+)
 
 FORMAT = "cloud-boot.plan.v1"
 HCL_MEDIA_TYPE = "application/vnd.cloud-boot.plan.v1+hcl"  # the original's plan layer (REFERENCE §2.1)
@@ -96,7 +107,7 @@ def _line(value):
     return None
 
 
-def _attrs(node, where, file):
+def _attrs(node, where, file, budget=None):
     raw = node.get("attrs", {})
     if not isinstance(raw, dict):
         raise PlanError("malformed parsed plan: %s attrs is not an object" % where, file=file)
@@ -107,7 +118,7 @@ def _attrs(node, where, file):
             raise PlanError("malformed parsed plan: attribute %s in %s" % (quote(name), where), file=file)
         line = _line(a.get("line"))
         try:
-            out[name] = Expr(a["expr"], line, getattr(a, "node", None))
+            out[name] = Expr(a["expr"], line, getattr(a, "node", None), budget)
         except PlanError as e:
             raise e.locate(file) from None
     return out
@@ -350,7 +361,8 @@ class Plan:
         self.file = file or (named if isinstance(named, str) and named else None) or "plan.hcl"
         self.limits = limits or DEFAULT_LIMITS
         f = self.file
-        top = _attrs(parsed, "the plan", f)
+        budget = NodeBudget(self.limits)  # the expressions compiled here (those the HCL reader made are not again)
+        top = _attrs(parsed, "the plan", f, budget)
         _only(top, TOP_ATTRS, "the plan", f)
         self.default_target = top.get("default_target")
         self.dns = top.get("dns")
@@ -370,7 +382,7 @@ class Plan:
         for b in blocks:
             kind, labels, line = b["type"], b.get("labels", []), _line(b.get("line"))
             try:
-                attrs = _attrs(b, kind, f)
+                attrs = _attrs(b, kind, f, budget)
                 inner = _blocks(b, kind, f)
             except PlanError as e:
                 if kind == "target" and len(labels) == 1:
@@ -379,7 +391,7 @@ class Plan:
             if kind == "target":
                 if len(labels) != 1 or not isinstance(labels[0], str) or not labels[0]:
                     raise PlanError('a target block needs one name: target "name" { ... }', file=f, line=line)
-                self.targets.append(self._target(labels[0], line, attrs, inner))
+                self.targets.append(self._target(labels[0], line, attrs, inner, budget))
                 continue
             if kind not in ("locals", "menu"):
                 raise PlanError("unknown block %s (allowed: target, locals, menu)" % quote(kind), file=f, line=line)
@@ -400,7 +412,7 @@ class Plan:
                         raise PlanError("local %s is defined twice" % quote(name), file=f, line=attrs[name].line)
                     self.locals[name] = attrs[name]
 
-    def _target(self, name, line, attrs, inner):
+    def _target(self, name, line, attrs, inner, budget=None):
         f = self.file
         if "disk" in attrs:
             raise PlanError("disk is a block (disk { device = \"...\" }), not an attribute", file=f,
@@ -416,7 +428,7 @@ class Plan:
                 raise PlanError("a second disk block", file=f, line=_line(b.get("line")), target=name)
             if b.get("labels"):
                 raise PlanError("a disk block takes no name", file=f, line=_line(b.get("line")), target=name)
-            disk = _attrs(b, "disk", f)
+            disk = _attrs(b, "disk", f, budget)
             disk_line = _line(b.get("line"))
             if _blocks(b, "disk", f):
                 raise PlanError("a disk block holds attributes only", file=f, line=disk_line, target=name)
@@ -677,7 +689,9 @@ class Plan:
         names = []
         for i in range(len(self.targets)):
             t = self.targets[i]
-            a = self._in_target(t, t.arch_filter, sc)
+            a = t.fixed_arch
+            if a is None:  # an arch that needs evaluating (most targets have a literal one, or none)
+                a = self._in_target(t, t.arch_filter, sc)
             if a and a not in ARCHES:
                 raise PlanError("arch %s is not one of %s" % (quote(a), ", ".join(ARCHES)), file=self.file,
                                 line=t.attrs["arch"].line, target=t.name)

@@ -19,7 +19,7 @@ import sys
 
 from diskfs.checksum import accelerated, crc32c, crc32c_raw, crc32c_sectors_check, crc32c_sectors_key, xxhash64
 from diskfs.errors import Corrupt, NotFound, Unsupported
-from diskfs.fsbase import FsBase, InodeBase, zero_fill
+from diskfs.fsbase import FsBase, InodeBase, name_bytes, name_text, zero_fill
 
 MAGIC = b"_BHRfS_M"
 SUPER = 0x10000
@@ -68,13 +68,6 @@ INCOMPAT = {  # bit: (name, readable, why)
 def _key(buf, pos):
     """A (objectid, type, offset) key (MicroPython has no struct.Struct)."""
     return struct.unpack_from("<QBQ", buf, pos)
-
-
-def _text(raw, what):
-    try:
-        return bytes(raw).decode()
-    except UnicodeError:
-        raise Corrupt("%s is not valid UTF-8" % what) from None
 
 
 def name_hash(name):
@@ -154,7 +147,7 @@ class Btrfs(FsBase):
         sys_size = struct.unpack_from("<I", sb, 0xA0)[0]
         self.incompat = struct.unpack_from("<Q", sb, 0xBC)[0]
         self.csum_type = struct.unpack_from("<H", sb, 0xC4)[0]
-        self.label = _text(sb[0x12B:0x12B + 256].split(b"\0")[0], "%s: btrfs label" % dev.name)
+        self.label = name_text(sb[0x12B:0x12B + 256].split(b"\0")[0])
         self.metadata_uuid = sb[0x23B:0x24B] if self.incompat & 0x400 else self.fsid
         if not 4096 <= self.nodesize <= 65536 or self.nodesize & (self.nodesize - 1) or sys_size > 2048 \
                 or not 512 <= self.sectorsize <= 65536 or self.sectorsize & (self.sectorsize - 1) \
@@ -590,7 +583,7 @@ class Btrfs(FsBase):
             if k[1] != ROOT_BACKREF or len(data) < 18:
                 continue
             nlen = struct.unpack_from("<H", data, 16)[0]
-            parents[k[0]] = (k[2], _text(data[18:18 + nlen], "a subvolume name"), struct.unpack_from("<Q", data, 0)[0])
+            parents[k[0]] = (k[2], name_text(data[18:18 + nlen]), struct.unpack_from("<Q", data, 0)[0])
         out = []
         for sid in sorted(parents):
             parts, cur, hops = [], sid, 0
@@ -614,7 +607,7 @@ class Btrfs(FsBase):
             if not items or len(items[0][1]) < 10:
                 break
             nlen = struct.unpack_from("<H", items[0][1], 8)[0]
-            names.append(_text(items[0][1][10:10 + nlen], "an inode ref name"))
+            names.append(name_text(items[0][1][10:10 + nlen]))
             dirid = items[0][0][2]
         names.reverse()
         return "/".join(names)
@@ -660,11 +653,13 @@ class Btrfs(FsBase):
             if k[0] != inode.number or k[1] != DIR_INDEX:
                 break
             for loc, name in self._dir_items(data, inode.number):
-                out.append((_text(name, "a name in directory inode %d" % inode.number), self._ref(tree, loc)))
+                out.append((name_text(name), self._ref(tree, loc)))
         return out
 
     def child(self, inode, name):
-        raw = name.encode()
+        raw = name_bytes(name)
+        if raw is None:
+            return None
         data = self._one(inode.tree, (inode.number, DIR_ITEM, name_hash(raw)))
         if data is None:
             return None
@@ -686,7 +681,7 @@ class Btrfs(FsBase):
     def readlink_inode(self, inode):
         if inode.size > 4096:
             raise Corrupt("%s: symlink inode %d of %d bytes" % (self.dev.name, inode.number, inode.size))
-        return _text(self.read_inode_data(inode), "%s: symlink inode %d" % (self.dev.name, inode.number))
+        return name_text(self.read_inode_data(inode))
 
     def readinto_file(self, inode, offset, buf):
         """Fill buf from `offset` of the file (holes and prealloc extents as zeros); the count, short at the end."""

@@ -17,7 +17,7 @@ import struct
 from diskfs import jbd2
 from diskfs.checksum import crc16, crc32c_raw
 from diskfs.errors import NotFound, Unsupported, check_incompat, corrupt
-from diskfs.fsbase import CACHE_BLOCKS, FsBase, InodeBase
+from diskfs.fsbase import CACHE_BLOCKS, FsBase, InodeBase, name_text
 
 MAGIC = 0xEF53
 # incompat bit -> (name, readable?, why)
@@ -53,14 +53,6 @@ ENCRYPT_FL, INDEX_FL, HUGE_FILE_FL, EXTENTS_FL, EA_INODE_FL, INLINE_DATA_FL = (0
 EXTENT_MAGIC = 0xF30A
 MAX_EXTENT_DEPTH = 5
 MAX_SYMLINK = 4096
-
-
-def _name(raw):
-    """A directory entry's name: UTF-8, else each invalid byte as a lone surrogate (CPython's surrogateescape)."""
-    try:
-        return bytes(raw).decode()
-    except UnicodeError:
-        return "".join(chr(b) if b < 0x80 else chr(0xDC00 + b) for b in raw)
 
 
 class Inode(InodeBase):
@@ -154,7 +146,7 @@ class Ext4(FsBase):
             raise corrupt(name, "ext4 superblock", 1024, "%d inodes in %d groups of %d" % (self.inodes_count,
                                                                                          self.group_count, ipg))
         self.uuid = bytes(sb[104:120])
-        self.label = _name(bytes(sb[120:136]).split(b"\0")[0])
+        self.label = name_text(bytes(sb[120:136]).split(b"\0")[0])
         self.first_meta_bg = struct.unpack_from("<I", sb, 0x104)[0]
         self.journal_inum = struct.unpack_from("<I", sb, 0xE0)[0]
         self.journal_dev = struct.unpack_from("<I", sb, 0xE4)[0]
@@ -583,7 +575,7 @@ class Ext4(FsBase):
                               None if where is None else where + pos,
                               "record length %d, name length %d at entry offset %d of %d" % (rec, nlen, pos, end))
             if ino and nlen:
-                name = _name(data[pos + 8:pos + 8 + nlen])
+                name = name_text(data[pos + 8:pos + 8 + nlen])
                 if name != "." and name != "..":
                     yield name, ino, ftype
             pos += rec
@@ -596,8 +588,8 @@ class Ext4(FsBase):
         if not inode.flags & (EXTENTS_FL | INLINE_DATA_FL) and inode.iblocks - ea_blocks <= 0:
             if inode.size >= 60:
                 raise corrupt(self.dev.name, what, None, "fast symlink of %d bytes" % inode.size)
-            return _name(inode.block[:inode.size])
-        return _name(self.read_inode_data(inode))
+            return name_text(inode.block[:inode.size])
+        return name_text(self.read_inode_data(inode))
 
     def root(self):
         node = self.inode(2)

@@ -20,6 +20,74 @@ S_IFMT, S_IFDIR, S_IFREG, S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
 _ZEROS = None
 
 
+def _utf8_len(raw, i):
+    """The length of the well-formed UTF-8 sequence at raw[i] (as CPython's decoder judges it), else 0."""
+    b = raw[i]
+    if b < 0x80:
+        return 1
+    if 0xC2 <= b <= 0xDF:
+        size, lo, hi = 2, 0x80, 0xBF
+    elif 0xE0 <= b <= 0xEF:
+        size, lo, hi = 3, 0xA0 if b == 0xE0 else 0x80, 0x9F if b == 0xED else 0xBF  # no overlongs, surrogates
+    elif 0xF0 <= b <= 0xF4:
+        size, lo, hi = 4, 0x90 if b == 0xF0 else 0x80, 0x8F if b == 0xF4 else 0xBF
+    else:
+        return 0
+    if i + size > len(raw) or not lo <= raw[i + 1] <= hi:
+        return 0
+    for j in range(i + 2, i + size):
+        if not 0x80 <= raw[j] <= 0xBF:
+            return 0
+    return size
+
+
+def name_text(raw):
+    """A name (or link target, label) from disk as text, the one convention of every reader: UTF-8, and each
+    byte that is not part of well-formed UTF-8 as a lone surrogate U+DC80..U+DCFF, as CPython's surrogateescape
+    decodes it (so a name given on a command line finds it; the host escapes it as `\\xff` for people).
+    Checked here byte by byte: MicroPython's decoder lets overlong and surrogate sequences through."""
+    raw = bytes(raw)
+    try:
+        text = raw.decode()
+        if len(text) == len(raw):  # ASCII: the common case
+            return text
+    except UnicodeError:
+        pass
+    out = []
+    i = start = 0
+    while i < len(raw):
+        size = _utf8_len(raw, i)
+        if size:
+            i += size
+            continue
+        out.append(raw[start:i].decode())
+        out.append(chr(0xDC00 + raw[i]))
+        i += 1
+        start = i
+    out.append(raw[start:].decode())
+    return "".join(out)
+
+
+def name_bytes(name):
+    """The bytes on disk of a name from name_text() (the inverse), or None when no name on disk reads so."""
+    try:
+        raw = name.encode()
+        if b"\xed" not in raw:  # MicroPython encodes a lone surrogate as ED xx xx instead of refusing it
+            return raw
+    except UnicodeError:  # CPython: a lone surrogate
+        pass
+    out = bytearray()
+    for c in name:
+        n = ord(c)
+        if 0xDC80 <= n <= 0xDCFF:
+            out.append(n - 0xDC00)
+        elif 0xD800 <= n <= 0xDFFF:
+            return None
+        else:
+            out += c.encode()
+    return bytes(out)
+
+
 def zero_fill(mv, start, end):
     """Write zeros into mv[start:end] in bounded chunks (buffers from the firmware are not zeroed)."""
     global _ZEROS

@@ -14,7 +14,7 @@ import struct
 
 from diskfs.checksum import crc32c
 from diskfs.errors import NotFound, Unsupported, check_incompat, corrupt
-from diskfs.fsbase import FsBase, InodeBase
+from diskfs.fsbase import FsBase, InodeBase, name_text
 
 MAGIC = b"XFSB"
 INCOMPAT = {
@@ -34,13 +34,6 @@ DIFLAG2_BIGTIME, DIFLAG2_NREXT64 = 0x8, 0x10
 LEAF_OFFSET = 32 << 30  # directory data blocks live below 32 GiB of the directory's address space
 MAX_BTREE_LEVEL = 9
 MAX_SYMLINK = 1024  # XFS_SYMLINK_MAXLEN
-
-
-def _name(raw):
-    try:
-        return bytes(raw).decode()
-    except UnicodeError:
-        return "".join(chr(b) if b < 0x80 else chr(0xDC00 + b) for b in raw)
 
 
 def crc_ok(block, off):
@@ -107,7 +100,7 @@ class Xfs(FsBase):
         self.agblocks, self.agcount = struct.unpack_from(">II", sb, 84)
         versionnum, self.sectsize, self.inode_size, self.inopblock = struct.unpack_from(">HHHH", sb, 100)
         self.version = versionnum & 0xF
-        self.label = _name(bytes(sb[108:120]).split(b"\0")[0])
+        self.label = name_text(bytes(sb[108:120]).split(b"\0")[0])
         self.blocklog, self.inodelog, self.inopblog, self.agblklog = sb[120], sb[122], sb[123], sb[124]
         self.dirblklog = sb[192]
         self.features2 = struct.unpack_from(">I", sb, 200)[0]
@@ -383,7 +376,7 @@ class Xfs(FsBase):
                 raise corrupt(self.dev.name, what, None, "entry of name length %d overruns" % namelen)
             ino = struct.unpack_from(">Q", f, pos)[0] if width == 8 else struct.unpack_from(">I", f, pos)[0]
             pos += width
-            yield _name(name), ino
+            yield name_text(name), ino
 
     def _data_block(self, inode, blk, where):
         magic = bytes(blk[:4])
@@ -414,7 +407,7 @@ class Xfs(FsBase):
             size = (9 + namelen + (1 if self.ftype else 0) + 2 + 7) & ~7
             if not namelen or pos + size > end:
                 raise corrupt(self.dev.name, what, where + pos, "entry of name length %d" % namelen)
-            name = _name(blk[pos + 9:pos + 9 + namelen])
+            name = name_text(blk[pos + 9:pos + 9 + namelen])
             if name != "." and name != "..":
                 yield name, child
             pos += size
@@ -426,7 +419,7 @@ class Xfs(FsBase):
         if inode.format == FMT_LOCAL:
             if inode.size > len(inode.fork):
                 raise corrupt(self.dev.name, what, None, "local target longer than the fork")
-            return _name(inode.fork[:inode.size])
+            return name_text(inode.fork[:inode.size])
         data = bytearray()
         hdr = 56 if self.crc else 0
         for _start, fsb, count, _unwritten in self._extent_list(inode):
@@ -442,7 +435,7 @@ class Xfs(FsBase):
                 else:
                     data += blk
                 if len(data) >= inode.size:
-                    return _name(data[:inode.size])
+                    return name_text(data[:inode.size])
         raise corrupt(self.dev.name, what, None, "remote target shorter than %d bytes" % inode.size)
 
     def root(self):

@@ -12,7 +12,7 @@ encrypted dataset opens with `passphrase=` or `key=` (raw or hex key file bytes)
 import struct
 
 from diskfs.errors import Corrupt, NotFound, Unsupported
-from diskfs.fsbase import FsBase, InodeBase
+from diskfs.fsbase import FsBase, InodeBase, name_text
 from diskfs.zfspool import Objset, Pool
 
 OT_DSL_DIR, OT_DSL_DATASET, OT_ZNODE, OT_SA = 12, 16, 17, 44
@@ -171,7 +171,7 @@ class Zfs(FsBase):
         while True:
             mp = self._prop(obj, "mountpoint")
             if isinstance(mp, bytes):
-                mp = mp.split(b"\0")[0].decode("utf-8", "replace")
+                mp = name_text(mp.split(b"\0")[0])
                 if mp in ("legacy", "none"):
                     return mp
                 return "/" + "/".join([p for p in mp.split("/") if p] + list(reversed(suffix)))
@@ -309,7 +309,7 @@ class Zfs(FsBase):
             raw = inode.sa_buf[inode.inline:inode.inline + inode.size]
         else:
             raw = self.read_inode_data(inode)
-        return bytes(raw).decode("utf-8", "replace")
+        return name_text(raw)
 
     @property
     def uuid_str(self):

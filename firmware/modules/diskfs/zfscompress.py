@@ -37,38 +37,52 @@ def _short(what, got, want):
     return Corrupt("ZFS %s block decodes to %d bytes, want %d" % (what, got, want), "ZFS " + what)
 
 
+def _copy_match(out, start, mlen):
+    """Append mlen bytes copied from out[start:] one by one as LZ decoders do (a match may overlap what it
+    writes: a run of one byte is offset 1), in slices that double: a long run costs a few copies, not one per
+    byte or per `offset` bytes (that made listing a 10,000-entry lz4 directory take seconds)."""
+    while mlen > 0:
+        piece = out[start:start + min(len(out) - start, mlen)]
+        out += piece
+        mlen -= len(piece)
+
+
 def lzjb(src, lsize):
-    """LZJB: a copy map byte per 8 items; an item is a literal byte or a 2-byte (length, offset) match."""
+    """LZJB: a copy map byte per 8 items; an item is a literal byte or a 2-byte (length, offset) match (a map of
+    eight literals is copied at once)."""
     out = bytearray()
     i, n = 0, len(src)
-    copymap, mask = 0, 0x80
-    while len(out) < lsize:
-        mask <<= 1
-        if mask == 0x100:
-            if i >= n:
+    while len(out) < lsize and i < n:
+        copymap = src[i]
+        i += 1
+        if copymap == 0:  # eight literals at once
+            take = min(8, n - i, lsize - len(out))
+            out += src[i:i + take]
+            i += take
+            continue
+        for bit in (1, 2, 4, 8, 16, 32, 64, 128):
+            if len(out) >= lsize:
                 break
-            mask, copymap = 1, src[i]
-            i += 1
-        if copymap & mask:
-            if i + 2 > n:
-                break
-            mlen = (src[i] >> 2) + 3
-            offset = ((src[i] << 8) | src[i + 1]) & 0x3FF
-            i += 2
-            start = len(out) - offset
-            if start < 0 or offset == 0:
-                raise Corrupt("ZFS lzjb: match reaches before the block start", "ZFS lzjb")
-            mlen = min(mlen, lsize - len(out))
-            if offset >= mlen:
-                out += out[start:start + mlen]
+            if copymap & bit:
+                if i + 2 > n:
+                    i = n  # the input ends inside a match: stop (the length check below says so)
+                    break
+                mlen = (src[i] >> 2) + 3
+                offset = ((src[i] << 8) | src[i + 1]) & 0x3FF
+                i += 2
+                start = len(out) - offset
+                if start < 0 or offset == 0:
+                    raise Corrupt("ZFS lzjb: match reaches before the block start", "ZFS lzjb")
+                mlen = min(mlen, lsize - len(out))
+                if offset >= mlen:
+                    out += out[start:start + mlen]
+                else:
+                    _copy_match(out, start, mlen)
+            elif i < n:
+                out.append(src[i])
+                i += 1
             else:
-                for k in range(mlen):
-                    out.append(out[start + k])
-        else:
-            if i >= n:
                 break
-            out.append(src[i])
-            i += 1
     if len(out) != lsize:
         raise _short("lzjb", len(out), lsize)
     return bytes(out)
@@ -105,10 +119,7 @@ def lz4(src, lsize):
         if offset >= mlen:
             out += out[start:start + mlen]
         else:
-            while mlen > 0:
-                piece = out[start:start + min(offset, mlen)]
-                out += piece
-                mlen -= len(piece)
+            _copy_match(out, start, mlen)
     if len(out) != lsize:
         raise _short("lz4", len(out), lsize)
     return bytes(out)

@@ -13,6 +13,7 @@ import struct
 
 from diskfs import zfscompress
 from diskfs.errors import Corrupt, NotFound, Unsupported
+from diskfs.fsbase import name_text
 from diskfs.zfslabel import read_label, uberblocks
 
 VDEV_START = 4 << 20  # two labels and the boot area come first on every leaf
@@ -589,7 +590,7 @@ def zap_entries(objset, dn):
             value = struct.unpack_from("<Q", first, at)[0]
             name = bytes(first[at + 14:at + 64]).split(b"\0")[0]
             if name:
-                out[name.decode("utf-8", "replace")] = value
+                out[name_text(name)] = value
         return out
     if kind != ZBT_HEADER:
         raise Corrupt("%s: block type 0x%x is not a ZAP" % (where, kind), "ZFS ZAP", 0)
@@ -649,7 +650,7 @@ def _leaf_entries(buf, bs, out, where):
         if intlen not in (1, 2, 4, 8) or name_len > 4096 or value_num * intlen > 1 << 20:
             raise Corrupt("%s: entry chunk %d: %d-byte integers, %d-byte name" % (where, c, intlen, name_len),
                           "ZFS ZAP leaf")
-        name = array(name_chunk, name_len).split(b"\0")[0].decode("utf-8", "replace")
+        name = name_text(array(name_chunk, name_len).split(b"\0")[0])
         raw = array(value_chunk, value_num * intlen)
         if intlen == 1:
             out[name] = raw  # bytes: a string keeps its NUL, a key does not lose its last byte
