@@ -37,30 +37,12 @@ class Connection:
     """One TCP (or TLS) connection with a read buffer: lines and headers come through `recv`, bodies through
     `readinto` of exactly what is still owed (never more: a kept-alive connection must not block)."""
 
-    def __init__(self, sock, key, raw=None, timeout=None):
+    def __init__(self, sock, key, raw=None):
         self.sock, self.key = sock, key
         self.raw = raw or sock  # the TCP socket under TLS (timeouts are set there)
-        self.timeout = timeout
         self.buf = b""
-        self._recv_into = getattr(sock, "recv_into", None)
-        if self._recv_into is None:
-            # MicroPython: a stream's readinto fills the whole buffer before it returns; over plain TCP take
-            # what has arrived instead, so the caller hashes one piece while the NIC receives the next
-            self._recv_into = self._arrived if self.raw is sock else sock.readinto
+        self._recv_into = getattr(sock, "recv_into", None) or sock.readinto
         self._recv = getattr(sock, "recv", None)
-
-    def _arrived(self, mv):
-        """What has arrived, up to len(mv): waits (with the timeout) for one byte, then takes the rest that
-        is already there. 0 at EOF."""
-        n = self.sock.readinto(mv[:1])
-        if not n or len(mv) == 1:
-            return n or 0
-        self.sock.settimeout(0)
-        try:
-            more = self.sock.readinto(mv[1:])
-        finally:
-            self.sock.settimeout(self.timeout)
-        return 1 + (more or 0)
 
     def _more(self):
         if self._recv is not None:
@@ -229,7 +211,7 @@ class Transport:
         except (OSError, ValueError) as exc:  # MicroPython's tls raises ValueError for some handshake errors
             raw.close()
             raise TransportError("%s %s:%d: %s" % (what, host, port, exc or type(exc).__name__)) from None
-        return Connection(sock, (scheme, host, port), raw, self.timeout)
+        return Connection(sock, (scheme, host, port), raw)
 
     def _release(self, conn, reusable):
         if reusable and conn.key not in self._idle:
