@@ -45,9 +45,8 @@ def _serve(directory: Path) -> http.server.ThreadingHTTPServer:
 
 
 def _ours(port: int, arch: str = "x86_64", cpu: tuple[str, ...] = ()) -> tuple[float, float]:
-    """(verified MiB/s, plain MiB/s) of our firmware fetching blob.bin, timed like iPXE's by the host from the
-    console lines around it (the firmware's own clock is calibrated against Stall once, which a loaded host
-    can stretch)."""
+    """(verified MiB/s, plain MiB/s) of our firmware fetching blob.bin, timed like iPXE's: by the host, from the
+    console lines around it (one clock for both)."""
     efi = firmware_dir() / arches.get(arch).efi_name
     with Machine(arch, efi=efi, append="cloudboot.repl", extra=nic_args() + list(cpu)) as m:
         repl = Repl(m)
