@@ -19,6 +19,9 @@
 #if defined(__aarch64__)
 /* getauxval (modecdsa.c) answers from ID_AA64ISAR0_EL1: 4x the plain C under TCG */
 #define MBEDTLS_SHA256_USE_ARMV8_A_CRYPTO_IF_PRESENT
+#elif defined(__x86_64__)
+/* sha256_x86.c: the SHA extensions when CPUID has them, else plain C */
+#define MBEDTLS_SHA256_PROCESS_ALT
 #endif
 #define MBEDTLS_BIGNUM_C
 #define MBEDTLS_ECP_C

@@ -69,6 +69,8 @@ typedef uint32_t sys_prot_t;        /* modlwip.c defines sys_arch_protect() with
 #define TCP_WND                         (512 * 1024)
 #define TCP_SND_BUF                     (16 * TCP_MSS)
 #define TCP_SND_QUEUELEN                (4 * TCP_SND_BUF / TCP_MSS)
+/* A window update is a frame and a kick (~20 us under TCG): one per 16 segments the application read, not 4. */
+#define TCP_WND_UPDATE_THRESHOLD        (16 * TCP_MSS)
 #define TCP_QUEUE_OOSEQ                 1
 #define TCP_OOSEQ_MAX_PBUFS             128
 #define LWIP_TCP_SACK_OUT               0

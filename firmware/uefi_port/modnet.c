@@ -62,8 +62,9 @@ static struct {
     void *snp;
     uint8_t frame[1536];
     uint8_t mac[6];
-    uint64_t rx_packets, tx_packets, rx_bytes, rx_dropped, tx_busy;
+    uint64_t rx_packets, tx_packets, rx_bytes, rx_dropped, tx_busy, tx_kicks;
     bool lwip_ready;
+    bool in_poll, tx_pending; /* inside cb_net_poll frames are posted at once, the device kicked at the end */
 } nic;
 
 static struct netif nif;
@@ -165,6 +166,14 @@ static void tx_reclaim(void) {
     }
 }
 
+/* A kick is an MMIO write: under TCG it takes QEMU's big lock, ~20-30 us on a busy host, so the ACKs lwIP
+ * sends while a burst is drained share one (measured: 30000 kicks were half of a 64 MiB download's time). */
+static void tx_kick(void) {
+    nic.tx_pending = false;
+    nic.tx_kicks++;
+    vq_notify(&nic.tx);
+}
+
 static void input_frame(const uint8_t *data, size_t len) {
     struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
     if (!p) {
@@ -207,6 +216,9 @@ static err_t virtio_output(struct netif *n, struct pbuf *p) {
         return ERR_BUF;
     }
     tx_reclaim();
+    if (!nic.tx.nfree && nic.tx_pending) { /* a full ring: let the device drain what is posted */
+        tx_kick();
+    }
     for (int spin = 0; !nic.tx.nfree; spin++) {
         if (spin > 1000000) {
             nic.tx_busy++;
@@ -221,7 +233,10 @@ static err_t virtio_output(struct netif *n, struct pbuf *p) {
     nic.tx.desc[id].len = p->tot_len + VIRTIO_NET_HDR;
     vq_post(&nic.tx, id);
     vq_publish(&nic.tx);
-    vq_notify(&nic.tx);
+    nic.tx_pending = true;
+    if (!nic.in_poll) {
+        tx_kick();
+    }
     nic.tx_packets++;
     return ERR_OK;
 }
@@ -271,14 +286,18 @@ static err_t snp_output(struct netif *n, struct pbuf *p) {
 
 void cb_net_poll(void) {
     if (nic.backend == BACKEND_VIRTIO) {
+        nic.in_poll = true;
         virtio_rx();
+        sys_check_timeouts();
+        nic.in_poll = false;
+        if (nic.tx_pending) {
+            tx_kick();
+        }
         tx_reclaim();
     } else if (nic.backend == BACKEND_SNP) {
         snp_rx();
-    } else {
-        return;
+        sys_check_timeouts();
     }
-    sys_check_timeouts();
 }
 
 static err_t nif_init(struct netif *n) {
@@ -308,7 +327,8 @@ static void netif_start(int backend, mp_obj_t mac_in, mp_int_t mtu) {
     memcpy(nic.mac, mac.buf, 6);
     rand_state ^= (uint64_t)cb_net_xid() << 20;
     nic.backend = backend;
-    nic.rx_packets = nic.tx_packets = nic.rx_bytes = nic.rx_dropped = nic.tx_busy = 0;
+    nic.rx_packets = nic.tx_packets = nic.rx_bytes = nic.rx_dropped = nic.tx_busy = nic.tx_kicks = 0;
+    nic.in_poll = nic.tx_pending = false;
     netif_add(&nif, IP4_ADDR_ANY4, IP4_ADDR_ANY4, IP4_ADDR_ANY4, NULL, nif_init, netif_input);
     nif.mtu = (u16_t)(mtu > 0 && mtu < 1500 ? mtu : 1500);
     netif_set_hostname(&nif, "cloud-boot");
@@ -459,12 +479,12 @@ static mp_obj_t net_set_dns(mp_obj_t list) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(net_set_dns_obj, net_set_dns);
 
-/* stats() -> (rx packets, tx packets, rx bytes, rx dropped for want of a pbuf, tx queue full) */
+/* stats() -> (rx packets, tx packets, rx bytes, rx dropped for want of a pbuf, tx queue full, tx kicks) */
 static mp_obj_t net_stats(void) {
-    mp_obj_t t[5] = { mp_obj_new_int_from_ull(nic.rx_packets), mp_obj_new_int_from_ull(nic.tx_packets),
+    mp_obj_t t[6] = { mp_obj_new_int_from_ull(nic.rx_packets), mp_obj_new_int_from_ull(nic.tx_packets),
                       mp_obj_new_int_from_ull(nic.rx_bytes), mp_obj_new_int_from_ull(nic.rx_dropped),
-                      mp_obj_new_int_from_ull(nic.tx_busy) };
-    return mp_obj_new_tuple(5, t);
+                      mp_obj_new_int_from_ull(nic.tx_busy), mp_obj_new_int_from_ull(nic.tx_kicks) };
+    return mp_obj_new_tuple(6, t);
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(net_stats_obj, net_stats);
 

@@ -162,6 +162,38 @@ def test_zstd_frames_decode_through_libzstd(firmware_repl) -> None:
     assert "checksum" in errors[0] and "exceeds max_output" in errors[1] and errors[2].endswith("at byte 0")
 
 
+@pytest.mark.parametrize("cpu", [(), ("-cpu", "max")], ids=["plain-c", "sha-ni"])
+def test_sha256_and_unaligned_copies_match_cpython(machine, cpu: tuple[str, ...]) -> None:
+    """x86_64's SHA-256 block function both ways (sha256_x86.c picks by CPUID: QEMU's default CPU has no SHA
+    extensions, -cpu max has SHA-NI), whole and fed in odd pieces; and memcpy (memcopy.c) for every pair of
+    alignments and the lengths around its 8-byte steps."""
+    import hashlib
+
+    m = machine("x86_64", efi=firmware_file("x86_64"), append="cloudboot.repl", extra=list(cpu))
+    repl = Repl(m)
+    repl.wait_banner(120)
+    repl.enter()
+    out = repl.exec(
+        "import hashlib, binascii\n"
+        "b = bytes(range(256)) * 4099\n"
+        "h = hashlib.sha256()\n"
+        "for i in range(0, len(b), 1000):\n    h.update(b[i:i + 1000])\n"
+        "for d in (hashlib.sha256(b'abc').digest(), hashlib.sha256(b).digest(), h.digest()):\n"
+        "    print(binascii.hexlify(d).decode())\n"
+        "src = bytes(range(256)) * 20\n"
+        "dst = bytearray(len(src) + 16)\n"
+        "bad = 0\n"
+        "for so in range(9):\n"
+        "    for do in range(9):\n"
+        "        for n in (0, 1, 7, 8, 15, 16, 17, 63, 100, 4099):\n"
+        "            memoryview(dst)[do:do + n] = memoryview(src)[so:so + n]\n"
+        "            bad += dst[do:do + n] != src[so:so + n]\n"
+        "print('bad copies', bad)\n", timeout=180)
+    data = bytes(range(256)) * 4099
+    assert out.split() == [hashlib.sha256(b"abc").hexdigest(), hashlib.sha256(data).hexdigest(),
+                           hashlib.sha256(data).hexdigest(), "bad", "copies", "0"], out
+
+
 def test_poweroff_ends_qemu_with_status_zero(arch, machine) -> None:
     m = machine(arch, efi=firmware_file(arch), append="cloudboot.repl")
     repl = Repl(m)
