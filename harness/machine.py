@@ -157,8 +157,10 @@ class Machine:
         # (PR_SET_PDEATHSIG fires when the forking *thread* ends, so only the main thread may ask for it).
         main = threading.current_thread() is threading.main_thread() and sys.platform == "linux"
         self.t0 = time.monotonic()
+        # Its own session: a terminal's Ctrl-C reaches only us, and our `finally`s stop QEMU (it must not die first
+        # and look like a failed boot).
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     preexec_fn=_die_with_parent if main else None)
+                                     preexec_fn=_die_with_parent if main else None, start_new_session=True)
         _LIVE.add(self)
         threading.Thread(target=self._reader, daemon=True).start()
         return self

@@ -228,7 +228,9 @@ def test_ctrl_c_cleans_up(medium, tmp_path) -> None:
         qemu = int(_read_until(master, r"qemu: pid (\d+)", TIMEOUT, seen).group(1))
         _read_until(master, r"cloud-boot firmware", 120, seen)
         os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(60) == 130
+        code = proc.wait(60)
+        _read_until(master, r"interrupted", 10, seen)
+        assert code == 130, seen[-3000:].decode(errors="replace")
         pid, storage = _registry_of(seen)
         assert _gone(qemu) and _gone(pid) and not Path(storage).exists()
     finally:

@@ -68,7 +68,8 @@ class Registry:
         self.log = open(work / "registry.log", "wb")
         cmd = [shutil.which("docker-registry") or "docker-registry", "serve", str(self.config)]
         echo(cmd)
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        # Its own session: Ctrl-C on the demo's terminal reaches the demo, which stops the registry itself.
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:

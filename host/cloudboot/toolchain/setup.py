@@ -15,7 +15,7 @@ HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "
                  "dmg2img", "7zip",  # UDIF oracles (7-Zip: 7zz on Debian 12, 7z on 13)
                  "ca-certificates", "ipxe",  # the firmware's TLS roots; bench_netboot's reference (ipxe.efi)
                  "zfs-fuse",  # ZFS test pools (userspace ZFS, pool version 23; main in Debian 12 and 13)
-                 "dnsmasq-base",  # the DHCP server of the TAP test (Path D against Linux's own stack)
+                 "dnsmasq-base", "iproute2",  # the TAP test (Path D against Linux's own stack): DHCP, ip netns
                  "debootstrap"]  # the trixie chroot that builds OpenZFS (zfs-dkms) for the OpenZFS test pools
 
 
