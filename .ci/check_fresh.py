@@ -6,8 +6,8 @@ sources) holding only git, make, python3, python3-venv and ca-certificates; give
 and pip index settings, so it reaches the registries this machine reaches; clones HEAD into it; mounts what
 QEMU and the tests need; runs `make iso`, then `make test` there (`--pytest-args` narrows its pytest run) and
 prints each one's time and pytest's summary line. The root stays (until the next run makes a new one), so
-`--again` can re-run pytest in it. Root only; slow (the whole suite, from empty caches); not part of CI's
-default run.
+`--again` can re-run `make test` there on the current HEAD, with its own pytest arguments. Root only; slow (the
+whole suite, from empty caches); not part of CI's default run.
 
 Everything happens in a private mount namespace, so no mount can outlive the check even if it is killed; on any
 exit the processes left inside the root are killed and the mounts undone explicitly as well.
@@ -253,8 +253,8 @@ def minutes(seconds: float) -> str:
 
 def check(suite: str, where: Path, pytest_args: str | None, again: str | None) -> int:
     """Make the root and run `make iso`, then `make test` (with PYTEST_ARGS=pytest_args if given) in it; or,
-    with `again`, run pytest with those arguments in the root the last run left (is a timeout load? re-run
-    that test alone)."""
+    with `again`, run `make test PYTEST_ARGS=again` (HEAD's packages, firmware and tests) in the root the last run
+    left (is a timeout load? re-run that test alone)."""
     root = Root(where / suite / "root", suite)
     root.path.parent.mkdir(parents=True, exist_ok=True)
     lock = open(root.path.parent / "lock", "w")
@@ -264,7 +264,7 @@ def check(suite: str, where: Path, pytest_args: str | None, again: str | None) -
         raise CloudBootError(f"another check-fresh {suite} is running ({root.path.parent}/lock)") from None
     files, paths = pip_settings()
     if again is not None:
-        steps = [f".venv/bin/python -m pytest {again}"]
+        steps = [f"make test PYTEST_ARGS={shlex.quote(again)}"]
     else:
         steps = ["make iso", "make test" + (f" PYTEST_ARGS={shlex.quote(pytest_args)}" if pytest_args else "")]
     if again is not None and not (root.inside(SRC) / ".venv").is_dir():
@@ -336,7 +336,8 @@ def main() -> int:
     p.add_argument("--pytest-args", metavar="ARGS",
                    help="make test's pytest selection in the root (PYTEST_ARGS), e.g. 'tests/unit tests/portable'")
     p.add_argument("--again", metavar="PYTEST_ARGS",
-                   help="run pytest with these arguments in the root the last run left, at HEAD, e.g. one test alone")
+                   help="run `make test` with these pytest arguments in the root the last run left, at HEAD, "
+                        "e.g. one test alone")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("check-fresh: needs root (debootstrap, chroot, mounts)", file=sys.stderr)
