@@ -20,7 +20,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip() or f'status {proc.returncode}'}")
 
 
 class Netns:
@@ -29,11 +31,10 @@ class Netns:
     def __init__(self, addr: str = "10.77.0.1", tap: str = "tap0"):
         self.name, self.addr, self.tap = f"cbtap-{uuid.uuid4().hex[:8]}", addr, tap
         _ip("netns", "add", self.name)
-        try:
-            _ip("-n", self.name, "link", "set", "lo", "up")
-            _ip("-n", self.name, "tuntap", "add", "dev", tap, "mode", "tap")
-            _ip("-n", self.name, "addr", "add", f"{addr}/24", "dev", tap)
-            _ip("-n", self.name, "link", "set", tap, "up")
+        try:  # from a thread inside it, not `ip -n` (that remounts / rslave, which a chroot's / refuses)
+            for args in (("link", "set", "lo", "up"), ("tuntap", "add", "dev", tap, "mode", "tap"),
+                         ("addr", "add", f"{addr}/24", "dev", tap), ("link", "set", tap, "up")):
+                self.run_inside(lambda args=args: _ip(*args))
         except BaseException:
             self.close()
             raise
