@@ -155,19 +155,6 @@ def sign(image: bytes, name: str, key_pem: bytes, cert_pem: bytes) -> bytes:
     return bytes(out)
 
 
-def _der_prefix(blob: bytes) -> bytes:
-    """The one DER TLV at the start of `blob` (a certificate entry is padded to 8 bytes after it)."""
-    if len(blob) < 2:
-        raise ValueError("truncated DER")
-    n = blob[1]
-    if n < 0x80:
-        return blob[:2 + n]
-    k = n & 0x7F
-    if not 0 < k <= 4 or len(blob) < 2 + k:
-        raise ValueError("bad DER length")
-    return blob[:2 + k + int.from_bytes(blob[2:2 + k], "big")]
-
-
 def _strip_tl(der: bytes) -> bytes:
     """The content octets of one DER TLV."""
     n = der[1]
@@ -181,7 +168,7 @@ def signatures(pe: PeImage, verify: bool = False) -> list[dict]:
     authenticode_verify). Malformed tables are a CloudBootError."""
     from cryptography.hazmat.primitives.serialization import pkcs7
 
-    from cloudboot.image.authenticode_verify import check_entry
+    from cloudboot.image.authenticode_verify import check_entry, der_element
 
     offset, size = pe.directory(4)  # for this directory the address is a file offset
     if not size:
@@ -199,7 +186,7 @@ def signatures(pe: PeImage, verify: bool = False) -> list[dict]:
             entry["matches"], entry["check"] = None, f"not verified: type {kind:#06x} is not a PKCS#7 signature"
         if kind == 0x0002:  # WIN_CERT_TYPE_PKCS_SIGNED_DATA
             try:
-                blob = _der_prefix(bytes(pe.data[pos + 8:pos + length]))
+                blob = der_element(bytes(pe.data[pos + 8:pos + length]))
                 certs = pkcs7.load_der_pkcs7_certificates(blob)
             except ValueError as exc:
                 raise CloudBootError(f"{pe.name}: certificate entry at {pos:#x} is not PKCS#7: {exc}") \

@@ -66,6 +66,12 @@ class _Tlv:
         return out
 
 
+def der_element(blob: bytes) -> bytes:
+    """The one DER element at the start of `blob` (a certificate entry is padded to 8 bytes after it);
+    ValueError when it is not whole."""
+    return _Tlv(blob, 0, len(blob)).whole
+
+
 def _oid_is(tlv: _Tlv, dotted: str) -> bool:
     return tlv.tag == _OID and _oid_text(tlv) == dotted
 
