@@ -57,8 +57,9 @@ def check_platform(client: Client, ref: Reference, manifest: dict, os_: str, arc
     and `architecture` say (a CloudBootError naming both platforms otherwise); a config that names no platform
     (not JSON, or without those fields) is taken as it is, with a note through `log`."""
     config = manifest.get("config")
-    if not isinstance(config, dict) or not str(config.get("mediaType", "")).endswith("json"):
-        found = None
+    if not isinstance(config, dict) or not str(config.get("mediaType", "")).endswith("json") \
+            or not isinstance(config.get("size"), int) or not isinstance(config.get("digest"), str):
+        found = None  # not a config one can read a platform from (the pull's own checks judge the manifest)
     elif config["size"] > CONFIG_MAX:
         raise CloudBootError(f"{ref}: its config is {config['size']} bytes, more than the {CONFIG_MAX} read to "
                              "see its platform")
