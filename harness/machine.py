@@ -91,7 +91,7 @@ class Machine:
         self.uefi = uefi  # False: no EDK2 in pflash, QEMU's own boot (direct kernel boot needs `extra_kernel`)
         self.readonly_disks = readonly_disks
         self.vars_file, self.bootindex = vars_file, bootindex
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"cloudboot-vm-{self.arch}-"))
+        self._workdir: Path | None = None
         self.proc: subprocess.Popen | None = None
         self.raw = bytearray()
         self._cond = threading.Condition()
@@ -145,6 +145,15 @@ class Machine:
         if not self.nics:
             cmd += ["-net", "none"]
         return cmd + self.extra
+
+    @property
+    def workdir(self) -> Path:
+        """The VM's scratch directory (vars copy, ESP image, QMP socket), made on first use and removed by kill()
+        or, for a Machine that was only asked for its command line, when it is collected or Python exits."""
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix=f"cloudboot-vm-{self.arch}-"))
+            weakref.finalize(self, shutil.rmtree, self._workdir, True)
+        return self._workdir
 
     @property
     def qmp_path(self) -> Path:
@@ -203,7 +212,8 @@ class Machine:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     def wait(self, timeout: float) -> int:
         """QEMU's exit status, waiting up to `timeout` seconds (then killed, HarnessTimeout)."""
