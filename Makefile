@@ -10,7 +10,7 @@ CB     := $(VENV)/bin/cloud-boot
 STAMP  := $(VENV)/.installed
 TESTS  := $(VENV)/.installed-test
 
-.PHONY: all deps firmware iso demo test unit bench run lint clean fuzz soak fixtures-openzfs check-fresh
+.PHONY: all deps firmware kernel iso demo test unit bench run lint clean fuzz soak fixtures-openzfs check-fresh
 all: iso
 
 $(STAMP): pyproject.toml
@@ -31,6 +31,15 @@ deps: $(TESTS)
 firmware: $(STAMP)
 	$(CB) deps --no-qemu
 	$(CB) firmware --arch $(ARCH)
+
+# Our bootstrap kernels (kernel/ fragments on Debian's linux source, built with LLVM in a trixie build root; cached
+# by their inputs): build/kernel/vmlinuz-ARCH-VARIANT for ARCH (all, one or a comma list) and VARIANT (cloud|disk).
+VARIANT ?= cloud
+kernel: $(STAMP)
+	$(CB) deps --no-qemu
+	@mkdir -p build/kernel
+	@for a in $$($(PY) -c 'import sys, arches; print(" ".join(a.name for a in arches.select(sys.argv[1])))' \
+	    '$(ARCH)'); do $(CB) kernel --arch $$a --variant $(VARIANT) -o build/kernel/vmlinuz-$$a-$(VARIANT) || exit 1; done
 
 # The cloud medium: firmware + a UKI (Debian kernel + our init) per arch where the init runs, in one hybrid ISO.
 iso: firmware

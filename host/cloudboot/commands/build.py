@@ -22,7 +22,8 @@ def _run(args: argparse.Namespace) -> int:
                            metadata_url=args.metadata_url, target=args.target, cmdline=args.cmdline,
                            extra_cmdline=args.extra_cmdline, exit=args.exit, cosign_key=args.cosign_key,
                            luks=args.luks, insecure=args.insecure, kernel_package=args.kernel_package,
-                           verbose=args.verbose, output=args.output, firmware_dir=args.firmware_dir))
+                           kernel=args.kernel, verbose=args.verbose, output=args.output,
+                           firmware_dir=args.firmware_dir))
     res = build(medium)
     print_result(args, report(res), res.as_json())
     return 0
@@ -52,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "per UKI) into the init so it opens LUKS disks and encrypted ZFS datasets (implied by "
                    "--cosign-key)")
     p.add_argument("--insecure", action="store_true", help="plain HTTP to registries (cloudboot.insecure=1)")
+    p.add_argument("--kernel", choices=("debian", "our"), default="debian",
+                   help="the UKIs' kernel: Debian's generic one with the modules the init needs (default), or "
+                        "ours (cloud-boot kernel --variant cloud: smaller, everything built in)")
     p.add_argument("--kernel-package", action="append", default=[], metavar="[ARCH=]VERSION",
                    help="Debian kernel release or linux-image-* package (default: the suite's generic kernel "
                         "for the arch); ARCH= when several arches get a UKI (repeatable)")

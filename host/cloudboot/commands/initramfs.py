@@ -15,9 +15,14 @@ def _run(args: argparse.Namespace) -> int:
     from cloudboot.initramfs.build import build, report
 
     compress.check_level(args.compression or compress.method_for(args.output), args.level)  # before the build
+    own = None
+    if args.kernel == "our":
+        from cloudboot.kernel.build import build as build_kernel
+
+        own = build_kernel(args.arch.name, "cloud").info
     res = build(args.arch, args.output, kernel_package=args.kernel_package, python=args.python,
                 extra_modules=args.module, compression=args.compression, level=args.level,
-                budget_mib=args.max_mib, cosign_key=args.cosign_key)
+                budget_mib=args.max_mib, cosign_key=args.cosign_key, own_kernel=own)
     print(report(res))
     return 0
 
@@ -25,6 +30,9 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_verb(sub, "initramfs", _run, "build the init initramfs (CPython PID 1, kernel modules) for an arch")
     add_arch(p, "the machine the init runs on", required=True)
+    p.add_argument("--kernel", choices=["debian", "our"], default="debian",
+                   help="the kernel the init runs on: Debian's (its modules go in; default) or our cloud kernel "
+                        "(`cloud-boot kernel`: everything built in, no modules)")
     p.add_argument("--kernel-package", metavar="VER",
                    help="kernel release (e.g. 6.12.117+deb13-amd64) or linux-image-* package; default: the "
                         "suite's current kernel")

@@ -215,14 +215,19 @@ def add_libraries(out: cpio.Archive, fs: pysel.Rootfs, elves: list[Path], what: 
 
 def build(arch: str, output: Path, *, kernel_package: str | None = None, python: str | None = None,
           extra_modules: list[str] | None = None, compression: str | None = None, level: int | None = None,
-          budget_mib: float = BUDGET_MIB, cosign_key: Path | None = None, cryptography: bool = True) -> Result:
+          budget_mib: float = BUDGET_MIB, cosign_key: Path | None = None, cryptography: bool = True,
+          own_kernel: dict | None = None) -> Result:
     """Build the initramfs for `arch` into `output`; returns sizes and the manifest. `cosign_key`: a PEM
     public key installed as /etc/cosign.pub (init then checks signatures, cloudboot.cosign=enforce default).
     `cryptography=False` leaves Debian's cryptography and argon2 out (1.2 MiB compressed): what checks
     signatures and opens LUKS, so only for images without `cosign_key` (the cloud medium's unless built with
-    --luks, to fit its UKI size budget)."""
+    --luks, to fit its UKI size budget). `own_kernel`: the build record (`cloudboot.kernel.build`) of our kernel
+    the image is for, which has everything built in: no modules are shipped."""
     if cosign_key and not cryptography:
         raise CloudBootError("an initramfs with a cosign key needs cryptography to check signatures")
+    if own_kernel and (extra_modules or kernel_package):
+        raise CloudBootError("our kernels have every driver built in: --module and --kernel-package apply to "
+                             "Debian's kernel only")
     target = arches.get(arch)
     if not target.init:
         raise CloudBootError(f"no initramfs for {target.name}: Debian does not ship what the init needs (CPython, "
@@ -232,7 +237,7 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     method = compression or compress.method_for(output)
     check_output(output)
     archive = debian.Archive(arch)
-    kernel = debian.fetch_kernel(archive, kernel_package)
+    kernel = None if own_kernel else debian.fetch_kernel(archive, kernel_package)
     ver = python_version(archive, python)
     b = Builder()
     own = [(IMAGE_LIBDIR, ROOT / "host"), (IMAGE_LIBDIR, MODULES_DIR)]
@@ -240,15 +245,22 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     debs, names, extensions, pyver, bytecode_note = add_python(b, archive, ver, module_roots, own,
                                                                PY_PACKAGES if cryptography else [])
 
-    # --- kernel modules
-    ktree = archive.unpack(kernel.modules_deb)
-    wanted = list(dict.fromkeys(kmods.DEFAULT_MODULES + (extra_modules or [])))
-    mods = kmods.select(ktree, kernel.release, wanted,
-                        archive.unpack(kernel.base_deb) if kernel.base_deb else None)
-    mod_root = f"usr/lib/modules/{kernel.release}"
-    for rel, data in mods.files.items():
-        b.file(f"{mod_root}/{rel}", data, 0o644, "kernel modules")
-    b.file(f"{mod_root}/modules.dep", mods.dep_text.encode(), 0o644, "kernel modules")
+    # --- kernel modules (none for our kernels)
+    if kernel is None:
+        wanted, mods = [], kmods.ModuleSet(own_kernel["release"])
+        kernel_info = {"release": own_kernel["release"], "package": f"cloud-boot {own_kernel['variant']} kernel",
+                       "version": f"{own_kernel['linux']} {own_kernel['key'][:16]}"}
+    else:
+        ktree = archive.unpack(kernel.modules_deb)
+        wanted = list(dict.fromkeys(kmods.DEFAULT_MODULES + (extra_modules or [])))
+        mods = kmods.select(ktree, kernel.release, wanted,
+                            archive.unpack(kernel.base_deb) if kernel.base_deb else None)
+        mod_root = f"usr/lib/modules/{kernel.release}"
+        for rel, data in mods.files.items():
+            b.file(f"{mod_root}/{rel}", data, 0o644, "kernel modules")
+        b.file(f"{mod_root}/modules.dep", mods.dep_text.encode(), 0o644, "kernel modules")
+        kernel_info = {"release": kernel.release, "package": kernel.modules_deb.name,
+                       "version": kernel.modules_deb.version}
 
     # --- init, layout, manifest
     b.file("init", INIT_SCRIPT.format(version=ver, libdir=IMAGE_LIBDIR, dist=DIST).encode(), 0o755,
@@ -281,8 +293,7 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
         b.file("etc/cosign.pub", key_pem, 0o644, "layout (dirs, links)")
     manifest = {
         "arch": arch, "suite": archive.suite,
-        "kernel": {"release": kernel.release, "package": kernel.modules_deb.name,
-                   "version": kernel.modules_deb.version},
+        "kernel": kernel_info,
         "python": {"version": ver, "upstream": pyver, "packages": versions, "modules": names,
                    "extensions": sorted(extensions), "bytecode": bytecode_note},
         "modules": {"load_order": mods.order, "builtin": mods.builtin, "requested": wanted},

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloudboot.kernel.build import build as build_kernel
 from cloudboot.medium import parts
 from cloudboot.medium.options import Medium
 from cloudboot.paths import ROOT, build_dir
@@ -106,12 +107,17 @@ def build(medium: Medium, say: Callable[[str], None] = _stderr, use_cache: bool 
                 say(f"{a.name}: firmware only ({a.efi_name}): the init does not run on {a.name} yet")
                 continue
             package = medium.kernel_package.get(a.name)
-            progress(f"{a.name}: kernel ({package or 'Debian default'})")
-            k = parts.kernel(a, package, use_cache)
+            own = None
+            if medium.kernel == "our":
+                progress(f"{a.name}: kernel (ours, cloud variant)")
+                own = build_kernel(a.name, "cloud")
+            else:
+                progress(f"{a.name}: kernel ({package or 'Debian default'})")
+            k = parts.kernel(a, package, use_cache, own)
             say(f"  {k.source.name} {k.release}: {k.source.stat().st_size / MIB:.2f} MiB"
                 + (f", zstd -{parts.ZSTD_LEVEL} {k.path.stat().st_size / MIB:.2f} MiB" if k.compressed else ""))
             progress(f"{a.name}: initramfs")
-            init = parts.initramfs(a, package, medium.cosign_key, medium.cosign_pem, medium.crypto, use_cache)
+            init = parts.initramfs(a, package, medium.cosign_key, medium.cosign_pem, medium.crypto, use_cache, own)
             say(f"  {init.path.name}" + (" (cached)" if init.cached else "") + "\n  "
                 + "\n  ".join(init.report.splitlines()[:1]))
             progress(f"{a.name}: UKI")

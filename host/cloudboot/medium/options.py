@@ -40,6 +40,7 @@ class Options:
     luks: bool = False
     insecure: bool = False
     kernel_package: list[str] = field(default_factory=list)
+    kernel: str = "debian"
     verbose: bool = False
     output: Path = DEFAULT_OUTPUT
     firmware_dir: Path | None = None
@@ -61,6 +62,8 @@ class Medium:
     #: the init carries the crypto modules (cryptography, argon2): LUKS and encrypted ZFS open, signatures
     #: are checked; asked for with --luks, implied by a cosign key
     crypto: bool = False
+    #: "debian" (the suite's generic kernel + its modules) or "our" (cloud-boot kernel's cloud variant)
+    kernel: str = "debian"
 
 
 def _text(flag: str, value: str) -> str:
@@ -183,7 +186,12 @@ def check(o: Options) -> Medium:
                                       ("--metadata-url", o.metadata_url), ("--exit", o.exit),
                                       ("--cmdline", o.cmdline), ("--extra-cmdline", o.extra_cmdline),
                                       ("--cosign-key", o.cosign_key), ("--kernel-package", o.kernel_package),
-                                      ("--insecure", o.insecure), ("--luks", o.luks)) if given]
+                                      ("--insecure", o.insecure), ("--luks", o.luks),
+                                      ("--kernel", o.kernel != "debian")) if given]
+    if o.kernel not in ("debian", "our"):
+        raise CloudBootError(f"--kernel {o.kernel!r}: use debian or our")
+    if o.kernel == "our" and o.kernel_package:
+        raise CloudBootError("--kernel-package names a Debian kernel: it does not go with --kernel our")
     if asked and not linux:
         raise CloudBootError(f"{asked[0]}: only UKIs use it, and none of {', '.join(a.name for a in chosen)} gets "
                              f"one (the init runs on {', '.join(a.name for a in arches.ARCHES if a.init)})")
@@ -217,4 +225,4 @@ def check(o: Options) -> Medium:
         raise CloudBootError(f"-o {out}: the directory {out.parent} does not exist")
     pem = _cosign_key(o.cosign_key) if o.cosign_key else None
     return Medium(chosen, linux, firmware, cmdlines, _kernel_packages(o.kernel_package, linux), o.cosign_key, pem,
-                  out, crypto=o.luks or pem is not None)
+                  out, crypto=o.luks or pem is not None, kernel=o.kernel)

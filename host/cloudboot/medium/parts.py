@@ -19,6 +19,7 @@ from pathlib import Path
 from arches import Arch
 from cloudboot.errors import CloudBootError
 from cloudboot.initramfs import compress, debian
+from cloudboot.kernel.build import Kernel as OwnKernel
 from cloudboot.paths import build_dir, cache_dir
 from cloudboot.run import run, which
 
@@ -45,9 +46,12 @@ def self_unpacking(head: bytes) -> bool:
             or head[:4] == compress.ZSTD_MAGIC)
 
 
-def kernel(arch: Arch, package: str | None, use_cache: bool = True) -> Kernel:
+def kernel(arch: Arch, package: str | None, use_cache: bool = True, own: OwnKernel | None = None) -> Kernel:
     """Debian's kernel for `arch` (`package`: a release or linux-image-* name; None: the suite's current one),
-    zstd-compressed when it does not unpack itself (cached under the download cache by its digest)."""
+    zstd-compressed when it does not unpack itself (cached under the download cache by its digest); or, with
+    `own` (our built kernel), our kernel as it is (it unpacks itself)."""
+    if own is not None:
+        return Kernel(own.image, own.image, own.info["release"], False)
     image, release = debian.kernel_image(arch.debian, package)
     with open(image, "rb") as f:
         head = f.read(4096)
@@ -81,17 +85,18 @@ class Initramfs:
 
 
 def initramfs(arch: Arch, package: str | None, cosign_key: Path | None, pem: bytes | None, crypto: bool,
-              use_cache: bool = True) -> Initramfs:
+              use_cache: bool = True, own: OwnKernel | None = None) -> Initramfs:
     """The init's initramfs for `arch`, cached under build/medium/<arch>/ by everything that goes into it: our
-    sources, the kernel and Python packages' versions, the cosign key, the crypto modules (`crypto`: for
-    LUKS, implied by a key), SOURCE_DATE_EPOCH."""
+    sources, the kernel (Debian's modules' version, or our kernel's build key: `own`) and Python packages'
+    versions, the cosign key, the crypto modules (`crypto`: for LUKS, implied by a key), SOURCE_DATE_EPOCH."""
     from cloudboot.initramfs.build import build, python_version, report, sources_key
 
     archive = debian.Archive(arch.debian)
-    k = debian.fetch_kernel(archive, package)
+    k = None if own else debian.fetch_kernel(archive, package)
+    release, kernel_version = (own.info["release"], own.info["key"]) if own else (k.release, k.modules_deb.version)
     py = python_version(archive, None)
     py_version = archive.show(f"python{py}-minimal")["Version"]
-    key = sources_key(arch.debian, k.release, k.modules_deb.version, py_version,
+    key = sources_key(arch.debian, release, kernel_version, py_version,
                       os.environ.get("SOURCE_DATE_EPOCH", ""), hashlib.sha256(pem or b"").hexdigest(),
                       "crypto" if crypto or pem else "")
     work = build_dir() / "medium" / arch.name
@@ -106,9 +111,9 @@ def initramfs(arch: Arch, package: str | None, cosign_key: Path | None, pem: byt
         old.unlink()
         old.with_suffix(".json").unlink(missing_ok=True)
     res = build(arch.debian, out, kernel_package=package, cosign_key=cosign_key, cryptography=crypto or bool(pem),
-                budget_mib=20)
-    if res.kernel is not None and res.kernel.release != k.release:
-        raise CloudBootError(f"internal error: initramfs built for kernel {res.kernel.release}, not {k.release}")
+                budget_mib=20, own_kernel=own.info if own else None)
+    if res.kernel is not None and res.kernel.release != release:
+        raise CloudBootError(f"internal error: initramfs built for kernel {res.kernel.release}, not {release}")
     text = report(res)
     stamp.write_text(json.dumps({"report": text}))
     return Initramfs(out, text, False)

@@ -1,0 +1,2 @@
+"""Our bootstrap kernels: Debian's `linux` source, tinyconfig plus the fragments in the repository's `kernel/`,
+built with LLVM in the pinned build root, cached by their inputs and bit-identical on rebuild."""
