@@ -1,7 +1,8 @@
 """Path A's cost: kernel start -> the kexec call, from init's own timestamps (CLOCK_BOOTTIME, the kernel's clock),
 split into its phases (mounts, modules, network, plan, download, disk, kexec-load), in disk mode and in plan
 mode (DHCP, registry on 127.0.0.1 via QEMU user networking). Reference, same run: QEMU start -> the target's
-marker when QEMU boots the target kernel + initrd directly, against QEMU start -> marker through our init."""
+marker when QEMU boots the target kernel + initrd directly, against QEMU start -> marker through our init, once
+on Debian's kernel and once on our own cloud kernel (`cloud-boot kernel`), with both UKIs' sizes."""
 
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ PHASE = re.compile(r"cloud-boot: \[\s*([\d.]+)\] phase (\S+) ([\d.]+)s")
 KEXEC = re.compile(r"cloud-boot: \[\s*([\d.]+)\] kexec boot$")
 
 
-def _run(arch: str, append: str, disks: list[Path] | None = None,
-         nic: bool = False) -> tuple[dict[str, float], float, float]:
+KERNELS = ("debian", "our")
+
+
+def _run(arch: str, append: str, disks: list[Path] | None = None, nic: bool = False,
+         kernel: str = "debian") -> tuple[dict[str, float], float, float]:
     """(phase -> seconds, kernel start -> kexec call, QEMU start -> target marker)."""
-    q = trial.machine(arch, trial.boot_kernel(arch), trial.initramfs(arch), f"panic=-1 {append}", disks,
-                      nic=nic).start()
+    q = trial.machine(arch, trial.boot_kernel(arch, kernel), trial.initramfs(arch, kernel=kernel),
+                      f"panic=-1 {append}", disks, nic=nic).start()
     try:
         m = q.expect_line(trial.MARKER, 600)
         phases = {}
@@ -60,10 +64,12 @@ def _bench(arch: str, reg) -> None:
     cmdline = f"console={arches.get(arch).linux_console} panic=-1"
     disk, _ = trial.target_disk(arch)
     direct = _direct(arch)
-    phases, kexec_at, marker = _run(arch, f'cloudboot.disk=LABEL=CBTARGET cloudboot.cmdline="{cmdline}"', [disk])
-    print(f"  {arch} disk mode: kernel start -> kexec call {kexec_at:.2f}s; phases: "
-          + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()), flush=True)
-    report(f"init disk mode QEMU->target ({arch})", marker, "direct -kernel", direct)
+    for kernel in KERNELS:
+        phases, kexec_at, marker = _run(arch, f'cloudboot.disk=LABEL=CBTARGET cloudboot.cmdline="{cmdline}"',
+                                        [disk], kernel=kernel)
+        print(f"  {arch} disk mode, {kernel} kernel: kernel start -> kexec call {kexec_at:.2f}s; phases: "
+              + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()), flush=True)
+        report(f"init disk mode QEMU->target ({arch}, {kernel} kernel)", marker, "direct -kernel", direct)
     port = reg.host.split(":")[1]
     ref = f"boot/k:{arch}-{secrets.token_hex(3)}"
     plan = Path(tempfile.mkdtemp()) / "plan.hcl"
@@ -71,8 +77,22 @@ def _bench(arch: str, reg) -> None:
     cli(["push", "artifact", f"{reg.host}/{ref}", "--platform", f"linux/{arch}", "--kernel",
          str(trial.boot_kernel(arch)), "--initrd", str(trial.target_initrd(arch))])
     cli(["push", "plan", f"{reg.host}/plans/bench-{arch}:v1", str(plan)])
-    phases, kexec_at, marker = _run(arch, f"cloudboot.plan=10.0.2.2:{port}/plans/bench-{arch}:v1 "
-                                    "cloudboot.insecure=1 cloudboot.lldp=0", nic=True)
-    print(f"  {arch} plan mode: kernel start -> kexec call {kexec_at:.2f}s; phases: "
-          + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()), flush=True)
-    report(f"init plan mode QEMU->target ({arch})", marker, "direct -kernel", direct)
+    for kernel in KERNELS:
+        phases, kexec_at, marker = _run(arch, f"cloudboot.plan=10.0.2.2:{port}/plans/bench-{arch}:v1 "
+                                        "cloudboot.insecure=1 cloudboot.lldp=0", nic=True, kernel=kernel)
+        print(f"  {arch} plan mode, {kernel} kernel: kernel start -> kexec call {kexec_at:.2f}s; phases: "
+              + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()), flush=True)
+        report(f"init plan mode QEMU->target ({arch}, {kernel} kernel)", marker, "direct -kernel", direct)
+    sizes = {k: _uki_size(arch, k) for k in KERNELS}
+    report(f"UKI size ({arch}, ours vs Debian's kernel)", sizes["our"] / 2**20, "Debian kernel",
+           sizes["debian"] / 2**20, "MiB")
+
+
+def _uki_size(arch: str, kernel: str) -> int:
+    """Bytes of the cloud medium's UKI (firmware stub + kernel + the init's initramfs) for `kernel`."""
+    from cloudboot.medium.build import build
+    from cloudboot.medium.options import Options, check
+
+    with tempfile.TemporaryDirectory() as d:
+        res = build(check(Options(arch=[arch], kernel=kernel, output=Path(d) / "boot.iso")), say=lambda _: None)
+        return res.arches[0].uki_size

@@ -32,19 +32,29 @@ def _workdir(arch: str) -> Path:
     return d
 
 
-def initramfs(arch: str, cosign_key: Path | None = None) -> Path:
-    """Our initramfs for `arch`, with /etc/cosign.pub when `cosign_key` is given (built now unless the sources
-    and the key are unchanged since the last build)."""
+def initramfs(arch: str, cosign_key: Path | None = None, kernel: str = "debian") -> Path:
+    """Our initramfs for `arch`, with /etc/cosign.pub when `cosign_key` is given, for Debian's kernel (its modules
+    go in) or, with kernel="our", for our cloud kernel (no modules); built now unless the sources, the key and
+    the kernel are unchanged since the last build."""
     from cloudboot.initramfs.build import build
 
     pem = cosign_key.read_text() if cosign_key else ""
-    out = _workdir(arch) / ("init-cosign.cpio.zst" if cosign_key else "init.cpio.zst")
+    own = own_kernel(arch) if kernel == "our" else None
+    name = "init" + ("-cosign" if cosign_key else "") + ("-our" if own else "")
+    out = _workdir(arch) / f"{name}.cpio.zst"
     stamp = out.with_suffix(".key")
-    key = sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""), pem)
+    key = sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""), pem, own.info["key"] if own else "")
     if not (out.exists() and stamp.exists() and stamp.read_text() == key):
-        build(arch, out, cosign_key=cosign_key)
+        build(arch, out, cosign_key=cosign_key, own_kernel=own.info if own else None)
         stamp.write_text(key)
     return out
+
+
+def own_kernel(arch: str):  # -> cloudboot.kernel.build.Kernel
+    """Our cloud kernel for `arch` (built on first use, then from the cache)."""
+    from cloudboot.kernel.build import build
+
+    return build(arch, "cloud")
 
 
 def target_initrd(arch: str) -> Path:
@@ -285,6 +295,6 @@ def console(arch: str) -> str:
     return arches.get(arch).linux_console
 
 
-def boot_kernel(arch: str) -> Path:
-    """The Debian kernel image the initramfs's modules belong to."""
-    return debian.kernel_image(arch)[0]
+def boot_kernel(arch: str, kernel: str = "debian") -> Path:
+    """The kernel the init runs on: Debian's (the initramfs's modules belong to it) or our cloud kernel."""
+    return own_kernel(arch).image if kernel == "our" else debian.kernel_image(arch)[0]

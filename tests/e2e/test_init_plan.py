@@ -54,16 +54,18 @@ def pushed(registry, tmp_path_factory):
     meta.server.shutdown()
 
 
-def _boot(append: str, arch: str = ARCH) -> Machine:
-    return trial.machine(arch, trial.boot_kernel(arch), trial.initramfs(arch), f"panic=-1 {append}",
-                         nic=True).start()
+def _boot(append: str, arch: str = ARCH, kernel: str = "debian") -> Machine:
+    return trial.machine(arch, trial.boot_kernel(arch, kernel), trial.initramfs(arch, kernel=kernel),
+                         f"panic=-1 {append}", nic=True).start()
 
 
-@pytest.mark.parametrize("arch", ["amd64", "arm64"])
-def test_metadata_plan_registry_kexec(pushed, arch: str) -> None:
+#: Debian's kernel on amd64 and arm64, and our own cloud kernel (no modules: virtio-net is built in) on amd64
+@pytest.mark.parametrize("arch,kernel", [("amd64", "debian"), ("arm64", "debian"), ("amd64", "our")])
+def test_metadata_plan_registry_kexec(pushed, arch: str, kernel: str) -> None:
     reg, meta, token = pushed
     meta.document = {"cloudboot": {"plan": f"{reg}/plans/smoke:v1", "insecure": True}}
-    q = _boot(f"cloudboot.metadata.url=http://{GUEST_HOST}:{meta.server.server_address[1]}/meta.json", arch)
+    q = _boot(f"cloudboot.metadata.url=http://{GUEST_HOST}:{meta.server.server_address[1]}/meta.json", arch,
+              kernel)
     try:
         q.expect_line(r"net: eth\d+ 10\.0\.2\.15/24 gw 10\.0\.2\.2 .*\(dhcp\)", BOOT_TIMEOUT)
         q.expect_line(rf"plan: plan {reg}/plans/smoke:v1 from the metadata URL ", 60)
