@@ -24,6 +24,7 @@ from cloudboot.initramfs import cpio, debian, kmods
 from cloudboot.paths import cache_dir
 from cloudboot.run import run
 from cloudboot.toolchain import apt
+from cloudboot.toolchain.buildroot import unmount_below
 from tests.portable import vmimages
 
 ARCH = "amd64"
@@ -64,7 +65,7 @@ def _chroot(release: str) -> Path:
     done = base / "done"
     if done.exists():
         return root
-    _unmount_below(base)  # an interrupted build may have left its /proc mounted in there
+    unmount_below(base)  # an interrupted build may have left its /proc mounted in there
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
     mirror = apt.archive_uri()
@@ -86,16 +87,9 @@ def _chroot(release: str) -> Path:
             raise CloudBootError(f"dkms built no zfs.ko for {release} in {root}")
         run(["chroot", root, "depmod", release])
     finally:
-        _unmount_below(root)
+        unmount_below(root)
     done.write_text(version)
     return root
-
-
-def _unmount_below(path: Path) -> None:
-    with open("/proc/mounts") as f:
-        points = [line.split()[1] for line in f if line.split()[1].startswith(str(path) + "/")]
-    for point in sorted(points, reverse=True):
-        run(["umount", "-l", point])
 
 
 def _initrd(root: Path, release: str, out: Path) -> None:

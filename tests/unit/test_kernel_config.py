@@ -52,3 +52,16 @@ def test_later_fragment_wins_and_dropped_lines_are_named(tmp_path: Path, monkeyp
     assert config.dropped(wanted, final) == ["a.config:3: CONFIG_C=n (the kernel's Kconfig made it y)"]
     assert config.dropped(wanted, "CONFIG_C=n\nCONFIG_S=\"x\"\n") == [
         "a.config:1: CONFIG_A=y (the kernel's Kconfig made it n)"]
+
+
+def test_cli_refuses_bad_inputs_before_building(tmp_path: Path) -> None:
+    """Each refusal comes at once, one line, before the build root or the source is touched."""
+    from tests.unit.hostile import cli, refused
+
+    refused(cli("kernel", "--arch", "sparc", "-o", str(tmp_path / "k")), "unknown architecture 'sparc'", status=2)
+    refused(cli("kernel", "--arch", "x86_64", "--variant", "tiny", "-o", str(tmp_path / "k")), "invalid choice",
+            status=2)
+    refused(cli("kernel", "--arch", "x86_64", "-o", str(tmp_path / "nodir" / "k")),
+            f"{tmp_path / 'nodir' / 'k'}: the directory {tmp_path / 'nodir'} does not exist")
+    refused(cli("kernel", "--arch", "x86_64", "-o", str(tmp_path)), str(tmp_path))
+    refused(cli("kernel", "--arch", "x86_64", "-j", "0", "-o", str(tmp_path / "k")), "-j", status=2)

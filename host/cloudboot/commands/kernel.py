@@ -6,7 +6,7 @@ import argparse
 import shutil
 
 from cloudboot.cliopts import add_arch, add_output, add_verb, positive
-from cloudboot.image.output import atomic_output
+from cloudboot.image.output import atomic_output, check_output
 from cloudboot.kernel import config
 
 
@@ -15,6 +15,7 @@ def _run(args: argparse.Namespace) -> int:
     size and how long the build took."""
     from cloudboot.kernel.build import build
 
+    check_output(args.output)  # before a build of several minutes, not after
     k = build(args.arch.name, args.variant, jobs=args.jobs, rebuild=args.rebuild)
     with open(k.image, "rb") as src, atomic_output(args.output) as dst:
         shutil.copyfileobj(src, dst)
