@@ -134,6 +134,28 @@ def test_baked_plan(baked, published, arch: str) -> None:
     assert "demo.target=demo-shell" in _target_cmdline(lines)
 
 
+#: The UKI size goal with our kernel (issue #16): Debian's generic kernels need the 20 MiB budget.
+OUR_KERNEL_UKI_MIB = 15
+
+
+def test_medium_with_our_kernel(published, tmp_path, capsys) -> None:
+    """`cloud-boot build --kernel our` (through the CLI): our cloud kernel in the x86_64 UKI, whose initramfs then
+    has no modules; the UKI is under 15 MiB and the medium boots the demo's plan to its target."""
+    from cloudboot.cli import main as cli
+
+    firmware_file("x86_64")
+    out = tmp_path / "our.iso"
+    assert cli(["build", "--arch", "x86_64", "--kernel", "our", "--json", "-o", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    (a,) = res["arches"].values()
+    assert a["kernel"].endswith("-cloud-boot-cloud") and a["uki_size"] <= OUR_KERNEL_UKI_MIB << 20, a
+    sections = {s.Name.rstrip(b"\0").decode(): s for s in pefile.PE(data=_uki_on(out, "x86_64")).sections}
+    assert b"-cloud-boot-cloud" in sections[".uname"].get_data()
+    seen, lines = _boot(out, "x86_64", published.bootfile)
+    assert seen.source == DHCP and "demo.target=demo-shell" in _target_cmdline(lines)
+    assert any(line.startswith("cloud-boot: ") and "modules: loaded none" in line for line in lines), lines[:40]
+
+
 def test_rebuild_is_bit_identical(medium, tmp_path, monkeypatch) -> None:
     """x86_64's UKI rebuilt from nothing (its initramfs remade; Debian's packages from the cache) is the same
     bytes, and so is the whole ISO rebuilt (its parts from their caches)."""
