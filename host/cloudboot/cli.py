@@ -79,9 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "raw_stdout", False):  # a verb that relays a guest's console keeps its bytes
         sys.stdout = SafeText(stdout)
     try:
-        return _run(args)
+        code = _run(args)
     finally:
         sys.stdout = stdout
+    try:  # output shorter than the buffer meets a full device or a gone reader only here, not in the verb
+        stdout.flush()
+    except OSError as exc:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())  # no second error when Python flushes at exit
+        if not isinstance(exc, BrokenPipeError):
+            print(f"cloud-boot: error: {exc.strerror or exc}", file=sys.stderr)
+        return code or 1
+    return code
 
 
 #: MemoryError's line: a constant, printed once the frames that held the memory are gone.

@@ -171,12 +171,16 @@ def _demo_process(tmp_path, *args: str):
     """`cloud-boot demo ARGS` on a pseudo-terminal (as `make demo` runs it); (process, pty master fd)."""
     import os
     import pty
+    import signal
     import sys
 
     master, slave = pty.openpty()
     env = {**os.environ, "TERM": "dumb"}
+    # SIGINT as a shell at a terminal leaves it: a run started in the background (`make test &`) has it ignored,
+    # and an ignored SIGINT stays ignored across exec, so the demo would never see the test's Ctrl-C.
     proc = subprocess.Popen([sys.executable, "-m", "cloudboot", "demo", *args], stdin=slave, stdout=slave,
-                            stderr=slave, env=env, start_new_session=True)
+                            stderr=slave, env=env, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     return proc, master
 

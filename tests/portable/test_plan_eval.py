@@ -98,20 +98,20 @@ def test_arch_filter_and_multi_arch_names():
 
 
 def test_single_target_fallback():
-    p = make(targets=[("only", {"arch": '"arm64"', "index": '"i"'})])
+    p = make(targets=[("only", {"arch": '"arm64"', "index": '"r/i"'})])
     assert render(p, "arm64")["name"] == "only"
     assert "the only target is for arch arm64, not amd64" in str(error(render, p, "amd64"))
     # No default_target, several targets, one of them for this arch: that one (the original failed here).
-    p = make(targets=[("a", {"arch": '"amd64"', "index": '"a"'}), ("b", {"arch": '"arm64"', "index": '"b"'})])
+    p = make(targets=[("a", {"arch": '"amd64"', "index": '"r/a"'}), ("b", {"arch": '"arm64"', "index": '"r/b"'})])
     assert render(p, "arm64")["name"] == "b"
     exc = error(render, p, "riscv64")
     assert "no target for arch riscv64" in str(exc)
-    p = make(targets=[("a", {"index": '"a"'}), ("b", {"index": '"b"'})])
+    p = make(targets=[("a", {"index": '"r/a"'}), ("b", {"index": '"r/b"'})])
     assert "no default_target, and 2 targets for arch amd64 (a, b)" in str(error(render, p))
 
 
 def test_unknown_target():
-    p = make(top={"default_target": '"a"'}, targets=[("a", {"index": '"a"'})])
+    p = make(top={"default_target": '"a"'}, targets=[("a", {"index": '"r/a"'})])
     exc = error(render, p, target="nope")
     assert str(exc) == 't.hcl: no target "nope" (targets: a)', str(exc)
     p = make(top={"default_target": '"ghost"'}, targets=[("a", {"index": '"r/a"'})])
@@ -137,7 +137,7 @@ def test_local_cycle_is_named():
     assert exc.line == 2
     exc = error(render, p)  # found lazily too, without check
     assert "locals form a cycle: local.a -> local.b -> local.c -> local.a" in str(exc), str(exc)
-    p = make(locals_={"me": '"${local.me}"'}, targets=[("t", {"index": '"i"'})])
+    p = make(locals_={"me": '"${local.me}"'}, targets=[("t", {"index": '"r/i"'})])
     assert "local.me -> local.me" in str(error(bplan.check, p))
 
 
@@ -147,18 +147,21 @@ def test_self_and_version():
     t = render(p)
     assert t["label"] == "Alpine v3.21 (alpine)"
     assert t["index"] == "r/alpine:3.21"
+    p = make(targets=[("x", {"index": '"r/x"', "label": '"v${self.version}"'})])
+    assert render(p)["label"] == "v"  # missing version is empty, as in the original
     p = make(targets=[("x", {"index": '"r/x:${self.version}"'})])
-    assert render(p)["index"] == "r/x:"  # missing version is empty, as in the original
+    # the original's pull failed on it; we stop at the plan's line
+    assert "index \"r/x:\" is not an OCI reference: bad tag" in str(error(render, p))
     p = make(targets=[("x", {"index": '"r/x:${self.index}"'})])
     exc = error(bplan.check, p)
     assert 'self has no attribute "index"' in str(exc)
     assert exc.target == "x" and exc.line == 2
-    p = make(locals_={"bad": "self.name"}, targets=[("x", {"index": '"i"'})])
+    p = make(locals_={"bad": "self.name"}, targets=[("x", {"index": '"r/i"'})])
     assert "self is not available outside a target" in str(error(bplan.check, p))
 
 
 def test_lldp():
-    p = make(targets=[("t", {"index": '"i"', "cmdline":
+    p = make(targets=[("t", {"index": '"r/i"', "cmdline":
                              'lldp.available ? "hostname=node-${lldp.port_id}" : "hostname=anon"'})])
     assert render(p, lldp={"port_id": "Eth1"})["cmdline"] == "hostname=node-Eth1"
     assert render(p, lldp={})["cmdline"] == "hostname=anon"
@@ -170,14 +173,14 @@ def test_lldp():
 
 
 def test_cmdline_forms():
-    p = make(targets=[("t", {"index": '"i"', "cmdline": '["a", null, "", "b=${1 + 1}", arch == "x" ? "c" : null]'})])
+    p = make(targets=[("t", {"index": '"r/i"', "cmdline": '["a", null, "", "b=${1 + 1}", arch == "x" ? "c" : null]'})])
     assert render(p)["cmdline"] == "a b=2"
-    p = make(targets=[("t", {"index": '"i"', "cmdline": '["a", 2]'})])
+    p = make(targets=[("t", {"index": '"r/i"', "cmdline": '["a", 2]'})])
     exc = error(render, p)
     assert str(exc) == 't.hcl:2: target "t": cmdline element 2 must be a string, got number', str(exc)
-    p = make(targets=[("t", {"index": '"i"', "cmdline": "true"})])
+    p = make(targets=[("t", {"index": '"r/i"', "cmdline": "true"})])
     assert "cmdline must be a string or a list of strings, got bool" in str(error(render, p))
-    p = make(targets=[("t", {"index": '"i"'})])
+    p = make(targets=[("t", {"index": '"r/i"'})])
     assert render(p)["cmdline"] == ""
 
 
@@ -185,20 +188,20 @@ def test_string_fields_must_be_strings():
     p = make(targets=[("t", {"index": "42"})])
     exc = error(render, p)
     assert str(exc) == 't.hcl:2: target "t": index must be a string, got number', str(exc)
-    p = make(targets=[("t", {"index": '"i"', "version": "6.1"})])
+    p = make(targets=[("t", {"index": '"r/i"', "version": "6.1"})])
     assert render(p)["version"] == "6.1"  # a number is a fine version
 
 
 def test_exactly_one_source():
-    p = make(targets=[("t", {"kernel": '"k"', "cmdline": '"x"'}, {"device": '"/dev/vda2"'})])
+    p = make(targets=[("t", {"kernel": '"r/k"', "cmdline": '"x"'}, {"device": '"/dev/vda2"'})])
     exc = error(render, p)
     assert str(exc).startswith('t.hcl:1: target "t": two sources (kernel and disk)'), str(exc)
-    p = make(targets=[("t", {"index": '"i"', "subplan": '"s"'})])
+    p = make(targets=[("t", {"index": '"r/i"', "subplan": '"r/s"'})])
     assert "two sources (index and subplan)" in str(error(render, p))
     p = make(targets=[("t", {"label": '"nothing"'})])
     assert "no source: set exactly one of" in str(error(render, p))
     # An empty ref does not count as a source (evaluation decides, as in the original).
-    p = make(targets=[("t", {"index": 'arch == "arm64" ? "i" : ""', "subplan": 'arch == "arm64" ? "" : "s"'})])
+    p = make(targets=[("t", {"index": 'arch == "arm64" ? "r/i" : ""', "subplan": 'arch == "arm64" ? "" : "r/s"'})])
     assert render(p, "arm64")["source"] == "oci"
     assert render(p, "amd64")["source"] == "subplan"
 
@@ -242,10 +245,10 @@ def _two_menus():
 
 
 def test_expression_errors_are_located():
-    p = make(targets=[("t", {"index": '"i"', "cmdline": '"a ${nope} b"'})])
+    p = make(targets=[("t", {"index": '"r/i"', "cmdline": '"a ${nope} b"'})])
     exc = error(bplan.check, p)
     assert str(exc).startswith('t.hcl:2: target "t": unknown variable "nope"'), str(exc)
-    p = make(targets=[("t", {"index": '"i"', "label": '"broken ${"'})])
+    p = make(targets=[("t", {"index": '"r/i"', "label": '"broken ${"'})])
     exc = error(bplan.Plan, p)
     assert exc.line == 3 and exc.file == "t.hcl"
     p = make(locals_={"x": '"${local.y}"'}, targets=[("t", {"index": "local.x"})])
@@ -276,23 +279,33 @@ def test_check_refuses_what_is_not_an_oci_reference():
     assert bplan.check(make(targets=[("t", {"kernel": '"127.0.0.1:5000/boot/k:6.12"'})])) is not None
 
 
+def test_render_refuses_a_bad_reference_of_the_chosen_target_at_its_line():
+    """What boots (the init, the firmware: render) reads references as plan check does: a located plan error
+    before any pull. Only the chosen target's: another target's bad reference does not stop a boot."""
+    p = make(targets=[("t", {"index": '"r/ok:1"', "initrd": '"bad ref"'}), ("u", {"index": '"::::"'})])
+    exc = error(bplan.render, p, "amd64", "t")
+    assert str(exc).startswith('t.hcl:3: target "t": initrd "bad ref" is not an OCI reference'), str(exc)
+    ok = make(targets=[("t", {"index": '"r/ok:1"'}), ("u", {"index": '"::::"'})])
+    assert bplan.render(ok, "amd64", "t")["index"] == "r/ok:1"
+
+
 def test_unknown_arch_name():
-    p = make(targets=[("t", {"arch": '"amd46"', "index": '"a"'})])
+    p = make(targets=[("t", {"arch": '"amd46"', "index": '"r/a"'})])
     assert 'arch "amd46" is not one of amd64, arm64, riscv64, loong64' in str(error(bplan.check, p))
 
 
 def test_settings_menu_and_dns():
     p = make(top={"dns": '["192.0.2.53", ""]', "default_target": '"a"'}, menu={"timeout": '"1m30s"'},
-             targets=[("a", {"index": '"a"'})])
+             targets=[("a", {"index": '"r/a"'})])
     s = bplan.Plan(p).settings("amd64")
     assert s == {"default_target": "a", "dns": ["192.0.2.53"], "mirrors": [],
                  "menu": {"timeout": 90, "prompt": bplan.DEFAULT_PROMPT}, "exit": ""}
     for text, seconds in (('"5s"', 5), ('"12"', 12), ('""', 0), ("7", 7), ('"1.5s"', 1.5), ('"500ms"', 0.5),
                           ('"1h"', 3600), ('"0"', 0)):
-        p = make(menu={"timeout": text, "prompt": '"pick"'}, targets=[("a", {"index": '"a"'})])
+        p = make(menu={"timeout": text, "prompt": '"pick"'}, targets=[("a", {"index": '"r/a"'})])
         s = bplan.Plan(p).settings("amd64")
         assert s["menu"] == {"timeout": seconds, "prompt": "pick"}, (text, s)
-    p = make(menu={"timeout": '"soon"'}, targets=[("a", {"index": '"a"'})])
+    p = make(menu={"timeout": '"soon"'}, targets=[("a", {"index": '"r/a"'})])
     exc = error(bplan.check, p)
     assert 'timeout "soon" is not a duration' in str(exc) and exc.line == 2
     p = make(top={"dns": "1"})
@@ -300,19 +313,19 @@ def test_settings_menu_and_dns():
 
 
 def test_settings_mirrors():
-    p = make(top={"mirrors": '["m1.example:5000", "http://10.0.0.5:5000", ""]'}, targets=[("a", {"index": '"a"'})])
+    p = make(top={"mirrors": '["m1.example:5000", "http://10.0.0.5:5000", ""]'}, targets=[("a", {"index": '"r/a"'})])
     assert bplan.Plan(p).settings("amd64")["mirrors"] == [(None, "m1.example:5000"), ("http", "10.0.0.5:5000")]
-    p = make(top={"mirrors": '"one.example"'}, targets=[("a", {"index": '"a"'})])
+    p = make(top={"mirrors": '"one.example"'}, targets=[("a", {"index": '"r/a"'})])
     assert bplan.Plan(p).settings("amd64")["mirrors"] == [(None, "one.example")]
     for bad, why in (('["m.example/x"]', "bad registry mirror"), ("[1]", "mirrors must be a list of strings")):
-        p = make(top={"mirrors": bad}, targets=[("a", {"index": '"a"'})])
+        p = make(top={"mirrors": bad}, targets=[("a", {"index": '"r/a"'})])
         assert why in str(error(bplan.check, p)), bad
 
 
 def _menu_plan(**top):
     return make(top=top or {"default_target": '"b"'}, menu={"timeout": '"3"'}, targets=[
-        ("a", {"label": '"First"', "index": '"a"'}), ("b", {"index": '"b"'}),
-        ("c", {"arch": '"arm64"', "index": '"c"'})])
+        ("a", {"label": '"First"', "index": '"r/a"'}), ("b", {"index": '"r/b"'}),
+        ("c", {"arch": '"arm64"', "index": '"r/c"'})])
 
 
 def test_select_with_menu():
@@ -335,8 +348,8 @@ def test_select_with_menu():
     assert plan.select("amd64", ask=broken).name == "b"  # menu failure -> default
     assert plan.menu_entries("arm64") == [("a", "First"), ("b", "b"), ("c", "c")]
     # No menu block: only cloudboot.menu=1 asks.
-    plain = bplan.Plan(make(top={"default_target": '"b"'}, targets=[("a", {"index": '"a"'}),
-                                                                      ("b", {"index": '"b"'})]))
+    plain = bplan.Plan(make(top={"default_target": '"b"'}, targets=[("a", {"index": '"r/a"'}),
+                                                                      ("b", {"index": '"r/b"'})]))
     assert plain.select("amd64", ask=ask).name == "b"
     assert plain.select("amd64", menu="1", ask=ask).name == "a"
     # A default that the menu does not offer (another arch's target): the first option is the default.
@@ -354,7 +367,7 @@ def test_parsed_form_survives_json_round_trip():
 
 def test_follow_subplans():
     outer = make(top={"default_target": '"live"'}, targets=[("live", {"subplan": '"reg/inner:v1"'}),
-                                                            ("other", {"index": '"o"'})])
+                                                            ("other", {"index": '"r/o"'})])
     inner = make(top={"default_target": '"deb"'}, targets=[("deb", {"index": '"reg/debian:13"'})])
     plans = {"reg/inner:v1": inner}
     t = bplan.follow(outer, "amd64", plans.__getitem__)
@@ -372,19 +385,20 @@ def test_follow_subplans():
 
 
 def test_exit_per_target_and_for_the_plan():
-    p = make(top={"exit": '"reboot"'}, targets=[("a", {"index": '"a"'}), ("b", {"index": '"b"', "exit": '"kexec"'})])
+    p = make(top={"exit": '"reboot"'},
+             targets=[("a", {"index": '"r/a"'}), ("b", {"index": '"r/b"', "exit": '"kexec"'})])
     assert render(p, target="a")["exit"] == "reboot"  # the plan's
     assert render(p, target="b")["exit"] == "kexec"  # the target's wins
     assert bplan.Plan(p).settings("amd64")["exit"] == "reboot"
-    assert render(make(targets=[("a", {"index": '"a"'})]))["exit"] == ""  # unset: the init's default
-    conditional = make(targets=[("a", {"index": '"a"', "exit": 'arch == "arm64" ? "reboot" : "kexec"'})])
+    assert render(make(targets=[("a", {"index": '"r/a"'})]))["exit"] == ""  # unset: the init's default
+    conditional = make(targets=[("a", {"index": '"r/a"', "exit": 'arch == "arm64" ? "reboot" : "kexec"'})])
     assert render(conditional, "arm64")["exit"] == "reboot" and render(conditional, "amd64")["exit"] == "kexec"
-    exc = error(bplan.check, make(targets=[("a", {"index": '"a"', "exit": '"poweroff"'})]))
+    exc = error(bplan.check, make(targets=[("a", {"index": '"r/a"', "exit": '"poweroff"'})]))
     assert 'exit "poweroff" is not one of kexec, reboot' in str(exc) and exc.line == 2 and exc.target == "a", str(exc)
-    exc = error(bplan.check, make(top={"exit": '"halt"'}, targets=[("a", {"index": '"a"'})]))
+    exc = error(bplan.check, make(top={"exit": '"halt"'}, targets=[("a", {"index": '"r/a"'})]))
     assert 'exit "halt" is not one of kexec, reboot' in str(exc) and exc.line == 1, str(exc)
     # Through a subplan: the inner plan's own choice, else the outer target's.
     outer = make(targets=[("live", {"subplan": '"reg/inner"', "exit": '"reboot"'})])
-    assert bplan.follow(outer, "amd64", lambda ref: make(targets=[("d", {"index": '"d"'})]))["exit"] == "reboot"
-    inner = make(top={"exit": '"kexec"'}, targets=[("d", {"index": '"d"'})])
+    assert bplan.follow(outer, "amd64", lambda ref: make(targets=[("d", {"index": '"r/d"'})]))["exit"] == "reboot"
+    inner = make(top={"exit": '"kexec"'}, targets=[("d", {"index": '"r/d"'})])
     assert bplan.follow(outer, "amd64", lambda ref: inner)["exit"] == "kexec"

@@ -136,5 +136,8 @@ def test_cmdline_templating_as_the_original() -> None:
 def test_legacy_image_plan_selects_its_one_target() -> None:
     from bootplan import plan
 
-    t = plan.render(planmode.legacy_plan("10.0.2.2:5000/boot/x:${odd}"), "amd64")
-    assert (t["name"], t["index"], t["source"]) == ("legacy-image", "10.0.2.2:5000/boot/x:${odd}", "oci")
+    t = plan.render(planmode.legacy_plan("10.0.2.2:5000/boot/x:v1"), "amd64")
+    assert (t["name"], t["index"], t["source"]) == ("legacy-image", "10.0.2.2:5000/boot/x:v1", "oci")
+    # taken literally, never as a template: `${odd}` stays, and is then no OCI tag
+    with pytest.raises(plan.PlanError, match=r"index \"10.0.2.2:5000/boot/x:\$\{odd\}\" is not an OCI reference"):
+        plan.render(planmode.legacy_plan("10.0.2.2:5000/boot/x:${odd}"), "amd64")

@@ -598,11 +598,15 @@ class Plan:
 
     def resolve(self, target, arch, lldp=None, scope=None):
         """The target fully evaluated for `arch` (dict; see Target.resolve), errors located; `exit` is the
-        target's, else the plan's."""
+        target's, else the plan's. Every OCI reference it names (index, kernel, initrd, modules, subplan) must
+        read as one, the way a pull reads it: a bad one is this plan's error, at its line, not a pull's."""
         sc = scope or self.scope(arch, lldp)
         out = self._in_target(target, target.resolve, sc)
         if not out["exit"]:
             out["exit"] = self._exit(sc)
+        for field in OCI_FIELDS + ("subplan",):
+            if out[field]:
+                self._in_target(target, _check_reference, out[field], field, target.attrs[field])
         return out
 
     # ---- static checks -----------------------------------------------------------------------------------
@@ -708,10 +712,7 @@ class Plan:
                 if key in done:
                     continue  # resolved already in a case its values cannot tell apart from this one
                 done.add(key)
-            got = self.resolve(t, arch, scope=sc)
-            for field in OCI_FIELDS + ("subplan",):
-                if got[field]:
-                    self._in_target(t, _check_reference, got[field], field, t.attrs[field])
+            self.resolve(t, arch, scope=sc)  # which checks its references
         default = settings["default_target"]
         if default and not [t for t in self.targets if t.name == default]:
             raise PlanError("default_target %s names no target (targets: %s)" % (quote(default), some(self.names())),
