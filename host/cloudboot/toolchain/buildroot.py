@@ -27,9 +27,10 @@ from cloudboot.toolchain import apt
 SUITE = "trixie"
 LLVM = "19"
 #: The kernel's build needs: LLVM (LLVM=-19), make, bc, flex/bison (Kconfig), libelf (x86's objtool), the
-#: host compiler's C library, zstd/xz (compressed images), openssl headers (certificate tools).
+#: host compiler's C library, zstd/xz (compressed images), openssl headers (certificate tools), hexdump (EFI
+#: zboot pads its payload to the size hexdump reads from the image header).
 PACKAGES = [f"clang-{LLVM}", f"lld-{LLVM}", f"llvm-{LLVM}", "make", "bc", "flex", "bison", "libelf-dev",
-            "libc6-dev", "libssl-dev", "zstd", "xz-utils", "cpio", "perl"]
+            "libc6-dev", "libssl-dev", "zstd", "xz-utils", "cpio", "perl", "bsdextrautils"]
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
        "TZ": "UTC"}
 
