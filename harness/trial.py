@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import struct
 from pathlib import Path
 
 import arches
@@ -266,10 +267,35 @@ def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path
     user networking (the host's 127.0.0.1 is 10.0.2.2), or on the `-netdev` backend `netdev`. Disk n is a
     virtio disk with serial `dn` (/sys/block/vdX/serial), read-only unless `writable`."""
     a = arches.get(arch)
+    if not efi:
+        kernel = direct_bootable(arch, kernel)
     # TCG everywhere, as the harness does (nested KVM is not reliable on CI machines).
     return Machine(a.name, extra_kernel=(kernel, initrd, f"console={a.linux_console} {append}"),
                    disks=disks or [], nics=1 if nic else 0, memory_mb=memory_mb, uefi=efi,
                    readonly_disks=not writable, extra=["-smp", "2", "-no-reboot"], netdev=netdev)
+
+
+def direct_bootable(arch: str, kernel: Path) -> Path:
+    """What QEMU's own kernel loader (no EFI) takes: `kernel` itself, or the Image an EFI zboot image (our arm64,
+    riscv64 and loongarch64 kernels) carries, unpacked once into the trial directory."""
+    with open(kernel, "rb") as f:
+        head = f.read(64)
+    if head[:2] != b"MZ" or head[4:8] != b"zimg":
+        return kernel
+    offset, size = struct.unpack_from("<II", head, 8)
+    kind = head[24:56].split(b"\0")[0].decode(errors="replace")
+    out = _workdir(arch) / f"direct-{hashlib.sha256(kernel.read_bytes()).hexdigest()[:16]}.Image"
+    if not out.exists():
+        with open(kernel, "rb") as f:
+            f.seek(offset)
+            payload = f.read(size)
+        tool = {"zstd": [which("zstd", "unpacking EFI zboot kernels"), "-d", "-c"], "gzip": ["gzip", "-d", "-c"]}
+        if kind not in tool:
+            raise CloudBootError(f"{kernel}: EFI zboot payload compressed with {kind!r}, not zstd or gzip")
+        tmp = out.with_suffix(".tmp")
+        tmp.write_bytes(run(tool[kind], input=payload, capture=True).stdout)
+        tmp.rename(out)
+    return out
 
 
 def uki_medium(arch: str, append: str, out: Path) -> Path:
