@@ -78,6 +78,9 @@ def test_command_lines_per_arch(fw: Path, tmp_path: Path) -> None:
     ({"kernel_package": ["6.12.1-amd64"]}, "several arches get a UKI"),
     ({"kernel_package": ["loong64=7.2"], "arch": ["x86_64"]}, "loongarch64 gets no UKI"),
     ({"kernel_package": ["x86_64=bad version"]}, "want a kernel release"),
+    ({"kernel": "our", "kernel_package": ["x86_64=6.12.1-amd64"]}, "does not go with --kernel our"),
+    ({"kernel": "ours"}, "--kernel 'ours': use debian or our"),
+    ({"kernel": "our", "arch": ["loong64"]}, "--kernel: only UKIs use it"),
     ({"plan": "reg.example/p:1", "arch": ["loongarch64"]}, "--plan: only UKIs use it"),
     ({"cosign_key": Path("/nonexistent/cosign.pub")}, "--cosign-key /nonexistent/cosign.pub: No such file"),
 ])
