@@ -177,6 +177,30 @@ FILES = {
 }
 
 
+def test_riscv64_image_wrapped_as_elf(tmp_path: Path) -> None:
+    """riscv64's kexec_file_load (Linux 6.12) reads ELF only: the Image goes in one PT_LOAD at 0, entry 0, sized by
+    the header's image_size (BSS included) and 2 MiB aligned; readelf's view of it, checked with pyelftools."""
+    from elftools.elf.elffile import ELFFile
+
+    image = bytearray(b"MZ" + bytes(62) + bytes(range(256)) * 40)
+    struct.pack_into("<Q", image, 16, 3 << 20)  # image_size: 3 MiB in memory
+    image[48:56] = kexec.RISCV_MAGIC
+    src = tmp_path / "Image"
+    src.write_bytes(image)
+    out = kexec.riscv64_elf(str(src), str(tmp_path / "k.elf"))
+    with open(out, "rb") as f:
+        elf = ELFFile(f)
+        assert (elf["e_machine"], elf["e_type"], elf["e_entry"], elf.elfclass) == ("EM_RISCV", "ET_EXEC", 0, 64)
+        (seg,) = list(elf.iter_segments())
+        assert (seg["p_type"], seg["p_vaddr"], seg["p_paddr"], seg["p_align"]) == ("PT_LOAD", 0, 0, 0x200000)
+        assert (seg["p_filesz"], seg["p_memsz"]) == (len(image), 3 << 20)
+        assert seg.data() == bytes(image)
+    assert os.path.getsize(out) == seg["p_offset"] + (3 << 20)  # what follows goes after the file's length
+    src.write_bytes(b"MZ" + bytes(100))
+    with pytest.raises(InitError, match="not a RISC-V Image"):
+        kexec.riscv64_elf(str(src), str(tmp_path / "bad.elf"))
+
+
 def test_disk_mode_distro_names(tmp_path: Path) -> None:
     other = _ext4(tmp_path, "other", "DATA", {"etc/x": b"1"}, partitioned=False)
     img = _ext4(tmp_path, "boot", "CBBOOT", FILES, partitioned=True)

@@ -1,6 +1,10 @@
 """Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load (arm64 without it:
 kexec_load through kexec_arm64), reboot(KEXEC).
 
+riscv64's kexec_file_load reads ELF only (its Image loader came after Linux 6.12), so a RISC-V Image is handed
+over wrapped in a one-segment ELF (riscv64_elf): the loader puts the segment in a 2 MiB-aligned hole and
+starts it at its first byte, where a RISC-V Image (EFI stub or not) begins with code.
+
 EFI zboot (REFERENCE.md §5.1): `MZ`, `zimg` at 4, payload offset u32 at 8, size u32 at 12, compression
 name NUL-padded at 24; gzip is unpacked with zlib, zstd with the portable compat.zstd."""
 
@@ -115,7 +119,40 @@ def _prepare(kernel: str, machine: str) -> tuple[str, bytes | None, bool]:
             temporary = True
     with open(unwrapped, "rb") as f:
         check_kernel(f.read(1024), machine)
+    if machine == "riscv64":
+        wrapped = riscv64_elf(unwrapped, os.path.join(WORKDIR, "kernel-riscv64.elf"))
+        if temporary:
+            os.unlink(unwrapped)
+        unwrapped, temporary = wrapped, True
     return unwrapped, image, temporary
+
+
+#: RISC-V Image header: image_size (u64, the kernel's size in memory, BSS included) at 16, "RISCV\0\0\0" at 48
+RISCV_MAGIC = b"RISCV\0\0\0"
+EM_RISCV = 243
+
+
+def riscv64_elf(path: str, out_path: str) -> str:
+    """The RISC-V Image at `path` as an ELF64 executable at out_path: one PT_LOAD (vaddr = paddr = entry = 0,
+    memsz = the header's image_size, 2 MiB aligned) holding the Image, the file padded to memsz (the loader
+    places what follows the kernel after the file's length)."""
+    with open(path, "rb") as src:
+        head = src.read(64)
+        if len(head) < 64 or head[48:56] != RISCV_MAGIC:
+            raise InitError(f"{path}: not a RISC-V Image (no 'RISCV' magic at 48): {describe(head)}")
+        filesz = os.fstat(src.fileno()).st_size
+        memsz = max(struct.unpack_from("<Q", head, 16)[0], filesz)
+        offset = 0x1000  # the segment's file offset, page aligned
+        ehdr = struct.pack("<4s5B7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, 2, EM_RISCV, 1, 0, 64, 0, 0,
+                           64, 56, 1, 0, 0, 0)
+        phdr = struct.pack("<IIQQQQQQ", 1, 7, offset, 0, 0, filesz, memsz, 0x200000)
+        src.seek(0)
+        with open(out_path, "wb") as out:
+            out.write((ehdr + phdr).ljust(offset, b"\0"))
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+            out.truncate(offset + memsz)
+    return out_path
 
 
 def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = None) -> None:
