@@ -36,6 +36,8 @@ KERNELS = [(a, k) for k in ("debian", "our") for a in KEXEC_ARCHES] + [("riscv64
 @pytest.fixture(scope="module", params=KERNELS, ids=[f"{a}-{k}" for a, k in KERNELS])
 def images(request: pytest.FixtureRequest):
     arch, kernel = request.param
+    if kernel == "our" and (why := trial.own_kernel_missing(arch)):
+        pytest.skip(why)
     disk, release = trial.target_disk(arch)
     return arch, trial.boot_kernel(arch, kernel), trial.initramfs(arch, kernel=kernel), disk, release, kernel
 

@@ -86,6 +86,17 @@ def cache_key(arch: arches.Arch, variant: str, fragments: list[Path], env: dict[
     return h.hexdigest()
 
 
+def is_cached(arch_name: str, variant: str) -> bool:
+    """Whether build() would return at once (the build root exists and holds this kernel's inputs' result)."""
+    if not buildroot.exists():
+        return False
+    arch = arches.get(arch_name)
+    tree = source()
+    key = cache_key(arch, variant, config.fragments(arch, variant), make_env(arch, variant, epoch(tree)),
+                    buildroot.versions(TOOLS))
+    return (cache_dir() / "kernel" / f"{arch.name}-{variant}-{key[:16]}" / "build.json").is_file()
+
+
 def build(arch_name: str, variant: str, *, jobs: int | None = None, rebuild: bool = False) -> Kernel:
     """The (arch, variant) kernel from the cache, or built into it (printing each step). `rebuild`: build from
     scratch (a clean object directory) even when cached, and fail unless the result is bit-identical to the

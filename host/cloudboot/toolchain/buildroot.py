@@ -39,10 +39,19 @@ def _key() -> str:
     return hashlib.sha256(f"{SUITE}\n{' '.join(PACKAGES)}".encode()).hexdigest()[:16]
 
 
+def _path() -> Path:
+    return cache_dir() / "buildroot" / f"{SUITE}-{_key()}"
+
+
+def exists() -> bool:
+    """Whether the build root has been made."""
+    return (_path() / ".complete").exists()
+
+
 def root() -> Path:
     """The build root, made on first use (about 2 minutes and 700 MB; root only: debootstrap, chroot)."""
-    path = cache_dir() / "buildroot" / f"{SUITE}-{_key()}"
-    if (path / ".complete").exists():
+    path = _path()
+    if exists():
         return path
     if os.geteuid() != 0:
         raise CloudBootError(f"the {SUITE} build root ({path}) does not exist yet and making it needs root "
