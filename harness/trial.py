@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import struct
 from pathlib import Path
 
 import arches
@@ -296,12 +295,13 @@ def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path
 def direct_bootable(arch: str, kernel: Path) -> Path:
     """What QEMU's own kernel loader (no EFI) takes: `kernel` itself, or the Image an EFI zboot image (our arm64,
     riscv64 and loongarch64 kernels) carries, unpacked once into the trial directory."""
+    from cloudboot.init.kexec import zboot_header  # the init's reader of the header; the host unpacks with zstd(1)
+
     with open(kernel, "rb") as f:
-        head = f.read(64)
-    if head[:2] != b"MZ" or head[4:8] != b"zimg":
+        zboot = zboot_header(f.read(64))
+    if zboot is None:
         return kernel
-    offset, size = struct.unpack_from("<II", head, 8)
-    kind = head[24:56].split(b"\0")[0].decode(errors="replace")
+    offset, size, kind = zboot
     out = _workdir(arch) / f"direct-{hashlib.sha256(kernel.read_bytes()).hexdigest()[:16]}.Image"
     if not out.exists():
         with open(kernel, "rb") as f:

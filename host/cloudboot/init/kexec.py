@@ -50,14 +50,21 @@ def check_kernel(head: bytes, machine: str) -> None:
     raise InitError(f"not an EFI-stub kernel image for {machine} (no MZ header): {describe(head)}")
 
 
+def zboot_header(head: bytes) -> tuple[int, int, str] | None:
+    """(payload offset, payload size, compression name) of an EFI zboot image's first 56+ bytes, else None."""
+    if len(head) < 56 or head[:2] != b"MZ" or head[4:8] != b"zimg":
+        return None
+    offset, size = struct.unpack_from("<II", head, 8)
+    return offset, size, head[24:56].split(b"\0")[0].decode(errors="replace")
+
+
 def unwrap_zboot(path: str, out_path: str) -> str:
     """`path` itself, or the kernel an EFI zboot image at `path` carries, written to out_path."""
     with open(path, "rb") as f:
-        head = f.read(64)
-        if len(head) < 56 or head[:2] != b"MZ" or head[4:8] != b"zimg":
+        zboot = zboot_header(f.read(64))
+        if zboot is None:
             return path
-        offset, size = struct.unpack_from("<II", head, 8)
-        kind = head[24:56].split(b"\0")[0].decode(errors="replace")
+        offset, size, kind = zboot
         f.seek(offset)
         payload = f.read(size)
     if len(payload) != size:

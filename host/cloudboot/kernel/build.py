@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,30 +87,29 @@ def cache_key(arch: arches.Arch, variant: str, fragments: list[Path], env: dict[
     return h.hexdigest()
 
 
+def _inputs(arch_name: str, variant: str) -> tuple:
+    """(arch, fragments, source tree, timestamp, tools, make's environment, cache key, result directory)."""
+    arch = arches.get(arch_name)
+    frags = config.fragments(arch, variant)
+    tree = source()
+    stamp = epoch(tree)
+    tools = buildroot.versions(TOOLS)
+    env = make_env(arch, variant, stamp)
+    key = cache_key(arch, variant, frags, env, tools)
+    return arch, frags, tree, stamp, tools, env, key, cache_dir() / "kernel" / f"{arch.name}-{variant}-{key[:16]}"
+
+
 def is_cached(arch_name: str, variant: str) -> bool:
     """Whether build() would return at once (the build root exists and holds this kernel's inputs' result)."""
-    if not buildroot.exists():
-        return False
-    arch = arches.get(arch_name)
-    tree = source()
-    key = cache_key(arch, variant, config.fragments(arch, variant), make_env(arch, variant, epoch(tree)),
-                    buildroot.versions(TOOLS))
-    return (cache_dir() / "kernel" / f"{arch.name}-{variant}-{key[:16]}" / "build.json").is_file()
+    return buildroot.exists() and (_inputs(arch_name, variant)[-1] / "build.json").is_file()
 
 
 def build(arch_name: str, variant: str, *, jobs: int | None = None, rebuild: bool = False) -> Kernel:
     """The (arch, variant) kernel from the cache, or built into it (printing each step). `rebuild`: build from
     scratch (a clean object directory) even when cached, and fail unless the result is bit-identical to the
     cached image."""
-    arch = arches.get(arch_name)
-    frags = config.fragments(arch, variant)
+    arch, frags, tree, stamp, tools, env, key, final = _inputs(arch_name, variant)
     wanted = config.settings(frags)
-    tree = source()
-    stamp = epoch(tree)
-    tools = buildroot.versions(TOOLS)
-    env = make_env(arch, variant, stamp)
-    key = cache_key(arch, variant, frags, env, tools)
-    final = cache_dir() / "kernel" / f"{arch.name}-{variant}-{key[:16]}"
     cached = _result(final) if (final / "build.json").is_file() else None
     if cached and not rebuild:
         return cached
@@ -128,7 +128,7 @@ def build(arch_name: str, variant: str, *, jobs: int | None = None, rebuild: boo
     make = ["make", "-C", "/src", "O=/out", "-s"]
     t0 = time.monotonic()
     print(f"kernel: {arch.name} {variant}: tinyconfig + {' '.join(p.name for p in frags)} "
-          f"(linux {DEB_VERSION}, clang {tools[TOOLS[0]]})", flush=True)
+          f"(linux {DEB_VERSION}, clang {tools[TOOLS[0]]})", file=sys.stderr, flush=True)  # stdout is the result's
     buildroot.run_in([*make, "tinyconfig"], binds, env=env, quiet=True)
     buildroot.run_in(["/src/scripts/kconfig/merge_config.sh", "-m", "-O", "/out", "/out/.config",
                       *(f"/work/{p.name}" for p in frags)], binds, env=env, cwd="/work", quiet=True)

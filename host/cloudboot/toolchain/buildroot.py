@@ -17,6 +17,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from cloudboot.errors import CloudBootError
@@ -62,7 +63,7 @@ def root() -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     debs = cache_dir() / "buildroot" / f"debootstrap-{SUITE}"
     debs.mkdir(parents=True, exist_ok=True)
-    print(f"buildroot: making a {SUITE} root with {' '.join(PACKAGES)} in {path}", flush=True)
+    print(f"buildroot: making a {SUITE} root with {' '.join(PACKAGES)} in {path}", file=sys.stderr, flush=True)
     run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", f"--cache-dir={debs}",
          SUITE, tmp, apt.archive_uri()])
     (tmp / ".complete").write_text(" ".join(PACKAGES) + "\n")
@@ -114,8 +115,9 @@ def run_in(argv: list[str], binds: dict[str, tuple[Path, bool]], *, env: dict[st
                                    + shlex.quote(f"cd {shlex.quote(cwd)} && exec {shlex.join(inner)}")])
     shown = [f"({SUITE} build root, in {cwd})", *argv]
     echo(shown)  # the namespace and mount set-up is the same every time: not echoed
+    # the build's own output goes with our progress lines to stderr: a caller's stdout (--json) stays its result
     proc = subprocess.run([which("unshare"), "--mount", "--propagation", "private", "--", "sh", "-c", script],
-                          stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None)
+                          stdout=subprocess.PIPE if quiet else sys.stderr, stderr=subprocess.STDOUT)
     if proc.returncode:
         tail = "\n".join((proc.stdout or b"").decode(errors="replace").splitlines()[-30:])
         raise CloudBootError(f"command failed with status {proc.returncode}: {shlex.join(shown)}"
