@@ -146,7 +146,7 @@ def test_medium_with_our_kernel(published, tmp_path, capsys) -> None:
     firmware_file("x86_64")
     out = tmp_path / "our.iso"
     assert cli(["build", "--arch", "x86_64", "--kernel", "our", "--json", "-o", str(out)]) == 0
-    printed = capsys.readouterr().out  # the JSON, after whatever a build on first use printed (firmware, kernel)
+    printed = capsys.readouterr().out  # the JSON, after anything else the test process printed
     res = json.loads(printed[re.search(r"^\{", printed, re.M).start():])
     (a,) = res["arches"].values()
     assert a["kernel"].endswith("-cloud-boot-cloud") and a["uki_size"] <= OUR_KERNEL_UKI_MIB << 20, a
