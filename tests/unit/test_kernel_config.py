@@ -65,3 +65,19 @@ def test_cli_refuses_bad_inputs_before_building(tmp_path: Path) -> None:
             f"{tmp_path / 'nodir' / 'k'}: the directory {tmp_path / 'nodir'} does not exist")
     refused(cli("kernel", "--arch", "x86_64", "-o", str(tmp_path)), str(tmp_path))
     refused(cli("kernel", "--arch", "x86_64", "-j", "0", "-o", str(tmp_path / "k")), "-j", status=2)
+
+
+def test_the_kernel_clock_is_its_changelog_not_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cloud-boot build` sets SOURCE_DATE_EPOCH to the last commit's time: the kernel must not follow it, or
+    every commit would rebuild it (a cache miss of ten minutes)."""
+    from cloudboot.kernel import build
+
+    (tmp_path / "debian").mkdir()
+    (tmp_path / "debian/changelog").write_text(
+        "linux (6.12.107-1) trixie-security; urgency=high\n\n  * x\n\n"
+        " -- Ben Hutchings <ben@decadent.org.uk>  Tue, 21 Oct 2025 17:12:36 +0200\n")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1796572356")
+    assert build.epoch(tmp_path) == 1761059556
+    (tmp_path / "debian/changelog").write_text("linux (1) trixie; urgency=high\n")
+    with pytest.raises(CloudBootError, match="changelog: no dated entry"):
+        build.epoch(tmp_path)

@@ -115,9 +115,10 @@ def run_in(argv: list[str], binds: dict[str, tuple[Path, bool]], *, env: dict[st
                                    + shlex.quote(f"cd {shlex.quote(cwd)} && exec {shlex.join(inner)}")])
     shown = [f"({SUITE} build root, in {cwd})", *argv]
     echo(shown)  # the namespace and mount set-up is the same every time: not echoed
-    # the build's own output goes with our progress lines to stderr: a caller's stdout (--json) stays its result
+    # the build's own output goes with our progress lines to stderr (fd 2: sys.stderr may have no file under a
+    # test's capture): a caller's stdout (--json) stays its result
     proc = subprocess.run([which("unshare"), "--mount", "--propagation", "private", "--", "sh", "-c", script],
-                          stdout=subprocess.PIPE if quiet else sys.stderr, stderr=subprocess.STDOUT)
+                          stdout=subprocess.PIPE if quiet else 2, stderr=subprocess.STDOUT)
     if proc.returncode:
         tail = "\n".join((proc.stdout or b"").decode(errors="replace").splitlines()[-30:])
         raise CloudBootError(f"command failed with status {proc.returncode}: {shlex.join(shown)}"
