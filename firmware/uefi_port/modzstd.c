@@ -1,4 +1,4 @@
-/* _zstd: one zstd frame decoded by libzstd's decompressor (Debian's libzstd source, pinned and fetched at
+/* _libzstd: one zstd frame decoded by libzstd's decompressor (Debian's libzstd source, pinned and fetched at
  * build time by host/cloudboot/toolchain/zstd.py; not kept in this repository).
  *
  * Why C: compat.zstd (portable Python) decodes ~0.1 MB/s in this firmware under QEMU TCG, minutes for a
@@ -63,7 +63,7 @@ static mp_obj_t zstd_decode(size_t n_args, const mp_obj_t *args) {
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(zstd_decode_obj, 7, 7, zstd_decode);
 
 static const mp_rom_map_elem_t zstd_globals_table[] = {
-    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__zstd) },
+    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__libzstd) },
     { MP_ROM_QSTR(MP_QSTR_frame_size), MP_ROM_PTR(&zstd_frame_size_obj) },
     { MP_ROM_QSTR(MP_QSTR_decode), MP_ROM_PTR(&zstd_decode_obj) },
 };
@@ -73,7 +73,7 @@ const mp_obj_module_t mp_module_zstd = {
     .base = { &mp_type_module },
     .globals = (mp_obj_dict_t *)&zstd_globals,
 };
-MP_REGISTER_MODULE(MP_QSTR__zstd, mp_module_zstd);
+MP_REGISTER_MODULE(MP_QSTR__libzstd, mp_module_zstd);
 
 /* libzstd's allocator hooks: never called (static context), present so that the library links. */
 void *malloc(size_t n) {

@@ -132,7 +132,7 @@ def test_gc_heap_grows_and_collects(firmware_repl) -> None:
 
 
 def test_zstd_frames_decode_through_libzstd(firmware_repl) -> None:
-    """compat.zstd hands frames to the firmware's _zstd (libzstd in C): output, checksum and limit errors."""
+    """compat.zstd hands frames to the firmware's _libzstd (libzstd in C): output, checksum and limit errors."""
     import hashlib
     import subprocess
 
@@ -142,7 +142,7 @@ def test_zstd_frames_decode_through_libzstd(firmware_repl) -> None:
                            check=True).stdout
     skippable = bytes.fromhex("5a2a4d18") + (3).to_bytes(4, "little") + b"pad"
     out = repl.exec(
-        "import hashlib, binascii, _zstd\n"
+        "import hashlib, binascii, _libzstd\n"
         "from compat import zstd\n"
         f"f = binascii.unhexlify('{frame.hex()}')\n"
         f"two = f + binascii.unhexlify('{skippable.hex()}') + f\n"

@@ -67,3 +67,24 @@ def test_truncated(which: int, cut: int) -> None:
 def test_garbage_after_magic(tail: bytes) -> None:
     _check(b"\x28\xb5\x2f\xfd" + tail)
     _check(b"\x28\xb5\x2f\xfd" + bytes((0x20, len(tail) & 0xFF)) + tail)
+
+
+def test_cpython_314s_own_zstd_module_is_not_taken_for_the_firmwares(monkeypatch) -> None:
+    """CPython 3.14 has a `_zstd` of its own (another API); the init runs on sid's 3.14, so compat.zstd must
+    decode in Python there, not call a `frame_size` that module lacks."""
+    import importlib
+    import sys
+    import types
+
+    import compat.zstd
+
+    monkeypatch.setitem(sys.modules, "_zstd", types.ModuleType("_zstd"))
+    try:
+        fresh = importlib.reload(compat.zstd)
+        assert fresh._zstd is None
+        raw = b"cloud-boot " * 1000
+        frame = subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True, check=True).stdout
+        assert fresh.decompress(frame) == raw
+    finally:
+        monkeypatch.delitem(sys.modules, "_zstd")
+        importlib.reload(compat.zstd)

@@ -78,7 +78,7 @@ ARCHES = (
     # kernel is in sid only, and the init's Python packages are not built there yet.
     Arch("loongarch64", "loong64", "loong64", "LOONGARCH64", 0x6264, (258, 3), "qemu-system-loongarch64", "virt",
          ("-cpu", "la464"), ("qemu-system-misc", "qemu-efi-loongarch64"), "ttyS0", "loongarch64-linux-none",
-         ("-mno-lsx", "-mno-lasx"), "sid", False, (), ("loongarch", "arch/loongarch/boot/vmlinuz.efi")),
+         ("-mno-lsx", "-mno-lasx"), "sid", True, (), ("loongarch", "arch/loongarch/boot/vmlinuz.efi")),
 )
 
 NAMES = tuple(a.name for a in ARCHES)

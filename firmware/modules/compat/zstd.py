@@ -15,7 +15,7 @@ are bytearray slice copies into a preallocated output buffer. Measured on a 30 M
 host, bench/bench_zstd.py): CPython 3.11 ~7.4 MB/s, MicroPython 1.25 unix port ~3.6 MB/s (~5 MB/s with
 check=False); `zstd -d` ~300 MB/s.
 
-In the firmware each frame goes to the `_zstd` module instead (libzstd's decoder in C, see
+In the firmware each frame goes to the `_libzstd` module instead (libzstd's decoder in C, see
 firmware/uefi_port/modzstd.c): the Python decoder runs at ~0.1 MB/s under QEMU TCG. The frame loop, limits and
 errors stay here, so callers see the same behaviour on every runtime."""
 
@@ -25,7 +25,7 @@ import sys
 from compat.xxhash import xxh64
 
 try:
-    import _zstd  # only in the firmware
+    import _libzstd as _zstd  # only in the firmware (not CPython 3.14's `_zstd`, whose API differs)
 except ImportError:
     _zstd = None
 

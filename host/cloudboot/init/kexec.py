@@ -1,5 +1,5 @@
-"""Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load (arm64 without it:
-kexec_load through kexec_arm64), reboot(KEXEC).
+"""Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load (arm64 and LoongArch
+without it: kexec_load through kexec_arm64 or kexec_loongarch), reboot(KEXEC).
 
 riscv64's kexec_file_load reads ELF only (its Image loader came after Linux 6.12), so a RISC-V Image is handed
 over wrapped in a one-segment ELF (riscv64_elf): the loader puts the segment in a 2 MiB-aligned hole and
@@ -165,8 +165,9 @@ def riscv64_elf(path: str, out_path: str) -> str:
 def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = None) -> None:
     """Stage the kernel (and initrd) with `cmdline` for boot(); InitError with the reason when refused.
 
-    kexec_file_load everywhere; on aarch64 a kernel without it (ENOSYS: Debian's arm64 kernels have
-    CONFIG_KEXEC_FILE unset) falls back to kexec_load with our own layout, DTB and purgatory (kexec_arm64)."""
+    kexec_file_load everywhere; a kernel without it (ENOSYS) falls back to kexec_load with our own layout on
+    aarch64 (Debian's arm64 kernels: CONFIG_KEXEC_FILE unset; kexec_arm64: DTB and purgatory) and loongarch64
+    (Linux 6.12 has no kexec_file_load there, Debian's 7.2 leaves it unset; kexec_loongarch)."""
     machine = machine or os.uname().machine
     try:
         path, image, temporary = _prepare(kernel, machine)
@@ -177,7 +178,7 @@ def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = No
         log(f"kexec: loaded with kexec_file_load ({path})")
         return
     except OSError as exc:
-        if not (exc.errno == errno.ENOSYS and image is not None):
+        if not (exc.errno == errno.ENOSYS and machine in CLASSIC_LOADERS):
             hint = {errno.ENOEXEC: "the kernel refused the image format",
                     errno.EKEYREJECTED: "signature check failed (lockdown/Secure Boot)",
                     errno.EPERM: "not permitted (lockdown or kexec disabled)",
@@ -185,16 +186,34 @@ def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = No
                     errno.ENOMEM: "not enough memory for the new kernel and initrd"}.get(exc.errno or 0, "")
             raise InitError(f"kexec_file_load({path}, {initrd}) failed: {exc.strerror}"
                             + (f" ({hint})" if hint else "")) from None
-    log("kexec: this kernel has no kexec_file_load (ENOSYS); using kexec_load with our arm64 loader")
-    if temporary:  # the Image is in memory now; give its tmpfs copy back
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-    from cloudboot.init import kexec_arm64
+    log(f"kexec: this kernel has no kexec_file_load (ENOSYS); using kexec_load with our {CLASSIC_LOADERS[machine]}")
+    if machine == "aarch64":
+        if temporary:  # the Image is in memory now; give its tmpfs copy back
+            _unlink(path)
+        from cloudboot.init import kexec_arm64
 
-    p = kexec_arm64.load(kernel, initrd, cmdline, image)
-    log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
+        p = kexec_arm64.load(kernel, initrd, cmdline, image)
+        log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
+        return
+    from cloudboot.init import kexec_loongarch
+
+    try:
+        q = kexec_loongarch.load(path, initrd, cmdline)
+    finally:
+        if temporary:
+            _unlink(path)
+    log(f"kexec: loaded with kexec_load (entry {q.entry:#x}, command line {q.cmdline!r})")
+
+
+#: The machines whose kernels may lack kexec_file_load, and our kexec_load loader for each.
+CLASSIC_LOADERS = {"aarch64": "arm64 loader", "loongarch64": "LoongArch loader"}
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def boot() -> None:
