@@ -36,11 +36,12 @@ def fatal_then_rescue(q: Machine, timeout: float, *want: str) -> str:
     return line
 
 
-def push_debian(registry, ref: str, initrd: Callable[[str], Path], plan: Path, plan_ref: str) -> None:
-    """Debian's kernel + `initrd(arch)` for amd64 and arm64 as `<ref>-<arch>` artifacts under a multi-arch index
+def push_debian(registry, ref: str, initrd: Callable[[str], Path], plan: Path, plan_ref: str,
+                arches: tuple[str, ...] = ("amd64", "arm64")) -> None:
+    """Debian's kernel + `initrd(arch)` for each of `arches` as `<ref>-<arch>` artifacts under a multi-arch index
     at `ref` (each machine picks its own), and `plan` at `plan_ref` (refs without the registry host)."""
     refs = []
-    for arch in ("amd64", "arm64"):
+    for arch in arches:
         one = f"{registry.host}/{ref}-{arch}"
         assert cli(["push", "artifact", one, "--platform", f"linux/{arch}", "--kernel",
                     str(trial.boot_kernel(arch)), "--initrd", str(initrd(arch))]) == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudboot.init import fdt, kexec, kexec_arm64, linux
+from cloudboot.init import fdt, kexec, kexec_arm64, kexec_segments, linux
 from cloudboot.init.errors import InitError
 
 #: /proc/iomem of the e2e's arm64 guest (QEMU virt, 1 GiB, Debian 6.12), direct -kernel boot.
@@ -201,8 +201,8 @@ def test_fdt_unterminated_name_and_non_ascii() -> None:
 
 def test_edit_chosen() -> None:
     t = _tree()
-    rand = bytes(range(8)) + bytes(range(100, 100 + kexec_arm64.RNG_SEED_SIZE))
-    kexec_arm64.edit_chosen(t, "console=ttyAMA0 quiet", (0x44000000, 0x44123456), rand)
+    rand = bytes(range(8)) + bytes(range(100, 100 + kexec_segments.RNG_SEED_SIZE))
+    kexec_segments.edit_chosen(t, "console=ttyAMA0 quiet", (0x44000000, 0x44123456), rand)
     chosen = fdt.parse(fdt.serialize(t)).node("/chosen")
     assert chosen.get_str("bootargs") == "console=ttyAMA0 quiet"
     assert chosen.props["linux,initrd-start"] == struct.pack(">Q", 0x44000000)
@@ -210,14 +210,14 @@ def test_edit_chosen() -> None:
     assert "linux,elfcorehdr" not in chosen.props
     assert chosen.props["kaslr-seed"] == rand[:8] and chosen.props["rng-seed"] == rand[8:]
     assert chosen.get_str("stdout-path") == "/pl011@9000000"  # the rest is kept
-    kexec_arm64.edit_chosen(t, "", None)
+    kexec_segments.edit_chosen(t, "", None)
     assert not {"bootargs", "linux,initrd-start", "linux,initrd-end"} & set(t.node("/chosen").props)
     assert t.node("/chosen").props["kaslr-seed"] != rand[:8]  # fresh random by default
     bare = fdt.Fdt(fdt.Node(""))
-    kexec_arm64.edit_chosen(bare, "x", None)  # no /chosen yet: made
+    kexec_segments.edit_chosen(bare, "x", None)  # no /chosen yet: made
     assert bare.node("/chosen").get_str("bootargs") == "x"
     with pytest.raises(InitError, match="random bytes"):
-        kexec_arm64.edit_chosen(bare, "x", None, b"short")
+        kexec_segments.edit_chosen(bare, "x", None, b"short")
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +261,7 @@ def test_fdt_qemu_chosen_edit_seen_by_dtc(qemu_dtb: bytes, tmp_path: Path) -> No
     if not shutil.which("dtc"):
         pytest.skip("dtc (device-tree-compiler) is not installed")
     t = fdt.parse(qemu_dtb)
-    kexec_arm64.edit_chosen(t, 'console=ttyAMA0 cbtest="a b"', (0x44D00000, 0x44EE2A8C), bytes(136))
+    kexec_segments.edit_chosen(t, 'console=ttyAMA0 cbtest="a b"', (0x44D00000, 0x44EE2A8C), bytes(136))
     dts = _dts(fdt.serialize(t), tmp_path)
     assert 'bootargs = "console=ttyAMA0 cbtest=\\"a b\\"";' in dts
     assert "linux,initrd-start = <0x00 0x44d00000>;" in dts
@@ -317,17 +317,17 @@ def test_check_kernel_accepts_arm64_image_without_mz() -> None:
 # ---- memory layout ----
 
 def test_parse_iomem() -> None:
-    assert kexec_arm64.parse_iomem(IOMEM_DIRECT) == [
+    assert kexec_segments.parse_iomem(IOMEM_DIRECT) == [
         (0x40000000, 0x40200000), (0x42700000, 0x48000000), (0x488AF000, 0x48A00000), (0x48B00000, 0x7AB00000),
         (0x7FC00000, 0x7FC10000), (0x7FDD8000, 0x7FDDA000)]
-    free = kexec_arm64.parse_iomem(IOMEM_EFI)
+    free = kexec_segments.parse_iomem(IOMEM_EFI)
     assert free[:2] == [(0x40000000, 0x71400000), (0x77900000, 0x7B890000)]
     assert (0x7F0BF000, 0x7F110000) in free and (0x7F190000, 0x7F1D0000) in free  # top-level RAM between nomap
     assert not [r for r in free if r[0] < 0x7FFE0000 < r[1] or r[0] >= 0x7FEB0000]  # all-reserved RAM: none
     with pytest.raises(InitError, match="no System RAM"):
-        kexec_arm64.parse_iomem("00000000-00000000 : System RAM\n")
+        kexec_segments.parse_iomem("00000000-00000000 : System RAM\n")
     with pytest.raises(InitError, match="no System RAM"):
-        kexec_arm64.parse_iomem("garbage\n")
+        kexec_segments.parse_iomem("garbage\n")
 
 
 def _check_plan(p: kexec_arm64.Plan, free: list[tuple[int, int]], page: int = 4096) -> None:
@@ -343,7 +343,7 @@ def test_plan_layout() -> None:
     image, initrd = _image(text_offset=0x80000), b"I" * 5000
     rand = bytes(136)
     for iomem, kernel_entry in ((IOMEM_DIRECT, 0x42880000), (IOMEM_EFI, 0x40080000)):
-        free = kexec_arm64.parse_iomem(iomem)
+        free = kexec_segments.parse_iomem(iomem)
         p = kexec_arm64.plan(image, initrd, "console=ttyAMA0", fdt.serialize(_tree()), iomem, rand=rand)
         _check_plan(p, free)
         by = {s.name: s for s in p.segments}
@@ -366,7 +366,7 @@ def test_plan_layout() -> None:
 def test_plan_skips_holes_and_reports_no_room() -> None:
     iomem = "40000000-40ffffff : System RAM\n  40100000-401fffff : reserved\n"
     p = kexec_arm64.plan(_image(image_size=0x200000), b"x" * 0x100000, "", fdt.serialize(_tree()), iomem)
-    _check_plan(p, kexec_arm64.parse_iomem(iomem))
+    _check_plan(p, kexec_segments.parse_iomem(iomem))
     assert p.kernel_entry == 0x40200000  # the 2 MiB block at 0x40000000 is cut by the reserved range
     with pytest.raises(InitError, match="no room for the initrd .* 0x40000000-0x400fffff, 0x40200000-0x40ffffff"):
         kexec_arm64.plan(_image(image_size=0x200000), b"x" * 0x2000000, "", fdt.serialize(_tree()), iomem)
@@ -377,7 +377,7 @@ def test_plan_skips_holes_and_reports_no_room() -> None:
 
 
 def test_allocator_first_fit_above_floor() -> None:
-    a = kexec_arm64.Allocator([(0x1000, 0x10000)], 0x1000)
+    a = kexec_segments.Allocator([(0x1000, 0x10000)], 0x1000)
     assert a.take("a", 1, 0x1000) == (0x1000, 0x1000)
     assert a.take("b", 0x1001, 0x1000) == (0x2000, 0x2000)
     assert a.take("c", 10, 0x4000) == (0x4000, 0x1000)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import arches
-from cloudboot.init import disk, efivars, kexec, linux, main, modules, planmode, rescue
+from cloudboot.init import disk, efivars, kexec, kexec_riscv64, linux, main, modules, planmode, rescue
 from cloudboot.init.errors import InitError
 
 DEP = """\
@@ -184,7 +184,7 @@ def test_riscv64_image_wrapped_as_elf(tmp_path: Path) -> None:
 
     image = bytearray(b"MZ" + bytes(62) + bytes(range(256)) * 40)
     struct.pack_into("<Q", image, 16, 3 << 20)  # image_size: 3 MiB in memory
-    image[48:56] = kexec.RISCV_MAGIC
+    image[48:60] = kexec_riscv64.RISCV_MAGIC + kexec_riscv64.RISCV_MAGIC2
     src = tmp_path / "Image"
     src.write_bytes(image)
     out = kexec.riscv64_elf(str(src), str(tmp_path / "k.elf"))

@@ -1,12 +1,13 @@
-"""Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load (arm64 and LoongArch
-without it: kexec_load through kexec_arm64 or kexec_loongarch), reboot(KEXEC).
+"""Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load (a kernel without it:
+kexec_load through our loaders, kexec_arm64, kexec_riscv64 or kexec_loongarch), reboot(KEXEC).
 
 riscv64's kexec_file_load reads ELF only (its Image loader came after Linux 6.12), so a RISC-V Image is handed
 over wrapped in a one-segment ELF (riscv64_elf): the loader puts the segment in a 2 MiB-aligned hole and
 starts it at its first byte, where a RISC-V Image (EFI stub or not) begins with code.
 
 EFI zboot (REFERENCE.md §5.1): `MZ`, `zimg` at 4, payload offset u32 at 8, size u32 at 12, compression
-name NUL-padded at 24; gzip is unpacked with zlib, zstd with the portable compat.zstd."""
+name NUL-padded at 24; gzip is unpacked with zlib, zstd with CPython 3.14's compression.zstd where the init's
+Python has it, else with the portable compat.zstd."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import os
 import struct
 import zlib
 
-from cloudboot.init import linux
+from cloudboot.init import kexec_riscv64, linux
 from cloudboot.init.errors import InitError
 from cloudboot.init.log import log
 
@@ -75,18 +76,40 @@ def unwrap_zboot(path: str, out_path: str) -> str:
         except zlib.error as exc:
             raise InitError(f"{path}: EFI zboot gzip payload is corrupt: {exc}") from None
     elif kind == "zstd":
-        from compat import zstd
-
-        try:
-            data = zstd.decompress_bytearray(payload, max_output=1 << 30, single=True)
-        except zstd.ZstdError as exc:
-            raise InitError(f"{path}: EFI zboot zstd payload is corrupt: {exc}") from None
+        data = _unzstd(payload, path)
     else:
         raise InitError(f"{path}: zboot: unsupported compression {kind!r} (need gzip or zstd)")
     with open(out_path, "wb") as f:
         f.write(data)
     log(f"zboot: unpacked {kind} kernel {size} -> {len(data)} bytes")
     return out_path
+
+
+def _unzstd(payload: bytes, path: str) -> bytes | bytearray:
+    """One zstd frame unpacked: by libzstd through CPython 3.14's compression.zstd where the init's Python has it
+    (sid's; 27 MB in well under a second where the portable decoder takes ~50 s under TCG), else compat.zstd."""
+    try:
+        from compression import zstd as libzstd
+    except ImportError:
+        libzstd = None
+    if libzstd is not None:
+        try:
+            data = libzstd.decompress(payload)
+        except libzstd.ZstdError as exc:
+            raise InitError(f"{path}: EFI zboot zstd payload is corrupt: {exc}") from None
+        if len(data) > ZBOOT_MAX:
+            raise InitError(f"{path}: EFI zboot zstd payload unpacks to more than {ZBOOT_MAX} bytes")
+        return data
+    from compat import zstd
+
+    try:
+        return zstd.decompress_bytearray(payload, max_output=ZBOOT_MAX, single=True)
+    except zstd.ZstdError as exc:
+        raise InitError(f"{path}: EFI zboot zstd payload is corrupt: {exc}") from None
+
+
+#: The most an EFI zboot payload may unpack to (kernels are tens of MB).
+ZBOOT_MAX = 1 << 30
 
 
 def _file_load(kernel: str, initrd: str | None, cmdline: str) -> None:
@@ -126,16 +149,9 @@ def _prepare(kernel: str, machine: str) -> tuple[str, bytes | None, bool]:
             temporary = True
     with open(unwrapped, "rb") as f:
         check_kernel(f.read(1024), machine)
-    if machine == "riscv64":
-        wrapped = riscv64_elf(unwrapped, os.path.join(WORKDIR, "kernel-riscv64.elf"))
-        if temporary:
-            os.unlink(unwrapped)
-        unwrapped, temporary = wrapped, True
     return unwrapped, image, temporary
 
 
-#: RISC-V Image header: image_size (u64, the kernel's size in memory, BSS included) at 16, "RISCV\0\0\0" at 48
-RISCV_MAGIC = b"RISCV\0\0\0"
 EM_RISCV = 243
 
 
@@ -144,11 +160,8 @@ def riscv64_elf(path: str, out_path: str) -> str:
     memsz = the header's image_size, 2 MiB aligned) holding the Image, the file padded to memsz (the loader
     places what follows the kernel after the file's length)."""
     with open(path, "rb") as src:
-        head = src.read(64)
-        if len(head) < 64 or head[48:56] != RISCV_MAGIC:
-            raise InitError(f"{path}: not a RISC-V Image (no 'RISCV' magic at 48): {describe(head)}")
         filesz = os.fstat(src.fileno()).st_size
-        memsz = max(struct.unpack_from("<Q", head, 16)[0], filesz)
+        memsz = max(kexec_riscv64.image_size(src.read(64)), filesz)
         offset = 0x1000  # the segment's file offset, page aligned
         ehdr = struct.pack("<4s5B7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, 2, EM_RISCV, 1, 0, 64, 0, 0,
                            64, 56, 1, 0, 0, 0)
@@ -165,48 +178,58 @@ def riscv64_elf(path: str, out_path: str) -> str:
 def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = None) -> None:
     """Stage the kernel (and initrd) with `cmdline` for boot(); InitError with the reason when refused.
 
-    kexec_file_load everywhere; a kernel without it (ENOSYS) falls back to kexec_load with our own layout on
-    aarch64 (Debian's arm64 kernels: CONFIG_KEXEC_FILE unset; kexec_arm64: DTB and purgatory) and loongarch64
-    (Linux 6.12 has no kexec_file_load there, Debian's 7.2 leaves it unset; kexec_loongarch)."""
+    kexec_file_load everywhere (riscv64: the Image wrapped as ELF); a kernel without it (ENOSYS) falls back to
+    kexec_load with our own layout on aarch64 (Debian's arm64 kernels: CONFIG_KEXEC_FILE unset; kexec_arm64:
+    DTB and purgatory), riscv64 (sid's: unset too; kexec_riscv64) and loongarch64 (Linux 6.12 has no
+    kexec_file_load there, Debian's 7.2 leaves it unset; kexec_loongarch)."""
     machine = machine or os.uname().machine
     try:
         path, image, temporary = _prepare(kernel, machine)
+        given = riscv64_elf(path, os.path.join(WORKDIR, "kernel-riscv64.elf")) if machine == "riscv64" else path
     except OSError as exc:
         raise InitError(f"kexec: preparing the kernel {kernel}: {exc.strerror or exc}") from None
     try:
-        _file_load(path, initrd, cmdline)
-        log(f"kexec: loaded with kexec_file_load ({path})")
-        return
-    except OSError as exc:
-        if not (exc.errno == errno.ENOSYS and machine in CLASSIC_LOADERS):
-            hint = {errno.ENOEXEC: "the kernel refused the image format",
-                    errno.EKEYREJECTED: "signature check failed (lockdown/Secure Boot)",
-                    errno.EPERM: "not permitted (lockdown or kexec disabled)",
-                    errno.ENOSYS: "this kernel has no kexec_file_load",
-                    errno.ENOMEM: "not enough memory for the new kernel and initrd"}.get(exc.errno or 0, "")
-            raise InitError(f"kexec_file_load({path}, {initrd}) failed: {exc.strerror}"
-                            + (f" ({hint})" if hint else "")) from None
-    log(f"kexec: this kernel has no kexec_file_load (ENOSYS); using kexec_load with our {CLASSIC_LOADERS[machine]}")
-    if machine == "aarch64":
-        if temporary:  # the Image is in memory now; give its tmpfs copy back
-            _unlink(path)
-        from cloudboot.init import kexec_arm64
+        try:
+            _file_load(given, initrd, cmdline)
+            log(f"kexec: loaded with kexec_file_load ({given})")
+            return
+        except OSError as exc:
+            if not (exc.errno == errno.ENOSYS and machine in CLASSIC_LOADERS):
+                hint = {errno.ENOEXEC: "the kernel refused the image format",
+                        errno.EKEYREJECTED: "signature check failed (lockdown/Secure Boot)",
+                        errno.EPERM: "not permitted (lockdown or kexec disabled)",
+                        errno.ENOSYS: "this kernel has no kexec_file_load",
+                        errno.ENOMEM: "not enough memory for the new kernel and initrd"}.get(exc.errno or 0, "")
+                raise InitError(f"kexec_file_load({given}, {initrd}) failed: {exc.strerror}"
+                                + (f" ({hint})" if hint else "")) from None
+        if given != path:
+            _unlink(given)
+        log(f"kexec: this kernel has no kexec_file_load (ENOSYS); kexec_load with our {CLASSIC_LOADERS[machine]}")
+        if machine == "aarch64":
+            from cloudboot.init import kexec_arm64
 
-        p = kexec_arm64.load(kernel, initrd, cmdline, image)
-        log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
-        return
-    from cloudboot.init import kexec_loongarch
+            if temporary:  # the Image is in memory now; give its tmpfs copy back
+                _unlink(path)
+            p = kexec_arm64.load(kernel, initrd, cmdline, image)
+            log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
+        elif machine == "riscv64":
+            from cloudboot.init import kexec_riscv64
 
-    try:
-        q = kexec_loongarch.load(path, initrd, cmdline)
+            log(f"kexec: loaded with kexec_load (entry {kexec_riscv64.load(path, initrd, cmdline):#x})")
+        else:
+            from cloudboot.init import kexec_loongarch
+
+            q = kexec_loongarch.load(path, initrd, cmdline)
+            log(f"kexec: loaded with kexec_load (entry {q.entry:#x}, command line {q.cmdline!r})")
     finally:
+        if given != path:
+            _unlink(given)
         if temporary:
             _unlink(path)
-    log(f"kexec: loaded with kexec_load (entry {q.entry:#x}, command line {q.cmdline!r})")
 
 
 #: The machines whose kernels may lack kexec_file_load, and our kexec_load loader for each.
-CLASSIC_LOADERS = {"aarch64": "arm64 loader", "loongarch64": "LoongArch loader"}
+CLASSIC_LOADERS = {"aarch64": "arm64 loader", "riscv64": "riscv64 loader", "loongarch64": "LoongArch loader"}
 
 
 def _unlink(path: str) -> None:

@@ -21,15 +21,14 @@ Placement: kernel lowest fit, then initrd, DTB and purgatory above it, each page
 
 from __future__ import annotations
 
-import errno
 import os
-import re
 import struct
 import zlib
 from dataclasses import dataclass
 
 from cloudboot.init import fdt, linux
 from cloudboot.init.errors import InitError
+from cloudboot.init.kexec_segments import Allocator, Segment, edit_chosen, parse_iomem, read, stage, up
 from cloudboot.init.log import log
 
 IMAGE_MAGIC = b"ARM\x64"
@@ -38,11 +37,6 @@ SZ_2M = 2 << 20
 SZ_1G = 1 << 30
 WINDOW = 32 << 30
 DTB_MAX = 2 << 20
-KEXEC_SEGMENT_MAX = 16
-#: Properties of the running kernel's /chosen that must not reach the next kernel.
-CHOSEN_DROP = ("linux,elfcorehdr", "linux,usable-memory-range", "linux,ima-kexec-buffer",
-               "linux,tpm-kexec-buffer")
-RNG_SEED_SIZE = 128  # as the kernel's own kexec_file_load (arch/arm64/kernel/machine_kexec_file.c)
 GUNZIP_LIMIT = 512 << 20
 
 
@@ -101,80 +95,6 @@ def read_image(path: str) -> bytes:
     return data
 
 
-def parse_iomem(text: str) -> list[tuple[int, int]]:
-    """Free RAM from /proc/iomem text: [start, end) ranges of top-level "System RAM" minus anything nested
-    inside it, sorted. InitError if there is none (or all addresses read 0: not root)."""
-    ram: list[tuple[int, int]] = []
-    holes: list[tuple[int, int]] = []
-    line_rx = re.compile(r"^( *)([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.*)$")
-    for line in text.splitlines():
-        m = line_rx.match(line)
-        if not m:
-            continue
-        start, end = int(m.group(2), 16), int(m.group(3), 16) + 1
-        if m.group(1):
-            holes.append((start, end))
-        elif m.group(4).strip() == "System RAM":
-            ram.append((start, end))
-    if not ram or all(e <= 1 for _, e in ram):
-        raise InitError("kexec: no System RAM in /proc/iomem (or its addresses are hidden: not root?)")
-    free: list[tuple[int, int]] = []
-    for start, end in sorted(ram):
-        pieces = [(start, end)]
-        for hs, he in holes:
-            nxt = []
-            for ps, pe in pieces:
-                if he <= ps or hs >= pe:
-                    nxt.append((ps, pe))
-                    continue
-                if ps < hs:
-                    nxt.append((ps, hs))
-                if he < pe:
-                    nxt.append((he, pe))
-            pieces = nxt
-        free.extend(p for p in pieces if p[1] > p[0])
-    return sorted(free)
-
-
-def _up(n: int, align: int) -> int:
-    return (n + align - 1) // align * align
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One kexec segment: what to copy, where (physical) and how much memory it covers (page multiple)."""
-
-    name: str
-    data: bytes
-    mem: int
-    memsz: int
-
-
-class Allocator:
-    """First fit in the free RAM ranges, never below `floor` and never overlapping what it gave before."""
-
-    def __init__(self, free: list[tuple[int, int]], page: int) -> None:
-        self.free = sorted(free)
-        self.page = page
-        self.taken: list[tuple[int, int]] = []
-
-    def take(self, what: str, size: int, align: int, floor: int = 0) -> tuple[int, int]:
-        """(address, page-rounded size) of the lowest fit; InitError when nothing fits."""
-        memsz = _up(max(size, 1), self.page)
-        align = max(align, self.page)
-        for start, end in self.free:
-            addr = _up(max(start, floor), align)
-            while addr + memsz <= end:
-                clash = [(s, e) for s, e in self.taken if s < addr + memsz and addr < e]
-                if not clash:
-                    self.taken.append((addr, addr + memsz))
-                    return addr, memsz
-                addr = _up(max(e for _, e in clash), align)
-        ranges = ", ".join(f"{s:#x}-{e - 1:#x}" for s, e in self.free) or "none"
-        raise InitError(f"kexec: no room for the {what} ({memsz:#x} bytes, {align:#x} aligned, above {floor:#x}) "
-                        f"in free System RAM: {ranges}")
-
-
 # AArch64 encodings (Arm ARM C6.2), little-endian words:
 #   LDR Xt, <label>  (literal, 64-bit): 0x58000000 | imm19 << 5 | Rt, imm19 = (label - pc) / 4
 #   MOV Xd, XZR      (ORR Xd, XZR, XZR, shifted register): 0xAA1F03E0 | Rd
@@ -205,31 +125,6 @@ def purgatory(dtb: int, kernel_entry: int) -> bytes:
     return struct.pack("<6I", *code) + struct.pack("<QQ", dtb, kernel_entry)
 
 
-def edit_chosen(tree: fdt.Fdt, cmdline: str, initrd: tuple[int, int] | None,
-                rand: bytes | None = None) -> None:
-    """Rewrite /chosen of `tree` for the next kernel: bootargs (removed when empty: the kernel's built-in
-    command line applies), linux,initrd-start/end = [start, end) or removed, crash/IMA leftovers removed,
-    kaslr-seed and rng-seed fresh from `rand` (8 + RNG_SEED_SIZE bytes; default os.urandom)."""
-    chosen = tree.root.ensure_child("chosen")
-    if cmdline:
-        chosen.set_str("bootargs", cmdline)
-    else:
-        chosen.props.pop("bootargs", None)
-    if initrd:
-        chosen.set_u64("linux,initrd-start", initrd[0])
-        chosen.set_u64("linux,initrd-end", initrd[1])
-    else:
-        chosen.props.pop("linux,initrd-start", None)
-        chosen.props.pop("linux,initrd-end", None)
-    for p in CHOSEN_DROP:
-        chosen.props.pop(p, None)
-    rand = rand if rand is not None else os.urandom(8 + RNG_SEED_SIZE)
-    if len(rand) != 8 + RNG_SEED_SIZE:
-        raise InitError(f"edit_chosen: need {8 + RNG_SEED_SIZE} random bytes, got {len(rand)}")
-    chosen.props["kaslr-seed"] = rand[:8]
-    chosen.props["rng-seed"] = rand[8:]
-
-
 @dataclass
 class Plan:
     """What kexec_load gets: the entry (the purgatory) and the segments, in address order."""
@@ -247,9 +142,9 @@ def plan(image: bytes, initrd: bytes | None, cmdline: str, dtb: bytes, iomem: st
     alloc = Allocator(parse_iomem(iomem), page)
     base, _ = alloc.take("kernel", hdr.text_offset + hdr.image_size, SZ_2M)
     kernel_entry = base + hdr.text_offset
-    segments = [Segment("kernel", image, kernel_entry, _up(hdr.image_size, page))]
-    alloc.taken[-1] = (kernel_entry, kernel_entry + _up(hdr.image_size, page))
-    floor = kernel_entry + _up(hdr.image_size, page)
+    segments = [Segment("kernel", image, kernel_entry, up(hdr.image_size, page))]
+    alloc.taken[-1] = (kernel_entry, kernel_entry + up(hdr.image_size, page))
+    floor = kernel_entry + up(hdr.image_size, page)
     initrd_range = None
     if initrd is not None:
         addr, memsz = alloc.take("initrd", len(initrd), page, floor)
@@ -274,33 +169,13 @@ def plan(image: bytes, initrd: bytes | None, cmdline: str, dtb: bytes, iomem: st
     return Plan(entry, kernel_entry, dtb_addr, segments)
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise InitError(f"kexec: cannot read {what} {path}: {exc.strerror}") from None
-
-
 def load(kernel: str, initrd: str | None, cmdline: str, image: bytes | None = None) -> Plan:
     """Stage `kernel` (raw or gzip'ed arm64 Image; `image`: its raw Image, already read) with kexec_load;
     InitError with the reason when refused."""
     image = image if image is not None else read_image(kernel)
-    ramdisk = _read(initrd, "initrd") if initrd else None
-    dtb = _read("/sys/firmware/fdt", "the running device tree (no /sys/firmware/fdt: an ACPI-only boot?)")
-    iomem = _read("/proc/iomem", "the memory map").decode(errors="replace")
+    ramdisk = read(initrd, "initrd") if initrd else None
+    dtb = read("/sys/firmware/fdt", "the running device tree (no /sys/firmware/fdt: an ACPI-only boot?)")
+    iomem = read("/proc/iomem", "the memory map").decode(errors="replace")
     p = plan(image, ramdisk, cmdline, dtb, iomem, os.sysconf("SC_PAGE_SIZE"))
-    if len(p.segments) > KEXEC_SEGMENT_MAX:
-        raise InitError(f"kexec: {len(p.segments)} segments (the kernel takes {KEXEC_SEGMENT_MAX})")
-    for s in p.segments:
-        log(f"kexec: segment {s.name:9} {s.mem:#014x}+{s.memsz:#x} ({len(s.data)} bytes)")
-    try:
-        linux.kexec_load(p.entry, [(s.data, s.mem, s.memsz) for s in p.segments], linux.KEXEC_ARCH_AARCH64)
-    except OSError as exc:
-        raise InitError(f"kexec_load(entry={p.entry:#x}, {len(p.segments)} segments) failed: {exc.strerror}"
-                        + {errno.EPERM: " (not permitted: lockdown, kexec_load_disabled or no CAP_SYS_BOOT)",
-                           errno.EBUSY: " (another kexec image is loaded, or CPUs are stuck in the kernel)",
-                           errno.EINVAL: " (the kernel refused the segment layout or the arch flag)",
-                           errno.EADDRNOTAVAIL: " (a segment lies outside usable RAM)",
-                           errno.ENOMEM: " (not enough memory)"}.get(exc.errno or 0, "")) from None
+    stage(p.entry, p.segments, linux.KEXEC_ARCH_AARCH64)
     return p

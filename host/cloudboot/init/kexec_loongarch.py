@@ -20,15 +20,13 @@ Placement: the kernel at load_offset, then initrd and command line in free RAM a
 
 from __future__ import annotations
 
-import errno
 import os
 import struct
 from dataclasses import dataclass
 
 from cloudboot.init import linux
 from cloudboot.init.errors import InitError
-from cloudboot.init.kexec_arm64 import Allocator, Segment, _read, _up, parse_iomem
-from cloudboot.init.log import log
+from cloudboot.init.kexec_segments import Allocator, Segment, parse_iomem, read, stage, up
 
 LINUX_PE_MAGIC = 0x818223CD
 HEADER = struct.Struct("<2s6x Q Q Q 24x I")  # MZ, kernel_entry, image_size, load_offset, LINUX_PE_MAGIC at 0x38
@@ -88,7 +86,7 @@ class Plan:
 def plan(image: bytes, initrd: bytes | None, cmdline: str, iomem: str, page: int = 4096) -> Plan:
     """Lay out kernel, initrd and command line (see the module docstring)."""
     hdr = parse_header(image)
-    kernel_end = hdr.load_offset + _up(hdr.image_size, page)
+    kernel_end = hdr.load_offset + up(hdr.image_size, page)
     if not any(s <= hdr.load_offset and kernel_end <= e for s, e in system_ram(iomem)):
         raise InitError(f"kexec: the kernel's place {hdr.load_offset:#x}-{kernel_end - 1:#x} (its link address) "
                         "is not inside System RAM")
@@ -112,17 +110,7 @@ def plan(image: bytes, initrd: bytes | None, cmdline: str, iomem: str, page: int
 
 def load(kernel: str, initrd: str | None, cmdline: str) -> Plan:
     """Stage the LoongArch PE kernel at `kernel` with kexec_load; InitError with the reason when refused."""
-    p = plan(_read(kernel, "the kernel"), _read(initrd, "initrd") if initrd else None, cmdline,
-             _read("/proc/iomem", "the memory map").decode(errors="replace"), os.sysconf("SC_PAGE_SIZE"))
-    for s in p.segments:
-        log(f"kexec: segment {s.name:9} {s.mem:#014x}+{s.memsz:#x} ({len(s.data)} bytes)")
-    try:
-        linux.kexec_load(p.entry, [(s.data, s.mem, s.memsz) for s in p.segments], linux.KEXEC_ARCH_LOONGARCH)
-    except OSError as exc:
-        raise InitError(f"kexec_load(entry={p.entry:#x}, {len(p.segments)} segments) failed: {exc.strerror}"
-                        + {errno.EPERM: " (not permitted: lockdown, kexec_load_disabled or no CAP_SYS_BOOT)",
-                           errno.EBUSY: " (another kexec image is loaded)",
-                           errno.EINVAL: " (the kernel refused the segment layout, the arch flag or found no "
-                                         "command line)",
-                           errno.ENOMEM: " (not enough memory)"}.get(exc.errno or 0, "")) from None
+    p = plan(read(kernel, "the kernel"), read(initrd, "initrd") if initrd else None, cmdline,
+             read("/proc/iomem", "the memory map").decode(errors="replace"), os.sysconf("SC_PAGE_SIZE"))
+    stage(p.entry, p.segments, linux.KEXEC_ARCH_LOONGARCH)
     return p

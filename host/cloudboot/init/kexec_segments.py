@@ -1,0 +1,147 @@
+"""What our kexec_load loaders (kexec_arm64, kexec_loongarch, kexec_riscv64) share: free RAM from /proc/iomem,
+first-fit placement, the /chosen rewrite for device-tree machines, and the system call with its error hints.
+
+The classic kexec_load(entry, nr_segments, segments, flags) only copies segments to physical addresses at
+reboot and jumps to `entry`; where things go and what the next kernel is told is the loader's business."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from dataclasses import dataclass
+
+from cloudboot.init import fdt, linux
+from cloudboot.init.errors import InitError
+from cloudboot.init.log import log
+
+KEXEC_SEGMENT_MAX = 16
+#: Properties of the running kernel's /chosen that must not reach the next kernel.
+CHOSEN_DROP = ("linux,elfcorehdr", "linux,usable-memory-range", "linux,ima-kexec-buffer",
+               "linux,tpm-kexec-buffer")
+RNG_SEED_SIZE = 128  # as the kernel's own kexec_file_load (arch/arm64/kernel/machine_kexec_file.c)
+
+
+def parse_iomem(text: str) -> list[tuple[int, int]]:
+    """Free RAM from /proc/iomem text: [start, end) ranges of top-level "System RAM" minus anything nested
+    inside it, sorted. InitError if there is none (or all addresses read 0: not root)."""
+    ram: list[tuple[int, int]] = []
+    holes: list[tuple[int, int]] = []
+    line_rx = re.compile(r"^( *)([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.*)$")
+    for line in text.splitlines():
+        m = line_rx.match(line)
+        if not m:
+            continue
+        start, end = int(m.group(2), 16), int(m.group(3), 16) + 1
+        if m.group(1):
+            holes.append((start, end))
+        elif m.group(4).strip() == "System RAM":
+            ram.append((start, end))
+    if not ram or all(e <= 1 for _, e in ram):
+        raise InitError("kexec: no System RAM in /proc/iomem (or its addresses are hidden: not root?)")
+    free: list[tuple[int, int]] = []
+    for start, end in sorted(ram):
+        pieces = [(start, end)]
+        for hs, he in holes:
+            nxt = []
+            for ps, pe in pieces:
+                if he <= ps or hs >= pe:
+                    nxt.append((ps, pe))
+                    continue
+                if ps < hs:
+                    nxt.append((ps, hs))
+                if he < pe:
+                    nxt.append((he, pe))
+            pieces = nxt
+        free.extend(p for p in pieces if p[1] > p[0])
+    return sorted(free)
+
+
+def up(n: int, align: int) -> int:
+    return (n + align - 1) // align * align
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One kexec segment: what to copy, where (physical) and how much memory it covers (page multiple)."""
+
+    name: str
+    data: bytes
+    mem: int
+    memsz: int
+
+
+class Allocator:
+    """First fit in the free RAM ranges, never below `floor` and never overlapping what it gave before."""
+
+    def __init__(self, free: list[tuple[int, int]], page: int) -> None:
+        self.free = sorted(free)
+        self.page = page
+        self.taken: list[tuple[int, int]] = []
+
+    def take(self, what: str, size: int, align: int, floor: int = 0) -> tuple[int, int]:
+        """(address, page-rounded size) of the lowest fit; InitError when nothing fits."""
+        memsz = up(max(size, 1), self.page)
+        align = max(align, self.page)
+        for start, end in self.free:
+            addr = up(max(start, floor), align)
+            while addr + memsz <= end:
+                clash = [(s, e) for s, e in self.taken if s < addr + memsz and addr < e]
+                if not clash:
+                    self.taken.append((addr, addr + memsz))
+                    return addr, memsz
+                addr = up(max(e for _, e in clash), align)
+        ranges = ", ".join(f"{s:#x}-{e - 1:#x}" for s, e in self.free) or "none"
+        raise InitError(f"kexec: no room for the {what} ({memsz:#x} bytes, {align:#x} aligned, above {floor:#x}) "
+                        f"in free System RAM: {ranges}")
+
+
+def edit_chosen(tree: fdt.Fdt, cmdline: str, initrd: tuple[int, int] | None,
+                rand: bytes | None = None) -> None:
+    """Rewrite /chosen of `tree` for the next kernel: bootargs (removed when empty: the kernel's built-in
+    command line applies), linux,initrd-start/end = [start, end) or removed, crash/IMA leftovers removed,
+    kaslr-seed and rng-seed fresh from `rand` (8 + RNG_SEED_SIZE bytes; default os.urandom)."""
+    chosen = tree.root.ensure_child("chosen")
+    if cmdline:
+        chosen.set_str("bootargs", cmdline)
+    else:
+        chosen.props.pop("bootargs", None)
+    if initrd:
+        chosen.set_u64("linux,initrd-start", initrd[0])
+        chosen.set_u64("linux,initrd-end", initrd[1])
+    else:
+        chosen.props.pop("linux,initrd-start", None)
+        chosen.props.pop("linux,initrd-end", None)
+    for p in CHOSEN_DROP:
+        chosen.props.pop(p, None)
+    rand = rand if rand is not None else os.urandom(8 + RNG_SEED_SIZE)
+    if len(rand) != 8 + RNG_SEED_SIZE:
+        raise InitError(f"edit_chosen: need {8 + RNG_SEED_SIZE} random bytes, got {len(rand)}")
+    chosen.props["kaslr-seed"] = rand[:8]
+    chosen.props["rng-seed"] = rand[8:]
+
+
+def read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise InitError(f"kexec: cannot read {what} {path}: {exc.strerror}") from None
+
+
+def stage(entry: int, segments: list[Segment], flags: int) -> None:
+    """kexec_load the segments (logged one per line) entered at `entry`; InitError with the likely reason."""
+    if len(segments) > KEXEC_SEGMENT_MAX:
+        raise InitError(f"kexec: {len(segments)} segments (the kernel takes {KEXEC_SEGMENT_MAX})")
+    for s in segments:
+        log(f"kexec: segment {s.name:9} {s.mem:#014x}+{s.memsz:#x} ({len(s.data)} bytes)")
+    try:
+        linux.kexec_load(entry, [(s.data, s.mem, s.memsz) for s in segments], flags)
+    except OSError as exc:
+        raise InitError(f"kexec_load(entry={entry:#x}, {len(segments)} segments) failed: {exc.strerror}"
+                        + {errno.EPERM: " (not permitted: lockdown, kexec_load_disabled or no CAP_SYS_BOOT)",
+                           errno.EBUSY: " (another kexec image is loaded, or CPUs are stuck in the kernel)",
+                           errno.EINVAL: " (the kernel refused the segment layout, the arch flag, or found no "
+                                         "device tree or command line segment)",
+                           errno.EADDRNOTAVAIL: " (a segment lies outside usable RAM)",
+                           errno.ENOMEM: " (not enough memory)"}.get(exc.errno or 0, "")) from None
