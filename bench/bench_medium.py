@@ -36,7 +36,7 @@ def main() -> None:
             arch = arches.get(name)
             direct = _direct(arch)
             with demo.machine(out, arch, pub.bootfile, echo=False) as vm:
-                seen = demo.check(vm, "target", 900)
+                seen = demo.check(vm, 900)
             marks = ", ".join(f"{k} {v:.1f}s" for k, v in seen.marks.items())
             print(f"  {name} through the medium: {marks}", flush=True)
             report(f"medium QEMU->demo target ({name})", seen.marks["target up"], "direct -kernel/-initrd",

@@ -20,13 +20,12 @@ class Arch:
     how QEMU runs it; qemu_package/edk2_package: the Debian packages with that QEMU and its EDK2 build;
     linux_console: the serial console Linux names; linux_machine_options: what a Linux guest needs added to
     `-M`; zig_target/cflags: the firmware's C compiler target; kernel_suite: where we take Debian's kernel
-    (and the init's packages) for it, kernel_package its metapackage; init: whether Debian ships what the
-    Linux init path needs (CPython, cryptography, kernel modules) for it; linux_arch/linux_image: the kernel
+    (and the init's packages) for it, kernel_package its metapackage; linux_arch/linux_image: the kernel
     source's ARCH= and the bootable (EFI) image its build makes, for our own kernels (kernel/).
     """
 
     def __init__(self, name, go, debian, efi_suffix, pe_machine, elf, qemu, machine, cpu, packages,
-                 linux_console, zig_target, cflags, kernel_suite, init, aliases, linux, linux_machine_options="",
+                 linux_console, zig_target, cflags, kernel_suite, aliases, linux, linux_machine_options="",
                  memory_mb=1024):
         self.name = name
         self.go = go
@@ -46,7 +45,6 @@ class Arch:
         self.cflags = cflags
         self.kernel_suite = kernel_suite
         self.kernel_package = "linux-image-" + debian
-        self.init = init
         self.aliases = aliases
         self.linux_arch, self.linux_image = linux
 
@@ -64,21 +62,21 @@ class Arch:
 
 ARCHES = (
     Arch("x86_64", "amd64", "amd64", "X64", 0x8664, (62, 8), "qemu-system-x86_64", "q35", (),
-         ("qemu-system-x86", "ovmf"), "ttyS0", "x86_64-linux-none", ("-mno-red-zone",), "trixie", True, ("x64",),
+         ("qemu-system-x86", "ovmf"), "ttyS0", "x86_64-linux-none", ("-mno-red-zone",), "trixie", ("x64",),
          ("x86_64", "arch/x86/boot/bzImage")),
     Arch("aarch64", "arm64", "arm64", "AA64", 0xAA64, (183, 1027), "qemu-system-aarch64", "virt",
          ("-cpu", "cortex-a57"), ("qemu-system-arm", "qemu-efi-aarch64"), "ttyAMA0", "aarch64-linux-none",
-         ("-mstrict-align",), "trixie", True, ("aa64",), ("arm64", "arch/arm64/boot/vmlinuz.efi")),
+         ("-mstrict-align",), "trixie", ("aa64",), ("arm64", "arch/arm64/boot/vmlinuz.efi")),
     # riscv64 Linux needs ACPI off: its EFI stub otherwise generates an empty DTB and the guest resets.
     # Its packages come from sid: trixie's riscv64 index is broken on the archive we use (TOOLCHAIN-NOTES §6).
     Arch("riscv64", "riscv64", "riscv64", "RISCV64", 0x5064, (243, 3), "qemu-system-riscv64", "virt", (),
-         ("qemu-system-riscv", "qemu-efi-riscv64"), "ttyS0", "riscv64-linux-none", (), "sid", True, (),
+         ("qemu-system-riscv", "qemu-efi-riscv64"), "ttyS0", "riscv64-linux-none", (), "sid", (),
          ("riscv", "arch/riscv/boot/vmlinuz.efi"), linux_machine_options="acpi=off"),
     # LSX/LASX trap (#SXD) in UEFI context: the firmware does not enable the vector units. Debian's loong64
-    # kernel is in sid only, and the init's Python packages are not built there yet.
+    # kernel and the init's packages are in sid only.
     Arch("loongarch64", "loong64", "loong64", "LOONGARCH64", 0x6264, (258, 3), "qemu-system-loongarch64", "virt",
          ("-cpu", "la464"), ("qemu-system-misc", "qemu-efi-loongarch64"), "ttyS0", "loongarch64-linux-none",
-         ("-mno-lsx", "-mno-lasx"), "sid", True, (), ("loongarch", "arch/loongarch/boot/vmlinuz.efi")),
+         ("-mno-lsx", "-mno-lasx"), "sid", (), ("loongarch", "arch/loongarch/boot/vmlinuz.efi")),
 )
 
 NAMES = tuple(a.name for a in ARCHES)

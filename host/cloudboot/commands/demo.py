@@ -16,7 +16,7 @@ def _run(args: argparse.Namespace) -> int:
     once the target is up."""
     from cloudboot.medium.demo import run
 
-    return run(args.iso, args.arch.name, check_only=args.check, until=args.until, as_disk=args.disk,
+    return run(args.iso, args.arch.name, check_only=args.check, as_disk=args.disk,
                timeout=args.timeout, memory_mb=args.memory)
 
 
@@ -25,13 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_verb(sub, "demo", _run, "boot the cloud medium in QEMU from a plan in a throw-away local registry")
     p.add_argument("iso", nargs="?", type=Path, default=Path("build/boot.iso"),
                    help="the medium (default build/boot.iso, from make iso)")
-    add_arch(p, "the machine to boot (default x86_64; the init runs on x86_64, aarch64, riscv64)",
+    add_arch(p, "the machine to boot (default x86_64)",
              default="x86_64")
     p.add_argument("--check", action="store_true",
                    help="unattended: answer the menu with Enter, exit 0 when the target is up")
-    p.add_argument("--until", choices=("target", "plan"), default="target",
-                   help="with --check: succeed at the target's marker (default) or once the init fetched the "
-                        "plan and chose a target (riscv64: its init cannot kexec yet)")
     p.add_argument("--disk", action="store_true", help="attach the medium as a disk instead of a CD")
     p.add_argument("--timeout", type=float, default=900, help="with --check: seconds in all (default 900)")
     p.add_argument("--memory", type=int, metavar="MIB", help="guest memory (default: the arch's profile)")

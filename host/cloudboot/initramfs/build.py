@@ -228,12 +228,7 @@ def build(arch: str, output: Path, *, kernel_package: str | None = None, python:
     if own_kernel and (extra_modules or kernel_package):
         raise CloudBootError("our kernels have every driver built in: --module and --kernel-package apply to "
                              "Debian's kernel only")
-    target = arches.get(arch)
-    if not target.init:
-        raise CloudBootError(f"no initramfs for {target.name}: Debian does not ship what the init needs (CPython, "
-                             f"cryptography, kernel modules) for {target.debian} yet; build for "
-                             f"{', '.join(a.debian for a in arches.ARCHES if a.init)}")
-    arch = target.debian
+    arch = arches.get(arch).debian
     method = compression or compress.method_for(output)
     check_output(output)
     archive = debian.Archive(arch)

@@ -1,6 +1,6 @@
 """`cloud-boot build`: the cloud medium, step by step, with the sizes of what was made.
 
-Per arch with the init: kernel -> initramfs -> UKI (our firmware as the stub + `.linux`, `.initrd`,
+Per arch: kernel -> initramfs -> UKI (our firmware as the stub + `.linux`, `.initrd`,
 `.cmdline`, `.uname`), written to build/medium/<arch>/cloud-boot-<arch>.efi. Then one ESP holding every arch's
 firmware as \\EFI\\BOOT\\BOOT<ARCH>.EFI and each UKI as \\EFI\\Linux\\cloud-boot-<arch>.efi (the name each
 arch's loader tries first), inside a hybrid ISO (El Torito from CD, GPT partition 2 as a disk).
@@ -32,7 +32,7 @@ def esp_name(arch_name: str) -> str:
 
 @dataclass
 class ArchResult:
-    """One arch on the medium: its firmware, and its UKI's parts (absent: firmware only)."""
+    """One arch on the medium: its firmware, and its UKI and the UKI's parts."""
 
     arch: str
     firmware_size: int
@@ -66,11 +66,10 @@ class Result:
         return {"output": str(self.output), "size": self.size, "esp_size": self.esp_size, "fat": self.fat_type,
                 "source_date_epoch": self.epoch, "source_date_epoch_from": self.epoch_source,
                 "seconds": round(self.seconds, 1),
-                "arches": {a.arch: ({"firmware_size": a.firmware_size, "firmware_only": True} if a.uki is None else
-                                    {"firmware_size": a.firmware_size, "uki": str(a.uki), "uki_size": a.uki_size,
-                                     "esp_path": "\\" + esp_name(a.arch).replace("/", "\\"), "kernel": a.kernel,
-                                     "kernel_size": a.kernel_size, "kernel_zstd": a.kernel_compressed,
-                                     "initramfs_size": a.initramfs_size, "cmdline": a.cmdline})
+                "arches": {a.arch: {"firmware_size": a.firmware_size, "uki": str(a.uki), "uki_size": a.uki_size,
+                                    "esp_path": "\\" + esp_name(a.arch).replace("/", "\\"), "kernel": a.kernel,
+                                    "kernel_size": a.kernel_size, "kernel_zstd": a.kernel_compressed,
+                                    "initramfs_size": a.initramfs_size, "cmdline": a.cmdline}
                            for a in self.arches}}
 
 
@@ -87,7 +86,7 @@ def build(medium: Medium, say: Callable[[str], None] = _stderr, use_cache: bool 
     from cloudboot.image.uki import UkiParts, build_uki
 
     started = time.monotonic()
-    steps = 3 * len(medium.linux) + 1
+    steps = 3 * len(medium.arches) + 1
     step = 0
 
     def progress(what: str) -> None:
@@ -103,9 +102,6 @@ def build(medium: Medium, say: Callable[[str], None] = _stderr, use_cache: bool 
             efi[f"EFI/BOOT/{a.efi_name}"] = fw
             r = ArchResult(a.name, len(fw))
             results.append(r)
-            if a not in medium.linux:
-                say(f"{a.name}: firmware only ({a.efi_name}): the init does not run on {a.name} yet")
-                continue
             package = medium.kernel_package.get(a.name)
             own = None
             if medium.kernel == "our":
@@ -146,10 +142,6 @@ def report(res: Result) -> str:
              f"{res.epoch if res.epoch is not None else 'unset'} ({res.epoch_source})",
              f"  {'arch':<12} {'firmware':>9} {'kernel':>9} {'initramfs':>10} {'UKI':>9}  on the ESP"]
     for a in res.arches:
-        if a.uki is None:
-            lines.append(f"  {a.arch:<12} {a.firmware_size / MIB:8.2f}M {'-':>9} {'-':>10} {'-':>9}  "
-                         f"firmware only: the init does not run on {a.arch} yet")
-            continue
         kernel = f"{a.kernel_size / MIB:7.2f}M" + ("z" if a.kernel_compressed else " ")
         lines.append(f"  {a.arch:<12} {a.firmware_size / MIB:8.2f}M {kernel:>9} {a.initramfs_size / MIB:9.2f}M "
                      f"{a.uki_size / MIB:8.2f}M  \\{esp_name(a.arch).replace('/', chr(92))}")

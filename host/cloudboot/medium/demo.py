@@ -1,15 +1,14 @@
 """`cloud-boot demo` / `make demo`: the cloud medium booting a machine from a plan in a registry, end to end.
 
-A throw-away registry (Debian's docker-registry on 127.0.0.1, storage in a temporary directory) gets, per arch
-the init runs on, an artifact of Debian's kernel with a small demo initramfs (busybox: it prints what booted,
+A throw-away registry (Debian's docker-registry on 127.0.0.1, storage in a temporary directory) gets, per arch,
+an artifact of Debian's kernel with a small demo initramfs (busybox: it prints what booted,
 from which reference, with which command line, then offers a shell), all under one multi-arch index, and a
 plan with a menu of two targets. QEMU boots the medium (as a CD, or as a disk) with user networking whose DHCP
 hands out the plan's reference as the boot file name; the guest reaches the host's 127.0.0.1 as 10.0.2.2.
 The registry, the temporary files and QEMU are gone when the demo ends, however it ends (Ctrl-C, SIGTERM).
 
 `check` is the non-interactive form the tests run: it answers the menu with Enter (the default target) and
-succeeds when the target's marker appears (or, `until="plan"`, once the init has fetched the plan and chosen
-a target: riscv64's init cannot kexec yet).
+succeeds when the target's marker appears.
 """
 
 from __future__ import annotations
@@ -131,8 +130,6 @@ def publish(registry_host: str, say: Callable[[str], None] = _stderr) -> Publish
     entries = []
     try:
         for a in arches.ARCHES:
-            if not a.init:
-                continue
             kernel, release = debian.kernel_image(a.debian)
             ref = parse(f"{registry_host}/{INDEX_REF}-{a.go}")
             digest = push_artifact(client, ref, f"linux/{a.go}", {"kernel": kernel, "initrd": demo_initrd(a)})
@@ -188,12 +185,11 @@ class Checked:
 
 
 _MENU = "type a choice"
-_CHOSEN = rb'target="[^"\r\n]*" index=[^\r\n]*\r?\n'  # the whole line: the console's lines are read right after
 
 
-def check(vm, until: str = "target", timeout: float = 900) -> Checked:
+def check(vm, timeout: float = 900) -> Checked:
     """Watch a started demo VM: the plan's source line, the menu (answered with Enter: the default target), then
-    the target's marker (or, `until="plan"`, the init's chosen target). CloudBootError with the console's tail
+    the target's marker. CloudBootError with the console's tail
     on a FATAL line, the firmware giving up, or a timeout."""
     from cloudboot.harness.machine import HarnessTimeout
 
@@ -206,8 +202,7 @@ def check(vm, until: str = "target", timeout: float = 900) -> Checked:
     def failed(text: str) -> CloudBootError:
         return CloudBootError(f"{vm.arch}: {text.split('FATAL: ', 1)[-1]}\n{vm.tail()}")
 
-    goal = _CHOSEN if until == "plan" else re.escape(MARKER.encode())
-    events = re.compile(re.escape(_MENU.encode()) + b"|" + goal + b"|FATAL: [^\r\n]*")
+    events = re.compile(re.escape(_MENU.encode()) + b"|" + re.escape(MARKER.encode()) + b"|FATAL: [^\r\n]*")
     try:
         line = vm.expect_line(r"cloud-boot: (\[.*\] plan: \S+ \S+ from |.*FATAL: )|nothing bootable found",
                               left())
@@ -222,7 +217,7 @@ def check(vm, until: str = "target", timeout: float = 900) -> Checked:
                 marks.setdefault("menu", now)
                 vm.send("\n")
             elif not event.startswith("FATAL: "):
-                marks["plan fetched" if until == "plan" else "target up"] = now
+                marks["target up"] = now
                 return Checked(source, marks)
             else:
                 raise failed(event)
@@ -262,7 +257,7 @@ def _interactive(vm) -> int:
             termios.tcsetattr(0, termios.TCSANOW, saved)
 
 
-def run(iso: Path, arch_name: str, *, check_only: bool = False, until: str = "target", as_disk: bool = False,
+def run(iso: Path, arch_name: str, *, check_only: bool = False, as_disk: bool = False,
         timeout: float = 900, memory_mb: int | None = None, say: Callable[[str], None] = _stderr) -> int:
     """The demo: registry, publish, boot `iso` on `arch_name`; interactive unless `check_only`. 0 on success."""
     from cloudboot.run import which
@@ -271,11 +266,6 @@ def run(iso: Path, arch_name: str, *, check_only: bool = False, until: str = "ta
         arch = arches.get(arch_name)
     except arches.ArchError as exc:
         raise CloudBootError(f"--arch: {exc}") from None
-    if not arch.init:
-        raise CloudBootError(f"--arch {arch.name}: the medium carries only the firmware there (the init does not "
-                             "run on it yet): nothing to demo")
-    if until not in ("plan", "target"):
-        raise CloudBootError(f"--until {until!r}: want plan or target")
     iso = Path(iso)
     if not iso.is_file():
         raise CloudBootError(f"{iso}: no such file: build the medium first (make iso)")
@@ -291,7 +281,7 @@ def run(iso: Path, arch_name: str, *, check_only: bool = False, until: str = "ta
                     return _interactive(vm)
                 vm.start()
                 say(f"qemu: pid {vm.proc.pid}")
-                seen = check(vm, until, timeout)
+                seen = check(vm, timeout)
             finally:
                 vm.kill()
     shown = ", ".join(f"{k} {v:.1f}s" for k, v in seen.marks.items())

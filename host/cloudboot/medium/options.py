@@ -51,8 +51,6 @@ class Medium:
     """The checked inputs: what will be built."""
 
     arches: list[arches.Arch]
-    #: the arches that get a UKI (Debian ships what the init needs there); the others carry the firmware only
-    linux: list[arches.Arch]
     firmware: dict[str, Path]
     cmdlines: dict[str, str]
     kernel_package: dict[str, str | None]
@@ -127,9 +125,9 @@ def _cosign_key(path: Path) -> bytes:
     return pem
 
 
-def _kernel_packages(specs: list[str], linux: list[arches.Arch]) -> dict[str, str | None]:
-    """`--kernel-package VER` (one arch with a UKI) or `ARCH=VER` (repeatable) -> {arch: VER or None}."""
-    out: dict[str, str | None] = {a.name: None for a in linux}
+def _kernel_packages(specs: list[str], chosen: list[arches.Arch]) -> dict[str, str | None]:
+    """`--kernel-package VER` (one arch) or `ARCH=VER` (repeatable) -> {arch: VER or None}."""
+    out: dict[str, str | None] = {a.name: None for a in chosen}
     for spec in specs:
         arch_text, sep, ver = spec.rpartition("=")
         if sep:
@@ -138,8 +136,8 @@ def _kernel_packages(specs: list[str], linux: list[arches.Arch]) -> dict[str, st
             except arches.ArchError as exc:
                 raise CloudBootError(f"--kernel-package {spec!r}: {exc}") from None
             if a.name not in out:
-                raise CloudBootError(f"--kernel-package {spec!r}: {a.name} gets no UKI in this build "
-                                     f"(UKIs: {', '.join(out) or 'none'})")
+                raise CloudBootError(f"--kernel-package {spec!r}: {a.name} is not in this build "
+                                     f"(--arch: {', '.join(out)})")
             names = [a.name]
         elif len(out) == 1:
             names = list(out)
@@ -164,7 +162,6 @@ def check(o: Options) -> Medium:
         chosen = arches.select(o.arch or ["all"])
     except arches.ArchError as exc:
         raise CloudBootError(f"--arch: {exc}") from None
-    linux = [a for a in chosen if a.init]
     if o.plan is not None and o.image is not None:
         raise CloudBootError("--plan and --image: give at most one (--image is the legacy one-target form)")
     keys: list[tuple[str, str]] = []
@@ -182,21 +179,12 @@ def check(o: Options) -> Medium:
         keys.append(("cloudboot.metadata.url", _url("--metadata-url", o.metadata_url)))
     base = _text("--cmdline", o.cmdline) if o.cmdline is not None else None
     extra = _text("--extra-cmdline", o.extra_cmdline) if o.extra_cmdline is not None else ""
-    asked = [flag for flag, given in (("--plan", o.plan), ("--image", o.image), ("--target", o.target),
-                                      ("--metadata-url", o.metadata_url), ("--exit", o.exit),
-                                      ("--cmdline", o.cmdline), ("--extra-cmdline", o.extra_cmdline),
-                                      ("--cosign-key", o.cosign_key), ("--kernel-package", o.kernel_package),
-                                      ("--insecure", o.insecure), ("--luks", o.luks),
-                                      ("--kernel", o.kernel != "debian")) if given]
     if o.kernel not in ("debian", "our"):
         raise CloudBootError(f"--kernel {o.kernel!r}: use debian or our")
     if o.kernel == "our" and o.kernel_package:
         raise CloudBootError("--kernel-package names a Debian kernel: it does not go with --kernel our")
-    if asked and not linux:
-        raise CloudBootError(f"{asked[0]}: only UKIs use it, and none of {', '.join(a.name for a in chosen)} gets "
-                             f"one (the init runs on {', '.join(a.name for a in arches.ARCHES if a.init)})")
     cmdlines = {}
-    for a in linux:
+    for a in chosen:
         parts = [base if base is not None else f"console={a.linux_console}", "" if o.verbose else "quiet"]
         parts += [f"{k}={v}" for k, v in keys] + [extra]
         line = " ".join(p for p in parts if p)
@@ -224,5 +212,5 @@ def check(o: Options) -> Medium:
     if not out.parent.is_dir():
         raise CloudBootError(f"-o {out}: the directory {out.parent} does not exist")
     pem = _cosign_key(o.cosign_key) if o.cosign_key else None
-    return Medium(chosen, linux, firmware, cmdlines, _kernel_packages(o.kernel_package, linux), o.cosign_key, pem,
+    return Medium(chosen, firmware, cmdlines, _kernel_packages(o.kernel_package, chosen), o.cosign_key, pem,
                   out, crypto=o.luks or pem is not None, kernel=o.kernel)
