@@ -142,6 +142,44 @@ def test_zboot_unwrap(tmp_path: Path) -> None:
         kexec.unwrap_zboot(str(src), str(out))
 
 
+def test_zboot_zstd_through_either_decoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """zstd payloads: the portable decoder on this host's Python, and CPython 3.14's compression.zstd (sid's
+    init: libzstd) when importable, with the same errors either way."""
+    import subprocess
+    import sys
+    import types
+
+    kernel = b"MZ" + bytes(range(256)) * 100
+    frame = subprocess.run(["zstd", "-q", "-c"], input=kernel, capture_output=True, check=True).stdout
+    src, out = tmp_path / "vmlinuz", tmp_path / "out"
+    src.write_bytes(_zboot(frame, b"zstd"))
+    kexec.unwrap_zboot(str(src), str(out))
+    assert out.read_bytes() == kernel
+    calls = []
+
+    class ZstdError(Exception):
+        pass
+
+    def decompress(data: bytes) -> bytes:
+        calls.append(len(data))
+        if data != frame:
+            raise ZstdError("Unknown frame descriptor")
+        return kernel
+
+    fake = types.ModuleType("compression.zstd")
+    fake.decompress, fake.ZstdError = decompress, ZstdError
+    package = types.ModuleType("compression")
+    package.zstd = fake
+    monkeypatch.setitem(sys.modules, "compression", package)
+    monkeypatch.setitem(sys.modules, "compression.zstd", fake)
+    out.unlink()
+    kexec.unwrap_zboot(str(src), str(out))
+    assert out.read_bytes() == kernel and calls == [len(frame)]
+    src.write_bytes(_zboot(b"\x28\xb5\x2f\xfd garbage", b"zstd"))
+    with pytest.raises(InitError, match="zstd payload is corrupt: Unknown frame descriptor"):
+        kexec.unwrap_zboot(str(src), str(out))
+
+
 def _ext4(tmp: Path, name: str, label: str, files: dict[str, bytes], partitioned: bool) -> Path:
     tree = tmp / f"{name}-tree"
     for rel, data in files.items():
