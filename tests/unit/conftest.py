@@ -47,3 +47,23 @@ def diskimages(testdata: str):
     from tests.diskimages import build
 
     return build(testdata)
+
+
+@pytest.fixture
+def kexec_without_file_load(monkeypatch) -> list:
+    """A kernel without kexec_file_load: the call records the kernel's first 4 bytes and fails with ENOSYS;
+    kexec_load records (entry, segments, flags). The records, in call order."""
+    import errno
+
+    from cloudboot.init import linux
+
+    calls: list = []
+
+    def file_load(kfd, ifd, cmdline):
+        with open(f"/proc/self/fd/{kfd}", "rb") as f:
+            calls.append(("file", f.read(4)))
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(linux, "kexec_file_load", file_load)
+    monkeypatch.setattr(linux, "kexec_load", lambda entry, segs, flags: calls.append(("load", entry, segs, flags)))
+    return calls

@@ -105,7 +105,8 @@ def test_kexec_load_numbers() -> None:
     assert linux.KEXEC_ARCH_LOONGARCH == 258 << 16
 
 
-def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  kexec_without_file_load: list) -> None:
     """Through kexec.load as the init calls it: an EFI zboot (zstd) image is unpacked, kexec_file_load says
     ENOSYS (Linux 6.12 on LoongArch), and our loader stages the PE image with kexec_load; the unpacked copy
     is removed afterwards."""
@@ -120,17 +121,9 @@ def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: py
     real_read = kexec_loongarch.read
     monkeypatch.setattr(kexec_loongarch, "read",
                         lambda path, what: IOMEM.encode() if path == "/proc/iomem" else real_read(path, what))
-    calls: list = []
-
-    def file_load(kfd, ifd, cmdline):
-        calls.append(("file", open(f"/proc/self/fd/{kfd}", "rb").read(2)))
-        raise OSError(errno.ENOSYS, "Function not implemented")
-
-    monkeypatch.setattr(linux, "kexec_file_load", file_load)
-    monkeypatch.setattr(linux, "kexec_load", lambda entry, segs, flags: calls.append(("load", entry, segs, flags)))
     kexec.load(str(zboot), str(initrd), "console=ttyS0", "loongarch64")
-    (_, kind), (_, entry, segs, flags) = calls
-    assert kind == b"MZ" and entry == 0x201000 and flags == linux.KEXEC_ARCH_LOONGARCH
+    (_, kind), (_, entry, segs, flags) = kexec_without_file_load
+    assert kind == b"MZ\0\0" and entry == 0x201000 and flags == linux.KEXEC_ARCH_LOONGARCH
     assert segs[0] == (image, 0x200000, 0x1000000)
     assert segs[2][0].startswith(b"kexec console=ttyS0 initrd=0x48d4000,0x4\0")
     assert not (tmp_path / "kernel-zboot.img").exists()

@@ -5,7 +5,6 @@ kexec.load()'s fallback to it when kexec_file_load is missing."""
 
 from __future__ import annotations
 
-import errno
 import shutil
 import struct
 import subprocess
@@ -102,7 +101,8 @@ def test_qemu_riscv64_dtb_round_trip(tmp_path: Path) -> None:
         assert "linux,initrd-start" in text
 
 
-def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  kexec_without_file_load: list) -> None:
     """Through kexec.load as the init calls it: kexec_file_load gets the Image wrapped as ELF and says ENOSYS
     (sid's kernel); our loader stages the raw Image with the device tree; the ELF copy is removed."""
     monkeypatch.setattr(kexec, "WORKDIR", str(tmp_path))
@@ -111,16 +111,8 @@ def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: py
     real_read = kexec_riscv64.read
     fake = {"/proc/iomem": IOMEM.encode(), "/sys/firmware/fdt": _dtb()}
     monkeypatch.setattr(kexec_riscv64, "read", lambda path, what: fake.get(path) or real_read(path, what))
-    calls: list = []
-
-    def file_load(kfd, ifd, cmdline):
-        calls.append(("file", open(f"/proc/self/fd/{kfd}", "rb").read(4)))
-        raise OSError(errno.ENOSYS, "Function not implemented")
-
-    monkeypatch.setattr(linux, "kexec_file_load", file_load)
-    monkeypatch.setattr(linux, "kexec_load", lambda entry, segs, flags: calls.append(("load", entry, segs, flags)))
     kexec.load(str(image), None, "console=ttyS0", "riscv64")
-    (_, magic), (_, entry, segs, flags) = calls
+    (_, magic), (_, entry, segs, flags) = kexec_without_file_load
     assert magic == b"\x7fELF" and entry == 0x82600000 and flags == linux.KEXEC_ARCH_RISCV == 243 << 16
     assert segs[0] == (image.read_bytes(), 0x82600000, 0x23A0000) and segs[1][0][:4] == b"\xd0\x0d\xfe\xed"
     assert not (tmp_path / "kernel-riscv64.elf").exists() and image.exists()

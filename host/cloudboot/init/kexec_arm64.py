@@ -26,9 +26,9 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from cloudboot.init import fdt, linux
+from cloudboot.init import linux
 from cloudboot.init.errors import InitError
-from cloudboot.init.kexec_segments import Allocator, Segment, edit_chosen, parse_iomem, read, stage, up
+from cloudboot.init.kexec_segments import Allocator, Segment, initrd_and_dtb, parse_iomem, read, stage, up
 from cloudboot.init.log import log
 
 IMAGE_MAGIC = b"ARM\x64"
@@ -36,7 +36,6 @@ IMAGE_HEADER = struct.Struct("<II Q Q Q Q Q Q I I")  # code0 code1 text_offset i
 SZ_2M = 2 << 20
 SZ_1G = 1 << 30
 WINDOW = 32 << 30
-DTB_MAX = 2 << 20
 GUNZIP_LIMIT = 512 << 20
 
 
@@ -144,20 +143,8 @@ def plan(image: bytes, initrd: bytes | None, cmdline: str, dtb: bytes, iomem: st
     kernel_entry = base + hdr.text_offset
     segments = [Segment("kernel", image, kernel_entry, up(hdr.image_size, page))]
     alloc.taken[-1] = (kernel_entry, kernel_entry + up(hdr.image_size, page))
-    floor = kernel_entry + up(hdr.image_size, page)
-    initrd_range = None
-    if initrd is not None:
-        addr, memsz = alloc.take("initrd", len(initrd), page, floor)
-        segments.append(Segment("initrd", initrd, addr, memsz))
-        initrd_range = (addr, addr + len(initrd))
-        floor = addr + memsz
-    tree = fdt.parse(dtb)
-    edit_chosen(tree, cmdline, initrd_range, rand)
-    blob = fdt.serialize(tree)
-    if len(blob) > DTB_MAX:
-        raise InitError(f"kexec: the device tree is {len(blob)} bytes; arm64 kernels take at most 2 MiB")
-    dtb_addr, memsz = alloc.take("device tree", len(blob), page, floor)
-    segments.append(Segment("dtb", blob, dtb_addr, memsz))
+    segments += initrd_and_dtb(alloc, initrd, cmdline, dtb, kernel_entry + up(hdr.image_size, page), rand)
+    dtb_addr, memsz = segments[-1].mem, segments[-1].memsz
     stub = purgatory(dtb_addr, kernel_entry)
     entry, memsz = alloc.take("purgatory", len(stub), page, dtb_addr + memsz)
     segments.append(Segment("purgatory", stub, entry, memsz))

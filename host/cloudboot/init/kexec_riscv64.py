@@ -18,14 +18,13 @@ from __future__ import annotations
 import os
 import struct
 
-from cloudboot.init import fdt, linux
+from cloudboot.init import linux
 from cloudboot.init.errors import InitError
-from cloudboot.init.kexec_segments import Allocator, Segment, edit_chosen, parse_iomem, read, stage, up
+from cloudboot.init.kexec_segments import Allocator, Segment, initrd_and_dtb, parse_iomem, read, stage, up
 
 RISCV_MAGIC = b"RISCV\0\0\0"
 RISCV_MAGIC2 = b"RSC\x05"
 SZ_2M = 2 << 20
-DTB_MAX = 2 << 20  # what the next kernel maps of it early (as on arm64)
 
 
 def image_size(head: bytes) -> int:
@@ -51,19 +50,7 @@ def plan(image: bytes, initrd: bytes | None, cmdline: str, dtb: bytes, iomem: st
     # starting below that boundary is refused at boot ("INITRD: ... overlaps in-use memory region")
     floor = up(base + memsz, SZ_2M)
     alloc.taken[-1] = (base, floor)
-    initrd_range = None
-    if initrd is not None:
-        addr, memsz = alloc.take("initrd", len(initrd), page, floor)
-        segments.append(Segment("initrd", initrd, addr, memsz))
-        initrd_range, floor = (addr, addr + len(initrd)), addr + memsz
-    tree = fdt.parse(dtb)
-    edit_chosen(tree, cmdline, initrd_range, rand)
-    blob = fdt.serialize(tree)
-    if len(blob) > DTB_MAX:
-        raise InitError(f"kexec: the device tree is {len(blob)} bytes; at most {DTB_MAX} are passed on")
-    addr, memsz = alloc.take("device tree", len(blob), page, floor)
-    segments.append(Segment("dtb", blob, addr, memsz))
-    return base, segments
+    return base, segments + initrd_and_dtb(alloc, initrd, cmdline, dtb, floor, rand)
 
 
 def load(kernel: str, initrd: str | None, cmdline: str) -> int:

@@ -16,6 +16,7 @@ from cloudboot.init.errors import InitError
 from cloudboot.init.log import log
 
 KEXEC_SEGMENT_MAX = 16
+DTB_MAX = 2 << 20  # what arm64 and riscv64 kernels map of the device tree early
 #: Properties of the running kernel's /chosen that must not reach the next kernel.
 CHOSEN_DROP = ("linux,elfcorehdr", "linux,usable-memory-range", "linux,ima-kexec-buffer",
                "linux,tpm-kexec-buffer")
@@ -119,6 +120,25 @@ def edit_chosen(tree: fdt.Fdt, cmdline: str, initrd: tuple[int, int] | None,
         raise InitError(f"edit_chosen: need {8 + RNG_SEED_SIZE} random bytes, got {len(rand)}")
     chosen.props["kaslr-seed"] = rand[:8]
     chosen.props["rng-seed"] = rand[8:]
+
+
+def initrd_and_dtb(alloc: Allocator, initrd: bytes | None, cmdline: str, dtb: bytes, floor: int,
+                   rand: bytes | None = None) -> list[Segment]:
+    """For device-tree machines: the initrd (if any) page aligned at or above `floor`, then the running tree
+    `dtb` with /chosen rewritten for it (edit_chosen) above that: their segments, in that order."""
+    segments = []
+    initrd_range = None
+    if initrd is not None:
+        addr, memsz = alloc.take("initrd", len(initrd), alloc.page, floor)
+        segments.append(Segment("initrd", initrd, addr, memsz))
+        initrd_range, floor = (addr, addr + len(initrd)), addr + memsz
+    tree = fdt.parse(dtb)
+    edit_chosen(tree, cmdline, initrd_range, rand)
+    blob = fdt.serialize(tree)
+    if len(blob) > DTB_MAX:
+        raise InitError(f"kexec: the device tree is {len(blob)} bytes; at most {DTB_MAX} are passed on")
+    addr, memsz = alloc.take("device tree", len(blob), alloc.page, floor)
+    return [*segments, Segment("dtb", blob, addr, memsz)]
 
 
 def read(path: str, what: str) -> bytes:
