@@ -51,7 +51,7 @@ def initramfs(arch: str, cosign_key: Path | None = None, kernel: str = "debian")
     return out
 
 
-#: Our kernels `make test` builds on first use (about 11 minutes each on 2 cores); the others' tests run when
+#: Our kernels `make test` builds on first use (5-7 minutes each on 2 idle cores); the others' tests run when
 #: their kernel is cached (`make kernel ARCH=...`) or with CLOUDBOOT_OWN_KERNELS=all, and are skipped otherwise.
 OWN_KERNELS_BUILT_BY_TESTS = ("x86_64", "aarch64")
 
@@ -71,7 +71,7 @@ def own_kernel_missing(arch: str) -> str | None:
     if name in OWN_KERNELS_BUILT_BY_TESTS or os.environ.get("CLOUDBOOT_OWN_KERNELS") == "all" \
             or is_cached(name, "cloud"):
         return None
-    return (f"our {name} kernel is not built (about 11 minutes on 2 cores): run `make kernel ARCH={name}`, or set "
+    return (f"our {name} kernel is not built (5-7 minutes on 2 cores): run `make kernel ARCH={name}`, or set "
             "CLOUDBOOT_OWN_KERNELS=all for make test")
 
 
