@@ -213,8 +213,6 @@ def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = No
             p = kexec_arm64.load(kernel, initrd, cmdline, image)
             log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
         elif machine == "riscv64":
-            from cloudboot.init import kexec_riscv64
-
             log(f"kexec: loaded with kexec_load (entry {kexec_riscv64.load(path, initrd, cmdline):#x})")
         else:
             from cloudboot.init import kexec_loongarch
