@@ -51,27 +51,30 @@ def initramfs(arch: str, cosign_key: Path | None = None, kernel: str = "debian")
     return out
 
 
-#: Our kernels `make test` builds on first use (5-7 minutes each on 2 idle cores); the others' tests run when
-#: their kernel is cached (`make kernel ARCH=...`) or with CLOUDBOOT_OWN_KERNELS=all, and are skipped otherwise.
+#: Our cloud kernels `make test` builds on first use (5-7 minutes each on 2 idle cores); the others' tests (and
+#: those of the disk variant) run when their kernel is cached (`make kernel ARCH=... VARIANT=...`) or with
+#: CLOUDBOOT_OWN_KERNELS=all, and are skipped otherwise.
 OWN_KERNELS_BUILT_BY_TESTS = ("x86_64", "aarch64")
 
 
-def own_kernel(arch: str) -> Kernel:
-    """Our cloud kernel for `arch` (built on first use, then from the cache)."""
+def own_kernel(arch: str, variant: str = "cloud") -> Kernel:
+    """Our `variant` kernel for `arch` (built on first use, then from the cache)."""
     from cloudboot.kernel.build import build
 
-    return build(arch, "cloud")
+    return build(arch, variant)
 
 
-def own_kernel_missing(arch: str) -> str | None:
-    """Why a test of our `arch` kernel should be skipped here (None: it runs, building the kernel if need be)."""
+def own_kernel_missing(arch: str, variant: str = "cloud") -> str | None:
+    """Why a test of our `arch` `variant` kernel should be skipped here (None: it runs, building the kernel if
+    need be)."""
     from cloudboot.kernel.build import is_cached
 
     name = arches.get(arch).name
-    if name in OWN_KERNELS_BUILT_BY_TESTS or os.environ.get("CLOUDBOOT_OWN_KERNELS") == "all" \
-            or is_cached(name, "cloud"):
+    if (name in OWN_KERNELS_BUILT_BY_TESTS and variant == "cloud") \
+            or os.environ.get("CLOUDBOOT_OWN_KERNELS") == "all" or is_cached(name, variant):
         return None
-    return (f"our {name} kernel is not built (5-7 minutes on 2 cores): run `make kernel ARCH={name}`, or set "
+    return (f"our {name} {variant} kernel is not built (5-7 minutes on 2 cores): run `make kernel ARCH={name} "
+            f"VARIANT={variant}`, or set "
             "CLOUDBOOT_OWN_KERNELS=all for make test")
 
 

@@ -81,6 +81,26 @@ def test_disk_target_kexec(images, firmware: str) -> None:
         q.kill()
 
 
+def test_disk_variant_kernel_kexecs_the_disk_target() -> None:
+    """Our `disk` kernel (no networking built in at all) runs the init's disk mode to the target (amd64; runs when
+    that kernel is cached: `make kernel VARIANT=disk`)."""
+    arch = "amd64"
+    if why := trial.own_kernel_missing(arch, "disk"):
+        pytest.skip(why)
+    disk, _ = trial.target_disk(arch)
+    token = secrets.token_hex(4)
+    q = trial.machine(arch, trial.own_kernel(arch, "disk").image, trial.initramfs(arch, kernel="our"),
+                      f'panic=-1 cloudboot.disk=LABEL=CBTARGET cloudboot.cmdline="console={trial.console(arch)} '
+                      f'panic=-1 cbtest={token}"', [disk]).start()
+    try:
+        q.expect_line(r"modules: loaded none", BOOT_TIMEOUT)
+        q.expect_line(r"kexec: loaded with kexec_file_load", READ_TIMEOUT)
+        assert f"cbtest={token}" in target_cmdline(q, 120)
+        assert q.wait(60) == 0
+    finally:
+        q.kill()
+
+
 def test_bad_value_is_fatal_with_rescue_prompt(images) -> None:
     q = _boot(images, "cloudboot.disk=LABEL=CBTARGET cloudboot.exit=bogus")
     try:
