@@ -18,7 +18,6 @@ from cloudboot.cli import main as cli
 from cloudboot.harness import trial
 
 ARCHES = ("amd64", "arm64", "riscv64", "loong64")
-EFI_ONLY = ("loong64",)
 FIRST_LINE = r"cloud-boot: .* init: Python"
 PHASE = re.compile(r"cloud-boot: \[\s*([\d.]+)\] phase (\S+) ([\d.]+)s")
 KEXEC = re.compile(r"cloud-boot: \[\s*([\d.]+)\] kexec boot$")
@@ -31,7 +30,7 @@ def _run(arch: str, append: str, disks: list[Path] | None = None, nic: bool = Fa
          kernel: str = "debian") -> tuple[dict[str, float], float, float, float]:
     """(phase -> seconds, kernel start -> kexec call, QEMU start -> the init's first line, -> target marker)."""
     q = trial.machine(arch, trial.boot_kernel(arch, kernel), trial.initramfs(arch, kernel=kernel),
-                      f"panic=-1 {append}", disks, nic=nic, efi=arch in EFI_ONLY).start()
+                      f"panic=-1 {append}", disks, nic=nic).start()
     try:
         first = q.expect_line(FIRST_LINE, 600).at
         m = q.expect_line(trial.MARKER, 600)
@@ -49,8 +48,7 @@ def _run(arch: str, append: str, disks: list[Path] | None = None, nic: bool = Fa
 
 def _direct(arch: str) -> float:
     """QEMU start -> marker, QEMU booting the target kernel and initrd itself."""
-    q = trial.machine(arch, trial.boot_kernel(arch), trial.target_initrd(arch), "panic=-1",
-                      efi=arch in EFI_ONLY).start()
+    q = trial.machine(arch, trial.boot_kernel(arch), trial.target_initrd(arch), "panic=-1").start()
     try:
         return q.expect_line(trial.MARKER, 600).at
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import arches
 from bench.report import report
+from cloudboot.harness import trial
 from cloudboot.harness.machine import Machine
 from cloudboot.initramfs import debian
 from cloudboot.medium import demo
@@ -24,7 +25,7 @@ def _direct(arch: arches.Arch) -> float:
     kernel, _ = debian.kernel_image(arch.debian)
     cmdline = f"console={arch.linux_console} quiet demo.target=direct demo.then=poweroff"
     with Machine(arch.name, extra_kernel=(kernel, demo.demo_initrd(arch), cmdline),
-                 uefi=arch.name == "loongarch64") as vm:
+                 uefi=trial.needs_efi(arch.name)) as vm:
         return vm.expect_line(demo.MARKER, 600).at
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import arches
 from bench.report import report
 from cloudboot.fwbuild.firmware import firmware_dir
+from cloudboot.harness import trial
 from cloudboot.harness.guests import MARKER, guest
 from cloudboot.harness.machine import Machine
 from cloudboot.harness.repl import Repl
@@ -96,7 +97,7 @@ def _direct(arch: str, cmdline: str) -> float:
     """QEMU start -> marker, QEMU loading the kernel itself; loongarch64's Debian kernel is an EFI zboot image
     QEMU cannot load, so there EDK2 takes it from QEMU's -kernel (the fw_cfg path) instead."""
     g = guest(arch)
-    with Machine(arch, extra_kernel=(g.kernel, g.initrd, cmdline), uefi=arch == "loongarch64",
+    with Machine(arch, extra_kernel=(g.kernel, g.initrd, cmdline), uefi=trial.needs_efi(arch),
                  extra=["-no-reboot"]) as m:
         return m.expect_line(MARKER, 900).at
 

@@ -276,17 +276,30 @@ def _encrypt(fs: Path, passphrase: str) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+#: Where QEMU's own kernel loader cannot boot Debian's kernel: loongarch64 (a direct boot has no ACPI tables,
+#: and the kernel oopses probing i8042), booted through EDK2 instead.
+EFI_ONLY = ("loongarch64",)
+
+
+def needs_efi(arch: str) -> bool:
+    """Whether a Linux guest of `arch` (any spelling) must boot through EDK2 (EFI_ONLY)."""
+    return arches.get(arch).name in EFI_ONLY
+
+
 def machine(arch: str, kernel: Path, initrd: Path, append: str, disks: list[Path] | None = None,
-            memory_mb: int = 1024, nic: bool = False, efi: bool = False, writable: bool = False,
+            memory_mb: int = 1024, nic: bool = False, efi: bool | None = None, writable: bool = False,
             netdev: str = "user") -> Machine:
     """A VM (not started: `.start()` or `with`) booting `kernel` + `initrd` with `console=<the arch's serial>
     <append>`, 2 CPUs, no reboot (a panic or the target's poweroff ends QEMU).
 
     `efi`: boot through EDK2 in pflash (QEMU hands the kernel to it over fw_cfg; on arm64 that means EFI stub +
-    ACPI) instead of QEMU's direct kernel boot (on arm64: QEMU's DTB, no EFI). `nic`: one virtio NIC on QEMU
+    ACPI) instead of QEMU's direct kernel boot (on arm64: QEMU's DTB, no EFI); None: EDK2 only where the
+    direct boot does not work (needs_efi). `nic`: one virtio NIC on QEMU
     user networking (the host's 127.0.0.1 is 10.0.2.2), or on the `-netdev` backend `netdev`. Disk n is a
     virtio disk with serial `dn` (/sys/block/vdX/serial), read-only unless `writable`."""
     a = arches.get(arch)
+    if efi is None:
+        efi = needs_efi(arch)
     if not efi:
         kernel = direct_bootable(arch, kernel)
     # TCG everywhere, as the harness does (nested KVM is not reliable on CI machines).

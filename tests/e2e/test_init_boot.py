@@ -44,23 +44,21 @@ def images(request: pytest.FixtureRequest):
 
 def _boot(images, append: str, efi: bool = False) -> Machine:
     arch, kernel, initrd, disk, *_ = images
-    return trial.machine(arch, kernel, initrd, f"panic=-1 {append}", [disk], efi=efi or arch in EFI_ONLY).start()
+    return trial.machine(arch, kernel, initrd, f"panic=-1 {append}", [disk], efi=efi or None).start()
 
 
 #: How each arch is booted besides QEMU's direct kernel boot: arm64 also through EDK2 (EFI stub + ACPI, the
 #: FDT the stub made), since its kexec_load path passes on the running kernel's device tree.
-EFI_TOO = {"arm64"}
-#: loong64 only through EDK2: on QEMU's direct boot (no ACPI tables) Debian's kernel oopses probing i8042.
-EFI_ONLY = {"loong64"}
+EFI_TOO = {"arm64"}  # and loong64 through EDK2 only (trial.needs_efi)
 
 
 @pytest.mark.parametrize("firmware", ["direct", "efi"])
 def test_disk_target_kexec(images, firmware: str) -> None:
     token = secrets.token_hex(4)
     arch, _, _, _, release, kernel = images
-    if firmware == "efi" and arch not in EFI_TOO | EFI_ONLY:
+    if firmware == "efi" and arch not in EFI_TOO and not trial.needs_efi(arch):
         pytest.skip(f"{arch}: the EFI boot adds nothing to the kexec path here")
-    if firmware == "direct" and arch in EFI_ONLY:
+    if firmware == "direct" and trial.needs_efi(arch):
         pytest.skip(f"{arch}: booted through EDK2 only")
     console = trial.console(arch)
     q = _boot(images, f'cloudboot.disk=LABEL=CBTARGET cloudboot.cmdline="console={console} panic=-1 cbtest={token} '

@@ -56,9 +56,8 @@ def pushed(registry, tmp_path_factory):
 
 
 def _boot(append: str, arch: str = ARCH, kernel: str = "debian") -> Machine:
-    # loong64 through EDK2: on QEMU's direct boot (no ACPI tables) Debian's kernel oopses probing i8042
     return trial.machine(arch, trial.boot_kernel(arch, kernel), trial.initramfs(arch, kernel=kernel),
-                         f"panic=-1 {append}", nic=True, efi=arch == "loong64").start()
+                         f"panic=-1 {append}", nic=True).start()
 
 
 #: (arch, the kernel the init runs on): Debian's and our own cloud kernel (no modules: virtio-net is built in) on

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudboot.init import kexec, kexec_loongarch, linux
+from cloudboot.init import kexec, kexec_loongarch, kexec_segments, linux
 from cloudboot.init.errors import InitError
 
 #: /proc/iomem of the e2e's loong64 guest (QEMU virt, 1 GiB, EDK2, our 6.12 cloud kernel).
@@ -95,9 +95,9 @@ def test_plan_without_initrd_and_the_refusals() -> None:
 
 
 def test_system_ram_is_top_level_only() -> None:
-    assert kexec_loongarch.system_ram(IOMEM)[0] == (0, 0xD360000)
-    assert kexec_loongarch.system_ram(IOMEM)[-1] == (0x80000000, 0xB0000000)
-    assert len(kexec_loongarch.system_ram(IOMEM)) == 6
+    assert kexec_segments.system_ram(IOMEM)[0] == (0, 0xD360000)
+    assert kexec_segments.system_ram(IOMEM)[-1] == (0x80000000, 0xB0000000)
+    assert len(kexec_segments.system_ram(IOMEM)) == 6
 
 
 def test_kexec_load_numbers() -> None:

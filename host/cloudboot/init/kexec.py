@@ -202,7 +202,7 @@ def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = No
                         errno.ENOMEM: "not enough memory for the new kernel and initrd"}.get(exc.errno or 0, "")
                 raise InitError(f"kexec_file_load({given}, {initrd}) failed: {exc.strerror}"
                                 + (f" ({hint})" if hint else "")) from None
-        if given != path:
+        if given != path:  # free the ELF copy before the loader reads the Image again (tmpfs is RAM)
             _unlink(given)
         log(f"kexec: this kernel has no kexec_file_load (ENOSYS); kexec_load with our {CLASSIC_LOADERS[machine]}")
         if machine == "aarch64":

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from cloudboot.init import linux
 from cloudboot.init.errors import InitError
-from cloudboot.init.kexec_segments import Allocator, Segment, parse_iomem, read, stage, up
+from cloudboot.init.kexec_segments import Allocator, Segment, parse_iomem, read, stage, system_ram, up
 
 LINUX_PE_MAGIC = 0x818223CD
 HEADER = struct.Struct("<2s6x Q Q Q 24x I")  # MZ, kernel_entry, image_size, load_offset, LINUX_PE_MAGIC at 0x38
@@ -62,16 +62,6 @@ def parse_header(data: bytes) -> Header:
         raise InitError(f"LoongArch kernel entry {entry:#x} lies outside the image "
                         f"({load_offset:#x}+{image_size:#x})")
     return Header(entry, image_size, load_offset)
-
-
-def system_ram(iomem: str) -> list[tuple[int, int]]:
-    """[start, end) of the top-level "System RAM" ranges in /proc/iomem text."""
-    out = []
-    for line in iomem.splitlines():
-        if line[:1].isalnum() and line.partition(" : ")[2].strip() == "System RAM":
-            start, _, end = line.partition(" : ")[0].partition("-")
-            out.append((int(start, 16), int(end, 16) + 1))
-    return out
 
 
 @dataclass

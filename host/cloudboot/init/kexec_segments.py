@@ -23,21 +23,34 @@ CHOSEN_DROP = ("linux,elfcorehdr", "linux,usable-memory-range", "linux,ima-kexec
 RNG_SEED_SIZE = 128  # as the kernel's own kexec_file_load (arch/arm64/kernel/machine_kexec_file.c)
 
 
-def parse_iomem(text: str) -> list[tuple[int, int]]:
-    """Free RAM from /proc/iomem text: [start, end) ranges of top-level "System RAM" minus anything nested
-    inside it, sorted. InitError if there is none (or all addresses read 0: not root)."""
+IOMEM_LINE = re.compile(r"^( *)([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.*)$")
+
+
+def _iomem(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """([start, end) of each top-level "System RAM" range, [start, end) of everything nested) in /proc/iomem text."""
     ram: list[tuple[int, int]] = []
-    holes: list[tuple[int, int]] = []
-    line_rx = re.compile(r"^( *)([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.*)$")
+    nested: list[tuple[int, int]] = []
     for line in text.splitlines():
-        m = line_rx.match(line)
+        m = IOMEM_LINE.match(line)
         if not m:
             continue
         start, end = int(m.group(2), 16), int(m.group(3), 16) + 1
         if m.group(1):
-            holes.append((start, end))
+            nested.append((start, end))
         elif m.group(4).strip() == "System RAM":
             ram.append((start, end))
+    return ram, nested
+
+
+def system_ram(text: str) -> list[tuple[int, int]]:
+    """[start, end) of the top-level "System RAM" ranges in /proc/iomem text, what they hold included."""
+    return _iomem(text)[0]
+
+
+def parse_iomem(text: str) -> list[tuple[int, int]]:
+    """Free RAM from /proc/iomem text: [start, end) ranges of top-level "System RAM" minus anything nested
+    inside it, sorted. InitError if there is none (or all addresses read 0: not root)."""
+    ram, holes = _iomem(text)
     if not ram or all(e <= 1 for _, e in ram):
         raise InitError("kexec: no System RAM in /proc/iomem (or its addresses are hidden: not root?)")
     free: list[tuple[int, int]] = []
