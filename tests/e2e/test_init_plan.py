@@ -61,8 +61,8 @@ def _boot(append: str, arch: str = ARCH, kernel: str = "debian") -> Machine:
 
 
 #: (arch, the kernel the init runs on): Debian's and our own cloud kernel (no modules: virtio-net is built in) on
-#: amd64, arm64 and loong64 (kexec_load with our loaders on arm64 and loong64); riscv64 on ours only (sid's
-#: kernel has no kexec_file_load, and there is no riscv64 kexec_load loader of ours).
+#: amd64, arm64 and loong64 (kexec_load with our loaders on arm64 and loong64); riscv64 on ours only (the slowest
+#: arch under TCG; Debian's riscv64 kernel runs the same loader in test_init_boot's disk mode).
 KERNELS = [(a, k) for a in ("amd64", "arm64", "loong64") for k in ("debian", "our")] + [("riscv64", "our")]
 
 

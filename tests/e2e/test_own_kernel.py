@@ -2,7 +2,7 @@
 from the cache) is written to -o as an EFI application with the release, size and cache key printed; and our
 cloud kernel of every arch, started by EDK2 as the EFI application it is, runs a Debian userland (busybox-static
 of the arch, the marker initrd). The init e2e (test_init_boot, test_init_plan) boots the same kernels through the
-whole of Path A on x86_64, aarch64 and riscv64."""
+whole of Path A on all four arches."""
 
 from __future__ import annotations
 

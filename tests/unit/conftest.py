@@ -50,20 +50,40 @@ def diskimages(testdata: str):
 
 
 @pytest.fixture
-def kexec_without_file_load(monkeypatch) -> list:
-    """A kernel without kexec_file_load: the call records the kernel's first 4 bytes and fails with ENOSYS;
-    kexec_load records (entry, segments, flags). The records, in call order."""
-    import errno
+def kexec_calls(monkeypatch):
+    """`refuse(load=errno or None, file=errno or None)`: fakes both kexec syscalls, which record their call
+    (kexec_file_load: ("file", the kernel's first 4 bytes); kexec_load: ("load", entry, segments, flags)) and
+    then fail with the errno given; returns the records, in call order."""
+    import os
 
     from cloudboot.init import linux
 
-    calls: list = []
+    def refuse(load: int | None = None, file: int | None = None) -> list:
+        calls: list = []
 
-    def file_load(kfd, ifd, cmdline):
-        with open(f"/proc/self/fd/{kfd}", "rb") as f:
-            calls.append(("file", f.read(4)))
-        raise OSError(errno.ENOSYS, "Function not implemented")
+        def fail(err: int | None) -> None:
+            if err is not None:
+                raise OSError(err, os.strerror(err))
 
-    monkeypatch.setattr(linux, "kexec_file_load", file_load)
-    monkeypatch.setattr(linux, "kexec_load", lambda entry, segs, flags: calls.append(("load", entry, segs, flags)))
-    return calls
+        def file_load(kfd, ifd, cmdline):
+            with open(f"/proc/self/fd/{kfd}", "rb") as f:
+                calls.append(("file", f.read(4)))
+            fail(file)
+
+        def kexec_load(entry, segs, flags):
+            calls.append(("load", entry, segs, flags))
+            fail(load)
+
+        monkeypatch.setattr(linux, "kexec_file_load", file_load)
+        monkeypatch.setattr(linux, "kexec_load", kexec_load)
+        return calls
+
+    return refuse
+
+
+@pytest.fixture
+def kexec_without_file_load(kexec_calls) -> list:
+    """A kernel without kexec_file_load (ENOSYS) whose kexec_load succeeds: the records of kexec_calls."""
+    import errno
+
+    return kexec_calls(file=errno.ENOSYS)

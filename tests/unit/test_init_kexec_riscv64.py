@@ -1,10 +1,12 @@
 """The riscv64 kexec_load path of init: the Image header check, the layout from a real guest's /proc/iomem (kernel
 2 MiB aligned in free RAM, the initrd past the 2 MiB boundary that ends the kernel's own reservation, then the
 device tree, whose /chosen carries the command line and initrd and which QEMU's own riscv64 DTB survives), and
-kexec.load()'s fallback to it when kexec_file_load is missing."""
+kexec.load() trying it first, and kexec_file_load (the Image wrapped as ELF) when the kernel refuses it."""
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import struct
 import subprocess
@@ -101,18 +103,72 @@ def test_qemu_riscv64_dtb_round_trip(tmp_path: Path) -> None:
         assert "linux,initrd-start" in text
 
 
-def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  kexec_without_file_load: list) -> None:
-    """Through kexec.load as the init calls it: kexec_file_load gets the Image wrapped as ELF and says ENOSYS
-    (sid's kernel); our loader stages the raw Image with the device tree; the ELF copy is removed."""
+@pytest.fixture
+def image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A RISC-V Image in tmp_path, which is also kexec's work directory; /proc/iomem and the running device tree
+    come from the e2e guest (a test may replace kexec_riscv64.read again)."""
     monkeypatch.setattr(kexec, "WORKDIR", str(tmp_path))
-    image = tmp_path / "Image"
-    image.write_bytes(_image())
     real_read = kexec_riscv64.read
     fake = {"/proc/iomem": IOMEM.encode(), "/sys/firmware/fdt": _dtb()}
     monkeypatch.setattr(kexec_riscv64, "read", lambda path, what: fake.get(path) or real_read(path, what))
+    out = tmp_path / "Image"
+    out.write_bytes(_image())
+    return out
+
+
+def test_load_uses_kexec_load_first(image: Path, tmp_path: Path, kexec_without_file_load: list) -> None:
+    """Through kexec.load as the init calls it: on riscv64 our loader goes first (kexec_file_load's purgatory
+    would hash every segment twice), staging the raw Image with the device tree; no ELF copy is made."""
     kexec.load(str(image), None, "console=ttyS0", "riscv64")
-    (_, magic), (_, entry, segs, flags) = kexec_without_file_load
-    assert magic == b"\x7fELF" and entry == 0x82600000 and flags == linux.KEXEC_ARCH_RISCV == 243 << 16
+    [(_, entry, segs, flags)] = kexec_without_file_load
+    assert entry == 0x82600000 and flags == linux.KEXEC_ARCH_RISCV == 243 << 16
     assert segs[0] == (image.read_bytes(), 0x82600000, 0x23A0000) and segs[1][0][:4] == b"\xd0\x0d\xfe\xed"
-    assert not (tmp_path / "kernel-riscv64.elf").exists() and image.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Image"]
+
+
+@pytest.mark.parametrize("err", [errno.EPERM, errno.ENOSYS])
+def test_refused_kexec_load_falls_back_to_kexec_file_load(image: Path, tmp_path: Path, kexec_calls, err: int) -> None:
+    """A kernel that refuses kexec_load (lockdown: EPERM; no CONFIG_KEXEC: ENOSYS) gets kexec_file_load with the
+    Image wrapped as ELF; the ELF copy is removed after."""
+    calls = kexec_calls(load=err)
+    kexec.load(str(image), None, "console=ttyS0", "riscv64")
+    assert [c[0] for c in calls] == ["load", "file"] and calls[1][1] == b"\x7fELF"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Image"]
+
+
+def test_other_kexec_load_errors_are_fatal(image: Path, kexec_calls) -> None:
+    """EBUSY/EINVAL/ENOMEM from kexec_load are the reason given, not a cue to try the other call."""
+    calls = kexec_calls(load=errno.ENOMEM)
+    with pytest.raises(InitError, match=r"kexec_load\(entry=0x82600000, 2 segments\) failed: .*not enough memory"):
+        kexec.load(str(image), None, "console=ttyS0", "riscv64")
+    assert [c[0] for c in calls] == ["load"]
+
+
+def test_no_device_tree_falls_back_and_both_reasons_are_told(image: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             kexec_without_file_load: list) -> None:
+    """A machine our layout cannot serve (no /sys/firmware/fdt: an ACPI boot) gets kexec_file_load; when that is
+    missing too, the error says why each call failed."""
+    faked = kexec_riscv64.read  # the fixture's, with the device tree made missing
+    monkeypatch.setattr(kexec_riscv64, "read",
+                        lambda path, what: faked(str(tmp_path / "no-fdt") if "fdt" in path else path, what))
+    with pytest.raises(InitError, match=r"cannot read the running device tree .*; then kexec_file_load\(.*\) failed: "
+                                        r"Function not implemented \(this kernel has no kexec_file_load\)"):
+        kexec.load(str(image), None, "console=ttyS0", "riscv64")
+    assert kexec_without_file_load == [("file", b"\x7fELF")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Image"]
+
+
+def test_a_half_written_elf_wrapper_is_removed(image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               kexec_calls) -> None:
+    """Writing the ELF wrapper fails (tmpfs full): a clear error naming it, and no partial copy left in RAM."""
+    calls = kexec_calls(load=errno.EPERM)
+
+    def full(path, out):
+        Path(out).write_bytes(b"\x7fELF partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(kexec, "riscv64_elf", full)
+    with pytest.raises(InitError, match=r"writing the ELF wrapper .*kernel-riscv64\.elf of .*Image: No space left"):
+        kexec.load(str(image), None, "console=ttyS0", "riscv64")
+    assert [c[0] for c in calls] == ["load"] and sorted(p.name for p in tmp_path.iterdir()) == ["Image"]

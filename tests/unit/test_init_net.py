@@ -3,6 +3,7 @@ original's cmdline templating, and the legacy cloudboot.image plan."""
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 
@@ -141,3 +142,16 @@ def test_legacy_image_plan_selects_its_one_target() -> None:
     # taken literally, never as a template: `${odd}` stays, and is then no OCI tag
     with pytest.raises(plan.PlanError, match=r"index \"10.0.2.2:5000/boot/x:\$\{odd\}\" is not an OCI reference"):
         plan.render(planmode.legacy_plan("10.0.2.2:5000/boot/x:${odd}"), "amd64")
+
+
+def test_xid_never_waits_for_the_rng(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Early in boot the kernel's RNG may not be seeded: the xid then comes from the MAC and the clock instead of
+    blocking (os.urandom waited ~1 s there)."""
+    def not_ready(n, flags):
+        assert flags & os.GRND_NONBLOCK
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    assert 0 <= net.new_xid(b"\x52\x54\x00\x12\x34\x56") < 1 << 32
+    monkeypatch.setattr(os, "getrandom", not_ready)
+    a, b = net.new_xid(b"\x52\x54\x00\x12\x34\x56"), net.new_xid(b"\x52\x54\x00\x12\x34\x57")
+    assert a != b and 0 <= a < 1 << 32

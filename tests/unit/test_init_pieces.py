@@ -433,3 +433,18 @@ def test_encrypted_target_without_crypto_modules_names_the_build_flag(testdata: 
     finally:
         crypto._PROVIDER[:] = before
     crypto.provider()  # restored: the other tests decrypt
+
+
+def test_boot_path_imports_stay_light() -> None:
+    """What the init imports on its way to a kexec (both modes, every loader, Path C) leaves out dataclasses and
+    what it pulls (inspect, ast, dis, tokenize): ~1.4 s of imports under riscv64 TCG (cosign and LUKS may still
+    bring them through cryptography, off the default path)."""
+    import sys
+
+    code = ("import sys\nimport cloudboot.init.main\n"
+            "from cloudboot.init import disk, kexec, kexec_arm64, kexec_loongarch, kexec_riscv64, lldp, net, "
+            "planmode, reboot\n"
+            "print(' '.join(sorted({'dataclasses', 'inspect', 'ast', 'dis', 'tokenize'} & set(sys.modules))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": os.pathsep.join(sys.path)}).stdout
+    assert out.strip() == ""

@@ -1,5 +1,6 @@
 """Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load (a kernel without it:
-kexec_load through our loaders, kexec_arm64, kexec_riscv64 or kexec_loongarch), reboot(KEXEC).
+kexec_load through our loaders, kexec_arm64, kexec_riscv64 or kexec_loongarch; on riscv64 our loader goes
+first, see CLASSIC_FIRST), reboot(KEXEC).
 
 riscv64's kexec_file_load reads ELF only (its Image loader came after Linux 6.12), so a RISC-V Image is handed
 over wrapped in a one-segment ELF (riscv64_elf): the loader puts the segment in a 2 MiB-aligned hole and
@@ -16,8 +17,8 @@ import os
 import struct
 import zlib
 
-from cloudboot.init import kexec_riscv64, linux
-from cloudboot.init.errors import InitError
+from cloudboot.init import linux
+from cloudboot.init.errors import InitError, KexecLoadError
 from cloudboot.init.log import log
 
 WORKDIR = "/run/cloud-boot"
@@ -159,6 +160,8 @@ def riscv64_elf(path: str, out_path: str) -> str:
     """The RISC-V Image at `path` as an ELF64 executable at out_path: one PT_LOAD (vaddr = paddr = entry = 0,
     memsz = the header's image_size, 2 MiB aligned) holding the Image, the file padded to memsz (the loader
     places what follows the kernel after the file's length)."""
+    from cloudboot.init import kexec_riscv64
+
     with open(path, "rb") as src:
         filesz = os.fstat(src.fileno()).st_size
         memsz = max(kexec_riscv64.image_size(src.read(64)), filesz)
@@ -178,56 +181,93 @@ def riscv64_elf(path: str, out_path: str) -> str:
 def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = None) -> None:
     """Stage the kernel (and initrd) with `cmdline` for boot(); InitError with the reason when refused.
 
-    kexec_file_load everywhere (riscv64: the Image wrapped as ELF); a kernel without it (ENOSYS) falls back to
+    kexec_file_load first (riscv64: the Image wrapped as ELF); a kernel without it (ENOSYS) falls back to
     kexec_load with our own layout on aarch64 (Debian's arm64 kernels: CONFIG_KEXEC_FILE unset; kexec_arm64:
     DTB and purgatory), riscv64 (sid's: unset too; kexec_riscv64) and loongarch64 (Linux 6.12 has no
-    kexec_file_load there, Debian's 7.2 leaves it unset; kexec_loongarch)."""
+    kexec_file_load there, Debian's 7.2 leaves it unset; kexec_loongarch). On CLASSIC_FIRST machines the order
+    is the other way round."""
     machine = machine or os.uname().machine
     try:
         path, image, temporary = _prepare(kernel, machine)
-        given = riscv64_elf(path, os.path.join(WORKDIR, "kernel-riscv64.elf")) if machine == "riscv64" else path
     except OSError as exc:
         raise InitError(f"kexec: preparing the kernel {kernel}: {exc.strerror or exc}") from None
     try:
+        first = None  # why our loader did not do it, on CLASSIC_FIRST machines
+        if machine in CLASSIC_FIRST:
+            try:
+                _classic(machine, kernel, path, image, initrd, cmdline)
+                return
+            except KexecLoadError as exc:
+                if exc.errno not in (errno.ENOSYS, errno.EPERM):
+                    raise
+                first = exc
+            except InitError as exc:  # no layout of ours (no device tree, no room): the kernel's may still do
+                first = exc
+            log(f"kexec: {first}; trying kexec_file_load")
         try:
-            _file_load(given, initrd, cmdline)
-            log(f"kexec: loaded with kexec_file_load ({given})")
+            _file_load_as(path, initrd, cmdline, machine)
             return
         except OSError as exc:
-            if not (exc.errno == errno.ENOSYS and machine in CLASSIC_LOADERS):
+            if first is not None or not (exc.errno == errno.ENOSYS and machine in CLASSIC_LOADERS):
                 hint = {errno.ENOEXEC: "the kernel refused the image format",
                         errno.EKEYREJECTED: "signature check failed (lockdown/Secure Boot)",
                         errno.EPERM: "not permitted (lockdown or kexec disabled)",
                         errno.ENOSYS: "this kernel has no kexec_file_load",
                         errno.ENOMEM: "not enough memory for the new kernel and initrd"}.get(exc.errno or 0, "")
-                raise InitError(f"kexec_file_load({given}, {initrd}) failed: {exc.strerror}"
+                raise InitError((f"{first}; then " if first else "")
+                                + f"kexec_file_load({path}, {initrd}) failed: {exc.strerror}"
                                 + (f" ({hint})" if hint else "")) from None
-        if given != path:  # free the ELF copy before the loader reads the Image again (tmpfs is RAM)
-            _unlink(given)
         log(f"kexec: this kernel has no kexec_file_load (ENOSYS); kexec_load with our {CLASSIC_LOADERS[machine]}")
-        if machine == "aarch64":
-            from cloudboot.init import kexec_arm64
-
-            if temporary:  # the Image is in memory now; give its tmpfs copy back
-                _unlink(path)
-            p = kexec_arm64.load(kernel, initrd, cmdline, image)
-            log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
-        elif machine == "riscv64":
-            log(f"kexec: loaded with kexec_load (entry {kexec_riscv64.load(path, initrd, cmdline):#x})")
-        else:
-            from cloudboot.init import kexec_loongarch
-
-            q = kexec_loongarch.load(path, initrd, cmdline)
-            log(f"kexec: loaded with kexec_load (entry {q.entry:#x}, command line {q.cmdline!r})")
+        if machine == "aarch64" and temporary:  # the Image is in memory now; give its tmpfs copy back
+            _unlink(path)
+        _classic(machine, kernel, path, image, initrd, cmdline)
     finally:
-        if given != path:
-            _unlink(given)
         if temporary:
             _unlink(path)
 
 
 #: The machines whose kernels may lack kexec_file_load, and our kexec_load loader for each.
 CLASSIC_LOADERS = {"aarch64": "arm64 loader", "riscv64": "riscv64 loader", "loongarch64": "LoongArch loader"}
+#: Where our kexec_load loader goes first: riscv64's kexec_file_load carries a purgatory that hashes every
+#: segment with SHA-256 when loading and again before the jump (about 8 s for a 40 MB Image under TCG); ours
+#: has none. kexec_file_load stays the fallback for a kernel that refuses kexec_load (lockdown: EPERM; no
+#: CONFIG_KEXEC: ENOSYS; it verifies signatures there) and for a machine our layout cannot serve (no device tree).
+CLASSIC_FIRST = ("riscv64",)
+
+
+def _classic(machine: str, kernel: str, path: str, image: bytes | None, initrd: str | None, cmdline: str) -> None:
+    """kexec_load through our loader for `machine` (KexecLoadError from the syscall, InitError otherwise)."""
+    if machine == "aarch64":
+        from cloudboot.init import kexec_arm64
+
+        p = kexec_arm64.load(kernel, initrd, cmdline, image)
+        log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
+    elif machine == "riscv64":
+        from cloudboot.init import kexec_riscv64
+
+        log(f"kexec: loaded with kexec_load (entry {kexec_riscv64.load(path, initrd, cmdline):#x})")
+    else:
+        from cloudboot.init import kexec_loongarch
+
+        q = kexec_loongarch.load(path, initrd, cmdline)
+        log(f"kexec: loaded with kexec_load (entry {q.entry:#x}, command line {q.cmdline!r})")
+
+
+def _file_load_as(path: str, initrd: str | None, cmdline: str, machine: str) -> None:
+    """kexec_file_load of the kernel at `path` (riscv64: through a temporary ELF wrapper, removed after, also
+    when writing it failed half-way: tmpfs is RAM)."""
+    elf = os.path.join(WORKDIR, "kernel-riscv64.elf") if machine == "riscv64" else None
+    try:
+        if elf:
+            try:
+                riscv64_elf(path, elf)
+            except OSError as exc:
+                raise InitError(f"kexec: writing the ELF wrapper {elf} of {path}: {exc.strerror or exc}") from None
+        _file_load(elf or path, initrd, cmdline)
+    finally:
+        if elf:
+            _unlink(elf)
+    log(f"kexec: loaded with kexec_file_load ({path})")
 
 
 def _unlink(path: str) -> None:

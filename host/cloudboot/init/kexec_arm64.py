@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from collections import namedtuple
 
 from cloudboot.init import linux
 from cloudboot.init.errors import InitError
@@ -39,13 +39,10 @@ WINDOW = 32 << 30
 GUNZIP_LIMIT = 512 << 20
 
 
-@dataclass(frozen=True)
-class ImageHeader:
+class ImageHeader(namedtuple("ImageHeader", "text_offset image_size flags")):
     """The fields of an arm64 Image header that placement needs."""
 
-    text_offset: int
-    image_size: int
-    flags: int
+    __slots__ = ()
 
     @property
     def page_size_kib(self) -> int | None:
@@ -124,14 +121,11 @@ def purgatory(dtb: int, kernel_entry: int) -> bytes:
     return struct.pack("<6I", *code) + struct.pack("<QQ", dtb, kernel_entry)
 
 
-@dataclass
-class Plan:
-    """What kexec_load gets: the entry (the purgatory) and the segments, in address order."""
+class Plan(namedtuple("Plan", "entry kernel_entry dtb segments")):
+    """What kexec_load gets: the entry (the purgatory), the kernel's entry, the DTB's address and the segments,
+    in address order."""
 
-    entry: int
-    kernel_entry: int
-    dtb: int
-    segments: list[Segment]
+    __slots__ = ()
 
 
 def plan(image: bytes, initrd: bytes | None, cmdline: str, dtb: bytes, iomem: str, page: int = 4096,

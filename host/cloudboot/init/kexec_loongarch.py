@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from collections import namedtuple
 
 from cloudboot.init import linux
 from cloudboot.init.errors import InitError
@@ -37,13 +37,10 @@ CMDLINE_BUFFER = 4096
 CMDLINE_MAX = 512
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(namedtuple("Header", "kernel_entry image_size load_offset")):
     """The fields of a LoongArch kernel image header that placement needs."""
 
-    kernel_entry: int
-    image_size: int
-    load_offset: int
+    __slots__ = ()
 
 
 def parse_header(data: bytes) -> Header:
@@ -64,13 +61,11 @@ def parse_header(data: bytes) -> Header:
     return Header(entry, image_size, load_offset)
 
 
-@dataclass
-class Plan:
-    """What kexec_load gets: the entry (the kernel's, physical) and the segments, in address order."""
+class Plan(namedtuple("Plan", "entry cmdline segments")):
+    """What kexec_load gets: the entry (the kernel's, physical), the command line and the segments, in address
+    order."""
 
-    entry: int
-    cmdline: str
-    segments: list[Segment]
+    __slots__ = ()
 
 
 def plan(image: bytes, initrd: bytes | None, cmdline: str, iomem: str, page: int = 4096) -> Plan:

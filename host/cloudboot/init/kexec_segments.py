@@ -9,10 +9,10 @@ from __future__ import annotations
 import errno
 import os
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 from cloudboot.init import fdt, linux
-from cloudboot.init.errors import InitError
+from cloudboot.init.errors import InitError, KexecLoadError
 from cloudboot.init.log import log
 
 KEXEC_SEGMENT_MAX = 16
@@ -75,14 +75,11 @@ def up(n: int, align: int) -> int:
     return (n + align - 1) // align * align
 
 
-@dataclass(frozen=True)
-class Segment:
-    """One kexec segment: what to copy, where (physical) and how much memory it covers (page multiple)."""
+class Segment(namedtuple("Segment", "name data mem memsz")):
+    """One kexec segment: `name`, what to copy (`data`), where (`mem`, physical) and how much memory it covers
+    (`memsz`, a page multiple). (Named tuples, not dataclasses: see fdt.Node.)"""
 
-    name: str
-    data: bytes
-    mem: int
-    memsz: int
+    __slots__ = ()
 
 
 class Allocator:
@@ -163,7 +160,7 @@ def read(path: str, what: str) -> bytes:
 
 
 def stage(entry: int, segments: list[Segment], flags: int) -> None:
-    """kexec_load the segments (logged one per line) entered at `entry`; InitError with the likely reason."""
+    """kexec_load the segments (logged one per line) entered at `entry`; KexecLoadError with the likely reason."""
     if len(segments) > KEXEC_SEGMENT_MAX:
         raise InitError(f"kexec: {len(segments)} segments (the kernel takes {KEXEC_SEGMENT_MAX})")
     for s in segments:
@@ -171,10 +168,12 @@ def stage(entry: int, segments: list[Segment], flags: int) -> None:
     try:
         linux.kexec_load(entry, [(s.data, s.mem, s.memsz) for s in segments], flags)
     except OSError as exc:
-        raise InitError(f"kexec_load(entry={entry:#x}, {len(segments)} segments) failed: {exc.strerror}"
-                        + {errno.EPERM: " (not permitted: lockdown, kexec_load_disabled or no CAP_SYS_BOOT)",
-                           errno.EBUSY: " (another kexec image is loaded, or CPUs are stuck in the kernel)",
-                           errno.EINVAL: " (the kernel refused the segment layout, the arch flag, or found no "
-                                         "device tree or command line segment)",
-                           errno.EADDRNOTAVAIL: " (a segment lies outside usable RAM)",
-                           errno.ENOMEM: " (not enough memory)"}.get(exc.errno or 0, "")) from None
+        raise KexecLoadError(
+            f"kexec_load(entry={entry:#x}, {len(segments)} segments) failed: {exc.strerror}"
+            + {errno.EPERM: " (not permitted: lockdown, kexec_load_disabled or no CAP_SYS_BOOT)",
+               errno.ENOSYS: " (this kernel has no kexec_load: CONFIG_KEXEC unset)",
+               errno.EBUSY: " (another kexec image is loaded, or CPUs are stuck in the kernel)",
+               errno.EINVAL: " (the kernel refused the segment layout, the arch flag, or found no "
+                             "device tree or command line segment)",
+               errno.EADDRNOTAVAIL: " (a segment lies outside usable RAM)",
+               errno.ENOMEM: " (not enough memory)"}.get(exc.errno or 0, ""), exc.errno or 0) from None
