@@ -15,14 +15,14 @@ from cloudboot.paths import cache_dir
 MARKER = "CLOUDBOOT-TEST-INITRD-OK"
 
 
-def marker_init(marker: str, label: str = "cmdline") -> str:
-    """A busybox /init that prints `marker`, then `<label>: <its /proc/cmdline>`, and powers off (the tests'
-    proof that a kernel they handed over really ran, with the command line it got)."""
+def marker_init(marker: str, label: str = "cmdline", then: str = "") -> str:
+    """A busybox /init that prints `marker`, then `<label>: <its /proc/cmdline>`, runs the shell lines `then`
+    and powers off (the tests' proof that a kernel they handed over really ran, with the command line it got)."""
     return f"""#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 echo "{marker}"
 echo "{label}: $(/bin/busybox cat /proc/cmdline)"
-/bin/busybox poweroff -f
+{then}/bin/busybox poweroff -f
 """
 
 

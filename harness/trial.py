@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import arches
@@ -24,7 +26,15 @@ from cloudboot.paths import build_dir
 from cloudboot.run import run, which
 
 MARKER = "CLOUDBOOT-KEXEC-TARGET-OK"
-TARGET_INIT = marker_init(MARKER, "target cmdline")
+#: The kexec target's /init: the marker, its command line, then what it got of EFI ("runtime": the kernel
+#: registered the EFI variable services, which calls GetNextVariableName; "boot": booted by EFI, no runtime
+#: services; "none"), then power off.
+TARGET_INIT = marker_init(MARKER, "target cmdline", """/bin/busybox mount -t sysfs sysfs /sys
+if [ -e /sys/bus/platform/devices/efivars.0 ]; then efi=runtime
+elif [ -d /sys/firmware/efi ]; then efi=boot
+else efi=none; fi
+echo "target efi: $efi"
+""")
 
 
 def _workdir(arch: str) -> Path:
@@ -64,6 +74,25 @@ def own_kernel(arch: str, variant: str = "cloud") -> Kernel:
     return build(arch, variant)
 
 
+def prebuild_own_kernels(log: Path) -> subprocess.Popen | None:
+    """Start building the OWN_KERNELS_BUILT_BY_TESTS that are not cached, one after the other, niced, in a
+    process group of their own (output to `log`); None when all are cached. The e2e tests keep one core busy
+    with QEMU (TCG runs a single-vCPU guest on one thread), so the kernels that `make test` builds on first use
+    take the other one instead of stopping the run when a test first asks for them; a test that needs one
+    before it is done waits for it (kernel.build holds a lock per build)."""
+    from cloudboot.kernel.build import is_cached
+
+    todo = [a for a in OWN_KERNELS_BUILT_BY_TESTS if not is_cached(a, "cloud")]
+    if not todo:
+        return None
+    code = ("import sys\nfrom cloudboot.kernel.build import build\n"
+            "for a in sys.argv[1:]:\n    print(build(a, 'cloud').image, flush=True)\n")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        return subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", code, *todo], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
 def own_kernel_missing(arch: str, variant: str = "cloud") -> str | None:
     """Why a test of our `arch` `variant` kernel should be skipped here (None: it runs, building the kernel if
     need be)."""
@@ -80,7 +109,7 @@ def own_kernel_missing(arch: str, variant: str = "cloud") -> str | None:
 
 def target_initrd(arch: str) -> Path:
     """busybox-static of the target arch + the marker /init, as a newc cpio."""
-    return busybox_initrd(arch, TARGET_INIT, _workdir(arch) / "target-initrd.cpio")
+    return busybox_initrd(arch, TARGET_INIT, _workdir(arch) / "target-initrd.cpio", ("proc", "dev", "sys"))
 
 
 #: The Path C target: booted by the firmware from the cache ESP, it shows what the firmware gave it and what

@@ -4,6 +4,8 @@ plain OCI registry for the unit and e2e tests."""
 from __future__ import annotations
 
 import os
+import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,11 +36,43 @@ def _openzfs_pools(request: pytest.FixtureRequest, testdata: str) -> None:
         pytest.skip(images.OPENZFS_SKIP)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture parameters
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name == "test_openzfs.py":  # portable: plain functions, no pytest marks of their own
             item.add_marker(pytest.mark.openzfs)
+    # The tests that boot our kernels run last, so that the kernels built beside the run on first use
+    # (pytest_collection_finish) are ready by then; the order is kept otherwise.
+    items[:] = sorted(items, key=_wants_own_kernel)
 # ---- end of diskfs fixtures --------------------------------------------------------------------------------
+
+
+# ---- our kernels, built beside the tests -------------------------------------------------------------------
+_kernel_build = None
+
+
+def _wants_own_kernel(item: pytest.Item) -> bool:
+    """Whether a test boots our kernel: its file or name says so, or a parameter is "our"."""
+    return (item.path.name == "test_own_kernel.py" or "our_kernel" in item.name
+            or re.search(r"[\[-]our[\]-]", item.name) is not None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When the run holds tests of our kernels, start building the missing ones in the background now
+    (harness/trial.prebuild_own_kernels) rather than when the first such test asks."""
+    global _kernel_build
+    if any(_wants_own_kernel(i) for i in session.items):
+        from cloudboot.harness import trial
+        from cloudboot.paths import build_dir
+
+        _kernel_build = trial.prebuild_own_kernels(build_dir() / "kernel-prebuild.log")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A background kernel build still running when the run ends (a subset ran) is stopped, not left behind."""
+    if _kernel_build is not None and _kernel_build.poll() is None:
+        os.killpg(_kernel_build.pid, signal.SIGTERM)
+        _kernel_build.wait()
 
 
 @pytest.fixture(scope="session", autouse=True)

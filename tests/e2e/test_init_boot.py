@@ -18,8 +18,8 @@ from tests.e2e.netbootvm import GUEST_HOST
 
 pytestmark = pytest.mark.e2e
 
-#: amd64 kexecs with kexec_file_load; arm64 and loong64 kernels (Debian's: CONFIG_KEXEC_FILE unset; our
-#: LoongArch 6.12: none there) with kexec_load and our loaders, and riscv64 with our kexec_load loader first (its
+#: Every arch kexecs with kexec_load and our loaders: arm64 and loong64 kernels have no kexec_file_load (Debian's:
+#: CONFIG_KEXEC_FILE unset; our LoongArch 6.12: none there), and on amd64 and riscv64 ours go first (their
 #: kexec_file_load's purgatory hashes every segment twice). The fatal paths run on amd64 and arm64: the same
 #: Python everywhere.
 KEXEC_ARCHES = ["amd64", "arm64"]
@@ -49,8 +49,9 @@ def _boot(images, append: str, efi: bool = False) -> Machine:
 
 
 #: How each arch is booted besides QEMU's direct kernel boot: arm64 also through EDK2 (EFI stub + ACPI, the
-#: FDT the stub made), since its kexec_load path passes on the running kernel's device tree.
-EFI_TOO = {"arm64"}  # and loong64 through EDK2 only (trial.needs_efi)
+#: FDT the stub made), since its kexec_load path passes on the running kernel's device tree, and amd64, whose
+#: loader hands the EFI runtime state on (the target must find EFI's variable services working).
+EFI_TOO = {"arm64", "amd64"}  # and loong64 through EDK2 only (trial.needs_efi)
 
 
 @pytest.mark.parametrize("firmware", ["direct", "efi"])
@@ -74,6 +75,11 @@ def test_disk_target_kexec(images, firmware: str) -> None:
         line = target_cmdline(q, 120)
         assert f"cbtest={token}" in line and "quiet" in line, line
         assert "cloudboot.disk" not in line  # the target gets cloudboot.cmdline, not ours
+        efi = q.expect_line(r"target efi: ", 30).text
+        if firmware == "direct":
+            assert efi.endswith("none"), efi
+        elif arch == "amd64":  # kexec_x86_64 passed the runtime map and SETUP_EFI on
+            assert efi.endswith("runtime"), efi
         assert q.wait(60) == 0  # the target's poweroff ends QEMU
         assert "Kernel panic" not in q.text
     finally:
@@ -93,7 +99,7 @@ def test_disk_variant_kernel_kexecs_the_disk_target() -> None:
                       f'panic=-1 cbtest={token}"', [disk]).start()
     try:
         q.expect_line(r"modules: loaded none", BOOT_TIMEOUT)
-        q.expect_line(r"kexec: loaded with kexec_file_load", READ_TIMEOUT)
+        q.expect_line(r"kexec: loaded with kexec_load", READ_TIMEOUT)
         assert f"cbtest={token}" in target_cmdline(q, 120)
         assert q.wait(60) == 0
     finally:

@@ -1,6 +1,6 @@
 """Handing over to the target kernel: check the image, unwrap EFI zboot, kexec_file_load (a kernel without it:
-kexec_load through our loaders, kexec_arm64, kexec_riscv64 or kexec_loongarch; on riscv64 our loader goes
-first, see CLASSIC_FIRST), reboot(KEXEC).
+kexec_load through our loaders, kexec_arm64, kexec_riscv64, kexec_loongarch or kexec_x86_64; on riscv64 and
+x86_64 our loader goes first, see CLASSIC_FIRST), reboot(KEXEC).
 
 riscv64's kexec_file_load reads ELF only (its Image loader came after Linux 6.12), so a RISC-V Image is handed
 over wrapped in a one-segment ELF (riscv64_elf): the loader puts the segment in a 2 MiB-aligned hole and
@@ -184,8 +184,8 @@ def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = No
     kexec_file_load first (riscv64: the Image wrapped as ELF); a kernel without it (ENOSYS) falls back to
     kexec_load with our own layout on aarch64 (Debian's arm64 kernels: CONFIG_KEXEC_FILE unset; kexec_arm64:
     DTB and purgatory), riscv64 (sid's: unset too; kexec_riscv64) and loongarch64 (Linux 6.12 has no
-    kexec_file_load there, Debian's 7.2 leaves it unset; kexec_loongarch). On CLASSIC_FIRST machines the order
-    is the other way round."""
+    kexec_file_load there, Debian's 7.2 leaves it unset; kexec_loongarch). On CLASSIC_FIRST machines (riscv64,
+    and x86_64 with kexec_x86_64) the order is the other way round."""
     machine = machine or os.uname().machine
     try:
         path, image, temporary = _prepare(kernel, machine)
@@ -227,12 +227,14 @@ def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = No
 
 
 #: The machines whose kernels may lack kexec_file_load, and our kexec_load loader for each.
-CLASSIC_LOADERS = {"aarch64": "arm64 loader", "riscv64": "riscv64 loader", "loongarch64": "LoongArch loader"}
-#: Where our kexec_load loader goes first: riscv64's kexec_file_load carries a purgatory that hashes every
-#: segment with SHA-256 when loading and again before the jump (about 8 s for a 40 MB Image under TCG); ours
-#: has none. kexec_file_load stays the fallback for a kernel that refuses kexec_load (lockdown: EPERM; no
-#: CONFIG_KEXEC: ENOSYS; it verifies signatures there) and for a machine our layout cannot serve (no device tree).
-CLASSIC_FIRST = ("riscv64",)
+CLASSIC_LOADERS = {"aarch64": "arm64 loader", "riscv64": "riscv64 loader", "loongarch64": "LoongArch loader",
+                   "x86_64": "x86_64 loader"}
+#: Where our kexec_load loader goes first: kexec_file_load on riscv64 and x86_64 carries a purgatory that hashes
+#: every segment with SHA-256 when loading and again before the jump (under TCG about 8 s for a 40 MB riscv64
+#: Image, 2 s for a Debian amd64 kernel and initrd); ours has none. kexec_file_load stays the fallback for a
+#: kernel that refuses kexec_load (lockdown: EPERM; no CONFIG_KEXEC: ENOSYS; it verifies signatures there) and
+#: for a machine our layout cannot serve (no device tree; a memory map the zero page cannot hold).
+CLASSIC_FIRST = ("riscv64", "x86_64")
 
 
 def _classic(machine: str, kernel: str, path: str, image: bytes | None, initrd: str | None, cmdline: str) -> None:
@@ -242,6 +244,12 @@ def _classic(machine: str, kernel: str, path: str, image: bytes | None, initrd: 
 
         p = kexec_arm64.load(kernel, initrd, cmdline, image)
         log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
+    elif machine == "x86_64":
+        from cloudboot.init import kexec_x86_64
+
+        x = kexec_x86_64.load(path, initrd, cmdline)
+        log(f"kexec: loaded with kexec_load (kernel {x.kernel:#x}, zero page {x.zero_page:#x}, "
+            + ("EFI runtime passed on)" if x.efi else "no EFI runtime: the target boots without it)"))
     elif machine == "riscv64":
         from cloudboot.init import kexec_riscv64
 

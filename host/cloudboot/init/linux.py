@@ -20,6 +20,7 @@ KEXEC_FILE_NO_INITRAMFS = 0x4
 KEXEC_ARCH_AARCH64 = arches.get("aarch64").elf_machine << 16
 KEXEC_ARCH_LOONGARCH = arches.get("loongarch64").elf_machine << 16
 KEXEC_ARCH_RISCV = arches.get("riscv64").elf_machine << 16
+KEXEC_ARCH_X86_64 = arches.get("x86_64").elf_machine << 16
 LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2 = 0xFEE1DEAD, 672274793
 LINUX_REBOOT_CMD_KEXEC = 0x45584543
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC

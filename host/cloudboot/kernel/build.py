@@ -14,12 +14,15 @@ are always /src and /out.
 from __future__ import annotations
 
 import email.utils
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,10 +103,34 @@ def is_cached(arch_name: str, variant: str) -> bool:
     return buildroot.exists() and (_inputs(arch_name, variant)[-1] / "build.json").is_file()
 
 
+@contextmanager
+def _one_build_at_a_time() -> Iterator[None]:
+    """Hold the cache's kernel-build lock: builds share the source tree, the build root and the object
+    directories, so a second one (another `make kernel`, or a test beside the tests' background build) waits."""
+    lock = cache_dir() / "kernel" / ".lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"kernel: waiting for the build that holds {lock}", file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def build(arch_name: str, variant: str, *, jobs: int | None = None, rebuild: bool = False) -> Kernel:
     """The (arch, variant) kernel from the cache, or built into it (printing each step). `rebuild`: build from
     scratch (a clean object directory) even when cached, and fail unless the result is bit-identical to the
     cached image."""
+    if not rebuild and buildroot.exists():  # a cached kernel does not wait for another's build
+        final = _inputs(arch_name, variant)[-1]
+        if (final / "build.json").is_file():
+            return _result(final)
+    with _one_build_at_a_time():
+        return _build(arch_name, variant, jobs, rebuild)
+
+
+def _build(arch_name: str, variant: str, jobs: int | None, rebuild: bool) -> Kernel:
     arch, frags, tree, stamp, tools, env, key, final = _inputs(arch_name, variant)
     wanted = config.settings(frags)
     cached = _result(final) if (final / "build.json").is_file() else None
