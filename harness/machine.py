@@ -94,6 +94,7 @@ class Machine:
         self._workdir: Path | None = None
         self.proc: subprocess.Popen | None = None
         self.raw = bytearray()
+        self._eof = False  # the reader has seen the end of QEMU's output: the transcript is complete
         self._cond = threading.Condition()
         self._pos = 0  # expect() consumes the transcript up to here
         self._echoed = 0
@@ -171,6 +172,7 @@ class Machine:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent if main else None, start_new_session=True)
         _LIVE.add(self)
+        self._eof = False
         threading.Thread(target=self._reader, daemon=True).start()
         return self
 
@@ -190,6 +192,8 @@ class Machine:
             with self._cond:
                 if chunk:
                     self.raw += chunk
+                else:
+                    self._eof = True
                 self._cond.notify_all()
             if not chunk:
                 return
@@ -268,8 +272,9 @@ class Machine:
 
         def find(text: bytes) -> tuple[str, int] | None:
             start = self._pos
-            # A line still without its newline may be incomplete; once QEMU has exited it is all there is.
-            while (end := text.find(b"\n", start)) >= 0 or (start < len(text) and self.proc.poll() is not None):
+            # A line still without its newline may be incomplete; once QEMU's output has ended (its exit alone is
+            # not enough: the reader may not have drained the pipe yet) it is all there is.
+            while (end := text.find(b"\n", start)) >= 0 or (start < len(text) and self._eof):
                 stop = len(text) if end < 0 else end + 1
                 line = text[start:stop].rstrip(b"\r\n").decode("utf-8", "replace")
                 if rx.search(line):
@@ -294,10 +299,10 @@ class Machine:
                 if found is not None:
                     return found
                 left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
+                if left <= 0 or self._eof:  # not at QEMU's exit: what it wrote last may still be in the pipe
                     break
                 self._cond.wait(min(left, 0.5))
-        why = "QEMU exited" if self.proc.poll() is not None else f"timed out after {timeout:.0f} s"
+        why = "QEMU exited" if self._eof or self.proc.poll() is not None else f"timed out after {timeout:.0f} s"
         self.kill()
         raise HarnessTimeout(f"{self.arch}: waiting for {what!r}: {why}\n{self.tail()}")
 

@@ -6,6 +6,7 @@ import re
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,24 @@ def test_expect_line_reads_whole_lines_in_order(monkeypatch: pytest.MonkeyPatch)
         assert m.lines()[:3] == ["boot: one", "FATAL: bad value x", ">>> 42 1"]
         with pytest.raises(HarnessTimeout, match="boot: one"):  # consumed: not found again
             m.expect_line(r"boot: one", 5)
+
+
+def test_output_still_in_the_pipe_when_qemu_exits_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QEMU may exit before the reader has drained its output: the last line counts once the output has ended,
+    not at the exit (a slow reader here; on a loaded machine this raced)."""
+    from cloudboot.harness import machine
+
+    real_read = machine.os.read
+
+    def slow_read(fd: int, n: int) -> bytes:
+        time.sleep(0.5)  # the process has long exited when its output is read
+        return real_read(fd, n)
+
+    monkeypatch.setattr(machine.os, "read", slow_read)
+    m = machine.Machine("x86_64")
+    monkeypatch.setattr(m, "command", lambda: [sys.executable, "-c", "print('first'); print('last', end='')"])
+    with m:
+        assert m.expect_line(r"^last$", 30).text == "last"
 
 
 def test_missing_qemu_names_the_debian_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
