@@ -168,7 +168,7 @@ def test_plan_without_efi() -> None:
 
 def test_no_rng_seed_before_the_rng_is_seeded(monkeypatch: pytest.MonkeyPatch) -> None:
     """The seed is left out rather than waited for (os.urandom blocked 2.5 s at this point under TCG)."""
-    monkeypatch.setattr(kexec_x86_64, "fresh_random", lambda n: None)
+    monkeypatch.setattr(linux, "fresh_random", lambda n: None)
     p = kexec_x86_64.plan(_bzimage(), None, "", _system(), IOMEM)
     boot = p.segments[-1]
     efi = _u64(boot.data, 0x250) - boot.mem  # the list starts at SETUP_EFI and ends there
@@ -221,6 +221,9 @@ def test_reading_sysfs(tmp_path: Path) -> None:
     assert kexec_x86_64.efi_runtime(_boot_params(), str(tmp_path / "none")) is None
     with pytest.raises(InitError, match="cannot read the firmware's memory map"):
         kexec_x86_64.firmware_memmap(str(tmp_path / "none"))
+    (root / "memmap" / "3" / "end").write_text("garbage\n")
+    with pytest.raises(InitError, match=r"memory map entry .*/memmap/3 is unreadable: invalid literal"):
+        kexec_x86_64.firmware_memmap(str(root / "memmap"))
 
 
 @pytest.fixture

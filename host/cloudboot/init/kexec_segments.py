@@ -7,7 +7,6 @@ reboot and jumps to `entry`; where things go and what the next kernel is told is
 from __future__ import annotations
 
 import errno
-import os
 import re
 from collections import namedtuple
 
@@ -107,21 +106,11 @@ class Allocator:
                         f"in free System RAM: {ranges}")
 
 
-def fresh_random(n: int) -> bytes | None:
-    """`n` bytes from the kernel's RNG once it is seeded, else None (as the kernel's own kexec_file_load, which
-    passes a seed only when rng_is_initialized()): os.urandom would wait for the seeding, 2.5 s at this point of
-    an amd64 boot under TCG, which has no hardware RNG."""
-    try:
-        return os.getrandom(n, os.GRND_NONBLOCK)
-    except BlockingIOError:
-        return None
-
-
 def edit_chosen(tree: fdt.Fdt, cmdline: str, initrd: tuple[int, int] | None,
                 rand: bytes | None = None) -> None:
     """Rewrite /chosen of `tree` for the next kernel: bootargs (removed when empty: the kernel's built-in
     command line applies), linux,initrd-start/end = [start, end) or removed, crash/IMA leftovers removed,
-    kaslr-seed and rng-seed fresh from `rand` (8 + RNG_SEED_SIZE bytes; default fresh_random, and without
+    kaslr-seed and rng-seed fresh from `rand` (8 + RNG_SEED_SIZE bytes; default linux.fresh_random, and without
     it both removed: the running tree's are spent)."""
     chosen = tree.root.ensure_child("chosen")
     if cmdline:
@@ -136,7 +125,7 @@ def edit_chosen(tree: fdt.Fdt, cmdline: str, initrd: tuple[int, int] | None,
         chosen.props.pop("linux,initrd-end", None)
     for p in CHOSEN_DROP:
         chosen.props.pop(p, None)
-    rand = rand if rand is not None else fresh_random(8 + RNG_SEED_SIZE)
+    rand = rand if rand is not None else linux.fresh_random(8 + RNG_SEED_SIZE)
     if rand is None:
         chosen.props.pop("kaslr-seed", None)
         chosen.props.pop("rng-seed", None)

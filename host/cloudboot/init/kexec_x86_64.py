@@ -18,7 +18,7 @@ copied in (0x1f1 .. 0x202 + byte 0x201), then from the running system:
   and a SETUP_EFI setup_data (fw_vendor, config tables, SMBIOS) so the next kernel reuses the running one's
   virtual mappings (SetVirtualAddressMap cannot be called twice); without them the next kernel boots as on a
   BIOS machine, finding ACPI through acpi_rsdp_addr (ACPI20 or ACPI in /sys/firmware/efi/systab);
-* a SETUP_RNG_SEED setup_data of 32 fresh bytes, once the kernel's RNG is seeded (kexec_segments.fresh_random);
+* a SETUP_RNG_SEED setup_data of 32 fresh bytes, once the kernel's RNG is seeded (linux.fresh_random);
 * type_of_loader 0xff (undefined), loadflags 0, the command line and the initrd (ext_* fields above 4 GiB).
 
 Placement (first fit in free RAM, kexec_segments.Allocator): the protected-mode kernel at or above
@@ -35,7 +35,7 @@ from collections import namedtuple
 
 from cloudboot.init import linux
 from cloudboot.init.errors import InitError
-from cloudboot.init.kexec_segments import Allocator, Segment, fresh_random, parse_iomem, read, stage, up
+from cloudboot.init.kexec_segments import Allocator, Segment, parse_iomem, read, stage, up
 
 SETUP_HDR = 0x1F1
 XLF_KERNEL_64 = 1 << 0
@@ -143,7 +143,7 @@ def zero_page(image: bytes, hdr: Header, system: System) -> bytearray:
 def plan(image: bytes, initrd: bytes | None, cmdline: str, system: System, iomem: str, page: int = 4096,
          rand: bytes | None = None) -> Plan:
     """Lay out kernel, initrd, zero page and stub (module docstring); `rand`: the RNG seed (default
-    fresh_random; none while the kernel's RNG is not seeded)."""
+    linux.fresh_random; none while the kernel's RNG is not seeded)."""
     hdr = parse_header(image)
     if system.la57 and not hdr.xloadflags & XLF_5LEVEL:
         raise InitError("x86 bzImage cannot start with 5-level paging (xloadflags lacks XLF_5LEVEL)")
@@ -168,7 +168,7 @@ def plan(image: bytes, initrd: bytes | None, cmdline: str, system: System, iomem
     efi_map = b"".join(struct.pack("<IIQQQQ", *r) for r in efi.regions) if efi else b""
     cmdline_at = ZERO_PAGE
     map_at = up(cmdline_at + len(raw_cmdline), 16)
-    seed = rand if rand is not None else fresh_random(RNG_SEED_LENGTH)
+    seed = rand if rand is not None else linux.fresh_random(RNG_SEED_LENGTH)
     if seed is not None and len(seed) != RNG_SEED_LENGTH:
         raise InitError(f"kexec: need {RNG_SEED_LENGTH} random bytes, got {len(seed)}")
     efi_sd_at = up(map_at + len(efi_map), 16)
@@ -218,9 +218,12 @@ def firmware_memmap(root: str = "/sys/firmware/memmap") -> list[tuple[int, int, 
         raise InitError(f"kexec: cannot read the firmware's memory map {root}: {exc.strerror}") from None
     out = []
     for n in names:
-        with open(f"{root}/{n}/type") as f:
-            kind = E820_TYPES.get(f.read().strip(), 2)
-        out.append((_hex(f"{root}/{n}/start"), _hex(f"{root}/{n}/end") + 1, kind))
+        try:
+            with open(f"{root}/{n}/type") as f:
+                kind = E820_TYPES.get(f.read().strip(), 2)
+            out.append((_hex(f"{root}/{n}/start"), _hex(f"{root}/{n}/end") + 1, kind))
+        except (OSError, ValueError) as exc:
+            raise InitError(f"kexec: the firmware's memory map entry {root}/{n} is unreadable: {exc}") from None
     if not out:
         raise InitError(f"kexec: the firmware's memory map {root} is empty")
     return sorted(out)
@@ -258,8 +261,8 @@ def running_system() -> System:
     """The running system as plan() needs it, read from sysfs and /proc."""
     boot_params = read("/sys/kernel/boot_params/data", "the running kernel's zero page")
     tables = systab()
-    with open("/proc/cpuinfo") as f:
-        la57 = any(line.startswith("flags") and " la57" in line for line in f)
+    cpuinfo = read("/proc/cpuinfo", "the CPU's flags").decode(errors="replace")
+    la57 = any(line.startswith("flags") and " la57" in line for line in cpuinfo.splitlines())
     return System(boot_params, firmware_memmap(), efi_runtime(boot_params),
                   tables.get("ACPI20") or tables.get("ACPI") or struct.unpack_from("<Q", boot_params, 0x070)[0],
                   la57)

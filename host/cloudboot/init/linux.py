@@ -126,3 +126,13 @@ def kexec_load(entry: int, segments: list[tuple[bytes, int, int]], flags: int) -
 def reboot(cmd: int) -> None:
     """reboot(2) with the magic numbers; returns only on failure (as OSError)."""
     syscall("reboot", LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, cmd, None)
+
+
+def fresh_random(n: int) -> bytes | None:
+    """`n` bytes from the kernel's RNG once it is seeded, else None, never waiting: os.urandom would block until
+    the seeding (2.5 s into an amd64 boot under TCG, which has no hardware RNG). As the kernel's own
+    kexec_file_load, which passes a seed only once rng_is_initialized()."""
+    try:
+        return os.getrandom(n, os.GRND_NONBLOCK)
+    except BlockingIOError:
+        return None

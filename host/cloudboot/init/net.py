@@ -17,6 +17,7 @@ import struct
 import time
 import zlib
 
+from cloudboot.init import linux
 from cloudboot.init.errors import InitError
 from cloudboot.init.log import log
 
@@ -289,13 +290,11 @@ def _lease_from(iface: str, reply: dict) -> Lease:
 
 
 def new_xid(mac: bytes) -> int:
-    """A fresh DHCP transaction id: from the kernel's RNG when it is ready, else the MAC and the clock. It need
-    not be secret: os.urandom would block until the RNG is seeded (~1 s this early on machines without a hardware
-    RNG: amd64 and loong64 under TCG), and the random module's import alone is 0.15 s under riscv64 TCG."""
-    try:
-        return int.from_bytes(os.getrandom(4, os.GRND_NONBLOCK), "little")
-    except BlockingIOError:
-        return zlib.crc32(mac + time.monotonic_ns().to_bytes(8, "little"))
+    """A fresh DHCP transaction id: from the kernel's RNG when it is ready (linux.fresh_random), else the MAC and
+    the clock; it need not be secret (and the random module's import alone is 0.15 s under riscv64 TCG)."""
+    if (rand := linux.fresh_random(4)) is not None:
+        return int.from_bytes(rand, "little")
+    return zlib.crc32(mac + time.monotonic_ns().to_bytes(8, "little"))
 
 
 class _Client:
