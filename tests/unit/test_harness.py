@@ -76,6 +76,25 @@ def test_console_clean_removes_escapes_and_firmware_noise() -> None:
     assert console.clean(raw) == b"cloud-boot firmware 0.1.0 (MicroPython 1.25.0) loongarch64\r\nOK1 512\r\n"
 
 
+def test_console_clean_moves_kernel_records_out_of_a_cut_line() -> None:
+    """printk writes to the UART while a program's line is still going out: the records go after that line."""
+    raw = (b"cloud-boot: [    3.100000] init: Pyt[    3.200000] random: crng init done\r\n"
+           b"[    3.200100] virtio_blk virtio1: [vda] 8 512-byte blocks\r\nhon 3.11.2 on x86_64[   23.2] no\r\n"
+           b"login: [    9.000000] rcu: INFO: stall\r\nroot\r\n"
+           b"cloud-boot: [    4.000000] phase mounts\r\n"  # our own prefix: its timestamp stays
+           b"half a li[    5.000000] line whose rest is not here yet\r\n")
+    assert console.clean(raw).split(b"\r\n") == [
+        b"cloud-boot: [    3.100000] init: Python 3.11.2 on x86_64[   23.2] no",
+        b"[    3.200000] random: crng init done",
+        b"[    3.200100] virtio_blk virtio1: [vda] 8 512-byte blocks",
+        b"login: root", b"[    9.000000] rcu: INFO: stall",
+        b"cloud-boot: [    4.000000] phase mounts",
+        b"half a li[    5.000000] line whose rest is not here yet", b""]
+    # Cut twice: both runs leave the line.
+    raw = b"a[    1.000000] k1\nb[    2.000000] k2\nc\n"
+    assert console.clean(raw) == b"abc\n[    2.000000] k2\n[    1.000000] k1\n"
+
+
 def test_parse_response_framing() -> None:
     assert parse_response(b"OK2\r\n\x04\x04") == ("2\n", "")
     assert parse_response(b"OKa^DTraceback (most recent call last):\r\nValueError: x\r\n^D") == (
