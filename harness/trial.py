@@ -43,6 +43,12 @@ def _workdir(arch: str) -> Path:
     return d
 
 
+#: The test images' zstd level: the product's 19 took 10-15 s per image, a run builds a dozen, and the kernel
+#: unpacks either as fast (level 12 is 12% larger: 10.1 against 9.0 MB on arm64). The media tests build with
+#: the product's defaults.
+TRIAL_ZSTD_LEVEL = 12
+
+
 def initramfs(arch: str, cosign_key: Path | None = None, kernel: str = "debian") -> Path:
     """Our initramfs for `arch`, with /etc/cosign.pub when `cosign_key` is given, for Debian's kernel (its modules
     go in) or, with kernel="our", for our cloud kernel (no modules); built now unless the sources, the key and
@@ -54,9 +60,10 @@ def initramfs(arch: str, cosign_key: Path | None = None, kernel: str = "debian")
     name = "init" + ("-cosign" if cosign_key else "") + ("-our" if own else "")
     out = _workdir(arch) / f"{name}.cpio.zst"
     stamp = out.with_suffix(".key")
-    key = sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""), pem, own.info["key"] if own else "")
+    key = sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""), pem, own.info["key"] if own else "",
+                      f"zstd-{TRIAL_ZSTD_LEVEL}")
     if not (out.exists() and stamp.exists() and stamp.read_text() == key):
-        build(arch, out, cosign_key=cosign_key, own_kernel=own.info if own else None)
+        build(arch, out, cosign_key=cosign_key, own_kernel=own.info if own else None, level=TRIAL_ZSTD_LEVEL)
         stamp.write_text(key)
     return out
 

@@ -21,6 +21,7 @@ from cloudboot.harness import trial
 from cloudboot.init.modules import load_order, module_name, parse_dep
 from cloudboot.initramfs import compress, cpio
 from cloudboot.initramfs.build import build
+from cloudboot.initramfs.pycompile import same_bytecode
 
 ARCH = "amd64"
 
@@ -108,17 +109,41 @@ def test_manifest_and_bytecode(image) -> None:
     assert m["cosign_key"] is None  # no key given: init does not check signatures
     rust = [p for p in members if p.startswith("usr/lib/python3/dist-packages/cryptography/hazmat/bindings/_rust")]
     assert rust and any(p.startswith("usr/lib/python3/dist-packages/_cffi_backend.") for p in members)
-    if m["python"]["bytecode"].startswith("byte-compiled"):
-        tag = f"cpython-{ver.replace('.', '')}"
-        ours = members[f"usr/lib/cloudboot/cloudboot/init/__pycache__/main.{tag}.pyc"][1]  # beside its source
-        stdlib = members[f"usr/lib/python{ver}/os.pyc"][1]  # sourceless: no os.py, no __pycache__
-        assert f"usr/lib/python{ver}/os.py" not in members and "usr/lib/cloudboot/cloudboot/init/main.py" in members
-        for pyc in (ours, stdlib):
-            assert int.from_bytes(pyc[4:8], "little") == 0b01  # PEP 552: hash-based, unchecked
-        # only what runs when a library module is imported: tarfile (shutil's lazy import) is not shipped
-        assert "tarfile" not in m["python"]["modules"] and "http.client" in m["python"]["modules"]
-        # ...while Debian's packages keep their lazy imports too (cryptography's ECDSA needs this one)
-        assert "cryptography.hazmat.backends" in m["python"]["modules"]
+    # trixie's amd64 interpreter compiles for itself: the target's very release
+    assert m["python"]["bytecode"].endswith("(unchecked-hash pycs); stdlib and packages as bytecode only")
+    tag = f"cpython-{ver.replace('.', '')}"
+    ours = members[f"usr/lib/cloudboot/cloudboot/init/__pycache__/main.{tag}.pyc"][1]  # beside its source
+    stdlib = members[f"usr/lib/python{ver}/os.pyc"][1]  # sourceless: no os.py, no __pycache__
+    assert f"usr/lib/python{ver}/os.py" not in members and "usr/lib/cloudboot/cloudboot/init/main.py" in members
+    for pyc in (ours, stdlib):
+        assert int.from_bytes(pyc[4:8], "little") == 0b01  # PEP 552: hash-based, unchecked
+    # only what runs when a library module is imported: tarfile (shutil's lazy import) is not shipped
+    assert "tarfile" not in m["python"]["modules"] and "http.client" in m["python"]["modules"]
+    # ...while Debian's packages keep their lazy imports too (cryptography's ECDSA needs this one)
+    assert "cryptography.hazmat.backends" in m["python"]["modules"]
+
+
+@pytest.mark.parametrize("arch", ["arm64", "riscv64", "loong64"])
+def test_every_arch_is_byte_compiled(arch: str) -> None:
+    """Each arch's init ships bytecode: under emulation, compiling ~250 modules at each boot cost riscv64 5 s.
+    The ports (sid's riscv64, loong64) often build a bug-fix release behind amd64's compiler: then the pycs
+    sit beside their sources, which the target compiles should their magic number differ after all."""
+    members = {n: d for n, _, d in cpio.read(compress.decompress(trial.initramfs(arch).read_bytes()))}
+    m = _manifest({k: (0, v) for k, v in members.items()})
+    ver, note = m["python"]["version"], m["python"]["bytecode"]
+    assert note.startswith("byte-compiled with Debian's "), note
+    tag = f"cpython-{ver.replace('.', '')}"
+    if note.endswith("beside their sources"):
+        assert f"usr/lib/python{ver}/os.py" in members and f"usr/lib/python{ver}/__pycache__/os.{tag}.pyc" in members
+    else:
+        assert f"usr/lib/python{ver}/os.pyc" in members and f"usr/lib/python{ver}/os.py" not in members
+
+
+def test_same_bytecode_within_final_releases_of_one_minor() -> None:
+    assert same_bytecode("3.14.10", "3.14.9") and same_bytecode("3.13.5", "3.13.5")
+    assert not same_bytecode("3.14.0", "3.13.5")
+    assert not same_bytecode("3.14.0~rc2", "3.14.0")  # a pre-release: only the very same one
+    assert not same_bytecode("3.15.0~a1", "3.15.0~a2") and same_bytecode("3.15.0~a1", "3.15.0~a1")
 
 
 def test_reproducible(image, tmp_path: Path) -> None:

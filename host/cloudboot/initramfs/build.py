@@ -148,9 +148,10 @@ def add_python(b: Builder, archive: debian.Archive, ver: str, module_roots: list
                packages: list[str]) -> tuple[list[debian.Deb], list[str], list[str], str, str]:
     """Debian's python`ver` into `b`: the interpreter, the import closure of `module_roots` (searched in `own`
     (image dir, host dir) first, then the stdlib and `packages`), byte-compiled, and every shared library they
-    need. Once byte-compiled, the stdlib and Debian's packages ship as bytecode only (`name.pyc` where the
-    source was: the sourceless form Python imports; a quarter smaller compressed); our own code keeps its
-    sources next to its pycs, for readable tracebacks at the rescue prompt. Returns (debs, module names,
+    need. Once byte-compiled by the target's own release, the stdlib and Debian's packages ship as bytecode
+    only (`name.pyc` where the source was: the sourceless form Python imports; a quarter smaller compressed);
+    our own code keeps its sources next to its pycs, for readable tracebacks at the rescue prompt, and so does
+    everything when the compiler was another bug-fix release of 3.X (pycompile). Returns (debs, module names,
     extension names, upstream version, bytecode note)."""
     roots = [f"python{ver}-minimal", f"libpython{ver}-minimal", f"libpython{ver}-stdlib", *packages]
     debs = archive.fetch(archive.closure(roots))
@@ -168,19 +169,19 @@ def add_python(b: Builder, archive: debian.Archive, ver: str, module_roots: list
             dynload[so.name.split(".")[0]] = so
     py_files, extensions, names = pysel.module_closure(module_roots, search, dynload)
     pyver = upstream(next(d.version for d in debs if d.name == roots[0]))
-    pycs, bytecode_note = compile_modules(archive.suite, ver, pyver, py_files)
+    pycs, bytecode_note, sourceless = compile_modules(archive.suite, ver, pyver, py_files)
     for path, host in sorted(py_files.items()):
         ours = path.startswith(IMAGE_LIBDIR)
         category = "cloud-boot (init + portable core)" if ours else "python stdlib"
         pyc = pycs.get(cache_path(path, ver))
-        if ours or pyc is None:
+        if ours or pyc is None or not sourceless:
             b.file(path, host, 0o644, category)
             if pyc is not None:
                 b.file(cache_path(path, ver), pyc, 0o644, category)
         else:
             b.file(path.removesuffix(".py") + ".pyc", pyc, 0o644, category)
     if pycs:
-        bytecode_note += "; stdlib and packages as bytecode only"
+        bytecode_note += "; stdlib and packages as bytecode only" if sourceless else "; beside their sources"
     for key, host in sorted(extensions.items()):
         path = key if "/" in key else f"{stdlib}/lib-dynload/{host.name}"
         b.file(path, host, 0o644, "python extension modules")

@@ -5,8 +5,12 @@ every boot (seconds under emulation).
 same version for the *host* arch (from the same suite), run in place from its unpacked packages through its
 own dynamic loader (no chroot, no root). The files are unchecked-hash pycs (PEP 552: the interpreter uses
 them without looking at the source's timestamp, and the bytes do not depend on when they were built), with
-the image's paths recorded for tracebacks. When the host's arch has no such interpreter, or its version
-differs from the target's, the image ships sources only (and says so).
+the image's paths recorded for tracebacks. The host's interpreter may be a later bug-fix release than the
+target's (Debian's ports build sid's python3.X after amd64 does): final releases of one 3.X share the bytecode
+format (its magic number is frozen from the first release candidate on; CPython 3.5.3 broke that rule once),
+so then the pycs go beside their sources: were a magic number to differ after all, the target would compile
+that source instead of failing to import it. When the host's arch has no such interpreter, or its bytecode
+may differ from the target's, the image ships sources only (and says so).
 """
 
 from __future__ import annotations
@@ -44,6 +48,15 @@ def upstream(version: str) -> str:
     return version.split(":")[-1].split("-")[0]
 
 
+def same_bytecode(host: str, target: str) -> bool:
+    """Whether upstream versions `host` and `target` (Debian's spelling: 3.14.0~rc2 for a pre-release) write
+    the same .pyc format: equal, or final releases of the same 3.X."""
+    if host == target:
+        return True
+    finals = "~" not in host + target and all(v.replace(".", "").isdigit() for v in (host, target))
+    return finals and host.split(".")[:2] == target.split(".")[:2]
+
+
 class Compiler:
     """The host-arch interpreter of a given Python version from a suite, ready to run."""
 
@@ -57,8 +70,10 @@ class Compiler:
         roots = [f"python{version}-minimal", f"libpython{version}-minimal", f"libpython{version}-stdlib"]
         debs = archive.fetch(archive.closure(roots))
         ver = next(d.version for d in debs if d.name == roots[0])
-        if upstream(ver) != target_upstream:
-            raise CloudBootError(f"host Python {upstream(ver)} ({host}) differs from the target's {target_upstream}")
+        if not same_bytecode(upstream(ver), target_upstream):
+            raise CloudBootError(f"host Python {upstream(ver)} ({host}) may write other bytecode than the "
+                                 f"target's {target_upstream}")
+        self.upstream = upstream(ver)
         self.fs = pysel.Rootfs([archive.unpack(d) for d in debs])
         _, self.python = self.fs.resolve(f"usr/bin/python{version}")
         libc = self.fs.glob("usr/lib/*/libc.so.6")[0].rpartition("/")[0]
@@ -99,15 +114,18 @@ class Compiler:
 
 
 def compile_modules(suite: str, version: str, target_upstream: str,
-                    sources: dict[str, Path]) -> tuple[dict[str, bytes], str]:
-    """({image path of each .pyc: bytes}, note) for the image's .py files; ({}, why not) when impossible."""
+                    sources: dict[str, Path]) -> tuple[dict[str, bytes], str, bool]:
+    """({image path of each .pyc: bytes}, note, whether the pycs may ship without their sources: compiled by
+    the target's very release) for the image's .py files; ({}, why not, False) when impossible."""
     try:
         compiler = Compiler(suite, version, target_upstream)
         with tempfile.TemporaryDirectory(prefix="cloudboot-pyc-") as tmp:
             files = compiler.compile([(host, path) for path, host in sorted(sources.items())], Path(tmp))
             result = {path: f.read_bytes() for path, f in files.items()}
             shutil.rmtree(tmp, ignore_errors=True)
-        return result, f"byte-compiled with Debian's {version} for {apt.host_arch()} (unchecked-hash pycs)"
+        exact = compiler.upstream == target_upstream
+        return result, (f"byte-compiled with Debian's {compiler.upstream} for {apt.host_arch()} "
+                        "(unchecked-hash pycs)"), exact
     except (CloudBootError, OSError) as exc:
-        return {}, f"sources only, not byte-compiled: {exc}"
+        return {}, f"sources only, not byte-compiled: {exc}", False
 
