@@ -4,9 +4,11 @@ distinct failures (401, 404, 5xx, digest mismatch, oversize, timeouts)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from cloudboot.cli import main
 from cloudboot.registry.local import PASSWORD, USER
 from oci.client import Client, sha256_digest
 from oci.errors import AuthError, DigestMismatch, NotFound, ServerError, TooLarge, TransportError
+from oci.hash_cpython import BackgroundSha256
 from oci.pull import first_layer, resolve_verified
 from oci.ref import parse
 from oci.transport_cpython import Transport
@@ -299,3 +302,49 @@ def test_push_multi_pushes_each_platform_and_the_index(registry, tmp_path, capsy
     assert code == 2 and "want os/arch=FILE" in err
     code, out, err = cli(capsys, "push", "multi", ref)
     assert code == 1 and "give at least one" in err
+
+
+def test_background_sha256_matches_hashlib_and_ends_its_thread() -> None:
+    """The blob hash the init and the CLI compute beside the download: the same digest for chunks whose buffer
+    the caller reuses at once, and no thread left behind, also when a download is abandoned."""
+    data = os.urandom(5 << 20)
+    h, buf = BackgroundSha256(), bytearray(1 << 20)
+    for off in range(0, len(data), len(buf) - 7):  # odd sizes, one buffer, refilled right after update
+        n = len(data[off:off + len(buf) - 7])
+        buf[:n] = data[off:off + n]
+        h.update(memoryview(buf)[:n])
+        buf[:n] = bytes(n)
+    assert h.hexdigest() == hashlib.sha256(data).hexdigest() and h.digest() == hashlib.sha256(data).digest()
+    with pytest.raises(ValueError, match="after close"):
+        h.update(b"x")
+    abandoned = BackgroundSha256()
+    abandoned.update(data)
+    abandoned.close()
+    assert not _hashing_threads()
+
+
+def test_fetch_blob_hashes_beside_the_download(registry, payloads, tmp_path, capsys) -> None:
+    """The client with BackgroundSha256 (as the init and the CLI build it): a verified blob arrives, a tampered
+    one is refused, and no hashing thread outlives either download."""
+    k = payloads["vmlinuz-6.12.0-amd64"]
+    ref = f"{registry.host}/bghash/kernel:1"
+    assert cli(capsys, "push", "artifact", ref, "--platform", "linux/amd64", "--kernel", k)[0] == 0
+    c = client(sha256=BackgroundSha256)
+    manifest, _, _, pinned = c.resolve(parse(ref))
+    layer = manifest["layers"][0]
+    c.fetch_blob_to_path(pinned, layer["digest"], str(tmp_path / "k"), size=layer["size"])
+    assert (tmp_path / "k").read_bytes() == k.read_bytes()
+    with pytest.raises(TooLarge, match="over the 1024 byte cap"):  # refused before the first byte is hashed
+        c.fetch_blob_bytes(pinned, layer["digest"], max_size=1024)
+    assert not _hashing_threads()
+    blob = registry.blob_path(layer["digest"])
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 1
+    blob.write_bytes(bytes(data))
+    with pytest.raises(DigestMismatch, match="digest mismatch"):
+        c.fetch_blob_to_path(pinned, layer["digest"], str(tmp_path / "t"), size=layer["size"])
+    assert not (tmp_path / "t").exists() and not _hashing_threads()
+
+
+def _hashing_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sha256"]

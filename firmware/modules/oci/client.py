@@ -80,9 +80,12 @@ class Client(http.Retrying):
     """
 
     def __init__(self, transport, credentials=None, bearer=None, retries=3, backoff=0.5, backoff_max=8.0,
-                 max_redirects=5, sleep=None, log=None, endpoints=None):
+                 max_redirects=5, sleep=None, log=None, endpoints=None, sha256=None):
         super().__init__(retries, backoff, backoff_max, sleep, log)
         self.transport = transport
+        # what blobs are hashed with: a factory of objects with update/digest (and close, if it must be ended
+        # when a download is abandoned); on CPython oci.hash_cpython's hashes beside the download
+        self.sha256 = sha256 or hashlib.sha256
         self.credentials = credentials
         self.bearer = bearer
         self.max_redirects = max_redirects
@@ -308,12 +311,12 @@ class Client(http.Retrying):
             raise TooLarge("%s: blob %s is %d bytes, over the %d byte cap" % (ref.name(), digest, size, max_size))
         cap = max_size if size is None else size
         resp = self.request("GET", ref, "/blobs/" + digest, {}, what="blob " + digest)
+        h = self.sha256()
         try:
             length = resp.headers.get("content-length")
             if length and length.isdigit() and cap is not None and int(length) > cap:
                 raise TooLarge("%s: blob %s is %s bytes, over the %s byte %s" % (
                     ref.name(), digest, length, cap, "cap" if size is None else "size its descriptor gives"))
-            h = hashlib.sha256()
             buf = bytearray(CHUNK)
             mv = memoryview(buf)
             total = 0
@@ -346,6 +349,8 @@ class Client(http.Retrying):
                 sink.write(chunk)
         finally:
             resp.close()
+            if hasattr(h, "close"):
+                h.close()
         got = _hexdigest(h)
         if got != digest:
             raise DigestMismatch("%s: blob digest mismatch: got %s want %s (served by %s)"

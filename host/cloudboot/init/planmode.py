@@ -84,6 +84,7 @@ class Session:
 
     def __init__(self, cmd: dict[str, str], arch: str, resolver=None) -> None:
         from oci.client import Client
+        from oci.hash_cpython import BackgroundSha256
         from oci.mirrors import Endpoints, parse_mirror_list
         from oci.srv import Resolver
         from oci.transport_cpython import Transport
@@ -97,7 +98,7 @@ class Session:
         self.endpoints = Endpoints(parse_mirror_list(cmd.get("cloudboot.registry.mirror", "")),
                                    resolver or Resolver.from_resolv_conf(RESOLV_CONF), log=log)
         self.client = Client(self.transport, credentials=creds, retries=3, backoff=0.5, backoff_max=4.0,
-                             log=_oci_log, endpoints=self.endpoints)
+                             log=_oci_log, endpoints=self.endpoints, sha256=BackgroundSha256)
         self.policy, self.verifier = "off", None
         if os.path.exists(COSIGN_KEY):
             self.policy = cmd.get("cloudboot.cosign", "enforce")

@@ -83,6 +83,7 @@ def client_from_args(args) -> Client:
     password = args.password
     if getattr(args, "password_stdin", False):
         password = sys.stdin.readline().rstrip("\n")
+    from oci.hash_cpython import BackgroundSha256
     from oci.mirrors import Endpoints
     from oci.srv import Resolver
 
@@ -93,7 +94,7 @@ def client_from_args(args) -> Client:
     say = lambda msg: print(f"cloud-boot: {msg}", file=sys.stderr)  # noqa: E731
     # `_oci._tcp.<domain>` registries resolve through the name servers of /etc/resolv.conf (DNS SRV)
     return Client(transport, credentials=credentials_for(args.username, password), log=say,
-                  endpoints=Endpoints(resolver=Resolver.from_resolv_conf(), log=say))
+                  endpoints=Endpoints(resolver=Resolver.from_resolv_conf(), log=say), sha256=BackgroundSha256)
 
 
 def parse_ref(text: str, args=None) -> Reference:
