@@ -6,7 +6,7 @@ same version for the *host* arch (from the same suite), run in place from its un
 own dynamic loader (no chroot, no root). The files are unchecked-hash pycs (PEP 552: the interpreter uses
 them without looking at the source's timestamp, and the bytes do not depend on when they were built), with
 the image's paths recorded for tracebacks. The host's interpreter may be a later bug-fix release than the
-target's (Debian's ports build sid's python3.X after amd64 does): final releases of one 3.X share the bytecode
+target's (sid's python3.X reaches riscv64 and the ports after amd64): final releases of one 3.X share the bytecode
 format (its magic number is frozen from the first release candidate on; CPython 3.5.3 broke that rule once),
 so then the pycs go beside their sources: were a magic number to differ after all, the target would compile
 that source instead of failing to import it. When the host's arch has no such interpreter, or its bytecode
