@@ -3,7 +3,8 @@
 Modules: `ref` (reference grammar), `errors` (one class per failure), `http` (the small HTTP/1.1 interface
 and URL helpers), `auth` (WWW-Authenticate), `client` (registry requests, index -> platform manifest,
 verified blob download, upload), `cosign` (signature layer checks over a pluggable verifier).
-`transport_cpython` is the CPython implementation of the HTTP interface (never imported by the others).
+`transport_cpython` is the CPython implementation of the HTTP interface and `hash_cpython` a blob hash that
+runs beside the download (both CPython only, never imported by the others).
 """
 
 # Media types (REFERENCE §3.1): wire-compatible with the original cloud-boot.
