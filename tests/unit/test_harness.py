@@ -185,7 +185,7 @@ def test_direct_kernel_boot_command_line(tmp_path: Path) -> None:
     try:
         cmd = m.command()
         line = " ".join(cmd)
-        assert cmd[cmd.index("-append") + 1] == "console=ttyAMA0 panic=-1 x"
+        assert cmd[cmd.index("-append") + 1] == f"console=ttyAMA0 {trial.GUEST_CMDLINE} panic=-1 x"
         assert cmd[cmd.index("-kernel") + 1] == str(kernel) and cmd[cmd.index("-initrd") + 1] == str(initrd)
         assert "pflash" not in line and "-boot" not in cmd and "bootindex" not in line
         assert cmd[cmd.index("-smp") + 1] == "2" and "-no-reboot" in cmd and "-cpu" in cmd
