@@ -111,6 +111,11 @@ def test_bad_value_is_fatal_with_rescue_prompt(images) -> None:
     try:
         fatal_then_rescue(q, BOOT_TIMEOUT, "FATAL: bad kernel command line value cloudboot.exit='bogus': want one "
                                            "of 'kexec', 'reboot'")
+        # The interpreter reads the pycs the build made (another bug-fix release's, on the ports): the stdlib's
+        # and ours carry its own magic number, so nothing is compiled at boot.
+        q.send("import _frozen_importlib_external as e, json, cloudboot.init.main as m; print('PYC', [open(p, 'rb')"
+               ".read(4) == e.MAGIC_NUMBER for p in (json.__cached__, m.__cached__)])\n")
+        q.expect_line(r"^(>>> )?PYC \[True, True\]$", 60)
     finally:
         q.kill()
 

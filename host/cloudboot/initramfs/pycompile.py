@@ -53,7 +53,7 @@ def same_bytecode(host: str, target: str) -> bool:
     the same .pyc format: equal, or final releases of the same 3.X."""
     if host == target:
         return True
-    finals = "~" not in host + target and all(v.replace(".", "").isdigit() for v in (host, target))
+    finals = all(v.replace(".", "").isdigit() for v in (host, target))  # 3.14.0~rc2 is not
     return finals and host.split(".")[:2] == target.split(".")[:2]
 
 
@@ -70,10 +70,10 @@ class Compiler:
         roots = [f"python{version}-minimal", f"libpython{version}-minimal", f"libpython{version}-stdlib"]
         debs = archive.fetch(archive.closure(roots))
         ver = next(d.version for d in debs if d.name == roots[0])
-        if not same_bytecode(upstream(ver), target_upstream):
-            raise CloudBootError(f"host Python {upstream(ver)} ({host}) may write other bytecode than the "
-                                 f"target's {target_upstream}")
         self.upstream = upstream(ver)
+        if not same_bytecode(self.upstream, target_upstream):
+            raise CloudBootError(f"host Python {self.upstream} ({host}) may write other bytecode than the "
+                                 f"target's {target_upstream}")
         self.fs = pysel.Rootfs([archive.unpack(d) for d in debs])
         _, self.python = self.fs.resolve(f"usr/bin/python{version}")
         libc = self.fs.glob("usr/lib/*/libc.so.6")[0].rpartition("/")[0]
