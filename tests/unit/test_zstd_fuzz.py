@@ -72,19 +72,18 @@ def test_garbage_after_magic(tail: bytes) -> None:
 def test_cpython_314s_own_zstd_module_is_not_taken_for_the_firmwares(monkeypatch) -> None:
     """CPython 3.14 has a `_zstd` of its own (another API); the init runs on sid's 3.14, so compat.zstd must
     decode in Python there, not call a `frame_size` that module lacks."""
-    import importlib
+    import importlib.util
     import sys
     import types
 
     import compat.zstd
 
+    # a second copy of the module, not a reload: the reload would swap ZstdError under every other test's import
+    spec = importlib.util.spec_from_file_location("compat_zstd_fresh", compat.zstd.__file__)
+    fresh = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "_zstd", types.ModuleType("_zstd"))
-    try:
-        fresh = importlib.reload(compat.zstd)
-        assert fresh._zstd is None
-        raw = b"cloud-boot " * 1000
-        frame = subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True, check=True).stdout
-        assert fresh.decompress(frame) == raw
-    finally:
-        monkeypatch.delitem(sys.modules, "_zstd")
-        importlib.reload(compat.zstd)
+    spec.loader.exec_module(fresh)
+    assert fresh._zstd is None
+    raw = b"cloud-boot " * 1000
+    frame = subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True, check=True).stdout
+    assert fresh.decompress(frame) == raw
