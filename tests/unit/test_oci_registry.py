@@ -348,3 +348,32 @@ def test_fetch_blob_hashes_beside_the_download(registry, payloads, tmp_path, cap
 
 def _hashing_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "sha256"]
+
+
+def test_cpython_transport_over_tls(tmp_path: Path) -> None:
+    """The host's and the init's transport (netstack's HTTP/1.1 over the OS's sockets, TLS by ssl) against a
+    registry serving https: a streamed upload and a verified pull with the test CA, over one kept-alive
+    connection under a deadline; a server its CA does not vouch for is refused, `insecure` takes it."""
+    from cloudboot.registry.local import Registry
+    from tests.testca import make_ca
+
+    ca, cert, key = make_ca(tmp_path)
+    reg = Registry(tmp_path / "tls", tls=(cert, key))
+    try:
+        ref = parse(f"{reg.host}/boot/tls:1", plain_http=False)
+        blob = os.urandom(3 << 20)
+        digest = sha256_digest(blob)
+        src = tmp_path / "blob"
+        src.write_bytes(blob)
+        transport = Transport(timeout=10, cafile=str(ca), deadline=30)
+        c = Client(transport, sleep=lambda s: None)
+        with open(src, "rb") as f:
+            assert c.push_blob(ref, f, digest, len(blob))
+        assert c.fetch_blob_bytes(ref, digest, size=len(blob)) == blob
+        assert c.fetch_blob_bytes(ref, digest, size=len(blob)) == blob  # the same connection, kept alive
+        assert len(transport._idle) == 1
+        with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+            Client(Transport(timeout=10), retries=0).fetch_blob_bytes(ref, digest)
+        assert Client(Transport(timeout=10, insecure=True)).fetch_blob_bytes(ref, digest) == blob
+    finally:
+        reg.stop()

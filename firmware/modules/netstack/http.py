@@ -2,9 +2,10 @@
 
 Portable: the firmware runs it over MicroPython's lwIP socket, the tests over CPython's and the MicroPython
 unix port's. Keep-alive (one idle connection per origin, a stale one retried once on a fresh connection),
-`Content-Length`, chunked and read-to-close bodies, HEAD. Redirects, authentication and retries are the
-callers' (oci.client follows redirects and resumes blobs with `Range`). Bodies are read straight into the
-caller's buffer once the headers are parsed, so a large blob costs one `readinto` per chunk.
+`Content-Length`, chunked and read-to-close bodies, HEAD; a file-like request body with a `Content-Length`
+header is streamed. Redirects, authentication and retries are the callers' (oci.client follows redirects and
+resumes blobs with `Range`). Bodies are read straight into the caller's buffer once the headers are parsed,
+so a large blob costs one `readinto` per chunk.
 
 Every socket failure surfaces as `oci.errors.TransportError` saying what was being done and how far it got
 ("connection reset after 1048576 of 67108864 body bytes").
@@ -18,6 +19,16 @@ from oci.http import split_url
 
 HEADER_MAX = 64 << 10
 RECV = 16384
+SEND_CHUNK = 1 << 20
+
+
+def _send_stream(sock, f):
+    """A file-like body, a chunk at a time (a pushed blob is never held in memory whole)."""
+    while True:
+        data = f.read(SEND_CHUNK)
+        if not data:
+            return
+        _send_all(sock, data)
 
 
 def _send_all(sock, data):
@@ -107,6 +118,11 @@ class Response:
         self._chunk_end = False
         if self._left == 0 and not self._chunked:
             self._finish()
+
+    @property
+    def done(self):
+        """True once the body was read to its end or the response closed (its connection is no longer ours)."""
+        return self._done
 
     def _finish(self):
         if not self._done:
@@ -229,8 +245,9 @@ class Transport:
         for k in headers or {}:
             lines.append("%s: %s" % (k, headers[k]))
             names.add(k.lower())
-        if body is not None and not isinstance(body, (bytes, bytearray, memoryview)):
-            body = body.read()
+        stream = body is not None and not isinstance(body, (bytes, bytearray, memoryview))
+        if stream and "content-length" not in names:  # its length is needed first
+            body, stream = body.read(), False
         if body is not None and "content-length" not in names:
             lines.append("Content-Length: %d" % len(body))
         head = ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -244,7 +261,11 @@ class Transport:
                 if reused:
                     conn.raw.settimeout(self.timeout)
                 _send_all(conn.sock, head)
-                if body:
+                if stream:
+                    if fresh:  # the stale connection took part of it
+                        body.seek(0)
+                    _send_stream(conn.sock, body)
+                elif body:
                     _send_all(conn.sock, body)
                 status, hdrs = self._read_head(conn, what)
             except (OSError, TransportError) as exc:

@@ -133,17 +133,19 @@ def _file_load(kernel: str, initrd: str | None, cmdline: str) -> None:
 
 def _prepare(kernel: str, machine: str) -> tuple[str, bytes | None, bool]:
     """(path of a kernel kexec_file_load takes, the arm64 Image in memory or None, whether the path is a
-    temporary file of ours): EFI zboot unwrapped, a gzip'ed arm64 Image gunzipped, the result checked."""
+    temporary file of ours): EFI zboot unwrapped, a gzip'ed arm64 Image gunzipped, the result checked. A raw
+    arm64 Image is not read here: kexec_file_load reads it itself (37 MB for Debian's; our loader, the
+    fallback, reads it when it runs)."""
     unwrapped = unwrap_zboot(kernel, os.path.join(WORKDIR, "kernel-zboot.img"))
     temporary = unwrapped != kernel
     image = None
     if machine == "aarch64":
-        from cloudboot.init import kexec_arm64
-
-        image = kexec_arm64.read_image(unwrapped)  # gunzipped when it was gzip'ed; header checked
         with open(unwrapped, "rb") as f:
             gzipped = f.read(2) == b"\x1f\x8b"
         if gzipped:  # kexec_file_load takes a raw Image only
+            from cloudboot.init import kexec_arm64
+
+            image = kexec_arm64.read_image(unwrapped)  # gunzipped, header checked
             unwrapped = os.path.join(WORKDIR, "kernel-Image")
             with open(unwrapped, "wb") as f:
                 f.write(image)

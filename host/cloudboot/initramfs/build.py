@@ -29,7 +29,7 @@ from cloudboot.initramfs.pycompile import cache_path, compile_modules, upstream
 from cloudboot.paths import MODULES_DIR, ROOT
 
 #: The portable core packages shipped next to init (those present in firmware/modules/).
-PORTABLE = ["arches", "diskfs", "bootplan", "oci", "compat", "cloudmeta"]
+PORTABLE = ["arches", "diskfs", "bootplan", "oci", "compat", "cloudmeta", "netstack"]
 IMAGE_LIBDIR = "usr/lib/cloudboot"
 DIST = "usr/lib/python3/dist-packages"
 #: Debian Python packages init uses (ECDSA for cosign, through cloudboot.init.signature; AES, PBKDF2 and Argon2
