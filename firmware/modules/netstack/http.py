@@ -156,7 +156,8 @@ class Response:
         return True
 
     def readinto(self, buf):
-        """Fill buf with body bytes; returns the count (0 at the end of the body)."""
+        """Fill buf with body bytes (less only where the body or its current chunk ends); returns the count
+        (0 at the end of the body)."""
         if self._done or not len(buf):
             return 0
         mv = memoryview(buf)
@@ -165,7 +166,14 @@ class Response:
                 self._finish()
                 return 0
             want = len(mv) if self._left is None else min(len(mv), self._left)
-            n = self._conn.readinto(mv[:want])
+            # filled, not one socket read: those come a few KiB at a time, and each call costs the caller its
+            # per-chunk work (hashing hand-off, sink write)
+            n = 0
+            while n < want:
+                k = self._conn.readinto(mv[n:want])
+                if not k:
+                    break
+                n += k
         except OSError as exc:
             self._fail(exc)
         if not n:
