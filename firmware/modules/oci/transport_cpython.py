@@ -3,8 +3,8 @@ keep-alive, chunked bodies, streamed uploads) over the OS's sockets, TLS through
 deadline.
 
 CPython only (the host CLI and the Linux init). `ssl` is imported on the first https request: the init on a
-plain-http registry never loads it, nor `http.client` and the `email` package under it (together about 0.3 s
-of the init's start under TCG).
+plain-http registry never loads it, nor `http.client` and the `email` package under it (together 0.23 s of
+the init's start on arm64 under TCG, measured with -X importtime at boot).
 """
 
 import socket
