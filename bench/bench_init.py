@@ -67,7 +67,8 @@ def main() -> None:
 
 
 def _bench(arch: str, reg) -> None:
-    cmdline = f"console={arches.get(arch).linux_console} panic=-1"
+    # the target's command line, through the init as in the direct boot (trial.machine's)
+    cmdline = f"console={arches.get(arch).linux_console} {trial.GUEST_CMDLINE} panic=-1"
     disk, _ = trial.target_disk(arch)
     kernels = [k for k in KERNELS if k == "debian" or not trial.own_kernel_missing(arch)]
     port = reg.host.split(":")[1]

@@ -58,12 +58,14 @@ def initramfs(arch: str, cosign_key: Path | None = None, kernel: str = "debian")
     pem = cosign_key.read_text() if cosign_key else ""
     own = own_kernel(arch) if kernel == "our" else None
     name = "init" + ("-cosign" if cosign_key else "") + ("-our" if own else "")
-    out = _workdir(arch) / f"{name}.cpio.zst"
+    # as the medium: lz4 for our kernel (unpacked before /init is due), zstd for Debian's
+    out = _workdir(arch) / f"{name}.cpio.{'lz4' if own else 'zst'}"
+    level = None if own else TRIAL_ZSTD_LEVEL
     stamp = out.with_suffix(".key")
     key = sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""), pem, own.info["key"] if own else "",
-                      f"zstd-{TRIAL_ZSTD_LEVEL}")
+                      f"{out.suffix}-{level}")
     if not (out.exists() and stamp.exists() and stamp.read_text() == key):
-        build(arch, out, cosign_key=cosign_key, own_kernel=own.info if own else None, level=TRIAL_ZSTD_LEVEL)
+        build(arch, out, cosign_key=cosign_key, own_kernel=own.info if own else None, level=level)
         stamp.write_text(key)
     return out
 

@@ -135,7 +135,7 @@ def test_bad_input_is_refused() -> None:
         cpio.read(b"garbage" * 20)
 
 
-@pytest.mark.parametrize("method", ["zstd", "xz", "gzip", "none"])
+@pytest.mark.parametrize("method", ["zstd", "lz4", "xz", "gzip", "none"])
 def test_compression_round_trip(tmp_path: Path, method: str) -> None:
     raw = tmp_path / "in.cpio"
     raw.write_bytes(_sample(0).to_bytes())
@@ -146,6 +146,16 @@ def test_compression_round_trip(tmp_path: Path, method: str) -> None:
         assert packed[:4] == b"\x28\xb5\x2f\xfd"
         tool = subprocess.run(["zstd", "-d", "-c", str(out)], capture_output=True, check=True).stdout
         assert tool == raw.read_bytes()
+    elif method == "lz4":  # the legacy format the kernel's unlz4 reads: magic, then (u32 length, block) to the end
+        assert packed[:4] == b"\x02\x21\x4c\x18"
+        at = 4
+        while at < len(packed):
+            at += 4 + int.from_bytes(packed[at:at + 4], "little")
+        assert at == len(packed)
+        tool = subprocess.run(["lz4", "-d", "-c", str(out)], capture_output=True, check=True).stdout
+        assert tool == raw.read_bytes()
+        with pytest.raises(CloudBootError, match="initramfs: bad lz4 data"):
+            compress.decompress(packed[:4] + b"\xff" * 64)
     elif method == "xz":  # the kernel's decoder: CRC32 check (stream flags 00 01), read back by xz itself
         assert packed[:8] == b"\xfd7zXZ\x00\x00\x01"
         tool = subprocess.run(["xz", "-d", "-c", str(out)], capture_output=True, check=True).stdout
@@ -161,6 +171,7 @@ def test_compression_round_trip(tmp_path: Path, method: str) -> None:
 
 def test_method_for_names() -> None:
     assert compress.method_for(Path("x.cpio.zst")) == "zstd"
+    assert compress.method_for(Path("x.cpio.lz4")) == "lz4"
     assert compress.method_for(Path("x.cpio.gz")) == "gzip"
     assert compress.method_for(Path("x.cpio.xz")) == "xz"
     assert compress.method_for(Path("x.cpio")) == "none"

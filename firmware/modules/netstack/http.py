@@ -11,7 +11,10 @@ Every socket failure surfaces as `oci.errors.TransportError` saying what was bei
 ("connection reset after 1048576 of 67108864 body bytes").
 """
 
-import socket
+try:
+    import _socket as socket  # CPython's C module: socket.py's enum classes cost the init 38 ms at boot (TCG)
+except ImportError:
+    import socket  # MicroPython
 
 from netstack import resolve
 from oci.errors import TransportError

@@ -1,7 +1,10 @@
 """Host names -> IPv4 addresses through the platform's resolver (`socket.getaddrinfo`: lwIP's DNS client in
 the firmware, with every server the DHCP lease gave, tried in turn; libc on CPython), with a search domain."""
 
-import socket
+try:
+    import _socket as socket  # CPython's C module (see netstack.http)
+except ImportError:
+    import socket  # MicroPython
 
 from oci.errors import TransportError
 

@@ -40,10 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--module", action="append", default=[], metavar="NAME",
                    help="another kernel module to include (with its dependencies); repeatable")
     p.add_argument("--compression", choices=compress.METHODS, help="default: from the output name")
-    p.add_argument("--level", type=int, help=f"compression level (zstd 1-19, default {compress.ZSTD_LEVEL}; gzip 1-9, "
-                   "default 9)")
+    p.add_argument("--level", type=int, help=f"compression level (zstd 1-19, default {compress.ZSTD_LEVEL}; lz4 1-12, "
+                   f"default {compress.LZ4_LEVEL}; gzip 1-9, default 9)")
     p.add_argument("--max-mib", type=positive(float), default=20,
                    help="fail when the result is larger (default 20 MiB)")
     add_cosign_key(p, "cosign public key (cosign.pub) installed as /etc/cosign.pub: init verifies plans and "
                       "artifacts with it")
-    add_output(p, "the initramfs (.cpio.zst, .cpio.xz, .cpio.gz or .cpio)")
+    add_output(p, "the initramfs (.cpio.zst, .cpio.lz4, .cpio.xz, .cpio.gz or .cpio)")

@@ -9,7 +9,7 @@ from cloudboot.toolchain import apt, lwip, mbedtls, micropython, qemu, zig, zstd
 #: Host tools the build and the tests call, with the Debian package of each.
 HOST_PACKAGES = ["make", "gcc", "libc6-dev", "binutils", "dpkg-dev", "mtools", "dosfstools", "xorriso", "fdisk",
                  "e2fsprogs", "xfsprogs", "btrfs-progs", "cryptsetup-bin", "sbsigntool", "gdisk", "xz-utils", "zstd",
-                 "cpio", "systemd-boot-efi", "genisoimage",  # image tests: Debian's systemd stub, isoinfo
+                 "lz4", "cpio", "systemd-boot-efi", "genisoimage",  # image tests: Debian's systemd stub, isoinfo
                  "docker-registry", "apache2-utils", "curl",  # OCI tests: registry, htpasswd (bcrypt); bench: curl
                  "device-tree-compiler", "binutils-aarch64-linux-gnu",  # arm64 kexec tests' oracles: dtc, objdump
                  "dmg2img", "7zip",  # UDIF oracles (7-Zip: 7zz on Debian 12, 7z on 13)
