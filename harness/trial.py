@@ -18,7 +18,7 @@ from cloudboot.errors import CloudBootError
 from cloudboot.harness.guests import marker_init
 from cloudboot.harness.machine import Machine
 from cloudboot.harness.xfsproto import protofile
-from cloudboot.initramfs import debian
+from cloudboot.initramfs import compress, debian
 from cloudboot.initramfs.build import sources_key
 from cloudboot.initramfs.busybox import busybox_initrd
 from cloudboot.kernel.build import Kernel
@@ -58,8 +58,8 @@ def initramfs(arch: str, cosign_key: Path | None = None, kernel: str = "debian")
     pem = cosign_key.read_text() if cosign_key else ""
     own = own_kernel(arch) if kernel == "our" else None
     name = "init" + ("-cosign" if cosign_key else "") + ("-our" if own else "")
-    # as the medium: lz4 for our kernel (unpacked before /init is due), zstd for Debian's
-    out = _workdir(arch) / f"{name}.cpio.{'lz4' if own else 'zst'}"
+    # our kernel's as the medium's; zstd for Debian's (the medium's xz takes longer to make)
+    out = _workdir(arch) / f"{name}.cpio.{compress.OWN_KERNEL if own else 'zst'}"
     level = None if own else TRIAL_ZSTD_LEVEL
     stamp = out.with_suffix(".key")
     key = sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""), pem, own.info["key"] if own else "",

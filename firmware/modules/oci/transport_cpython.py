@@ -7,7 +7,7 @@ plain-http registry never loads it, nor `http.client` and the `email` package un
 the init's start on arm64 under TCG, measured with -X importtime at boot).
 """
 
-import _socket as socket  # not socket.py: its enum classes cost the init 38 ms at boot under TCG
+import _socket as socket  # not socket.py (see netstack.http)
 import threading
 
 from netstack import http

@@ -7,7 +7,7 @@ system name (5), system description (6), management address (8)."""
 
 from __future__ import annotations
 
-import _socket as socket  # not socket.py: its enum classes cost 38 ms at boot under TCG
+import _socket as socket  # not socket.py (see netstack.http)
 import select
 import struct
 import threading

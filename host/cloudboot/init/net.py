@@ -9,7 +9,7 @@ the offered address.
 
 from __future__ import annotations
 
-import _socket as socket  # not socket.py: its enum classes cost 38 ms at boot under TCG
+import _socket as socket  # not socket.py (see netstack.http)
 import fcntl
 import os
 import select
