@@ -444,6 +444,36 @@ def test_kexec_load_numbers() -> None:
         linux.kexec_load(0, [(b"abc", 0, 2)], 0)
 
 
+def test_kexec_load_passes_a_mapped_file_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel mapped by map_file reaches kexec_load as a pointer into the mapping (no copy), bytes as a
+    pointer into the bytes object; an empty file maps to b"" and a missing one is an InitError naming it."""
+    data = os.urandom(3 * 4096 + 5)
+    (tmp_path / "Image").write_bytes(data)
+    mapped = kexec_segments.map_file(str(tmp_path / "Image"), "the kernel")
+    assert isinstance(mapped, memoryview) and mapped == data
+    (tmp_path / "empty").write_bytes(b"")
+    assert kexec_segments.map_file(str(tmp_path / "empty"), "initrd") == b""
+    with pytest.raises(InitError, match=r"kexec: cannot read initrd .*/missing: No such file"):
+        kexec_segments.map_file(str(tmp_path / "missing"), "initrd")
+    seen: list[tuple[int, int, bytes]] = []
+
+    class Syscall:
+        restype = None
+
+        def __call__(self, nr, entry, count, segments, flags) -> int:
+            for seg in segments._obj[:count.value]:
+                seen.append((seg.buf, seg.bufsz, linux.ctypes.string_at(seg.buf, seg.bufsz)))
+            return 0
+
+    monkeypatch.setattr(linux, "libc", lambda: type("Libc", (), {"syscall": Syscall()})())
+    dtb = b"\xd0\x0d\xfe\xed tree"
+    segments = [(mapped, 0x200000, 4 * 4096), (mapped[4096:], 0x400000, 3 * 4096), (dtb, 0x800000, 4096)]
+    linux.kexec_load(0x1000, segments, 0)
+    start = linux.ctypes.addressof((linux.ctypes.c_char * len(mapped)).from_buffer(mapped))
+    assert [(addr - start, size) for addr, size, _ in seen[:2]] == [(0, len(data)), (4096, len(data) - 4096)]
+    assert [body for _, _, body in seen] == [data, data[4096:], dtb]
+
+
 def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kexec, "WORKDIR", str(tmp_path))
     vmlinuz = tmp_path / "vmlinuz"

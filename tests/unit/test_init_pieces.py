@@ -8,6 +8,7 @@ import gzip
 import os
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 import arches
 from cloudboot.init import disk, efivars, kexec, kexec_riscv64, linux, main, modules, planmode, rescue
 from cloudboot.init.errors import InitError
+from cloudboot.init.target import Target
 
 DEP = """\
 kernel/drivers/block/virtio_blk.ko:
@@ -100,6 +102,19 @@ def test_syscall_reaches_the_kernel() -> None:
         assert info.value.errno in (errno.EPERM, errno.ENOEXEC, errno.EINVAL, errno.EBADF, errno.EFBIG), info.value
 
 
+def test_preload_maps_libcrypto_without_hashlib() -> None:
+    """preload.start() maps libcrypto (and has OpenSSL fetch SHA-256) on its thread, before anything imports
+    hashlib; the process goes on meanwhile."""
+    code = ("import sys, time; sys.path[:0] = [sys.argv[1]]; from cloudboot.init import preload; preload.start()\n"
+            "for _ in range(200):\n"
+            "    if 'libcrypto.so.3' in open('/proc/self/maps').read(): break\n"
+            "    time.sleep(0.05)\n"
+            "print('libcrypto.so.3' in open('/proc/self/maps').read(), '_hashlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(Path(__file__).parents[2] / "host")],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"], out
+
+
 def test_check_kernel() -> None:
     bz = bytearray(1024)
     bz[0x202:0x206] = b"HdrS"
@@ -142,19 +157,26 @@ def test_zboot_unwrap(tmp_path: Path) -> None:
         kexec.unwrap_zboot(str(src), str(out))
 
 
-def test_zboot_zstd_through_either_decoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """zstd payloads: the portable decoder on this host's Python, and CPython 3.14's compression.zstd (sid's
-    init: libzstd) when importable, with the same errors either way."""
-    import subprocess
-    import sys
+def test_zboot_zstd_through_each_decoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """zstd payloads: libzstd through ctypes (trixie's 3.13 init, and this host's Python), the portable decoder
+    when libzstd cannot be loaded, and CPython 3.14's compression.zstd (sid's init) when importable, with the same
+    errors each way."""
     import types
+
+    from cloudboot.init import libzstd
 
     kernel = b"MZ" + bytes(range(256)) * 100
     frame = subprocess.run(["zstd", "-q", "-c"], input=kernel, capture_output=True, check=True).stdout
     src, out = tmp_path / "vmlinuz", tmp_path / "out"
     src.write_bytes(_zboot(frame, b"zstd"))
+    assert libzstd.library() is not None
     kexec.unwrap_zboot(str(src), str(out))
     assert out.read_bytes() == kernel
+    monkeypatch.setattr(libzstd, "library", lambda: None)
+    out.unlink()
+    kexec.unwrap_zboot(str(src), str(out))  # compat.zstd
+    assert out.read_bytes() == kernel
+    monkeypatch.undo()
     calls = []
 
     class ZstdError(Exception):
@@ -178,6 +200,35 @@ def test_zboot_zstd_through_either_decoder(tmp_path: Path, monkeypatch: pytest.M
     src.write_bytes(_zboot(b"\x28\xb5\x2f\xfd garbage", b"zstd"))
     with pytest.raises(InitError, match="zstd payload is corrupt: Unknown frame descriptor"):
         kexec.unwrap_zboot(str(src), str(out))
+
+
+def test_libzstd_frames(tmp_path: Path) -> None:
+    """init.libzstd against zstd(1): frames with and without their content size (the kernel's zboot payloads come
+    from a pipe), output that outgrows its first buffer, and each way a payload can be wrong."""
+
+    from cloudboot.init import libzstd
+
+    data = os.urandom(300_000) + bytes(5 << 20) + b"end"
+    (tmp_path / "k").write_bytes(data)
+    sized = subprocess.run(["zstd", "-q", "-c", str(tmp_path / "k")], capture_output=True, check=True).stdout
+    piped = subprocess.run(["zstd", "-q", "-c"], input=data, capture_output=True, check=True).stdout
+    assert len(piped) * 4 < len(data)  # the first buffer (4x the input) must grow
+    for frame in (sized, piped):
+        assert libzstd.decompress(frame, 1 << 30) == data
+    assert libzstd.decompress(subprocess.run(["zstd", "-q", "-c"], input=b"", capture_output=True,
+                                             check=True).stdout, 1 << 20) == b""
+    with pytest.raises(libzstd.ZstdError, match=f"the frame says it holds {len(data)} bytes, more than 1000000"):
+        libzstd.decompress(sized, 1_000_000)
+    with pytest.raises(libzstd.ZstdError, match="unpacks to more than 1000000 bytes"):
+        libzstd.decompress(piped, 1_000_000)
+    with pytest.raises(libzstd.ZstdError, match="truncated"):
+        libzstd.decompress(piped[:-40], 1 << 30)
+    with pytest.raises(libzstd.ZstdError, match="7 bytes follow the frame"):
+        libzstd.decompress(piped + b"garbage", 1 << 30)
+    with pytest.raises(libzstd.ZstdError, match="Unknown frame descriptor"):
+        libzstd.decompress(b"not a zstd frame", 1 << 30)
+    with pytest.raises(libzstd.ZstdError, match="Data corruption detected"):
+        libzstd.decompress(b"\x28\xb5\x2f\xfd garbage", 1 << 30)
 
 
 def _ext4(tmp: Path, name: str, label: str, files: dict[str, bytes], partitioned: bool) -> Path:
@@ -393,7 +444,7 @@ def test_main_turns_every_failure_into_fatal(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_exit_sinks_and_targets() -> None:
-    plain, rebooting = disk.DiskTarget("k", None, "", "d"), disk.DiskTarget("k", None, "", "d", exit="reboot")
+    plain, rebooting = Target("k", None, "", "d"), Target("k", None, "", "d", exit="reboot")
     assert main.exit_sink({}, plain) == "kexec"
     assert main.exit_sink({}, rebooting) == "reboot"  # the plan's choice
     assert main.exit_sink({"cloudboot.exit": "kexec"}, rebooting) == "kexec"  # the command line wins
@@ -436,15 +487,19 @@ def test_encrypted_target_without_crypto_modules_names_the_build_flag(testdata: 
 
 
 def test_boot_path_imports_stay_light() -> None:
-    """What the init imports on its way to a kexec (both modes, every loader, Path C) leaves out dataclasses and
-    what it pulls (inspect, ast, dis, tokenize): ~1.4 s of imports under riscv64 TCG (cosign and LUKS may still
-    bring them through cryptography, off the default path)."""
-    import sys
-
+    """What the init imports on its way to a kexec (both modes, every loader, Path C, the registry client) leaves
+    out dataclasses and what it pulls (inspect, ast, dis, tokenize): ~1.4 s of imports under riscv64 TCG (cosign
+    and LUKS may still bring them through cryptography, off the default path); and json, re, enum, contextlib
+    and queue: 0.2 s of the arm64 init's start under TCG (compat.json, log.phase, hash_cpython, kexec_segments)."""
     code = ("import sys\nimport cloudboot.init.main\n"
-            "from cloudboot.init import disk, kexec, kexec_arm64, kexec_loongarch, kexec_riscv64, lldp, net, "
-            "planmode, reboot\n"
-            "print(' '.join(sorted({'dataclasses', 'inspect', 'ast', 'dis', 'tokenize'} & set(sys.modules))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": os.pathsep.join(sys.path)}).stdout
+            "from cloudboot.init import disk, kexec, kexec_arm64, kexec_loongarch, kexec_riscv64, kexec_x86_64, "
+            "lldp, net, planmode, reboot\n"
+            "import cloudmeta, bootplan.plan, oci.hash_cpython, oci.srv, oci.transport_cpython\n"
+            "print(' '.join(sorted({'dataclasses', 'inspect', 'ast', 'dis', 'tokenize', 'json', 're', 'enum', "
+            "'contextlib', 'queue'} & set(sys.modules))))")
+    from cloudboot.paths import MODULES_DIR, ROOT
+
+    where = [str(ROOT / "host"), str(MODULES_DIR)]  # and the stdlib: no site (it imports re and more itself)
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = {where!r}\n{code}"],
+                         capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""

@@ -19,8 +19,8 @@ import pytest
 
 from cloudboot.image import gpt
 from cloudboot.init import efivars, esp, reboot
-from cloudboot.init.disk import DiskTarget
 from cloudboot.init.errors import InitError
+from cloudboot.init.target import Target
 
 G = efivars.GLOBAL
 PART_GUID = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
@@ -417,7 +417,7 @@ def sink(tmp_path: Path, monkeypatch):
     kernel.write_bytes(_pe(0x8664, 9000))
     initrd = tmp_path / "initrd"
     initrd.write_bytes(b"initrd" * 100)
-    target = DiskTarget(str(kernel), str(initrd), "console=ttyS0 quiet", "test", name="deb ian", exit="reboot")
+    target = Target(str(kernel), str(initrd), "console=ttyS0 quiet", "test", name="deb ian", exit="reboot")
 
     def run(cmd: dict[str, str]) -> None:
         reboot.run(target, cmd, str(tmp_path), lambda: [], store.root, "x86_64",

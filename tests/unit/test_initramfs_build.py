@@ -76,6 +76,26 @@ def test_every_elf_finds_its_libraries(image) -> None:
     assert {"libc.so.6", "libffi.so.8"} <= needed_all  # the interpreter, and _ctypes for init's syscalls
 
 
+def test_libraries_loaded_by_name_come_with_theirs(tmp_path: Path) -> None:
+    """CTYPES_LIBRARIES (what the init opens through ctypes, which no ELF file names) go in with what they need,
+    as the interpreter's own libraries do; a name no package has is an error naming it."""
+    from cloudboot.errors import CloudBootError
+    from cloudboot.initramfs import python as pysel
+    from cloudboot.initramfs.build import CTYPES_LIBRARIES
+
+    assert ("libzstd1", "libzstd.so.1") in CTYPES_LIBRARIES
+    libdir = "usr/lib/x86_64-linux-gnu"
+    (tmp_path / libdir).mkdir(parents=True)
+    for name in ("libzstd.so.1", "libc.so.6", "ld-linux-x86-64.so.2"):
+        shutil.copy(Path("/", libdir, name).resolve(), tmp_path / libdir / name)
+    fs = pysel.Rootfs([tmp_path])
+    libs, _ = pysel.library_closure(fs, [], [libdir, "usr/lib"], ("libzstd.so.1",))
+    assert sorted(libs) == [f"{libdir}/{n}" for n in ("ld-linux-x86-64.so.2", "libc.so.6", "libzstd.so.1")]
+    assert pysel.library_closure(fs, [], [libdir, "usr/lib"]) == ({}, None)
+    with pytest.raises(CloudBootError, match="shared library libnone.so.1 is in none of the packages"):
+        pysel.library_closure(fs, [], [libdir, "usr/lib"], ("libnone.so.1",))
+
+
 def test_kernel_modules(image) -> None:
     _, members = image
     m = _manifest(members)

@@ -12,6 +12,7 @@ PEAK_BYTES, with the plan limits set low (a few times what they allow). `make fu
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -31,6 +32,7 @@ from bootplan.expr import FUNCTIONS, Limits  # noqa: E402
 from cloudboot.errors import CloudBootError  # noqa: E402
 from cloudboot.planfile import _no_constant  # noqa: E402
 from cloudboot.registry.pull import layer_names  # noqa: E402
+from compat import json as cjson  # noqa: E402
 from oci.client import check_descriptor, check_manifest, is_index, layers_of, parse_json_object, select_platform  # noqa: E402
 from oci.errors import OciError  # noqa: E402
 
@@ -163,6 +165,24 @@ def run_oci(seed: int, edits) -> None:
     traced(run)
 
 
+def run_json(seed: int, edits) -> None:
+    """compat.json against the json module on a mutated seed (a manifest, an index, a plan's JSON form): the same
+    value or the same error (type and message), and the same text when the value is dumped again."""
+    seeds = OCI_SEEDS + [json.dumps(hcl.parse(PLAN_SEEDS[0], "seed.hcl"))]
+    text = mutate(seeds[seed % len(seeds)], OCI_TOKENS, edits)
+    for raw in (text, text.encode("utf-8", "surrogatepass")):
+        try:
+            want = json.loads(raw)
+        except ValueError as exc:
+            with pytest.raises(type(exc)) as got:
+                cjson.loads(raw)
+            assert str(got.value) == str(exc)
+            continue
+        got = cjson.loads(raw)
+        assert json.dumps(got) == json.dumps(want)  # NaN != NaN: compare the texts
+        assert cjson.dumps(got) == json.dumps(got)
+
+
 SEEDS = st.integers(0, 1 << 8)
 
 
@@ -173,6 +193,20 @@ def test_fuzz_parsers_plan(form: str) -> None:
 
 def test_fuzz_parsers_oci() -> None:
     fuzz(lambda example: run_oci(example[0], example[1]), st.tuples(SEEDS, EDITS))
+
+
+def test_fuzz_json_matches_stdlib() -> None:
+    fuzz(lambda example: run_json(example[0], example[1]), st.tuples(SEEDS, EDITS))
+
+
+def test_json_without_stdlib_json() -> None:
+    """The init's JSON reads and writes without importing json (and re): each is a module not loaded yet."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'firmware/modules')!r}); from compat import json; "
+            "d = json.loads(b'{\"a\": [1, 2.5, null, \"\\u00e9\"]}'); "
+            "assert json.dumps(d) == '{\"a\": [1, 2.5, null, \"\\\\u00e9\"]}', json.dumps(d); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('json', 're')))")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out
 
 
 def test_the_seeds_run_clean() -> None:

@@ -15,8 +15,7 @@ Keystone notes), fixed where the original was weak:
   reused for every later request and fetched again once if the metadata server answers 401.
 """
 
-import json
-
+from compat import json
 from oci import http
 from oci.errors import TransportError
 

@@ -8,10 +8,10 @@ content must be discarded, which `fetch_blob_to_path` does by writing to `<path>
 
 import binascii
 import hashlib
-import json
 
 import arches
 import oci
+from compat import json
 from oci import http
 from oci.auth import basic_header, parse_challenges
 from oci.errors import (

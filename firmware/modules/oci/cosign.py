@@ -11,9 +11,9 @@ the manifest digest we fetched.
 """
 
 import binascii
-import json
 
 import oci
+from compat import json
 from oci.client import check_manifest, parse_json_object
 from oci.errors import NotFound, OciError, SignatureError
 

@@ -23,20 +23,10 @@ import time
 
 from cloudboot.init.errors import InitError
 from cloudboot.init.log import log
+from cloudboot.init.target import Target
 
 #: Block devices that are never a boot disk.
 SKIP_PREFIXES = ("loop", "ram", "zram", "fd", "nbd", "dm-", "md")
-
-
-class DiskTarget:
-    """What disk mode found: files written under /run/cloud-boot and the command line to pass.
-
-    (A plain class: dataclasses would pull inspect, ast and more into the initramfs and into boot time.)"""
-
-    def __init__(self, kernel: str, initrd: str | None, cmdline: str, description: str, name: str = "disk",
-                 exit: str = "") -> None:
-        self.kernel, self.initrd, self.cmdline, self.description = kernel, initrd, cmdline, description
-        self.name, self.exit = name, exit  # the name Path C stages it under; the plan's exit sink ("": default)
 
 
 def whole_disks(sysfs: str = "/sys/block") -> list[str]:
@@ -176,7 +166,7 @@ def _distro_args(fs, kernel: str) -> str:
     return args
 
 
-def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whole_disks) -> DiskTarget:
+def prepare(cmd: dict[str, str], workdir: str = "/run/cloud-boot", disks_fn=whole_disks) -> Target:
     """Resolve cloudboot.disk=, open its filesystem, choose the kernel and initrd and copy them to workdir."""
     import diskfs
     from diskfs.probe import probe
@@ -252,7 +242,7 @@ def find_pool(name: str, wait: float, disks_fn=whole_disks) -> list:
         time.sleep(0.1)
 
 
-def prepare_zfs(cmd: dict[str, str], name: str, workdir: str, disks_fn=whole_disks) -> DiskTarget:
+def prepare_zfs(cmd: dict[str, str], name: str, workdir: str, disks_fn=whole_disks) -> Target:
     """Disk mode on a ZFS dataset: the pool's devices gathered by label, the dataset opened (children at
     their mountpoints, so a separate /boot dataset is found), then the same kernel discovery as elsewhere."""
     import diskfs
@@ -275,7 +265,7 @@ def prepare_zfs(cmd: dict[str, str], name: str, workdir: str, disks_fn=whole_dis
     return _boot_files(fs, cmd, f"ZFS {fs.dataset}", workdir)
 
 
-def _boot_files(fs, cmd: dict[str, str], where: str, workdir: str) -> DiskTarget:
+def _boot_files(fs, cmd: dict[str, str], where: str, workdir: str) -> Target:
     """The kernel and initrd (pinned, else BLS then distro names) copied to workdir, and the command line."""
     import diskfs
     from bootplan import discover
@@ -319,4 +309,4 @@ def _boot_files(fs, cmd: dict[str, str], where: str, workdir: str) -> DiskTarget
     # BLS options (or the distro's GRUB arguments) first, so the operator's cloudboot.cmdline (later tokens)
     # wins (REFERENCE.md §4.2).
     cmdline = " ".join(s for s in (options, cmd.get("cloudboot.cmdline", "")) if s)
-    return DiskTarget(kpath, ipath, cmdline, f"{kernel} on {where}")
+    return Target(kpath, ipath, cmdline, f"{kernel} on {where}")

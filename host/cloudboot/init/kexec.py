@@ -7,8 +7,8 @@ over wrapped in a one-segment ELF (riscv64_elf): the loader puts the segment in 
 starts it at its first byte, where a RISC-V Image (EFI stub or not) begins with code.
 
 EFI zboot (REFERENCE.md §5.1): `MZ`, `zimg` at 4, payload offset u32 at 8, size u32 at 12, compression
-name NUL-padded at 24; gzip is unpacked with zlib, zstd with CPython 3.14's compression.zstd where the init's
-Python has it, else with the portable compat.zstd."""
+name NUL-padded at 24; gzip is unpacked with zlib, zstd with libzstd (_unzstd), else with the portable
+compat.zstd."""
 
 from __future__ import annotations
 
@@ -72,39 +72,48 @@ def unwrap_zboot(path: str, out_path: str) -> str:
     if len(payload) != size:
         raise InitError(f"{path}: EFI zboot payload truncated ({len(payload)} of {size} bytes)")
     if kind == "gzip":
+        decoder = "zlib"
         try:
             data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(payload)
         except zlib.error as exc:
             raise InitError(f"{path}: EFI zboot gzip payload is corrupt: {exc}") from None
     elif kind == "zstd":
-        data = _unzstd(payload, path)
+        data, decoder = _unzstd(payload, path)
     else:
         raise InitError(f"{path}: zboot: unsupported compression {kind!r} (need gzip or zstd)")
     with open(out_path, "wb") as f:
         f.write(data)
-    log(f"zboot: unpacked {kind} kernel {size} -> {len(data)} bytes")
+    log(f"zboot: unpacked {kind} kernel {size} -> {len(data)} bytes ({decoder})")
     return out_path
 
 
-def _unzstd(payload: bytes, path: str) -> bytes | bytearray:
-    """One zstd frame unpacked: by libzstd through CPython 3.14's compression.zstd where the init's Python has it
-    (sid's; 27 MB in well under a second where the portable decoder takes ~50 s under TCG), else compat.zstd."""
+def _unzstd(payload: bytes, path: str) -> tuple[bytes | bytearray, str]:
+    """One zstd frame unpacked, and by what: by libzstd, through CPython 3.14's compression.zstd where the init's
+    Python has it (sid's), else through ctypes (init.libzstd: trixie's 3.13); 27 MB in well under a second, where
+    the portable decoder, compat.zstd (the last resort, with no libzstd), takes ~50 s under TCG."""
     try:
-        from compression import zstd as libzstd
+        from compression import zstd as stdzstd
     except ImportError:
-        libzstd = None
-    if libzstd is not None:
+        stdzstd = None
+    if stdzstd is not None:
         try:
-            data = libzstd.decompress(payload)
-        except libzstd.ZstdError as exc:
+            data = stdzstd.decompress(payload)
+        except stdzstd.ZstdError as exc:
             raise InitError(f"{path}: EFI zboot zstd payload is corrupt: {exc}") from None
         if len(data) > ZBOOT_MAX:
             raise InitError(f"{path}: EFI zboot zstd payload unpacks to more than {ZBOOT_MAX} bytes")
-        return data
+        return data, "libzstd, compression.zstd"
+    from cloudboot.init import libzstd
+
+    if libzstd.library() is not None:
+        try:
+            return libzstd.decompress(payload, ZBOOT_MAX), "libzstd, ctypes"
+        except libzstd.ZstdError as exc:
+            raise InitError(f"{path}: EFI zboot zstd payload is corrupt: {exc}") from None
     from compat import zstd
 
     try:
-        return zstd.decompress_bytearray(payload, max_output=ZBOOT_MAX, single=True)
+        return zstd.decompress_bytearray(payload, max_output=ZBOOT_MAX, single=True), "the portable decoder: no libzstd"
     except zstd.ZstdError as exc:
         raise InitError(f"{path}: EFI zboot zstd payload is corrupt: {exc}") from None
 

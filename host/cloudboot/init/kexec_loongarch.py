@@ -26,7 +26,7 @@ from collections import namedtuple
 
 from cloudboot.init import linux
 from cloudboot.init.errors import InitError
-from cloudboot.init.kexec_segments import Allocator, Segment, parse_iomem, read, stage, system_ram, up
+from cloudboot.init.kexec_segments import Allocator, Segment, map_file, parse_iomem, read, stage, system_ram, up
 
 LINUX_PE_MAGIC = 0x818223CD
 HEADER = struct.Struct("<2s6x Q Q Q 24x I")  # MZ, kernel_entry, image_size, load_offset, LINUX_PE_MAGIC at 0x38
@@ -95,7 +95,7 @@ def plan(image: bytes, initrd: bytes | None, cmdline: str, iomem: str, page: int
 
 def load(kernel: str, initrd: str | None, cmdline: str) -> Plan:
     """Stage the LoongArch PE kernel at `kernel` with kexec_load; InitError with the reason when refused."""
-    p = plan(read(kernel, "the kernel"), read(initrd, "initrd") if initrd else None, cmdline,
+    p = plan(map_file(kernel, "the kernel"), map_file(initrd, "initrd") if initrd else None, cmdline,
              read("/proc/iomem", "the memory map").decode(errors="replace"), os.sysconf("SC_PAGE_SIZE"))
     stage(p.entry, p.segments, linux.KEXEC_ARCH_LOONGARCH)
     return p

@@ -20,7 +20,7 @@ import struct
 
 from cloudboot.init import linux
 from cloudboot.init.errors import InitError
-from cloudboot.init.kexec_segments import Allocator, Segment, initrd_and_dtb, parse_iomem, read, stage, up
+from cloudboot.init.kexec_segments import Allocator, Segment, initrd_and_dtb, map_file, parse_iomem, read, stage, up
 
 RISCV_MAGIC = b"RISCV\0\0\0"
 RISCV_MAGIC2 = b"RSC\x05"
@@ -55,7 +55,7 @@ def plan(image: bytes, initrd: bytes | None, cmdline: str, dtb: bytes, iomem: st
 
 def load(kernel: str, initrd: str | None, cmdline: str) -> int:
     """Stage the RISC-V Image at `kernel` with kexec_load; the entry; InitError with the reason when refused."""
-    entry, segments = plan(read(kernel, "the kernel"), read(initrd, "initrd") if initrd else None, cmdline,
+    entry, segments = plan(map_file(kernel, "the kernel"), map_file(initrd, "initrd") if initrd else None, cmdline,
                            read("/sys/firmware/fdt", "the running device tree (no /sys/firmware/fdt?)"),
                            read("/proc/iomem", "the memory map").decode(errors="replace"),
                            os.sysconf("SC_PAGE_SIZE"))

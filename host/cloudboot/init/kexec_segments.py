@@ -7,8 +7,7 @@ reboot and jumps to `entry`; where things go and what the next kernel is told is
 from __future__ import annotations
 
 import errno
-import re
-from collections import namedtuple
+import os
 
 from cloudboot.init import fdt, linux
 from cloudboot.init.errors import InitError, KexecLoadError
@@ -22,21 +21,25 @@ CHOSEN_DROP = ("linux,elfcorehdr", "linux,usable-memory-range", "linux,ima-kexec
 RNG_SEED_SIZE = 128  # as the kernel's own kexec_file_load (arch/arm64/kernel/machine_kexec_file.c)
 
 
-IOMEM_LINE = re.compile(r"^( *)([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.*)$")
+HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def _iomem(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """([start, end) of each top-level "System RAM" range, [start, end) of everything nested) in /proc/iomem text."""
+    """([start, end) of each top-level "System RAM" range, [start, end) of everything nested) in /proc/iomem text
+    (lines `<indent><hex>-<hex> : <name>`; others are skipped). Read without re: its import and compile took
+    64 ms at kexec time under TCG."""
     ram: list[tuple[int, int]] = []
     nested: list[tuple[int, int]] = []
     for line in text.splitlines():
-        m = IOMEM_LINE.match(line)
-        if not m:
+        body = line.lstrip(" ")
+        span, sep, name = body.partition(" : ")
+        first, dash, last = span.partition("-")
+        if not (sep and dash and first and last and HEX.issuperset(first) and HEX.issuperset(last)):
             continue
-        start, end = int(m.group(2), 16), int(m.group(3), 16) + 1
-        if m.group(1):
+        start, end = int(first, 16), int(last, 16) + 1
+        if len(body) < len(line):
             nested.append((start, end))
-        elif m.group(4).strip() == "System RAM":
+        elif name.strip() == "System RAM":
             ram.append((start, end))
     return ram, nested
 
@@ -74,11 +77,18 @@ def up(n: int, align: int) -> int:
     return (n + align - 1) // align * align
 
 
-class Segment(namedtuple("Segment", "name data mem memsz")):
+class Segment:
     """One kexec segment: `name`, what to copy (`data`), where (`mem`, physical) and how much memory it covers
-    (`memsz`, a page multiple). (Named tuples, not dataclasses: see fdt.Node.)"""
+    (`memsz`, a page multiple). (A plain class: dataclasses, or namedtuple's collections, cost riscv64's loader
+    tens of ms of imports under TCG.)"""
 
-    __slots__ = ()
+    __slots__ = ("name", "data", "mem", "memsz")
+
+    def __init__(self, name: str, data: bytes | memoryview, mem: int, memsz: int) -> None:
+        self.name, self.data, self.mem, self.memsz = name, data, mem, memsz
+
+    def __repr__(self) -> str:
+        return f"Segment({self.name!r}, {len(self.data)} bytes, mem={self.mem:#x}, memsz={self.memsz:#x})"
 
 
 class Allocator:
@@ -159,6 +169,21 @@ def read(path: str, what: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
+    except OSError as exc:
+        raise InitError(f"kexec: cannot read {what} {path}: {exc.strerror}") from None
+
+
+def map_file(path: str, what: str) -> memoryview | bytes:
+    """The file at `path` (a kernel, an initrd) mapped copy-on-write, never written, rather than read: kexec_load
+    copies segments from it in place, so a 37 MB kernel is copied once, not twice (0.08 s on riscv64 under
+    TCG). An empty file is b"" (nothing to map)."""
+    import mmap
+
+    try:
+        with open(path, "rb") as f:
+            if not os.fstat(f.fileno()).st_size:
+                return b""
+            return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
     except OSError as exc:
         raise InitError(f"kexec: cannot read {what} {path}: {exc.strerror}") from None
 

@@ -105,17 +105,23 @@ class KexecSegment(ctypes.Structure):
                 ("mem", ctypes.c_void_p), ("memsz", ctypes.c_size_t)]
 
 
-def kexec_load(entry: int, segments: list[tuple[bytes, int, int]], flags: int) -> None:
-    """Stage an image of (data, physical address, memory size) segments entered at `entry` (physical).
-    The buffers are passed in place (no copy); the kernel copies them during the call."""
+def kexec_load(entry: int, segments: list[tuple[bytes | memoryview, int, int]], flags: int) -> None:
+    """Stage an image of (data, physical address, memory size) segments entered at `entry` (physical); `data` is
+    bytes or a writable buffer (a file mapped copy-on-write). The buffers are passed in place (no copy); the
+    kernel copies them during the call."""
     array = (KexecSegment * len(segments))()
     keep = []
     for i, (data, mem, memsz) in enumerate(segments):
         if len(data) > memsz:
             raise OSError(22, f"kexec_load: segment {i} has {len(data)} bytes for {memsz} bytes of memory")
-        buf = ctypes.c_char_p(data)  # points at the bytes object's own storage
+        if isinstance(data, bytes):
+            buf = ctypes.c_char_p(data)  # points at the bytes object's own storage
+            addr = ctypes.cast(buf, ctypes.c_void_p).value
+        else:
+            buf = (ctypes.c_char * len(data)).from_buffer(data)
+            addr = ctypes.addressof(buf)
         keep.append(buf)
-        array[i] = KexecSegment(ctypes.cast(buf, ctypes.c_void_p).value, len(data), mem, memsz)
+        array[i] = KexecSegment(addr, len(data), mem, memsz)
     fn = libc().syscall
     fn.restype = ctypes.c_long
     _check(fn(ctypes.c_long(syscall_number("kexec_load")), ctypes.c_ulong(entry), ctypes.c_ulong(len(segments)),

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 PREFIX = "cloud-boot: "
 
@@ -33,11 +31,15 @@ def log(message: str) -> None:
         pass  # no console: nothing better to do; PID 1 must not die of it
 
 
-@contextmanager
-def phase(name: str) -> Iterator[None]:
-    """Time a boot phase and log `phase <name> <seconds>` when it ends (also when it fails)."""
-    start = now()
-    try:
-        yield
-    finally:
-        log(f"phase {name} {now() - start:.6f}s")
+class phase:  # lower case: it reads as the function it replaced, `with phase("network"):`
+    """Time a boot phase and log `phase <name> <seconds>` when it ends (also when it fails). A class, not
+    contextlib.contextmanager: contextlib and what it imports took 33 ms of the init's start on arm64 (TCG)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.start = now()
+
+    def __exit__(self, *exc) -> None:
+        log(f"phase {self.name} {now() - self.start:.6f}s")

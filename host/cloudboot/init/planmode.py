@@ -17,12 +17,13 @@ before it is used; downloads print progress lines."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from cloudboot.init.errors import InitError
 from cloudboot.init.log import log, phase
+from cloudboot.init.target import Target
+from compat import json
 from oci.pull import target_layers
 
 DOWNLOADED = ("kernel", "initrd", "modules", "apkovl", "cmdline")
@@ -67,16 +68,6 @@ def plan_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile: 
         if metadata.get(key):
             return key, metadata[key], f"the metadata URL {cmd.get('cloudboot.metadata.url', '')}"
     return None
-
-
-class PlanTarget:
-    """A target ready for the exit sink: kernel, initrd (or None), command line, where it came from, its name
-    and the exit sink its plan asks for ("" = the default)."""
-
-    def __init__(self, kernel: str, initrd: str | None, cmdline: str, description: str, name: str = "",
-                 exit: str = "") -> None:
-        self.kernel, self.initrd, self.cmdline, self.description = kernel, initrd, cmdline, description
-        self.name, self.exit = name, exit
 
 
 class Session:
@@ -279,18 +270,21 @@ def choose(cmd: dict[str, str], session: Session, lldp: dict[str, str]) -> dict:
     return t
 
 
-def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarget:
-    """Pull the target's index, kernel, initrd and modules artifacts (each ref once); later roles override
-    earlier ones per slot; the initrd is the concatenation of initrd + modules (+ apkovl)."""
-    files: dict[str, str] = {}
+def materialize(t: dict, session: Session, workdir: str, lease=None) -> Target:
+    """Pull the target's index, kernel, initrd and modules artifacts (each ref once); a later artifact's layer
+    wins over an earlier one of the same role (only the winner is pulled); the initrd is the concatenation of
+    initrd + modules (+ apkovl)."""
+    chosen: dict[str, tuple[str, object, dict]] = {}
     modloop_url = ""
     for field, pinned, layer, role in target_layers(t, session.manifest):
         if role == "modloop":
             modloop_url = f"{session.client.base_url(pinned)}/blobs/{layer['digest']}"
         if role in DOWNLOADED:
-            files[role] = session.pull(pinned, layer, os.path.join(workdir, f"{field}-{role}"), role)
-    if "kernel" not in files:
+            chosen[role] = (field, pinned, layer)
+    if "kernel" not in chosen:
         raise InitError("no kernel layer found in any referenced artifact")
+    files = {role: session.pull(pinned, layer, os.path.join(workdir, f"{field}-{role}"), role)
+             for role, (field, pinned, layer) in chosen.items()}
     if "apkovl" in files:
         files["apkovl"] = apkovl_cpio(files["apkovl"], os.path.join(workdir, "apkovl.cpio.gz"))
     pieces = [files[r] for r in ("initrd", "modules", "apkovl") if r in files]
@@ -317,7 +311,7 @@ def materialize(t: dict, session: Session, workdir: str, lease=None) -> PlanTarg
         cmdline = f"{cmdline} apkovl=/apkovl.tar.gz".strip()
     if "cloudboot.cmdline" in session.cmd:
         cmdline = session.cmd["cloudboot.cmdline"]
-    return PlanTarget(files["kernel"], initrd, cmdline, f"target {t['name']!r}", t["name"], t.get("exit", ""))
+    return Target(files["kernel"], initrd, cmdline, f"target {t['name']!r}", t["name"], t.get("exit", ""))
 
 
 def settle_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile: str,
@@ -341,7 +335,7 @@ def settle_source(cmd: dict[str, str], variable: dict[str, str] | None, bootfile
 
 
 def run(cmd: dict[str, str], workdir: str, lldp_listener=None, lease=None,
-        variable: dict[str, str] | None = None, bootfile: str | None = None, resolver=None) -> PlanTarget:
+        variable: dict[str, str] | None = None, bootfile: str | None = None, resolver=None) -> Target:
     """Plan mode end to end (the network is up): overrides, plan source, plan, target, artifacts or disk.
     `lease`: the default route's (for the command line's templates); `variable`: the CloudBootCmdline
     variable's keys (None when unset); `bootfile`: the DHCP boot file name (default: the lease's); `resolver`

@@ -39,6 +39,9 @@ PY_PACKAGES = ["python3-cryptography", "python3-argon2", "python3-cffi-backend"]
 #: _ctypes loads ctypes._layout from Python 3.14 on, for every Structure, as the init's syscalls use), or looked
 #: up by name (the UTF-16 codec of EFI variables, for Path C).
 HIDDEN_IMPORTS = ["_cffi_backend", "ctypes._layout", "encodings.utf_16_le"]
+#: Shared libraries the init loads by name through ctypes (package, soname): libzstd unpacks EFI zboot kernels
+#: where the image's CPython has no compression.zstd (init.libzstd).
+CTYPES_LIBRARIES = [("libzstd1", "libzstd.so.1")]
 BUDGET_MIB = 20
 
 INIT_SCRIPT = '''#!/usr/bin/python{version} -IBSu
@@ -49,6 +52,9 @@ import sys
 sys.path[:0] = ["/{libdir}", "/{dist}"]
 os.environ["CRYPTOGRAPHY_OPENSSL_NO_LEGACY"] = "1"  # OpenSSL's legacy provider (MD4, DES...) is not shipped
 try:
+    from cloudboot.init import preload
+
+    preload.start()
     from cloudboot.init.main import main
 except BaseException as exc:  # PID 1 must never exit, even if its own package is broken
     import code
@@ -153,7 +159,8 @@ def add_python(b: Builder, archive: debian.Archive, ver: str, module_roots: list
     our own code keeps its sources next to its pycs, for readable tracebacks at the rescue prompt, and so does
     everything when the compiler was another bug-fix release of 3.X (pycompile). Returns (debs, module names,
     extension names, upstream version, bytecode note)."""
-    roots = [f"python{ver}-minimal", f"libpython{ver}-minimal", f"libpython{ver}-stdlib", *packages]
+    roots = [f"python{ver}-minimal", f"libpython{ver}-minimal", f"libpython{ver}-stdlib", *packages,
+             *(package for package, _ in CTYPES_LIBRARIES)]
     debs = archive.fetch(archive.closure(roots))
     trees = [archive.unpack(d) for d in debs]
     fs = pysel.Rootfs(trees)
@@ -186,20 +193,21 @@ def add_python(b: Builder, archive: debian.Archive, ver: str, module_roots: list
         path = key if "/" in key else f"{stdlib}/lib-dynload/{host.name}"
         b.file(path, host, 0o644, "python extension modules")
     add_libraries(b.archive, fs, [interp_host, *extensions.values()], interp_path, archive.arch,
-                  lambda path: b.category.__setitem__(cpio.normalize(path), "shared libraries"))
+                  lambda path: b.category.__setitem__(cpio.normalize(path), "shared libraries"),
+                  named=tuple(soname for _, soname in CTYPES_LIBRARIES))
     return debs, names, sorted(extensions), pyver, bytecode_note
 
 
 def add_libraries(out: cpio.Archive, fs: pysel.Rootfs, elves: list[Path], what: str, arch: str,
-                  note=lambda path: None) -> None:
-    """Every shared library `elves` need (transitively) from `fs` into `out`, and the ELF interpreter with a
-    link from its PT_INTERP path under usr/ (`what` names the program in errors; `note(path)` is told each
-    file added)."""
+                  note=lambda path: None, named: tuple[str, ...] = ()) -> None:
+    """Every shared library `elves` need (transitively) from `fs` into `out`, those `named` with theirs, and the
+    ELF interpreter with a link from its PT_INTERP path under usr/ (`what` names the program in errors;
+    `note(path)` is told each file added)."""
     libc = fs.glob("usr/lib/*/libc.so.6")
     if not libc:
         raise CloudBootError(f"libc6 for {arch} has no usr/lib/<triplet>/libc.so.6")
     libdir = libc[0].rpartition("/")[0]
-    libs, pt_interp = pysel.library_closure(fs, elves, [libdir, "usr/lib"])
+    libs, pt_interp = pysel.library_closure(fs, elves, [libdir, "usr/lib"], named)
     if not pt_interp:
         raise CloudBootError(f"{what} has no ELF interpreter (PT_INTERP)")
     loader_canon, loader_host = fs.resolve(pt_interp)

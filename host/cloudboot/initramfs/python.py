@@ -270,14 +270,18 @@ def _elf(path: Path) -> tuple[list[str], str | None]:
         return needed, interp
 
 
-def library_closure(fs: Rootfs, elves: list[Path], libdirs: list[str]) -> tuple[dict[str, Path], str | None]:
-    """{image path: host file} of every shared library the ELF files need (transitively), and PT_INTERP."""
+def library_closure(fs: Rootfs, elves: list[Path], libdirs: list[str],
+                    named: tuple[str, ...] = ()) -> tuple[dict[str, Path], str | None]:
+    """{image path: host file} of every shared library the ELF files need (transitively), and of those `named`
+    (loaded by name at run time, through ctypes) with theirs; and PT_INTERP."""
     libs: dict[str, Path] = {}
     interp = None
     todo = list(elves)
     done: set[str] = set()
-    while todo:
-        needed, pt_interp = _elf(todo.pop())
+    pending = list(named)
+    while todo or pending:
+        needed, pt_interp = (pending, None) if pending else _elf(todo.pop())
+        pending = []
         interp = interp or pt_interp
         for name in needed:
             if name in done:
