@@ -41,9 +41,7 @@ if _json is not None:
 def loads(s):
     """json.loads(s) for str, bytes or bytearray."""
     if _json is None:
-        import json
-
-        return json.loads(s)
+        return _stdlib_loads(s)
     if not isinstance(s, str):
         if s[:3] == b"\xef\xbb\xbf" or b"\0" in s[:4]:  # json's encoding detection, and its BOM error
             return _stdlib_loads(s)
@@ -61,7 +59,7 @@ def loads(s):
 def dumps(obj):
     """json.dumps(obj) with its defaults (ASCII, ", " and ": ", NaN allowed, circular references refused)."""
     if _json is None:
-        import json
+        import json  # the standard module
 
         return json.dumps(obj)
     if isinstance(obj, str):
@@ -70,6 +68,6 @@ def dumps(obj):
 
 
 def _stdlib_loads(s):
-    import json
+    import json  # the standard module (this one is compat.json)
 
     return json.loads(s)

@@ -35,7 +35,7 @@ from collections import namedtuple
 
 from cloudboot.init import linux
 from cloudboot.init.errors import InitError
-from cloudboot.init.kexec_segments import Allocator, Segment, map_file, parse_iomem, read, stage, up
+from cloudboot.init.kexec_segments import Allocator, Segment, parse_iomem, read, stage, up
 
 SETUP_HDR = 0x1F1
 XLF_KERNEL_64 = 1 << 0
@@ -270,7 +270,8 @@ def running_system() -> System:
 
 def load(kernel: str, initrd: str | None, cmdline: str) -> Plan:
     """Stage the bzImage at `kernel` with kexec_load; InitError with the reason when refused."""
-    p = plan(map_file(kernel, "the kernel"), map_file(initrd, "initrd") if initrd else None, cmdline, running_system(),
+    # read, not map_file: under x86_64 TCG, kexec_load copying from a mapped file took 0.75 s against 0.34 s
+    p = plan(read(kernel, "the kernel"), read(initrd, "initrd") if initrd else None, cmdline, running_system(),
              read("/proc/iomem", "the memory map").decode(errors="replace"), os.sysconf("SC_PAGE_SIZE"))
     stage(p.entry, p.segments, linux.KEXEC_ARCH_X86_64)
     return p
