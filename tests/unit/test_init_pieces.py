@@ -105,11 +105,14 @@ def test_syscall_reaches_the_kernel() -> None:
 def test_preload_maps_libcrypto_without_hashlib() -> None:
     """preload.start() maps libcrypto (and has OpenSSL fetch SHA-256) on its thread, before anything imports
     hashlib; the process goes on meanwhile."""
+    from cloudboot.init import preload
+
+    assert preload.LIBRARY == "libcrypto.so.3"  # what _hashlib links (Debian's OpenSSL 3)
     code = ("import sys, time; sys.path[:0] = [sys.argv[1]]; from cloudboot.init import preload; preload.start()\n"
             "for _ in range(200):\n"
-            "    if 'libcrypto.so.3' in open('/proc/self/maps').read(): break\n"
+            "    if preload.LIBRARY in open('/proc/self/maps').read(): break\n"
             "    time.sleep(0.05)\n"
-            "print('libcrypto.so.3' in open('/proc/self/maps').read(), '_hashlib' in sys.modules)")
+            "print(preload.LIBRARY in open('/proc/self/maps').read(), '_hashlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(Path(__file__).parents[2] / "host")],
                          capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"], out
@@ -205,7 +208,6 @@ def test_zboot_zstd_through_each_decoder(tmp_path: Path, monkeypatch: pytest.Mon
 def test_libzstd_frames(tmp_path: Path) -> None:
     """init.libzstd against zstd(1): frames with and without their content size (the kernel's zboot payloads come
     from a pipe), output that outgrows its first buffer, and each way a payload can be wrong."""
-
     from cloudboot.init import libzstd
 
     data = os.urandom(300_000) + bytes(5 << 20) + b"end"

@@ -165,11 +165,13 @@ def run_oci(seed: int, edits) -> None:
     traced(run)
 
 
+JSON_SEEDS = OCI_SEEDS + [json.dumps(hcl.parse(PLAN_SEEDS[0], "seed.hcl"))]
+
+
 def run_json(seed: int, edits) -> None:
     """compat.json against the json module on a mutated seed (a manifest, an index, a plan's JSON form): the same
     value or the same error (type and message), and the same text when the value is dumped again."""
-    seeds = OCI_SEEDS + [json.dumps(hcl.parse(PLAN_SEEDS[0], "seed.hcl"))]
-    text = mutate(seeds[seed % len(seeds)], OCI_TOKENS, edits)
+    text = mutate(JSON_SEEDS[seed % len(JSON_SEEDS)], OCI_TOKENS, edits)
     for raw in (text, text.encode("utf-8", "surrogatepass")):
         try:
             want = json.loads(raw)

@@ -41,33 +41,32 @@ if _json is not None:
 def loads(s):
     """json.loads(s) for str, bytes or bytearray."""
     if _json is None:
-        return _stdlib_loads(s)
+        return _stdlib().loads(s)
     if not isinstance(s, str):
         if s[:3] == b"\xef\xbb\xbf" or b"\0" in s[:4]:  # json's encoding detection, and its BOM error
-            return _stdlib_loads(s)
+            return _stdlib().loads(s)
         s = s.decode("utf-8", "surrogatepass")
     start = len(s) - len(s.lstrip(_WS))
     try:
         obj, end = _scan(s, start)
     except StopIteration:  # no value at all: json's "Expecting value" error
-        return _stdlib_loads(s)
+        return _stdlib().loads(s)
     if s[end:].strip(_WS):  # json's "Extra data" error
-        return _stdlib_loads(s)
+        return _stdlib().loads(s)
     return obj
 
 
 def dumps(obj):
     """json.dumps(obj) with its defaults (ASCII, ", " and ": ", NaN allowed, circular references refused)."""
     if _json is None:
-        import json  # the standard module
-
-        return json.dumps(obj)
+        return _stdlib().dumps(obj)
     if isinstance(obj, str):
         return _encode(obj)
     return "".join(_make_encoder({}, _not_serializable, _encode, None, ": ", ", ", False, False, True)(obj, 0))
 
 
-def _stdlib_loads(s):
-    import json  # the standard module (this one is compat.json)
+def _stdlib():
+    """The json module itself (this one is compat.json), imported when it is needed."""
+    import json
 
-    return json.loads(s)
+    return json

@@ -68,7 +68,8 @@ class Plan(namedtuple("Plan", "entry cmdline segments")):
     __slots__ = ()
 
 
-def plan(image: bytes, initrd: bytes | None, cmdline: str, iomem: str, page: int = 4096) -> Plan:
+def plan(image: bytes | memoryview, initrd: bytes | memoryview | None, cmdline: str, iomem: str,
+         page: int = 4096) -> Plan:
     """Lay out kernel, initrd and command line (see the module docstring)."""
     hdr = parse_header(image)
     kernel_end = hdr.load_offset + up(hdr.image_size, page)

@@ -27,7 +27,7 @@ RISCV_MAGIC2 = b"RSC\x05"
 SZ_2M = 2 << 20
 
 
-def image_size(head: bytes) -> int:
+def image_size(head: bytes | memoryview) -> int:
     """The memory the RISC-V Image whose first 64 bytes are `head` needs; InitError when it is not one."""
     if len(head) < 64 or head[48:56] != RISCV_MAGIC or head[56:60] != RISCV_MAGIC2:
         from cloudboot.init.kexec import describe
@@ -39,8 +39,8 @@ def image_size(head: bytes) -> int:
     return size
 
 
-def plan(image: bytes, initrd: bytes | None, cmdline: str, dtb: bytes, iomem: str, page: int = 4096,
-         rand: bytes | None = None) -> tuple[int, list[Segment]]:
+def plan(image: bytes | memoryview, initrd: bytes | memoryview | None, cmdline: str, dtb: bytes, iomem: str,
+         page: int = 4096, rand: bytes | None = None) -> tuple[int, list[Segment]]:
     """(entry, segments in address order): kernel, initrd and the edited device tree (module docstring)."""
     size = max(image_size(image[:64]), len(image))
     alloc = Allocator(parse_iomem(iomem), page)

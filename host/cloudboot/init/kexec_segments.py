@@ -146,7 +146,7 @@ def edit_chosen(tree: fdt.Fdt, cmdline: str, initrd: tuple[int, int] | None,
     chosen.props["rng-seed"] = rand[8:]
 
 
-def initrd_and_dtb(alloc: Allocator, initrd: bytes | None, cmdline: str, dtb: bytes, floor: int,
+def initrd_and_dtb(alloc: Allocator, initrd: bytes | memoryview | None, cmdline: str, dtb: bytes, floor: int,
                    rand: bytes | None = None) -> list[Segment]:
     """For device-tree machines: the initrd (if any) page aligned at or above `floor`, then the running tree
     `dtb` with /chosen rewritten for it (edit_chosen) above that: their segments, in that order."""

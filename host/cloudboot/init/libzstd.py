@@ -1,7 +1,7 @@
 """zstd frames unpacked by libzstd through ctypes: the init's decoder for EFI zboot kernels (our arm64, riscv64 and
 loongarch64 kernels) where its CPython has no compression.zstd (trixie's 3.13). Under TCG the portable decoder
 (compat.zstd) took about 50 s for a 27 MB arm64 Image; libzstd unpacks a real Image at about 60 MB/s there.
-The initramfs carries libzstd.so.1 by name (initramfs.build.LIBRARIES)."""
+The initramfs carries SONAME by name (initramfs.build.CTYPES_LIBRARIES)."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import arches
 from cloudboot.errors import CloudBootError
 from cloudboot.image.output import check_output, install
+from cloudboot.init import libzstd
 from cloudboot.initramfs import compress, cpio, debian, kmods
 from cloudboot.initramfs import python as pysel
 from cloudboot.initramfs.pycompile import cache_path, compile_modules, upstream
@@ -41,7 +42,7 @@ PY_PACKAGES = ["python3-cryptography", "python3-argon2", "python3-cffi-backend"]
 HIDDEN_IMPORTS = ["_cffi_backend", "ctypes._layout", "encodings.utf_16_le"]
 #: Shared libraries the init loads by name through ctypes (package, soname): libzstd unpacks EFI zboot kernels
 #: where the image's CPython has no compression.zstd (init.libzstd).
-CTYPES_LIBRARIES = [("libzstd1", "libzstd.so.1")]
+CTYPES_LIBRARIES = [("libzstd1", libzstd.SONAME)]
 BUDGET_MIB = 20
 
 INIT_SCRIPT = '''#!/usr/bin/python{version} -IBSu
