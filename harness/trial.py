@@ -49,15 +49,16 @@ def _workdir(arch: str) -> Path:
 TRIAL_ZSTD_LEVEL = 12
 
 
-def initramfs(arch: str, cosign_key: Path | None = None, kernel: str = "debian") -> Path:
+def initramfs(arch: str, cosign_key: Path | None = None, kernel: str = "debian", cryptography: bool = True) -> Path:
     """Our initramfs for `arch`, with /etc/cosign.pub when `cosign_key` is given, for Debian's kernel (its modules
-    go in) or, with kernel="our", for our cloud kernel (no modules); built now unless the sources, the key and
-    the kernel are unchanged since the last build."""
+    go in) or, with kernel="our", for our cloud kernel (no modules), with Debian's cryptography and argon2 unless
+    `cryptography` is False (the cloud medium's default: what bench_init times); built now unless the sources,
+    the key and the kernel are unchanged since the last build."""
     from cloudboot.initramfs.build import build
 
     pem = cosign_key.read_text() if cosign_key else ""
     own = own_kernel(arch) if kernel == "our" else None
-    name = "init" + ("-cosign" if cosign_key else "") + ("-our" if own else "")
+    name = "init" + ("-cosign" if cosign_key else "") + ("-our" if own else "") + ("" if cryptography else "-nocrypto")
     # our kernel's as the medium's; zstd for Debian's (the medium's xz takes longer to make)
     out = _workdir(arch) / f"{name}.cpio.{compress.OWN_KERNEL if own else 'zst'}"
     level = None if own else TRIAL_ZSTD_LEVEL
@@ -65,7 +66,8 @@ def initramfs(arch: str, cosign_key: Path | None = None, kernel: str = "debian")
     key = sources_key(arch, os.environ.get("SOURCE_DATE_EPOCH", ""), pem, own.info["key"] if own else "",
                       f"{out.suffix}-{level}")
     if not (out.exists() and stamp.exists() and stamp.read_text() == key):
-        build(arch, out, cosign_key=cosign_key, own_kernel=own.info if own else None, level=level)
+        build(arch, out, cosign_key=cosign_key, own_kernel=own.info if own else None, level=level,
+              cryptography=cryptography)
         stamp.write_text(key)
     return out
 

@@ -491,7 +491,7 @@ def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(linux, "kexec_file_load", file_load)
     monkeypatch.setattr(kexec_arm64, "load", arm64_load)
     kexec.load(str(vmlinuz), None, "c", "aarch64")
-    assert calls == [("file", b"ARM\x64"), ("load", str(vmlinuz), None, "c", True)]  # gunzipped for both
+    assert calls == [("file", b"ARM\x64"), ("load", str(tmp_path / "kernel-Image"), None, "c", True)]  # gunzipped
     assert not (tmp_path / "kernel-Image").exists()  # the temporary raw Image is gone once unused
     with pytest.raises(InitError, match="kexec_file_load.*no kexec_file_load"):
         _x86_enosys(tmp_path)
@@ -502,6 +502,30 @@ def test_load_falls_back_to_kexec_load_on_enosys(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(linux, "kexec_file_load", refused)
     with pytest.raises(InitError, match="not permitted"):
         kexec.load(str(vmlinuz), None, "c", "aarch64")
+
+
+def test_zboot_kernel_reaches_kexec_load_unwrapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An EFI zboot arm64 kernel (Fedora's, our cloud kernel) on a first kernel without kexec_file_load: our loader
+    gets the unwrapped Image, which is removed only after it was staged."""
+    monkeypatch.setattr(kexec, "WORKDIR", str(tmp_path))
+    payload = subprocess.run(["zstd", "-q", "-c"], input=_image(), capture_output=True, check=True).stdout
+    head = bytearray(b"MZ\0\0zimg" + struct.pack("<II", 0x100, len(payload)) + bytes(8) + b"zstd")
+    zboot = tmp_path / "vmlinuz"
+    zboot.write_bytes(bytes(head).ljust(0x100, b"\0") + payload)
+    staged: list[bytes] = []
+
+    def enosys(kfd, ifd, cmdline):
+        raise OSError(errno.ENOSYS, "nope")
+
+    def arm64_load(kernel, initrd, cmdline, image):
+        staged.append(kexec_arm64.read_image(kernel) if image is None else b"in memory")
+        return kexec_arm64.Plan(1, 2, 3, [])
+
+    monkeypatch.setattr(linux, "kexec_file_load", enosys)
+    monkeypatch.setattr(kexec_arm64, "load", arm64_load)
+    kexec.load(str(zboot), None, "c", "aarch64")
+    assert staged == [_image()]
+    assert not (tmp_path / "kernel-zboot.img").exists()
 
 
 def _x86_enosys(tmp_path: Path) -> None:

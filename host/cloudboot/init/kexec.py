@@ -229,7 +229,7 @@ def load(kernel: str, initrd: str | None, cmdline: str, machine: str | None = No
                                 + f"kexec_file_load({path}, {initrd}) failed: {exc.strerror}"
                                 + (f" ({hint})" if hint else "")) from None
         log(f"kexec: this kernel has no kexec_file_load (ENOSYS); kexec_load with our {CLASSIC_LOADERS[machine]}")
-        if machine == "aarch64" and temporary:  # the Image is in memory now; give its tmpfs copy back
+        if machine == "aarch64" and image is not None:  # a gunzipped Image is in memory: give its tmpfs copy back
             _unlink(path)
         _classic(machine, kernel, path, image, initrd, cmdline)
     finally:
@@ -253,7 +253,7 @@ def _classic(machine: str, kernel: str, path: str, image: bytes | None, initrd: 
     if machine == "aarch64":
         from cloudboot.init import kexec_arm64
 
-        p = kexec_arm64.load(kernel, initrd, cmdline, image)
+        p = kexec_arm64.load(path, initrd, cmdline, image)  # path: an EFI zboot kernel's unwrapped Image
         log(f"kexec: loaded with kexec_load (entry {p.entry:#x}, kernel {p.kernel_entry:#x}, dtb {p.dtb:#x})")
     elif machine == "x86_64":
         from cloudboot.init import kexec_x86_64

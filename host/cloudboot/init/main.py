@@ -20,7 +20,7 @@ import errno
 import os
 import sys
 
-from cloudboot.init import cmdline, efivars, kexec, keymap, linux, modules
+from cloudboot.init import cmdline, efivars, kexec, linux, modules
 from cloudboot.init.efivars import EFIVARS
 from cloudboot.init.errors import InitError
 from cloudboot.init.log import log, now, phase
@@ -111,7 +111,7 @@ def choose_target(cmd: dict[str, str], variable: dict[str, str] | None = None):
         log(f"arch={os.uname().machine} booting from local disk {spec}")
         with phase("disk"):
             return disk.prepare(cmd, WORKDIR)
-    from cloudboot.init import lldp, net, planmode
+    from cloudboot.init import net, planmode
 
     log(f"arch={os.uname().machine} booting via cmdline keys plan={cmd.get('cloudboot.plan', '')} "
         f"image={cmd.get('cloudboot.image', '')} target={cmd.get('cloudboot.target', '')}")
@@ -123,6 +123,8 @@ def choose_target(cmd: dict[str, str], variable: dict[str, str] | None = None):
         wait = cmd.get("cloudboot.lldp.wait", "10s") or "0"
         wait = 0.0 if wait.startswith("-") else cmdline.duration(wait)
         name = cmd.get("cloudboot.lldp.name") or lldp_default_name(os.uname().machine)
+        from cloudboot.init import lldp
+
         listener = lldp.Listener(net.ethernet_links(), wait, cmd.get("cloudboot.lldp.tx", "1") != "0", name).start()
     with phase("plan"):
         bootfile = next((lz.bootfile for lz in leases if lz.bootfile), "")  # the first link that has one
@@ -168,7 +170,10 @@ def run(cmd: dict[str, str]) -> None:
     if cmd.get("cloudboot.exit") == "reboot" and not efi:
         raise InitError("cloudboot.exit=reboot needs UEFI variables, and this kernel was not booted through "
                         f"UEFI (no {EFIVARS}): boot the medium from UEFI firmware, or use cloudboot.exit=kexec")
-    keymap.apply(cmd.get("cloudboot.keymap", ""))
+    if cmd.get("cloudboot.keymap"):
+        from cloudboot.init import keymap  # its layout tables: 15 ms of arm64 start-up under TCG, for a serial console
+
+        keymap.apply(cmd["cloudboot.keymap"])
     os.makedirs(WORKDIR, exist_ok=True)
     target = choose_target(cmd, variable)
     sink = exit_sink(cmd, target)

@@ -5,7 +5,10 @@ Under TCG, `import hashlib` took 51-58 ms of the arm64 init's start: dlopen's re
 OpenSSL's set-up (configuration, the default provider, its digests). ctypes holds the GIL through its own dlopen
 but releases it around calls into C, so libc's dlopen and OpenSSL's set-up called through ctypes run on the second
 CPU beside the imports; `import _hashlib` then finds the library loaded and SHA-256 fetched (natively: 0.25 ms
-instead of 3)."""
+instead of 3).
+
+It also defers `sysconfig`: CPython 3.14's ctypes imports it at module level and uses it only on Android and
+Cygwin (142 ms of the riscv64 init's start under TCG, most of what `import ctypes` cost there)."""
 
 from __future__ import annotations
 
@@ -17,8 +20,28 @@ OPENSSL_INIT_LOAD_CONFIG = 0x40
 def start() -> None:
     """Begin on a thread of its own (nothing waits for it: hashlib does all this itself if it has not happened)."""
     import _thread
+    import sys
 
+    if sys.version_info >= (3, 14):
+        defer("sysconfig")
     _thread.start_new_thread(_load, ())
+
+
+def defer(name: str) -> None:
+    """Make `import name` lazy: the module object is there at once, its code runs at the first attribute access
+    (importlib's LazyLoader). Nothing happens when it is imported already or cannot be found."""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
 
 
 def _load() -> None:
