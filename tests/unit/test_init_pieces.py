@@ -118,6 +118,22 @@ def test_preload_maps_libcrypto_without_hashlib() -> None:
     assert out.stdout.split() == ["True", "False"], out
 
 
+def test_preload_defer_runs_a_module_at_first_use(tmp_path: Path) -> None:
+    """preload.defer (how the init keeps 3.14's ctypes from running sysconfig) puts the module in sys.modules
+    without running it, also through an import statement; its code runs at the first use of a name in it, once;
+    a name it lacks is then an AttributeError; a missing module is left alone."""
+    (tmp_path / "deferred_mod.py").write_text("import sys\nsys.ran = getattr(sys, 'ran', 0) + 1\nVALUE = 7\n")
+    code = ("import sys; sys.path[:0] = sys.argv[1:]; from cloudboot.init import preload\n"
+            "preload.defer('deferred_mod'); preload.defer('no_such_module_here')\n"
+            "import deferred_mod\nbefore = getattr(sys, 'ran', 0)\n"
+            "from deferred_mod import VALUE\n"
+            "try:\n    deferred_mod.MISSING\nexcept AttributeError as exc:\n    missing = type(exc).__name__\n"
+            "print(before, VALUE, deferred_mod.VALUE, sys.ran, missing, 'no_such_module_here' in sys.modules)")
+    where = [str(tmp_path), str(Path(__file__).parents[2] / "host")]
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, *where], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "7", "7", "1", "AttributeError", "False"], out
+
+
 def test_check_kernel() -> None:
     bz = bytearray(1024)
     bz[0x202:0x206] = b"HdrS"

@@ -28,8 +28,10 @@ def start() -> None:
 
 
 def defer(name: str) -> None:
-    """Make `import name` lazy: the module object is there at once, its code runs at the first attribute access
-    (importlib's LazyLoader). Nothing happens when it is imported already or cannot be found."""
+    """Make `import name` cheap: the module object goes into sys.modules with its spec, empty, and its code runs
+    at the first access to anything else in it (a module __getattr__, PEP 562; importlib's LazyLoader would run
+    it at the import statement itself, which reads __spec__). Nothing happens when it is imported already or
+    cannot be found."""
     import importlib.util
     import sys
 
@@ -38,10 +40,15 @@ def defer(name: str) -> None:
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         return
-    spec.loader = importlib.util.LazyLoader(spec.loader)
     module = importlib.util.module_from_spec(spec)
+
+    def load(attr: str) -> object:
+        del module.__dict__["__getattr__"]  # from now on a missing attribute is an AttributeError
+        spec.loader.exec_module(module)
+        return getattr(module, attr)
+
+    module.__getattr__ = load
     sys.modules[name] = module
-    spec.loader.exec_module(module)
 
 
 def _load() -> None:
