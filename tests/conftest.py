@@ -52,7 +52,9 @@ _kernel_build = None
 
 
 def _wants_own_kernel(item: pytest.Item) -> bool:
-    """Whether a test boots our kernel: its file or name says so, or a parameter is "our"."""
+    """Whether a test boots our kernel: its file or name says so ("our_kernel"), or a parameter is "our". A test
+    that needs our kernel under another name runs early and waits for the background build (5-6 minutes of a cold
+    run went so)."""
     return (item.path.name == "test_own_kernel.py" or "our_kernel" in item.name
             or re.search(r"[\[-]our[\]-]", item.name) is not None)
 

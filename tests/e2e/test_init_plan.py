@@ -88,7 +88,7 @@ def test_metadata_plan_registry_kexec(pushed, arch: str, kernel: str) -> None:
 
 
 @pytest.mark.parametrize("first", ["our", "debian"])
-def test_our_zboot_kernel_as_the_target(registry, first: str) -> None:
+def test_our_kernel_as_a_zboot_target(registry, first: str) -> None:
     """Our arm64 cloud kernel is an EFI zboot image with a zstd payload. As the target of the arm64 init (trixie's
     CPython 3.13, which has no compression.zstd) libzstd unpacks it through ctypes (init.libzstd): the portable
     decoder it fell back to before took about 50 s under TCG. On Debian's arm64 kernel (no kexec_file_load) our
