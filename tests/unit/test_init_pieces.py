@@ -118,20 +118,46 @@ def test_preload_maps_libcrypto_without_hashlib() -> None:
     assert out.stdout.split() == ["True", "False"], out
 
 
+def _python_with_preload(modules: Path, code: str) -> subprocess.CompletedProcess:
+    """`code` run by a fresh interpreter with cloudboot.init.preload imported and `modules` first on its path."""
+    code = "import sys; sys.path[:0] = sys.argv[1:]; from cloudboot.init import preload\n" + code
+    where = [str(modules), str(Path(__file__).parents[2] / "host")]
+    return subprocess.run([sys.executable, "-I", "-S", "-c", code, *where], capture_output=True, text=True, check=True)
+
+
 def test_preload_defer_runs_a_module_at_first_use(tmp_path: Path) -> None:
     """preload.defer (how the init keeps 3.14's ctypes from running sysconfig) puts the module in sys.modules
     without running it, also through an import statement; its code runs at the first use of a name in it, once;
     a name it lacks is then an AttributeError; a missing module is left alone."""
     (tmp_path / "deferred_mod.py").write_text("import sys\nsys.ran = getattr(sys, 'ran', 0) + 1\nVALUE = 7\n")
-    code = ("import sys; sys.path[:0] = sys.argv[1:]; from cloudboot.init import preload\n"
-            "preload.defer('deferred_mod'); preload.defer('no_such_module_here')\n"
+    code = ("preload.defer('deferred_mod'); preload.defer('no_such_module_here')\n"
             "import deferred_mod\nbefore = getattr(sys, 'ran', 0)\n"
             "from deferred_mod import VALUE\n"
             "try:\n    deferred_mod.MISSING\nexcept AttributeError as exc:\n    missing = type(exc).__name__\n"
-            "print(before, VALUE, deferred_mod.VALUE, sys.ran, missing, 'no_such_module_here' in sys.modules)")
-    where = [str(tmp_path), str(Path(__file__).parents[2] / "host")]
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, *where], capture_output=True, text=True, check=True)
+            "print(before, VALUE, deferred_mod.VALUE, sys.ran, missing, "
+            "'no_such_module_here' in sys.modules)")
+    out = _python_with_preload(tmp_path, code)
     assert out.stdout.split() == ["0", "7", "7", "1", "AttributeError", "False"], out
+
+
+def test_preload_defer_threads_and_failures(tmp_path: Path) -> None:
+    """Two threads reaching a deferred module at once: the second waits for its code to finish (no half-run
+    module), and it runs once. A module whose code fails raises at first use and leaves sys.modules, as a failed
+    import does, so the next import runs it again."""
+    (tmp_path / "slow_mod.py").write_text("import sys, time\nsys.ran = getattr(sys, 'ran', 0) + 1\n"
+                                          "time.sleep(0.3)\nVALUE = 7\n")
+    (tmp_path / "bad_mod.py").write_text("import sys\nsys.bad = getattr(sys, 'bad', 0) + 1\nraise ValueError('bad')\n")
+    code = ("import threading\npreload.defer('slow_mod'); preload.defer('bad_mod')\n"
+            "import slow_mod\ngot = []\n"
+            "def use():\n    try:\n        got.append(slow_mod.VALUE)\n    except AttributeError as exc:\n"
+            "        got.append(repr(exc))\n"
+            "ts = [threading.Thread(target=use) for _ in range(2)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n"
+            "import bad_mod\nerrors = []\n"
+            "for _ in range(2):\n    try:\n        import bad_mod; bad_mod.X\n    except ValueError as exc:\n"
+            "        errors.append(str(exc))\n"
+            "print(got, sys.ran, errors, sys.bad, 'bad_mod' in sys.modules)")
+    out = _python_with_preload(tmp_path, code)
+    assert out.stdout.strip() == "[7, 7] 1 ['bad', 'bad'] 2 False", out
 
 
 def test_check_kernel() -> None:

@@ -40,16 +40,31 @@ def defer(name: str) -> None:
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         return
+    import _thread
+
     module = importlib.util.module_from_spec(spec)
+    lock = _thread.RLock()  # as an import's module lock: a second thread waits for the code to finish running
+    ran = []
 
     def load(attr: str) -> object:
-        if module.__dict__.pop("__getattr__", None) is load:  # from now on a missing attribute is an AttributeError
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(name, None)  # as a failed import leaves it: the next import tries again
-                raise
-        return getattr(module, attr)
+        # stays the module's __getattr__ while the code runs (a thread that found it gone would see a half-run
+        # module); only a re-entry from the module's own code, in this thread, gets past the lock meanwhile
+        with lock:
+            if not ran:
+                ran.append(True)
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    sys.modules.pop(name, None)  # as a failed import leaves it: the next import tries again
+                    raise
+                if module.__dict__.get("__getattr__") is load:  # from now on a missing name is an AttributeError
+                    del module.__dict__["__getattr__"]
+        if attr in module.__dict__:
+            return module.__dict__[attr]
+        own = module.__dict__.get("__getattr__")
+        if own is not None and own is not load:  # the module's own PEP 562 hook
+            return own(attr)
+        raise AttributeError(f"module {name!r} has no attribute {attr!r}")
 
     module.__getattr__ = load
     sys.modules[name] = module
