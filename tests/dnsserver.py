@@ -4,6 +4,7 @@ must retry over TCP. Written with struct from RFC 1035, independent of the clien
 
 from __future__ import annotations
 
+import errno
 import socket
 import socketserver
 import struct
@@ -76,10 +77,19 @@ class DnsServer:
                 out = server.answer(data, "tcp")
                 self.request.sendall(struct.pack(">H", len(out)) + out)
 
-        self.udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Udp)
-        self.port = self.udp.server_address[1]
         socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Tcp)
+        for _ in range(100):  # the UDP port the kernel picks may be taken for TCP (an outgoing connection's port)
+            self.udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Udp)
+            self.port = self.udp.server_address[1]
+            try:
+                self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Tcp)
+                break
+            except OSError as e:
+                self.udp.server_close()
+                if e.errno != errno.EADDRINUSE:
+                    raise
+        else:
+            raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP on 127.0.0.1")
         for s in (self.udp, self.tcp):
             threading.Thread(target=s.serve_forever, daemon=True).start()
 

@@ -274,3 +274,47 @@ def test_kernel_images_in_both_debian_package_layouts(tmp_path: Path) -> None:
         g = guest(arch)
         assert g.kernel.read_bytes()[:2] == b"MZ", arch  # the EFI stub's PE header
         assert g.version.endswith(("amd64", "riscv64")), g.version
+
+
+_LOST_TIMER = (b"[  232.210239] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\r\n"
+               b"[  232.215856] rcu: rcu_preempt kthread timer wakeup didn't happen for 5251 jiffies! g-1147 f0x0\r\n"
+               b"[  232.217771] rcu: \tPossible timer handling issue on cpu=1 timer-softirq=3\r\n")
+
+
+def test_a_guest_that_lost_a_vcpu_timer_fails_at_once_as_guest_stalled() -> None:
+    """The kernel's report of a vCPU whose timer never fired ends the wait with GuestStalled (pytest runs such a test
+    once more), long before the timeout; a CPU stall of the guest's own making stays an ordinary timeout."""
+    from cloudboot.harness.machine import GuestStalled, HarnessTimeout, Machine
+
+    def machine(transcript: bytes) -> Machine:
+        m = Machine("x86_64")
+        m.proc = subprocess.Popen(["sleep", "600"])
+        m.raw += transcript
+        return m
+
+    m = machine(b"cloud-boot: init\r\n" + _LOST_TIMER)
+    with pytest.raises(GuestStalled, match=r"waiting for 'FATAL: ': a vCPU stopped taking timer interrupts"):
+        m.expect_line("FATAL: ", 600)
+    assert m.proc.poll() is not None  # killed
+    own = b"[   30.1] rcu: INFO: rcu_preempt self-detected stall on CPU\r\n[   30.2] rcu: \t1-....: (5250 ticks)\r\n"
+    m = machine(own)
+    with pytest.raises(HarnessTimeout, match="timed out after 0 s") as e:
+        m.expect_line("FATAL: ", 0.2)
+    assert not isinstance(e.value, GuestStalled)
+
+
+def test_pytest_runs_a_guest_stalled_test_once_more(tmp_path: Path) -> None:
+    """The project's pytest options (pyproject.toml) rerun a test that failed with GuestStalled, and only that."""
+    (tmp_path / "test_x.py").write_text(
+        "from pathlib import Path\nfrom cloudboot.harness.machine import GuestStalled\n\n"
+        "def test_stalls_once(tmp_path_factory):\n"
+        f"    mark = Path({str(tmp_path / 'ran')!r})\n"
+        "    if not mark.exists():\n"
+        "        mark.write_text('')\n"
+        "        raise GuestStalled('x86_64: waiting for x: a vCPU stopped taking timer interrupts')\n\n"
+        "def test_other_failure():\n    raise AssertionError('ours')\n")
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", str(root / "pyproject.toml"),
+                           "--rootdir", str(tmp_path), str(tmp_path / "test_x.py")],
+                          capture_output=True, text=True, cwd=root)
+    assert "1 failed, 1 passed, 1 rerun" in proc.stdout, proc.stdout + proc.stderr
