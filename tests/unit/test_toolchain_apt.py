@@ -16,9 +16,9 @@ def test_host_packages_resolve_from_trixie_main() -> None:
     trixie = apt.PrivateApt("trixie", ["trixie"])  # main only; the lists qemu.ensure_firmware also reads
     trixie.update()
     assert "contrib" not in (trixie.root / "sources.list").read_text()
-    policy = run(["apt-cache", "policy", "zfs-fuse"], env=trixie.env(), capture=True).stdout.decode()
+    policy = run(trixie.command("apt-cache", "policy", "zfs-fuse"), env=trixie.env(), capture=True).stdout.decode()
     assert re.search(r"^\s+\d+ \S+ trixie/main \S+ Packages$", policy, re.M), policy
-    sim = run(["apt-get", "install", "--simulate", "-q", "--no-install-recommends", *HOST_PACKAGES],
+    sim = run(trixie.command("apt-get", "install", "--simulate", "-q", "--no-install-recommends", *HOST_PACKAGES),
               env=trixie.env(), capture=True).stdout.decode()
     installs = set(re.findall(r"^Inst (\S+) ", sim, re.M))
     assert set(HOST_PACKAGES) <= installs, sorted(set(HOST_PACKAGES) - installs)

@@ -57,7 +57,7 @@ class Archive:
         want = [p for p in packages if p not in self._fields]
         if want:
             # status 100: none of them is in the suite (those found are printed either way)
-            proc = run(["apt-cache", "show", "--no-all-versions", *want], env=self._env(), capture=True,
+            proc = run(self.apt.command("apt-cache", "show", "--no-all-versions", *want), env=self._env(), capture=True,
                        ok=(0, 100))
             for para in proc.stdout.decode().split("\n\n"):
                 fields = _parse_paragraph(para)
