@@ -17,7 +17,7 @@ from cloudboot.registry.local import Registry, serving
 # ---- diskfs fixtures (owned by the disk-core work; tests/portable/images.py) --------------------------------
 @pytest.fixture(scope="session", autouse=True)
 def testdata() -> str:
-    """Filesystem images made by the real mkfs tools, built once and cached under build/test-images (per
+    """Filesystem images made by the real mkfs tools, built once and cached under ~/.cache/cloud-boot/test-images (per
     image, keyed by its recipe and the tool versions); portable tests find them through $CLOUDBOOT_TESTDATA."""
     from tests.portable.images import build
 

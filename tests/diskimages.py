@@ -2,7 +2,7 @@
 tools: `qemu-img convert` (plain, zlib- and zstd-compressed, version 2, extended L2), `qemu-img create -b` and
 `qemu-io` for backing chains, pydmg (the apple-dmg crate) for a UDZO image it lays out itself, and
 tests/udifwrite.py for the UDIF variants no tool here writes. Each is rebuilt only when its recipe, its source
-image or qemu-img's version changes (a key stored next to it), under build/test-images/diskimages.
+image or qemu-img's version changes (a key stored next to it), under ~/.cache/cloud-boot/test-images/diskimages.
 
 `build()` returns the directory; `raw(name)` the raw disk an image must read as.
 """

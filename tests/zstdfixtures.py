@@ -1,4 +1,4 @@
-"""zstd test fixtures made by the real `zstd` CLI, built once and cached under build/zstd-fixtures.
+"""zstd test fixtures made by the real `zstd` CLI, built once and cached under ~/.cache/cloud-boot/zstd-fixtures.
 
 Each case is NAME.zst (the compressed input) and NAME.raw (the bytes it must decompress to); `cases` lists
 the names. Portable tests find the directory through $CLOUDBOOT_ZSTDDATA (set by tests/conftest.py), on
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cloudboot.paths import build_dir
+from cloudboot.paths import cache_dir
 
 VERSION = "1"  # bump when a recipe changes
 
@@ -95,10 +95,10 @@ def _recipes(tmp: Path) -> dict[str, tuple[bytes, bytes]]:
 
 def build() -> Path:
     """The directory holding every zstd fixture (built now if the cache is stale)."""
-    out = build_dir() / "zstd-fixtures"
+    out = cache_dir() / "zstd-fixtures"
     stamp = out / "stamp"
     version = subprocess.run(["zstd", "--version"], capture_output=True, text=True, check=True).stdout
-    key = hashlib.sha256((VERSION + version + sys.executable + Path(__file__).read_text()).encode()).hexdigest()
+    key = hashlib.sha256((VERSION + version + sys.version + Path(__file__).read_text()).encode()).hexdigest()
     if stamp.exists() and stamp.read_text() == key:
         return out
     shutil.rmtree(out, ignore_errors=True)

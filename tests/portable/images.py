@@ -31,7 +31,7 @@ from pathlib import Path
 from cloudboot.harness import zfsfuse
 from cloudboot.harness.xfsproto import protofile
 from cloudboot.harness.zfsfuse import make_pool
-from cloudboot.paths import build_dir, cache_dir
+from cloudboot.paths import cache_dir
 from tests.portable import imagecheck
 
 UUID = "01234567-89ab-cdef-0123-456789abcdef"
@@ -1035,7 +1035,7 @@ def _trees(out: Path) -> dict[str, Path]:
 
 def build(names: list[str] | None = None, out: Path | None = None, jobs: int | None = None) -> Path:
     """Build (or reuse) the images and return their directory (what $CLOUDBOOT_TESTDATA points at)."""
-    out = out or build_dir() / "test-images"
+    out = out or cache_dir() / "test-images"  # kept across checkouts: every image is keyed by its recipe
     out.mkdir(parents=True, exist_ok=True)
     trees = _trees(out)
     versions = _tool_versions()
